@@ -1,0 +1,57 @@
+/**
+ * Errors shaped like Node's own: `code`, and for system errors `errno` and
+ * `syscall`, so that code written for node:net recognises them.
+ * @internal
+ */
+import * as os from 'node:os';
+
+/** A system error like libuv's: message "<syscall> <CODE>[ <detail>]". */
+export function systemError(code: string, syscall: string, detail?: string): NodeJS.ErrnoException {
+  const errno = (os.constants.errno as Record<string, number>)[code];
+  const err: NodeJS.ErrnoException = new Error(`${syscall} ${code}${detail ? ' ' + detail : ''}`);
+  err.code = code;
+  if (errno !== undefined) err.errno = -errno;
+  err.syscall = syscall;
+  return err;
+}
+
+/** An Error with a Node-style `code` (e.g. ERR_SERVER_NOT_RUNNING). */
+export function codedError(code: string, message: string): Error & { code: string } {
+  const err = new Error(message) as Error & { code: string };
+  err.code = code;
+  return err;
+}
+
+/** TypeError with code ERR_INVALID_ARG_TYPE, worded like Node's validators. */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & { code: string } {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`) as TypeError & {
+    code: string;
+  };
+  err.code = 'ERR_INVALID_ARG_TYPE';
+  return err;
+}
+
+/** RangeError with code ERR_OUT_OF_RANGE. */
+export function outOfRange(name: string, range: string, actual: unknown): RangeError & { code: string } {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`) as RangeError & {
+    code: string;
+  };
+  err.code = 'ERR_OUT_OF_RANGE';
+  return err;
+}
+
+/** TypeError with code ERR_INVALID_ARG_VALUE. */
+export function invalidArgValue(name: string, actual: unknown, reason: string): TypeError & { code: string } {
+  const err = new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`) as TypeError & { code: string };
+  err.code = 'ERR_INVALID_ARG_VALUE';
+  return err;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (typeof v === 'function') return `function ${v.name || '<anonymous>'}`;
+  if (typeof v === 'object') return v.constructor?.name ? `an instance of ${v.constructor.name}` : 'an object';
+  const s = typeof v === 'string' ? `'${v.length > 28 ? v.slice(0, 25) + '...' : v}'` : String(v);
+  return `type ${typeof v} (${s})`;
+}

@@ -1,0 +1,75 @@
+/**
+ * The seam between the ring and the ways of sharing pages. A transport sets up
+ * a ring pair with a peer (memfd + eventfd + UNIX socket locally; grants +
+ * event channel + xenstore on Xen) and hands back a {@link RingLink}. Every
+ * layer above (channel, Socket, Server) is shared by all transports.
+ */
+import type { RingEndpoint } from '../native';
+
+/** Where an endpoint is, in the transport's own terms. */
+export interface TransportAddress {
+  /** local: the rendezvous socket path; xen: the domain id as a string. */
+  address: string;
+  /** 'local' or 'xen'. */
+  family: string;
+  /** The service the connection was made to (number or name). */
+  port: number | string;
+}
+
+/** A connected ring pair, ready for a stream. */
+export interface RingLink {
+  readonly endpoint: RingEndpoint;
+  /** Poll readable: the peer notified us (call endpoint.ack() then service the rings). */
+  readonly waitFd: number;
+  /** Optional fd that becomes readable/hung up when the peer process dies (local). */
+  readonly hangupFd: number | null;
+  /** Both sides speak xenring's extension (half-close); false for plain vchan peers. */
+  readonly ext: boolean;
+  readonly local: TransportAddress;
+  readonly remote: TransportAddress;
+  /** Frees every resource the transport took. Idempotent. */
+  release(): void;
+}
+
+export interface ConnectRequest {
+  port: number | string;
+  /** xen: the server's domain. */
+  domid?: number;
+  /** Bytes per direction (power of two). */
+  ringSize?: number;
+  /** local: rendezvous directory. */
+  dir?: string;
+}
+
+export interface ListenRequest {
+  /** 0 picks a free port. */
+  port: number | string;
+  /** xen: the only domain allowed to connect (default: any). */
+  domid?: number;
+  ringSize?: number;
+  dir?: string;
+  backlog?: number;
+}
+
+export interface Listener {
+  address(): TransportAddress;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface PendingConnect {
+  cancel(): void;
+}
+
+export interface Transport {
+  readonly name: 'local' | 'xen';
+  /** Calls back once: a link, or an error with a Node-style code (ECONNREFUSED, ...). */
+  connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect;
+  /** Calls `onLink` for each accepted peer; `callback` once the listener is up or failed. */
+  listen(
+    req: ListenRequest,
+    onLink: (link: RingLink) => void,
+    callback: (err: Error | null, listener?: Listener) => void,
+  ): void;
+}

@@ -1,0 +1,10 @@
+// Copy routine for ring traffic. glibc's memcpy uses `rep movsb` for
+// 2 KiB..512 KiB, which runs ~15x slower when (dst - src) mod 4096 is small
+// (shared/baselines/RESULTS.md §6). Ring slots are page-aligned and JS Buffers
+// are not, so we copy with our own vector loop instead.
+#pragma once
+#include <cstddef>
+
+namespace xenring {
+void FastCopy(void* dst, const void* src, size_t n);
+}

@@ -1,0 +1,241 @@
+#include "local_primitives.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace xenring {
+
+namespace {
+
+constexpr int kMaxFds = 8;
+constexpr size_t kMaxMessage = 4096;
+constexpr unsigned kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+// memfdCreate(name, size) -> fd. Sealed against resizing so that a peer cannot
+// shrink the file under our mapping (a SIGBUS on the next ring access).
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) ThrowType(env, "The \"name\" argument must be of type string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  int64_t size = IntArg(info, 1, "size", 4096, int64_t(1) << 34);
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) ThrowErrno(env, errno, "memfd_create");
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0 || fcntl(fd, F_ADD_SEALS, kRequiredSeals) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "memfd_create");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// memfdCheck(fd, size): throws unless fd is a memfd sealed against resizing
+// with exactly `size` bytes. Run on every fd received from a peer.
+Napi::Value MemfdCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int64_t size = IntArg(info, 1, "size", 1, int64_t(1) << 34);
+  int seals = fcntl(fd, F_GET_SEALS);
+  struct stat st;
+  if (seals < 0 || fstat(fd, &st) != 0) ThrowErrno(env, errno, "fcntl");
+  if ((static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || !S_ISREG(st.st_mode) ||
+      st.st_size != size)
+    ThrowCode(env, "EPROTO", "peer sent shared memory that is not a sealed memfd of the agreed size");
+  return env.Undefined();
+}
+
+Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "eventfd");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// eventfdCheck(fd): throws unless fd is an eventfd (a peer could send anything).
+Napi::Value EventfdCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  char path[64], target[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, target, sizeof target - 1);
+  if (n < 0) ThrowErrno(env, errno, "readlink");
+  target[n] = 0;
+  if (strcmp(target, "anon_inode:[eventfd]") != 0) ThrowCode(env, "EPROTO", "peer sent an fd that is not an eventfd");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  return env.Undefined();
+}
+
+bool FillAddress(Napi::Env env, const Napi::Value& v, sockaddr_un* addr) {
+  if (!v.IsString()) ThrowType(env, "The \"path\" argument must be of type string");
+  std::string path = v.As<Napi::String>().Utf8Value();
+  if (path.empty() || path.size() >= sizeof(addr->sun_path) || path.find('\0') != std::string::npos)
+    ThrowCode(env, "ENAMETOOLONG", ("socket path is empty or longer than 107 bytes: " + path).c_str());
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path, path.data(), path.size());
+  return true;
+}
+
+int NewSocket(Napi::Env env) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket");
+  return fd;
+}
+
+// unixListen(path, backlog) -> fd
+Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sockaddr_un addr;
+  FillAddress(env, info[0], &addr);
+  int backlog = static_cast<int>(IntArg(info, 1, "backlog", 1, 65535));
+  int fd = NewSocket(env);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, backlog) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "listen");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// unixAccept(fd) -> fd, or -1 when no connection is pending
+Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (c < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR)
+      return Napi::Number::New(info.Env(), -1);
+    ThrowErrno(info.Env(), errno, "accept");
+  }
+  return Napi::Number::New(info.Env(), c);
+}
+
+// unixConnect(path) -> fd. A UNIX connect completes at once or fails
+// (ECONNREFUSED / ENOENT); EAGAIN means the listener's backlog is full.
+Napi::Value UnixConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sockaddr_un addr;
+  FillAddress(env, info[0], &addr);
+  int fd = NewSocket(env);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, err, "connect");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// sendMessage(fd, data: Buffer, fds: number[]) -> bytes sent, or -1 on EAGAIN
+Napi::Value SendMessage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsBuffer()) ThrowType(env, "The \"data\" argument must be a Buffer");
+  auto data = info[1].As<Napi::Buffer<uint8_t>>();
+  if (data.Length() == 0 || data.Length() > kMaxMessage) ThrowRange(env, "message size out of range");
+  std::vector<int> fds;
+  if (info.Length() > 2 && info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    if (a.Length() > kMaxFds) ThrowRange(env, "too many fds");
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsNumber()) ThrowType(env, "fds must be numbers");
+      fds.push_back(v.As<Napi::Number>().Int32Value());
+    }
+  }
+  iovec iov{data.Data(), data.Length()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    ThrowErrno(env, errno, "sendmsg");
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// recvMessage(fd) -> { data: Buffer, fds: number[] } | null (EAGAIN).
+// data.length === 0 means the peer closed its end.
+Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint8_t buf[kMaxMessage];
+  iovec iov{buf, sizeof buf};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();
+    ThrowErrno(env, errno, "recvmsg");
+  }
+  Napi::Array fds = Napi::Array::New(env);
+  uint32_t nfds = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int* p = reinterpret_cast<int*>(CMSG_DATA(c));
+    for (size_t i = 0; i < count; i++) fds.Set(nfds++, Napi::Number::New(env, p[i]));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)));
+  out.Set("fds", fds);
+  out.Set("truncated", Napi::Boolean::New(env, (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0));
+  return out;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  if (close(fd) != 0 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
+  return info.Env().Undefined();
+}
+
+// socketPeerPid(fd) -> pid of the connected peer (SO_PEERCRED).
+Napi::Value SocketPeerPid(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(info.Env(), errno, "getsockopt");
+  return Napi::Number::New(info.Env(), cred.pid);
+}
+
+}  // namespace
+
+void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("memfdCheck", Napi::Function::New(env, MemfdCheck, "memfdCheck"));
+  exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate, "eventfdCreate"));
+  exports.Set("eventfdCheck", Napi::Function::New(env, EventfdCheck, "eventfdCheck"));
+  exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
+  exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
+  exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
+  exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
+  exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("socketPeerPid", Napi::Function::New(env, SocketPeerPid, "socketPeerPid"));
+}
+
+}  // namespace xenring

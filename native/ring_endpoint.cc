@@ -1,0 +1,444 @@
+#include "ring_endpoint.h"
+
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <cstdint>
+typedef uint16_t domid_t;  // <xen/evtchn.h> expects Xen's own typedef
+#include <xen/evtchn.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "errors.h"
+#include "fast_copy.h"
+#include "vchan_layout.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define XR_CPU_RELAX() _mm_pause()
+#else
+#define XR_CPU_RELAX() __asm__ __volatile__("" ::: "memory")
+#endif
+
+namespace xenring {
+
+using namespace vchan;
+
+namespace {
+
+struct Range {
+  const uint8_t* lo;
+  const uint8_t* hi;
+};
+bool Overlaps(Range a, Range b) { return a.lo < b.hi && b.lo < a.hi; }
+
+[[noreturn]] void ThrowCorrupt(Napi::Env env) {
+  ThrowCode(env, "EPROTO", "peer corrupted the shared ring indices");
+}
+
+uint64_t NowNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Reads {mapping, offset, order} and checks the ring lies inside the mapping.
+struct RingSpec {
+  SharedMapping* mapping;
+  Napi::Object object;
+  uint8_t* data;
+  uint32_t size;
+};
+
+RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
+  Napi::Value v = opts.Get(name);
+  if (!v.IsObject()) ThrowType(env, (std::string("options.") + name + " must be an object").c_str());
+  Napi::Object o = v.As<Napi::Object>();
+  SharedMapping* m = SharedMapping::Unwrap(o.Get("mapping"));
+  if (m == nullptr || m->base() == nullptr)
+    ThrowType(env, (std::string("options.") + name + ".mapping must be a live SharedMapping").c_str());
+  Napi::Value off = o.Get("offset"), ord = o.Get("order");
+  if (!off.IsNumber() || !ord.IsNumber())
+    ThrowType(env, (std::string("options.") + name + ".offset and .order must be numbers").c_str());
+  double offset = off.As<Napi::Number>().DoubleValue();
+  int64_t order = ord.As<Napi::Number>().Int64Value();
+  if (order < kMinOrder || order > kMaxOrder || ord.As<Napi::Number>().DoubleValue() != double(order))
+    ThrowRange(env, (std::string("options.") + name + ".order must be an integer in [10, 26]").c_str());
+  uint64_t size = uint64_t(1) << order;
+  if (!(offset >= 0) || offset != double(uint64_t(offset)) || uint64_t(offset) + size > m->length())
+    ThrowRange(env, (std::string("options.") + name + " does not fit inside its mapping").c_str());
+  return RingSpec{m, o.Get("mapping").As<Napi::Object>(), m->base() + uint64_t(offset), uint32_t(size)};
+}
+
+}  // namespace
+
+Napi::Function RingEndpoint::Init(Napi::Env env) {
+  return DefineClass(env, "RingEndpoint",
+                     {InstanceMethod("write", &RingEndpoint::Write),
+                      InstanceMethod("read", &RingEndpoint::Read),
+                      InstanceMethod("readable", &RingEndpoint::Readable),
+                      InstanceMethod("writable", &RingEndpoint::Writable),
+                      InstanceMethod("requestData", &RingEndpoint::RequestData),
+                      InstanceMethod("requestSpace", &RingEndpoint::RequestSpace),
+                      InstanceMethod("waitData", &RingEndpoint::WaitData),
+                      InstanceMethod("peerState", &RingEndpoint::PeerState),
+                      InstanceMethod("setLive", &RingEndpoint::SetLive),
+                      InstanceMethod("setFin", &RingEndpoint::SetFin),
+                      InstanceMethod("setNotifier", &RingEndpoint::SetNotifier),
+                      InstanceMethod("kick", &RingEndpoint::Kick),
+                      InstanceMethod("ack", &RingEndpoint::Ack),
+                      InstanceMethod("close", &RingEndpoint::Close),
+                      InstanceMethod("info", &RingEndpoint::Info)});
+}
+
+// new RingEndpoint({ role, init, ext, control, controlOffset, left, right })
+RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingEndpoint>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "The \"options\" argument must be of type object");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  Napi::Value role = opts.Get("role");
+  if (!role.IsString()) ThrowType(env, "options.role must be 'server' or 'client'");
+  std::string r = role.As<Napi::String>().Utf8Value();
+  if (r != "server" && r != "client") ThrowType(env, "options.role must be 'server' or 'client'");
+  server_ = r == "server";
+  ext_ = opts.Get("ext").ToBoolean();
+  bool init = opts.Get("init").ToBoolean();
+
+  SharedMapping* cm = SharedMapping::Unwrap(opts.Get("control"));
+  if (cm == nullptr || cm->base() == nullptr || !cm->writable())
+    ThrowType(env, "options.control must be a live, writable SharedMapping");
+  Napi::Value co = opts.Get("controlOffset");
+  double coff = co.IsNumber() ? co.As<Napi::Number>().DoubleValue() : 0;
+  if (!(coff >= 0) || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
+      uint64_t(coff) + kPageSize > cm->length())
+    ThrowRange(env, "options.controlOffset does not leave a whole control page inside the mapping");
+  ctrl_ = cm->base() + uint64_t(coff);
+
+  RingSpec left = ParseRing(env, opts, "left");
+  RingSpec right = ParseRing(env, opts, "right");
+  RingSpec& rx = server_ ? left : right;
+  RingSpec& tx = server_ ? right : left;
+  if (!tx.mapping->writable()) ThrowType(env, "the ring this side writes must be mapped writable");
+
+  // No ring may overlap the other, the header, or (with ext) the extension.
+  Range l{left.data, left.data + left.size}, rr{right.data, right.data + right.size};
+  Range hdr{ctrl_, ctrl_ + kHeaderSize}, ext{ctrl_ + kExtMagic, ctrl_ + kExtEnd};
+  if (Overlaps(l, rr) || Overlaps(l, hdr) || Overlaps(rr, hdr) ||
+      (ext_ && (Overlaps(l, ext) || Overlaps(rr, ext))))
+    ThrowRange(env, "ring placement overlaps another ring or the control header");
+
+  rx_.data = rx.data;
+  rx_.size = rx.size;
+  tx_.data = tx.data;
+  tx_.size = tx.size;
+  auto u32 = [this](size_t off) { return reinterpret_cast<volatile uint32_t*>(ctrl_ + off); };
+  if (server_) {
+    rx_.prod = u32(kLeftProd);   rx_.cons = u32(kLeftCons);
+    tx_.prod = u32(kRightProd);  tx_.cons = u32(kRightCons);
+    own_live_ = ctrl_ + kSrvLive;     peer_live_ = ctrl_ + kCliLive;
+    own_notify_ = ctrl_ + kSrvNotify; peer_notify_ = ctrl_ + kCliNotify;
+    own_fin_ = ctrl_ + kExtSrvFin;    peer_fin_ = ctrl_ + kExtCliFin;
+  } else {
+    rx_.prod = u32(kRightProd);  rx_.cons = u32(kRightCons);
+    tx_.prod = u32(kLeftProd);   tx_.cons = u32(kLeftCons);
+    own_live_ = ctrl_ + kCliLive;     peer_live_ = ctrl_ + kSrvLive;
+    own_notify_ = ctrl_ + kCliNotify; peer_notify_ = ctrl_ + kSrvNotify;
+    own_fin_ = ctrl_ + kExtCliFin;    peer_fin_ = ctrl_ + kExtSrvFin;
+  }
+
+  if (init) {
+    if (!server_) ThrowType(env, "only the server initialises the control page");
+    memset(ctrl_, 0, kHeaderSize);
+    auto* orders = reinterpret_cast<volatile uint16_t*>(ctrl_ + kLeftOrder);
+    orders[0] = static_cast<uint16_t>(__builtin_ctz(left.size));
+    orders[1] = static_cast<uint16_t>(__builtin_ctz(right.size));
+    ctrl_[kCliLive] = 2;
+    ctrl_[kSrvLive] = 1;
+    ctrl_[kCliNotify] = kNotifyWrite;  // tell us about the client's first write
+    if (ext_) {
+      memset(ctrl_ + kExtMagic, 0, kExtEnd - kExtMagic);
+      *reinterpret_cast<volatile uint32_t*>(ctrl_ + kExtMagic) = kExtMagicValue;
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  } else if (ext_ && *reinterpret_cast<volatile uint32_t*>(ctrl_ + kExtMagic) != kExtMagicValue) {
+    ThrowCode(env, "EPROTO", "peer does not speak the xenring extension");
+  }
+  // Shadows start from the shared values once; afterwards only we write them.
+  rx_cons_ = __atomic_load_n(rx_.cons, __ATOMIC_ACQUIRE);
+  tx_prod_ = __atomic_load_n(tx_.prod, __ATOMIC_ACQUIRE);
+
+  SharedMapping* ms[3] = {cm, left.mapping, right.mapping};
+  Napi::Object objs[3] = {opts.Get("control").As<Napi::Object>(), left.object, right.object};
+  for (int i = 0; i < 3; i++) {
+    mappings_[i] = ms[i];
+    ms[i]->Pin();
+    mapping_refs_[i] = Napi::Persistent(objs[i]);
+  }
+}
+
+RingEndpoint::~RingEndpoint() { ReleaseAll(); }
+
+void RingEndpoint::ReleaseAll() {
+  for (int i = 0; i < 3; i++) {
+    if (mappings_[i] != nullptr) mappings_[i]->Unpin();
+    mappings_[i] = nullptr;
+    if (!mapping_refs_[i].IsEmpty()) mapping_refs_[i].Reset();
+  }
+  ctrl_ = nullptr;
+}
+
+void RingEndpoint::CheckOpen(Napi::Env env) const {
+  if (ctrl_ == nullptr) ThrowCode(env, "ERR_SOCKET_CLOSED", "ring endpoint is closed");
+}
+
+uint32_t RingEndpoint::Available(Napi::Env env) const {
+  uint32_t prod = __atomic_load_n(rx_.prod, __ATOMIC_ACQUIRE);  // read once
+  uint32_t ready = prod - rx_cons_;
+  if (ready > rx_.size) ThrowCorrupt(env);
+  return ready;
+}
+
+uint32_t RingEndpoint::Space(Napi::Env env) const {
+  uint32_t cons = __atomic_load_n(tx_.cons, __ATOMIC_ACQUIRE);  // read once
+  uint32_t used = tx_prod_ - cons;
+  if (used > tx_.size) ThrowCorrupt(env);
+  return tx_.size - used;
+}
+
+size_t RingEndpoint::CopyIn(const uint8_t* src, size_t n) {
+  uint32_t pos = tx_prod_ & (tx_.size - 1);
+  size_t first = n < size_t(tx_.size - pos) ? n : size_t(tx_.size - pos);
+  FastCopy(tx_.data + pos, src, first);
+  if (n > first) FastCopy(tx_.data, src + first, n - first);
+  tx_prod_ += static_cast<uint32_t>(n);
+  return n;
+}
+
+size_t RingEndpoint::CopyOut(uint8_t* dst, size_t n, Napi::Env env) {
+  uint32_t pos = rx_cons_ & (rx_.size - 1);
+  size_t first = n < size_t(rx_.size - pos) ? n : size_t(rx_.size - pos);
+  FastCopy(dst, rx_.data + pos, first);
+  if (n > first) FastCopy(dst + first, rx_.data, n - first);
+  rx_cons_ += static_cast<uint32_t>(n);
+  return n;
+}
+
+void RingEndpoint::DoKick() {
+  if (notify_kind_ == NotifyKind::kEventfd) {
+    uint64_t one = 1;
+    ssize_t rc;
+    do rc = ::write(kick_fd_, &one, sizeof one); while (rc < 0 && errno == EINTR);
+  } else if (notify_kind_ == NotifyKind::kEvtchn) {
+    ioctl_evtchn_notify n{port_};
+    ioctl(kick_fd_, IOCTL_EVTCHN_NOTIFY, &n);
+  }
+}
+
+void RingEndpoint::SendNotify(uint8_t bit) {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  // Cheap check first: a busy stream whose peer is awake makes no RMW, no syscall.
+  if ((__atomic_load_n(own_notify_, __ATOMIC_RELAXED) & bit) == 0) return;
+  uint8_t prev = __atomic_fetch_and(own_notify_, static_cast<uint8_t>(~bit), __ATOMIC_SEQ_CST);
+  if (prev & bit) DoKick();
+}
+
+void RingEndpoint::RequestNotify(uint8_t bit) {
+  __atomic_fetch_or(peer_notify_, bit, __ATOMIC_SEQ_CST);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+// write(chunks: Buffer | Buffer[], offset = 0) -> bytes copied into the ring.
+// Copies as much of the chunk list as fits, starting `offset` bytes into it.
+Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  double off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  size_t skip = off > 0 ? static_cast<size_t>(off) : 0;
+  uint32_t space = Space(env);
+  size_t total = 0;
+  auto take = [&](Napi::Value v) {
+    if (!v.IsTypedArray()) ThrowType(env, "chunks must be Buffers or Uint8Arrays");
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    size_t len = ta.ByteLength();
+    if (skip >= len) {
+      skip -= len;
+      return;
+    }
+    p += skip;
+    len -= skip;
+    skip = 0;
+    size_t n = len < space - total ? len : space - total;
+    CopyIn(p, n);
+    total += n;
+  };
+  if (info.Length() > 0 && info[0].IsArray()) {
+    Napi::Array a = info[0].As<Napi::Array>();
+    uint32_t count = a.Length();
+    for (uint32_t i = 0; i < count && total < space; i++) take(a.Get(i));
+  } else if (info.Length() > 0) {
+    if (space > 0) take(info[0]);
+  } else {
+    ThrowType(env, "The \"chunks\" argument is required");
+  }
+  if (total > 0) {
+    __atomic_store_n(tx_.prod, tx_prod_, __ATOMIC_RELEASE);
+    SendNotify(kNotifyWrite);
+  }
+  return Napi::Number::New(env, static_cast<double>(total));
+}
+
+// read(target: Uint8Array, offset, max) -> bytes copied out of the ring.
+Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsTypedArray()) ThrowType(env, "The \"target\" argument must be a Uint8Array");
+  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+  size_t len = ta.ByteLength();
+  int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(len));
+  int64_t max = IntArg(info, 2, "max", 0, static_cast<int64_t>(len) - offset);
+  uint32_t ready = Available(env);
+  size_t n = ready < static_cast<uint64_t>(max) ? ready : static_cast<size_t>(max);
+  if (n > 0) {
+    uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
+    CopyOut(dst, n, env);
+    __atomic_store_n(rx_.cons, rx_cons_, __ATOMIC_RELEASE);
+    SendNotify(kNotifyRead);
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Napi::Value RingEndpoint::Readable(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  return Napi::Number::New(info.Env(), Available(info.Env()));
+}
+
+Napi::Value RingEndpoint::Writable(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  return Napi::Number::New(info.Env(), Space(info.Env()));
+}
+
+// Ask to be woken when data arrives, then re-check (no lost wake-up).
+Napi::Value RingEndpoint::RequestData(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  RequestNotify(kNotifyWrite);
+  return Napi::Number::New(info.Env(), Available(info.Env()));
+}
+
+// Ask to be woken when space frees up, then re-check.
+Napi::Value RingEndpoint::RequestSpace(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  RequestNotify(kNotifyRead);
+  return Napi::Number::New(info.Env(), Space(info.Env()));
+}
+
+// waitData(micros) -> readable bytes: spins up to `micros` for data (or a
+// change of the peer's live byte) before the caller goes to sleep on the fd.
+Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
+  uint32_t ready = Available(env);
+  if (ready > 0 || micros == 0) return Napi::Number::New(env, ready);
+  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
+  uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
+  for (uint32_t i = 1;; i++) {
+    XR_CPU_RELAX();
+    ready = Available(env);
+    if (ready > 0 || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live) break;
+    if ((i & 63) == 0 && NowNanos() >= deadline) break;
+  }
+  return Napi::Number::New(env, ready);
+}
+
+// peerState() -> live | (fin << 8). live is the peer's byte (0 gone,
+// 1 connected, 2 not yet connected); anything else is a protocol error.
+Napi::Value RingEndpoint::PeerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  uint8_t fin = ext_ ? __atomic_load_n(peer_fin_, __ATOMIC_ACQUIRE) : 0;
+  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_ACQUIRE);
+  if (live > 2 || fin > 1) ThrowCode(env, "EPROTO", "peer wrote an invalid state byte");
+  return Napi::Number::New(env, live | (fin << 8));
+}
+
+Napi::Value RingEndpoint::SetLive(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  int64_t v = IntArg(info, 0, "live", 0, 2);
+  __atomic_store_n(own_live_, static_cast<uint8_t>(v), __ATOMIC_SEQ_CST);
+  return info.Env().Undefined();
+}
+
+// setFin(): our last byte is in the ring (xenring extension). Published after
+// the final producer index so a reader that sees fin also sees every byte.
+Napi::Value RingEndpoint::SetFin(const Napi::CallbackInfo& info) {
+  CheckOpen(info.Env());
+  if (ext_) __atomic_store_n(own_fin_, static_cast<uint8_t>(1), __ATOMIC_SEQ_CST);
+  return Napi::Boolean::New(info.Env(), ext_);
+}
+
+// setNotifier('eventfd', kickFd, waitFd) | setNotifier('evtchn', fd, port)
+Napi::Value RingEndpoint::SetNotifier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) ThrowType(env, "kind must be 'eventfd' or 'evtchn'");
+  std::string kind = info[0].As<Napi::String>().Utf8Value();
+  if (kind == "eventfd") {
+    kick_fd_ = FdArg(info, 1);
+    wait_fd_ = static_cast<int>(IntArg(info, 2, "waitFd", 0, 0x7fffffff));
+    notify_kind_ = NotifyKind::kEventfd;
+  } else if (kind == "evtchn") {
+    kick_fd_ = wait_fd_ = FdArg(info, 1);
+    port_ = static_cast<uint32_t>(IntArg(info, 2, "port", 0, 0xffffffffll));
+    notify_kind_ = NotifyKind::kEvtchn;
+  } else {
+    ThrowType(env, "kind must be 'eventfd' or 'evtchn'");
+  }
+  return env.Undefined();
+}
+
+Napi::Value RingEndpoint::Kick(const Napi::CallbackInfo& info) {
+  DoKick();
+  return info.Env().Undefined();
+}
+
+// ack() -> number of wake-ups consumed from our wait fd. For an event channel
+// the pending ports are written back, which unmasks them.
+Napi::Value RingEndpoint::Ack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double count = 0;
+  if (notify_kind_ == NotifyKind::kEventfd) {
+    uint64_t v = 0;
+    if (::read(wait_fd_, &v, sizeof v) == sizeof v) count = static_cast<double>(v);
+  } else if (notify_kind_ == NotifyKind::kEvtchn) {
+    uint32_t ports[32];
+    ssize_t n = ::read(wait_fd_, ports, sizeof ports);
+    if (n > 0) {
+      size_t k = static_cast<size_t>(n) / sizeof(uint32_t);
+      count = static_cast<double>(k);
+      ssize_t w;
+      do w = ::write(wait_fd_, ports, k * sizeof(uint32_t)); while (w < 0 && errno == EINTR);
+    }
+  }
+  return Napi::Number::New(env, count);
+}
+
+Napi::Value RingEndpoint::Close(const Napi::CallbackInfo& info) {
+  ReleaseAll();
+  notify_kind_ = NotifyKind::kNone;
+  return info.Env().Undefined();
+}
+
+Napi::Value RingEndpoint::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("role", server_ ? "server" : "client");
+  o.Set("rxSize", rx_.size);
+  o.Set("txSize", tx_.size);
+  o.Set("ext", ext_);
+  o.Set("closed", ctrl_ == nullptr);
+  return o;
+}
+
+}  // namespace xenring

@@ -1,0 +1,83 @@
+// RingEndpoint: one side of a vchan ring pair over mapped shared pages.
+// It knows nothing of memfd or grants: it is handed mappings, ring orders and
+// a way to wake the peer (eventfd or Xen event channel).
+//
+// Safety rules (after libxenvchan io.c and XSA-86/XSA-155):
+// - our own indices live in private shadows; the shared copies are only written;
+// - each peer-written index is read once per operation and checked against the
+//   ring size before use; a bad value throws EPROTO, never an out-of-ring copy;
+// - ring orders are fixed at construction and never re-read from shared memory.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+
+#include "shared_mapping.h"
+
+namespace xenring {
+
+class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit RingEndpoint(const Napi::CallbackInfo& info);
+  ~RingEndpoint() override;
+
+ private:
+  struct Ring {
+    uint8_t* data = nullptr;
+    uint32_t size = 0;
+    volatile uint32_t* prod = nullptr;
+    volatile uint32_t* cons = nullptr;
+  };
+  enum class NotifyKind { kNone, kEventfd, kEvtchn };
+
+  // JS methods
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Readable(const Napi::CallbackInfo& info);
+  Napi::Value Writable(const Napi::CallbackInfo& info);
+  Napi::Value RequestData(const Napi::CallbackInfo& info);
+  Napi::Value RequestSpace(const Napi::CallbackInfo& info);
+  Napi::Value WaitData(const Napi::CallbackInfo& info);
+  Napi::Value PeerState(const Napi::CallbackInfo& info);
+  Napi::Value SetLive(const Napi::CallbackInfo& info);
+  Napi::Value SetFin(const Napi::CallbackInfo& info);
+  Napi::Value SetNotifier(const Napi::CallbackInfo& info);
+  Napi::Value Kick(const Napi::CallbackInfo& info);
+  Napi::Value Ack(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+
+  void CheckOpen(Napi::Env env) const;
+  uint32_t Available(Napi::Env env) const;   // bytes readable from rx
+  uint32_t Space(Napi::Env env) const;       // bytes writable into tx
+  size_t CopyIn(const uint8_t* src, size_t n);
+  size_t CopyOut(uint8_t* dst, size_t n, Napi::Env env);
+  void SendNotify(uint8_t bit);     // wake the peer if it asked for `bit`
+  void RequestNotify(uint8_t bit);  // ask the peer to wake us on `bit`
+  void DoKick();
+  void ReleaseAll();
+
+  bool server_ = false;
+  bool ext_ = false;
+  uint8_t* ctrl_ = nullptr;
+  Ring rx_, tx_;
+  uint32_t rx_cons_ = 0;  // private shadow of our consumer index
+  uint32_t tx_prod_ = 0;  // private shadow of our producer index
+  volatile uint8_t* own_live_ = nullptr;
+  volatile uint8_t* peer_live_ = nullptr;
+  volatile uint8_t* own_notify_ = nullptr;   // bits the peer set for us
+  volatile uint8_t* peer_notify_ = nullptr;  // bits we set for the peer
+  volatile uint8_t* own_fin_ = nullptr;
+  volatile uint8_t* peer_fin_ = nullptr;
+
+  NotifyKind notify_kind_ = NotifyKind::kNone;
+  int kick_fd_ = -1;  // eventfd we write to wake the peer, or the evtchn fd
+  int wait_fd_ = -1;  // eventfd we are woken on, or the evtchn fd
+  uint32_t port_ = 0; // evtchn local port
+
+  SharedMapping* mappings_[3] = {nullptr, nullptr, nullptr};
+  Napi::ObjectReference mapping_refs_[3];
+};
+
+}  // namespace xenring

@@ -1,0 +1,73 @@
+#include "shared_mapping.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+
+#include "addon_data.h"
+#include "errors.h"
+
+namespace xenring {
+
+Napi::Function SharedMapping::Init(Napi::Env env, Napi::FunctionReference* ctor) {
+  Napi::Function f = DefineClass(env, "SharedMapping",
+                                 {InstanceAccessor("length", &SharedMapping::Length, nullptr),
+                                  InstanceMethod("unmap", &SharedMapping::Unmap)});
+  *ctor = Napi::Persistent(f);
+  return f;
+}
+
+// new SharedMapping(fd, length, writable, offset = 0)
+// new SharedMapping(undefined) is used by Adopt() to wrap an existing mapping.
+SharedMapping::SharedMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SharedMapping>(info) {
+  if (info.Length() >= 1 && info[0].IsUndefined()) return;
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 40);
+  bool writable = info.Length() > 2 && info[2].ToBoolean();
+  int64_t offset = info.Length() > 3 && !info[3].IsUndefined()
+                       ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
+  if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  base_ = static_cast<uint8_t*>(p);
+  length_ = static_cast<size_t>(length);
+  writable_ = writable;
+}
+
+SharedMapping::~SharedMapping() { Release(); }
+
+void SharedMapping::Release() {
+  if (base_ != nullptr) munmap(base_, length_);
+  base_ = nullptr;
+  length_ = 0;
+}
+
+Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable) {
+  Napi::Object obj = GetAddonData(env)->mapping_ctor.New({env.Undefined()});
+  SharedMapping* m = ObjectWrap<SharedMapping>::Unwrap(obj);
+  m->base_ = base;
+  m->length_ = length;
+  m->writable_ = writable;
+  return obj;
+}
+
+SharedMapping* SharedMapping::Unwrap(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  Napi::Object o = v.As<Napi::Object>();
+  if (!o.InstanceOf(GetAddonData(v.Env())->mapping_ctor.Value())) return nullptr;
+  return ObjectWrap<SharedMapping>::Unwrap(o);
+}
+
+Napi::Value SharedMapping::Length(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(length_));
+}
+
+Napi::Value SharedMapping::Unmap(const Napi::CallbackInfo& info) {
+  if (pins_ > 0) ThrowCode(info.Env(), "ERR_INVALID_STATE", "mapping is still used by a ring endpoint");
+  Release();
+  return info.Env().Undefined();
+}
+
+}  // namespace xenring

@@ -1,0 +1,40 @@
+// SharedMapping: pages mapped MAP_SHARED from an fd (memfd locally; gntalloc
+// or gntdev on Xen). The memory is never exposed to JS: ring endpoints pin a
+// mapping while they use it, and unmap() refuses while it is pinned.
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xenring {
+
+class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
+ public:
+  static Napi::Function Init(Napi::Env env, Napi::FunctionReference* ctor);
+  explicit SharedMapping(const Napi::CallbackInfo& info);
+  ~SharedMapping() override;
+
+  // For other native modules (e.g. the Xen devices) that map pages themselves.
+  // Takes ownership: munmap(base, length) when released.
+  static Napi::Object Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable);
+  static SharedMapping* Unwrap(Napi::Value v);
+
+  uint8_t* base() const { return base_; }
+  size_t length() const { return length_; }
+  bool writable() const { return writable_; }
+  void Pin() { pins_++; }
+  void Unpin() { if (pins_ > 0) pins_--; }
+
+ private:
+  Napi::Value Length(const Napi::CallbackInfo& info);
+  Napi::Value Unmap(const Napi::CallbackInfo& info);
+  void Release();
+
+  uint8_t* base_ = nullptr;
+  size_t length_ = 0;
+  bool writable_ = false;
+  int pins_ = 0;
+};
+
+}  // namespace xenring
