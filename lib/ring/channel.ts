@@ -1,0 +1,266 @@
+/**
+ * RingChannel: drives one RingLink for a stream. It sleeps on the link's wait
+ * fd through libuv, asks the peer for a wake-up only when it is about to sleep
+ * (vchan's notify bits), and reports data, end of data, peer death and
+ * writability to its owner. It knows nothing about how the pages were shared.
+ * @internal
+ */
+import { systemError } from '../errors';
+import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
+import type { RingLink } from '../transports/transport';
+import { ReadPool } from './read_pool';
+
+const LIVE_GONE = 0;
+const LIVE_WAITING = 2;
+const FIN = 0x100;
+
+/** What a channel tells the stream that owns it. */
+export interface ChannelOwner {
+  /** A chunk arrived; return false to stop reading until resume(). */
+  channelData(chunk: Buffer): boolean;
+  /** The peer finished writing and every byte was delivered. */
+  channelEnd(): void;
+  /** The peer vanished or broke the protocol. */
+  channelError(err: Error): void;
+  /** Any I/O happened (refreshes idle timers). */
+  channelActivity(): void;
+}
+
+export interface ChannelOptions {
+  /** Bytes per 'data' chunk at most. */
+  maxChunk?: number;
+  /** Spin this long for data before sleeping (µs). */
+  spinMicros?: number;
+}
+
+interface PendingWrite {
+  chunks: Buffer[];
+  offset: number;
+  total: number;
+  callback: (err?: Error | null) => void;
+}
+
+export class RingChannel {
+  private readonly waitWatcher: FdWatcher;
+  private hangupWatcher: FdWatcher | null = null;
+  private reading = false;
+  private ended = false;
+  private closed = false;
+  private peerGone = false;
+  private pending: PendingWrite | null = null;
+  private readonly pool: ReadPool;
+  private readonly maxChunk: number;
+  private readonly spinMicros: number;
+  /** Bytes copied out of / into the ring so far. */
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  constructor(
+    readonly link: RingLink,
+    private readonly owner: ChannelOwner,
+    options: ChannelOptions = {},
+  ) {
+    this.maxChunk = options.maxChunk ?? 1 << 20;
+    this.spinMicros = options.spinMicros ?? 0;
+    this.pool = new ReadPool(Math.max(4 << 20, this.maxChunk));
+    this.waitWatcher = new native.FdWatcher(link.waitFd, () => this.onWake());
+    this.waitWatcher.start(UV_READABLE);
+    if (link.hangupFd !== null) {
+      this.hangupWatcher = new native.FdWatcher(link.hangupFd, () => this.onHangup());
+      this.hangupWatcher.start(UV_READABLE | UV_DISCONNECT);
+    }
+  }
+
+  /** Starts (or resumes) delivering data to the owner. */
+  resume(): void {
+    if (this.closed) return;
+    this.reading = true;
+    this.pump();
+  }
+
+  pause(): void {
+    this.reading = false;
+  }
+
+  /** Writes the chunks; the callback runs once all bytes are in the ring. */
+  write(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    if (this.closed) {
+      callback(systemError('EPIPE', 'write'));
+      return;
+    }
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    this.pending = { chunks, offset: 0, total, callback };
+    this.flush();
+  }
+
+  /** Our last byte is written: tell the peer (half-close). */
+  finish(): void {
+    if (this.closed) return;
+    const ep = this.link.endpoint;
+    if (!ep.setFin()) return; // plain vchan: no half-close; close() ends it
+    ep.kick();
+  }
+
+  /**
+   * Closes the ring. Orderly: the peer reads what we wrote, then sees end of
+   * data. `reset`: the peer sees ECONNRESET (like a TCP RST).
+   */
+  close(reset = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reading = false;
+    const ep = this.link.endpoint;
+    try {
+      if (!reset) ep.setFin();
+      ep.setLive(LIVE_GONE);
+      ep.kick();
+    } catch {
+      /* endpoint already closed */
+    }
+    this.waitWatcher.close();
+    this.hangupWatcher?.close();
+    this.hangupWatcher = null;
+    const p = this.pending;
+    this.pending = null;
+    this.link.release();
+    if (p) p.callback(systemError('EPIPE', 'write'));
+  }
+
+  ref(): void {
+    this.waitWatcher.ref();
+    this.hangupWatcher?.ref();
+  }
+
+  unref(): void {
+    this.waitWatcher.unref();
+    this.hangupWatcher?.unref();
+  }
+
+  private onWake(): void {
+    if (this.closed) return;
+    this.link.endpoint.ack();
+    if (this.reading) this.pump();
+    if (this.pending) this.flush();
+    if (!this.closed && !this.reading && !this.pending) this.checkPeer();
+  }
+
+  private onHangup(): void {
+    // The peer's rendezvous socket closed: its process is gone or it closed
+    // the ring. If it closed properly, the live/fin bytes already say so.
+    this.hangupWatcher?.close();
+    this.hangupWatcher = null;
+    if (this.closed) return;
+    this.peerGone = true;
+    let state: number;
+    try {
+      state = this.link.endpoint.peerState();
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    if ((state & FIN) === 0 && (state & 0xff) !== LIVE_GONE) {
+      this.fail(systemError('ECONNRESET', 'read'));
+      return;
+    }
+    if ((state & FIN) === 0 && this.link.ext) {
+      this.fail(systemError('ECONNRESET', 'read'));
+      return;
+    }
+    this.onWake();
+  }
+
+  /** Peer state while we are neither reading nor writing. */
+  private checkPeer(): void {
+    let state: number;
+    try {
+      state = this.link.endpoint.peerState();
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    if ((state & 0xff) === LIVE_GONE) this.peerGone = true;
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    this.reading = false;
+    this.owner.channelError(err);
+  }
+
+  private pump(): void {
+    const ep = this.link.endpoint;
+    try {
+      while (this.reading && !this.closed) {
+        let n = ep.readable();
+        if (n === 0 && this.spinMicros > 0) n = ep.waitData(this.spinMicros);
+        if (n === 0) {
+          if (this.atEndOfData()) return;
+          n = ep.requestData(); // sleep unless data raced in
+          if (n === 0) return;
+        }
+        const want = Math.min(n, this.maxChunk);
+        const room = this.pool.space(want);
+        const got = ep.read(room.buffer, room.offset, room.length);
+        if (got === 0) continue;
+        this.bytesRead += got;
+        this.owner.channelActivity();
+        if (!this.owner.channelData(this.pool.take(got))) this.reading = false;
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  /** True (and reported) when the peer will never write again and the ring is empty. */
+  private atEndOfData(): boolean {
+    const ep = this.link.endpoint;
+    const state = ep.peerState(); // read before the index: fin implies final prod
+    const live = state & 0xff;
+    if (live === LIVE_GONE) this.peerGone = true;
+    const fin = (state & FIN) !== 0;
+    if (!fin && live !== LIVE_GONE) return false;
+    if (ep.readable() !== 0) return false;
+    if (this.ended) return true;
+    this.reading = false;
+    if (!fin && this.link.ext) {
+      // A xenring peer that closes without fin was reset (resetAndDestroy).
+      this.owner.channelError(systemError('ECONNRESET', 'read'));
+      return true;
+    }
+    this.ended = true;
+    this.owner.channelEnd();
+    return true;
+  }
+
+  private flush(): void {
+    const p = this.pending;
+    if (!p) return;
+    const ep = this.link.endpoint;
+    try {
+      for (;;) {
+        if (this.peerGone || (ep.peerState() & 0xff) === LIVE_GONE) {
+          this.peerGone = true;
+          this.pending = null;
+          p.callback(systemError('EPIPE', 'write'));
+          return;
+        }
+        const n = ep.write(p.chunks, p.offset);
+        p.offset += n;
+        this.bytesWritten += n;
+        if (n > 0) this.owner.channelActivity();
+        if (p.offset >= p.total) {
+          this.pending = null;
+          p.callback();
+          return;
+        }
+        if (n === 0 && ep.requestSpace() === 0) return; // sleep until the peer reads
+      }
+    } catch (err) {
+      this.pending = null;
+      p.callback(err as Error);
+    }
+  }
+}
+
+export { LIVE_WAITING };

@@ -1,0 +1,38 @@
+/**
+ * Typed view of the addon's `xen` object (native/xen_devices.cc). Thin device
+ * bindings only; the protocol lives in the other files of this folder.
+ * @internal
+ */
+import { native, type SharedMapping } from '../../native';
+
+export interface GrantShare {
+  /** All pages, mapped read/write, contiguous. */
+  mapping: SharedMapping;
+  /** One grant ref per page, in page order. */
+  refs: number[];
+}
+
+export interface NativeXen {
+  /** Share `count` fresh zeroed pages with `domid` (gntalloc). notifyOffset/notifyPort: -1 = none. */
+  gntShare(domid: number, count: number, writable: boolean, notifyOffset: number, notifyPort: number): GrantShare;
+  /** Map a peer's grant refs (gntdev); read-only maps may only notify by event. */
+  gntMap(domid: number, refs: number[], writable: boolean, notifyOffset: number, notifyPort: number): SharedMapping;
+  /** /dev/xen/evtchn, O_CLOEXEC | O_NONBLOCK. */
+  evtchnOpen(): number;
+  evtchnBindUnbound(fd: number, remoteDomid: number): number;
+  evtchnBindInterdomain(fd: number, remoteDomid: number, remotePort: number): number;
+  evtchnUnbind(fd: number, port: number): void;
+  evtchnNotify(fd: number, port: number): void;
+  evtchnUnmask(fd: number, port: number): void;
+  evtchnPending(fd: number): number[];
+  /** /dev/xen/xenbus, O_CLOEXEC | O_NONBLOCK. */
+  xenbusOpen(): number;
+  /** Bytes written, 0 on EAGAIN. */
+  fdWrite(fd: number, data: Uint8Array): number;
+  /** Bytes read (empty at EOF) or null when nothing is ready. */
+  fdRead(fd: number, max: number): Buffer | null;
+  devicesAccessible(): { gntalloc: boolean; gntdev: boolean; evtchn: boolean; xenbus: boolean };
+  readonly pageSize: number;
+}
+
+export const xen = native.xen as unknown as NativeXen;
