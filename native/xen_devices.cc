@@ -1,9 +1,364 @@
+// Thin bindings over the Linux Xen devices. No policy lives here: the vchan
+// handshake, validation of peer data and cleanup order are in
+// lib/transports/xen. Every function frees what it took on each error path and
+// throws a Node-style system error (ENOENT when the device is absent, EACCES
+// when not permitted).
 #include "xen_devices.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+typedef uint16_t domid_t;      // the uapi headers use Xen's typedefs without
+typedef uint32_t grant_ref_t;  // defining them
+#include <xen/evtchn.h>
+#include <xen/gntalloc.h>
+#include <xen/gntdev.h>
+
+#include "errors.h"
+#include "shared_mapping.h"
 
 namespace xenring {
 
+namespace {
+
+constexpr size_t kPage = 4096;
+// 1 control page + 2 rings of at most 1 MiB each (libxenvchan's limit).
+constexpr int64_t kMaxPages = 1 + 2 * 256;
+constexpr int64_t kMaxDomid = 0x7fef;  // DOMID_FIRST_RESERVED - 1
+
+const char kGntalloc[] = "/dev/xen/gntalloc";
+const char kGntdev[] = "/dev/xen/gntdev";
+const char kEvtchn[] = "/dev/xen/evtchn";
+const char kXenbus[] = "/dev/xen/xenbus";
+
+// Closes an fd on scope exit unless released (keeps every error path leak-free).
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+// Like ThrowErrno, plus the device path (as fs errors carry it), so that
+// "open ENOENT '/dev/xen/gntdev'" says which module is missing.
+[[noreturn]] void ThrowOpen(Napi::Env env, int err, const char* path) {
+  const char* code = uv_err_name(-err);
+  Napi::Error e = Napi::Error::New(env, std::string("open ") + code + " '" + path + "'");
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, "open"));
+  e.Set("path", Napi::String::New(env, path));
+  throw e;
+}
+
+int OpenDevice(Napi::Env env, const char* path, int extra_flags) {
+  int fd;
+  do fd = open(path, O_RDWR | O_CLOEXEC | extra_flags); while (fd < 0 && errno == EINTR);
+  if (fd < 0) ThrowOpen(env, errno, path);
+  return fd;
+}
+
+int Ioctl(int fd, unsigned long req, void* arg) {
+  int rc;
+  do rc = ioctl(fd, req, arg); while (rc < 0 && errno == EINTR);
+  return rc;
+}
+
+// Optional int argument: undefined / null / -1 mean "none".
+int64_t OptionalArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t hi) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return -1;
+  return IntArg(info, i, name, -1, hi);
+}
+
+// gntShare(domid, count, writable, notifyOffset, notifyPort)
+//   -> { mapping: SharedMapping, refs: number[] }
+// Allocates `count` fresh zeroed pages granted to `domid` and maps them. The
+// driver slot is released right after mmap (as libxengntshr does) so that
+// munmap alone frees the pages; the fd is closed at once, the mapping keeps
+// the file alive. notifyOffset (byte in the mapping) is cleared and notifyPort
+// signalled when our last reference goes away, including process death.
+Napi::Value GntShare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint16_t domid = static_cast<uint16_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
+  uint32_t count = static_cast<uint32_t>(IntArg(info, 1, "count", 1, kMaxPages));
+  bool writable = info.Length() > 2 && info[2].ToBoolean();
+  int64_t notify_offset = OptionalArg(info, 3, "notifyOffset", int64_t(count) * kPage - 1);
+  int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
+
+  FdGuard fd(OpenDevice(env, kGntalloc, 0));
+  std::vector<uint8_t> buf(sizeof(ioctl_gntalloc_alloc_gref) + count * sizeof(uint32_t));
+  auto* op = reinterpret_cast<ioctl_gntalloc_alloc_gref*>(buf.data());
+  op->domid = domid;
+  op->flags = writable ? GNTALLOC_FLAG_WRITABLE : 0;
+  op->count = count;
+  if (Ioctl(fd.get(), IOCTL_GNTALLOC_ALLOC_GREF, op) != 0) ThrowErrno(env, errno, "ioctl(GNTALLOC_ALLOC_GREF)");
+  uint64_t index = op->index;
+  auto dealloc = [&]() {
+    ioctl_gntalloc_dealloc_gref d{};
+    d.index = index;
+    d.count = count;
+    Ioctl(fd.get(), IOCTL_GNTALLOC_DEALLOC_GREF, &d);
+  };
+
+  size_t length = size_t(count) * kPage;
+  void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), static_cast<off_t>(index));
+  if (p == MAP_FAILED) {
+    int err = errno;
+    dealloc();
+    ThrowErrno(env, err, "mmap");
+  }
+  if (notify_offset >= 0 || notify_port >= 0) {
+    ioctl_gntalloc_unmap_notify n{};
+    n.index = index + static_cast<uint64_t>(notify_offset >= 0 ? notify_offset : 0);
+    n.action = (notify_offset >= 0 ? UNMAP_NOTIFY_CLEAR_BYTE : 0) | (notify_port >= 0 ? UNMAP_NOTIFY_SEND_EVENT : 0);
+    n.event_channel_port = notify_port >= 0 ? static_cast<uint32_t>(notify_port) : 0;
+    if (Ioctl(fd.get(), IOCTL_GNTALLOC_SET_UNMAP_NOTIFY, &n) != 0) {
+      int err = errno;
+      munmap(p, length);
+      dealloc();
+      ThrowErrno(env, err, "ioctl(GNTALLOC_SET_UNMAP_NOTIFY)");
+    }
+  }
+  dealloc();  // the mapping now holds the only reference
+
+  Napi::Array refs = Napi::Array::New(env, count);
+  for (uint32_t i = 0; i < count; i++) refs.Set(i, Napi::Number::New(env, op->gref_ids[i]));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mapping", SharedMapping::Adopt(env, static_cast<uint8_t*>(p), length, true));
+  out.Set("refs", refs);
+  return out;
+}
+
+// gntMap(domid, refs, writable, notifyOffset, notifyPort) -> SharedMapping
+// Maps a peer's grant refs contiguously. A read-only map (writable=false) can
+// only notify by event, never clear a byte. mmap is retried on EAGAIN (page
+// being paged in by the granting domain) for a bounded time.
+Napi::Value GntMap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t domid = static_cast<uint32_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
+  if (info.Length() < 2 || !info[1].IsArray()) ThrowType(env, "The \"refs\" argument must be an array");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  uint32_t count = arr.Length();
+  if (count < 1 || count > kMaxPages) ThrowRange(env, "The number of grant refs is out of range");
+  bool writable = info.Length() > 2 && info[2].ToBoolean();
+  int64_t notify_offset = OptionalArg(info, 3, "notifyOffset", int64_t(count) * kPage - 1);
+  int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
+  if (notify_offset >= 0 && !writable) ThrowType(env, "a read-only grant map cannot clear a byte on unmap");
+
+  std::vector<uint8_t> buf(sizeof(ioctl_gntdev_map_grant_ref) + count * sizeof(ioctl_gntdev_grant_ref));
+  auto* op = reinterpret_cast<ioctl_gntdev_map_grant_ref*>(buf.data());
+  op->count = count;
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value v = arr.Get(i);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= 4294967295.0) || d != double(uint32_t(d))) ThrowRange(env, "grant refs must be uint32");
+    op->refs[i].domid = domid;
+    op->refs[i].ref = static_cast<uint32_t>(d);
+  }
+
+  FdGuard fd(OpenDevice(env, kGntdev, 0));
+  if (Ioctl(fd.get(), IOCTL_GNTDEV_MAP_GRANT_REF, op) != 0) ThrowErrno(env, errno, "ioctl(GNTDEV_MAP_GRANT_REF)");
+  uint64_t index = op->index;
+  auto release_slot = [&]() {
+    ioctl_gntdev_unmap_grant_ref u{};
+    u.index = index;
+    u.count = count;
+    Ioctl(fd.get(), IOCTL_GNTDEV_UNMAP_GRANT_REF, &u);
+  };
+
+  size_t length = size_t(count) * kPage;
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* p = MAP_FAILED;
+  for (int attempt = 0; attempt < 1000; attempt++) {  // ≤ ~1 s, as libxengnttab's 1 ms retry
+    p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
+    if (p != MAP_FAILED || errno != EAGAIN) break;
+    timespec ts{0, 1000000};
+    nanosleep(&ts, nullptr);
+  }
+  if (p == MAP_FAILED) {
+    int err = errno;
+    release_slot();
+    ThrowErrno(env, err, "mmap");
+  }
+  if (notify_offset >= 0 || notify_port >= 0) {
+    ioctl_gntdev_unmap_notify n{};
+    n.index = index + static_cast<uint64_t>(notify_offset >= 0 ? notify_offset : 0);
+    n.action = (notify_offset >= 0 ? UNMAP_NOTIFY_CLEAR_BYTE : 0) | (notify_port >= 0 ? UNMAP_NOTIFY_SEND_EVENT : 0);
+    n.event_channel_port = notify_port >= 0 ? static_cast<uint32_t>(notify_port) : 0;
+    if (Ioctl(fd.get(), IOCTL_GNTDEV_SET_UNMAP_NOTIFY, &n) != 0) {
+      int err = errno;
+      munmap(p, length);
+      release_slot();
+      ThrowErrno(env, err, "ioctl(GNTDEV_SET_UNMAP_NOTIFY)");
+    }
+  }
+  // Drop the driver's slot now: the mapping holds its own reference, so
+  // munmap alone unmaps the grants (and fires the notify).
+  release_slot();
+  return SharedMapping::Adopt(env, static_cast<uint8_t*>(p), length, writable);
+}
+
+// evtchnOpen() -> fd (O_CLOEXEC so spawned children inherit no ports,
+// O_NONBLOCK so the fd can be read from a uv_poll callback).
+Napi::Value EvtchnOpen(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), OpenDevice(info.Env(), kEvtchn, O_NONBLOCK));
+}
+
+// The bind ioctls return the local port as the ioctl's result.
+Napi::Value EvtchnBindUnbound(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  ioctl_evtchn_bind_unbound_port op{};
+  op.remote_domain = static_cast<unsigned>(IntArg(info, 1, "remoteDomid", 0, kMaxDomid));
+  int port = Ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
+  if (port < 0) ThrowErrno(env, errno, "ioctl(EVTCHN_BIND_UNBOUND_PORT)");
+  return Napi::Number::New(env, port);
+}
+
+Napi::Value EvtchnBindInterdomain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  ioctl_evtchn_bind_interdomain op{};
+  op.remote_domain = static_cast<unsigned>(IntArg(info, 1, "remoteDomid", 0, kMaxDomid));
+  op.remote_port = static_cast<unsigned>(IntArg(info, 2, "remotePort", 1, 0xffffffffll));
+  int port = Ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
+  if (port < 0) ThrowErrno(env, errno, "ioctl(EVTCHN_BIND_INTERDOMAIN)");
+  return Napi::Number::New(env, port);
+}
+
+Napi::Value EvtchnUnbind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  ioctl_evtchn_unbind op{};
+  op.port = static_cast<unsigned>(IntArg(info, 1, "port", 0, 0xffffffffll));
+  if (Ioctl(fd, IOCTL_EVTCHN_UNBIND, &op) != 0) ThrowErrno(env, errno, "ioctl(EVTCHN_UNBIND)");
+  return env.Undefined();
+}
+
+Napi::Value EvtchnNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  ioctl_evtchn_notify op{};
+  op.port = static_cast<unsigned>(IntArg(info, 1, "port", 0, 0xffffffffll));
+  if (Ioctl(fd, IOCTL_EVTCHN_NOTIFY, &op) != 0) ThrowErrno(env, errno, "ioctl(EVTCHN_NOTIFY)");
+  return env.Undefined();
+}
+
+// Writing a port back to the device unmasks it.
+Napi::Value EvtchnUnmask(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint32_t port = static_cast<uint32_t>(IntArg(info, 1, "port", 0, 0xffffffffll));
+  ssize_t n;
+  do n = write(fd, &port, sizeof port); while (n < 0 && errno == EINTR);
+  if (n != sizeof port) ThrowErrno(env, n < 0 ? errno : EIO, "write");
+  return env.Undefined();
+}
+
+// evtchnPending(fd) -> number[]: ports that fired (now masked until unmasked).
+Napi::Value EvtchnPending(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  uint32_t ports[64];
+  ssize_t n;
+  do n = read(fd, ports, sizeof ports); while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != EAGAIN) ThrowErrno(env, errno, "read");
+  size_t k = n > 0 ? static_cast<size_t>(n) / sizeof(uint32_t) : 0;
+  Napi::Array out = Napi::Array::New(env, k);
+  for (size_t i = 0; i < k; i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ports[i]));
+  return out;
+}
+
+// xenbusOpen() -> fd of /dev/xen/xenbus, non-blocking: the xs_wire client in
+// TypeScript polls it with an FdWatcher and never blocks the loop.
+Napi::Value XenbusOpen(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), OpenDevice(info.Env(), kXenbus, O_NONBLOCK));
+}
+
+// fdWrite(fd, buffer) -> bytes written (0 on EAGAIN). The xenbus device takes
+// a whole request per write.
+Napi::Value FdWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsTypedArray()) ThrowType(env, "The \"buffer\" argument must be a Uint8Array");
+  Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
+  const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  ssize_t n;
+  do n = write(fd, p, ta.ByteLength()); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return Napi::Number::New(env, 0);
+    ThrowErrno(env, errno, "write");
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// fdRead(fd, max) -> Buffer (empty at EOF) or null when nothing is ready.
+Napi::Value FdRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  size_t max = static_cast<size_t>(IntArg(info, 1, "max", 1, 1 << 20));
+  std::vector<uint8_t> buf(max);
+  ssize_t n;
+  do n = read(fd, buf.data(), max); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return env.Null();
+    ThrowErrno(env, errno, "read");
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
+}
+
+// devicesAccessible() -> which device nodes exist and are read/write for us.
+Napi::Value DevicesAccessible(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const char* names[] = {"gntalloc", "gntdev", "evtchn", "xenbus"};
+  const char* paths[] = {kGntalloc, kGntdev, kEvtchn, kXenbus};
+  for (int i = 0; i < 4; i++) o.Set(names[i], access(paths[i], R_OK | W_OK) == 0);
+  return o;
+}
+
+}  // namespace
+
 void InitXenDevices(Napi::Env env, Napi::Object exports) {
   Napi::Object xen = Napi::Object::New(env);
+  auto fn = [&](const char* name, Napi::Value (*f)(const Napi::CallbackInfo&)) {
+    xen.Set(name, Napi::Function::New(env, f, name));
+  };
+  fn("gntShare", GntShare);
+  fn("gntMap", GntMap);
+  fn("evtchnOpen", EvtchnOpen);
+  fn("evtchnBindUnbound", EvtchnBindUnbound);
+  fn("evtchnBindInterdomain", EvtchnBindInterdomain);
+  fn("evtchnUnbind", EvtchnUnbind);
+  fn("evtchnNotify", EvtchnNotify);
+  fn("evtchnUnmask", EvtchnUnmask);
+  fn("evtchnPending", EvtchnPending);
+  fn("xenbusOpen", XenbusOpen);
+  fn("fdWrite", FdWrite);
+  fn("fdRead", FdRead);
+  fn("devicesAccessible", DevicesAccessible);
+  xen.Set("pageSize", static_cast<double>(kPage));
   exports.Set("xen", xen);
 }
 
