@@ -328,6 +328,39 @@ Napi::Value FdRead(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
 }
 
+// peek(mapping, offset, length) -> Buffer: a private copy of bytes of a
+// mapping (at most one page), so TypeScript can parse the peer-written control
+// page header and grant list without ever holding shared memory.
+Napi::Value Peek(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SharedMapping* m = info.Length() > 0 ? SharedMapping::Unwrap(info[0]) : nullptr;
+  if (m == nullptr || m->base() == nullptr) ThrowType(env, "The \"mapping\" argument must be a live SharedMapping");
+  int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(m->length()));
+  int64_t length = IntArg(info, 2, "length", 0, static_cast<int64_t>(kPage));
+  if (offset + length > static_cast<int64_t>(m->length())) ThrowRange(env, "peek range is outside the mapping");
+  std::vector<uint8_t> copy(static_cast<size_t>(length));
+  const volatile uint8_t* src = m->base() + offset;
+  for (int64_t i = 0; i < length; i++) copy[i] = src[i];  // volatile: each byte read once
+  return Napi::Buffer<uint8_t>::Copy(env, copy.data(), copy.size());
+}
+
+// poke(mapping, offset, data): copies `data` into a writable mapping (the
+// server writes the grant list of a control page it owns before publishing).
+Napi::Value Poke(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SharedMapping* m = info.Length() > 0 ? SharedMapping::Unwrap(info[0]) : nullptr;
+  if (m == nullptr || m->base() == nullptr || !m->writable())
+    ThrowType(env, "The \"mapping\" argument must be a live, writable SharedMapping");
+  int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(m->length()));
+  if (info.Length() < 3 || !info[2].IsTypedArray()) ThrowType(env, "The \"data\" argument must be a Uint8Array");
+  Napi::TypedArray ta = info[2].As<Napi::TypedArray>();
+  if (offset + static_cast<int64_t>(ta.ByteLength()) > static_cast<int64_t>(m->length()))
+    ThrowRange(env, "poke range is outside the mapping");
+  memcpy(m->base() + offset, static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ByteLength());
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return env.Undefined();
+}
+
 // devicesAccessible() -> which device nodes exist and are read/write for us.
 Napi::Value DevicesAccessible(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -358,6 +391,8 @@ void InitXenDevices(Napi::Env env, Napi::Object exports) {
   fn("fdWrite", FdWrite);
   fn("fdRead", FdRead);
   fn("devicesAccessible", DevicesAccessible);
+  fn("peek", Peek);
+  fn("poke", Poke);
   xen.Set("pageSize", static_cast<double>(kPage));
   exports.Set("xen", xen);
 }

@@ -31,6 +31,10 @@ export interface NativeXen {
   fdWrite(fd: number, data: Uint8Array): number;
   /** Bytes read (empty at EOF) or null when nothing is ready. */
   fdRead(fd: number, max: number): Buffer | null;
+  /** A private copy of up to one page of a mapping (to parse the peer's control page). */
+  peek(mapping: SharedMapping, offset: number, length: number): Buffer;
+  /** Copies `data` into a writable mapping (the server's grant list). */
+  poke(mapping: SharedMapping, offset: number, data: Uint8Array): void;
   devicesAccessible(): { gntalloc: boolean; gntdev: boolean; evtchn: boolean; xenbus: boolean };
   readonly pageSize: number;
 }
