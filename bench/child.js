@@ -1,0 +1,152 @@
+'use strict';
+// The forked side of every benchmark case: it listens on the transport,
+// accepts the parent's connection(s) and then
+//   bulk  receives and checks the stream, reports MB/s, CPU and page faults;
+//   echo  echoes every byte back (ping-pong);
+//   mem   holds idle connections, drains transfers, reports its memory.
+// argv[2] is a JSON object: { transport, mode, verify, ringSize, xenDomid }.
+// It exits when the parent goes away (IPC channel closed).
+
+const { CHECK_EVERY, PERIOD, makePattern, patternOk, procMemory, getGc } = require('./common');
+const T = require('./transports');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+process.on('disconnect', () => process.exit(0));
+
+function send(msg, exit) {
+  try {
+    process.send(msg, () => { if (exit) process.exit(exit === true ? 0 : exit); });
+  } catch {
+    process.exit(1);
+  }
+}
+const fail = (e) => send({ type: 'error', error: String((e && e.stack) || e) }, 1);
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+
+function receiveBulk(sock, full) {
+  return new Promise((resolve, reject) => {
+    let count = 0, events = 0, firstLen = 0, maxLen = 0;
+    let tFirst = 0n, tLast = 0n, cpu0 = null, flt0 = 0;
+    let edgeErrors = 0, fullChecks = 0, fullErrors = 0, nextCheck = 0;
+    let lastBuf = null, lastOff = 0;
+    sock.on('data', (d) => {
+      const now = process.hrtime.bigint();
+      const len = d.length;
+      if (events === 0) {
+        tFirst = now;
+        cpu0 = process.cpuUsage();
+        flt0 = process.resourceUsage().minorPageFault;
+        firstLen = len;
+      }
+      events++;
+      tLast = now;
+      if (len > maxLen) maxLen = len;
+      // Every read: its first and last byte sit where the pattern says (a lost,
+      // duplicated or reordered byte shifts the pattern and shows at an edge).
+      if (d[0] !== count % PERIOD || d[len - 1] !== (count + len - 1) % PERIOD) edgeErrors++;
+      // Whole-read comparison: every read with --verify full, else one per 4 MiB.
+      if (full || count + len > nextCheck) {
+        fullChecks++;
+        if (!patternOk(d, count)) fullErrors++;
+        nextCheck = (Math.floor((count + len) / CHECK_EVERY) + 1) * CHECK_EVERY;
+      }
+      lastBuf = d;
+      lastOff = count;
+      count += len;
+    });
+    sock.on('end', () => {
+      const cpu = cpu0 ? process.cpuUsage(cpu0) : { user: 0, system: 0 };
+      const faults = process.resourceUsage().minorPageFault - flt0;
+      if (lastBuf && !full) { fullChecks++; if (!patternOk(lastBuf, lastOff)) fullErrors++; }
+      resolve({
+        bytes: count, events, firstLen, maxLen, ns: Number(tLast - tFirst),
+        cpuUserUs: cpu.user, cpuSysUs: cpu.system, faults, edgeErrors, fullChecks, fullErrors,
+      });
+    });
+    sock.on('error', reject);
+  });
+}
+
+async function main() {
+  const { transport, mode } = cfg;
+  const gc = getGc();
+
+  if (mode === 'mem') {
+    // Baseline before anything of the library exists in this process.
+    if (T.isXenring(transport)) T.xenring();
+    if (gc) gc();
+    const conns = [];
+    let received = 0, expect = Infinity, reachedSent = false;
+    const checkReached = () => {
+      if (!reachedSent && received >= expect) { reachedSent = true; send({ type: 'reached', received }); }
+    };
+    const base = procMemory();
+    const ready = await T.listen(transport, { ringSize: cfg.ringSize }, (sock) => {
+      conns.push(sock);
+      sock.on('data', (d) => { received += d.length; checkReached(); });
+      sock.on('error', () => {});
+      send({ type: 'accepted', n: conns.length });
+    });
+    process.on('message', (m) => {
+      if (m.cmd === 'mem') {
+        if (gc) { gc(); gc(); }
+        send({ type: 'mem', mem: procMemory(), conns: conns.length });
+      } else if (m.cmd === 'expect') {
+        expect = m.bytes;
+        reachedSent = false;
+        checkReached();
+      } else if (m.cmd === 'sendback') {
+        // The other direction: every connection writes m.bytes to the parent.
+        const buf = makePattern(64 * 1024);
+        for (const s of conns) {
+          let left = m.bytes;
+          const go = () => {
+            while (left > 0) {
+              const n = Math.min(left, buf.length);
+              left -= n;
+              if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) { s.once('drain', go); return; }
+            }
+          };
+          go();
+        }
+      } else if (m.cmd === 'exit') {
+        for (const s of conns) s.destroy();
+        ready.server.close();
+        T.removeSocketFile(ready.cleanupPath);
+        send({ type: 'bye' }, true);
+      }
+    });
+    send({ type: 'ready', port: ready.port, path: ready.path, baseMem: base });
+    return;
+  }
+
+  let resolveConn;
+  const connP = new Promise((r) => { resolveConn = r; });
+  let ready = null;
+  ready = await T.listen(transport, { ringSize: cfg.ringSize, echo: mode === 'echo' }, (sock, server) => {
+    server.close(); // one connection per case
+    T.removeSocketFile(ready && ready.cleanupPath);
+    resolveConn(sock);
+  });
+  send({ type: 'ready', port: ready.port, path: ready.path, serverOptions: ready.serverOptions });
+  const sock = await connP;
+  const options = T.effectiveOptions(sock);
+
+  if (mode === 'bulk') {
+    const res = await receiveBulk(sock, cfg.verify === 'full');
+    send({ type: 'result', options, ...res }, true);
+  } else if (mode === 'echo') {
+    let echoed = 0;
+    sock.on('data', (d) => { echoed += d.length; sock.write(d); });
+    sock.on('end', () => {
+      sock.end();
+      send({ type: 'result', echoed, options }, true);
+    });
+    sock.on('error', fail);
+  } else {
+    throw new Error(`unknown mode ${mode}`);
+  }
+}
+
+main().catch(fail);

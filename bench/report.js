@@ -1,0 +1,178 @@
+'use strict';
+// Markdown tables of a benchmark run: median (min–max) over the repetitions,
+// and the ratio of every xenring row to node:net over a UNIX socket.
+
+const { summary, sizeName } = require('./common');
+const T = require('./transports');
+
+const fmt = (x) => {
+  if (x == null || Number.isNaN(x)) return '–';
+  const a = Math.abs(x);
+  if (a >= 100) return String(Math.round(x));
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+};
+const cell = (s) => (!s ? '–' : s.n === 1 ? fmt(s.median) : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`);
+const ratioFmt = (x) => (x == null || Number.isNaN(x) ? '–' : `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}×`);
+
+function table(header, rows) {
+  const out = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`];
+  for (const r of rows) out.push(`| ${r.join(' | ')} |`);
+  return out.join('\n') + '\n';
+}
+
+/** Row label: the transport name and the options actually in force. */
+function label(name, recs) {
+  const spec = T.TRANSPORTS[name];
+  if (!spec) return name;
+  if (!spec.xr) return spec.net === 'uds' ? 'uds (node:net, UNIX socket)' : 'tcp (node:net, 127.0.0.1)';
+  const withOpts = recs.find((r) => r.options && (r.options.client || r.options.server));
+  const c = withOpts && withOpts.options.client, s = withOpts && withOpts.options.server;
+  const spin = (o) => (o && typeof o.spinMicros === 'number' ? o.spinMicros : '?');
+  const asked = spec.xr.spinMicros === undefined ? 'default options' : `spinMicros: ${spec.xr.spinMicros}`;
+  const eff = spin(c) === spin(s) ? `spinMicros=${spin(c)}` : `spinMicros client ${spin(c)} / server ${spin(s)}`;
+  const ring = c && c.txSize ? `, ring ${sizeName(c.txSize)}` : '';
+  return `${name} (${spec.xr.transport}; ${asked} → ${eff}${ring})`;
+}
+
+/**
+ * ratio of the xenring row to uds for one cell: ratio of medians, and the
+ * range of the per-repetition ratios (same repetition = same conditions).
+ */
+function ratioCell(xs, us, metric) {
+  const sx = summary(xs.map(metric)), su = summary(us.map(metric));
+  if (!sx || !su) return '–';
+  const per = [];
+  for (const x of xs) {
+    const u = us.find((y) => y._rep === x._rep);
+    if (u) per.push(metric(x) / metric(u));
+  }
+  const ps = summary(per);
+  const main = ratioFmt(sx.median / su.median);
+  return ps && ps.n > 1 ? `${main} (${ratioFmt(ps.min).slice(0, -1)}–${ratioFmt(ps.max)})` : main;
+}
+
+function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
+  const out = [];
+  const w = (s = '') => out.push(s);
+  const bulk = runs.flatMap((r) => r.bulk.map((b) => ({ ...b, _rep: r.run })));
+  const pp = runs.flatMap((r) => r.pingpong.map((p) => ({ ...p, _rep: r.run })));
+  const failures = runs.flatMap((r) => r.failures.map((f) => ({ rep: r.run, ...f }))).concat(memFailures.map((f) => ({ rep: '-', ...f })));
+  const date = runs[0] ? runs[0].time : new Date().toISOString();
+
+  w(`# xenring benchmark`);
+  w();
+  w(`${date.slice(0, 16).replace('T', ' ')} UTC · ${meta.host.cpus} vCPU ${meta.host.model || ''} · kernel ${meta.host.kernel} · Node ${meta.node}` +
+    ` · xenring ${meta.xenring.version}${meta.xenring.commit ? ` (${meta.xenring.commit})` : ''} · ${meta.xenPresent ? 'Xen present' : 'no Xen: local transport only'}`);
+  w();
+  w(`${cfg.reps} repetition(s)${cfg.quick ? ' (--quick)' : ''}, every case a fresh child process; ${secs} s in all. ` +
+    `Cells: median (min–max) over the repetitions. Ratios: xenring ÷ uds, median of the ratio of medians ` +
+    `(range: per-repetition ratios).`);
+  w();
+
+  if (bulk.length) {
+    const ts = [...new Set(bulk.map((b) => b.transport))];
+    const chunks = [...new Set(bulk.map((b) => b.chunk))];
+    const get = (t, ch) => bulk.filter((b) => b.transport === t && b.chunk === ch);
+    w(`## Bulk throughput, MB/s (1 MB = 10^6 B; receiver-measured, first to last read)`);
+    w();
+    const sizes = chunks.map((ch) => `${sizeName(ch)} → ${sizeName(get(ts[0], ch)[0] ? get(ts[0], ch)[0].bytes : 0)}`).join(', ');
+    const rows = ts.map((t) => [label(t, bulk.filter((b) => b.transport === t)), ...chunks.map((ch) => cell(summary(get(t, ch).map((b) => b.mbps))))]);
+    if (ts.includes('uds')) {
+      for (const t of ts.filter(T.isXenring)) {
+        rows.push([`**${t} ÷ uds**`, ...chunks.map((ch) => ratioCell(get(t, ch), get('uds', ch), (b) => b.mbps))]);
+      }
+    }
+    w(table(['transport \\ chunk', ...chunks.map(sizeName)], rows));
+    w(`Bytes per case: ${sizes}. Verification: ${cfg.verify === 'full' ? 'every byte compared' : 'every byte counted, first/last byte of every read and one whole read per 4 MiB compared'}.`);
+    w();
+    w('CPU, sender % / receiver % (median; 100 % = one core busy):');
+    w();
+    w(table(['transport \\ chunk', ...chunks.map(sizeName)], ts.map((t) => [t, ...chunks.map((ch) => {
+      const g = get(t, ch);
+      return g.length ? `${fmt(summary(g.map((b) => b.snd.cpuPct)).median)} / ${fmt(summary(g.map((b) => b.rcv.cpuPct)).median)}` : '–';
+    })])));
+    w('Receiver: minor page faults per MiB · average bytes per read (median):');
+    w();
+    w(table(['transport \\ chunk', ...chunks.map(sizeName)], ts.map((t) => [t, ...chunks.map((ch) => {
+      const g = get(t, ch);
+      return g.length ? `${fmt(summary(g.map((b) => b.rcv.faultsPerMiB)).median)} · ${fmt(summary(g.map((b) => b.rcv.avgRead)).median)}` : '–';
+    })])));
+  }
+
+  if (pp.length) {
+    const ts = [...new Set(pp.map((p) => p.transport))];
+    const sizes = [...new Set(pp.map((p) => p.size))];
+    const get = (t, sz) => pp.filter((p) => p.transport === t && p.size === sz);
+    const it = pp[0];
+    w(`## Ping-pong round trip, µs (${it.iters} round trips after ${it.warmup} warm-up, one message in flight)`);
+    w();
+    const header = ['transport', ...sizes.flatMap((sz) => [`${sizeName(sz)} median`, `${sizeName(sz)} p99`]), 'pinger CPU %'];
+    const rows = ts.map((t) => [label(t, pp.filter((p) => p.transport === t)),
+      ...sizes.flatMap((sz) => [cell(summary(get(t, sz).map((p) => p.us.median))), cell(summary(get(t, sz).map((p) => p.us.p99)))]),
+      fmt(summary(pp.filter((p) => p.transport === t).map((p) => p.cli && p.cli.cpuPct)) ? summary(pp.filter((p) => p.transport === t).map((p) => p.cli && p.cli.cpuPct)).median : null)]);
+    if (ts.includes('uds')) {
+      for (const t of ts.filter(T.isXenring)) {
+        rows.push([`**${t} ÷ uds** (lower is better)`, ...sizes.flatMap((sz) => [
+          ratioCell(get(t, sz), get('uds', sz), (p) => p.us.median), ratioCell(get(t, sz), get('uds', sz), (p) => p.us.p99)]), '']);
+      }
+    }
+    w(table(header, rows));
+  }
+
+  if (mem.length) {
+    w(`## Memory: RSS growth per connection, KiB (${mem[0].conns} connections; both processes; after gc)`);
+    w();
+    w('"idle": connected, nothing sent. "used": after 2 × ringSize bytes each way on every connection (every ring page touched, receive buffers filled). ' +
+      'Each cell: VmRSS (of which shared-memory pages · anonymous). The ring pages are shared: the same pages are counted in both processes.');
+    w();
+    const per = (m, label, who) => {
+      const base = m.points.find((p) => p.label === 'listening')[who];
+      const p = m.points.find((x) => x.label === label)[who];
+      const d = (k) => (p[k] != null && base[k] != null ? (p[k] - base[k]) / m.conns : null);
+      return { rss: d('VmRSS'), shm: d('RssShmem'), anon: d('RssAnon') };
+    };
+    const c3 = (x) => `${fmt(x.rss)} (${fmt(x.shm)} · ${fmt(x.anon)})`;
+    const rows = mem.map((m) => [`${m.transport}${m.ringSize ? `, ring ${sizeName(m.ringSize)}` : ''}`,
+      c3(per(m, 'idle', 'parent')), c3(per(m, 'idle', 'child')), c3(per(m, 'after-transfer', 'parent')), c3(per(m, 'after-transfer', 'child')),
+      `${fmt(per(m, 'closed', 'parent').rss)} / ${fmt(per(m, 'closed', 'child').rss)}`]);
+    w(table(['transport', 'idle, client', 'idle, server', 'used, client', 'used, server', 'after close, client / server'], rows));
+    // Fit RSS = fixed + perMiB × ringMiB from the two ring sizes of each xenring transport.
+    for (const t of [...new Set(mem.filter((m) => m.ringSize).map((m) => m.transport))]) {
+      const ms = mem.filter((m) => m.transport === t && m.ringSize).sort((a, b) => b.ringSize - a.ringSize);
+      if (ms.length < 2) continue;
+      const [big, small] = ms;
+      const dMiB = (big.ringSize - small.ringSize) / (1024 * 1024);
+      const fit = (state, who) => {
+        const pb = per(big, state, who).rss, ps = per(small, state, who).rss;
+        const slope = (pb - ps) / dMiB;
+        return { perMiB: slope, fixed: ps - slope * (small.ringSize / (1024 * 1024)) };
+      };
+      const parts = [];
+      for (const state of ['idle', 'after-transfer']) {
+        for (const who of ['parent', 'child']) {
+          const f = fit(state, who);
+          parts.push(`${state === 'idle' ? 'idle' : 'used'} ${who === 'parent' ? 'client' : 'server'}: ${fmt(f.fixed)} KiB + ${fmt(f.perMiB)} KiB per MiB of ring`);
+        }
+      }
+      w(`${t}, fitted per connection (ring sizes ${sizeName(small.ringSize)} and ${sizeName(big.ringSize)}, ringSize bytes each way): ${parts.join('; ')}.`);
+      w();
+    }
+    if (mem.some((m) => m.transport === 'uds')) {
+      w('uds: kernel socket buffers are not part of RSS, so its row shows only the JS/libuv objects.');
+      w();
+    }
+  }
+
+  const notOk = [...bulk.filter((b) => !b.ok).map((b) => ({ rep: b._rep, kind: 'bulk', transport: b.transport, chunk: b.chunk, bytes: b.rcv.bytes, expected: b.bytes, edgeErrors: b.rcv.edgeErrors, fullErrors: b.rcv.fullErrors })),
+    ...pp.filter((p) => !p.ok).map((p) => ({ rep: p._rep, kind: 'pingpong', transport: p.transport, size: p.size, errors: p.errors, echoed: p.echoed }))];
+  const total = bulk.length + pp.length;
+  w(`Verification: ${total} measurements, ${notOk.length} not ok, ${failures.length} failed to run.`);
+  for (const f of notOk) w(`- NOT OK: ${JSON.stringify(f)}`);
+  for (const f of failures) w(`- FAILED: ${JSON.stringify(f)}`);
+  w();
+  return out.join('\n');
+}
+
+module.exports = { markdown, label };

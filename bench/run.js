@@ -1,0 +1,508 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * xenring benchmark: xenring against node:net (UNIX socket, TCP 127.0.0.1),
+ * in one run and with one method. `npm run bench -- [options]`.
+ *
+ * Every case is fresh: the parent forks bench/child.js, which listens; the
+ * parent connects. The parent is the sender (bulk) or the pinger (ping-pong).
+ *
+ *   bulk      the parent writes N bytes in chunks of 64 B, 1 KiB, 64 KiB and
+ *             1 MiB (write() until it returns false, then wait for 'drain');
+ *             the child counts every byte and checks the pattern (byte i of
+ *             the stream is i % 251: first and last byte of every read, whole
+ *             reads with Buffer.compare against a precomputed pattern -- one
+ *             read per 4 MiB plus the last, or every read with --verify full).
+ *             MB/s (1e6) is measured by the receiver from its first read to
+ *             its last. CPU % per side = process.cpuUsage() / wall time
+ *             (sender: first write to 'finish'; receiver: first to last
+ *             read), receiver minor page faults per MiB.
+ *   pingpong  one message (1 B, 1 KiB) in flight; the child echoes; the
+ *             parent measures the round trip write() -> echo complete, and
+ *             compares every echo (it carries a sequence number). 20 000
+ *             round trips after 2 000 warm-up.
+ *   mem       N idle connections (ring 1 MiB and 64 KiB), RSS delta in both
+ *             processes; then 2 x ringSize bytes each way on every connection
+ *             and the RSS delta again; fitted: RSS per connection and per MiB
+ *             of ring. UDS for reference.
+ *
+ * Output: progress on stderr, markdown tables on stdout. --json FILE writes
+ * one JSON line per repetition in the schema of the recorded baselines
+ * (tool 'node-baseline'; /work/shared/baselines/aggregate.mjs pools them),
+ * plus one 'xenring-bench-mem' line.
+ *
+ * Options (--name value or --name=value):
+ *   --quick             smaller everything (< 30 s): 1 rep, 64 MiB per bulk
+ *                       case (64 B: 4 MiB), 2 000 round trips after 200
+ *   --reps N            repetitions (default 3; quick 1)
+ *   --cases LIST        bulk,pingpong,mem (default all)
+ *   --transports LIST   xenring,xenring-spin,uds,tcp[,xenring-xen,xenring-xen-spin]
+ *                       default: bulk xenring,uds,tcp; ping-pong also
+ *                       xenring-spin; the -xen rows if /dev/xen/evtchn exists
+ *   --chunks LIST       bulk chunk sizes (default 64,1K,64K,1M)
+ *   --bytes SIZE        bytes per bulk case (default 512M; quick 64M)
+ *   --max-writes N      cap on writes per bulk case (default 512Ki; quick 64Ki):
+ *                       64 B -> 32 MiB, as in the recorded baselines
+ *   --pp-sizes LIST     ping-pong sizes (default 1,1K)
+ *   --pp-iters N        measured round trips (default 20000; quick 2000)
+ *   --pp-warmup N       warm-up round trips (default 2000; quick 200)
+ *   --verify MODE       sample (default) | full (compare every byte)
+ *   --ring-size SIZE    ringSize for the bulk/ping-pong xenring cases (default: library's)
+ *   --mem-conns N       connections in the memory case (default 50; quick 10)
+ *   --json FILE         write JSON lines
+ *   --probe FILE        run this program before/after each case; its stdout
+ *                       (a number, µs) is recorded as probe.pre/post
+ *                       (e.g. the baselines' c/coreprobe.c, compiled)
+ *   --child-prof DIR    run the child (receiver / echo side) with --cpu-prof into DIR
+ *   --timeout MS        per case (default 120000)
+ *   --xen-domid N       domid for the Xen transport's connect()
+ */
+
+const { fork, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const C = require('./common');
+const T = require('./transports');
+const report = require('./report');
+
+const CHILD = path.join(__dirname, 'child.js');
+
+// ------------------------------------------------------------------ options
+function parseArgv(argv) {
+  const o = {};
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([^=]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) throw new Error(`unexpected argument: ${argv[i]}`);
+    if (m[2] !== undefined) o[m[1]] = m[2];
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) o[m[1]] = argv[++i];
+    else o[m[1]] = 'true';
+  }
+  return o;
+}
+const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
+
+function config(argv) {
+  const a = parseArgv(argv);
+  if (a.help || a.h) {
+    const src = fs.readFileSync(__filename, 'utf8');
+    process.stdout.write(src.slice(src.indexOf('/*') + 2, src.indexOf('*/')).replace(/^ \* ?/gm, '') + '\n');
+    process.exit(0);
+  }
+  const quick = a.quick === 'true';
+  const xen = C.xenPresent();
+  const known = Object.keys(T.TRANSPORTS);
+  let transports = a.transports ? list(a.transports) : null;
+  for (const t of transports || []) if (!known.includes(t)) throw new Error(`unknown transport ${t} (known: ${known.join(', ')})`);
+  const dflt = (names) => names.filter((n) => xen || !/-xen/.test(n));
+  const cfg = {
+    quick,
+    reps: Number(a.reps ?? (quick ? 1 : 3)),
+    cases: list(a.cases ?? 'bulk,pingpong,mem'),
+    bulkTransports: transports || dflt(['xenring', 'xenring-xen', 'uds', 'tcp']),
+    ppTransports: transports || dflt(['xenring', 'xenring-spin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
+    chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
+    bytes: C.parseSize(a.bytes ?? (quick ? '64M' : '512M')),
+    maxWrites: Number(a['max-writes'] ?? (quick ? 64 * 1024 : 512 * 1024)),
+    ppSizes: list(a['pp-sizes'] ?? '1,1K').map(C.parseSize),
+    ppIters: Number(a['pp-iters'] ?? (quick ? 2000 : 20000)),
+    ppWarmup: Number(a['pp-warmup'] ?? (quick ? 200 : 2000)),
+    verify: a.verify ?? 'sample',
+    ringSize: a['ring-size'] ? C.parseSize(a['ring-size']) : undefined,
+    memConns: Number(a['mem-conns'] ?? (quick ? 10 : 50)),
+    memRingSizes: [C.MiB, 64 * C.KiB],
+    json: a.json ?? '',
+    probe: a.probe ? path.resolve(a.probe) : '',
+    childProf: a['child-prof'] ? path.resolve(a['child-prof']) : '',
+    timeoutMs: Number(a.timeout ?? 120000),
+    xenDomid: a['xen-domid'] !== undefined ? Number(a['xen-domid']) : undefined,
+    xenPresent: xen,
+  };
+  for (const c of cfg.cases) if (!['bulk', 'pingpong', 'mem'].includes(c)) throw new Error(`unknown case ${c}`);
+  if (!['sample', 'full'].includes(cfg.verify)) throw new Error('--verify must be sample or full');
+  if (!(cfg.reps >= 1)) throw new Error('--reps must be >= 1');
+  return cfg;
+}
+
+// ----------------------------------------------------------------- progress
+const progress = {
+  t0: Date.now(), done: 0, total: 0, tty: process.stderr.isTTY,
+  show(text) {
+    const s = Math.round((Date.now() - this.t0) / 1000);
+    const line = `[${this.done}/${this.total} ${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}] ${text}`;
+    if (this.tty) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(line + '\n');
+  },
+  end() { if (this.tty) process.stderr.write('\r\x1b[K'); },
+};
+
+// ----------------------------------------------------------- child plumbing
+function waitMsg(child, type, ms) {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => { clearTimeout(t); child.off('message', onMsg); child.off('exit', onExit); };
+    const onMsg = (m) => {
+      if (m && m.type === type) { cleanup(); resolve(m); }
+      else if (m && m.type === 'error') { cleanup(); reject(new Error(`child error: ${m.error}`)); }
+    };
+    const onExit = (code, sig) => { cleanup(); reject(new Error(`child exited (${code ?? sig}) before '${type}'`)); };
+    const t = setTimeout(() => { cleanup(); reject(new Error(`timeout (${ms} ms) waiting for '${type}'`)); }, ms);
+    child.on('message', onMsg);
+    child.on('exit', onExit);
+  });
+}
+
+/** Wait for the child to exit; SIGKILL this child (by its pid) if it hangs. */
+function reap(child, ms = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.once('exit', () => { clearTimeout(t); resolve(); });
+  });
+}
+
+function probe(cfg) {
+  if (!cfg.probe) return null;
+  try { return Number(execFileSync(cfg.probe, [], { encoding: 'utf8', timeout: 10000 }).trim()); } catch { return null; }
+}
+
+let caseNo = 0;
+async function setupCase(transport, mode, cfg, extra = {}) {
+  const ccfg = { transport, mode, verify: cfg.verify, ringSize: extra.ringSize ?? cfg.ringSize, xenDomid: cfg.xenDomid };
+  const execArgv = [];
+  if (cfg.childProf) {
+    fs.mkdirSync(cfg.childProf, { recursive: true });
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${cfg.childProf}`, `--cpu-prof-name=child-${++caseNo}-${transport}-${mode}.cpuprofile`);
+  }
+  const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  child.on('error', () => {});
+  let sock = null;
+  try {
+    const ready = await waitMsg(child, 'ready', 30000);
+    if (mode !== 'mem') sock = await T.connect(transport, ready, { ringSize: ccfg.ringSize, echo: mode === 'echo', xenDomid: cfg.xenDomid });
+    return { child, ready, sock };
+  } catch (e) {
+    if (sock) sock.destroy();
+    child.kill('SIGKILL');
+    await reap(child);
+    throw e;
+  }
+}
+
+// --------------------------------------------------------------------- bulk
+const PATTERN_VIEWS = new Map();
+function patternViews(chunk) {
+  // Source views precomputed so the loop measures the transport, not Buffer
+  // allocation: the chunk at stream offset o is views[o % 251].
+  if (!PATTERN_VIEWS.has(chunk)) {
+    const src = C.makePattern(chunk + C.PERIOD);
+    const views = [];
+    for (let p = 0; p < C.PERIOD; p++) views.push(src.subarray(p, p + chunk));
+    PATTERN_VIEWS.clear();
+    PATTERN_VIEWS.set(chunk, views);
+  }
+  return PATTERN_VIEWS.get(chunk);
+}
+
+function pump(wr, chunk, nWrites) {
+  const views = patternViews(chunk);
+  return new Promise((resolve, reject) => {
+    let i = 0, off = 0, drains = 0;
+    const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
+    const flt0 = process.resourceUsage().minorPageFault;
+    const write = () => {
+      while (i < nWrites) {
+        const v = views[off % C.PERIOD];
+        i++;
+        off += chunk;
+        if (!wr.write(v)) { drains++; wr.once('drain', write); return; }
+      }
+      wr.end();
+    };
+    wr.once('finish', () => {
+      const cpu = process.cpuUsage(cpu0);
+      resolve({ ns: Number(process.hrtime.bigint() - t0), cpuUserUs: cpu.user, cpuSysUs: cpu.system, drains,
+        faults: process.resourceUsage().minorPageFault - flt0 });
+    });
+    wr.once('error', reject);
+    write();
+  });
+}
+
+async function runBulk(transport, chunk, cfg) {
+  const nWrites = Math.max(1, Math.min(cfg.maxWrites > 0 ? cfg.maxWrites : Infinity, Math.floor(cfg.bytes / chunk)));
+  const total = nWrites * chunk;
+  const pre = probe(cfg);
+  const c = await setupCase(transport, 'bulk', cfg);
+  let rec;
+  try {
+    const resultP = waitMsg(c.child, 'result', cfg.timeoutMs);
+    resultP.catch(() => {});
+    const snd = await Promise.race([pump(c.sock, chunk, nWrites), resultP.then(() => { throw new Error('receiver finished before the sender'); })]);
+    const r = await resultP;
+    const ok = r.bytes === total && r.edgeErrors === 0 && r.fullErrors === 0;
+    const rcvS = r.ns / 1e9, sndS = snd.ns / 1e9;
+    const MiB = C.MiB;
+    rec = {
+      transport, chunk, bytes: total, writes: nWrites, ok,
+      mbps: C.r1((r.bytes - r.firstLen) / rcvS / 1e6),
+      rcv: { bytes: r.bytes, ns: r.ns, firstLen: r.firstLen, events: r.events, avgRead: Math.round(r.bytes / r.events), maxRead: r.maxLen,
+        cpuUserUs: r.cpuUserUs, cpuSysUs: r.cpuSysUs, cpuPct: C.r1(100 * (r.cpuUserUs + r.cpuSysUs) / 1e6 / rcvS),
+        faults: r.faults, faultsPerMiB: C.r2(r.faults / (r.bytes / MiB)),
+        edgeErrors: r.edgeErrors, fullChecks: r.fullChecks, fullErrors: r.fullErrors },
+      snd: { ns: snd.ns, mbps: C.r1(total / sndS / 1e6), cpuUserUs: snd.cpuUserUs, cpuSysUs: snd.cpuSysUs,
+        cpuPct: C.r1(100 * (snd.cpuUserUs + snd.cpuSysUs) / 1e6 / sndS), drains: snd.drains,
+        faults: snd.faults, faultsPerMiB: C.r2(snd.faults / (total / MiB)) },
+      fdType: T.isXenring(transport) ? 'ring' : 'socket',
+      verify: cfg.verify,
+      options: { client: T.effectiveOptions(c.sock), server: r.options },
+    };
+  } finally {
+    if (!c.sock.destroyed) c.sock.destroy();
+    await reap(c.child);
+  }
+  rec.probe = { pre, post: probe(cfg) };
+  return rec;
+}
+
+// ---------------------------------------------------------------- ping-pong
+function pingpongLoop(sock, size, warmup, iters) {
+  const msg = C.makePattern(size);
+  const rtt = new Float64Array(iters);
+  const total = warmup + iters;
+  return new Promise((resolve, reject) => {
+    let i = 0, got = 0, pieces = [], errors = 0, t0 = 0n, cpu0 = null, w0 = 0n;
+    const send = () => {
+      if (size >= 4) msg.writeUInt32LE(i >>> 0, 0); else msg[0] = i & 0xff;
+      got = 0;
+      pieces = [];
+      if (i === warmup) { cpu0 = process.cpuUsage(); w0 = process.hrtime.bigint(); }
+      t0 = process.hrtime.bigint();
+      sock.write(msg);
+    };
+    const onData = (d) => {
+      got += d.length;
+      if (got < size) { pieces.push(d); return; }
+      const t1 = process.hrtime.bigint();
+      if (got > size) { sock.off('data', onData); reject(new Error(`echo overrun: ${got} > ${size}`)); return; }
+      const resp = pieces.length ? Buffer.concat([...pieces, d]) : d;
+      if (!resp.equals(msg)) errors++;
+      if (i >= warmup) rtt[i - warmup] = Number(t1 - t0) / 1000;
+      if (++i < total) send();
+      else {
+        sock.off('data', onData);
+        const cpu = process.cpuUsage(cpu0);
+        const wall = Number(process.hrtime.bigint() - w0) / 1e3;
+        resolve({ rtt, errors, cpuPct: C.r1(100 * (cpu.user + cpu.system) / wall) });
+      }
+    };
+    sock.on('data', onData);
+    sock.once('error', reject);
+    send();
+  });
+}
+
+async function runPingpong(transport, size, cfg) {
+  const pre = probe(cfg);
+  const c = await setupCase(transport, 'echo', cfg);
+  let rec;
+  try {
+    const resultP = waitMsg(c.child, 'result', cfg.timeoutMs);
+    resultP.catch(() => {});
+    const { rtt, errors, cpuPct } = await pingpongLoop(c.sock, size, cfg.ppWarmup, cfg.ppIters);
+    const clientOpts = T.effectiveOptions(c.sock);
+    c.sock.end();
+    c.sock.resume();
+    const r = await resultP;
+    const expectEcho = size * (cfg.ppWarmup + cfg.ppIters);
+    const st = C.latencyStats(rtt);
+    rec = {
+      transport, size, iters: cfg.ppIters, warmup: cfg.ppWarmup, ok: errors === 0 && r.echoed === expectEcho,
+      errors, echoed: r.echoed,
+      us: Object.fromEntries(Object.entries(st).map(([k, v]) => [k, k === 'n' ? v : C.r2(v)])),
+      cli: { cpuPct },
+      fdType: T.isXenring(transport) ? 'ring' : 'socket',
+      options: { client: clientOpts, server: r.options },
+    };
+  } finally {
+    if (!c.sock.destroyed) c.sock.destroy();
+    await reap(c.child);
+  }
+  rec.probe = { pre, post: probe(cfg) };
+  return rec;
+}
+
+// ------------------------------------------------------------------- memory
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function childMem(child, cfg) {
+  const p = waitMsg(child, 'mem', cfg.timeoutMs);
+  child.send({ cmd: 'mem' });
+  return p.then((m) => m.mem);
+}
+
+function writeAll(sock, bytes, chunk) {
+  const views = patternViews(chunk);
+  return new Promise((resolve, reject) => {
+    let off = 0;
+    const go = () => {
+      while (off < bytes) {
+        const v = views[off % C.PERIOD];
+        off += chunk;
+        if (!sock.write(v)) { sock.once('drain', go); return; }
+      }
+      resolve();
+    };
+    sock.once('error', reject);
+    go();
+  });
+}
+
+async function runMem(transport, ringSize, cfg) {
+  const gc = C.getGc();
+  if (T.isXenring(transport)) T.xenring();
+  const N = cfg.memConns;
+  const c = await setupCase(transport, 'mem', cfg, { ringSize });
+  const socks = [];
+  const snap = async (label) => {
+    await sleep(100);
+    if (gc) { gc(); gc(); }
+    return { label, parent: C.procMemory(), child: await childMem(c.child, cfg) };
+  };
+  try {
+    const points = [{ label: 'base', parent: (gc && gc(), C.procMemory()), child: c.ready.baseMem }];
+    points.push(await snap('listening'));
+    let accepted = 0;
+    const allAccepted = new Promise((resolve) => {
+      const on = (m) => { if (m && m.type === 'accepted' && ++accepted === N) { c.child.off('message', on); resolve(); } };
+      c.child.on('message', on);
+    });
+    for (let i = 0; i < N; i++) {
+      const s = await T.connect(transport, c.ready, { ringSize, xenDomid: cfg.xenDomid });
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    await allAccepted;
+    points.push(await snap('idle'));
+    // Fill every ring twice over, both ways: each ring page is touched.
+    const xfer = 2 * (ringSize || C.MiB);
+    let got = 0;
+    const allBack = new Promise((resolve) => {
+      for (const s of socks) s.on('data', (d) => { got += d.length; if (got >= N * xfer) resolve(); });
+    });
+    const reached = waitMsg(c.child, 'reached', cfg.timeoutMs);
+    c.child.send({ cmd: 'expect', bytes: N * xfer });
+    c.child.send({ cmd: 'sendback', bytes: xfer });
+    await Promise.all(socks.map((s) => writeAll(s, xfer, 64 * C.KiB)));
+    await reached;
+    await allBack;
+    points.push(await snap('after-transfer'));
+    for (const s of socks) s.destroy();
+    points.push(await snap('closed'));
+    c.child.send({ cmd: 'exit' });
+    return { transport, ringSize: T.isXenring(transport) ? ringSize : null, conns: N, xferPerConnEachWay: xfer, points };
+  } finally {
+    for (const s of socks) if (!s.destroyed) s.destroy();
+    await reap(c.child);
+  }
+}
+
+// --------------------------------------------------------------------- main
+async function main() {
+  const cfg = config(process.argv.slice(2));
+  const host = { cpus: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, kernel: os.release() };
+  const pkg = JSON.parse(fs.readFileSync(path.join(C.LIB_PATH, 'package.json'), 'utf8'));
+  let commit = null;
+  try { commit = execFileSync('git', ['-C', C.LIB_PATH, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }
+  const meta = { node: process.version, uv: process.versions.uv, host, xenring: { version: pkg.version, commit }, xenPresent: cfg.xenPresent };
+
+  const bulkCases = cfg.cases.includes('bulk') ? cfg.chunks.flatMap((ch) => cfg.bulkTransports.map((t) => ({ kind: 'bulk', t, ch }))) : [];
+  const ppCases = cfg.cases.includes('pingpong') ? cfg.ppSizes.flatMap((sz) => cfg.ppTransports.map((t) => ({ kind: 'pp', t, sz }))) : [];
+  const memCases = [];
+  if (cfg.cases.includes('mem')) {
+    for (const t of cfg.bulkTransports.filter((x) => T.isXenring(x))) for (const rs of cfg.memRingSizes) memCases.push({ t, rs });
+    if (cfg.bulkTransports.includes('uds')) memCases.push({ t: 'uds', rs: null });
+  }
+  progress.total = cfg.reps * (bulkCases.length + ppCases.length) + memCases.length;
+  process.stderr.write(`xenring bench: ${cfg.reps} rep(s), ${progress.total} cases; node ${process.version}, ${host.cpus} CPUs` +
+    `${cfg.xenPresent ? ', Xen present' : ', no Xen (local transport only)'}\n`);
+  const busy = (() => { try { return execFileSync('pgrep', ['-f', 'qemu-system'], { encoding: 'utf8' }).trim(); } catch { return ''; } })();
+  if (busy) process.stderr.write(`WARNING: qemu-system is running (pids ${busy.split('\n').join(' ')}); numbers will be distorted\n`);
+
+  const jsonLines = [];
+  const flushJson = () => { if (cfg.json) fs.writeFileSync(cfg.json, jsonLines.map((x) => JSON.stringify(x)).join('\n') + '\n'); };
+  const runs = [];
+  const bulkSize = (ch) => ch * Math.max(1, Math.min(cfg.maxWrites > 0 ? cfg.maxWrites : Infinity, Math.floor(cfg.bytes / ch)));
+  for (let rep = 1; rep <= cfg.reps; rep++) {
+    const rec = {
+      tool: 'node-baseline', version: 1, bench: 'xenring', run: rep, time: new Date().toISOString(), ...meta,
+      config: { ...cfg, json: undefined }, bulk: [], pingpong: [], failures: [],
+    };
+    // Rotate the transport order every repetition so that slow drift (host
+    // load, vCPU placement) does not always favour the same one.
+    const rot = (arr) => { const k = (rep - 1) % arr.length; return arr.slice(k).concat(arr.slice(0, k)); };
+    for (const ch of cfg.cases.includes('bulk') ? cfg.chunks : []) {
+      for (const t of rot(cfg.bulkTransports)) {
+        progress.show(`rep ${rep}/${cfg.reps} bulk ${t} ${C.sizeName(ch)} (${C.sizeName(bulkSize(ch))})`);
+        try {
+          const r = await runBulk(t, ch, cfg);
+          rec.bulk.push(r);
+          progress.done++;
+          progress.show(`rep ${rep}/${cfg.reps} bulk ${t} ${C.sizeName(ch)}: ${r.mbps} MB/s${r.ok ? '' : ' NOT OK'}`);
+        } catch (e) {
+          progress.done++;
+          rec.failures.push({ kind: 'bulk', transport: t, chunk: ch, error: String(e.message) });
+          progress.end();
+          process.stderr.write(`FAILED bulk ${t} ${C.sizeName(ch)}: ${e.message}\n`);
+        }
+      }
+    }
+    for (const sz of cfg.cases.includes('pingpong') ? cfg.ppSizes : []) {
+      for (const t of rot(cfg.ppTransports)) {
+        progress.show(`rep ${rep}/${cfg.reps} ping-pong ${t} ${C.sizeName(sz)}`);
+        try {
+          const r = await runPingpong(t, sz, cfg);
+          rec.pingpong.push(r);
+          progress.done++;
+          progress.show(`rep ${rep}/${cfg.reps} ping-pong ${t} ${C.sizeName(sz)}: median ${r.us.median} µs${r.ok ? '' : ' NOT OK'}`);
+        } catch (e) {
+          progress.done++;
+          rec.failures.push({ kind: 'pingpong', transport: t, size: sz, error: String(e.message) });
+          progress.end();
+          process.stderr.write(`FAILED ping-pong ${t} ${C.sizeName(sz)}: ${e.message}\n`);
+        }
+      }
+    }
+    runs.push(rec);
+    jsonLines.push(rec);
+    flushJson();
+  }
+  const mem = [];
+  const memFailures = [];
+  for (const m of memCases) {
+    progress.show(`memory ${m.t}${m.rs ? ` ring ${C.sizeName(m.rs)}` : ''}, ${cfg.memConns} connections`);
+    try {
+      mem.push(await runMem(m.t, m.rs, cfg));
+    } catch (e) {
+      memFailures.push({ kind: 'mem', transport: m.t, ringSize: m.rs, error: String(e.message) });
+      progress.end();
+      process.stderr.write(`FAILED memory ${m.t} ${m.rs}: ${e.message}\n`);
+    }
+    progress.done++;
+  }
+  if (memCases.length) {
+    jsonLines.push({ tool: 'xenring-bench-mem', version: 1, time: new Date().toISOString(), ...meta, mem, failures: memFailures });
+    flushJson();
+  }
+  progress.end();
+  const secs = Math.round((Date.now() - progress.t0) / 1000);
+  process.stdout.write(report.markdown({ cfg, meta, runs, mem, memFailures, secs }));
+  const bad = runs.reduce((n, r) => n + r.failures.length + r.bulk.filter((x) => !x.ok).length + r.pingpong.filter((x) => !x.ok).length, 0) + memFailures.length;
+  process.exitCode = bad ? 1 : 0;
+}
+
+main().catch((e) => {
+  progress.end();
+  console.error(e && e.stack ? e.stack : e);
+  process.exitCode = 2;
+});

@@ -1,0 +1,112 @@
+'use strict';
+// The transports under test, and how each one listens (child) and connects
+// (parent). Every xenring variant names its transport explicitly, so a
+// machine with Xen does not silently turn the 'xenring' row into Xen.
+
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const fs = require('node:fs');
+const { LIB_PATH } = require('./common');
+
+const SPIN_US = 50;
+
+/**
+ * name -> spec. `xr` is set for xenring variants: the transport and the
+ * spinMicros given to connect() and createServer() (undefined = library
+ * default, whatever that is today; the effective value is read back from the
+ * sockets and recorded).
+ */
+const TRANSPORTS = {
+  xenring: { xr: { transport: 'local', spinMicros: undefined }, about: 'xenring, local transport, default options' },
+  'xenring-spin': { xr: { transport: 'local', spinMicros: SPIN_US }, about: `xenring, local transport, spinMicros ${SPIN_US} on both sides` },
+  'xenring-xen': { xr: { transport: 'xen', spinMicros: undefined }, about: 'xenring, Xen transport, default options' },
+  'xenring-xen-spin': { xr: { transport: 'xen', spinMicros: SPIN_US }, about: `xenring, Xen transport, spinMicros ${SPIN_US} on both sides` },
+  uds: { net: 'uds', about: 'node:net over a UNIX socket path' },
+  tcp: { net: 'tcp', about: 'node:net over TCP 127.0.0.1' },
+};
+
+let lib = null;
+function xenring() {
+  if (!lib) lib = require(LIB_PATH);
+  return lib;
+}
+
+const isXenring = (name) => Boolean(TRANSPORTS[name] && TRANSPORTS[name].xr);
+
+/** Options actually in force on a xenring socket (spinMicros read back from the instance). */
+function effectiveOptions(sock) {
+  if (!sock || !(sock instanceof xenring().Socket)) return undefined;
+  const o = {};
+  if (typeof sock.spinMicros === 'number') o.spinMicros = sock.spinMicros;
+  const info = sock.channel && sock.channel.link && sock.channel.link.endpoint && typeof sock.channel.link.endpoint.info === 'function'
+    ? safe(() => sock.channel.link.endpoint.info()) : null;
+  if (info) { o.rxSize = info.rxSize; o.txSize = info.txSize; }
+  return o;
+}
+function safe(f) { try { return f(); } catch { return null; } }
+
+/**
+ * Child side: listen, call onConnection(sock) for every accepted connection.
+ * Resolves with what the parent needs to connect ({port} or {path}).
+ * `opts`: { ringSize, xenDomid, echo }.
+ */
+function listen(name, opts, onConnection) {
+  const spec = TRANSPORTS[name];
+  if (!spec) return Promise.reject(new Error(`unknown transport ${name}`));
+  return new Promise((resolve, reject) => {
+    if (spec.xr) {
+      const serverOpts = {};
+      if (spec.xr.spinMicros !== undefined) serverOpts.spinMicros = spec.xr.spinMicros;
+      const server = xenring().createServer(serverOpts, (sock) => onConnection(sock, server));
+      server.on('error', reject);
+      const lo = { port: 0, transport: spec.xr.transport };
+      if (opts.ringSize) lo.ringSize = opts.ringSize;
+      server.listen(lo, () => resolve({ port: server.address().port, server, serverOptions: serverOpts }));
+    } else {
+      const server = net.createServer({ noDelay: Boolean(opts.echo) }, (sock) => {
+        if (opts.echo) sock.setNoDelay(true);
+        onConnection(sock, server);
+      });
+      server.on('error', reject);
+      if (spec.net === 'tcp') {
+        server.listen(0, '127.0.0.1', () => resolve({ port: server.address().port, server }));
+      } else {
+        const p = path.join(os.tmpdir(), `xenring-bench-${process.pid}-${Date.now()}.sock`);
+        server.listen(p, () => resolve({ path: p, server, cleanupPath: p }));
+      }
+    }
+  });
+}
+
+/** Parent side: connect to what listen() reported; resolves with the connected socket. */
+function connect(name, ready, opts) {
+  const spec = TRANSPORTS[name];
+  return new Promise((resolve, reject) => {
+    let sock;
+    if (spec.xr) {
+      const co = { port: ready.port, transport: spec.xr.transport };
+      if (spec.xr.spinMicros !== undefined) co.spinMicros = spec.xr.spinMicros;
+      if (opts.ringSize) co.ringSize = opts.ringSize;
+      if (spec.xr.transport === 'xen' && opts.xenDomid !== undefined) co.domid = opts.xenDomid;
+      sock = xenring().connect(co);
+    } else if (spec.net === 'tcp') {
+      sock = net.connect({ host: '127.0.0.1', port: ready.port });
+    } else {
+      sock = net.connect({ path: ready.path });
+    }
+    const onErr = (e) => reject(e);
+    sock.once('error', onErr);
+    sock.once('connect', () => {
+      sock.off('error', onErr);
+      if (opts.echo && spec.net === 'tcp') sock.setNoDelay(true);
+      resolve(sock);
+    });
+  });
+}
+
+function removeSocketFile(p) {
+  if (p) try { fs.rmSync(p, { force: true }); } catch { /* gone */ }
+}
+
+module.exports = { TRANSPORTS, SPIN_US, isXenring, listen, connect, effectiveOptions, removeSocketFile, xenring };
