@@ -76,16 +76,17 @@ async function main() {
     // Baseline before anything of the library exists in this process.
     if (T.isXenring(transport)) T.xenring();
     if (gc) gc();
-    const conns = [];
     let received = 0, expect = Infinity, reachedSent = false;
     const checkReached = () => {
       if (!reachedSent && received >= expect) { reachedSent = true; send({ type: 'reached', received }); }
     };
     const base = procMemory();
+    let conns = [];
     const ready = await T.listen(transport, { ringSize: cfg.ringSize }, (sock) => {
       conns.push(sock);
       sock.on('data', (d) => { received += d.length; checkReached(); });
       sock.on('error', () => {});
+      sock.on('close', () => send({ type: 'closed' }));
       send({ type: 'accepted', n: conns.length });
     });
     process.on('message', (m) => {
@@ -96,6 +97,11 @@ async function main() {
         expect = m.bytes;
         reachedSent = false;
         checkReached();
+      } else if (m.cmd === 'reset') {
+        // forget the warm-up connection
+        conns = conns.filter((s) => !s.destroyed);
+        received = 0;
+        expect = Infinity;
       } else if (m.cmd === 'sendback') {
         // The other direction: every connection writes m.bytes to the parent.
         const buf = makePattern(64 * 1024);

@@ -70,7 +70,7 @@ function summary(vals) {
 const r1 = (x) => Math.round(x * 10) / 10;
 const r2 = (x) => Math.round(x * 100) / 100;
 
-/** Memory of this process from /proc/self/status, in KiB (VmRSS = RssAnon + RssFile + RssShmem). */
+/** Memory of this process from /proc/self/status, in KiB (VmRSS = RssAnon + RssFile + RssShmem), and live ArrayBuffer bytes. */
 function procMemory() {
   const out = {};
   try {
@@ -82,6 +82,8 @@ function procMemory() {
   } catch {
     out.VmRSS = Math.round(process.memoryUsage().rss / KiB);
   }
+  // Buffers/ArrayBuffers alive in V8's view (receive slabs included).
+  out.arrayBuffers = Math.round(process.memoryUsage().arrayBuffers / KiB);
   return out;
 }
 

@@ -124,16 +124,17 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
   if (mem.length) {
     w(`## Memory: RSS growth per connection, KiB (${mem[0].conns} connections; both processes; after gc)`);
     w();
-    w('"idle": connected, nothing sent. "used": after 2 × ringSize bytes each way on every connection (every ring page touched, receive buffers filled). ' +
-      'Each cell: VmRSS (of which shared-memory pages · anonymous). The ring pages are shared: the same pages are counted in both processes.');
+    w(`"idle": connected, nothing sent. "used": after ${sizeName(mem[0].xferPerConnEachWay)} each way on every connection (every ring page touched, receive buffers filled). ` +
+      'Each cell: VmRSS (of which shared-memory pages · anonymous pages · live ArrayBuffer bytes as V8 counts them). ' +
+      'The ring pages are shared: the same pages are counted in both processes.');
     w();
     const per = (m, label, who) => {
       const base = m.points.find((p) => p.label === 'listening')[who];
       const p = m.points.find((x) => x.label === label)[who];
       const d = (k) => (p[k] != null && base[k] != null ? (p[k] - base[k]) / m.conns : null);
-      return { rss: d('VmRSS'), shm: d('RssShmem'), anon: d('RssAnon') };
+      return { rss: d('VmRSS'), shm: d('RssShmem'), anon: d('RssAnon'), ab: d('arrayBuffers') };
     };
-    const c3 = (x) => `${fmt(x.rss)} (${fmt(x.shm)} · ${fmt(x.anon)})`;
+    const c3 = (x) => `${fmt(x.rss)} (${fmt(x.shm)} · ${fmt(x.anon)} · ${fmt(x.ab)})`;
     const rows = mem.map((m) => [`${m.transport}${m.ringSize ? `, ring ${sizeName(m.ringSize)}` : ''}`,
       c3(per(m, 'idle', 'parent')), c3(per(m, 'idle', 'child')), c3(per(m, 'after-transfer', 'parent')), c3(per(m, 'after-transfer', 'child')),
       `${fmt(per(m, 'closed', 'parent').rss)} / ${fmt(per(m, 'closed', 'child').rss)}`]);
@@ -156,7 +157,7 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
           parts.push(`${state === 'idle' ? 'idle' : 'used'} ${who === 'parent' ? 'client' : 'server'}: ${fmt(f.fixed)} KiB + ${fmt(f.perMiB)} KiB per MiB of ring`);
         }
       }
-      w(`${t}, fitted per connection (ring sizes ${sizeName(small.ringSize)} and ${sizeName(big.ringSize)}, ringSize bytes each way): ${parts.join('; ')}.`);
+      w(`${t}, fitted per connection (ring sizes ${sizeName(small.ringSize)} and ${sizeName(big.ringSize)}; "ring" = ringSize bytes each way): ${parts.join('; ')}.`);
       w();
     }
     if (mem.some((m) => m.transport === 'uds')) {

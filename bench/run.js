@@ -32,16 +32,17 @@
  * plus one 'xenring-bench-mem' line.
  *
  * Options (--name value or --name=value):
- *   --quick             smaller everything (< 30 s): 1 rep, 64 MiB per bulk
- *                       case (64 B: 4 MiB), 2 000 round trips after 200
+ *   --quick             smaller everything (< 30 s): 1 rep, 256 MiB per bulk
+ *                       case (64 B: 8 MiB, 1 KiB: 128 MiB), 5 000 round
+ *                       trips after 500, 10 connections for memory
  *   --reps N            repetitions (default 3; quick 1)
  *   --cases LIST        bulk,pingpong,mem (default all)
  *   --transports LIST   xenring,xenring-spin,uds,tcp[,xenring-xen,xenring-xen-spin]
  *                       default: bulk xenring,uds,tcp; ping-pong also
  *                       xenring-spin; the -xen rows if /dev/xen/evtchn exists
  *   --chunks LIST       bulk chunk sizes (default 64,1K,64K,1M)
- *   --bytes SIZE        bytes per bulk case (default 512M; quick 64M)
- *   --max-writes N      cap on writes per bulk case (default 512Ki; quick 64Ki):
+ *   --bytes SIZE        bytes per bulk case (default 1G; quick 256M)
+ *   --max-writes N      cap on writes per bulk case (default 512Ki; quick 128Ki):
  *                       64 B -> 32 MiB, as in the recorded baselines
  *   --pp-sizes LIST     ping-pong sizes (default 1,1K)
  *   --pp-iters N        measured round trips (default 20000; quick 2000)
@@ -49,6 +50,7 @@
  *   --verify MODE       sample (default) | full (compare every byte)
  *   --ring-size SIZE    ringSize for the bulk/ping-pong xenring cases (default: library's)
  *   --mem-conns N       connections in the memory case (default 50; quick 10)
+ *   --mem-xfer SIZE     bytes each way per connection for "used" (default 8M)
  *   --json FILE         write JSON lines
  *   --probe FILE        run this program before/after each case; its stdout
  *                       (a number, µs) is recorded as probe.pre/post
@@ -102,15 +104,16 @@ function config(argv) {
     bulkTransports: transports || dflt(['xenring', 'xenring-xen', 'uds', 'tcp']),
     ppTransports: transports || dflt(['xenring', 'xenring-spin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
     chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
-    bytes: C.parseSize(a.bytes ?? (quick ? '64M' : '512M')),
-    maxWrites: Number(a['max-writes'] ?? (quick ? 64 * 1024 : 512 * 1024)),
+    bytes: C.parseSize(a.bytes ?? (quick ? '256M' : '1G')),
+    maxWrites: Number(a['max-writes'] ?? (quick ? 128 * 1024 : 512 * 1024)),
     ppSizes: list(a['pp-sizes'] ?? '1,1K').map(C.parseSize),
-    ppIters: Number(a['pp-iters'] ?? (quick ? 2000 : 20000)),
-    ppWarmup: Number(a['pp-warmup'] ?? (quick ? 200 : 2000)),
+    ppIters: Number(a['pp-iters'] ?? (quick ? 5000 : 20000)),
+    ppWarmup: Number(a['pp-warmup'] ?? (quick ? 500 : 2000)),
     verify: a.verify ?? 'sample',
     ringSize: a['ring-size'] ? C.parseSize(a['ring-size']) : undefined,
     memConns: Number(a['mem-conns'] ?? (quick ? 10 : 50)),
     memRingSizes: [C.MiB, 64 * C.KiB],
+    memXfer: C.parseSize(a['mem-xfer'] ?? '8M'),
     json: a.json ?? '',
     probe: a.probe ? path.resolve(a.probe) : '',
     childProf: a['child-prof'] ? path.resolve(a['child-prof']) : '',
@@ -371,6 +374,19 @@ async function runMem(transport, ringSize, cfg) {
   };
   try {
     const points = [{ label: 'base', parent: (gc && gc(), C.procMemory()), child: c.ready.baseMem }];
+    // One throw-away connection first, so that code paths paged in on first
+    // use are not counted per connection.
+    {
+      const s = await T.connect(transport, c.ready, { ringSize, xenDomid: cfg.xenDomid });
+      s.on('error', () => {});
+      const reached = waitMsg(c.child, 'reached', cfg.timeoutMs);
+      c.child.send({ cmd: 'expect', bytes: 64 * C.KiB });
+      await writeAll(s, 64 * C.KiB, 64 * C.KiB);
+      await reached;
+      s.destroy();
+      await waitMsg(c.child, 'closed', cfg.timeoutMs);
+      c.child.send({ cmd: 'reset' });
+    }
     points.push(await snap('listening'));
     let accepted = 0;
     const allAccepted = new Promise((resolve) => {
@@ -384,8 +400,10 @@ async function runMem(transport, ringSize, cfg) {
     }
     await allAccepted;
     points.push(await snap('idle'));
-    // Fill every ring twice over, both ways: each ring page is touched.
-    const xfer = 2 * (ringSize || C.MiB);
+    // The same amount through every connection, both ways, whatever the ring
+    // size: at least twice the ring (each ring page is touched) and more than
+    // a receive slab, so the ring-size dependence is the ring alone.
+    const xfer = Math.max(2 * (ringSize || C.MiB), cfg.memXfer);
     let got = 0;
     const allBack = new Promise((resolve) => {
       for (const s of socks) s.on('data', (d) => { got += d.length; if (got >= N * xfer) resolve(); });
@@ -414,7 +432,7 @@ async function main() {
   const pkg = JSON.parse(fs.readFileSync(path.join(C.LIB_PATH, 'package.json'), 'utf8'));
   let commit = null;
   try { commit = execFileSync('git', ['-C', C.LIB_PATH, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }
-  const meta = { node: process.version, uv: process.versions.uv, host, xenring: { version: pkg.version, commit }, xenPresent: cfg.xenPresent };
+  const meta = { loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100), node: process.version, uv: process.versions.uv, host, xenring: { version: pkg.version, commit }, xenPresent: cfg.xenPresent };
 
   const bulkCases = cfg.cases.includes('bulk') ? cfg.chunks.flatMap((ch) => cfg.bulkTransports.map((t) => ({ kind: 'bulk', t, ch }))) : [];
   const ppCases = cfg.cases.includes('pingpong') ? cfg.ppSizes.flatMap((sz) => cfg.ppTransports.map((t) => ({ kind: 'pp', t, sz }))) : [];
