@@ -139,25 +139,23 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
       c3(per(m, 'idle', 'parent')), c3(per(m, 'idle', 'child')), c3(per(m, 'after-transfer', 'parent')), c3(per(m, 'after-transfer', 'child')),
       `${fmt(per(m, 'closed', 'parent').rss)} / ${fmt(per(m, 'closed', 'child').rss)}`]);
     w(table(['transport', 'idle, client', 'idle, server', 'used, client', 'used, server', 'after close, client / server'], rows));
-    // Fit RSS = fixed + perMiB × ringMiB from the two ring sizes of each xenring transport.
+    // Fit shared pages and anonymous pages separately against the ring size
+    // (shared = the ring pages; anonymous = receive buffers, JS objects, malloc).
     for (const t of [...new Set(mem.filter((m) => m.ringSize).map((m) => m.transport))]) {
       const ms = mem.filter((m) => m.transport === t && m.ringSize).sort((a, b) => b.ringSize - a.ringSize);
       if (ms.length < 2) continue;
       const [big, small] = ms;
       const dMiB = (big.ringSize - small.ringSize) / (1024 * 1024);
-      const fit = (state, who) => {
-        const pb = per(big, state, who).rss, ps = per(small, state, who).rss;
-        const slope = (pb - ps) / dMiB;
-        return { perMiB: slope, fixed: ps - slope * (small.ringSize / (1024 * 1024)) };
-      };
-      const parts = [];
-      for (const state of ['idle', 'after-transfer']) {
-        for (const who of ['parent', 'child']) {
-          const f = fit(state, who);
-          parts.push(`${state === 'idle' ? 'idle' : 'used'} ${who === 'parent' ? 'client' : 'server'}: ${fmt(f.fixed)} KiB + ${fmt(f.perMiB)} KiB per MiB of ring`);
-        }
-      }
-      w(`${t}, fitted per connection (ring sizes ${sizeName(small.ringSize)} and ${sizeName(big.ringSize)}; "ring" = ringSize bytes each way): ${parts.join('; ')}.`);
+      const slope = (state, who, k) => (per(big, state, who)[k] - per(small, state, who)[k]) / dMiB;
+      const avg = (state, who, k) => (per(big, state, who)[k] + per(small, state, who)[k]) / 2;
+      w(`${t}, per connection, from the ring sizes ${sizeName(small.ringSize)} and ${sizeName(big.ringSize)} (ringSize = bytes per direction):`);
+      w();
+      w(`- idle: ${fmt(avg('idle', 'parent', 'rss'))} KiB client, ${fmt(avg('idle', 'child', 'rss'))} KiB server; ring pages are not resident until used ` +
+        `(shared ${fmt(slope('idle', 'parent', 'shm'))} KiB per MiB of ring); live ArrayBuffers ${fmt(avg('idle', 'parent', 'ab'))} KiB (allocated, not yet touched).`);
+      w(`- used: shared (ring) pages ${fmt(slope('after-transfer', 'parent', 'shm'))} KiB per MiB of ringSize in each process that maps them ` +
+        `(two directions), plus anonymous ${fmt(avg('after-transfer', 'parent', 'anon'))} KiB client / ${fmt(avg('after-transfer', 'child', 'anon'))} KiB server ` +
+        `independent of ring size (slope ${fmt(slope('after-transfer', 'parent', 'anon'))} / ${fmt(slope('after-transfer', 'child', 'anon'))} KiB per MiB), ` +
+        `of which ${fmt(avg('after-transfer', 'parent', 'ab'))} KiB are live ArrayBuffers.`);
       w();
     }
     if (mem.some((m) => m.transport === 'uds')) {
