@@ -64,7 +64,8 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
   w(`# xenring benchmark`);
   w();
   w(`${date.slice(0, 16).replace('T', ' ')} UTC · ${meta.host.cpus} vCPU ${meta.host.model || ''} · kernel ${meta.host.kernel} · Node ${meta.node}` +
-    ` · xenring ${meta.xenring.version}${meta.xenring.commit ? ` (${meta.xenring.commit})` : ''} · ${meta.xenPresent ? 'Xen present' : 'no Xen: local transport only'}`);
+    ` · xenring ${meta.xenring.version}${meta.xenring.commit ? ` (${meta.xenring.commit}${meta.xenring.dirty ? ' + uncommitted lib/native changes' : ''}; build ${meta.xenring.build})` : ''}` +
+    ` · load ${meta.loadavg.join(' ')} · ${meta.xenPresent ? 'Xen present' : 'no Xen: local transport only'}`);
   w();
   w(`${cfg.reps} repetition(s)${cfg.quick ? ' (--quick)' : ''}, every case a fresh child process; ${secs} s in all. ` +
     `Cells: median (min–max) over the repetitions. Ratios: xenring ÷ uds, median of the ratio of medians ` +
@@ -164,6 +165,16 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
     }
   }
 
+  const probed = [...bulk, ...pp].filter((r) => r.probe && r.probe.pre != null && r.probe.post != null);
+  if (probed.length) {
+    const place = (r) => (r.probe.pre < 0.2 && r.probe.post < 0.2 ? 'near' : r.probe.pre >= 0.2 && r.probe.post >= 0.2 ? 'far' : 'mixed');
+    const cnt = {};
+    for (const r of probed) cnt[place(r)] = (cnt[place(r)] || 0) + 1;
+    const far = probed.filter((r) => place(r) !== 'near').map((r) => `${r.transport} ${sizeName(r.chunk || r.size)} rep ${r._rep}`);
+    w(`vCPU placement (cache-line round trip before/after each case; near < 0.2 µs): ${Object.entries(cnt).map(([k, v]) => `${k} ${v}`).join(', ')}` +
+      `${far.length ? ` (not near: ${far.join(', ')})` : ''}.`);
+    w();
+  }
   const notOk = [...bulk.filter((b) => !b.ok).map((b) => ({ rep: b._rep, kind: 'bulk', transport: b.transport, chunk: b.chunk, bytes: b.rcv.bytes, expected: b.bytes, edgeErrors: b.rcv.edgeErrors, fullErrors: b.rcv.fullErrors })),
     ...pp.filter((p) => !p.ok).map((p) => ({ rep: p._rep, kind: 'pingpong', transport: p.transport, size: p.size, errors: p.errors, echoed: p.echoed }))];
   const total = bulk.length + pp.length;

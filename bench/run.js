@@ -432,7 +432,26 @@ async function main() {
   const pkg = JSON.parse(fs.readFileSync(path.join(C.LIB_PATH, 'package.json'), 'utf8'));
   let commit = null;
   try { commit = execFileSync('git', ['-C', C.LIB_PATH, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }
-  const meta = { loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100), node: process.version, uv: process.versions.uv, host, xenring: { version: pkg.version, commit }, xenPresent: cfg.xenPresent };
+  // What exactly was measured: HEAD, whether lib/ or native/ differ from it,
+  // and a hash of the built library (dist/ and the addon) that was loaded.
+  let dirty = null;
+  try { dirty = execFileSync('git', ['-C', C.LIB_PATH, 'status', '--porcelain', '--', 'lib', 'native', 'binding.gyp'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''; } catch { /* not a checkout */ }
+  const buildHash = (() => {
+    const h = require('node:crypto').createHash('sha1');
+    const walk = (d) => {
+      let ents = [];
+      try { ents = fs.readdirSync(d, { withFileTypes: true }).sort((x, y) => (x.name < y.name ? -1 : 1)); } catch { return; }
+      for (const e of ents) {
+        const f = path.join(d, e.name);
+        if (e.isDirectory()) walk(f);
+        else if (/\.(js|node)$/.test(e.name)) h.update(e.name).update(fs.readFileSync(f));
+      }
+    };
+    walk(path.join(C.LIB_PATH, 'dist'));
+    walk(path.join(C.LIB_PATH, 'build', 'Release'));
+    return h.digest('hex').slice(0, 12);
+  })();
+  const meta = { loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100), node: process.version, uv: process.versions.uv, host, xenring: { version: pkg.version, commit, dirty, build: buildHash }, xenPresent: cfg.xenPresent };
 
   const bulkCases = cfg.cases.includes('bulk') ? cfg.chunks.flatMap((ch) => cfg.bulkTransports.map((t) => ({ kind: 'bulk', t, ch }))) : [];
   const ppCases = cfg.cases.includes('pingpong') ? cfg.ppSizes.flatMap((sz) => cfg.ppTransports.map((t) => ({ kind: 'pp', t, sz }))) : [];
