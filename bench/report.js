@@ -68,7 +68,7 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
     ` · load ${meta.loadavg.join(' ')} · ${meta.xenPresent ? 'Xen present' : 'no Xen: local transport only'}`);
   w();
   w(`${cfg.reps} repetition(s)${cfg.quick ? ' (--quick)' : ''}, every case a fresh child process; ${secs} s in all. ` +
-    `Cells: median (min–max) over the repetitions. Ratios: xenring ÷ uds, median of the ratio of medians ` +
+    `Cells: median (min–max) over the repetitions. Ratios: xenring ÷ uds, the ratio of the medians ` +
     `(range: per-repetition ratios).`);
   w();
 
