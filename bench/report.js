@@ -180,7 +180,7 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
   const total = bulk.length + pp.length;
   w(`Verification: ${total} measurements, ${notOk.length} not ok, ${failures.length} failed to run.`);
   for (const f of notOk) w(`- NOT OK: ${JSON.stringify(f)}`);
-  for (const f of failures) w(`- FAILED: ${JSON.stringify(f)}`);
+  for (const f of failures) w(`- FAILED: ${JSON.stringify({ ...f, error: String(f.error).split('\n')[0] })}`);
   w();
   return out.join('\n');
 }
