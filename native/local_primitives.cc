@@ -46,10 +46,11 @@ Napi::Value MemfdCheck(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   int64_t size = IntArg(info, 1, "size", 1, int64_t(1) << 34);
-  int seals = fcntl(fd, F_GET_SEALS);
+  int seals = fcntl(fd, F_GET_SEALS);  // EINVAL: not a memfd at all
   struct stat st;
-  if (seals < 0 || fstat(fd, &st) != 0) ThrowErrno(env, errno, "fcntl");
-  if ((static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || !S_ISREG(st.st_mode) ||
+  if (seals < 0 && errno != EINVAL) ThrowErrno(env, errno, "fcntl");
+  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
+  if (seals < 0 || (static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || !S_ISREG(st.st_mode) ||
       st.st_size != size)
     ThrowCode(env, "EPROTO", "peer sent shared memory that is not a sealed memfd of the agreed size");
   return env.Undefined();

@@ -1,0 +1,149 @@
+'use strict';
+// Connection lifecycle across processes: ping-pong, half-close both ways,
+// peer death, and open/close cycles without leaks.
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const { forkPeer, countFds, countMaps, closed } = require('../helpers/fixtures');
+const { PatternChecker, writePattern } = require('../helpers/pattern');
+const xenring = require('../..');
+
+async function listen(options = {}) {
+  let resolveSocket;
+  const accepted = new Promise((r) => (resolveSocket = r));
+  const server = xenring.createServer(options, (s) => resolveSocket(s));
+  server.listen({ port: 0, ringSize: options.ringSize });
+  await once(server, 'listening');
+  return { server, port: server.address().port, accepted };
+}
+
+describe('foundation: lifecycle', function () {
+  it('ping-pongs 1000 messages with an echoing child', async function () {
+    const { server, port, accepted } = await listen();
+    const peer = forkPeer('echo', { port });
+    const socket = await accepted;
+    server.close();
+    for (let i = 0; i < 1000; i++) {
+      const msg = `ping ${i} ${'x'.repeat(i % 200)}`;
+      socket.write(msg);
+      let got = '';
+      while (got.length < msg.length) {
+        const [d] = await once(socket, 'data');
+        got += d.toString();
+      }
+      assert.equal(got, msg);
+    }
+    socket.end();
+    const hadError = await closed(socket);
+    assert.equal(hadError, false);
+    await peer.exited;
+  });
+
+  it('half-close: we end first, the child keeps sending until it is done', async function () {
+    const { server, port, accepted } = await listen({ allowHalfOpen: true });
+    const peer = forkPeer('send', { port, total: 32 << 20, chunk: 65536, allowHalfOpen: true });
+    const socket = await accepted;
+    const closing = closed(socket);
+    server.close();
+    socket.end(); // our side done; theirs still open
+    const check = new PatternChecker();
+    socket.on('data', (d) => check.update(d));
+    await once(socket, 'end');
+    assert.deepEqual([check.received, check.ok], [32 << 20, true]);
+    const hadError = await closing;
+    assert.equal(hadError, false);
+    await peer.exited;
+  });
+
+  it('half-close: the child ends first, then receives everything we send', async function () {
+    const { server, port, accepted } = await listen({ allowHalfOpen: true });
+    const peer = forkPeer('halfclose', { port, allowHalfOpen: true });
+    const socket = await accepted;
+    const closing = closed(socket);
+    server.close();
+    socket.resume();
+    await once(socket, 'end'); // the child's FIN arrives before any data of ours
+    assert.equal(socket.writable, true);
+    await new Promise((resolve) => writePattern(socket, 16 << 20, 100000, resolve));
+    socket.end();
+    const report = await peer.next('end');
+    assert.deepEqual([report.received, report.ok], [16 << 20, true]);
+    assert.equal(await closing, false);
+    await peer.exited;
+  });
+
+  it('without allowHalfOpen the peer\'s end closes our side too (net default)', async function () {
+    const { server, port, accepted } = await listen();
+    forkPeer('halfclose', { port });
+    const socket = await accepted;
+    server.close();
+    assert.equal(socket.allowHalfOpen, false);
+    const events = [];
+    socket.on('end', () => events.push(`end destroyed=${socket.destroyed}`));
+    socket.on('finish', () => events.push('finish'));
+    socket.on('close', (e) => events.push(`close ${e}`));
+    socket.resume();
+    await once(socket, 'close');
+    assert.deepEqual(events, ['end destroyed=false', 'finish', 'close false']);
+  });
+
+  for (const [label, flood] of [
+    ['reading from', true],
+    ['blocked writing to', false],
+  ]) {
+    it(`SIGKILL of a child we are ${label}: ECONNRESET then close(true) within 1 s`, async function () {
+      const { server, port, accepted } = await listen({ ringSize: 64 * 1024 });
+      const peer = forkPeer('hold', { port, flood });
+      const socket = await accepted;
+      server.close();
+      if (flood) socket.resume();
+      else {
+        // the child reads nothing; fill the ring until write() blocks
+        socket.pause();
+        const buf = Buffer.alloc(65536);
+        while (socket.write(buf));
+      }
+      await peer.next('connect');
+      await new Promise((r) => setTimeout(r, 100));
+      const events = [];
+      socket.on('error', (e) => events.push(`error ${e.code}`));
+      const t0 = Date.now();
+      peer.child.kill('SIGKILL');
+      const hadError = await closed(socket);
+      const elapsed = Date.now() - t0;
+      assert.deepEqual(events, ['error ECONNRESET']);
+      assert.equal(hadError, true);
+      assert.ok(elapsed < 1000, `close took ${elapsed} ms`);
+    });
+  }
+
+  it('1,000 open/close cycles leak no fds and no mappings', async function () {
+    const server = xenring.createServer((s) => s.resume().end());
+    server.listen({ port: 0, ringSize: 64 * 1024 });
+    await once(server, 'listening');
+    const port = server.address().port;
+    const cycle = async () => {
+      const c = xenring.connect({ port, ringSize: 64 * 1024 });
+      c.resume();
+      await once(c, 'close');
+    };
+    const drained = async () => {
+      for (;;) {
+        const n = await new Promise((r) => server.getConnections((e, count) => r(count)));
+        if (n === 0) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    for (let i = 0; i < 20; i++) await cycle(); // warm up lazily created state
+    await drained();
+    const fds = countFds();
+    const maps = countMaps();
+    for (let i = 0; i < 1000; i++) await cycle();
+    await drained();
+    // Resources of earlier tests (forked children) may still be closing, so
+    // allow a few; a per-cycle leak would show up as hundreds.
+    assert.ok(countFds() <= fds + 3, `fds grew from ${fds} to ${countFds()}`);
+    assert.ok(countMaps() <= maps + 4, `mappings grew from ${maps} to ${countMaps()}`);
+    server.close();
+    await once(server, 'close');
+  });
+});

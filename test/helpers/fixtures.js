@@ -1,0 +1,55 @@
+'use strict';
+// Shared test plumbing: a private rendezvous directory per run, a forked
+// peer with its IPC messages as a queue, and /proc resource counters.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { once } = require('node:events');
+
+if (!process.env.XENRING_DIR) {
+  process.env.XENRING_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-test-'));
+}
+
+/** Forks test/helpers/peer.js; `next(event)` resolves with the next message of that kind. */
+function forkPeer(role, opts) {
+  const child = fork(path.join(__dirname, 'peer.js'), [role, JSON.stringify(opts)], {
+    env: process.env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const inbox = [];
+  const waiters = [];
+  child.on('message', (m) => {
+    const i = waiters.findIndex((w) => w.event === m.event);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+    else inbox.push(m);
+  });
+  const exited = once(child, 'exit');
+  return {
+    child,
+    exited,
+    next(event) {
+      const i = inbox.findIndex((m) => m.event === event);
+      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
+      return new Promise((resolve, reject) => {
+        waiters.push({ event, resolve });
+        exited.then(([code, sig]) => reject(new Error(`peer exited (${code}, ${sig}) before '${event}'`)));
+      });
+    },
+  };
+}
+
+function countFds() {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+function countMaps() {
+  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length;
+}
+
+/** Resolves with hadError on 'close' (events.once would reject on 'error'). */
+function closed(socket) {
+  return new Promise((resolve) => socket.once('close', resolve));
+}
+
+module.exports = { forkPeer, countFds, countMaps, closed };
