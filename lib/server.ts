@@ -138,6 +138,8 @@ export class Server extends EventEmitter {
       return;
     }
     const socket = new Socket(this.socketOptions);
+    // Why: paused before attaching, so that kAttach does not start reading (net's pauseOnConnect).
+    if (this.pauseOnConnect) socket.pause();
     socket[kAttach](link);
     socket.server = this;
     socket._server = this;
@@ -146,7 +148,6 @@ export class Server extends EventEmitter {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
     });
-    if (this.pauseOnConnect) socket.pause();
     this.emit('connection', socket);
   }
 

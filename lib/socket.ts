@@ -142,18 +142,30 @@ export class Socket extends Duplex implements ChannelOwner {
       this.destroy(err ?? systemError('ECONNREFUSED', 'connect'));
       return;
     }
-    this[kAttach](link);
+    // Why: as net's afterConnect, 'connect'/'ready' come before any 'data';
+    // reading starts only after them (read(0) also starts it when nobody
+    // listens for 'data', so the peer's FIN is still noticed).
+    this[kAttach](link, false);
     this.connecting = false;
     this.emit('connect');
     this.emit('ready');
+    if (!this.destroyed && this.channel) {
+      if (this.wantRead) this.channel.resume();
+      if (!this.isPaused()) this.read(0);
+    }
   }
 
   /** @internal Binds a connected ring (client after connect, or accepted by a Server). */
-  [kAttach](link: RingLink): void {
+  [kAttach](link: RingLink, startReading = true): void {
     this.link = link;
     this.channel = new RingChannel(link, this, { spinMicros: this.spinMicros });
     if (!this.refed) this.channel.unref();
+    if (!startReading) return;
     if (this.wantRead) this.channel.resume();
+    // Why: net starts reading accepted sockets at once (read(0)); without it a
+    // socket nobody reads from never sees the peer's FIN, never emits 'end'
+    // and never closes (and a closing Server waits for it forever).
+    if (!this.isPaused()) this.read(0);
   }
 
   // --- ChannelOwner -------------------------------------------------------
@@ -166,6 +178,9 @@ export class Socket extends Duplex implements ChannelOwner {
   /** @internal */
   channelEnd(): void {
     this.push(null);
+    // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
+    // even when no one consumes the data.
+    this.read(0);
   }
 
   /** @internal */
@@ -242,7 +257,10 @@ export class Socket extends Duplex implements ChannelOwner {
       this.channel = null;
     }
     callback(err);
-    process.nextTick(() => this.emit('close', Boolean(err)));
+    // Why setImmediate: net emits 'close' from the handle's close callback, a
+    // loop turn later, so callbacks of writes refused in the same tick
+    // (ERR_STREAM_DESTROYED) still come before 'close', which is always last.
+    setImmediate(() => this.emit('close', Boolean(err)));
   }
 
   // --- net.Socket surface -------------------------------------------------
