@@ -162,6 +162,7 @@ const CHILD = path.join(__dirname, 'child.js');
  * IPC message (roles that listen send { port }). `exited` resolves
  * { code, signal, stdout, stderr }.
  */
+const liveChildren = new Set();
 function forkRole(impl, role, args = [], { waitMessage = true, env } = {}) {
   const child = fork(CHILD, [impl.name, role, ...args.map(String)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -171,7 +172,14 @@ function forkRole(impl, role, args = [], { waitMessage = true, env } = {}) {
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  child.role = `${impl.name}:${role}`;
+  liveChildren.add(child);
+  child.exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      liveChildren.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
   if (!waitMessage) return Promise.resolve({ child });
   return new Promise((resolve, reject) => {
     child.once('message', (msg) => resolve({ child, msg }));
@@ -188,6 +196,18 @@ async function expectCleanExit(child, ms = 60000) {
   }
   assert.strictEqual(r.code, 0, `child failed: code ${r.code} signal ${r.signal}\n${r.stderr}`);
   return r;
+}
+
+// Children must all be gone when the suite ends: a leftover one means a role
+// that did not exit (e.g. a server that could not close); kill it and say so.
+if (typeof after === 'function') {
+  after(async function () {
+    await delay(200);
+    for (const c of liveChildren) {
+      console.warn(`conformance: child ${c.role} (pid ${c.pid}) still running at the end; killed`);
+      c.kill('SIGKILL');
+    }
+  });
 }
 
 /**

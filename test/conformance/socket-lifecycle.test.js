@@ -203,13 +203,11 @@ describeBoth('socket: errors on write and destroy', (impl) => {
   it("write inside 'end' after our end() -> EPIPE 'This socket has been ended by the other party', error on a later tick", async () => {
     const r = await forkRole(impl, 'end-server', [0, false]);
     child = r.child;
-    const sock = impl.connect(r.msg.port);
     const log = [];
+    const sock = impl.connect(r.msg.port, () => sock.end());
     sock.resume();
     sock.on('error', (e) => log.push(`error:${e.code}:${e.message}:${e.name}`));
     sock.on('close', (h) => log.push(`close:${h}`));
-    await once(sock, 'connect');
-    sock.end();
     sock.on('end', () => {
       const ret = sock.write('hello', (err) => log.push(`cb:${err.code}`));
       log.push(`returned:${ret}`);
