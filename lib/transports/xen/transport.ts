@@ -146,8 +146,13 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   };
 }
 
+/** Ports this process listens on (the pid in the node cannot tell two of ours apart). */
+const activePorts = new Set<string>();
+
 class XenListener implements Listener {
   private watch: XsWatch | null = null;
+  private owned = false;
+  private published = false;
   private closed = false;
   private refed = true;
   private busy = false;
@@ -173,13 +178,19 @@ class XenListener implements Listener {
   }
 
   async start(): Promise<void> {
+    const key = String(this.port);
+    if (activePorts.has(key)) throw systemError('EADDRINUSE', 'listen', key);
+    activePorts.add(key);
+    this.owned = true;
     const existing = await this.xs.readOptional(this.path);
     if (existing !== null) {
       // A live listener in this domain owns it; a dead one (crash) left a stale node.
       const pid = parseDecimal(existing, 1, 0x7fffffff);
-      if (pid !== null && pid !== process.pid && pidAlive(pid)) throw systemError('EADDRINUSE', 'listen', String(this.port));
+      if (pid !== null && pid !== process.pid && pidAlive(pid)) throw systemError('EADDRINUSE', 'listen', key);
       await this.xs.rmQuiet(this.path);
     }
+    if (this.closed) throw systemError('ECANCELED', 'listen');
+    this.published = true;
     await this.publish();
     this.watch = await this.xs.watch(this.path, () => void this.scan(), true);
     if (!this.refed) this.xs.release();
@@ -311,6 +322,8 @@ class XenListener implements Listener {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.owned) activePorts.delete(String(this.port));
+    if (!this.published) return; // the node (if any) is someone else's
     if (this.watch && !this.refed) this.xs.hold(); // watch.close() drops the hold it took
     this.watch?.close();
     this.watch = null;
