@@ -15,7 +15,11 @@ import type { PendingConnect, RingLink } from './transports/transport';
 export interface SocketOptions {
   /** Keep the writable side open after the peer ends (default false, as in net). */
   allowHalfOpen?: boolean;
-  /** Spin this many µs for data before sleeping (latency vs CPU; default 0). */
+  /**
+   * Spin up to this many µs for data before sleeping on the wake-up fd
+   * (latency vs CPU). Default 50; the budget adapts: spins that find nothing
+   * shrink it to 0, quick wake-ups grow it back. 0 disables spinning.
+   */
   spinMicros?: number;
   readableHighWaterMark?: number;
   writableHighWaterMark?: number;
@@ -75,7 +79,7 @@ export class Socket extends Duplex implements ChannelOwner {
   private idleTimer: NodeJS.Timeout | null = null;
   private wantRead = false;
   private refed = true;
-  private readonly spinMicros: number;
+  private readonly spinMicros: number | undefined;
   private bytesDone = 0;
   private bytesReadBase = 0;
   private link: RingLink | null = null;
@@ -407,8 +411,8 @@ function validateMsecs(msecs: unknown, name: string): asserts msecs is number {
   if (!Number.isFinite(msecs) || msecs < 0) throw outOfRange(name, 'a non-negative finite number', msecs);
 }
 
-function validateSpin(v: unknown): number {
-  if (v === undefined) return 0;
+function validateSpin(v: unknown): number | undefined {
+  if (v === undefined) return undefined; // the channel's adaptive default
   if (typeof v !== 'number') throw invalidArgType('options.spinMicros', 'of type number', v);
   if (!Number.isInteger(v) || v < 0 || v > 1_000_000) throw outOfRange('options.spinMicros', 'an integer from 0 to 1000000', v);
   return v;

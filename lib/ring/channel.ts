@@ -29,9 +29,15 @@ export interface ChannelOwner {
 export interface ChannelOptions {
   /** Bytes per 'data' chunk at most. */
   maxChunk?: number;
-  /** Spin this long for data before sleeping (µs). */
+  /** Spin at most this long for data before sleeping (µs); adapted per channel. */
   spinMicros?: number;
 }
+
+/** Default spin budget (µs): about one Node round trip, so replies are caught. */
+export const DEFAULT_SPIN_MICROS = 50;
+/** Writes smaller than this complete on the next tick, so that the ones made
+ * meanwhile reach the ring as one batch (_writev, one native call). */
+const BATCH_BELOW = 16 * 1024;
 
 interface PendingWrite {
   chunks: Buffer[];
@@ -48,9 +54,12 @@ export class RingChannel {
   private closed = false;
   private peerGone = false;
   private pending: PendingWrite | null = null;
-  private readonly pool: ReadPool;
+  private pool: ReadPool | null = null;
   private readonly maxChunk: number;
-  private readonly spinMicros: number;
+  /** Adaptive spin: up to spinMax µs, shrunk when spins find nothing. */
+  private readonly spinMax: number;
+  private spin: number;
+  private sleptAt = 0;
   /** Bytes copied out of / into the ring so far. */
   bytesRead = 0;
   bytesWritten = 0;
@@ -60,9 +69,9 @@ export class RingChannel {
     private readonly owner: ChannelOwner,
     options: ChannelOptions = {},
   ) {
-    this.maxChunk = options.maxChunk ?? 1 << 20;
-    this.spinMicros = options.spinMicros ?? 0;
-    this.pool = new ReadPool(Math.max(4 << 20, this.maxChunk));
+    this.maxChunk = options.maxChunk ?? 512 * 1024;
+    this.spinMax = options.spinMicros ?? DEFAULT_SPIN_MICROS;
+    this.spin = this.spinMax;
     this.waitWatcher = new native.FdWatcher(link.waitFd, () => this.onWake());
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
@@ -91,7 +100,7 @@ export class RingChannel {
     let total = 0;
     for (const c of chunks) total += c.length;
     this.pending = { chunks, offset: 0, total, callback };
-    this.flush();
+    this.flush(total < BATCH_BELOW);
   }
 
   /** Our last byte is written: tell the peer (half-close). */
@@ -140,6 +149,13 @@ export class RingChannel {
   private onWake(): void {
     if (this.closed) return;
     this.link.endpoint.ack();
+    // Woken soon after going to sleep: a longer spin would have caught it.
+    if (this.sleptAt !== 0) {
+      if (Number(process.hrtime.bigint()) - this.sleptAt < this.spinMax * 1000) {
+        this.spin = Math.min(this.spinMax, Math.max(4, this.spin * 2));
+      }
+      this.sleptAt = 0;
+    }
     if (this.reading) this.pump();
     if (this.pending) this.flush();
     if (!this.closed && !this.reading && !this.pending) this.checkPeer();
@@ -193,13 +209,25 @@ export class RingChannel {
     try {
       while (this.reading && !this.closed) {
         let n = ep.readable();
-        if (n === 0 && this.spinMicros > 0) n = ep.waitData(this.spinMicros);
         if (n === 0) {
           if (this.atEndOfData()) return;
+          if (this.spin > 0) {
+            // Spin later, once this tick's 'data' handlers have run (and
+            // perhaps written the message whose reply we are waiting for).
+            if (!this.spinScheduled) {
+              this.spinScheduled = true;
+              setImmediate(this.spinThenSleep);
+            }
+            return;
+          }
           n = ep.requestData(); // sleep unless data raced in
-          if (n === 0) return;
+          if (n === 0) {
+            if (this.spinMax > 0) this.sleptAt = Number(process.hrtime.bigint());
+            return;
+          }
         }
         const want = Math.min(n, this.maxChunk);
+        this.pool ??= new ReadPool(2 * this.maxChunk);
         const room = this.pool.space(want);
         const got = ep.read(room.buffer, room.offset, room.length);
         if (got === 0) continue;
@@ -211,6 +239,30 @@ export class RingChannel {
       this.fail(err as Error);
     }
   }
+
+  private spinScheduled = false;
+  private readonly spinThenSleep = (): void => {
+    this.spinScheduled = false;
+    if (this.closed || !this.reading) return;
+    const ep = this.link.endpoint;
+    try {
+      let n = ep.waitData(this.spin);
+      // Spins that find nothing (a slow peer, or no CPU for it) shrink the
+      // budget to zero; quick wake-ups (onWake) grow it back.
+      if (n === 0) this.spin = this.spin < 4 ? 0 : this.spin >> 1;
+      if (n === 0) {
+        n = ep.requestData();
+        if (n === 0) {
+          this.sleptAt = Number(process.hrtime.bigint());
+          return;
+        }
+      }
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.pump();
+  };
 
   /** True (and reported) when the peer will never write again and the ring is empty. */
   private atEndOfData(): boolean {
@@ -233,14 +285,14 @@ export class RingChannel {
     return true;
   }
 
-  private flush(): void {
+  /** Moves the pending write into the ring; `deferDone`: complete on the next tick. */
+  private flush(deferDone = false): void {
     const p = this.pending;
     if (!p) return;
     const ep = this.link.endpoint;
     try {
       for (;;) {
-        if (this.peerGone || (ep.peerState() & 0xff) === LIVE_GONE) {
-          this.peerGone = true;
+        if (this.peerGone) {
           this.pending = null;
           p.callback(systemError('EPIPE', 'write'));
           return;
@@ -251,10 +303,15 @@ export class RingChannel {
         if (n > 0) this.owner.channelActivity();
         if (p.offset >= p.total) {
           this.pending = null;
-          p.callback();
+          if (deferDone) process.nextTick(p.callback);
+          else p.callback();
           return;
         }
-        if (n === 0 && ep.requestSpace() === 0) return; // sleep until the peer reads
+        if (n === 0) {
+          // Ring full: is anyone still reading it? (checked here, not per write)
+          if ((ep.peerState() & 0xff) === LIVE_GONE) this.peerGone = true;
+          else if (ep.requestSpace() === 0) return; // sleep until the peer reads
+        }
       }
     } catch (err) {
       this.pending = null;

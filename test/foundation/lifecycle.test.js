@@ -142,7 +142,9 @@ describe('foundation: lifecycle', function () {
     // Resources of earlier tests (forked children) may still be closing, so
     // allow a few; a per-cycle leak would show up as hundreds.
     assert.ok(countFds() <= fds + 3, `fds grew from ${fds} to ${countFds()}`);
-    assert.ok(countMaps() <= maps + 4, `mappings grew from ${maps} to ${countMaps()}`);
+    // V8 and malloc map and unmap heap space as they like; a leaked ring is
+    // two mappings per cycle, i.e. thousands here.
+    assert.ok(countMaps() <= maps + 32, `mappings grew from ${maps} to ${countMaps()}`);
     server.close();
     await once(server, 'close');
   });
