@@ -148,6 +148,13 @@ function trackSocket(socket, events = ['connect', 'ready', 'data', 'end', 'finis
       else log.push(ev);
     });
   }
+  // Non-enumerable, so that deepStrictEqual(log, [...]) compares entries only.
+  Object.defineProperties(log, {
+    /** The log with any pending data run included. */
+    now: { value: () => (dataBytes ? [...log, `data:${dataBytes}`] : [...log]) },
+    /** Resolves with hadError on 'close' (attached now, so it cannot be missed). */
+    closed: { value: new Promise((resolve) => socket.once('close', resolve)) },
+  });
   return log;
 }
 
