@@ -271,6 +271,19 @@ export interface VchanClientOptions {
   onCancelable?: (cancel: (err: Error) => void) => void;
 }
 
+/**
+ * A node the server has not written yet reads as ENOENT, or as EACCES from
+ * another domain when its parent is not readable for us: both mean "not yet".
+ */
+async function readVisible(xs: XenStore, path: string): Promise<string | null> {
+  try {
+    return await xs.readOptional(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return null;
+    throw err;
+  }
+}
+
 /** Resolves with the published [ring-ref, event-channel], waiting on a xenstore watch. */
 function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanClientOptions): Promise<[number, number]> {
   return new Promise((resolve, reject) => {
@@ -297,9 +310,9 @@ function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanCl
         do {
           again = false;
           // The server writes both keys in one transaction: seeing one means both.
-          const ev = await xs.readOptional(`${path}/event-channel`);
+          const ev = await readVisible(xs, `${path}/event-channel`);
           if (ev === null) {
-            const error = await xs.readOptional(`${path}/error`);
+            const error = await readVisible(xs, `${path}/error`);
             if (error !== null) {
               finish(systemError(/^E[A-Z]+$/.test(error) ? error : 'ECONNREFUSED', 'connect', path));
               return;

@@ -1,0 +1,121 @@
+'use strict';
+// The domU half of test/xen/domu.test.js, run by the lab in the guest
+// (`run.sh --domu --domu-cmd 'node test/xen/domu-peer.js'`). Each step mirrors
+// the dom0 test of the same number; both sides run them in order. Exit 0 only
+// if every step passed.
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { pump, run, root } = require('./helpers');
+const dist = path.join(root, 'dist', 'transports', 'xen');
+const { vchanServer, vchanClient } = require(path.join(dist, 'vchan.js'));
+const { xenTransport } = require(path.join(dist, 'transport.js'));
+
+const U = Number(process.env.XENLAB_DOMU_DOMID);
+const D0 = Number(process.env.XENLAB_DOM0_DOMID || 0);
+const MiB = 1 << 20;
+const WAIT = 240000; // dom0 runs its own suite first
+const mine = (name) => `/local/domain/${U}/data/vchan/${D0}/${name}`;
+const theirs = (name) => `/local/domain/${D0}/data/vchan/${U}/${name}`;
+
+function log(msg) {
+  console.log(`domu-peer: ${msg}`);
+}
+
+async function timed(name, fn) {
+  const t0 = Date.now();
+  const r = await fn();
+  log(`${name} ok in ${Date.now() - t0} ms${r ? ` (${r})` : ''}`);
+}
+
+function connectRetry(req, deadline) {
+  return new Promise((resolve, reject) => {
+    const attempt = () =>
+      xenTransport.connect(req, (err, link) => {
+        if (!err) return resolve(link);
+        if (err.code === 'ECONNREFUSED' && Date.now() < deadline) return setTimeout(attempt, 200);
+        reject(err);
+      });
+    attempt();
+  });
+}
+
+async function main() {
+  log(`domid ${U}, peer ${D0}`);
+  const n = 16 * MiB;
+  await timed('step1 xenring client -> dom0 xenring server', async () => {
+    const c = await vchanClient({ domid: D0, path: theirs('xr1'), timeout: WAIT });
+    const t0 = Date.now();
+    await pump(c, { send: n, recv: n });
+    c.release();
+    return `${((2 * n) / MiB / ((Date.now() - t0) / 1000)).toFixed(1)} MiB/s both directions`;
+  });
+  await timed('step2 xenring server <- dom0 xenring client', async () => {
+    const s = await vchanServer({ domid: D0, path: mine('xr2'), readSize: 65536, writeSize: 65536 });
+    await pump(s, { send: n, recv: n, timeout: WAIT });
+    s.release();
+  });
+  await timed("step3 8 transport connections to dom0", async () => {
+    const deadline = Date.now() + WAIT;
+    const links = await Promise.all(Array.from({ length: 8 }, () => connectRetry({ port: 7001, domid: D0 }, deadline)));
+    await Promise.all(links.map((l) => pump(l, { send: 2 * MiB, recv: 2 * MiB })));
+    links.forEach((l) => l.release());
+  });
+  await timed('step4 transport listener accepting 4 dom0 connections', async () => {
+    const done = [];
+    await new Promise((resolve, reject) =>
+      xenTransport.listen(
+        { port: 7002, domid: D0 },
+        (link) => done.push(pump(link, { send: 2 * MiB, recv: 2 * MiB }).then(() => link.release())),
+        (err, l) => (err ? reject(err) : resolve(l)),
+      ),
+    ).then(async (l) => {
+      const deadline = Date.now() + WAIT;
+      while (done.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await Promise.all(done);
+      l.close();
+      if (done.length < 4) throw new Error(`accepted ${done.length} of 4`);
+    });
+  });
+  await timed('step5 xenring server <- dom0 libxenvchan client', async () => {
+    const s = await vchanServer({ domid: D0, path: mine('xr5'), readSize: 65536, writeSize: 65536 });
+    await pump(s, { send: 8 * MiB, recv: 8 * MiB, timeout: WAIT });
+    s.release();
+  });
+  await timed('step6 libxenvchan client -> dom0 xenring server', async () => {
+    const res = await run('xenlab-vchan', ['client', '--domid', String(D0), '--path', theirs('xr6'), '--send', '8M', '--recv', '8M', '--timeout', '240']);
+    if (res.code !== 0) throw new Error(res.out);
+    return res.out.trim();
+  });
+  await timed('step7 libxenvchan server <- dom0 xenring client', async () => {
+    const res = await run('xenlab-vchan', ['server', '--domid', String(D0), '--path', `/local/domain/${U}/data/xr7`, '--send', '8M', '--recv', '8M', '--timeout', '240']);
+    if (res.code !== 0) throw new Error(res.out);
+    return res.out.trim();
+  });
+  await timed('step8 xenring client -> dom0 libxenvchan server', async () => {
+    const c = await vchanClient({ domid: D0, path: `/local/domain/${D0}/data/xr8`, timeout: WAIT });
+    await pump(c, { send: 8 * MiB, recv: 8 * MiB });
+    c.release();
+  });
+  await timed('step9 client process killed (SIGKILL) while connected to dom0', async () => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'peer.js'), 'client', String(D0), theirs('xr9'), 'hold'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+      child.on('exit', (code) => reject(new Error(`peer exited early (${code})`)));
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGKILL');
+  });
+}
+
+main().then(
+  () => {
+    log('ALL STEPS OK');
+    process.exit(0);
+  },
+  (err) => {
+    log(`FAILED: ${err.code || ''} ${err.stack || err.message}`);
+    process.exit(1);
+  },
+);
