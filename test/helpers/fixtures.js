@@ -11,12 +11,17 @@ if (!process.env.XENRING_DIR) {
   process.env.XENRING_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-test-'));
 }
 
+/** Every peer forked by forkPeer, for the root hook's leak check. */
+const children = new Set();
+
 /** Forks test/helpers/peer.js; `next(event)` resolves with the next message of that kind. */
 function forkPeer(role, opts) {
   const child = fork(path.join(__dirname, 'peer.js'), [role, JSON.stringify(opts)], {
     env: process.env,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   const inbox = [];
   const waiters = [];
   child.on('message', (m) => {
@@ -52,4 +57,4 @@ function closed(socket) {
   return new Promise((resolve) => socket.once('close', resolve));
 }
 
-module.exports = { forkPeer, countFds, countMaps, closed };
+module.exports = { forkPeer, countFds, countMaps, closed, children };
