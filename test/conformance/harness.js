@@ -60,6 +60,32 @@ const impls = {
   },
 };
 
+// Everything a test opens is registered here and torn down after each test,
+// so that a failing test cannot leave a handle that keeps mocha alive.
+const opened = { sockets: new Set(), servers: new Set() };
+for (const impl of Object.values(impls)) {
+  const { connect, createServer } = impl;
+  impl.connect = (...a) => {
+    const s = connect(...a);
+    opened.sockets.add(s);
+    return s;
+  };
+  impl.createServer = (...a) => {
+    const server = createServer(...a);
+    opened.servers.add(server);
+    server.on('connection', (s) => opened.sockets.add(s));
+    return server;
+  };
+}
+if (typeof afterEach === 'function') {
+  afterEach(function () {
+    for (const s of opened.sockets) if (!s.destroyed) s.destroy();
+    for (const server of opened.servers) if (server.listening) server.close();
+    opened.sockets.clear();
+    opened.servers.clear();
+  });
+}
+
 const IMPL_NAMES = (process.env.CONFORMANCE_IMPLS || 'net,xenring').split(',');
 
 /** Runs `fn(impl)` inside a describe block once per implementation. */
@@ -196,7 +222,9 @@ function forkRole(impl, role, args = [], { waitMessage = true, env } = {}) {
 
 /** Waits for a child to exit; asserts a clean exit and returns its result. */
 async function expectCleanExit(child, ms = 60000) {
-  const r = await Promise.race([child.exited, delay(ms).then(() => ({ timedOut: true }))]);
+  let timer;
+  const r = await Promise.race([child.exited, new Promise((res) => (timer = setTimeout(res, ms, { timedOut: true })))]);
+  clearTimeout(timer);
   if (r.timedOut) {
     child.kill('SIGKILL');
     assert.fail(`child did not exit within ${ms} ms`);
