@@ -196,8 +196,8 @@ const CHILD = path.join(__dirname, 'child.js');
  * { code, signal, stdout, stderr }.
  */
 const liveChildren = new Set();
-function forkRole(impl, role, args = [], { waitMessage = true, env } = {}) {
-  const child = fork(CHILD, [impl.name, role, ...args.map(String)], {
+function forkRole(impl, role, args = [], { waitMessage = true, env, script = CHILD } = {}) {
+  const child = fork(script, [impl.name, role, ...args.map(String)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: { ...process.env, ...env },
   });
@@ -251,6 +251,8 @@ if (typeof after === 'function') {
  * CONFORMANCE_STRICT=1, so the suite stays green while the bug is open.
  */
 const KNOWN_BUGS = {
+  'tls-halfopen':
+    'tls.Server fed a xenring socket with allowHalfOpen=false: TLS runs through JSStreamSocket, the socket auto-ends on the FIN and the echo is cut at 16 KiB (net hands TLS its libuv handle instead)',
   'abandoned-connect':
     'local transport: cancel() of a pending connect neither stops the nextTick attempt nor closes the rendezvous fd; the server keeps an accepted socket forever',
 };
