@@ -170,7 +170,10 @@ export class Socket extends Duplex implements ChannelOwner {
     this.emit('ready');
     if (!this.destroyed && this.channel) {
       if (this.wantRead) this.channel.resume();
-      if (!this.isPaused()) this.read(0);
+      // A later turn, as net's first read (see kAttach).
+      setImmediate(() => {
+        if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
+      });
     }
   }
 
@@ -183,8 +186,13 @@ export class Socket extends Duplex implements ChannelOwner {
     if (this.wantRead) this.channel.resume();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
     // socket nobody reads from never sees the peer's FIN, never emits 'end'
-    // and never closes (and a closing Server waits for it forever).
-    if (!this.isPaused()) this.read(0);
+    // and never closes (and a closing Server waits for it forever). On a later
+    // turn of the loop, as net's first read: the peer's data or FIN may already
+    // be in the ring, and 'end' must not fire before 'connection' handlers
+    // (and their promise continuations) have attached their listeners.
+    setImmediate(() => {
+      if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
+    });
   }
 
   // --- ChannelOwner -------------------------------------------------------
@@ -198,8 +206,9 @@ export class Socket extends Duplex implements ChannelOwner {
   channelEnd(): void {
     this.push(null);
     // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
-    // even when no one consumes the data.
-    this.read(0);
+    // even when no one consumes the data. Deferred: EOF may be found inside
+    // _read(), and a read() re-entered from there loses the 'end'.
+    process.nextTick(() => this.read(0));
   }
 
   /** @internal */

@@ -70,6 +70,7 @@ export class RingChannel {
     options: ChannelOptions = {},
   ) {
     this.maxChunk = options.maxChunk ?? 512 * 1024;
+    this.txSize = link.endpoint.info().txSize;
     this.spinMax = options.spinMicros ?? DEFAULT_SPIN_MICROS;
     this.spin = this.spinMax;
     this.waitWatcher = new native.FdWatcher(link.waitFd, () => this.onWake());
@@ -103,12 +104,41 @@ export class RingChannel {
     this.flush(total < BATCH_BELOW);
   }
 
-  /** Our last byte is written: tell the peer (half-close). */
+  /**
+   * Our last byte is written: tell the peer (half-close). Plain vchan has no
+   * half-close, so there we close once the peer has read everything (as
+   * libxenvchan programs do on end of input) and report end of data.
+   */
   finish(): void {
     if (this.closed) return;
     const ep = this.link.endpoint;
-    if (!ep.setFin()) return; // plain vchan: no half-close; close() ends it
-    ep.kick();
+    if (ep.setFin()) {
+      ep.kick();
+      return;
+    }
+    this.closeWhenDrained = true;
+    this.checkDrained();
+  }
+
+  private closeWhenDrained = false;
+  private readonly txSize: number;
+
+  private checkDrained(): void {
+    if (!this.closeWhenDrained || this.closed) return;
+    let drained: boolean;
+    try {
+      drained = this.link.endpoint.writable() === this.txSize || this.peerGone;
+      if (!drained) drained = this.link.endpoint.requestSpace() === this.txSize;
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    if (!drained) return; // woken when the peer reads
+    this.close();
+    if (!this.ended) {
+      this.ended = true;
+      this.owner.channelEnd();
+    }
   }
 
   /**
@@ -159,6 +189,7 @@ export class RingChannel {
     if (this.reading) this.pump();
     if (this.pending) this.flush();
     if (!this.closed && !this.reading && !this.pending) this.checkPeer();
+    this.checkDrained();
   }
 
   private onHangup(): void {

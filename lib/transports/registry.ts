@@ -6,6 +6,7 @@
 import { invalidArgValue } from '../errors';
 import { localTransport } from './local';
 import type { Transport } from './transport';
+import { xenAvailable, xenTransport } from './xen';
 
 const transports = new Map<string, Transport>([['local', localTransport]]);
 const defaultProbes: Array<() => string | null> = [];
@@ -15,6 +16,10 @@ export function registerTransport(t: Transport, isDefault?: () => boolean): void
   transports.set(t.name, t);
   if (isDefault) defaultProbes.push(() => (isDefault() ? t.name : null));
 }
+
+// 'xen' is the default where its devices are usable (probed once per process).
+let xenUsable: boolean | undefined;
+registerTransport(xenTransport, () => (xenUsable ??= xenAvailable()));
 
 export function resolveTransport(name: unknown): Transport {
   if (name === undefined || name === null) {
