@@ -199,18 +199,11 @@ export class RingChannel {
     this.hangupWatcher = null;
     if (this.closed) return;
     this.peerGone = true;
-    let state: number;
-    try {
-      state = this.link.endpoint.peerState();
-    } catch (err) {
-      this.fail(err as Error);
-      return;
-    }
-    if ((state & FIN) === 0 && (state & 0xff) !== LIVE_GONE) {
-      this.fail(systemError('ECONNRESET', 'read'));
-      return;
-    }
-    if ((state & FIN) === 0 && this.link.ext) {
+    const state = this.peerState();
+    if (state === null) return;
+    // Gone without saying it finished writing: it died (live byte still set)
+    // or reset the connection (a xenring peer clears live without fin).
+    if ((state & FIN) === 0 && ((state & 0xff) !== LIVE_GONE || this.link.ext)) {
       this.fail(systemError('ECONNRESET', 'read'));
       return;
     }
@@ -219,14 +212,18 @@ export class RingChannel {
 
   /** Peer state while we are neither reading nor writing. */
   private checkPeer(): void {
-    let state: number;
+    const state = this.peerState();
+    if (state !== null && (state & 0xff) === LIVE_GONE) this.peerGone = true;
+  }
+
+  /** The peer's state byte, or null after failing the channel (corrupt state). */
+  private peerState(): number | null {
     try {
-      state = this.link.endpoint.peerState();
+      return this.link.endpoint.peerState();
     } catch (err) {
       this.fail(err as Error);
-      return;
+      return null;
     }
-    if ((state & 0xff) === LIVE_GONE) this.peerGone = true;
   }
 
   private fail(err: Error): void {

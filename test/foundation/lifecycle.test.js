@@ -3,22 +3,14 @@
 // peer death, and open/close cycles without leaks.
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
-const { forkPeer, countFds, countMaps, closed } = require('../helpers/fixtures');
+const { forkPeer, listenOnce, countFds, countMaps, closed } = require('../helpers/fixtures');
 const { PatternChecker, writePattern } = require('../helpers/pattern');
 const xenring = require('../..');
 
-async function listen(options = {}) {
-  let resolveSocket;
-  const accepted = new Promise((r) => (resolveSocket = r));
-  const server = xenring.createServer(options, (s) => resolveSocket(s));
-  server.listen({ port: 0, ringSize: options.ringSize });
-  await once(server, 'listening');
-  return { server, port: server.address().port, accepted };
-}
 
 describe('foundation: lifecycle', function () {
   it('ping-pongs 1000 messages with an echoing child', async function () {
-    const { server, port, accepted } = await listen();
+    const { server, port, accepted } = await listenOnce();
     const peer = forkPeer('echo', { port });
     const socket = await accepted;
     server.close();
@@ -39,7 +31,7 @@ describe('foundation: lifecycle', function () {
   });
 
   it('half-close: we end first, the child keeps sending until it is done', async function () {
-    const { server, port, accepted } = await listen({ allowHalfOpen: true });
+    const { server, port, accepted } = await listenOnce({ allowHalfOpen: true });
     const peer = forkPeer('send', { port, total: 32 << 20, chunk: 65536, allowHalfOpen: true });
     const socket = await accepted;
     const closing = closed(socket);
@@ -55,7 +47,7 @@ describe('foundation: lifecycle', function () {
   });
 
   it('half-close: the child ends first, then receives everything we send', async function () {
-    const { server, port, accepted } = await listen({ allowHalfOpen: true });
+    const { server, port, accepted } = await listenOnce({ allowHalfOpen: true });
     const peer = forkPeer('halfclose', { port, allowHalfOpen: true });
     const socket = await accepted;
     const closing = closed(socket);
@@ -72,7 +64,7 @@ describe('foundation: lifecycle', function () {
   });
 
   it('without allowHalfOpen the peer\'s end closes our side too (net default)', async function () {
-    const { server, port, accepted } = await listen();
+    const { server, port, accepted } = await listenOnce();
     forkPeer('halfclose', { port });
     const socket = await accepted;
     server.close();
@@ -91,7 +83,7 @@ describe('foundation: lifecycle', function () {
     ['blocked writing to', false],
   ]) {
     it(`SIGKILL of a child we are ${label}: ECONNRESET then close(true) within 1 s`, async function () {
-      const { server, port, accepted } = await listen({ ringSize: 64 * 1024 });
+      const { server, port, accepted } = await listenOnce({ ringSize: 64 * 1024 });
       const peer = forkPeer('hold', { port, flood });
       const socket = await accepted;
       server.close();

@@ -3,19 +3,9 @@
 // streams is checked against the position pattern.
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
-const { forkPeer } = require('../helpers/fixtures');
+const { forkPeer, listenOnce } = require('../helpers/fixtures');
 const { PatternChecker, writePattern } = require('../helpers/pattern');
 const xenring = require('../..');
-
-/** Listens here; resolves with { server, port, accepted: Promise<socket> }. */
-async function listen(options = {}) {
-  let resolveSocket;
-  const accepted = new Promise((r) => (resolveSocket = r));
-  const server = xenring.createServer(options, (s) => resolveSocket(s));
-  server.listen({ port: 0, ringSize: options.ringSize });
-  await once(server, 'listening');
-  return { server, port: server.address().port, accepted };
-}
 
 function receiveAll(socket) {
   const check = new PatternChecker();
@@ -25,7 +15,7 @@ function receiveAll(socket) {
 
 describe('foundation: data integrity between processes', function () {
   it('moves 1 GiB from a child process, every byte checked', async function () {
-    const { server, port, accepted } = await listen();
+    const { server, port, accepted } = await listenOnce();
     const GiB = 1 << 30;
     const peer = forkPeer('send', { port, total: GiB, chunk: 256 * 1024 });
     const socket = await accepted;
@@ -40,7 +30,7 @@ describe('foundation: data integrity between processes', function () {
   });
 
   it('moves 256 MiB to a child process and 64 MiB back on the same connection', async function () {
-    const { server, port, accepted } = await listen({ allowHalfOpen: true });
+    const { server, port, accepted } = await listenOnce({ allowHalfOpen: true });
     const peer = forkPeer('recv', { port, replyTotal: 64 << 20, allowHalfOpen: true });
     const socket = await accepted;
     server.close();
@@ -66,7 +56,7 @@ describe('foundation: data integrity between processes', function () {
   ];
   for (const [chunk, total] of cases) {
     it(`${chunk}-byte writes (${total} bytes) through a 64 KiB ring, both directions`, async function () {
-      const { server, port, accepted } = await listen({ ringSize: 64 * 1024 });
+      const { server, port, accepted } = await listenOnce({ ringSize: 64 * 1024 });
       const peer = forkPeer('recv', { port, replyTotal: total, chunk, allowHalfOpen: true });
       const socket = await accepted;
       server.close();
@@ -82,7 +72,7 @@ describe('foundation: data integrity between processes', function () {
   }
 
   it('batches many small corked writes (writev) without loss or reordering', async function () {
-    const { server, port, accepted } = await listen();
+    const { server, port, accepted } = await listenOnce();
     const peer = forkPeer('recv', { port });
     const socket = await accepted;
     server.close();

@@ -52,9 +52,23 @@ function countMaps() {
   return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length;
 }
 
+/**
+ * A xenring server on a free port that accepts one socket:
+ * resolves with { server, port, accepted: Promise<socket> }.
+ */
+async function listenOnce(options = {}) {
+  const xenring = require('../..');
+  let resolveSocket;
+  const accepted = new Promise((r) => (resolveSocket = r));
+  const server = xenring.createServer(options, (s) => resolveSocket(s));
+  server.listen({ port: 0, ringSize: options.ringSize });
+  await once(server, 'listening');
+  return { server, port: server.address().port, accepted };
+}
+
 /** Resolves with hadError on 'close' (events.once would reject on 'error'). */
 function closed(socket) {
   return new Promise((resolve) => socket.once('close', resolve));
 }
 
-module.exports = { forkPeer, countFds, countMaps, closed, children };
+module.exports = { forkPeer, listenOnce, countFds, countMaps, closed, children };
