@@ -5,7 +5,6 @@ const assert = require('node:assert/strict');
 const { once } = require('node:events');
 const { forkPeer, listenOnce } = require('../helpers/fixtures');
 const { PatternChecker, writePattern } = require('../helpers/pattern');
-const xenring = require('../..');
 
 function receiveAll(socket) {
   const check = new PatternChecker();
