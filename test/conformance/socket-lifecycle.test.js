@@ -285,8 +285,10 @@ describeBoth('socket: errors on write and destroy', (impl) => {
     knownBug(this, impl, 'abandoned-connect');
     const { server, port } = await startServer(impl);
     const sock = impl.connect(port);
+    sock.write('hi', () => {});
     sock.destroy();
     await closed(sock);
+    await delay(300); // let a late connection attempt (if any) reach the server
     // net: the server may or may not have accepted it; either way it is closed.
     await Promise.race([closeServer(server), delay(2000).then(() => assert.fail('server still has a connection after 2 s'))]);
   });
