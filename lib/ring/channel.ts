@@ -56,10 +56,14 @@ export class RingChannel {
   private pending: PendingWrite | null = null;
   private pool: ReadPool | null = null;
   private readonly maxChunk: number;
-  /** Adaptive spin: up to spinMax µs, shrunk when spins find nothing. */
+  /**
+   * Adaptive spin: spin up to spinMax µs before sleeping. A spin that finds
+   * nothing (a slow peer, or a peer that needs the CPU we are spinning on)
+   * makes the next ones exponentially rarer: skip 2, 4, ... 1024 chances.
+   */
   private readonly spinMax: number;
-  private spin: number;
-  private sleptAt = 0;
+  private spinFailures = 0;
+  private spinSkips = 0;
   /** Bytes copied out of / into the ring so far. */
   bytesRead = 0;
   bytesWritten = 0;
@@ -72,7 +76,6 @@ export class RingChannel {
     this.maxChunk = options.maxChunk ?? 512 * 1024;
     this.txSize = link.endpoint.info().txSize;
     this.spinMax = options.spinMicros ?? DEFAULT_SPIN_MICROS;
-    this.spin = this.spinMax;
     this.waitWatcher = new native.FdWatcher(link.waitFd, () => this.onWake());
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
@@ -179,13 +182,6 @@ export class RingChannel {
   private onWake(): void {
     if (this.closed) return;
     this.link.endpoint.ack();
-    // Woken soon after going to sleep: a longer spin would have caught it.
-    if (this.sleptAt !== 0) {
-      if (Number(process.hrtime.bigint()) - this.sleptAt < this.spinMax * 1000) {
-        this.spin = Math.min(this.spinMax, Math.max(4, this.spin * 2));
-      }
-      this.sleptAt = 0;
-    }
     if (this.reading) this.pump();
     if (this.pending) this.flush();
     if (!this.closed && !this.reading && !this.pending) this.checkPeer();
@@ -239,7 +235,7 @@ export class RingChannel {
         let n = ep.readable();
         if (n === 0) {
           if (this.atEndOfData()) return;
-          if (this.spin > 0) {
+          if (this.spinMax > 0 && this.spinSkips === 0) {
             // Spin later, once this tick's 'data' handlers have run (and
             // perhaps written the message whose reply we are waiting for).
             if (!this.spinScheduled) {
@@ -248,11 +244,9 @@ export class RingChannel {
             }
             return;
           }
+          if (this.spinSkips > 0) this.spinSkips--;
           n = ep.requestData(); // sleep unless data raced in
-          if (n === 0) {
-            if (this.spinMax > 0) this.sleptAt = Number(process.hrtime.bigint());
-            return;
-          }
+          if (n === 0) return;
         }
         const want = Math.min(n, this.maxChunk);
         this.pool ??= new ReadPool(2 * this.maxChunk);
@@ -274,16 +268,14 @@ export class RingChannel {
     if (this.closed || !this.reading) return;
     const ep = this.link.endpoint;
     try {
-      let n = ep.waitData(this.spin);
-      // Spins that find nothing (a slow peer, or no CPU for it) shrink the
-      // budget to zero; quick wake-ups (onWake) grow it back.
-      if (n === 0) this.spin = this.spin < 4 ? 0 : this.spin >> 1;
-      if (n === 0) {
+      let n = ep.waitData(this.spinMax);
+      if (n > 0) {
+        this.spinFailures = 0;
+      } else {
+        this.spinFailures = Math.min(this.spinFailures + 1, 10);
+        this.spinSkips = 1 << this.spinFailures;
         n = ep.requestData();
-        if (n === 0) {
-          this.sleptAt = Number(process.hrtime.bigint());
-          return;
-        }
+        if (n === 0) return;
       }
     } catch (err) {
       this.fail(err as Error);
