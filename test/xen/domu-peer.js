@@ -107,6 +107,60 @@ async function main() {
     await new Promise((r) => setTimeout(r, 1000));
     child.kill('SIGKILL');
   });
+  // The Socket layer across domains (dom0 half: test/xen/socket.test.js, run after domu.test.js).
+  await timed('step10 xenring Socket -> dom0 Server (transport xen): 4 MiB each way verified', () => socketStep(Date.now() + WAIT));
+}
+
+/** connect({ transport: 'xen' }) Socket to dom0's Server on port 7010 (retried while refused): 4 MiB each way, every byte checked, close(false). */
+function socketStep(deadline) {
+  const xenring = require(path.join(root, 'dist', 'index.js'));
+  const { PATTERN } = require('./helpers');
+  const n = 4 * MiB;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const c = xenring.connect({ port: 7010, transport: 'xen', domid: D0, allowHalfOpen: true });
+      let got = 0;
+      let failed = false;
+      const fail = (err) => {
+        if (failed) return;
+        failed = true;
+        c.destroy();
+        reject(err);
+      };
+      c.once('error', (err) => {
+        if (err.code === 'ECONNREFUSED' && got === 0 && Date.now() < deadline) return setTimeout(attempt, 300);
+        fail(err);
+      });
+      c.once('connect', () => {
+        let off = 0;
+        const more = () => {
+          while (off < n) {
+            const st = off % 251;
+            const len = Math.min(n - off, 65536, PATTERN.length - st);
+            off += len;
+            if (!c.write(PATTERN.subarray(st, st + len)) && off < n) return c.once('drain', more);
+          }
+          c.end();
+        };
+        more();
+      });
+      c.on('data', (buf) => {
+        for (let i = 0; i < buf.length; i++) {
+          if (buf[i] !== (got + i) % 251) return fail(new Error(`data mismatch at byte ${got + i}`));
+        }
+        got += buf.length;
+      });
+      c.once('end', () => {
+        if (got !== n) fail(new Error(`end after ${got} of ${n} bytes`));
+      });
+      c.once('close', (hadError) => {
+        if (failed || got === 0) return; // refused attempts are retried above
+        if (hadError) return fail(new Error('close(hadError=true)'));
+        resolve(`recv ${got}, sent ${c.bytesWritten}`);
+      });
+    };
+    attempt();
+  });
 }
 
 main().then(

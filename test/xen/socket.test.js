@@ -367,3 +367,39 @@ describe('xen lab: vchanServer / vchanClient Sockets with libxenvchan (xenlab-vc
     assert.ok(!ct.events.some((e) => e.startsWith('error')), ct.events.join(' '));
   });
 });
+
+describe("xen lab: Socket across domains (dom0 Server, domU client Socket, transport 'xen')", function () {
+  this.timeout(300000);
+  const U = Number(process.env.XENLAB_DOMU_DOMID);
+  before(function () {
+    if (!xenAvailable() || !process.env.XENLAB_DOMU_DOMID || !Number.isInteger(U)) {
+      console.log('      (skipped: needs the lab with --domu and test/xen/domu-peer.js step 10; run `npm run test:xen`)');
+      this.skip();
+    }
+  });
+
+  it('10: domU connect() Socket -> dom0 Server: 4 MiB each way verified, close(false) on both sides', async () => {
+    const n = 4 * MiB;
+    let accepted;
+    const conn = new Promise((resolve) => (accepted = resolve));
+    const server = xenring.createServer({ allowHalfOpen: true }, (sock) => {
+      const t = track(sock);
+      const rx = receivePattern(sock);
+      const tx = sendPattern(sock, n).then(() => sock.end());
+      accepted({ sock, t, rx, tx });
+    });
+    await listen(server, { port: 7010, transport: 'xen', domid: U });
+    try {
+      const s = await withTimeout(conn, 280000, 'domU connection (is domu-peer step 10 running?)');
+      assert.strictEqual(s.sock.remoteAddress, String(U));
+      const t0 = Date.now();
+      const [got] = await withTimeout(Promise.all([s.rx, s.tx]), 120000, 'data');
+      assert.strictEqual(got, n);
+      assert.strictEqual(await withTimeout(s.t.closed, 30000, 'close'), false);
+      console.log(`      domU ${U} -> dom0: 4 MiB each way in ${Date.now() - t0} ms; server events ${s.t.events.join(' ')}`);
+      assert.strictEqual(s.t.events[s.t.events.length - 1], 'close:false');
+    } finally {
+      await withTimeout(closeServer(server), 20000, 'server.close');
+    }
+  });
+});
