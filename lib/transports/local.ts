@@ -188,8 +188,10 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
     done = true;
     if (timer) clearTimeout(timer);
     watcher?.close();
-    if (err) closeQuietly(conn);
-    callback(err, link);
+    // Without a link (error or cancel) the rendezvous socket is ours to close:
+    // the server then sees the hang-up and drops its half of the handshake.
+    if (!link) closeQuietly(conn);
+    if (err || link) callback(err, link);
   };
   const refused = (code: string) => {
     const err = systemError(code === 'ENOENT' ? 'ECONNREFUSED' : code, 'connect', path);
@@ -200,6 +202,7 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   let attempts = 0;
   const attempt = () => {
     timer = null;
+    if (done) return; // cancelled before the attempt ran
     try {
       conn = native.unixConnect(path);
     } catch (e) {

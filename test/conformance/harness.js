@@ -253,8 +253,6 @@ if (typeof after === 'function') {
 const KNOWN_BUGS = {
   'tls-halfopen':
     'tls.Server fed a xenring socket with allowHalfOpen=false: TLS runs through JSStreamSocket, the socket auto-ends on the FIN and the echo is cut at 16 KiB (net hands TLS its libuv handle instead)',
-  'abandoned-connect':
-    'local transport: cancel() of a pending connect neither stops the nextTick attempt nor closes the rendezvous fd; the server keeps an accepted socket forever',
 };
 function knownBug(ctx, impl, id) {
   if (!KNOWN_BUGS[id]) throw new Error(`unknown bug id ${id}`);

@@ -282,7 +282,6 @@ describeBoth('socket: errors on write and destroy', (impl) => {
   });
 
   it('a connection abandoned while connecting leaves no open socket on the server', async function () {
-    knownBug(this, impl, 'abandoned-connect');
     const { server, port } = await startServer(impl);
     const sock = impl.connect(port);
     sock.write('hi', () => {});
