@@ -37,7 +37,7 @@
  *                       trips after 500, 10 connections for memory
  *   --reps N            repetitions (default 3; quick 1)
  *   --cases LIST        bulk,pingpong,mem (default all)
- *   --transports LIST   xenring,xenring-spin,uds,tcp[,xenring-xen,xenring-xen-spin]
+ *   --transports LIST   xenring,xenring-spin,xenring-nospin,uds,tcp[,xenring-xen,xenring-xen-spin]
  *                       default: bulk xenring,uds,tcp; ping-pong also
  *                       xenring-spin; the -xen rows if /dev/xen/evtchn exists
  *   --chunks LIST       bulk chunk sizes (default 64,1K,64K,1M)
@@ -102,7 +102,7 @@ function config(argv) {
     reps: Number(a.reps ?? (quick ? 1 : 3)),
     cases: list(a.cases ?? 'bulk,pingpong,mem'),
     bulkTransports: transports || dflt(['xenring', 'xenring-xen', 'uds', 'tcp']),
-    ppTransports: transports || dflt(['xenring', 'xenring-spin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
+    ppTransports: transports || dflt(['xenring', 'xenring-spin', 'xenring-nospin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
     chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
     bytes: C.parseSize(a.bytes ?? (quick ? '256M' : '1G')),
     maxWrites: Number(a['max-writes'] ?? (quick ? 128 * 1024 : 512 * 1024)),

@@ -20,6 +20,7 @@ const SPIN_US = 50;
 const TRANSPORTS = {
   xenring: { xr: { transport: 'local', spinMicros: undefined }, about: 'xenring, local transport, default options' },
   'xenring-spin': { xr: { transport: 'local', spinMicros: SPIN_US }, about: `xenring, local transport, spinMicros ${SPIN_US} on both sides` },
+  'xenring-nospin': { xr: { transport: 'local', spinMicros: 0 }, about: 'xenring, local transport, spinning disabled (spinMicros 0) on both sides' },
   'xenring-xen': { xr: { transport: 'xen', spinMicros: undefined }, about: 'xenring, Xen transport, default options' },
   'xenring-xen-spin': { xr: { transport: 'xen', spinMicros: SPIN_US }, about: `xenring, Xen transport, spinMicros ${SPIN_US} on both sides` },
   uds: { net: 'uds', about: 'node:net over a UNIX socket path' },
