@@ -5,9 +5,9 @@
 const assert = require('node:assert');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { pump, waitPeerState, run, root } = require('./helpers');
+const { pump, waitPeerState, run, root, ownDomidOrSkip } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
-const { vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'vchan.js'));
+const { vchanServer, vchanClient } = require(path.join(dist, 'vchan.js'));
 const { xenTransport, listenPath } = require(path.join(dist, 'transport.js'));
 const { xenStore } = require(path.join(dist, 'xenstore.js'));
 const { xen } = require(path.join(dist, 'native_xen.js'));
@@ -45,11 +45,7 @@ const exited = (child) => new Promise((r) => (child.exitCode !== null || child.s
 describe('xen lab: vchan within one domain', function () {
   this.timeout(180000);
   before(async function () {
-    if (!xenAvailable()) {
-      console.log('      (skipped: /dev/xen/{gntalloc,gntdev,evtchn,xenbus} not usable here; run `npm run test:xen`)');
-      this.skip();
-    }
-    self = await xenStore().ownDomid();
+    self = await ownDomidOrSkip(this);
   });
 
   it('moves verified data both ways at every ring order (10..20)', async () => {
@@ -191,8 +187,7 @@ describe('xen lab: vchan within one domain', function () {
 describe("xen lab: transport 'xen' within one domain", function () {
   this.timeout(180000);
   before(async function () {
-    if (!xenAvailable()) this.skip();
-    self = await xenStore().ownDomid();
+    self = await ownDomidOrSkip(this);
   });
 
   it('accepts many concurrent connections, each with verified data both ways, and cleans up', async () => {

@@ -7,7 +7,7 @@
 const assert = require('node:assert');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { PATTERN, root } = require('./helpers');
+const { PATTERN, root, ownDomidOrSkip } = require('./helpers');
 const xenring = require(path.join(root, 'dist', 'index.js'));
 const { xenAvailable } = require(path.join(root, 'dist', 'transports', 'xen', 'vchan.js'));
 const { xenStore } = require(path.join(root, 'dist', 'transports', 'xen', 'xenstore.js'));
@@ -138,11 +138,7 @@ function hasTool(name) {
 describe("xen lab: Socket/Server over transport 'xen' within one domain", function () {
   this.timeout(180000);
   before(async function () {
-    if (!xenAvailable()) {
-      console.log('      (skipped: /dev/xen/{gntalloc,gntdev,evtchn,xenbus} not usable here; run `npm run test:xen`)');
-      this.skip();
-    }
-    self = await xenStore().ownDomid();
+    self = await ownDomidOrSkip(this);
   });
 
   it('moves 8 MiB each way at once, every byte verified, then closes cleanly on both sides', async () => {
@@ -267,15 +263,11 @@ describe("xen lab: Socket/Server over transport 'xen' within one domain", functi
 describe('xen lab: vchanServer / vchanClient Sockets with libxenvchan (xenlab-vchan)', function () {
   this.timeout(180000);
   before(async function () {
-    if (!xenAvailable()) {
-      console.log('      (skipped: /dev/xen/{gntalloc,gntdev,evtchn,xenbus} not usable here; run `npm run test:xen`)');
-      this.skip();
-    }
+    self = await ownDomidOrSkip(this);
     if (!(await hasTool('xenlab-vchan'))) {
       console.log('      (skipped: xenlab-vchan not installed)');
       this.skip();
     }
-    self = await xenStore().ownDomid();
   });
 
   it('vchanServer Socket -> libxenvchan client --recv: all bytes read, end() closes once drained', async () => {
