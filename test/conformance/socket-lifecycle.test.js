@@ -179,18 +179,24 @@ describeBoth('socket: half-open and end/close ordering', (impl) => {
   });
 });
 
+/** A client connected to a reading server, with its 'error' codes and 'close' flags logged in order. */
+async function connectLogged(impl) {
+  const { server, port } = await startServer(impl, (s) => s.resume());
+  const sock = impl.connect(port);
+  await once(sock, 'connect');
+  const log = [];
+  sock.on('error', (e) => log.push(`error:${e.code}`));
+  sock.on('close', (h) => log.push(`close:${h}`));
+  return { server, sock, log };
+}
+
 describeBoth('socket: errors on write and destroy', (impl) => {
   let child;
   afterEach(() => child && child.connected && child.disconnect());
 
   // Node: test/parallel/test-net-write-after-close.js / stream write-after-end semantics
   it('write after end() -> ERR_STREAM_WRITE_AFTER_END to the callback, then error, then close(true)', async () => {
-    const { server, port } = await startServer(impl, (s) => s.resume());
-    const sock = impl.connect(port);
-    await once(sock, 'connect');
-    const log = [];
-    sock.on('error', (e) => log.push(`error:${e.code}`));
-    sock.on('close', (h) => log.push(`close:${h}`));
+    const { server, sock, log } = await connectLogged(impl);
     sock.end();
     const ret = sock.write('x', (err) => log.push(`cb:${err && err.code}`));
     assert.strictEqual(ret, false);
@@ -246,12 +252,7 @@ describeBoth('socket: errors on write and destroy', (impl) => {
 
   // Node: test/parallel/test-net-socket-destroy-send.js
   it('destroy().destroy() returns the socket; write after destroy -> ERR_STREAM_DESTROYED, no error event, close(false)', async () => {
-    const { server, port } = await startServer(impl, (s) => s.resume());
-    const sock = impl.connect(port);
-    await once(sock, 'connect');
-    const log = [];
-    sock.on('error', (e) => log.push(`error:${e.code}`));
-    sock.on('close', (h) => log.push(`close:${h}`));
+    const { server, sock, log } = await connectLogged(impl);
     assert.strictEqual(sock.destroy().destroy(), sock);
     const ret = sock.write('x', (err) => log.push(`cb:${err.code}`));
     assert.strictEqual(ret, false);
