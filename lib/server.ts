@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, outOfRange } from './errors';
-import { kAttach, Socket, type SocketOptions } from './socket';
+import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
 import { resolveTransport } from './transports/registry';
 import type { Listener, RingLink, TransportAddress } from './transports/transport';
 
@@ -62,6 +62,7 @@ export class Server extends EventEmitter {
     }
     this.allowHalfOpen = Boolean(options.allowHalfOpen);
     this.pauseOnConnect = Boolean(options.pauseOnConnect);
+    validateSocketOptions(options);
     this.socketOptions = { ...options };
     if (connectionListener) this.on('connection', connectionListener);
   }

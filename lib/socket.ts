@@ -10,6 +10,7 @@ import { codedError, invalidArgType, outOfRange, systemError } from './errors';
 import { RingChannel, type ChannelOwner } from './ring/channel';
 import { resolveTransport } from './transports/registry';
 import type { PendingConnect, RingLink } from './transports/transport';
+import { UserBuffer, type OnReadOptions } from './user_buffer';
 
 /** Options of `new Socket()`. */
 export interface SocketOptions {
@@ -21,6 +22,12 @@ export interface SocketOptions {
    * shrink it to 0, quick wake-ups grow it back. 0 disables spinning.
    */
   spinMicros?: number;
+  /**
+   * As in net: read into your own buffer and get `callback(bytesRead, buffer)`
+   * instead of 'data' events (no allocation per read: the fastest way to
+   * receive). 'end', 'close', pause() and resume() work as usual.
+   */
+  onread?: OnReadOptions;
   readableHighWaterMark?: number;
   writableHighWaterMark?: number;
 }
@@ -87,6 +94,7 @@ export class Socket extends Duplex implements ChannelOwner {
   private bytesDone = 0;
   private bytesReadBase = 0;
   private link: RingLink | null = null;
+  private readonly userBuffer: UserBuffer | null;
 
   constructor(options: SocketOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
@@ -98,6 +106,7 @@ export class Socket extends Duplex implements ChannelOwner {
       writableHighWaterMark: options.writableHighWaterMark,
     });
     this.spinMicros = validateSpin(options.spinMicros);
+    this.userBuffer = UserBuffer.from(options.onread);
     // net: once the peer ended and we are not half-open, writes fail with EPIPE.
     this.on('end', () => {
       if (!this.allowHalfOpen) this.write = writeAfterFIN;
@@ -182,6 +191,12 @@ export class Socket extends Duplex implements ChannelOwner {
     this.link = link;
     this.channel = new RingChannel(link, this, { spinMicros: this.spinMicros });
     if (!this.refed) this.channel.unref();
+    try {
+      this.userBuffer?.start();
+    } catch (err) {
+      process.nextTick(() => this.destroy(err as Error));
+      return;
+    }
     if (!startReading) return;
     if (this.wantRead) this.channel.resume();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
@@ -200,6 +215,18 @@ export class Socket extends Duplex implements ChannelOwner {
   /** @internal */
   channelData(chunk: Buffer): boolean {
     return this.push(chunk);
+  }
+
+  /** @internal */
+  channelTarget(): Uint8Array | null {
+    return this.userBuffer ? this.userBuffer.target() : null;
+  }
+
+  /** @internal */
+  channelRead(n: number): boolean {
+    const more = this.userBuffer!.deliver(this, n);
+    if (this.userBuffer!.error) this.destroy(this.userBuffer!.error);
+    return more;
   }
 
   /** @internal */
@@ -292,6 +319,28 @@ export class Socket extends Duplex implements ChannelOwner {
   }
 
   // --- net.Socket surface -------------------------------------------------
+
+  /** Stops reading (with onread, at once: no more callbacks until resume()). */
+  override pause(): this {
+    if (this.userBuffer) {
+      this.wantRead = false;
+      this.channel?.pause();
+    }
+    return super.pause();
+  }
+
+  /** Resumes reading (with onread, the callbacks start again). */
+  override resume(): this {
+    if (this.userBuffer && !this.connecting && this.channel && !this.destroyed) {
+      this.wantRead = true;
+      // Why deferred: net restarts the handle; bytes arrive on a later turn,
+      // never inside resume() itself.
+      setImmediate(() => {
+        if (this.wantRead && this.channel) this.channel.resume();
+      });
+    }
+    return super.resume();
+  }
 
   /** Sets an idle timeout: 'timeout' is emitted after `msecs` without I/O (0 disables). */
   setTimeout(msecs: number, callback?: () => void): this {
@@ -435,6 +484,12 @@ function writeAfterFIN(this: Socket, chunk: unknown, encoding?: unknown, cb?: un
 function validateMsecs(msecs: unknown, name: string): asserts msecs is number {
   if (typeof msecs !== 'number') throw invalidArgType(name, 'of type number', msecs);
   if (!Number.isFinite(msecs) || msecs < 0) throw outOfRange(name, 'a non-negative finite number', msecs);
+}
+
+/** @internal Checks the options every Socket takes (a Server checks them up front). */
+export function validateSocketOptions(options: SocketOptions): void {
+  validateSpin(options.spinMicros);
+  UserBuffer.from(options.onread);
 }
 
 function validateSpin(v: unknown): number | undefined {

@@ -24,6 +24,11 @@ export interface ChannelOwner {
   channelError(err: Error): void;
   /** Any I/O happened (refreshes idle timers). */
   channelActivity(): void;
+  /** A buffer of the owner's to read into instead of a fresh chunk (net's
+   * onread), or null; channelRead() then reports what was read into it. */
+  channelTarget?(): Uint8Array | null;
+  /** `n` bytes were read into the channelTarget() buffer; false: stop reading. */
+  channelRead?(n: number): boolean;
 }
 
 export interface ChannelOptions {
@@ -228,8 +233,17 @@ export class RingChannel {
     this.owner.channelError(err);
   }
 
+  private pumping = false;
+
   private pump(): void {
+    // Why the guard: a handler that pauses and resumes (or reads) from inside
+    // a delivery re-enters here; the outer loop goes on in order instead.
+    if (this.pumping) return;
+    this.pumping = true;
     const ep = this.link.endpoint;
+    // Why: an exception thrown by the owner's handlers (user code) is the
+    // user's, as with net (uncaught); only the ring's own errors fail the channel.
+    let delivering = false;
     try {
       while (this.reading && !this.closed) {
         let n = ep.readable();
@@ -248,6 +262,18 @@ export class RingChannel {
           n = ep.requestData(); // sleep unless data raced in
           if (n === 0) return;
         }
+        const target = this.owner.channelTarget?.() ?? null;
+        if (target !== null) {
+          // The owner's own buffer (onread): nothing allocated per read.
+          const got = ep.read(target, 0, target.length);
+          if (got === 0) continue;
+          this.bytesRead += got;
+          this.owner.channelActivity();
+          delivering = true;
+          if (!this.owner.channelRead!(got)) this.reading = false;
+          delivering = false;
+          continue;
+        }
         const want = Math.min(n, this.maxChunk);
         this.pool ??= new ReadPool(2 * this.maxChunk);
         const room = this.pool.space(want);
@@ -255,10 +281,15 @@ export class RingChannel {
         if (got === 0) continue;
         this.bytesRead += got;
         this.owner.channelActivity();
+        delivering = true;
         if (!this.owner.channelData(this.pool.take(got))) this.reading = false;
+        delivering = false;
       }
     } catch (err) {
+      if (delivering) throw err;
       this.fail(err as Error);
+    } finally {
+      this.pumping = false;
     }
   }
 

@@ -52,6 +52,30 @@ const roles = {
     exitOnDisconnect(server);
   },
 
+  /** Each connection: write <bytes> bytes of the position pattern (byte i = i % 251) in <chunk> writes, then end(). */
+  'pattern-server'() {
+    const bytes = Number(args[0]);
+    const chunk = Number(args[1] || 65536);
+    const period = Buffer.alloc(chunk + 251);
+    for (let i = 0; i < period.length; i++) period[i] = i % 251;
+    const server = lib.createServer((s) => {
+      let pos = 0;
+      const pump = () => {
+        while (pos < bytes) {
+          const n = Math.min(chunk, bytes - pos);
+          const ok = s.write(Buffer.from(period.subarray(pos % 251, (pos % 251) + n)));
+          pos += n;
+          if (!ok) return void s.once('drain', pump);
+        }
+        s.end();
+      };
+      pump();
+      s.on('error', () => {});
+    });
+    listen(server, 0, () => process.send({ port: server.address().port }));
+    exitOnDisconnect(server);
+  },
+
   /** Reads with repeated pause()/resume() (slow reader); reports count, sha256, pauses. */
   'slow-sink-server'() {
     const pauseMs = Number(args[0] || 5);
