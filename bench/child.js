@@ -24,15 +24,20 @@ const fail = (e) => send({ type: 'error', error: String((e && e.stack) || e) }, 
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
 
-function receiveBulk(sock, full) {
+/**
+ * Receives and checks a bulk stream. `onread`: null for 'data' events, else
+ * the object passed to connect() as net's onread option, whose callback calls
+ * `onread.handler` (receiveBulk sets it before any byte can arrive).
+ */
+function receiveBulk(sock, full, onread = null) {
   return new Promise((resolve, reject) => {
     let count = 0, events = 0, firstLen = 0, maxLen = 0;
     let tFirst = 0n, tLast = 0n, cpu0 = null, flt0 = 0;
     let edgeErrors = 0, fullChecks = 0, fullErrors = 0, nextCheck = 0;
     let lastBuf = null, lastOff = 0;
-    sock.on('data', (d) => {
+    // d[0..len) are the new bytes (d is reused between reads with onread).
+    const onChunk = (d, len) => {
       const now = process.hrtime.bigint();
-      const len = d.length;
       if (events === 0) {
         tFirst = now;
         cpu0 = process.cpuUsage();
@@ -48,17 +53,29 @@ function receiveBulk(sock, full) {
       // Whole-read comparison: every read with --verify full, else one per 4 MiB.
       if (full || count + len > nextCheck) {
         fullChecks++;
-        if (!patternOk(d, count)) fullErrors++;
+        if (!patternOk(len === d.length ? d : d.subarray(0, len), count)) fullErrors++;
         nextCheck = (Math.floor((count + len) / CHECK_EVERY) + 1) * CHECK_EVERY;
       }
-      lastBuf = d;
+      if (onread) {
+        // The buffer is reused: keep a copy of the last read for the final check.
+        if (lastBuf === null || lastBuf.length < len) lastBuf = Buffer.allocUnsafe(d.length);
+        d.copy(lastBuf, 0, 0, len);
+        lastBuf.used = len;
+      } else {
+        lastBuf = d;
+      }
       lastOff = count;
       count += len;
-    });
+    };
+    if (onread) onread.handler = (n, buf) => onChunk(buf, n);
+    else sock.on('data', (d) => onChunk(d, d.length));
     sock.on('end', () => {
       const cpu = cpu0 ? process.cpuUsage(cpu0) : { user: 0, system: 0 };
       const faults = process.resourceUsage().minorPageFault - flt0;
-      if (lastBuf && !full) { fullChecks++; if (!patternOk(lastBuf, lastOff)) fullErrors++; }
+      if (lastBuf && !full) {
+        fullChecks++;
+        if (!patternOk(onread ? lastBuf.subarray(0, lastBuf.used) : lastBuf, lastOff)) fullErrors++;
+      }
       resolve({
         bytes: count, events, firstLen, maxLen, ns: Number(tLast - tFirst),
         cpuUserUs: cpu.user, cpuSysUs: cpu.system, faults, edgeErrors, fullChecks, fullErrors,
@@ -124,6 +141,19 @@ async function main() {
       }
     });
     send({ type: 'ready', port: ready.port, path: ready.path, baseMem: base });
+    return;
+  }
+
+  if (cfg.connectTo) {
+    // -onread rows: this side connects with net's onread option and receives.
+    if (mode !== 'bulk') throw new Error(`${transport} is a bulk-only row`);
+    // connect() checks the callback at once; receiveBulk() sets the handler.
+    const onread = { buffer: Buffer.alloc(T.ONREAD_BUFFER), handler: null, callback: (n, buf) => onread.handler(n, buf) };
+    const sock = await T.connect(transport, cfg.connectTo, { ringSize: cfg.ringSize, onread });
+    const resP = receiveBulk(sock, cfg.verify === 'full', onread);
+    send({ type: 'ready', connected: true });
+    const res = await resP;
+    send({ type: 'result', options: T.effectiveOptions(sock), ...res }, true);
     return;
   }
 

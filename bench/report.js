@@ -26,14 +26,15 @@ function table(header, rows) {
 function label(name, recs) {
   const spec = T.TRANSPORTS[name];
   if (!spec) return name;
-  if (!spec.xr) return spec.net === 'uds' ? 'uds (node:net, UNIX socket)' : 'tcp (node:net, 127.0.0.1)';
+  const rcv = spec.onread ? `, receiver onread ${sizeName(T.ONREAD_BUFFER)}` : '';
+  if (!spec.xr) return `${name} (node:net, ${spec.net === 'uds' ? 'UNIX socket' : '127.0.0.1'}${rcv})`;
   const withOpts = recs.find((r) => r.options && (r.options.client || r.options.server));
   const c = withOpts && withOpts.options.client, s = withOpts && withOpts.options.server;
   const spin = (o) => (o && typeof o.spinMicros === 'number' ? o.spinMicros : '?');
   const asked = spec.xr.spinMicros === undefined ? 'default options' : `spinMicros: ${spec.xr.spinMicros}`;
   const eff = spin(c) === spin(s) ? `spinMicros=${spin(c)}` : `spinMicros client ${spin(c)} / server ${spin(s)}`;
   const ring = c && c.txSize ? `, ring ${sizeName(c.txSize)}` : '';
-  return `${name} (${spec.xr.transport}; ${asked} → ${eff}${ring})`;
+  return `${name} (${spec.xr.transport}; ${asked} → ${eff}${ring}${rcv})`;
 }
 
 /**
@@ -80,10 +81,11 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
     w();
     const sizes = chunks.map((ch) => `${sizeName(ch)} → ${sizeName(get(ts[0], ch)[0] ? get(ts[0], ch)[0].bytes : 0)}`).join(', ');
     const rows = ts.map((t) => [label(t, bulk.filter((b) => b.transport === t)), ...chunks.map((ch) => cell(summary(get(t, ch).map((b) => b.mbps))))]);
-    if (ts.includes('uds')) {
-      for (const t of ts.filter(T.isXenring)) {
-        rows.push([`**${t} ÷ uds**`, ...chunks.map((ch) => ratioCell(get(t, ch), get('uds', ch), (b) => b.mbps))]);
-      }
+    // Every xenring row against node:net as most code uses it ('data' events),
+    // and the onread rows also against node:net reading the same way.
+    for (const t of ts.filter(T.isXenring)) {
+      const refs = ['uds', ...(T.usesOnread(t) ? ['uds-onread'] : [])].filter((u) => ts.includes(u));
+      for (const u of refs) rows.push([`**${t} ÷ ${u}**`, ...chunks.map((ch) => ratioCell(get(t, ch), get(u, ch), (b) => b.mbps))]);
     }
     w(table(['transport \\ chunk', ...chunks.map(sizeName)], rows));
     w(`Bytes per case: ${sizes}. Verification: ${cfg.verify === 'full' ? 'every byte compared' : 'every byte counted, first/last byte of every read and one whole read per 4 MiB compared'}.`);

@@ -37,7 +37,9 @@
  *                       trips after 500, 10 connections for memory
  *   --reps N            repetitions (default 3; quick 1)
  *   --cases LIST        bulk,pingpong,mem (default all)
- *   --transports LIST   xenring,xenring-spin,xenring-nospin,uds,tcp[,xenring-xen,xenring-xen-spin]
+ *   --transports LIST   xenring,xenring-spin,xenring-nospin,xenring-onread,uds,uds-onread,tcp
+ *                       [,xenring-xen,xenring-xen-spin]; -onread rows: bulk only, the
+ *                       receiver reads with net's onread option into one reused buffer
  *                       default: bulk xenring,uds,tcp; ping-pong also
  *                       xenring-spin; the -xen rows if /dev/xen/evtchn exists
  *   --chunks LIST       bulk chunk sizes (default 64,1K,64K,1M)
@@ -101,7 +103,7 @@ function config(argv) {
     quick,
     reps: Number(a.reps ?? (quick ? 1 : 3)),
     cases: list(a.cases ?? 'bulk,pingpong,mem'),
-    bulkTransports: transports || dflt(['xenring', 'xenring-xen', 'uds', 'tcp']),
+    bulkTransports: transports || dflt(['xenring', 'xenring-onread', 'xenring-xen', 'uds', 'uds-onread', 'tcp']),
     ppTransports: transports || dflt(['xenring', 'xenring-spin', 'xenring-nospin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
     chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
     bytes: C.parseSize(a.bytes ?? (quick ? '256M' : '1G')),
@@ -171,6 +173,7 @@ function probe(cfg) {
 let caseNo = 0;
 async function setupCase(transport, mode, cfg, extra = {}) {
   const ccfg = { transport, mode, verify: cfg.verify, ringSize: extra.ringSize ?? cfg.ringSize, xenDomid: cfg.xenDomid };
+  if (T.usesOnread(transport)) return setupReversedCase(transport, mode, cfg, ccfg);
   const execArgv = [];
   if (cfg.childProf) {
     fs.mkdirSync(cfg.childProf, { recursive: true });
@@ -185,6 +188,34 @@ async function setupCase(transport, mode, cfg, extra = {}) {
     return { child, ready, sock };
   } catch (e) {
     if (sock) sock.destroy();
+    child.kill('SIGKILL');
+    await reap(child);
+    throw e;
+  }
+}
+
+/**
+ * The -onread rows: net offers onread on connect only, so here the parent
+ * listens and sends, and the child connects with onread and receives.
+ */
+async function setupReversedCase(transport, mode, cfg, ccfg) {
+  let resolveSock;
+  const accepted = new Promise((r) => { resolveSock = r; });
+  const ready = await T.listen(transport, { ringSize: ccfg.ringSize }, (sock, server) => {
+    server.close();
+    T.removeSocketFile(ready && ready.cleanupPath);
+    resolveSock(sock);
+  });
+  ccfg.connectTo = { port: ready.port, path: ready.path };
+  const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child.on('error', () => {});
+  try {
+    await waitMsg(child, 'ready', 30000);
+    const sock = await Promise.race([accepted, new Promise((_, rej) => setTimeout(rej, 30000, new Error('no connection from the child')))]);
+    return { child, ready, sock };
+  } catch (e) {
+    ready.server.close();
+    T.removeSocketFile(ready.cleanupPath);
     child.kill('SIGKILL');
     await reap(child);
     throw e;
@@ -457,7 +488,7 @@ async function main() {
   const ppCases = cfg.cases.includes('pingpong') ? cfg.ppSizes.flatMap((sz) => cfg.ppTransports.map((t) => ({ kind: 'pp', t, sz }))) : [];
   const memCases = [];
   if (cfg.cases.includes('mem')) {
-    for (const t of cfg.bulkTransports.filter((x) => T.isXenring(x))) for (const rs of cfg.memRingSizes) memCases.push({ t, rs });
+    for (const t of cfg.bulkTransports.filter((x) => T.isXenring(x) && !T.usesOnread(x))) for (const rs of cfg.memRingSizes) memCases.push({ t, rs });
     if (cfg.bulkTransports.includes('uds')) memCases.push({ t: 'uds', rs: null });
   }
   progress.total = cfg.reps * (bulkCases.length + ppCases.length) + memCases.length;

@@ -25,7 +25,16 @@ const TRANSPORTS = {
   'xenring-xen-spin': { xr: { transport: 'xen', spinMicros: SPIN_US }, about: `xenring, Xen transport, spinMicros ${SPIN_US} on both sides` },
   uds: { net: 'uds', about: 'node:net over a UNIX socket path' },
   tcp: { net: 'tcp', about: 'node:net over TCP 127.0.0.1' },
+  // The receiver reads with net's onread option (one reused buffer, no
+  // allocation per read). The child connects (onread is a connect option in
+  // net) and the parent accepts and sends.
+  'xenring-onread': { xr: { transport: 'local', spinMicros: undefined }, onread: true, about: 'xenring, local transport, default options, receiver uses onread (one reused 256 KiB buffer)' },
+  'uds-onread': { net: 'uds', onread: true, about: 'node:net over a UNIX socket path, receiver uses onread (one reused 256 KiB buffer)' },
 };
+
+/** Size of the receiver's reused buffer in the -onread rows. */
+const ONREAD_BUFFER = 256 * 1024;
+const usesOnread = (name) => Boolean(TRANSPORTS[name] && TRANSPORTS[name].onread);
 
 let lib = null;
 function xenring() {
@@ -90,11 +99,12 @@ function connect(name, ready, opts) {
       if (spec.xr.spinMicros !== undefined) co.spinMicros = spec.xr.spinMicros;
       if (opts.ringSize) co.ringSize = opts.ringSize;
       if (spec.xr.transport === 'xen' && opts.xenDomid !== undefined) co.domid = opts.xenDomid;
+      if (opts.onread) co.onread = opts.onread;
       sock = xenring().connect(co);
     } else if (spec.net === 'tcp') {
-      sock = net.connect({ host: '127.0.0.1', port: ready.port });
+      sock = net.connect({ host: '127.0.0.1', port: ready.port, onread: opts.onread });
     } else {
-      sock = net.connect({ path: ready.path });
+      sock = net.connect({ path: ready.path, onread: opts.onread });
     }
     const onErr = (e) => reject(e);
     sock.once('error', onErr);
@@ -110,4 +120,4 @@ function removeSocketFile(p) {
   if (p) try { fs.rmSync(p, { force: true }); } catch { /* gone */ }
 }
 
-module.exports = { TRANSPORTS, SPIN_US, isXenring, listen, connect, effectiveOptions, removeSocketFile, xenring };
+module.exports = { TRANSPORTS, SPIN_US, ONREAD_BUFFER, usesOnread, isXenring, listen, connect, effectiveOptions, removeSocketFile, xenring };
