@@ -7,7 +7,7 @@
  */
 import { Duplex } from 'node:stream';
 import { codedError, invalidArgType, outOfRange, systemError } from './errors';
-import { RingChannel, type ChannelOwner } from './ring/channel';
+import { DEFAULT_SPIN_MICROS, RingChannel, type ChannelOwner } from './ring/channel';
 import { resolveTransport } from './transports/registry';
 import type { PendingConnect, RingLink } from './transports/transport';
 import { UserBuffer, type OnReadOptions } from './user_buffer';
@@ -90,7 +90,7 @@ export class Socket extends Duplex implements ChannelOwner {
   private idleTimer: NodeJS.Timeout | null = null;
   private wantRead = false;
   private refed = true;
-  private readonly spinMicros: number | undefined;
+  private readonly spinMicros: number;
   private bytesDone = 0;
   private bytesReadBase = 0;
   private link: RingLink | null = null;
@@ -105,7 +105,7 @@ export class Socket extends Duplex implements ChannelOwner {
       readableHighWaterMark: options.readableHighWaterMark,
       writableHighWaterMark: options.writableHighWaterMark,
     });
-    this.spinMicros = validateSpin(options.spinMicros);
+    this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
     // net: once the peer ended and we are not half-open, writes fail with EPIPE.
     this.on('end', () => {
