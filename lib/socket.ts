@@ -7,7 +7,7 @@
  */
 import { Duplex } from 'node:stream';
 import { codedError, invalidArgType, outOfRange, systemError } from './errors';
-import { DEFAULT_SPIN_MICROS, RingChannel, type ChannelOwner } from './ring/channel';
+import { DEFAULT_SPIN_MICROS, RingChannel, STAGE_MAX, type ChannelOwner } from './ring/channel';
 import { resolveTransport } from './transports/registry';
 import type { PendingConnect, RingLink } from './transports/transport';
 import { UserBuffer, type OnReadOptions } from './user_buffer';
@@ -252,10 +252,30 @@ export class Socket extends Duplex implements ChannelOwner {
 
   override _read(): void {
     this.wantRead = true;
-    this.channel?.resume();
+    // Why deferred: as net, bytes arrive from the event loop, never inside a
+    // read() or a tick; read synchronously here, a reply the peer sent to our
+    // FIN could be delivered before our own 'finish' (still a tick away).
+    const ch = this.channel;
+    if (ch && !ch.isReading && !this.readScheduled) {
+      this.readScheduled = true;
+      setImmediate(this.scheduledRead);
+    }
   }
 
+  private readScheduled = false;
+  private readonly scheduledRead = (): void => {
+    this.readScheduled = false;
+    if (this.wantRead && this.channel && !this.destroyed) this.channel.resume();
+  };
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCb): void {
+    // A small chunk the ring surely has room for is taken at once (staged and
+    // written at the end of the tick), so the next write() goes straight on.
+    if (chunk.length <= STAGE_MAX && !this.connecting && this.channel?.stage(chunk)) {
+      this.bytesDone += chunk.length;
+      callback();
+      return;
+    }
     this.writeChunks([chunk], callback);
   }
 

@@ -43,6 +43,11 @@ export const DEFAULT_SPIN_MICROS = 50;
 /** Writes smaller than this complete on the next tick, so that the ones made
  * meanwhile reach the ring as one batch (_writev, one native call). */
 const BATCH_BELOW = 16 * 1024;
+/** Small writes are copied into a private staging buffer of this size and
+ * reach the ring together at the end of the tick (see stage()). */
+const STAGE_SIZE = 64 * 1024;
+/** Writes up to this size may be staged. */
+export const STAGE_MAX = 4 * 1024;
 
 interface PendingWrite {
   chunks: Buffer[];
@@ -100,12 +105,84 @@ export class RingChannel {
     this.reading = false;
   }
 
+  /** True while delivering, or waiting for the peer's next bytes. */
+  get isReading(): boolean {
+    return this.reading;
+  }
+
+  /**
+   * Takes a small chunk at once if the ring is sure to have room for it:
+   * copies it into the staging buffer (a JS copy, no native call) and writes
+   * everything staged in one native call at the end of the tick. Returns
+   * false when it could not: the caller then uses write(). The room is
+   * counted against ring space already seen free, which only the peer's
+   * reads can grow, so a staged byte never waits for the peer and can never
+   * be lost on close.
+   */
+  stage(chunk: Buffer): boolean {
+    if (this.closed || this.pending || this.peerGone) return false;
+    const n = chunk.length;
+    if (n > this.stageRoom || this.staged + n > STAGE_SIZE) {
+      try {
+        this.writeStaged();
+        this.stageRoom = this.link.endpoint.writable();
+      } catch (err) {
+        this.fail(err as Error);
+        return false;
+      }
+      if (n > this.stageRoom) return false;
+    }
+    this.stageBuf ??= Buffer.allocUnsafeSlow(STAGE_SIZE);
+    this.stageBuf.set(chunk, this.staged);
+    this.staged += n;
+    this.stageRoom -= n;
+    if (!this.stageFlushScheduled) {
+      this.stageFlushScheduled = true;
+      process.nextTick(this.flushStaged);
+    }
+    return true;
+  }
+
+  private stageBuf: Buffer | null = null;
+  private staged = 0;
+  /** Ring bytes known free beyond what is staged. */
+  private stageRoom = 0;
+  private stageFlushScheduled = false;
+  private readonly flushStaged = (): void => {
+    this.stageFlushScheduled = false;
+    try {
+      this.writeStaged();
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  };
+
+  /** Moves the staged bytes into the ring (they always fit: see stage()). */
+  private writeStaged(): void {
+    const n = this.staged;
+    if (n === 0 || this.closed) return;
+    this.staged = 0;
+    const done = this.link.endpoint.write(this.stageBuf!.subarray(0, n));
+    this.bytesWritten += done;
+    this.owner.channelActivity();
+    // Only a peer that moved its consumer index backwards takes back space.
+    if (done !== n) throw systemError('EPROTO', 'write', 'peer took back ring space');
+  }
+
   /** Writes the chunks; the callback runs once all bytes are in the ring. */
   write(chunks: Buffer[], callback: (err?: Error | null) => void): void {
     if (this.closed) {
       callback(systemError('EPIPE', 'write'));
       return;
     }
+    try {
+      this.writeStaged(); // staged bytes come first
+    } catch (err) {
+      this.fail(err as Error);
+      callback(err as Error);
+      return;
+    }
+    this.stageRoom = 0;
     let total = 0;
     for (const c of chunks) total += c.length;
     this.pending = { chunks, offset: 0, total, callback };
@@ -120,6 +197,12 @@ export class RingChannel {
   finish(): void {
     if (this.closed) return;
     const ep = this.link.endpoint;
+    try {
+      this.writeStaged();
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
     if (ep.setFin()) {
       ep.kick();
       return;
@@ -155,9 +238,14 @@ export class RingChannel {
    */
   close(reset = false): void {
     if (this.closed) return;
+    const ep = this.link.endpoint;
+    try {
+      if (!reset) this.writeStaged(); // bytes whose write already succeeded
+    } catch {
+      /* a peer that broke the protocol gets nothing more */
+    }
     this.closed = true;
     this.reading = false;
-    const ep = this.link.endpoint;
     try {
       if (!reset) ep.setFin();
       ep.setLive(LIVE_GONE);
