@@ -46,6 +46,8 @@ export interface RingEndpoint {
   requestSpace(): number;
   /** Spins up to `micros` µs for data; returns readable bytes. */
   waitData(micros: number): number;
+  /** Spins up to `micros` µs until `want` bytes are free; returns writable bytes. */
+  waitSpace(micros: number, want: number): number;
   /** live | (fin << 8) */
   peerState(): number;
   setLive(live: 0 | 1 | 2): void;

@@ -83,6 +83,7 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("requestData", &RingEndpoint::RequestData),
                       InstanceMethod("requestSpace", &RingEndpoint::RequestSpace),
                       InstanceMethod("waitData", &RingEndpoint::WaitData),
+                      InstanceMethod("waitSpace", &RingEndpoint::WaitSpace),
                       InstanceMethod("peerState", &RingEndpoint::PeerState),
                       InstanceMethod("setLive", &RingEndpoint::SetLive),
                       InstanceMethod("setFin", &RingEndpoint::SetFin),
@@ -351,6 +352,27 @@ Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
     if ((i & 63) == 0 && NowNanos() >= deadline) break;
   }
   return Napi::Number::New(env, ready);
+}
+
+// waitSpace(micros, want) -> writable bytes: spins up to `micros` until at
+// least `want` bytes are free (or the peer's live byte changes), so a writer
+// facing a full ring whose reader is busy copying need not sleep.
+Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
+  uint32_t want = static_cast<uint32_t>(IntArg(info, 1, "want", 1, tx_.size));
+  uint32_t room = Space(env);
+  if (room >= want || micros == 0) return Napi::Number::New(env, room);
+  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
+  uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
+  for (uint32_t i = 1;; i++) {
+    XR_CPU_RELAX();
+    room = Space(env);
+    if (room >= want || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live) break;
+    if ((i & 63) == 0 && NowNanos() >= deadline) break;
+  }
+  return Napi::Number::New(env, room);
 }
 
 // peerState() -> live | (fin << 8). live is the peer's byte (0 gone,

@@ -39,6 +39,7 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value RequestData(const Napi::CallbackInfo& info);
   Napi::Value RequestSpace(const Napi::CallbackInfo& info);
   Napi::Value WaitData(const Napi::CallbackInfo& info);
+  Napi::Value WaitSpace(const Napi::CallbackInfo& info);
   Napi::Value PeerState(const Napi::CallbackInfo& info);
   Napi::Value SetLive(const Napi::CallbackInfo& info);
   Napi::Value SetFin(const Napi::CallbackInfo& info);

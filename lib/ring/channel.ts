@@ -403,6 +403,30 @@ export class RingChannel {
     this.pump();
   };
 
+  /**
+   * A full ring with a live reader: spin briefly for room (a quarter of the
+   * ring, or what is left to write) before sleeping, with the same
+   * exponential back-off as the read spin. True if room appeared.
+   */
+  private spinForSpace(left: number): boolean {
+    if (this.spinMax === 0) return false;
+    if (this.writeSpinSkips > 0) {
+      this.writeSpinSkips--;
+      return false;
+    }
+    const want = Math.max(1, Math.min(left, this.txSize >>> 2));
+    if (this.link.endpoint.waitSpace(this.spinMax, want) > 0) {
+      this.writeSpinFailures = 0;
+      return true;
+    }
+    this.writeSpinFailures = Math.min(this.writeSpinFailures + 1, 10);
+    this.writeSpinSkips = 1 << this.writeSpinFailures;
+    return false;
+  }
+
+  private writeSpinFailures = 0;
+  private writeSpinSkips = 0;
+
   /** True (and reported) when the peer will never write again and the ring is empty. */
   private atEndOfData(): boolean {
     const ep = this.link.endpoint;
@@ -448,8 +472,12 @@ export class RingChannel {
         }
         if (n === 0) {
           // Ring full: is anyone still reading it? (checked here, not per write)
-          if ((ep.peerState() & 0xff) === LIVE_GONE) this.peerGone = true;
-          else if (ep.requestSpace() === 0) return; // sleep until the peer reads
+          if ((ep.peerState() & 0xff) === LIVE_GONE) {
+            this.peerGone = true;
+            continue;
+          }
+          if (this.spinForSpace(p.total - p.offset)) continue;
+          if (ep.requestSpace() === 0) return; // sleep until the peer reads
         }
       }
     } catch (err) {
