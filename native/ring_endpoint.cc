@@ -335,23 +335,27 @@ Napi::Value RingEndpoint::RequestSpace(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Space(info.Env()));
 }
 
+template <typename Measure>
+uint32_t RingEndpoint::SpinFor(int64_t micros, uint32_t want, Measure measure) const {
+  uint32_t got = measure();
+  if (got >= want || micros == 0) return got;
+  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
+  uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
+  for (uint32_t i = 1;; i++) {
+    XR_CPU_RELAX();
+    got = measure();
+    if (got >= want || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live) return got;
+    if ((i & 63) == 0 && NowNanos() >= deadline) return got;
+  }
+}
+
 // waitData(micros) -> readable bytes: spins up to `micros` for data (or a
 // change of the peer's live byte) before the caller goes to sleep on the fd.
 Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
-  uint32_t ready = Available(env);
-  if (ready > 0 || micros == 0) return Napi::Number::New(env, ready);
-  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
-  uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
-  for (uint32_t i = 1;; i++) {
-    XR_CPU_RELAX();
-    ready = Available(env);
-    if (ready > 0 || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live) break;
-    if ((i & 63) == 0 && NowNanos() >= deadline) break;
-  }
-  return Napi::Number::New(env, ready);
+  return Napi::Number::New(env, SpinFor(micros, 1, [&] { return Available(env); }));
 }
 
 // waitSpace(micros, want) -> writable bytes: spins up to `micros` until at
@@ -362,17 +366,7 @@ Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
   uint32_t want = static_cast<uint32_t>(IntArg(info, 1, "want", 1, tx_.size));
-  uint32_t room = Space(env);
-  if (room >= want || micros == 0) return Napi::Number::New(env, room);
-  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
-  uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
-  for (uint32_t i = 1;; i++) {
-    XR_CPU_RELAX();
-    room = Space(env);
-    if (room >= want || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live) break;
-    if ((i & 63) == 0 && NowNanos() >= deadline) break;
-  }
-  return Napi::Number::New(env, room);
+  return Napi::Number::New(env, SpinFor(micros, want, [&] { return Space(env); }));
 }
 
 // peerState() -> live | (fin << 8). live is the peer's byte (0 gone,

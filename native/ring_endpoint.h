@@ -52,6 +52,10 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   void CheckOpen(Napi::Env env) const;
   uint32_t Available(Napi::Env env) const;   // bytes readable from rx
   uint32_t Space(Napi::Env env) const;       // bytes writable into tx
+  // Spins up to `micros` µs until measure() >= want or the peer's live byte
+  // changes; returns the last measure().
+  template <typename Measure>
+  uint32_t SpinFor(int64_t micros, uint32_t want, Measure measure) const;
   size_t CopyIn(const uint8_t* src, size_t n);
   size_t CopyOut(uint8_t* dst, size_t n, Napi::Env env);
   void SendNotify(uint8_t bit);     // wake the peer if it asked for `bit`
