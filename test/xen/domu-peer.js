@@ -5,7 +5,7 @@
 // if every step passed.
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { pump, run, root } = require('./helpers');
+const { pump, run, root, connectRetry } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
 const { vchanServer, vchanClient } = require(path.join(dist, 'vchan.js'));
 const { xenTransport } = require(path.join(dist, 'transport.js'));
@@ -25,18 +25,6 @@ async function timed(name, fn) {
   const t0 = Date.now();
   const r = await fn();
   log(`${name} ok in ${Date.now() - t0} ms${r ? ` (${r})` : ''}`);
-}
-
-function connectRetry(req, deadline) {
-  return new Promise((resolve, reject) => {
-    const attempt = () =>
-      xenTransport.connect(req, (err, link) => {
-        if (!err) return resolve(link);
-        if (err.code === 'ECONNREFUSED' && Date.now() < deadline) return setTimeout(attempt, 200);
-        reject(err);
-      });
-    attempt();
-  });
 }
 
 async function main() {

@@ -4,7 +4,7 @@
 // half and runs the same numbered steps in the same order.
 const assert = require('node:assert');
 const path = require('node:path');
-const { pump, waitPeerState, run, root } = require('./helpers');
+const { pump, waitPeerState, run, root, connectRetry } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
 const { vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'vchan.js'));
 const { xenTransport } = require(path.join(dist, 'transport.js'));
@@ -32,18 +32,6 @@ function domuMonitor() {
   return domuDead;
 }
 const withDomu = (fn) => () => Promise.race([fn(), domuMonitor()]);
-
-function connectRetry(req, deadline) {
-  return new Promise((resolve, reject) => {
-    const attempt = () =>
-      xenTransport.connect(req, (err, link) => {
-        if (!err) return resolve(link);
-        if (err.code === 'ECONNREFUSED' && Date.now() < deadline) return setTimeout(attempt, 200);
-        reject(err);
-      });
-    attempt();
-  });
-}
 
 describe('xen lab: dom0 <-> domU', function () {
   this.timeout(WAIT + 60000);

@@ -134,4 +134,18 @@ async function ownDomidOrSkip(ctx) {
   return require(path.join(xenDist, 'xenstore.js')).xenStore().ownDomid();
 }
 
-module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip };
+/** xenTransport.connect(req), retried every 200 ms while refused, until `deadline` (ms since epoch). */
+function connectRetry(req, deadline) {
+  const { xenTransport } = require(path.join(root, 'dist', 'transports', 'xen', 'transport.js'));
+  return new Promise((resolve, reject) => {
+    const attempt = () =>
+      xenTransport.connect(req, (err, link) => {
+        if (!err) return resolve(link);
+        if (err.code === 'ECONNREFUSED' && Date.now() < deadline) return setTimeout(attempt, 200);
+        reject(err);
+      });
+    attempt();
+  });
+}
+
+module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry };
