@@ -124,6 +124,13 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
     w(table(header, rows));
   }
 
+  const targets = targetRows(bulk, pp);
+  if (targets.length) {
+    w('## Targets (issue 5: ratios to node:net over a UNIX socket, medians of this run)');
+    w();
+    w(table(['case', 'target', 'measured', 'met?', 'where the time goes (xenring row)'], targets));
+  }
+
   if (mem.length) {
     w(`## Memory: RSS growth per connection, KiB (${mem[0].conns} connections; both processes; after gc)`);
     w();
@@ -185,6 +192,48 @@ function markdown({ cfg, meta, runs, mem, memFailures, secs }) {
   for (const f of failures) w(`- FAILED: ${JSON.stringify({ ...f, error: String(f.error).split('\n')[0] })}`);
   w();
   return out.join('\n');
+}
+
+/** The speed targets this benchmark checks: [bulk chunk or ping-pong row, bound]. */
+const TARGETS = [
+  { kind: 'bulk', chunk: 64, min: 5 },
+  { kind: 'bulk', chunk: 1024, min: 4 },
+  { kind: 'bulk', chunk: 64 * 1024, min: 4 },
+  { kind: 'bulk', chunk: 1024 * 1024, min: 4 },
+  { kind: 'pp', transport: 'xenring', size: 1, max: 0.5, what: 'round trip 1 B, default options' },
+  { kind: 'pp', transport: 'xenring-nospin', size: 1, max: 0.9, what: 'round trip 1 B, spinning disabled' },
+];
+
+/**
+ * One row per target that this run measured: the ratio of medians, whether
+ * it is met and, from the same run, which side's CPU (and page faults) it
+ * went to, so that a miss carries its measured reason.
+ */
+function targetRows(bulk, pp) {
+  const med = (xs, f) => { const s = summary(xs.map(f)); return s ? s.median : null; };
+  const rows = [];
+  for (const t of TARGETS) {
+    if (t.kind === 'bulk') {
+      const xs = bulk.filter((b) => b.transport === 'xenring' && b.chunk === t.chunk);
+      const us = bulk.filter((b) => b.transport === 'uds' && b.chunk === t.chunk);
+      if (!xs.length || !us.length) continue;
+      const r = med(xs, (b) => b.mbps) / med(us, (b) => b.mbps);
+      const snd = med(xs, (b) => b.snd.cpuPct), rcv = med(xs, (b) => b.rcv.cpuPct), flt = med(xs, (b) => b.rcv.faultsPerMiB);
+      const bound = rcv >= 90 ? 'receiver-bound' : snd >= 90 ? 'sender-bound' : 'neither side at 90 % CPU or more (waiting on wake-ups, or a busy machine)';
+      rows.push([`bulk ${sizeName(t.chunk)}`, `≥ ${t.min}×`, ratioFmt(r), r >= t.min ? 'yes' : '**no**',
+        `${bound} (CPU sender ${fmt(snd)} % / receiver ${fmt(rcv)} %; receiver ${fmt(flt)} page faults per MiB)`]);
+    } else {
+      const xs = pp.filter((p) => p.transport === t.transport && p.size === t.size);
+      const us = pp.filter((p) => p.transport === 'uds' && p.size === t.size);
+      if (!xs.length || !us.length) continue;
+      const r = med(xs, (p) => p.us.median) / med(us, (p) => p.us.median);
+      const cpu = med(xs, (p) => p.cli && p.cli.cpuPct);
+      rows.push([t.what, `≤ ${t.max}×`, ratioFmt(r), r <= t.max ? 'yes' : '**no**',
+        `${fmt(med(xs, (p) => p.us.median))} µs vs ${fmt(med(us, (p) => p.us.median))} µs; pinger CPU ${fmt(cpu)} %` +
+        (t.transport === 'xenring-nospin' ? ' (each way: an eventfd wake-up and a libuv poll, as a socket needs)' : '')]);
+    }
+  }
+  return rows;
 }
 
 module.exports = { markdown, label };
