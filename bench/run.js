@@ -211,7 +211,9 @@ async function setupReversedCase(transport, mode, cfg, ccfg) {
   child.on('error', () => {});
   try {
     await waitMsg(child, 'ready', 30000);
-    const sock = await Promise.race([accepted, new Promise((_, rej) => setTimeout(rej, 30000, new Error('no connection from the child')))]);
+    let timer;
+    const timeout = new Promise((_, rej) => { timer = setTimeout(rej, 30000, new Error('no connection from the child')); });
+    const sock = await Promise.race([accepted, timeout]).finally(() => clearTimeout(timer));
     return { child, ready, sock };
   } catch (e) {
     ready.server.close();
