@@ -104,7 +104,7 @@ function config(argv) {
     reps: Number(a.reps ?? (quick ? 1 : 3)),
     cases: list(a.cases ?? 'bulk,pingpong,mem'),
     bulkTransports: transports || dflt(['xenring', 'xenring-onread', 'xenring-xen', 'uds', 'uds-onread', 'tcp']),
-    ppTransports: transports || dflt(['xenring', 'xenring-spin', 'xenring-nospin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
+    ppTransports: (transports && transports.filter((t) => !T.usesOnread(t))) || dflt(['xenring', 'xenring-spin', 'xenring-nospin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
     chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
     bytes: C.parseSize(a.bytes ?? (quick ? '256M' : '1G')),
     maxWrites: Number(a['max-writes'] ?? (quick ? 128 * 1024 : 512 * 1024)),
