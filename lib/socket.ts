@@ -17,9 +17,10 @@ export interface SocketOptions {
   /** Keep the writable side open after the peer ends (default false, as in net). */
   allowHalfOpen?: boolean;
   /**
-   * Spin up to this many µs for data before sleeping on the wake-up fd
-   * (latency vs CPU). Default 50; the budget adapts: spins that find nothing
-   * shrink it to 0, quick wake-ups grow it back. 0 disables spinning.
+   * Spin up to this many µs for data before sleeping on the wake-up fd, and
+   * for room when writing into a full ring (latency vs CPU). Default 50;
+   * adaptive: after spins that find nothing, exponentially more of the next
+   * chances are skipped; a spin that succeeds resets that. 0 disables spinning.
    */
   spinMicros?: number;
   /**
