@@ -44,6 +44,8 @@ describe('foundation: hostile peer', function () {
           () => ep.requestData(),
           () => ep.requestSpace(),
           () => ep.peerState(),
+          () => ep.waitData(2),
+          () => ep.waitSpace(2, 1 + (i % 4096)),
         ]) {
           try {
             const n = op();
