@@ -9,6 +9,7 @@ import { systemError } from '../errors';
 import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
 import type { RingLink } from '../transports/transport';
 import { ReadPool } from './read_pool';
+import { SpinBackoff } from './spin_backoff';
 
 const LIVE_GONE = 0;
 const LIVE_WAITING = 2;
@@ -66,14 +67,10 @@ export class RingChannel {
   private pending: PendingWrite | null = null;
   private pool: ReadPool | null = null;
   private readonly maxChunk: number;
-  /**
-   * Adaptive spin: spin up to spinMax µs before sleeping. A spin that finds
-   * nothing (a slow peer, or a peer that needs the CPU we are spinning on)
-   * makes the next ones exponentially rarer: skip 2, 4, ... 1024 chances.
-   */
+  /** Spin up to spinMax µs (for data, or for room) before sleeping. */
   private readonly spinMax: number;
-  private spinFailures = 0;
-  private spinSkips = 0;
+  private readonly readSpin = new SpinBackoff();
+  private readonly writeSpin = new SpinBackoff();
   /** Bytes copied out of / into the ring so far. */
   bytesRead = 0;
   bytesWritten = 0;
@@ -337,7 +334,7 @@ export class RingChannel {
         let n = ep.readable();
         if (n === 0) {
           if (this.atEndOfData()) return;
-          if (this.spinMax > 0 && this.spinSkips === 0) {
+          if (this.spinMax > 0 && this.readSpin.take()) {
             // Spin later, once this tick's 'data' handlers have run (and
             // perhaps written the message whose reply we are waiting for).
             if (!this.spinScheduled) {
@@ -346,7 +343,6 @@ export class RingChannel {
             }
             return;
           }
-          if (this.spinSkips > 0) this.spinSkips--;
           n = ep.requestData(); // sleep unless data raced in
           if (n === 0) return;
         }
@@ -389,10 +385,9 @@ export class RingChannel {
     try {
       let n = ep.waitData(this.spinMax);
       if (n > 0) {
-        this.spinFailures = 0;
+        this.readSpin.succeeded();
       } else {
-        this.spinFailures = Math.min(this.spinFailures + 1, 10);
-        this.spinSkips = 1 << this.spinFailures;
+        this.readSpin.failed();
         n = ep.requestData();
         if (n === 0) return;
       }
@@ -409,23 +404,15 @@ export class RingChannel {
    * exponential back-off as the read spin. True if room appeared.
    */
   private spinForSpace(left: number): boolean {
-    if (this.spinMax === 0) return false;
-    if (this.writeSpinSkips > 0) {
-      this.writeSpinSkips--;
-      return false;
-    }
+    if (this.spinMax === 0 || !this.writeSpin.take()) return false;
     const want = Math.max(1, Math.min(left, this.txSize >>> 2));
     if (this.link.endpoint.waitSpace(this.spinMax, want) > 0) {
-      this.writeSpinFailures = 0;
+      this.writeSpin.succeeded();
       return true;
     }
-    this.writeSpinFailures = Math.min(this.writeSpinFailures + 1, 10);
-    this.writeSpinSkips = 1 << this.writeSpinFailures;
+    this.writeSpin.failed();
     return false;
   }
-
-  private writeSpinFailures = 0;
-  private writeSpinSkips = 0;
 
   /** True (and reported) when the peer will never write again and the ring is empty. */
   private atEndOfData(): boolean {
