@@ -147,12 +147,19 @@ export class RingChannel {
   private stageFlushScheduled = false;
   private readonly flushStaged = (): void => {
     this.stageFlushScheduled = false;
+    this.writeStagedOrFail();
+  };
+
+  /** writeStaged(), failing the channel on a protocol error; returns that error. */
+  private writeStagedOrFail(): Error | null {
     try {
       this.writeStaged();
+      return null;
     } catch (err) {
       this.fail(err as Error);
+      return err as Error;
     }
-  };
+  }
 
   /** Moves the staged bytes into the ring (they always fit: see stage()). */
   private writeStaged(): void {
@@ -172,11 +179,9 @@ export class RingChannel {
       callback(systemError('EPIPE', 'write'));
       return;
     }
-    try {
-      this.writeStaged(); // staged bytes come first
-    } catch (err) {
-      this.fail(err as Error);
-      callback(err as Error);
+    const err = this.writeStagedOrFail(); // staged bytes come first
+    if (err) {
+      callback(err);
       return;
     }
     this.stageRoom = 0;
@@ -194,12 +199,7 @@ export class RingChannel {
   finish(): void {
     if (this.closed) return;
     const ep = this.link.endpoint;
-    try {
-      this.writeStaged();
-    } catch (err) {
-      this.fail(err as Error);
-      return;
-    }
+    if (this.writeStagedOrFail()) return;
     if (ep.setFin()) {
       ep.kick();
       return;
