@@ -256,11 +256,14 @@ export class Socket extends Duplex implements ChannelOwner {
     // Why deferred: as net, bytes arrive from the event loop, never inside a
     // read() or a tick; read synchronously here, a reply the peer sent to our
     // FIN could be delivered before our own 'finish' (still a tick away).
-    const ch = this.channel;
-    if (ch && !ch.isReading && !this.readScheduled) {
-      this.readScheduled = true;
-      setImmediate(this.scheduledRead);
-    }
+    if (this.channel && !this.channel.isReading) this.scheduleRead();
+  }
+
+  /** Resumes the channel on a later turn of the loop (once, however often asked). */
+  private scheduleRead(): void {
+    if (this.readScheduled) return;
+    this.readScheduled = true;
+    setImmediate(this.scheduledRead);
   }
 
   private readScheduled = false;
@@ -356,9 +359,7 @@ export class Socket extends Duplex implements ChannelOwner {
       this.wantRead = true;
       // Why deferred: net restarts the handle; bytes arrive on a later turn,
       // never inside resume() itself.
-      setImmediate(() => {
-        if (this.wantRead && this.channel) this.channel.resume();
-      });
+      this.scheduleRead();
     }
     return super.resume();
   }
