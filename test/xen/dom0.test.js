@@ -5,7 +5,7 @@
 const assert = require('node:assert');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { pump, waitPeerState, run, root, ownDomidOrSkip } = require('./helpers');
+const { pump, waitPeerState, run, root, ownDomidOrSkip, vchanToolOrSkip } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
 const { vchanServer, vchanClient } = require(path.join(dist, 'vchan.js'));
 const { xenTransport, listenPath } = require(path.join(dist, 'transport.js'));
@@ -16,10 +16,6 @@ const MiB = 1 << 20;
 let self;
 let seq = 0;
 const vpath = () => `/local/domain/${self}/data/vchan/${self}/t${process.pid}-${++seq}`;
-
-function hasTool(name) {
-  return run('sh', ['-c', `command -v ${name}`]).then((r) => r.code === 0);
-}
 
 function listen(req, onLink) {
   return new Promise((resolve, reject) =>
@@ -74,7 +70,7 @@ describe('xen lab: vchan within one domain', function () {
   });
 
   it('interop: xenring server, libxenvchan client (xenlab-vchan), several ring layouts', async function () {
-    if (!(await hasTool('xenlab-vchan'))) this.skip();
+    await vchanToolOrSkip(this);
     for (const [readSize, writeSize, n] of [[1024, 2048, 256 * 1024], [2048, 1024, 256 * 1024], [4096, MiB, 4 * MiB], [65536, 65536, 16 * MiB], [MiB, MiB, 16 * MiB]]) {
       const p = vpath();
       const s = await vchanServer({ domid: self, path: p, readSize, writeSize });
@@ -90,7 +86,7 @@ describe('xen lab: vchan within one domain', function () {
   });
 
   it('interop: libxenvchan server (xenlab-vchan), xenring client, every --ring size', async function () {
-    if (!(await hasTool('xenlab-vchan'))) this.skip();
+    await vchanToolOrSkip(this);
     for (const ring of [1024, 2048, 4096, 65536, MiB]) {
       const p = vpath();
       const n = ring < 4096 ? 256 * 1024 : 8 * MiB;

@@ -148,4 +148,16 @@ function connectRetry(req, deadline) {
   });
 }
 
-module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry };
+/**
+ * For tests that talk to libxenvchan: skips, saying why, where the lab's C
+ * vchan peer (xenlab-vchan) is not on PATH (it is inside the lab).
+ */
+async function vchanToolOrSkip(ctx) {
+  const r = await run('sh', ['-c', 'command -v xenlab-vchan']);
+  if (r.code !== 0) {
+    console.log("      (skipped: xenlab-vchan, the lab's libxenvchan peer, is not on PATH; run `npm run test:xen`)");
+    ctx.skip();
+  }
+}
+
+module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry, vchanToolOrSkip };

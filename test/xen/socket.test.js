@@ -7,7 +7,7 @@
 const assert = require('node:assert');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { PATTERN, root, ownDomidOrSkip } = require('./helpers');
+const { PATTERN, root, ownDomidOrSkip, vchanToolOrSkip } = require('./helpers');
 const xenring = require(path.join(root, 'dist', 'index.js'));
 const { xenAvailable } = require(path.join(root, 'dist', 'transports', 'xen', 'vchan.js'));
 const { xenStore } = require(path.join(root, 'dist', 'transports', 'xen', 'xenstore.js'));
@@ -127,13 +127,6 @@ function runTool(args) {
   return { child, done };
 }
 
-function hasTool(name) {
-  return new Promise((resolve) => {
-    const c = spawn('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    c.on('close', (code) => resolve(code === 0));
-    c.on('error', () => resolve(false));
-  });
-}
 
 describe("xen lab: Socket/Server over transport 'xen' within one domain", function () {
   this.timeout(180000);
@@ -264,10 +257,7 @@ describe('xen lab: vchanServer / vchanClient Sockets with libxenvchan (xenlab-vc
   this.timeout(180000);
   before(async function () {
     self = await ownDomidOrSkip(this);
-    if (!(await hasTool('xenlab-vchan'))) {
-      console.log('      (skipped: xenlab-vchan not installed)');
-      this.skip();
-    }
+    await vchanToolOrSkip(this);
   });
 
   it('vchanServer Socket -> libxenvchan client --recv: all bytes read, end() closes once drained', async () => {
