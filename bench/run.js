@@ -171,16 +171,22 @@ function probe(cfg) {
 }
 
 let caseNo = 0;
-async function setupCase(transport, mode, cfg, extra = {}) {
-  const ccfg = { transport, mode, verify: cfg.verify, ringSize: extra.ringSize ?? cfg.ringSize, xenDomid: cfg.xenDomid };
-  if (T.usesOnread(transport)) return setupReversedCase(transport, mode, cfg, ccfg);
+/** The case's child (bench/child.js), under --cpu-prof with --child-prof. */
+function forkChild(ccfg, cfg) {
   const execArgv = [];
   if (cfg.childProf) {
     fs.mkdirSync(cfg.childProf, { recursive: true });
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${cfg.childProf}`, `--cpu-prof-name=child-${++caseNo}-${transport}-${mode}.cpuprofile`);
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${cfg.childProf}`, `--cpu-prof-name=child-${++caseNo}-${ccfg.transport}-${ccfg.mode}.cpuprofile`);
   }
   const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   child.on('error', () => {});
+  return child;
+}
+
+async function setupCase(transport, mode, cfg, extra = {}) {
+  const ccfg = { transport, mode, verify: cfg.verify, ringSize: extra.ringSize ?? cfg.ringSize, xenDomid: cfg.xenDomid };
+  if (T.usesOnread(transport)) return setupReversedCase(transport, mode, cfg, ccfg);
+  const child = forkChild(ccfg, cfg);
   let sock = null;
   try {
     const ready = await waitMsg(child, 'ready', 30000);
@@ -207,8 +213,7 @@ async function setupReversedCase(transport, mode, cfg, ccfg) {
     resolveSock(sock);
   });
   ccfg.connectTo = { port: ready.port, path: ready.path };
-  const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  child.on('error', () => {});
+  const child = forkChild(ccfg, cfg);
   try {
     await waitMsg(child, 'ready', 30000);
     let timer;
