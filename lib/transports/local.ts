@@ -102,7 +102,7 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
     fds.push(c2s);
     const s2c = native.eventfdCreate();
     fds.push(s2c);
-    endpoint.setNotifier('eventfd', s2c, c2s);
+    endpoint.setNotifier(native.eventfdNotifier(s2c, c2s));
     const reply = Buffer.alloc(16);
     reply.writeUInt32LE(ACCEPT, 0);
     reply.writeUInt32LE(VERSION, 4);
@@ -159,7 +159,7 @@ function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: s
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    endpoint.setNotifier('eventfd', c2s, s2c);
+    endpoint.setNotifier(native.eventfdNotifier(c2s, s2c));
     // vchan client connect: live, ask for the server's writes, wake the server.
     endpoint.setLive(1);
     endpoint.requestData();

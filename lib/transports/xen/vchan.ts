@@ -232,7 +232,7 @@ export async function vchanServer(options: VchanServerOptions): Promise<XenLink>
       left: { mapping, offset: inPageOffset(leftOrder) ?? PAGE, order: leftOrder },
       right: { mapping, offset: inPageOffset(rightOrder) ?? PAGE * (1 + pl), order: rightOrder },
     });
-    endpoint.setNotifier('evtchn', evfd, port);
+    endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
     const ringRef = share.refs[0];
     const perms = [
       { domid: self, perm: 'n' as const },
@@ -409,7 +409,7 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
       left: { ...left, order: leftOrder },
       right: { ...right, order: rightOrder },
     });
-    endpoint.setNotifier('evtchn', evfd, port);
+    endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
     endpoint.setLive(LIVE_CONNECTED);
     endpoint.requestData();
     endpoint.kick(); // lets the server see the connection before any data
