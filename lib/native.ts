@@ -44,12 +44,16 @@ export interface RingEndpoint {
   requestData(): number;
   /** Sets the "wake me on space" bit in the peer's notify byte, then re-checks. */
   requestSpace(): number;
-  /** Spins up to `micros` µs for data; returns readable bytes. */
-  waitData(micros: number): number;
+  /** Spins up to `micros` µs for data; `arm`: if still empty, asks for a wake-up (requestData). Returns readable bytes. */
+  waitData(micros: number, arm?: boolean): number;
   /** Spins up to `micros` µs until `want` bytes are free; returns writable bytes. */
   waitSpace(micros: number, want: number): number;
-  /** live | (fin << 8) */
+  /** live | (fin << 8); decode with ring/vchan_state's decodePeerState. */
   peerState(): number;
+  /** Every later read/write/wait/request/service() leaves the ring's state in `words`. */
+  bindState(words: Uint32Array): void;
+  /** A wake-up in one call: consumes pending wake-ups, publishes state; returns readable bytes. */
+  service(): number;
   setLive(live: 0 | 1 | 2): void;
   /** Returns false when the extension is off (plain vchan has no half-close). */
   setFin(): boolean;
@@ -94,6 +98,8 @@ export interface ReceivedMessage {
 export interface NativeBinding {
   SharedMapping: new (fd: number, length: number, writable: boolean, offset?: number) => SharedMapping;
   RingEndpoint: new (options: RingEndpointOptions) => RingEndpoint;
+  /** Not constructible with a use from JS: transports make Notifiers. */
+  Notifier: new () => Notifier;
   FdWatcher: new (fd: number, callback: (events: number) => void) => FdWatcher;
   memfdCreate(name: string, size: number): number;
   memfdCheck(fd: number, size: number): void;

@@ -87,6 +87,8 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("kick", &RingEndpoint::Kick),
                       InstanceMethod("ack", &RingEndpoint::Ack),
                       InstanceMethod("close", &RingEndpoint::Close),
+                      InstanceMethod("bindState", &RingEndpoint::BindState),
+                      InstanceMethod("service", &RingEndpoint::Service),
                       InstanceMethod("info", &RingEndpoint::Info)});
 }
 
@@ -186,10 +188,34 @@ void RingEndpoint::ReleaseAll() {
   ctrl_ = nullptr;
   notifier_ = nullptr;
   if (!notifier_ref_.IsEmpty()) notifier_ref_.Reset();
+  state_ = nullptr;
+  if (!state_ref_.IsEmpty()) state_ref_.Reset();
 }
 
 void RingEndpoint::CheckOpen(Napi::Env env) const {
   if (ctrl_ == nullptr) ThrowCode(env, "ERR_SOCKET_CLOSED", "ring endpoint is closed");
+}
+
+uint16_t RingEndpoint::LoadPeerState(Napi::Env env) const {
+  uint8_t fin = ext_ ? __atomic_load_n(peer_fin_, __ATOMIC_ACQUIRE) : 0;
+  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_ACQUIRE);
+  if (live > kLiveWaiting || fin > 1) ThrowCode(env, "EPROTO", "peer wrote an invalid state byte");
+  return static_cast<uint16_t>(live | (fin << 8));
+}
+
+void RingEndpoint::Publish(Napi::Env env) {
+  if (state_ == nullptr) return;
+  // A detached buffer (transferred away) no longer belongs to us: stop.
+  if (state_ref_.Value().IsDetached()) {
+    state_ = nullptr;
+    state_ref_.Reset();
+    return;
+  }
+  uint16_t peer = LoadPeerState(env);
+  state_[kStatePeerLive] = peer & 0xff;
+  state_[kStatePeerFin] = peer >> 8;
+  state_[kStateReadable] = Available(env);
+  state_[kStateWritable] = Space(env);
 }
 
 uint32_t RingEndpoint::Available(Napi::Env env) const {
@@ -278,6 +304,7 @@ Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
     // The bytes are in the ring either way; a failed kick fails the channel.
     if (int err = SendNotify(kNotifyWrite)) ThrowErrno(env, err, "kick");
   }
+  Publish(env);
   return Napi::Number::New(env, static_cast<double>(total));
 }
 
@@ -298,6 +325,7 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
     __atomic_store_n(rx_.cons, rx_cons_, __ATOMIC_RELEASE);
     if (int err = SendNotify(kNotifyRead)) ThrowErrno(env, err, "kick");
   }
+  Publish(env);
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
@@ -315,6 +343,7 @@ Napi::Value RingEndpoint::Writable(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::RequestData(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
   RequestNotify(kNotifyWrite);
+  Publish(info.Env());
   return Napi::Number::New(info.Env(), Available(info.Env()));
 }
 
@@ -322,6 +351,7 @@ Napi::Value RingEndpoint::RequestData(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::RequestSpace(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
   RequestNotify(kNotifyRead);
+  Publish(info.Env());
   return Napi::Number::New(info.Env(), Space(info.Env()));
 }
 
@@ -339,13 +369,21 @@ uint32_t RingEndpoint::SpinFor(int64_t micros, uint32_t want, Measure measure) c
   }
 }
 
-// waitData(micros) -> readable bytes: spins up to `micros` for data (or a
-// change of the peer's live byte) before the caller goes to sleep on the fd.
+// waitData(micros, arm = false) -> readable bytes: spins up to `micros` for
+// data (or a change of the peer's live byte) before the caller goes to sleep
+// on the fd. `arm`: if still empty, ask for a wake-up and re-check (what
+// requestData() does), saving the caller a second call.
 Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
-  return Napi::Number::New(env, SpinFor(micros, 1, [&] { return Available(env); }));
+  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); });
+  if (n == 0 && info.Length() > 1 && info[1].ToBoolean()) {
+    RequestNotify(kNotifyWrite);
+    n = Available(env);
+  }
+  Publish(env);
+  return Napi::Number::New(env, n);
 }
 
 // waitSpace(micros, want) -> writable bytes: spins up to `micros` until at
@@ -356,7 +394,9 @@ Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
   uint32_t want = static_cast<uint32_t>(IntArg(info, 1, "want", 1, tx_.size));
-  return Napi::Number::New(env, SpinFor(micros, want, [&] { return Space(env); }));
+  uint32_t n = SpinFor(micros, want, [&] { return Space(env); });
+  Publish(env);
+  return Napi::Number::New(env, n);
 }
 
 // peerState() -> live | (fin << 8). live is the peer's byte (0 gone,
@@ -364,10 +404,7 @@ Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::PeerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  uint8_t fin = ext_ ? __atomic_load_n(peer_fin_, __ATOMIC_ACQUIRE) : 0;
-  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_ACQUIRE);
-  if (live > kLiveWaiting || fin > 1) ThrowCode(env, "EPROTO", "peer wrote an invalid state byte");
-  return Napi::Number::New(env, live | (fin << 8));
+  return Napi::Number::New(env, LoadPeerState(env));
 }
 
 Napi::Value RingEndpoint::SetLive(const Napi::CallbackInfo& info) {
@@ -407,6 +444,34 @@ Napi::Value RingEndpoint::Ack(const Napi::CallbackInfo& info) {
   int64_t n = notifier_ != nullptr ? notifier_->Ack() : 0;
   ThrowIfNotifyFailed(info.Env(), n, "ack");
   return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+// bindState(words: Uint32Array): from now on every read, write, wait,
+// request and service() also leaves the ring's state in `words` (StateWord
+// order), so the caller learns it without more calls. JS owns the array.
+Napi::Value RingEndpoint::BindState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    ThrowType(env, "The \"words\" argument must be a Uint32Array");
+  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+  if (a.ElementLength() < kStateWords) ThrowRange(env, "The state array is too short");
+  state_ref_.Reset(a.ArrayBuffer(), 1);
+  state_ = a.Data();
+  Publish(env);
+  return env.Undefined();
+}
+
+// service() -> readable bytes: what a wake-up needs in one call: consumes
+// the pending wake-ups and publishes the ring's state.
+Napi::Value RingEndpoint::Service(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  int64_t acked = notifier_ != nullptr ? notifier_->Ack() : 0;
+  ThrowIfNotifyFailed(env, acked, "ack");
+  Publish(env);
+  return Napi::Number::New(env, Available(env));
 }
 
 Napi::Value RingEndpoint::Close(const Napi::CallbackInfo& info) {

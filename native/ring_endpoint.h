@@ -17,6 +17,15 @@
 
 namespace xenring {
 
+// Words of the state array bindState() takes (lib/ring/vchan_state.ts).
+enum StateWord : uint32_t {
+  kStateReadable = 0,  // bytes readable from rx after the call
+  kStateWritable = 1,  // bytes free in tx after the call
+  kStatePeerLive = 2,  // the peer's live byte (0 gone, 1 connected, 2 waiting)
+  kStatePeerFin = 3,   // 1: the peer wrote its last byte (extension)
+  kStateWords = 4,
+};
+
 class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -46,9 +55,15 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value Kick(const Napi::CallbackInfo& info);
   Napi::Value Ack(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value BindState(const Napi::CallbackInfo& info);
+  Napi::Value Service(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
 
   void CheckOpen(Napi::Env env) const;
+  // Writes the ring's state into the JS-owned state array (if bound), so JS
+  // reads it without another call. Peer state first: fin implies final prod.
+  void Publish(Napi::Env env);
+  uint16_t LoadPeerState(Napi::Env env) const;  // live | fin << 8, validated
   uint32_t Available(Napi::Env env) const;   // bytes readable from rx
   uint32_t Space(Napi::Env env) const;       // bytes writable into tx
   // Spins up to `micros` µs until measure() >= want or the peer's live byte
@@ -78,6 +93,10 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
 
   Notifier* notifier_ = nullptr;  // owned by notifier_ref_'s handle
   Napi::ObjectReference notifier_ref_;
+
+  // JS-owned Uint32Array (never a view of the shared page), see StateWord.
+  uint32_t* state_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> state_ref_;
 
   SharedMapping* mappings_[3] = {nullptr, nullptr, nullptr};
   Napi::ObjectReference mapping_refs_[3];

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
+import { clientConnect } from '../ring/vchan_state';
 import { normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
@@ -161,9 +162,7 @@ function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: s
     });
     endpoint.setNotifier(native.eventfdNotifier(c2s, s2c));
     // vchan client connect: live, ask for the server's writes, wake the server.
-    endpoint.setLive(1);
-    endpoint.requestData();
-    endpoint.kick();
+    clientConnect(endpoint);
     return new LocalLink(endpoint, mapping, s2c, c2s, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
   } catch (err) {
     endpoint?.close();
