@@ -109,6 +109,7 @@ export class Server extends EventEmitter {
         if (!this.refed) listener.unref();
         this.emit('listening');
       },
+      (err) => this.emit('error', err),
     );
     return this;
   }
