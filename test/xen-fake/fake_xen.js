@@ -51,6 +51,7 @@ class FakeXenHost {
     this.nextPort = new Map();
     this.faults = { gntMapEagain: 0, gntShareError: null, bindInterdomainError: null };
     this.domains = new Map();
+    this.xenbusEagain = 0; // writes to a xenbus fd that met EAGAIN
   }
 
   /** The bindings of a process in domain `domid`. */
@@ -62,7 +63,11 @@ class FakeXenHost {
       pageSize: PAGE,
       devicesAccessible: () => ({ gntalloc: true, gntdev: true, evtchn: true, xenbus: true }),
       xenbusOpen: () => host.xs.connect(domid),
-      fdWrite: (fd, data) => realXen.fdWrite(fd, data),
+      fdWrite: (fd, data) => {
+        const n = realXen.fdWrite(fd, data);
+        if (n === 0) host.xenbusEagain++;
+        return n;
+      },
       fdRead: (fd, max) => realXen.fdRead(fd, max),
       gntShare: (grantee, count, writable, notifyOffset, notifyPort) => host.gntShare(domid, grantee, count, writable, notifyOffset, notifyPort),
       gntMap: (granter, refs, writable, notifyOffset, notifyPort) => host.gntMap(domid, granter, refs, writable, notifyOffset, notifyPort),

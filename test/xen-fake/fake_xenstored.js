@@ -70,7 +70,7 @@ class FakeXenstored {
     return native.unixConnect(this.sock);
   }
 
-  /** The next request matching {op, path (RegExp), domid} gets `code` (or no reply with code null). */
+  /** The next request matching {op, path (RegExp), domid} gets `code`, no reply (code null) or a reply `delay` ms late. */
   inject(fault) {
     this.faults.push({ times: 1, ...fault });
   }
@@ -96,6 +96,13 @@ class FakeXenstored {
     this.listenWatcher.close();
     native.closeFd(this.listenFd);
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Open transactions of `domid`'s connections. */
+  openTransactions(domid) {
+    let n = 0;
+    for (const c of this.conns) if (c.domid === domid) n += c.txs.size;
+    return n;
   }
 
   /** Closes `domid`'s connections (as a crashed xenstored or a dead device would). */
@@ -235,10 +242,19 @@ class FakeXenstored {
     );
     if (fault) {
       fault.times--;
+      if (fault.delay) {
+        // A slow reply: processed (and answered) later.
+        setTimeout(() => this.conns.has(conn) && this.process(conn, type, req, txId, args, body, abs), fault.delay).unref();
+        return;
+      }
       if (fault.code === null) return; // a reply that never comes
       this.send(conn, OP.ERROR, req, txId, fault.code + '\0');
       return;
     }
+    this.process(conn, type, req, txId, args, body, abs);
+  }
+
+  process(conn, type, req, txId, args, body, abs) {
     try {
       const reply = this.exec(conn, type, txId, args, body, abs);
       this.send(conn, type, req, txId, reply);
