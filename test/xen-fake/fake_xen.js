@@ -80,19 +80,13 @@ class FakeXenHost {
       evtchnNotify: (fd, port) => host.notify(domid, port),
       evtchnUnmask: (fd, port) => host.portOf(domid, fd, port),
       evtchnPending: () => [],
+      // The endpoint kicks an eventfd; the host relays it to the peer's channel fd.
+      evtchnNotifier: (fd, port) => native.eventfdNotifier(host.portOf(domid, fd, port).kickFd, fd),
     };
+    // The addon's endpoint over the fake mappings (each wraps a real one).
     function RingEndpoint(options) {
       const unwrap = (pl) => ({ ...pl, mapping: pl.mapping.real });
-      const ep = new native.RingEndpoint({ ...options, control: options.control.real, left: unwrap(options.left), right: unwrap(options.right) });
-      const setNotifier = ep.setNotifier.bind(ep);
-      // The endpoint kicks an eventfd; the host relays it to the peer's channel.
-      Object.defineProperty(ep, 'setNotifier', {
-        value: (kind, fd, port) => {
-          if (kind !== 'evtchn') return setNotifier(kind, fd, port);
-          return setNotifier('eventfd', host.portOf(domid, fd, port).kickFd, fd);
-        },
-      });
-      return ep;
+      return new native.RingEndpoint({ ...options, control: options.control.real, left: unwrap(options.left), right: unwrap(options.right) });
     }
     const b = {
       xen,

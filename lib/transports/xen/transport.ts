@@ -22,11 +22,12 @@
 import { randomBytes } from 'node:crypto';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
-import type { ConnectRequest, ListenRequest, Listener, PendingConnect, RingLink, Transport, TransportAddress } from '../transport';
+import { Live, readPeerState } from '../../ring/vchan_state';
+import type { RingLink, TransportAddress } from '../../ring/link';
+import type { ConnectRequest, ListenRequest, Listener, PendingConnect, Transport } from '../transport';
 import { addonBindings, type XenBindings } from './bindings';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
-  LIVE_CONNECTED,
   REFUSAL,
   vchanClient,
   vchanServer,
@@ -348,8 +349,7 @@ class XenListener implements Listener {
 
   /** The client deleted its request before connecting: drop the offer now. */
   private abandoned(entry: PendingAccept): void {
-    const live = entry.link ? entry.link.endpoint.peerState() & 0xff : -1;
-    if (live === LIVE_CONNECTED) return; // it mapped first, then cleaned up: the accept completes
+    if (entry.link && readPeerState(entry.link.endpoint).live === Live.Connected) return; // it mapped first, then cleaned up: the accept completes
     entry.cancel?.(systemError('ECONNABORTED', 'accept', 'client withdrew its request'));
   }
 
