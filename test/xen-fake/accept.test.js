@@ -11,6 +11,14 @@ const { XenStore } = require(path.join(root, 'transports', 'xen', 'xenstore.js')
 
 const NONCE = () => require('node:crypto').randomBytes(8).toString('hex');
 
+/** Writes a request node as a client does: value and permissions in one transaction. */
+function writeRequest(store, req, value, perms) {
+  return store.transaction(async (tx) => {
+    await store.write(req, value, tx);
+    await store.setPerms(req, perms, tx);
+  });
+}
+
 /** A raw xenstore client of domain `domid` on the fake host (a hostile or hand-driven peer). */
 function rawStore(host, domid) {
   return new XenStore(host.domain(domid));
@@ -110,10 +118,7 @@ describe('xen (fake host): accept protocol', function () {
     await evil.write(`${lp}/5-${NONCE()}`, '65536');
     // Domain 9's own request, but left writable by everyone.
     const open = `${lp}/9-${NONCE()}`;
-    await evil.transaction(async (tx) => {
-      await evil.write(open, '65536', tx);
-      await evil.setPerms(open, [{ domid: 9, perm: 'b' }], tx);
-    });
+    await writeRequest(evil, open, '65536', [{ domid: 9, perm: 'b' }]);
     await delay(200);
     assert.strictEqual(host.liveGrants(0), 0, 'nothing was granted for either');
     assert.deepStrictEqual(host.xs.list('/local/domain/0/data/vchan'), []);
@@ -156,10 +161,7 @@ describe('xen (fake host): accept protocol', function () {
     for (let i = 0; i < 10; i++) {
       const name = `9-${NONCE()}`;
       names.push(name);
-      await evil.transaction(async (tx) => {
-        await evil.write(`${lp}/${name}`, '65536', tx);
-        await evil.setPerms(`${lp}/${name}`, [{ domid: 9, perm: 'n' }, { domid: 0, perm: 'b' }], tx);
-      });
+      await writeRequest(evil, `${lp}/${name}`, '65536', [{ domid: 9, perm: 'n' }, { domid: 0, perm: 'b' }]);
     }
     // 3 offers published for domain 9 (never mapped), 7 refused in its own nodes.
     await until(() => names.filter((n) => host.xs.get(`${lp}/${n}`)?.value === 'EAGAIN').length === 7, 3000, '7 refusals');
@@ -188,10 +190,7 @@ describe('xen (fake host): accept protocol', function () {
     extra.push(evil);
     for (let i = 0; i < 3; i++) {
       const name = `9-${NONCE()}`;
-      await evil.transaction(async (tx) => {
-        await evil.write(`${lp}/${name}`, '', tx);
-        await evil.setPerms(`${lp}/${name}`, [{ domid: 9, perm: 'n' }, { domid: 0, perm: 'b' }], tx);
-      });
+      await writeRequest(evil, `${lp}/${name}`, '', [{ domid: 9, perm: 'n' }, { domid: 0, perm: 'b' }]);
     }
     await until(() => host.xs.get(lp).children.filter((n) => host.xs.get(`${lp}/${n}`).value === 'EAGAIN').length === 2, 3000, '2 refusals');
     assert.strictEqual(host.liveGrants(0), grantsFor(1 << 20));
@@ -207,10 +206,7 @@ describe('xen (fake host): accept protocol', function () {
     const evil = rawStore(host, 9);
     extra.push(evil);
     const name = `9-${NONCE()}`;
-    await evil.transaction(async (tx) => {
-      await evil.write(`${lp}/${name}`, '8192', tx);
-      await evil.setPerms(`${lp}/${name}`, [{ domid: 9, perm: 'n' }, { domid: 0, perm: 'b' }], tx);
-    });
+    await writeRequest(evil, `${lp}/${name}`, '8192', [{ domid: 9, perm: 'n' }, { domid: 0, perm: 'b' }]);
     await until(() => host.liveGrants(0) > 0, 2000, 'offer published');
     await until(() => host.liveGrants(0) === 0 && host.ports.size === 0, 2000, 'offer dropped');
     await until(() => !host.xs.get(`${lp}/${name}`), 2000, 'request removed');
@@ -333,19 +329,13 @@ describe('xen (fake host): accept protocol', function () {
     const evil = rawStore(host, 9);
     extra.push(evil);
     const name = `9-${NONCE()}`;
-    await evil.transaction(async (tx) => {
-      await evil.write(`${lp}/${name}`, '65536', tx);
-      await evil.setPerms(`${lp}/${name}`, [{ domid: 9, perm: 'n' }], tx); // unreadable for the server
-    });
+    await writeRequest(evil, `${lp}/${name}`, '65536', [{ domid: 9, perm: 'n' }]);
     // Dom0's listener is privileged here (it can read anything); make the server a domU to test this.
     l.close();
     const l5 = await listen(t5, { port: 'r' });
     const lp5 = listenPath(5, 'r');
     const name5 = `9-${NONCE()}`;
-    await evil.transaction(async (tx) => {
-      await evil.write(`${lp5}/${name5}`, '65536', tx);
-      await evil.setPerms(`${lp5}/${name5}`, [{ domid: 9, perm: 'n' }], tx);
-    });
+    await writeRequest(evil, `${lp5}/${name5}`, '65536', [{ domid: 9, perm: 'n' }]);
     const reads = () => host.xs.log.filter((e) => e.domid === 5 && e.path === `${lp5}/${name5}`).length;
     // xenstored sends no watch event for a node the watcher cannot read: the
     // listener meets the name on its next scan, caused here by an honest client.
