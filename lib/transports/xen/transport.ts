@@ -418,12 +418,23 @@ class XenListener implements Listener {
       this.drop(entry);
       void this.xs.rmQuiet(request);
       if (this.closed) throw systemError('ECANCELED', 'accept');
-      this.onLink(entry.link);
     } catch (err) {
       this.drop(entry);
       entry.link?.release(); // grants, channel and vchan nodes, now
       if (!entry.link && !this.closed && !cancelled) await this.refuse(name, request, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
       else void this.xs.rmQuiet(request);
+      return;
+    }
+    // The link is the stream layer's now: an exception from a 'connection'
+    // handler must surface as net's does (uncaught, from the loop), not
+    // release the link under the live socket.
+    const link = entry.link;
+    try {
+      this.onLink(link);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
     }
   }
 
