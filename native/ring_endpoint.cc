@@ -256,7 +256,8 @@ Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   double off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-  size_t skip = off > 0 ? static_cast<size_t>(off) : 0;
+  // Past 2^53 (or Infinity) every chunk is skipped; casting such a double is UB.
+  size_t skip = off > 0 ? (off < 9007199254740992.0 ? static_cast<size_t>(off) : SIZE_MAX) : 0;
   uint32_t space = Space(env);
   size_t total = 0;
   auto take = [&](Napi::Value v) {
