@@ -14,7 +14,8 @@ export const CAT_HELP = `Usage: xenring cat [options] ring:[DOMID/]PORT
        (or any address: tcp:HOST:PORT, unix:PATH)
 
 Connects, copies stdin to the peer and the peer to stdout. At the end of
-stdin our sending side is closed (half-close); when the peer ends, cat exits.
+stdin our sending side is closed (half-close); cat exits when both sides have
+ended (when the peer ends, at once if stdin is a terminal).
 
 Options:
   --progress        throughput on stderr every second
@@ -108,7 +109,9 @@ function attachStdio(socket: Duplex, label: string, progress: boolean, exit: (co
   forward(process.stdin, socket, (n) => (meter.out += n));
   forward(socket, process.stdout, (n) => (meter.in += n));
   socket.once('end', () => {
-    // The peer is done: stop reading stdin (it may be a terminal that never ends) and finish our side.
+    // The peer has finished sending. Piped input is still sent to its end (the
+    // peer may be reading yet: half-close); a terminal would never end, so stop there.
+    if (!process.stdin.isTTY) return;
     process.stdin.unpipe(socket);
     process.stdin.pause();
     socket.end();
