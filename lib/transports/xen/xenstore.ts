@@ -10,6 +10,7 @@
  * request settles within its timeout even if its reply never comes.
  * @internal
  */
+import { constants } from 'node:os';
 import { systemError } from '../../errors';
 import { UV_READABLE, UV_WRITABLE, type FdWatcher } from '../../native';
 import { addonBindings, type XenBindings } from './bindings';
@@ -495,7 +496,9 @@ export class XenStore {
     this.flush();
     if (type === Op.Error) {
       const code = splitNul(payload)[0] || 'EIO';
-      p.reject(systemError(/^E[A-Z0-9]+$/.test(code) ? code : 'EIO', `xenstore ${OP_NAMES[p.op]}`, p.path));
+      // Only a real errno name (xenstored's are); anything else is EIO, not a made-up code without errno.
+      const known = /^E[A-Z0-9]+$/.test(code) && code in constants.errno;
+      p.reject(systemError(known ? code : 'EIO', `xenstore ${OP_NAMES[p.op]}`, p.path));
     } else {
       p.resolve(payload);
     }
