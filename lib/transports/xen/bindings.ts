@@ -18,10 +18,14 @@ export interface XenBindings {
   readonly storeOptions?: XenStoreOptions;
 }
 
-/** The real devices, through the addon. */
+/** The real devices, through the addon (looked up at each use, so the addon object stays the one source). */
 export const addonBindings: XenBindings = {
   xen,
-  RingEndpoint: native.RingEndpoint,
-  FdWatcher: native.FdWatcher,
+  get RingEndpoint() {
+    return native.RingEndpoint;
+  },
+  get FdWatcher() {
+    return native.FdWatcher;
+  },
   closeFd: (fd) => native.closeFd(fd),
 };

@@ -495,7 +495,9 @@ export class XenStore {
     if (p.timer) clearTimeout(p.timer);
     this.flush();
     if (type === Op.Error) {
-      const code = splitNul(payload)[0] || 'EIO';
+      const raw = splitNul(payload)[0] || 'EIO';
+      // oxenstored's quota error has no errno: it is what C xenstored calls ENOSPC.
+      const code = raw === 'EQUOTA' ? 'ENOSPC' : raw;
       // Only a real errno name (xenstored's are); anything else is EIO, not a made-up code without errno.
       const known = /^E[A-Z0-9]+$/.test(code) && code in constants.errno;
       p.reject(systemError(known ? code : 'EIO', `xenstore ${OP_NAMES[p.op]}`, p.path));
