@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "fd_watcher.h"
 #include "local_primitives.h"
+#include "pool_mapping.h"
 #include "ring_endpoint.h"
 #include "shared_mapping.h"
 #include "vchan_layout.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("FdWatcher", FdWatcher::Init(env));
   exports.Set("RingEndpoint", RingEndpoint::Init(env));
   InitLocalPrimitives(env, exports);
+  InitPool(env, exports);
   InitXenDevices(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("pageSize", static_cast<double>(vchan::kPageSize));
