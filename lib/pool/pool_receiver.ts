@@ -60,8 +60,12 @@ export class PoolReceiver {
   poll(consumed: number): void {
     if (this.closed) return;
     const d = this.descriptors;
-    const unreturned = this.queues.completions.pending();
     const n = this.queues.descriptors.pop(d, QUEUE_SLOTS);
+    if (n === 0) return;
+    // Read after the pop: the peer takes a completion before it reuses the
+    // slot for a new descriptor, so a count read earlier could be stale-high
+    // and flag an honest peer.
+    const unreturned = this.queues.completions.pending();
     for (let i = 0; i < n; i++) {
       const at = i * DESCRIPTOR_WORDS;
       this.table.accept(d[at] + d[at + 1] * HI, d[at + 2], d[at + 3], consumed, unreturned);
