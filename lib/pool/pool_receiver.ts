@@ -119,9 +119,7 @@ export class PoolReceiver {
     this.closed = true;
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
-    this.queues.descriptors.close();
-    this.queues.completions.close();
-    this.options.mapping.close();
+    this.queues.close();
   }
 
   private giveBack(extent: Extent): void {

@@ -147,9 +147,7 @@ export class PoolSender {
     this.closed = true;
     this.table.closeAll();
     this.stats.inUse = 0;
-    this.queues.descriptors.close();
-    this.queues.completions.close();
-    this.options.mapping.close();
+    this.queues.close();
   }
 
   private fellBack(): false {

@@ -1,5 +1,6 @@
 /**
- * Opens one direction's two queues on its region mapping, from either side.
+ * Opens one direction's two queues on its region mapping, from either side;
+ * closing them also drops the mapping.
  * @internal
  */
 import {
@@ -14,6 +15,8 @@ import { poolNative, PoolMapping, PoolQueue } from './native_pool';
 export interface DirectionQueues {
   descriptors: PoolQueue;
   completions: PoolQueue;
+  /** Closes both queues and drops the mapping (views still held keep it mapped). */
+  close(): void;
 }
 
 /**
@@ -36,5 +39,13 @@ export function openQueues(mapping: PoolMapping, poolBytes: number, side: 'sende
     words: COMPLETION_WORDS,
     role: sender ? 'consumer' : 'producer',
   });
-  return { descriptors, completions };
+  return {
+    descriptors,
+    completions,
+    close() {
+      descriptors.close();
+      completions.close();
+      mapping.close();
+    },
+  };
 }
