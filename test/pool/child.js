@@ -4,7 +4,8 @@
 // every byte against the position pattern and reports over IPC.
 //   opts.release: 'explicit' (release() each view after checking it),
 //                 'gc' (drop views; the collector returns them),
-//                 'hold' (keep every view, close, then re-check them)
+//                 'hold' (keep every view, close, then re-check them),
+//                 'none' (opts.views false: private copies, nothing to release)
 const { PatternChecker } = require('../helpers/pattern');
 const { attachRing, attachPool, MixedReader, pump } = require('./pair');
 const { poolNative } = require('../../dist/pool');
@@ -22,6 +23,7 @@ async function main() {
   const reader = new MixedReader(ep, receiver, (chunk, byRef) => {
     check.update(chunk);
     if (!byRef) return;
+    if (opts.views === false && receiver.release(chunk)) throw new Error('a private copy was taken for a view');
     if (opts.release === 'explicit' && !receiver.release(chunk)) throw new Error('release() refused a held view');
     if (opts.release === 'hold') held.push({ chunk, pos: check.received - chunk.length });
   });

@@ -113,6 +113,24 @@ describe('pool: two processes, one ordered stream', function () {
     });
   }
 
+  it('private copies (the default where views are not trusted) return every extent at once', async function () {
+    const shared = createShared({ order: 16, poolBytes: 2 << 20 });
+    const { mapping, ep } = attachRing(shared.ringFd, shared, 'server');
+    const sender = attachPool(shared.poolFd, shared, 'sender');
+    const reader = forkReader(shared, { total, release: 'none', views: false });
+    await writePlan(ep, sender, plan);
+    const done = await reader.next('done');
+    assert.equal(done.ok, true, `first bad byte at ${done.badOffset}`);
+    assert.equal(done.received, total);
+    assert.equal(done.stats.receivedByRef, sender.stats.sentByRef);
+    assert.equal(done.stats.held, 0, 'a copy left its extent held');
+    await reader.exited;
+    sender.reclaim();
+    assert.equal(sender.inFlight, 0);
+    closeAll(shared, [sender, ep]);
+    mapping.unmap();
+  });
+
   it('a full pool falls back to the ring without a stall; ordinary Buffers above the threshold are copied in', async function () {
     const shared = createShared({ order: 14, poolBytes: 64 << 10 });
     const { mapping, ep } = attachRing(shared.ringFd, shared, 'server');
