@@ -22,12 +22,15 @@ function forkReader(shared, opts) {
   child.once('exit', () => children.delete(child));
   const inbox = [];
   let wake = null;
+  const reader = { stopped: false };
   child.on('message', (m) => {
     inbox.push(m);
+    reader.stopped = true; // it reports only once it stopped reading
     if (wake) wake();
   });
   const exited = once(child, 'exit');
-  return {
+  exited.then(() => (reader.stopped = true));
+  return Object.assign(reader, {
     child,
     exited,
     async next(event) {
@@ -41,11 +44,14 @@ function forkReader(shared, opts) {
         await Promise.race([new Promise((r) => (wake = r)), exited.then(() => Promise.reject(new Error(`reader exited before '${event}'`)))]);
       }
     },
-  };
+  });
 }
 
-/** Writes `plan` ([size, 'pool'|'ring'|'copy'] ...) as one pattern stream; resolves with the writer. */
-async function writePlan(ep, sender, plan) {
+/**
+ * Writes `plan` ([size, 'pool'|'ring'|'copy'] ...) as one pattern stream;
+ * resolves with the writer, or early when the reader stopped (a bad byte).
+ */
+async function writePlan(ep, sender, plan, reader) {
   const writer = new MixedWriter(ep, sender);
   let pos = 0;
   let i = 0;
@@ -64,7 +70,7 @@ async function writePlan(ep, sender, plan) {
       writer.flush();
       return writer.ringPos + writer.byRef !== before || sender.reclaim() > 0;
     },
-    () => i === plan.length && writer.queue.length === 0,
+    () => (i === plan.length && writer.queue.length === 0) || reader.stopped,
   );
   return { writer, total: pos };
 }
@@ -92,10 +98,10 @@ describe('pool: two processes, one ordered stream', function () {
       const { mapping, ep } = attachRing(shared.ringFd, shared, 'server');
       const sender = attachPool(shared.poolFd, shared, 'sender');
       const reader = forkReader(shared, { total, release });
-      const { writer, total: written } = await writePlan(ep, sender, plan);
-      assert.equal(written, total);
+      const { writer, total: written } = await writePlan(ep, sender, plan, reader);
       const done = await reader.next('done');
       assert.equal(done.ok, true, `first bad byte at ${done.badOffset}`);
+      assert.equal(written, total);
       assert.equal(done.received, total);
       // 24 payloads of 1.6 MiB per round through a 2 MiB pool: only reuse makes this possible.
       assert.ok(sender.stats.sentByRef >= 12, `sent by reference: ${sender.stats.sentByRef}`);
@@ -118,7 +124,7 @@ describe('pool: two processes, one ordered stream', function () {
     const { mapping, ep } = attachRing(shared.ringFd, shared, 'server');
     const sender = attachPool(shared.poolFd, shared, 'sender');
     const reader = forkReader(shared, { total, release: 'none', views: false });
-    await writePlan(ep, sender, plan);
+    await writePlan(ep, sender, plan, reader);
     const done = await reader.next('done');
     assert.equal(done.ok, true, `first bad byte at ${done.badOffset}`);
     assert.equal(done.received, total);
@@ -139,7 +145,7 @@ describe('pool: two processes, one ordered stream', function () {
     for (let r = 0; r < 20; r++) small.push([40000, 'pool'], [9000, 'copy'], [3, 'ring'], [50000, 'copy']);
     const sum = small.reduce((s, [n]) => s + n, 0);
     const reader = forkReader(shared, { total: sum, release: 'hold' });
-    await writePlan(ep, sender, small);
+    await writePlan(ep, sender, small, reader);
     const done = await reader.next('done');
     assert.equal(done.ok, true, `first bad byte at ${done.badOffset}`);
     assert.equal(done.received, sum);
@@ -159,7 +165,7 @@ describe('pool: two processes, one ordered stream', function () {
     const few = [[10, 'ring'], [1 << 20, 'pool'], [5, 'ring'], [3 << 20, 'pool'], [1, 'ring']];
     const sum = few.reduce((s, [n]) => s + n, 0);
     const reader = forkReader(shared, { total: sum, release: 'hold' });
-    await writePlan(ep, sender, few);
+    await writePlan(ep, sender, few, reader);
     const done = await reader.next('done');
     assert.equal(done.ok, true);
     assert.equal(done.stats.receivedByRef, 2);
