@@ -2,11 +2,13 @@
 // Micro-benchmark of the page-reference path (issue 13), outside npm test:
 //   node bench/pool.js [--iterations N] [--size 16m]
 // Two processes share a vchan ring pair (1 MiB per ring) and a 64 MiB pool.
-// Three rows, run in one process pair so their ratios are same-run:
+// Rows, run in one process pair so their ratios are same-run:
 //   ping  1-byte message, 1-byte reply (the floor of any round trip)
 //   ring  one <size> message copied through the ring into a preallocated
 //         buffer, then a 1-byte reply (the copy path at its best: no faults)
 //   pool  one <size> allocBuffer payload sent by reference, then a 1-byte reply
+//   ring-stream, pool-stream  --stream (8) messages back to back, the replies
+//         read at the end: throughput rather than hand-off latency
 // The receiver touches one byte per page of every message (a reader that
 // looks at its data) and checks the first and last bytes. Both sides spin
 // (no wake-ups), so this measures the data path, not the notifier. The host is
@@ -31,13 +33,21 @@ function child(opts) {
   sink.fill(0);
   let got = 0;
   let sum = 0;
-  let want = 0;
   const reader = new MixedReader(ep, receiver, (chunk, byRef) => {
-    if (!byRef && want > 1) chunk.copy(sink, got);
-    const data = byRef ? chunk : sink.subarray(got, got + chunk.length);
-    for (let i = 0; i < data.length; i += 4096) sum += data[i];
+    if (byRef) {
+      for (let i = 0; i < chunk.length; i += 4096) sum += chunk[i];
+      receiver.release(chunk);
+    } else {
+      // Ring bytes land in the message's place in `sink` (a stream may cross messages).
+      for (let off = 0; off < chunk.length; ) {
+        const at = (got + off) % opts.size;
+        const n = Math.min(chunk.length - off, opts.size - at);
+        chunk.copy(sink, at, off, off + n);
+        for (let i = at; i < at + n; i += 4096) sum += sink[i];
+        off += n;
+      }
+    }
     got += chunk.length;
-    if (byRef) receiver.release(chunk);
   });
   process.on('message', (m) => {
     if (m.exit) {
@@ -45,12 +55,14 @@ function child(opts) {
       process.disconnect();
       return;
     }
-    for (let k = 0; k < m.count; k++) {
-      want = m.size;
-      got = 0;
-      spinUntil(() => (reader.step(), got >= want), 'a message');
-      if (got !== want) throw new Error(`bench: ${got} bytes for a ${want}-byte message`);
-      spinUntil(() => ep.write(reply) === 1, 'ring space for the reply');
+    got = 0;
+    let replied = 0;
+    const total = m.size * m.count;
+    while (replied < m.count) {
+      spinUntil(() => (reader.step(), got > replied * m.size), 'a message');
+      if (got > total) throw new Error(`bench: ${got} bytes for ${m.count} messages of ${m.size}`);
+      // One reply per whole message received.
+      for (; replied < Math.floor(got / m.size); replied++) spinUntil(() => ep.write(reply) === 1, 'ring space for the reply');
     }
     process.send({ done: m.row });
   });
@@ -100,42 +112,54 @@ async function main() {
       }
     },
     pool: () => {
-      // The loan is returned by the reader before its reply; take it back and lend it again.
+      // The reader returns each loan once it has read it; wait for room and lend again.
       let buf = null;
-      spinUntil(() => (buf = sender.allocBuffer(size)) !== null, 'the pool extent to come back');
+      spinUntil(() => (buf = sender.allocBuffer(size)) !== null, 'a pool extent to come back');
       if (!sender.send(buf, ringPos)) throw new Error('bench: the pool refused a send');
     },
   };
   sender.recycle(loan);
 
+  const stream = Number(arg('--stream', 8));
+  const plan = [
+    ['ping', 'ping', 1, 1],
+    ['ring', 'ring', size, 1],
+    ['pool', 'pool', size, 1],
+    ['ring-stream', 'ring', size, stream],
+    ['pool-stream', 'pool', size, stream],
+  ];
   const rows = [];
-  for (const [row, bytes] of [['ping', 1], ['ring', size], ['pool', size]]) {
+  for (const [row, how, bytes, count] of plan) {
     const times = [];
     for (let k = 0; k < iterations + 2; k++) {
-      kid.send({ row, size: bytes, count: 1 });
+      kid.send({ row, size: bytes, count });
       // The child spins on the ring once it has the message; give it a moment to get there.
       await new Promise((r) => setTimeout(r, 2));
       const t0 = process.hrtime.bigint();
-      sends[row]();
-      awaitReply();
+      for (let m = 0; m < count; m++) sends[how]();
+      for (let m = 0; m < count; m++) awaitReply();
       const us = Number(process.hrtime.bigint() - t0) / 1000;
       await next(); // done
       if (k >= 2) times.push(us); // two warm-up rounds: first-touch faults are not the path's cost
     }
-    rows.push({ row, bytes, ...summary(times) });
+    rows.push({ row, bytes: bytes * count, ...summary(times) });
   }
   kid.send({ exit: true });
   await next();
   const ping = rows[0].median;
   console.log(`pool micro-benchmark, ${new Date().toISOString()}, ${iterations} iterations per row (median, range), shared host: ratios only`);
-  console.log('row   message    median µs   range µs               x ping   GB/s');
+  console.log('row          bytes      median µs   range µs               x ping   GB/s');
   for (const r of rows) {
     const gbps = r.bytes > 1 ? ((r.bytes / r.median) * 1e6) / 1e9 : 0;
     console.log(
-      `${r.row.padEnd(5)} ${sizeName(r.bytes).padEnd(10)} ${r.median.toFixed(1).padStart(9)}   ${`${r.min.toFixed(1)}-${r.max.toFixed(1)}`.padEnd(22)} ${(r.median / ping).toFixed(2).padStart(6)}   ${gbps ? gbps.toFixed(2) : '-'}`,
+      `${r.row.padEnd(12)} ${sizeName(r.bytes).padEnd(10)} ${r.median.toFixed(1).padStart(9)}   ${`${r.min.toFixed(1)}-${r.max.toFixed(1)}`.padEnd(22)} ${(r.median / ping).toFixed(2).padStart(6)}   ${gbps ? gbps.toFixed(2) : '-'}`,
     );
   }
-  console.log(`pool vs ring (median): ${(rows[1].median / rows[2].median).toFixed(1)}x faster; pool vs ping: ${(rows[2].median / ping).toFixed(2)}x`);
+  const by = Object.fromEntries(rows.map((r) => [r.row, r.median]));
+  console.log(
+    `hand-off: pool ${(by.ring / by.pool).toFixed(1)}x faster than ring, ${(by.pool / by.ping).toFixed(2)}x a 1-byte round trip; ` +
+      `streaming: pool ${(by['ring-stream'] / by['pool-stream']).toFixed(1)}x the ring's throughput`,
+  );
   console.log(JSON.stringify({ bench: 'pool', iterations, size, rows }));
   sender.close();
   ep.close();
