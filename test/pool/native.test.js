@@ -58,3 +58,34 @@ describe('pool: native mapping and queue', function () {
     fs.closeSync(fd);
   });
 });
+
+describe('pool: loans and the garbage collector (a real process with --expose-gc)', function () {
+  it('a loan dropped unsent returns to the pool, and the pages are unmapped after the last view', function () {
+    const { execFileSync } = require('node:child_process');
+    const script = `
+      const { native } = require(${JSON.stringify(require.resolve('../../dist/native'))});
+      const pool = require(${JSON.stringify(require.resolve('../../dist/pool'))});
+      const size = pool.regionBytes(4 * 4096);
+      const fd = native.memfdCreate('pool-gc', size);
+      const sender = new pool.PoolSender({ mapping: new pool.poolNative.PoolMapping(fd, size, true), poolBytes: 4 * 4096, init: true });
+      const out = {};
+      (() => { sender.allocBuffer(4 * 4096).fill(1); })();
+      out.fullBefore = sender.allocBuffer(1) === null;
+      const tick = (n) => new Promise((r) => setTimeout(r, n));
+      (async () => {
+        for (let i = 0; i < 20 && sender.stats.inUse > 0; i++) { global.gc(); await tick(5); }
+        let again = sender.allocBuffer(4 * 4096);
+        out.reloaned = again !== null;
+        sender.close();
+        out.aliveWithView = pool.poolNative.poolRegionsAlive();
+        out.viewReadable = again[100] === 1; // the same pages, still mapped
+        again = null;
+        for (let i = 0; i < 20 && pool.poolNative.poolRegionsAlive() > 0; i++) { global.gc(); await tick(5); }
+        out.aliveAfter = pool.poolNative.poolRegionsAlive();
+        console.log(JSON.stringify(out));
+      })();
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' }));
+    assert.deepEqual(out, { fullBefore: true, reloaned: true, aliveWithView: 1, viewReadable: true, aliveAfter: 0 });
+  });
+});
