@@ -9,7 +9,7 @@ export { poolNative } from './native_pool';
 export type { PoolMapping, PoolQueue } from './native_pool';
 export { PoolReceiver } from './pool_receiver';
 export { PoolSender } from './pool_sender';
-export { emptyPoolStats } from './pool_stats';
+export { connectionPoolStats, emptyPoolStats } from './pool_stats';
 export type { PoolStats } from './pool_stats';
 export { ReceiveTable } from './receive_table';
 export { SendTable } from './send_table';

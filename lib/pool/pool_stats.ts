@@ -44,3 +44,28 @@ export function emptyPoolStats(size: number): PoolStats {
     returned: 0,
   };
 }
+
+/**
+ * One connection's poolStats(): the sending half's counters (inUse, sentByRef,
+ * fallbacks, returned) with the receiving half's (held, receivedByRef,
+ * released...). Either half may be absent (no pool in that direction).
+ * @internal
+ */
+export function connectionPoolStats(sent: PoolStats | null, received: PoolStats | null): PoolStats {
+  const s = sent ?? emptyPoolStats(0);
+  const r = received ?? emptyPoolStats(0);
+  return {
+    size: s.size,
+    inUse: s.inUse,
+    held: r.held,
+    sentByRef: s.sentByRef,
+    receivedByRef: r.receivedByRef,
+    bytesSentByRef: s.bytesSentByRef,
+    bytesReceivedByRef: r.bytesReceivedByRef,
+    fallbacks: s.fallbacks,
+    released: r.released,
+    releasedByGC: r.releasedByGC,
+    releasedAtClose: r.releasedAtClose,
+    returned: s.returned,
+  };
+}

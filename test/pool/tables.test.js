@@ -2,7 +2,7 @@
 // The pool's bookkeeping on its own: allocator, in-flight table, receive table,
 // option parsing. The same code runs against a real peer in transfer.test.js.
 const assert = require('node:assert/strict');
-const { ExtentAllocator, SendTable, ReceiveTable, parsePoolOptions, POOL_PAGE, QUEUE_SLOTS } = require('../../dist/pool');
+const { ExtentAllocator, SendTable, ReceiveTable, parsePoolOptions, connectionPoolStats, emptyPoolStats, POOL_PAGE, QUEUE_SLOTS } = require('../../dist/pool');
 
 describe('pool: extent allocator', function () {
   it('serves first fit from the lowest page, coalesces on release, and returns null when full', function () {
@@ -151,5 +151,27 @@ describe('pool: options', function () {
     assert.throws(() => parsePoolOptions({ size: -4096 }, 0), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => parsePoolOptions({ size: 2 ** 31 }, 0), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => parsePoolOptions({ views: 1 }, 0), { code: 'ERR_INVALID_ARG_TYPE' });
+  });
+});
+
+describe('pool: stats', function () {
+  it('poolStats() takes sending counters from the sender and receiving ones from the receiver', function () {
+    const sent = { ...emptyPoolStats(1 << 20), inUse: 8192, sentByRef: 3, bytesSentByRef: 300, fallbacks: 2, returned: 1, held: 99, receivedByRef: 99 };
+    const received = { ...emptyPoolStats(1 << 20), held: 4096, receivedByRef: 5, bytesReceivedByRef: 500, released: 1, releasedByGC: 2, releasedAtClose: 1, inUse: 77 };
+    assert.deepEqual(connectionPoolStats(sent, received), {
+      size: 1 << 20,
+      inUse: 8192,
+      held: 4096,
+      sentByRef: 3,
+      receivedByRef: 5,
+      bytesSentByRef: 300,
+      bytesReceivedByRef: 500,
+      fallbacks: 2,
+      released: 1,
+      releasedByGC: 2,
+      releasedAtClose: 1,
+      returned: 1,
+    });
+    assert.deepEqual(connectionPoolStats(null, null), emptyPoolStats(0));
   });
 });
