@@ -13,3 +13,4 @@ export { connectionPoolStats, emptyPoolStats } from './pool_stats';
 export type { PoolStats } from './pool_stats';
 export { ReceiveTable } from './receive_table';
 export { SendTable } from './send_table';
+export { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from './pool_link';
