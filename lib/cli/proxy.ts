@@ -35,7 +35,7 @@ Exit status: 0 after a clean stop, 1 if listening failed, 2 bad usage.`;
 type AnySocket = Duplex & { resetAndDestroy?(): unknown };
 
 export function proxy(argv: string[], exit: (code: number) => void): void {
-  const { options } = parseArgs(argv, { listen: 'value', connect: 'value', transport: 'value', dir: 'value', progress: 'flag', verbose: 'flag' }, 0);
+  const { options } = parseArgs(argv, { listen: 'value', connect: 'value', transport: 'value', dir: 'value', spin: 'value', progress: 'flag', verbose: 'flag' }, 0);
   if (options.help) {
     process.stdout.write(PROXY_HELP + '\n');
     return exit(EXIT_OK);
