@@ -70,6 +70,20 @@ describe('packaging: npm pack, then install without a compiler', function () {
     assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('build/')), 'tests or build output shipped');
   });
 
+  it("README's links work from the registry page: absolute, and those into the package name shipped files", function () {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]);
+    assert.ok(links.length > 0);
+    for (const link of links) {
+      if (link.startsWith('#')) continue; // an anchor on the same page
+      assert.match(link, /^https:\/\//, `relative link ${link} breaks on the registry page`);
+      const m = /^https:\/\/unpkg\.com\/browse\/xenring\/(.*)$/.exec(link);
+      if (!m) continue;
+      const shipped = m[1].endsWith('/') ? files.some((f) => f.startsWith(m[1])) : files.includes(m[1]);
+      assert.ok(shipped, `${link}: ${m[1]} is not in the package`);
+    }
+  });
+
   it('installs into an empty project with only node, npm and sh on PATH (no python3, make or C++ compiler), and echoes through it', async function () {
     const bin = path.join(work, 'bin');
     fs.mkdirSync(bin);
