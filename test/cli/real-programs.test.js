@@ -32,58 +32,53 @@ function redisRoundTrip(port) {
   });
 }
 
+/**
+ * For the enclosing describe: starts `program`'s server and a proxy chain in
+ * front of it (skipping, with the reason printed, if the program is not
+ * installed); stops both after. Returns { chain } filled in once started.
+ */
+function proxiedServer(program, start) {
+  const ctx = { server: null, chain: null };
+  before(async function () {
+    const why = real.unavailable(program);
+    if (why) {
+      console.log(`      (skipped: ${why})`);
+      return this.skip();
+    }
+    ctx.server = await start();
+    ctx.chain = await real.startProxyChain(ctx.server.port);
+  });
+  after(async function () {
+    if (ctx.chain) await ctx.chain.stop();
+    if (ctx.server) await ctx.server.stop();
+  });
+  return ctx;
+}
+
 describe('real programs through xenring proxy', function () {
   this.timeout(120000);
 
   describe('redis-server driven by redis-benchmark', function () {
-    let redis;
-    let chain;
-    before(async function () {
-      const why = real.unavailable('redis');
-      if (why) {
-        console.log(`      (skipped: ${why})`);
-        return this.skip();
-      }
-      redis = await real.startRedis();
-      chain = await real.startProxyChain(redis.port);
-    });
-    after(async function () {
-      if (chain) await chain.stop();
-      if (redis) await redis.stop();
-    });
+    const ctx = proxiedServer('redis', real.startRedis);
 
     it('SET and GET, 20 clients: every request answered, no errors', async function () {
-      const rows = await real.redisBenchmark(chain.port, { requests: 10000, clients: 20, tests: 'set,get' });
+      const rows = await real.redisBenchmark(ctx.chain.port, { requests: 10000, clients: 20, tests: 'set,get' });
       assert.deepEqual(rows.map((r) => r.test), ['SET', 'GET']);
       for (const r of rows) assert.ok(r.rps > 0, `${r.test}: ${r.rps}`);
     });
 
     it('SET of 16 KiB values, then a 1 MiB value read back intact', async function () {
-      const rows = await real.redisBenchmark(chain.port, { requests: 2000, clients: 10, tests: 'set', size: 16384 });
+      const rows = await real.redisBenchmark(ctx.chain.port, { requests: 2000, clients: 10, tests: 'set', size: 16384 });
       assert.ok(rows[0].rps > 0);
-      assert.equal(await redisRoundTrip(chain.port), true);
+      assert.equal(await redisRoundTrip(ctx.chain.port), true);
     });
   });
 
   describe('PostgreSQL driven by pgbench', function () {
-    let pg;
-    let chain;
-    before(async function () {
-      const why = real.unavailable('postgres');
-      if (why) {
-        console.log(`      (skipped: ${why})`);
-        return this.skip();
-      }
-      pg = await real.startPostgres();
-      chain = await real.startProxyChain(pg.port);
-    });
-    after(async function () {
-      if (chain) await chain.stop();
-      if (pg) await pg.stop();
-    });
+    const ctx = proxiedServer('postgres', real.startPostgres);
 
     it('pgbench -i (COPY) and 2 s of TPC-B-like transactions, 4 clients, none failed', async function () {
-      const r = await real.pgbench(chain.port, { seconds: 2, clients: 4 });
+      const r = await real.pgbench(ctx.chain.port, { seconds: 2, clients: 4 });
       assert.equal(r.failed, 0, r.output);
       assert.ok(r.transactions > 0, r.output);
       assert.ok(r.tps > 0, r.output);
