@@ -108,8 +108,9 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
       return exit(128 + (signal === 'SIGINT' ? 2 : 15));
     }
     stopping = true;
-    process.stderr.write(`xenring proxy: ${signal}: not accepting; waiting for ${open.size} connection(s) to finish (signal again to close them now)\n`);
     if (listening) server.close();
+    // Printed once the listener is closed: a connection attempted after this line is refused.
+    process.stderr.write(`xenring proxy: ${signal}: not accepting; waiting for ${open.size} connection(s) to finish (signal again to close them now)\n`);
     finishIfIdle();
   };
   process.on('SIGINT', stop);
