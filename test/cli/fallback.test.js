@@ -101,6 +101,36 @@ describe('TCP fallback', function () {
     }
   });
 
+  it('a ring listener that never answers: TCP after fallback.timeout', async function () {
+    // A real process holds a UNIX seqpacket listener on the rendezvous path and never accepts.
+    const path = require('node:path');
+    const sockPath = path.join(process.env.XENRING_DIR, `${ringPort}-mute.sock`);
+    const mute = spawn('python3', ['-c', [
+      'import socket, sys, time',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)',
+      's.bind(sys.argv[1]); s.listen(8)',
+      'print("ready", flush=True); time.sleep(60)',
+    ].join('\n'), sockPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => mute.stdout.once('data', r));
+    const tcp = net.createServer((s) => s.end('tcp here')).listen(0, '127.0.0.1');
+    await new Promise((r) => tcp.once('listening', r));
+    try {
+      const t0 = Date.now();
+      const s = xenring.connect({ port: `${ringPort}-mute`, fallback: { host: '127.0.0.1', port: tcp.address().port, timeout: 300 } });
+      const got = [];
+      s.on('data', (d) => got.push(d));
+      await new Promise((r, j) => s.once('close', r).once('error', j));
+      assert.equal(s.transport, 'tcp');
+      assert.equal(s.ringError.code, 'ETIMEDOUT');
+      assert.ok(Date.now() - t0 >= 250, 'waited for the ring up to the bound');
+      assert.equal(Buffer.concat(got).toString(), 'tcp here');
+    } finally {
+      mute.kill();
+      tcp.close();
+      require('node:fs').rmSync(sockPath, { force: true });
+    }
+  });
+
   it('neither reachable: the TCP error (ECONNREFUSED), then close(true)', async function () {
     const port = await new Promise((r) => {
       const t = net.createServer().listen(0, '127.0.0.1', () => {
