@@ -132,6 +132,9 @@ describe('xen (fake host): accept protocol', function () {
   });
 
   it('a privileged (dom0) client of a domU listener owns its request (it would otherwise inherit the listener)', async () => {
+    // The held reply below must not hold the listener's other requests (its close): several in flight.
+    env.host.close();
+    env = setup({ storeOptions: { maxInFlight: 4 } });
     const { host, t0, t5 } = env;
     const l = await listen(t5, { port: 'up' });
     host.xs.inject({ op: 'get_perms', domid: 5, path: /\/xenring\/up\/0-/, code: null });
