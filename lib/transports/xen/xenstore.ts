@@ -115,6 +115,7 @@ export class XenStore {
   private holds = 0;
   private refed = false;
   private wantWritable = false;
+  private retry: NodeJS.Timeout | null = null;
   private closed = false;
   private domidPromise: Promise<number> | null = null;
   private txChain: Promise<void> = Promise.resolve();
@@ -412,9 +413,15 @@ export class XenStore {
       if (item.off < item.msg.length) break; // EAGAIN or short: wait for POLLOUT
       this.out.shift();
     }
-    this.setWritable(!this.closed && this.out.length > 0 && this.out[0].off > 0);
-    if (!this.closed && this.out.length > 0 && this.out[0].off === 0 && this.pending.size < this.maxInFlight) {
-      this.setWritable(true); // a full device (EAGAIN before any byte)
+    const blocked = !this.closed && this.out.length > 0 && (this.out[0].off > 0 || this.pending.size < this.maxInFlight);
+    this.setWritable(blocked);
+    // The xenbus device never reports POLLOUT: retry on a timer as well.
+    if (blocked && !this.retry) {
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        this.flush();
+      }, 10);
+      this.retry.unref();
     }
     this.updateRef();
   }
@@ -521,6 +528,7 @@ export class XenStore {
   private shutdown(err: Error, notifyWatches: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
     this.watcher.close();
     this.b.closeFd(this.fd);
     const entries = [...this.pending.values(), ...this.out.map((o) => o.entry)];
