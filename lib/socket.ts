@@ -108,10 +108,7 @@ export class Socket extends Duplex implements ChannelOwner {
     });
     this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
-    // net: once the peer ended and we are not half-open, writes fail with EPIPE.
-    this.on('end', () => {
-      if (!this.allowHalfOpen) this.write = writeAfterFIN;
-    });
+    this.on('end', () => this.onReadableEnd());
   }
 
   /**
@@ -209,6 +206,28 @@ export class Socket extends Duplex implements ChannelOwner {
     setImmediate(() => {
       if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
     });
+  }
+
+  /**
+   * net's allowHalfOpen=false: once the peer ended, writes fail with EPIPE
+   * and (Duplex, right after 'end') our writable side ends. Not when Node's
+   * stream wrapper (JSStreamSocket, used by tls and http2 for any stream
+   * without a libuv handle) consumes this socket: net hands such consumers
+   * its handle, so the raw socket's own half-close rule never runs and the
+   * consumer (a TLSSocket that copied our allowHalfOpen) ends us itself once
+   * its own writes are flushed. Ending here too would cut its reply short
+   * (issue 12 item 2).
+   */
+  private onReadableEnd(): void {
+    if (this.allowHalfOpen) return;
+    if (wrappedAsStreamHandle(this)) {
+      // Duplex reads allowHalfOpen right after the 'end' listeners to decide
+      // whether to end(); restored on the next tick, so the option still reads false.
+      this.allowHalfOpen = true;
+      process.nextTick(() => (this.allowHalfOpen = false));
+      return;
+    }
+    this.write = writeAfterFIN;
   }
 
   // --- ChannelOwner -------------------------------------------------------
@@ -490,6 +509,16 @@ export class Socket extends Duplex implements ChannelOwner {
     // while connecting are counted (test-net-buffersize).
     return this.channel || this.connecting ? this.writableLength : undefined;
   }
+}
+
+/**
+ * True if Node's JSStreamSocket wraps `socket` (it is the only consumer
+ * that forwards our 'end' to a native handle with emitEOF()). Node gives no
+ * public sign of the wrapping; its 'end' listener is the stable one (the
+ * same since Node 10).
+ */
+function wrappedAsStreamHandle(socket: Socket): boolean {
+  return socket.listeners('end').some((fn) => Function.prototype.toString.call(fn).includes('emitEOF'));
 }
 
 function writeAfterFIN(this: Socket, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
