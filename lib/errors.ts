@@ -40,6 +40,14 @@ export function outOfRange(name: string, range: string, actual: unknown): RangeE
   return err;
 }
 
+/** RangeError with code ERR_SOCKET_BAD_PORT, worded like net's. */
+export function socketBadPort(name: string, port: unknown, allowZero = true): RangeError & { code: string } {
+  const op = allowZero ? '>=' : '>';
+  const err = new RangeError(`${name} should be ${op} 0 and < 65536. Received ${describe(port)}.`) as RangeError & { code: string };
+  err.code = 'ERR_SOCKET_BAD_PORT';
+  return err;
+}
+
 /** TypeError with code ERR_INVALID_ARG_VALUE. */
 export function invalidArgValue(name: string, actual: unknown, reason: string): TypeError & { code: string } {
   const err = new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`) as TypeError & { code: string };

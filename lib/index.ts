@@ -12,8 +12,8 @@ import { Server, type ServerOptions } from './server';
 import { Socket, normalizeConnectArgs, type SocketConnectOptions } from './socket';
 
 export { Server, Socket };
-export { vchanServer, vchanClient } from './vchan';
-export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan';
+export { vchanServer, vchanClient } from './vchan_sockets';
+export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
 export type { ListenOptions, ServerOptions, DropInfo } from './server';
 export type { SocketAddress, SocketConnectOptions, SocketOptions } from './socket';
 export type { TransportAddress } from './transports/transport';

@@ -27,23 +27,37 @@ export interface ListenOptions {
   ringSize?: number;
   /** Local transport: rendezvous directory. */
   dir?: string;
+  /** Accepted for net compatibility (a positive integer); connections are not queued by it. */
   backlog?: number;
 }
 
 /** Payload of the 'drop' event (a connection over maxConnections). */
 export interface DropInfo {
+  /** This end's address (as `socket.localAddress` would have been). */
   localAddress?: string;
+  /** The port the connection came in on. */
   localPort?: number | string;
+  /** 'local' or 'xen'. */
   localFamily?: string;
+  /** The peer's address (local: `pid:<n>`; xen: its domid). */
   remoteAddress?: string;
+  /** The peer's port. */
   remotePort?: number | string;
+  /** 'local' or 'xen'. */
   remoteFamily?: string;
 }
 
+/**
+ * Accepts xenring connections, shaped like net.Server: create it with
+ * {@link createServer}, start it with {@link Server.listen}, and get each
+ * connection as a {@link Socket} from the 'connection' event.
+ */
 export class Server extends EventEmitter {
-  /** Refuse (close at once) connections beyond this many. Unset by default. */
+  /** Refuse (close at once, emitting 'drop') connections beyond this many. Unset by default. */
   maxConnections?: number;
+  /** Accepted sockets keep their writable side open after the peer ends (default false). */
   allowHalfOpen: boolean;
+  /** Accepted sockets start paused (default false). */
   pauseOnConnect: boolean;
   private readonly socketOptions: SocketOptions;
   private listener: Listener | null = null;
@@ -51,6 +65,10 @@ export class Server extends EventEmitter {
   private connections = new Set<Socket>();
   private refed = true;
 
+  /**
+   * `new Server([options][, connectionListener])`: options apply to every
+   * accepted socket; the listener is added for 'connection'.
+   */
   constructor(options?: ServerOptions | ((socket: Socket) => void), connectionListener?: (socket: Socket) => void) {
     super();
     if (typeof options === 'function') {
@@ -182,7 +200,7 @@ export class Server extends EventEmitter {
     return this.listener ? this.listener.address() : null;
   }
 
-  /** Calls back with the number of open connections. */
+  /** Calls back (asynchronously) with the number of open connections. */
   getConnections(cb: (err: Error | null, count: number) => void): this {
     if (typeof cb !== 'function') throw invalidArgType('callback', 'of type function', cb);
     process.nextTick(cb, null, this.connections.size);
@@ -196,14 +214,60 @@ export class Server extends EventEmitter {
     return this;
   }
 
+  /** Undoes unref(): a listening server keeps the process alive again. */
   ref(): this {
     this.refed = true;
     this.listener?.ref();
     return this;
   }
 
+  /** `await using server = ...`: closes the server and waits for 'close'. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.listener) return;
     await new Promise<void>((resolve) => this.close(() => resolve()));
   }
+}
+
+/**
+ * Server's events, as net.Server's: 'listening', 'connection' with each accepted
+ * Socket, 'drop' for a connection refused over maxConnections, 'error', and
+ * 'close' once closed and every connection has closed.
+ */
+export interface Server {
+  addListener(event: 'close', listener: () => void): this;
+  addListener(event: 'connection', listener: (socket: Socket) => void): this;
+  addListener(event: 'drop', listener: (data?: DropInfo) => void): this;
+  addListener(event: 'error', listener: (err: Error) => void): this;
+  addListener(event: 'listening', listener: () => void): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: 'connection', listener: (socket: Socket) => void): this;
+  on(event: 'drop', listener: (data?: DropInfo) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'listening', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'close', listener: () => void): this;
+  once(event: 'connection', listener: (socket: Socket) => void): this;
+  once(event: 'drop', listener: (data?: DropInfo) => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'listening', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependListener(event: 'close', listener: () => void): this;
+  prependListener(event: 'connection', listener: (socket: Socket) => void): this;
+  prependListener(event: 'drop', listener: (data?: DropInfo) => void): this;
+  prependListener(event: 'error', listener: (err: Error) => void): this;
+  prependListener(event: 'listening', listener: () => void): this;
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependOnceListener(event: 'close', listener: () => void): this;
+  prependOnceListener(event: 'connection', listener: (socket: Socket) => void): this;
+  prependOnceListener(event: 'drop', listener: (data?: DropInfo) => void): this;
+  prependOnceListener(event: 'error', listener: (err: Error) => void): this;
+  prependOnceListener(event: 'listening', listener: () => void): this;
+  prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  emit(event: 'close'): boolean;
+  emit(event: 'connection', socket: Socket): boolean;
+  emit(event: 'drop', data?: DropInfo): boolean;
+  emit(event: 'error', err: Error): boolean;
+  emit(event: 'listening'): boolean;
+  emit(event: string | symbol, ...args: any[]): boolean;
 }

@@ -8,6 +8,7 @@
 import { Duplex } from 'node:stream';
 import { codedError, invalidArgType, outOfRange, systemError } from './errors';
 import { DEFAULT_SPIN_MICROS, RingChannel, STAGE_MAX, type ChannelOwner } from './ring/channel';
+import type { Server } from './server';
 import { resolveTransport } from './transports/registry';
 import type { PendingConnect, RingLink } from './transports/transport';
 import { UserBuffer, type OnReadOptions } from './user_buffer';
@@ -29,7 +30,9 @@ export interface SocketOptions {
    * receive). 'end', 'close', pause() and resume() work as usual.
    */
   onread?: OnReadOptions;
+  /** Bytes buffered for reading before reading pauses (stream default if unset). */
   readableHighWaterMark?: number;
+  /** Bytes buffered for writing before write() returns false (stream default if unset). */
   writableHighWaterMark?: number;
 }
 
@@ -53,6 +56,7 @@ export interface SocketConnectOptions extends SocketOptions {
   noDelay?: boolean;
   /** Accepted for net compatibility and ignored. */
   keepAlive?: boolean;
+  /** Accepted for net compatibility and ignored. */
   keepAliveInitialDelay?: number;
 }
 
@@ -72,16 +76,20 @@ export type LinkStarter = (callback: (err: Error | null, link?: RingLink) => voi
 
 type WriteCb = (err?: Error | null) => void;
 
-/** A stream over a xenring connection, shaped like net.Socket. */
-export class Socket extends Duplex implements ChannelOwner {
+/**
+ * A stream over a xenring connection, shaped like net.Socket: create one with
+ * {@link connect} (or `new Socket().connect()`), or receive it from a
+ * {@link Server}'s 'connection' event.
+ */
+export class Socket extends Duplex {
   /** True from connect() until 'connect' is emitted. */
   connecting = false;
   /** The idle timeout set by setTimeout(), undefined until then. */
   timeout: number | undefined = undefined;
-  /** The Server that accepted this socket, else null. */
-  server: unknown = null;
-  /** @internal */
-  _server: unknown = null;
+  /** The Server that accepted this socket, else null (a client socket). */
+  server: Server | null = null;
+  /** Same as {@link Socket.server} (net keeps both names). */
+  _server: Server | null = null;
   /** Always null: there is no libuv stream handle (TLS and http check it). */
   readonly _handle: null = null;
 
@@ -96,6 +104,25 @@ export class Socket extends Duplex implements ChannelOwner {
   private bytesReadBase = 0;
   private link: RingLink | null = null;
   private readonly userBuffer: UserBuffer | null;
+  /** What the channel calls back (kept off the public class). */
+  private readonly owner: ChannelOwner = {
+    channelData: (chunk) => this.push(chunk),
+    channelTarget: () => (this.userBuffer ? this.userBuffer.target() : null),
+    channelRead: (n) => {
+      const more = this.userBuffer!.deliver(this, n);
+      if (this.userBuffer!.error) this.destroy(this.userBuffer!.error);
+      return more;
+    },
+    channelEnd: () => {
+      this.push(null);
+      // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
+      // even when no one consumes the data. Deferred: EOF may be found inside
+      // _read(), and a read() re-entered from there loses the 'end'.
+      process.nextTick(() => this.read(0));
+    },
+    channelError: (err) => this.destroy(err),
+    channelActivity: () => this.idleTimer?.refresh(),
+  };
 
   constructor(options: SocketOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
@@ -187,7 +214,7 @@ export class Socket extends Duplex implements ChannelOwner {
   /** @internal Binds a connected ring (client after connect, or accepted by a Server). */
   [kAttach](link: RingLink, startReading = true): void {
     this.link = link;
-    this.channel = new RingChannel(link, this, { spinMicros: this.spinMicros });
+    this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
     if (!this.refed) this.channel.unref();
     try {
       this.userBuffer?.start();
@@ -228,44 +255,6 @@ export class Socket extends Duplex implements ChannelOwner {
       return;
     }
     this.write = writeAfterFIN;
-  }
-
-  // --- ChannelOwner -------------------------------------------------------
-
-  /** @internal */
-  channelData(chunk: Buffer): boolean {
-    return this.push(chunk);
-  }
-
-  /** @internal */
-  channelTarget(): Uint8Array | null {
-    return this.userBuffer ? this.userBuffer.target() : null;
-  }
-
-  /** @internal */
-  channelRead(n: number): boolean {
-    const more = this.userBuffer!.deliver(this, n);
-    if (this.userBuffer!.error) this.destroy(this.userBuffer!.error);
-    return more;
-  }
-
-  /** @internal */
-  channelEnd(): void {
-    this.push(null);
-    // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
-    // even when no one consumes the data. Deferred: EOF may be found inside
-    // _read(), and a read() re-entered from there loses the 'end'.
-    process.nextTick(() => this.read(0));
-  }
-
-  /** @internal */
-  channelError(err: Error): void {
-    this.destroy(err);
-  }
-
-  /** @internal */
-  channelActivity(): void {
-    if (this.idleTimer) this.idleTimer.refresh();
   }
 
   // --- Duplex implementation ----------------------------------------------
@@ -426,6 +415,7 @@ export class Socket extends Duplex implements ChannelOwner {
     return this;
   }
 
+  /** Undoes unref(): an open socket keeps the process alive again. */
   ref(): this {
     this.refed = true;
     this.channel?.ref();
@@ -461,21 +451,27 @@ export class Socket extends Duplex implements ChannelOwner {
     return this.channel && this.link ? { ...this.link.local } : {};
   }
 
+  /** The peer's address while connected (local: `pid:<n>`; xen: its domid). */
   get remoteAddress(): string | undefined {
     return this.channel ? this.link?.remote.address : undefined;
   }
+  /** 'local' or 'xen' while connected. */
   get remoteFamily(): string | undefined {
     return this.channel ? this.link?.remote.family : undefined;
   }
+  /** The peer's port while connected. */
   get remotePort(): number | string | undefined {
     return this.channel ? this.link?.remote.port : undefined;
   }
+  /** This end's address while connected (local: the rendezvous socket path). */
   get localAddress(): string | undefined {
     return this.channel ? this.link?.local.address : undefined;
   }
+  /** 'local' or 'xen' while connected. */
   get localFamily(): string | undefined {
     return this.channel ? this.link?.local.family : undefined;
   }
+  /** The port of the connection (the server's port, on both ends). */
   get localPort(): number | string | undefined {
     return this.channel ? this.link?.local.port : undefined;
   }
@@ -495,6 +491,7 @@ export class Socket extends Duplex implements ChannelOwner {
     return !this.channel || this.connecting;
   }
 
+  /** As net: 'opening' while connecting, then 'open', 'readOnly', 'writeOnly' or 'closed'. */
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
     if (this.connecting) return 'opening';
     if (this.readable && this.writable) return 'open';
@@ -509,6 +506,76 @@ export class Socket extends Duplex implements ChannelOwner {
     // while connecting are counted (test-net-buffersize).
     return this.channel || this.connecting ? this.writableLength : undefined;
   }
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the catch-all overloads are @types/node's */
+/**
+ * Socket's events, as net.Socket's: 'connect' and 'ready' once connected, 'data'
+ * (Buffers, or strings after setEncoding()), 'end' when the peer ended, 'finish'
+ * when our end() completed, 'timeout' after setTimeout()'s idle time, 'drain',
+ * 'error', and 'close' last, once, with `hadError`.
+ */
+export interface Socket {
+  addListener(event: 'close', listener: (hadError: boolean) => void): this;
+  addListener(event: 'connect', listener: () => void): this;
+  addListener(event: 'data', listener: (data: Buffer) => void): this;
+  addListener(event: 'drain', listener: () => void): this;
+  addListener(event: 'end', listener: () => void): this;
+  addListener(event: 'error', listener: (err: Error) => void): this;
+  addListener(event: 'finish', listener: () => void): this;
+  addListener(event: 'ready', listener: () => void): this;
+  addListener(event: 'timeout', listener: () => void): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  on(event: 'close', listener: (hadError: boolean) => void): this;
+  on(event: 'connect', listener: () => void): this;
+  on(event: 'data', listener: (data: Buffer) => void): this;
+  on(event: 'drain', listener: () => void): this;
+  on(event: 'end', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'finish', listener: () => void): this;
+  on(event: 'ready', listener: () => void): this;
+  on(event: 'timeout', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'close', listener: (hadError: boolean) => void): this;
+  once(event: 'connect', listener: () => void): this;
+  once(event: 'data', listener: (data: Buffer) => void): this;
+  once(event: 'drain', listener: () => void): this;
+  once(event: 'end', listener: () => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'finish', listener: () => void): this;
+  once(event: 'ready', listener: () => void): this;
+  once(event: 'timeout', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependListener(event: 'close', listener: (hadError: boolean) => void): this;
+  prependListener(event: 'connect', listener: () => void): this;
+  prependListener(event: 'data', listener: (data: Buffer) => void): this;
+  prependListener(event: 'drain', listener: () => void): this;
+  prependListener(event: 'end', listener: () => void): this;
+  prependListener(event: 'error', listener: (err: Error) => void): this;
+  prependListener(event: 'finish', listener: () => void): this;
+  prependListener(event: 'ready', listener: () => void): this;
+  prependListener(event: 'timeout', listener: () => void): this;
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependOnceListener(event: 'close', listener: (hadError: boolean) => void): this;
+  prependOnceListener(event: 'connect', listener: () => void): this;
+  prependOnceListener(event: 'data', listener: (data: Buffer) => void): this;
+  prependOnceListener(event: 'drain', listener: () => void): this;
+  prependOnceListener(event: 'end', listener: () => void): this;
+  prependOnceListener(event: 'error', listener: (err: Error) => void): this;
+  prependOnceListener(event: 'finish', listener: () => void): this;
+  prependOnceListener(event: 'ready', listener: () => void): this;
+  prependOnceListener(event: 'timeout', listener: () => void): this;
+  prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  emit(event: 'close', hadError: boolean): boolean;
+  emit(event: 'connect'): boolean;
+  emit(event: 'data', data: Buffer): boolean;
+  emit(event: 'drain'): boolean;
+  emit(event: 'end'): boolean;
+  emit(event: 'error', err: Error): boolean;
+  emit(event: 'finish'): boolean;
+  emit(event: 'ready'): boolean;
+  emit(event: 'timeout'): boolean;
+  emit(event: string | symbol, ...args: any[]): boolean;
 }
 
 /**

@@ -9,6 +9,7 @@
  * our analogue of Xen's unmap-notify.
  */
 import * as fs from 'node:fs';
+import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
@@ -24,7 +25,6 @@ import type {
   TransportAddress,
 } from './transport';
 
-const PAGE = 4096;
 const HELLO = 0x31485258; // "XRH1"
 const ACCEPT = 0x31415258; // "XRA1"
 const VERSION = 1;
@@ -68,7 +68,7 @@ class LocalLink implements RingLink {
 function ringLayout(leftOrder: number, rightOrder: number) {
   const left = 2 ** leftOrder;
   const right = 2 ** rightOrder;
-  return { size: PAGE + left + right, leftOffset: PAGE, rightOffset: PAGE + left };
+  return { size: PAGE_SIZE + left + right, leftOffset: PAGE_SIZE, rightOffset: PAGE_SIZE + left };
 }
 
 function address(path: string, port: number | string): TransportAddress {

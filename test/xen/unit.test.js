@@ -77,8 +77,8 @@ describe('xen: ports', () => {
     assert.strictEqual(normalizeXenPort('7000', false), 7000);
     assert.strictEqual(normalizeXenPort('echo_1-x', false), 'echo_1-x');
     assert.strictEqual(normalizeXenPort(0, true), 0);
-    assert.throws(() => normalizeXenPort(0, false), { code: 'ERR_OUT_OF_RANGE' });
-    assert.throws(() => normalizeXenPort(65536, true), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => normalizeXenPort(0, false), { code: 'ERR_SOCKET_BAD_PORT' });
+    assert.throws(() => normalizeXenPort(65536, true), { code: 'ERR_SOCKET_BAD_PORT' });
     assert.throws(() => normalizeXenPort('a.b', true), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => normalizeXenPort('a/b', true), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => normalizeXenPort(null, true), { code: 'ERR_INVALID_ARG_TYPE' });

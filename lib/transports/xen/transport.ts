@@ -14,7 +14,8 @@
  * deletes the vchan nodes and hands the link to the stream layer.
  */
 import { randomBytes } from 'node:crypto';
-import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
+import { MAX_DOMID, MAX_PORT } from '../../constants';
+import { codedError, outOfRange, systemError } from '../../errors';
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
 import type { ConnectRequest, ListenRequest, Listener, PendingConnect, RingLink, Transport, TransportAddress } from '../transport';
 import {
@@ -24,6 +25,7 @@ import {
   waitForClient,
   type XenLink,
 } from './vchan';
+import { validateDomid, validatePort } from '../../validators';
 import { parseDecimal, xenStore, type XenStore, type XsWatch } from './xenstore';
 
 /**
@@ -32,7 +34,6 @@ import { parseDecimal, xenStore, type XenStore, type XsWatch } from './xenstore'
  * domain by default, so 1 MiB rings (513 grants) would allow one connection.
  */
 export const XEN_DEFAULT_RING_SIZE = 1 << 16;
-const MAX_PORT = 65535;
 const EPHEMERAL_LO = 49152;
 
 export interface XenConnectRequest extends ConnectRequest {
@@ -45,29 +46,13 @@ export interface XenListenRequest extends ListenRequest {
   timeout?: number;
 }
 
-/** A port: integer 0..65535 or a name of [A-Za-z0-9_-] (xenstore's path alphabet). */
+/** A port: integer 0..65535 (1.. to connect) or a name (one alphabet for every transport). */
 export function normalizeXenPort(port: unknown, allowZero: boolean): number | string {
-  if (typeof port === 'string' && /^[0-9]+$/.test(port)) port = Number(port);
-  if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > MAX_PORT) {
-      throw outOfRange('options.port', `>= ${allowZero ? 0 : 1} and <= ${MAX_PORT}`, port);
-    }
-    return port;
-  }
-  if (typeof port === 'string') {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(port)) {
-      throw codedError('ERR_INVALID_ARG_VALUE', `Xen port names use [A-Za-z0-9_-] (1..64 characters), got '${port}'`);
-    }
-    return port;
-  }
-  throw invalidArgType('options.port', 'of type number or string', port);
+  return validatePort(port, 'options.port', allowZero);
 }
 
 function checkDomid(domid: unknown): number {
-  if (domid === undefined) return 0;
-  if (typeof domid !== 'number') throw invalidArgType('options.domid', 'of type number', domid);
-  if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fef) throw outOfRange('options.domid', '>= 0 and <= 32751', domid);
-  return domid;
+  return domid === undefined ? 0 : validateDomid(domid);
 }
 
 function checkTimeout(t: unknown): number {
@@ -250,7 +235,7 @@ class XenListener implements Listener {
   private async accept(name: string): Promise<void> {
     const request = `${this.path}/${name}`;
     const m = /^([0-9]{1,5})-([0-9a-f]{16})$/.exec(name);
-    const client = m ? parseDecimal(m[1], 0, 0x7fef) : null;
+    const client = m ? parseDecimal(m[1], 0, MAX_DOMID) : null;
     if (!m || client === null) {
       await this.xs.rmQuiet(request);
       return;

@@ -8,6 +8,7 @@
  * header {type, req_id, tx_id, len} then `len` bytes of NUL-separated strings.
  * @internal
  */
+import { MAX_DOMID } from '../../constants';
 import { systemError } from '../../errors';
 import { native, UV_READABLE, type FdWatcher } from '../../native';
 import { xen } from './native_xen';
@@ -202,7 +203,7 @@ export class XenStore {
   ownDomid(): Promise<number> {
     if (!this.domidPromise) {
       this.domidPromise = this.read('domid').then((s) => {
-        const d = parseDecimal(s, 0, 0x7fef);
+        const d = parseDecimal(s, 0, MAX_DOMID);
         if (d === null) throw systemError('EPROTO', 'xenstore read', `bad domid '${s}'`);
         return d;
       });
