@@ -3,10 +3,11 @@
  * Every connection gets its own ring pair.
  */
 import { EventEmitter } from 'node:events';
-import { codedError, invalidArgType, outOfRange } from './errors';
+import { codedError, invalidArgType, invalidArgValue } from './errors';
 import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
+import { validatePort } from './validators';
 import type { Listener, RingLink, TransportAddress } from './transports/transport';
 
 /** Options of `createServer()`. */
@@ -61,7 +62,8 @@ export class Server extends EventEmitter {
   pauseOnConnect: boolean;
   private readonly socketOptions: SocketOptions;
   private listener: Listener | null = null;
-  private starting = false;
+  /** Aborts a listen() that is not up yet (close() before 'listening'); null when none. */
+  private starting: AbortController | null = null;
   private connections = new Set<Socket>();
   private refed = true;
 
@@ -93,43 +95,78 @@ export class Server extends EventEmitter {
 
   /**
    * Starts accepting: `listen(port[, backlog][, cb])`, `listen(options[, cb])`
-   * or `listen([cb])` (any free port).
+   * or `listen([cb])` (any free port). As net: arguments are checked at once
+   * (ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_VALUE, ...); the local transport
+   * binds at once, so address() works on return; 'listening' comes on a
+   * later tick (not at all if close() came first); bind errors arrive as
+   * 'error'. `options.signal` closes the server when aborted.
    */
   listen(...args: unknown[]): this {
-    let cb: (() => void) | undefined;
-    if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
-    let options: ListenOptions;
-    const first = args[0];
-    if (first === undefined || first === null) options = { port: 0 };
-    else if (typeof first === 'object') options = { ...(first as ListenOptions) };
-    else if (typeof first === 'number' || typeof first === 'string') {
-      options = { port: first };
-      if (typeof args[1] === 'number') options.backlog = args[1];
-    } else throw invalidArgType('port', 'of type number, string or object', first);
-    if (options.port === undefined) options.port = 0;
-    if (options.backlog !== undefined && (!Number.isInteger(options.backlog) || options.backlog < 1)) {
-      throw outOfRange('options.backlog', 'a positive integer', options.backlog);
-    }
+    const [options, cb] = normalizeListenArgs(args);
     if (this.listener || this.starting) throw codedError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
+    const { signal } = options;
+    if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
+      throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+    }
     const transport = resolveTransport(options.transport);
-    if (cb) this.once('listening', cb);
-    this.starting = true;
-    transport.listen(
-      { port: options.port, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog },
-      (link) => this.onLink(link),
-      (err, listener) => {
-        this.starting = false;
-        if (err || !listener) {
-          if (cb) this.off('listening', cb);
-          this.emit('error', err);
-          return;
-        }
-        this.listener = listener;
-        if (!this.refed) listener.unref();
-        this.emit('listening');
-      },
-    );
+    const ac = new AbortController();
+    const req = { port: options.port!, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog };
+    // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
+    const started = transport.listen(req, (link) => this.onLink(link), ac.signal);
+    this.starting = ac;
+    if (cb) {
+      this.listeningCallback = cb;
+      this.once('listening', cb);
+    }
+    if (signal) {
+      // As net's listen({ signal }): aborting closes the server.
+      const onAbort = () => this.close();
+      if (signal.aborted) process.nextTick(onAbort);
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
+    if (started instanceof Promise) {
+      started.then(
+        (listener) => this.onListening(ac, listener),
+        (err: Error) => this.onListenError(ac, err),
+      );
+    } else {
+      this.onListening(ac, started);
+    }
     return this;
+  }
+
+  /** The callback given to the current listen(), removed if it never listens. */
+  private listeningCallback: (() => void) | null = null;
+
+  private onListening(ac: AbortController, listener: Listener): void {
+    if (ac.signal.aborted) {
+      listener.close(); // close() came first: never listen
+      return;
+    }
+    this.starting = null;
+    this.listener = listener;
+    if (!this.refed) listener.unref();
+    // As net's emitListeningNT: later, and only if still listening.
+    process.nextTick(() => {
+      if (this.listener !== listener) return;
+      this.listeningCallback = null;
+      this.emit('listening');
+    });
+  }
+
+  private onListenError(ac: AbortController, err: Error): void {
+    if (ac.signal.aborted) return;
+    this.starting = null;
+    this.dropListeningCallback();
+    this.emit('error', err);
+  }
+
+  private dropListeningCallback(): void {
+    if (this.listeningCallback) this.off('listening', this.listeningCallback);
+    this.listeningCallback = null;
   }
 
   private onLink(link: RingLink): void {
@@ -176,7 +213,7 @@ export class Server extends EventEmitter {
    */
   close(cb?: (err?: Error) => void): this {
     if (typeof cb === 'function') {
-      if (!this.listener) {
+      if (!this.listener && !this.starting) {
         this.once('close', () => cb(codedError('ERR_SERVER_NOT_RUNNING', 'Server is not running.')));
       } else {
         this.once('close', cb);
@@ -186,6 +223,11 @@ export class Server extends EventEmitter {
       this.listener.close();
       this.listener = null;
     }
+    if (this.starting) {
+      this.starting.abort(codedError('ABORT_ERR', 'The server was closed before it listened'));
+      this.starting = null;
+    }
+    this.dropListeningCallback();
     this.emitCloseIfDrained();
     return this;
   }
@@ -221,11 +263,47 @@ export class Server extends EventEmitter {
     return this;
   }
 
+  /**
+   * With `captureRejections`, an async 'connection' handler that rejects
+   * destroys only that socket (as net); other events' rejections are 'error'.
+   */
+  override [EventEmitter.captureRejectionSymbol](err: Error, event: string | symbol, ...args: unknown[]): void {
+    if (event === 'connection') (args[0] as Socket).destroy(err);
+    else this.emit('error', err);
+  }
+
   /** `await using server = ...`: closes the server and waits for 'close'. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.listener) return;
     await new Promise<void>((resolve) => this.close(() => resolve()));
   }
+}
+
+/** net's listen() argument forms and checks; returns options with a port, and the callback. */
+function normalizeListenArgs(args: unknown[]): [ListenOptions & { signal?: AbortSignal }, (() => void) | undefined] {
+  let cb: (() => void) | undefined;
+  if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
+  const first = args[0];
+  let options: ListenOptions & { signal?: AbortSignal };
+  if (first !== null && typeof first === 'object') {
+    options = { ...(first as ListenOptions) };
+    if (args.length > 1 && typeof args[1] === 'number' && options.backlog === undefined) options.backlog = args[1];
+  } else {
+    options = { port: first as number | string | undefined };
+    if (typeof args[1] === 'number') options.backlog = args[1];
+  }
+  // As net: no arguments, an explicit undefined port, or a null one: any free port.
+  if (first === undefined || first === null || ('port' in options && options.port === undefined) || options.port === null) {
+    options.port = 0;
+  }
+  if (typeof options.port !== 'number' && typeof options.port !== 'string') {
+    const reason = 'port' in options ? 'is invalid' : 'must have the property "port"';
+    throw invalidArgValue('options', options, reason);
+  }
+  options.port = validatePort(options.port, 'options.port');
+  // As net, a backlog that is not a positive integer means the default.
+  if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog >= 1)) delete options.backlog;
+  return [options, cb];
 }
 
 /**

@@ -6,11 +6,12 @@
  * with EPIPE, destroySoon() ends synchronously.
  */
 import { Duplex } from 'node:stream';
-import { codedError, invalidArgType, outOfRange, systemError } from './errors';
+import { codedError, invalidArgType, invalidArgValue, outOfRange, systemError } from './errors';
 import { DEFAULT_SPIN_MICROS, RingChannel, STAGE_MAX, type ChannelOwner } from './ring/channel';
 import type { Server } from './server';
 import { resolveTransport } from './transports/registry';
-import type { PendingConnect, RingLink } from './transports/transport';
+import type { RingLink } from './transports/transport';
+import { validatePort } from './validators';
 import { UserBuffer, type OnReadOptions } from './user_buffer';
 
 /** Options of `new Socket()`. */
@@ -31,8 +32,13 @@ export interface SocketOptions {
    */
   onread?: OnReadOptions;
   /** Bytes buffered for reading before reading pauses (stream default if unset). */
+  /** Bytes buffered per direction before backpressure (stream default if unset). */
+  highWaterMark?: number;
+  /** Aborting it destroys the socket with an AbortError, as net's `signal` option. */
+  signal?: AbortSignal;
+  /** Bytes buffered for reading before reading pauses (overrides highWaterMark). */
   readableHighWaterMark?: number;
-  /** Bytes buffered for writing before write() returns false (stream default if unset). */
+  /** Bytes buffered for writing before write() returns false (overrides highWaterMark). */
   writableHighWaterMark?: number;
 }
 
@@ -71,8 +77,8 @@ export interface SocketAddress {
 export const kAttach = Symbol('xenring.attach');
 /** @internal Connects through any link-producing function (vchan endpoints). */
 export const kConnectWith = Symbol('xenring.connectWith');
-/** @internal Starts making a link; calls back once. */
-export type LinkStarter = (callback: (err: Error | null, link?: RingLink) => void) => PendingConnect;
+/** @internal Starts making a link; aborting `signal` gives it up (and frees what it took). */
+export type LinkStarter = (signal: AbortSignal) => Promise<RingLink>;
 
 type WriteCb = (err?: Error | null) => void;
 
@@ -94,7 +100,8 @@ export class Socket extends Duplex {
   readonly _handle: null = null;
 
   private channel: RingChannel | null = null;
-  private pendingConnect: PendingConnect | null = null;
+  /** Aborts the connect in progress (destroy, connect timeout); null when none. */
+  private connectAbort: AbortController | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private wantRead = false;
@@ -106,14 +113,20 @@ export class Socket extends Duplex {
   private readonly userBuffer: UserBuffer | null;
   /** What the channel calls back (kept off the public class). */
   private readonly owner: ChannelOwner = {
-    channelData: (chunk) => this.push(chunk),
+    channelData: (chunk) => {
+      const more = this.push(chunk);
+      if (!more) this.setReading(false);
+      return more;
+    },
     channelTarget: () => (this.userBuffer ? this.userBuffer.target() : null),
     channelRead: (n) => {
       const more = this.userBuffer!.deliver(this, n);
       if (this.userBuffer!.error) this.destroy(this.userBuffer!.error);
+      if (!more) this.setReading(false);
       return more;
     },
     channelEnd: () => {
+      this.setReading(false);
       this.push(null);
       // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
       // even when no one consumes the data. Deferred: EOF may be found inside
@@ -126,12 +139,16 @@ export class Socket extends Duplex {
 
   constructor(options: SocketOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
+    rejectObjectMode(options);
     super({
       allowHalfOpen: Boolean(options.allowHalfOpen),
       emitClose: false,
       autoDestroy: true,
+      highWaterMark: options.highWaterMark,
       readableHighWaterMark: options.readableHighWaterMark,
       writableHighWaterMark: options.writableHighWaterMark,
+      // As net: the stream validates it and destroys us with an AbortError on abort.
+      signal: options.signal,
     });
     this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
@@ -156,34 +173,48 @@ export class Socket extends Duplex {
     };
     if (options.connectTimeout !== undefined) validateMsecs(options.connectTimeout, 'options.connectTimeout');
     if (this.destroyed) {
-      // Reconnecting a closed socket, as net allows.
+      // Reconnecting a closed socket, as net allows; the counters restart
+      // with the new connection (net's come from the new handle).
       (this as unknown as { _undestroy(): void })._undestroy();
       this.write = Socket.prototype.write;
       this.link = null;
+      this.bytesDone = 0;
+      this.bytesReadBase = 0;
     }
     if (options.timeout) this.setTimeout(options.timeout);
-    return this[kConnectWith]((callback) => transport.connect(req, callback), cb, options.connectTimeout);
+    return this[kConnectWith]((signal) => transport.connect(req, signal), cb, options.connectTimeout);
   }
 
   /** @internal */
   [kConnectWith](start: LinkStarter, cb?: () => void, connectTimeout?: number): this {
+    const ac = new AbortController();
+    // A start that throws (bad arguments) leaves the socket as it was, not "connecting".
+    const linked = start(ac.signal);
+    this.connectAbort = ac;
     this.connecting = true;
     if (cb) this.once('connect', cb);
-    this.pendingConnect = start((err, link) => this.afterConnect(err, link));
+    linked.then(
+      (link) => this.afterConnect(ac, null, link),
+      (err: Error) => this.afterConnect(ac, err),
+    );
     if (connectTimeout) {
       this.connectTimer = setTimeout(() => {
         this.connectTimer = null;
-        this.pendingConnect?.cancel();
-        this.pendingConnect = null;
-        this.destroy(systemError('ETIMEDOUT', 'connect'));
+        const err = systemError('ETIMEDOUT', 'connect');
+        ac.abort(err);
+        this.destroy(err);
       }, connectTimeout);
       if (!this.refed) this.connectTimer.unref();
     }
     return this;
   }
 
-  private afterConnect(err: Error | null, link?: RingLink): void {
-    this.pendingConnect = null;
+  private afterConnect(ac: AbortController, err: Error | null, link?: RingLink): void {
+    if (ac.signal.aborted || this.connectAbort !== ac) {
+      link?.release(); // given up (destroyed, timed out): nobody wants it
+      return;
+    }
+    this.connectAbort = null;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     if (this.destroyed) {
@@ -203,7 +234,7 @@ export class Socket extends Duplex {
     this.emit('connect');
     this.emit('ready');
     if (!this.destroyed && this.channel) {
-      if (this.wantRead) this.channel.resume();
+      if (this.wantRead) this.startReading();
       // A later turn, as net's first read (see kAttach).
       setImmediate(() => {
         if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
@@ -215,7 +246,10 @@ export class Socket extends Duplex {
   [kAttach](link: RingLink, startReading = true): void {
     this.link = link;
     this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
-    if (!this.refed) this.channel.unref();
+    this.active = true; // a new channel's watchers start ref'd
+    this.reading = false;
+    this.draining = false;
+    this.updateActive();
     try {
       this.userBuffer?.start();
     } catch (err) {
@@ -223,7 +257,7 @@ export class Socket extends Duplex {
       return;
     }
     if (!startReading) return;
-    if (this.wantRead) this.channel.resume();
+    if (this.wantRead) this.startReading();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
     // socket nobody reads from never sees the peer's FIN, never emits 'end'
     // and never closes (and a closing Server waits for it forever). On a later
@@ -277,8 +311,42 @@ export class Socket extends Duplex {
   private readScheduled = false;
   private readonly scheduledRead = (): void => {
     this.readScheduled = false;
-    if (this.wantRead && this.channel && !this.destroyed) this.channel.resume();
+    if (this.wantRead && this.channel && !this.destroyed) this.startReading();
   };
+
+  /**
+   * As net's handle, the channel keeps the process alive only while it is
+   * active: reading (net's readStart: flowing or under the high-water mark,
+   * and not at end of data), writing, or ending towards a plain vchan peer
+   * (that waits for the peer to drain the ring). A paused socket, or one
+   * holding unread data after the peer's end, lets the process exit.
+   */
+  private updateActive(): void {
+    const ch = this.channel;
+    if (!ch) return;
+    const active = this.refed && (this.reading || this.writesInFlight > 0 || this.draining);
+    if (active === this.active) return;
+    this.active = active;
+    if (active) ch.ref();
+    else ch.unref();
+  }
+
+  private setReading(reading: boolean): void {
+    this.reading = reading;
+    this.updateActive();
+  }
+
+  /** Resumes the channel; marked reading first (resume() may deliver the end at once). */
+  private startReading(): void {
+    this.setReading(true);
+    this.channel!.resume();
+  }
+
+  private reading = false;
+  private writesInFlight = 0;
+  private draining = false;
+  /** Whether the channel's watchers are ref'd; they start ref'd. */
+  private active = true;
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCb): void {
     // A small chunk the ring surely has room for is taken at once (staged and
@@ -315,7 +383,11 @@ export class Socket extends Duplex {
     }
     let n = 0;
     for (const b of bufs) n += b.length;
+    this.writesInFlight++;
+    this.updateActive();
     this.channel.write(bufs, (err) => {
+      this.writesInFlight--;
+      this.updateActive();
       if (!err) this.bytesDone += n;
       callback(err);
     });
@@ -325,6 +397,11 @@ export class Socket extends Duplex {
     if (this.connecting) {
       this.once('connect', () => this._final(callback));
       return;
+    }
+    if (this.channel && !this.link?.ext) {
+      // Plain vchan has no half-close: the channel closes once the peer has read everything.
+      this.draining = true;
+      this.updateActive();
     }
     this.channel?.finish();
     callback();
@@ -336,8 +413,8 @@ export class Socket extends Duplex {
     this.connectTimer = null;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    this.pendingConnect?.cancel();
-    this.pendingConnect = null;
+    this.connectAbort?.abort(codedError('ABORT_ERR', 'The connection attempt was given up'));
+    this.connectAbort = null;
     if (this.channel) {
       this.bytesReadBase += this.channel.bytesRead;
       this.channel.close();
@@ -357,6 +434,7 @@ export class Socket extends Duplex {
     if (this.userBuffer) {
       this.wantRead = false;
       this.channel?.pause();
+      this.setReading(false);
     }
     return super.pause();
   }
@@ -410,7 +488,7 @@ export class Socket extends Duplex {
   /** Lets the process exit while this socket is open. */
   unref(): this {
     this.refed = false;
-    this.channel?.unref();
+    this.updateActive();
     this.connectTimer?.unref();
     return this;
   }
@@ -418,7 +496,7 @@ export class Socket extends Duplex {
   /** Undoes unref(): an open socket keeps the process alive again. */
   ref(): this {
     this.refed = true;
-    this.channel?.ref();
+    this.updateActive();
     this.connectTimer?.ref();
     return this;
   }
@@ -483,7 +561,14 @@ export class Socket extends Duplex {
 
   /** Bytes accepted for writing so far, including those still queued. */
   get bytesWritten(): number {
+    // On the prototype (no stream state), undefined as net's, not NaN.
+    if (!(this as unknown as { _writableState?: object })._writableState) return undefined as unknown as number;
     return this.bytesDone + this.writableLength;
+  }
+
+  /** Old name of {@link Socket.connecting}, as net keeps it. */
+  get _connecting(): boolean {
+    return this.connecting;
   }
 
   /** True until connected (and while connecting). */
@@ -617,7 +702,7 @@ function validateSpin(v: unknown): number | undefined {
   return v;
 }
 
-/** net's argument forms: (options[, cb]) or (port[, host][, cb]). */
+/** net's argument forms: (options[, cb]) or (port[, host][, cb]); checks the port as net does. */
 export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, (() => void) | undefined] {
   let cb: (() => void) | undefined;
   if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
@@ -630,8 +715,21 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, ((
     const host = args[1];
     if (typeof host === 'number' || (typeof host === 'string' && /^[0-9]+$/.test(host))) options.domid = Number(host);
   } else {
-    throw invalidArgType('options', 'of type object, number or string', first);
+    options = {} as SocketConnectOptions;
   }
-  if (options.port === undefined) throw invalidArgType('options.port', 'of type number or string', undefined);
+  if (options.port === undefined) throw codedError('ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified', TypeError);
+  if (typeof options.port !== 'number' && typeof options.port !== 'string') {
+    throw invalidArgType('options.port', 'one of type number or string', options.port);
+  }
+  // Numbers as net ('Port should be >= 0 and < 65536'); names checked the same way.
+  validatePort(options.port, 'Port');
   return [options, cb];
+}
+
+/** As net: object mode is refused (a socket carries bytes). */
+function rejectObjectMode(options: SocketOptions): void {
+  const o = options as { objectMode?: unknown; readableObjectMode?: unknown; writableObjectMode?: unknown };
+  for (const name of ['objectMode', 'readableObjectMode', 'writableObjectMode'] as const) {
+    if (o[name]) throw invalidArgValue(`options.${name}`, o[name], 'is not supported');
+  }
 }

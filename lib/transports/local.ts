@@ -19,7 +19,6 @@ import type {
   ConnectRequest,
   ListenRequest,
   Listener,
-  PendingConnect,
   RingLink,
   Transport,
   TransportAddress,
@@ -173,7 +172,9 @@ function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: s
   }
 }
 
-function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect {
+function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
+  let callback!: (err: Error | null, link?: RingLink) => void;
+  const result = new Promise<RingLink>((resolve, reject) => (callback = (err, link) => (err ? reject(err) : resolve(link!))));
   const port = normalizePort(req.port);
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   const path = socketPath(rendezvousDir(req.dir), port);
@@ -251,11 +252,8 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   };
   // Asynchronous like net: errors and the link always arrive on a later tick.
   process.nextTick(attempt);
-  return {
-    cancel() {
-      finish(null);
-    },
-  };
+  signal.addEventListener('abort', () => finish(signal.reason as Error), { once: true });
+  return result;
 }
 
 class LocalListener implements Listener {
@@ -392,11 +390,7 @@ function bindListener(path: string, backlog: number): number {
   throw systemError('EADDRINUSE', 'listen', path);
 }
 
-function listen(
-  req: ListenRequest,
-  onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
-): void {
+function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: AbortSignal): Listener | Promise<Listener> {
   const requested = normalizePort(req.port);
   const order = ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   const dir = rendezvousDir(req.dir);
@@ -422,10 +416,9 @@ function listen(
       result = new LocalListener(bindListener(path, backlog), path, requested, order, onLink);
     }
   } catch (e) {
-    process.nextTick(callback, e as Error);
-    return;
+    return Promise.reject(e as Error);
   }
-  process.nextTick(callback, null, result);
+  return result; // bound now: nothing to wait for, so nothing to abort
 }
 
 /** The local transport (memfd pages, eventfd wake-ups, UNIX-socket rendezvous). */

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { MAX_DOMID, MAX_PORT } from '../../constants';
 import { codedError, outOfRange, systemError } from '../../errors';
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
-import type { ConnectRequest, ListenRequest, Listener, PendingConnect, RingLink, Transport, TransportAddress } from '../transport';
+import type { ConnectRequest, ListenRequest, Listener, RingLink, Transport, TransportAddress } from '../transport';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   vchanClient,
@@ -69,19 +69,7 @@ function refusal(code: string): Error {
   return systemError(code === 'EACCES' || code === 'ENOENT' || code === 'EPERM' ? 'ECONNREFUSED' : code, 'connect');
 }
 
-function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect {
-  let cancelled = false;
-  let cancelWait: ((err: Error) => void) | null = null;
-  let settled = false;
-  const settle = (err: Error | null, link?: XenLink) => {
-    if (settled) return;
-    settled = true;
-    if (cancelled) {
-      link?.release();
-      return;
-    }
-    callback(err, link);
-  };
+function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   const run = async () => {
     const server = checkDomid(req.domid);
     const port = normalizeXenPort(req.port, false);
@@ -104,31 +92,25 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
       throw refusal((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
     }
     try {
-      if (cancelled) throw systemError('ECANCELED', 'connect');
+      signal.throwIfAborted();
       return await vchanClient({
         domid: server,
         path: vchanPath(server, self, port, nonce),
         timeout,
         ext: true,
         port,
-        onCancelable: (c) => (cancelWait = c),
+        onCancelable: (cancel) => signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true }),
       });
     } finally {
       // Consumed by the server on success; ours to delete on failure.
       void xs.rmQuiet(request);
     }
   };
-  run().then(
-    (link) => settle(null, link),
-    (err) => settle(err as Error),
-  );
-  return {
-    cancel() {
-      if (cancelled || settled) return;
-      cancelled = true;
-      cancelWait?.(systemError('ECANCELED', 'connect'));
-    },
-  };
+  return run().then((link: XenLink) => {
+    if (!signal.aborted) return link;
+    link.release(); // made while we were giving up
+    throw signal.reason;
+  });
 }
 
 /** Ports this process listens on (the pid in the node cannot tell two of ours apart). */
@@ -344,11 +326,7 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function listen(
-  req: ListenRequest,
-  onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
-): void {
+function listen(req: ListenRequest, onLink: (link: RingLink) => void, signal: AbortSignal): Promise<Listener> {
   const run = async (): Promise<XenListener> => {
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
     let port = normalizeXenPort(req.port, true);
@@ -373,10 +351,11 @@ function listen(
       }
     }
   };
-  run().then(
-    (l) => callback(null, l),
-    (err) => callback(err as Error),
-  );
+  return run().then((l) => {
+    if (!signal.aborted) return l;
+    l.close(); // came up after the server was closed
+    throw signal.reason;
+  });
 }
 
 /** The Xen transport (grants + event channels + xenstore). */
