@@ -203,7 +203,16 @@ export class Server extends EventEmitter {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
     });
-    this.emit('connection', socket);
+    try {
+      this.emit('connection', socket);
+    } catch (err) {
+      // A throwing handler is the user's bug, uncaught as with net; it must
+      // not unwind into the transport's accept path (which would release
+      // the link under the live socket).
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   /**

@@ -112,7 +112,8 @@ const roles = {
     tlsServer.on('tlsClientError', (e) => process.send({ tlsClientError: e.message }));
     const secureContext = tls.createSecureContext({ key, cert });
     const server = lib.createServer({ allowHalfOpen: mode === 'halfopen' }, (socket) => {
-      socket.on('close', (hadError) => process.connected && process.send({ rawClose: hadError }));
+      // After the parent disconnected the report has nowhere to go (the callback takes the EPIPE).
+      socket.on('close', (hadError) => process.connected && process.send({ rawClose: hadError }, () => {}));
       if (mode !== 'tlssocket') return tlsServer.emit('connection', socket);
       const t = new tls.TLSSocket(socket, { isServer: true, secureContext });
       t.on('secure', () => onSecure(t));

@@ -11,8 +11,8 @@ describe('foundation: bad arguments', function () {
     assert.throws(() => xenring.connect({ port: 65536 }), { name: 'RangeError', code: 'ERR_SOCKET_BAD_PORT' });
     assert.throws(() => xenring.connect({ port: 'no/slash' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => xenring.connect({ port: {} }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
-    assert.throws(() => xenring.connect({}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
-    assert.throws(() => xenring.connect(), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => xenring.connect({}), { name: 'TypeError', code: 'ERR_MISSING_ARGS' });
+    assert.throws(() => xenring.connect(), { name: 'TypeError', code: 'ERR_MISSING_ARGS' });
     assert.throws(() => xenring.connect({ port: 1, ringSize: 3000 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => xenring.connect({ port: 1, ringSize: 1 << 30 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => xenring.connect({ port: 1, ringSize: '4096' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
