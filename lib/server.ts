@@ -28,8 +28,10 @@ export interface ListenOptions {
   ringSize?: number;
   /** Local transport: rendezvous directory. */
   dir?: string;
-  /** Accepted for net compatibility (a positive integer); connections are not queued by it. */
+  /** Pending connections the transport queues (a positive integer; default 511). */
   backlog?: number;
+  /** Aborting it closes the server, as net's listen({ signal }). */
+  signal?: AbortSignal;
 }
 
 /** Payload of the 'drop' event (a connection over maxConnections). */
@@ -289,11 +291,11 @@ export class Server extends EventEmitter {
 }
 
 /** net's listen() argument forms and checks; returns options with a port, and the callback. */
-function normalizeListenArgs(args: unknown[]): [ListenOptions & { signal?: AbortSignal }, (() => void) | undefined] {
+function normalizeListenArgs(args: unknown[]): [ListenOptions, (() => void) | undefined] {
   let cb: (() => void) | undefined;
   if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
   const first = args[0];
-  let options: ListenOptions & { signal?: AbortSignal };
+  let options: ListenOptions;
   if (first !== null && typeof first === 'object') {
     options = { ...(first as ListenOptions) };
     if (args.length > 1 && typeof args[1] === 'number' && options.backlog === undefined) options.backlog = args[1];

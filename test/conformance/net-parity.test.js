@@ -307,3 +307,132 @@ describeBoth('net parity: constructors, properties, options', (impl) => {
     await closeServer(server);
   });
 });
+
+describeBoth('net parity: reading and writing around connect', (impl) => {
+  // Node: test/parallel/test-net-server-pause-on-connect.js
+  it('pauseOnConnect: an accepted socket gets no data until resume(), then all of it', async () => {
+    let accepted;
+    const { server, port } = await startServer(impl, { pauseOnConnect: true }, (s) => (accepted = s));
+    const c = impl.connect(port, () => c.end('hello paused'));
+    while (!accepted) await immediate();
+    let got = '';
+    accepted.on('data', (d) => (got += d));
+    await delay(100);
+    assert.strictEqual(got, '');
+    assert.strictEqual(accepted.isPaused(), true);
+    accepted.resume();
+    await once(accepted, 'end');
+    assert.strictEqual(got, 'hello paused');
+    await closed(c);
+    await closeServer(server);
+  });
+
+  // Node: test/parallel/test-net-pause-resume-connecting.js
+  it('pause() before connect: no data (not even after connect) until resume()', async () => {
+    const { server, port } = await startServer(impl, (s) => s.end('from server'));
+    const c = impl.connect(port);
+    c.pause();
+    let got = '';
+    c.on('data', (d) => (got += d));
+    await once(c, 'connect');
+    await delay(100);
+    assert.strictEqual(got, '');
+    c.resume();
+    await once(c, 'end');
+    assert.strictEqual(got, 'from server');
+    await closeServer(server);
+  });
+
+  // Node: test/parallel/test-net-write-connect-write.js, test-net-connect-buffer.js
+  it('writes before and after connect reach the peer in order', async () => {
+    let received = '';
+    let done;
+    const finished = new Promise((r) => (done = r));
+    const { server, port } = await startServer(impl, (s) => {
+      s.setEncoding('utf8');
+      s.on('data', (d) => (received += d));
+      s.on('end', () => {
+        s.end();
+        done();
+      });
+    });
+    const c = impl.connect(port);
+    c.write('foo');
+    c.on('connect', () => c.end('bar'));
+    await finished;
+    assert.strictEqual(received, 'foobar');
+    await closed(c);
+    await closeServer(server);
+  });
+
+  // Node: test/parallel/test-net-socket-ready-without-cb.js
+  it("connect() without a callback still emits 'connect' then 'ready'", async () => {
+    const { server, port } = await startServer(impl);
+    const c = impl.connect(port);
+    const log = trackSocket(c, ['connect', 'ready', 'close']);
+    await once(c, 'ready');
+    assert.deepStrictEqual(log.now(), ['connect', 'ready']);
+    c.destroy();
+    await log.closed;
+    await closeServer(server);
+  });
+
+  // Node: test/parallel/test-net-write-arguments.js
+  it('write(null) throws ERR_STREAM_NULL_VALUES; write(1) and write({}) throw ERR_INVALID_ARG_TYPE', () => {
+    const s = new impl.Socket();
+    assert.throws(() => s.write(null), { code: 'ERR_STREAM_NULL_VALUES', name: 'TypeError' });
+    for (const bad of [1, {}, true]) assert.throws(() => s.write(bad), { code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' });
+    s.destroy();
+  });
+
+  // Node: test/parallel/test-net-large-string.js
+  it('a 1 MiB utf8 string with multi-byte characters arrives whole (setEncoding on the reader)', async () => {
+    const text = 'žluťoučký kůň '.repeat(40000);
+    let received = '';
+    let done;
+    const finished = new Promise((r) => (done = r));
+    const { server, port } = await startServer(impl, (s) => {
+      s.setEncoding('utf8');
+      s.on('data', (d) => (received += d));
+      s.on('end', () => {
+        s.end();
+        done();
+      });
+    });
+    const c = impl.connect(port, () => c.end(text, 'utf8'));
+    await finished;
+    assert.strictEqual(received.length, text.length);
+    assert.ok(received === text);
+    assert.strictEqual(c.bytesWritten, Buffer.byteLength(text));
+    await closed(c);
+    await closeServer(server);
+  });
+
+  // Node: test/parallel/test-net-server-max-connections-close-makes-more-available.js
+  it('maxConnections: once an accepted connection closes, a new one is accepted', async () => {
+    const accepted = [];
+    const { server, port } = await startServer(impl, (s) => {
+      accepted.push(s);
+      s.resume();
+    });
+    server.maxConnections = 1;
+    const a = impl.connect(port);
+    await once(a, 'connect');
+    while (accepted.length < 1) await immediate();
+    const dropped = once(server, 'drop');
+    const b = impl.connect(port);
+    b.resume();
+    b.on('error', () => {});
+    await dropped;
+    await closed(b);
+    a.destroy();
+    await closed(accepted[0]);
+    const c = impl.connect(port);
+    await once(c, 'connect');
+    while (accepted.length < 2) await immediate();
+    assert.strictEqual(accepted.length, 2);
+    c.destroy();
+    await closed(accepted[1]);
+    await closeServer(server);
+  });
+});

@@ -78,3 +78,12 @@ server.getConnections((err, count) => console.log(err, count + 1));
 server.unref();
 const second: Server = new Server();
 second.close();
+// net's extras: AbortSignal options, constructors callable without new.
+const ac = new AbortController();
+const withSignal: Socket = connect({ port: 7000, signal: ac.signal, highWaterMark: 1 << 16 });
+withSignal.on('error', (err) => console.error(err.name));
+const viaCall: Socket = xenring.Socket({ allowHalfOpen: true });
+const serverViaCall: Server = xenring.Server(() => {});
+serverViaCall.listen({ port: 0, signal: ac.signal, backlog: 16 });
+ac.abort();
+viaCall.destroy();
