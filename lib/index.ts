@@ -10,6 +10,7 @@
  */
 import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOptions, type SocketOptions } from './socket';
+import { FallbackSocket, type FallbackConnectOptions } from './fallback';
 
 /** Makes a class callable without `new`, as net's Socket and Server are (instanceof still works). */
 function callable<C extends new (...args: never[]) => object, A extends unknown[]>(cls: C): C & ((...args: A) => InstanceType<C>) {
@@ -22,6 +23,8 @@ export type Socket = SocketClass;
 /** Accepts xenring connections, shaped like net.Server; `Server()` without `new` works too. */
 export const Server = callable<typeof ServerClass, [options?: ServerOptions | ((socket: SocketClass) => void), connectionListener?: (socket: SocketClass) => void]>(ServerClass);
 export type Server = ServerClass;
+export { FallbackSocket, tcpAddress } from './fallback';
+export type { FallbackConnectOptions, FallbackTarget, TcpListenOptions } from './fallback';
 export { vchanServer, vchanClient } from './vchan_sockets';
 export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
 export type { ListenOptions, ServerOptions, DropInfo } from './server';
@@ -39,11 +42,16 @@ export function createServer(
 /**
  * Opens a connection, as net.connect(): `connect(options[, cb])` or
  * `connect(port[, host][, cb])`. Errors (e.g. ECONNREFUSED) arrive as 'error'.
+ * With `options.fallback` ({ host, port }): the ring if reachable, else TCP,
+ * as a {@link FallbackSocket} whose `transport` says which.
  */
+export function connect(options: FallbackConnectOptions, connectListener?: () => void): FallbackSocket;
 export function connect(options: SocketConnectOptions, connectListener?: () => void): Socket;
 export function connect(port: number | string, host?: string | number, connectListener?: () => void): Socket;
 export function connect(port: number | string, connectListener?: () => void): Socket;
-export function connect(...args: unknown[]): Socket {
+export function connect(...args: unknown[]): Socket | FallbackSocket {
+  const first = args[0] as { fallback?: unknown } | null;
+  if (first !== null && typeof first === 'object' && first.fallback !== undefined) return new FallbackSocket(first as FallbackConnectOptions, args[1] as () => void);
   const [options] = normalizeConnectArgs([...args]);
   const socket = new SocketClass(options);
   return socket.connect(...args);

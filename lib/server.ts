@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
 import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
+import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
 import { validatePort } from './validators';
@@ -32,6 +33,8 @@ export interface ListenOptions {
   backlog?: number;
   /** Aborting it closes the server, as net's listen({ signal }). */
   signal?: AbortSignal;
+  /** Also accept TCP clients, on this address, through the same 'connection' handler (lib/fallback.ts). */
+  tcp?: TcpListenOptions;
 }
 
 /** Payload of the 'drop' event (a connection over maxConnections). */
@@ -106,6 +109,7 @@ export class Server extends EventEmitter {
   listen(...args: unknown[]): this {
     const [options, cb] = normalizeListenArgs(args);
     if (this.listener || this.starting) throw codedError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
+    if (options.tcp !== undefined) return listenWithTcp(this, options, cb, (s) => this.adopt(s as unknown as Socket)), this;
     const { signal } = options;
     if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
       throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
@@ -114,7 +118,7 @@ export class Server extends EventEmitter {
     const ac = new AbortController();
     const req = { port: options.port!, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog };
     // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
-    const started = transport.listen(req, (link) => this.onLink(link), ac.signal);
+    const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));
     this.starting = ac;
     if (cb) {
       this.listeningCallback = cb;
@@ -198,6 +202,11 @@ export class Server extends EventEmitter {
     // Why: paused before attaching, so that kAttach does not start reading (net's pauseOnConnect).
     if (this.pauseOnConnect) socket.pause();
     socket[kAttach](link);
+    this.adopt(socket);
+  }
+
+  /** Tracks an accepted socket (ring, or TCP with listen({ tcp })) and hands it to 'connection'. */
+  private adopt(socket: Socket): void {
     socket.server = this;
     socket._server = this;
     this.connections.add(socket);
@@ -230,6 +239,7 @@ export class Server extends EventEmitter {
         this.once('close', cb);
       }
     }
+    closeTcp(this);
     if (this.listener) {
       this.listener.close();
       this.listener = null;

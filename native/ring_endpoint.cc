@@ -63,7 +63,9 @@ RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
   if (order < kMinOrder || order > kMaxOrder || ord.As<Napi::Number>().DoubleValue() != double(order))
     ThrowRange(env, (std::string("options.") + name + ".order must be an integer in [10, 26]").c_str());
   uint64_t size = uint64_t(1) << order;
-  if (!(offset >= 0) || offset != double(uint64_t(offset)) || uint64_t(offset) + size > m->length())
+  // 2^53 bounds the double before the cast (casting a larger one is UB).
+  if (!(offset >= 0) || offset >= 9007199254740992.0 || offset != double(uint64_t(offset)) ||
+      uint64_t(offset) + size > m->length())
     ThrowRange(env, (std::string("options.") + name + " does not fit inside its mapping").c_str());
   return RingSpec{m, o.Get("mapping").As<Napi::Object>(), m->base() + uint64_t(offset), uint32_t(size)};
 }
@@ -110,7 +112,7 @@ RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ri
     ThrowType(env, "options.control must be a live, writable SharedMapping");
   Napi::Value co = opts.Get("controlOffset");
   double coff = co.IsNumber() ? co.As<Napi::Number>().DoubleValue() : 0;
-  if (!(coff >= 0) || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
+  if (!(coff >= 0) || coff >= 9007199254740992.0 || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
       uint64_t(coff) + kPageSize > cm->length())
     ThrowRange(env, "options.controlOffset does not leave a whole control page inside the mapping");
   ctrl_ = cm->base() + uint64_t(coff);
@@ -271,7 +273,8 @@ Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   double off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-  size_t skip = off > 0 ? static_cast<size_t>(off) : 0;
+  // Past 2^53 (or Infinity) every chunk is skipped; casting such a double is UB.
+  size_t skip = off > 0 ? (off < 9007199254740992.0 ? static_cast<size_t>(off) : SIZE_MAX) : 0;
   uint32_t space = Space(env);
   size_t total = 0;
   auto take = [&](Napi::Value v) {

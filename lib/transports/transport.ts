@@ -53,6 +53,12 @@ export interface Transport {
    * listener at once when it is bound synchronously (as net's, so that
    * server.address() works right after listen()), else a promise of it.
    * Invalid arguments throw synchronously; bind errors (EADDRINUSE) reject.
+   * `onError`: a listening listener stopped hearing peers (it is closed by then).
    */
-  listen(req: ListenRequest, onLink: (link: RingLink) => void, signal: AbortSignal): Listener | Promise<Listener>;
+  listen(
+    req: ListenRequest,
+    onLink: (link: RingLink) => void,
+    signal: AbortSignal,
+    onError?: (err: Error) => void,
+  ): Listener | Promise<Listener>;
 }
