@@ -18,13 +18,11 @@ let seq = 0;
 const vpath = () => `/local/domain/${self}/data/vchan/${self}/t${process.pid}-${++seq}`;
 
 function listen(req, onLink) {
-  return new Promise((resolve, reject) =>
-    xenTransport.listen(req, onLink, (err, l) => (err ? reject(err) : resolve(l))),
-  );
+  return Promise.resolve(xenTransport.listen(req, onLink, new AbortController().signal));
 }
 
 function connect(req) {
-  return new Promise((resolve, reject) => xenTransport.connect(req, (err, link) => (err ? reject(err) : resolve(link))));
+  return xenTransport.connect(req, new AbortController().signal);
 }
 
 function spawnPeer(args) {

@@ -20,11 +20,12 @@
  * drops the offer and frees its grants at once.
  */
 import { randomBytes } from 'node:crypto';
+import { MAX_DOMID, MAX_PORT } from '../../constants';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
 import { Live, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../../ring/link';
-import type { ConnectRequest, ListenRequest, Listener, PendingConnect, Transport } from '../transport';
+import type { ConnectRequest, ListenRequest, Listener, Transport } from '../transport';
 import { addonBindings, type XenBindings } from './bindings';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -34,6 +35,7 @@ import {
   waitForClient,
   type XenLink,
 } from './handshake';
+import { validateDomid, validatePort } from '../../validators';
 import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } from './xenstore';
 
 /**
@@ -42,7 +44,6 @@ import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } f
  * domain by default, so 1 MiB rings (513 grants) would allow one connection.
  */
 export const XEN_DEFAULT_RING_SIZE = 1 << 16;
-const MAX_PORT = 65535;
 const EPHEMERAL_LO = 49152;
 
 export interface XenConnectRequest extends ConnectRequest {
@@ -72,29 +73,13 @@ export const DEFAULT_MAX_PENDING_GRANTS = 512;
 /** Grants a vchan of `size` bytes each way takes: control page + both rings. */
 export const grantsFor = (size: number) => 1 + 2 * Math.max(1, size >> 12);
 
-/** A port: integer 0..65535 or a name of [A-Za-z0-9_-] (xenstore's path alphabet). */
+/** A port: integer 0..65535 (1.. to connect) or a name (one alphabet for every transport). */
 export function normalizeXenPort(port: unknown, allowZero: boolean): number | string {
-  if (typeof port === 'string' && /^[0-9]+$/.test(port)) port = Number(port);
-  if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > MAX_PORT) {
-      throw outOfRange('options.port', `>= ${allowZero ? 0 : 1} and <= ${MAX_PORT}`, port);
-    }
-    return port;
-  }
-  if (typeof port === 'string') {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(port)) {
-      throw codedError('ERR_INVALID_ARG_VALUE', `Xen port names use [A-Za-z0-9_-] (1..64 characters), got '${port}'`);
-    }
-    return port;
-  }
-  throw invalidArgType('options.port', 'of type number or string', port);
+  return validatePort(port, 'options.port', allowZero);
 }
 
 function checkDomid(domid: unknown): number {
-  if (domid === undefined) return 0;
-  if (typeof domid !== 'number') throw invalidArgType('options.domid', 'of type number', domid);
-  if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fef) throw outOfRange('options.domid', '>= 0 and <= 32751', domid);
-  return domid;
+  return domid === undefined ? 0 : validateDomid(domid);
 }
 
 function checkTimeout(t: unknown): number {
@@ -135,21 +120,7 @@ export function requestTrusted(perms: XsPerm[], client: number, server: number):
   return perms.slice(1).every((p) => p.perm === 'n' || p.perm === 'r' || p.domid === server || p.domid === client);
 }
 
-type Callback = (err: Error | null, link?: RingLink) => void;
-
-function connect(b: XenBindings, req: ConnectRequest, callback: Callback): PendingConnect {
-  let cancelled = false;
-  let cancelWait: ((err: Error) => void) | null = null;
-  let settled = false;
-  const settle = (err: Error | null, link?: XenLink) => {
-    if (settled) return;
-    settled = true;
-    if (cancelled) {
-      link?.release();
-      return;
-    }
-    callback(err, link);
-  };
+function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   const run = async () => {
     const server = checkDomid(req.domid);
     const port = normalizeXenPort(req.port, false);
@@ -177,7 +148,7 @@ function connect(b: XenBindings, req: ConnectRequest, callback: Callback): Pendi
       throw storeError(err);
     }
     try {
-      if (cancelled) throw systemError('ECANCELED', 'connect');
+      signal.throwIfAborted();
       return await vchanClient(
         {
           domid: server,
@@ -186,7 +157,7 @@ function connect(b: XenBindings, req: ConnectRequest, callback: Callback): Pendi
           ext: true,
           port,
           request,
-          onCancelable: (c) => (cancelWait = c),
+          onCancelable: (cancel) => signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true }),
         },
         b,
       );
@@ -196,17 +167,11 @@ function connect(b: XenBindings, req: ConnectRequest, callback: Callback): Pendi
       void xs.rmQuiet(request);
     }
   };
-  run().then(
-    (link) => settle(null, link),
-    (err) => settle(err as Error),
-  );
-  return {
-    cancel() {
-      if (cancelled || settled) return;
-      cancelled = true;
-      cancelWait?.(systemError('ECANCELED', 'connect'));
-    },
-  };
+  return run().then((link: XenLink) => {
+    if (!signal.aborted) return link;
+    link.release(); // made while we were giving up
+    throw signal.reason;
+  });
 }
 
 /** Ports this process listens on, per bindings (the pid in the node cannot tell two of ours apart). */
@@ -373,7 +338,7 @@ class XenListener implements Listener {
   private async accept(name: string): Promise<void> {
     const request = `${this.path}/${name}`;
     const m = /^([0-9]{1,5})-([0-9a-f]{16})$/.exec(name);
-    const client = m ? parseDecimal(m[1], 0, 0x7fef) : null;
+    const client = m ? parseDecimal(m[1], 0, MAX_DOMID) : null;
     if (!m || client === null) {
       this.ignored.add(name);
       await this.xs.rmQuiet(request);
@@ -567,9 +532,9 @@ function listen(
   b: XenBindings,
   req: ListenRequest,
   onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
+  signal: AbortSignal,
   onError?: (err: Error) => void,
-): void {
+): Promise<Listener> {
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
@@ -601,18 +566,19 @@ function listen(
       }
     }
   };
-  run().then(
-    (l) => callback(null, l),
-    (err) => callback(err as Error),
-  );
+  return run().then((l) => {
+    if (!signal.aborted) return l;
+    l.close(); // came up after the server was closed
+    throw signal.reason;
+  });
 }
 
 /** A Xen transport over the given bindings (the addon by default; fakes in tests). */
 export function createXenTransport(b: XenBindings = addonBindings): Transport {
   return {
     name: 'xen',
-    connect: (req, callback) => connect(b, req, callback),
-    listen: (req, onLink, callback, onError) => listen(b, req, onLink, callback, onError),
+    connect: (req, signal) => connect(b, req, signal),
+    listen: (req, onLink, signal, onError) => listen(b, req, onLink, signal, onError),
   };
 }
 

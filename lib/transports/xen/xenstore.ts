@@ -11,6 +11,7 @@
  * @internal
  */
 import { constants } from 'node:os';
+import { MAX_DOMID } from '../../constants';
 import { systemError } from '../../errors';
 import { UV_READABLE, UV_WRITABLE, type FdWatcher } from '../../native';
 import { addonBindings, type XenBindings } from './bindings';
@@ -304,7 +305,7 @@ export class XenStore {
   ownDomid(): Promise<number> {
     if (!this.domidPromise) {
       this.domidPromise = this.read('domid').then((s) => {
-        const d = parseDecimal(s, 0, 0x7fef);
+        const d = parseDecimal(s, 0, MAX_DOMID);
         if (d === null) throw systemError('EPROTO', 'xenstore read', `bad domid '${s}'`);
         return d;
       });
