@@ -13,7 +13,7 @@ const server = xenring.createServer((socket) => {
   socket.on('close', () => open.delete(socket));
   socket.pipe(socket);
 });
-server.listen({ port: 0 }, () => process.send({ event: 'listening', port: server.address().port }));
+server.listen({ port: Number(process.argv[2] || 0) }, () => process.send({ event: 'listening', port: server.address().port }));
 process.on('message', (m) => {
   if (m.cmd === 'stats') process.send({ event: 'stats', open: open.size, accepted });
 });
