@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <string>
 #include <vector>
 
@@ -26,6 +25,7 @@ typedef uint32_t grant_ref_t;  // defining them
 #include <xen/gntdev.h>
 
 #include "errors.h"
+#include "notifier.h"
 #include "shared_mapping.h"
 
 namespace xenring {
@@ -144,8 +144,8 @@ Napi::Value GntShare(const Napi::CallbackInfo& info) {
 
 // gntMap(domid, refs, writable, notifyOffset, notifyPort) -> SharedMapping
 // Maps a peer's grant refs contiguously. A read-only map (writable=false) can
-// only notify by event, never clear a byte. mmap is retried on EAGAIN (page
-// being paged in by the granting domain) for a bounded time.
+// only notify by event, never clear a byte. An EAGAIN from mmap (page being
+// paged in by the granting domain) is thrown for the caller to retry later.
 Napi::Value GntMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t domid = static_cast<uint32_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
@@ -181,13 +181,10 @@ Napi::Value GntMap(const Napi::CallbackInfo& info) {
 
   size_t length = size_t(count) * kPage;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* p = MAP_FAILED;
-  for (int attempt = 0; attempt < 1000; attempt++) {  // ≤ ~1 s, as libxengnttab's 1 ms retry
-    p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
-    if (p != MAP_FAILED || errno != EAGAIN) break;
-    timespec ts{0, 1000000};
-    nanosleep(&ts, nullptr);
-  }
+  // One attempt: EAGAIN (a granted page being paged in) is thrown, and the
+  // caller retries on a timer (lib/transports/xen/handshake.ts gntMapRetry),
+  // so the event loop never sleeps here.
+  void* p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
   if (p == MAP_FAILED) {
     int err = errno;
     release_slot();
@@ -280,6 +277,43 @@ Napi::Value EvtchnPending(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, k);
   for (size_t i = 0; i < k; i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ports[i]));
   return out;
+}
+
+// Wake-ups over one bound event channel port of the evtchn device.
+class EvtchnNotifier : public Notifier {
+ public:
+  EvtchnNotifier(int fd, uint32_t port) : fd_(fd), port_(port) {}
+  int Kick() override {
+    ioctl_evtchn_notify op{};
+    op.port = port_;
+    return Ioctl(fd_, IOCTL_EVTCHN_NOTIFY, &op) != 0 ? errno : 0;
+  }
+  // Reads the ports that fired and writes them back, which unmasks them.
+  int64_t Ack() override {
+    uint32_t ports[32];
+    ssize_t n;
+    do n = ::read(fd_, ports, sizeof ports); while (n < 0 && errno == EINTR);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    size_t k = static_cast<size_t>(n) / sizeof(uint32_t);
+    if (k == 0) return 0;
+    ssize_t w;
+    do w = ::write(fd_, ports, k * sizeof(uint32_t)); while (w < 0 && errno == EINTR);
+    if (w < 0) return -errno;
+    return static_cast<int64_t>(k);
+  }
+  int WaitFd() const override { return fd_; }
+
+ private:
+  int fd_;
+  uint32_t port_;
+};
+
+// evtchnNotifier(fd, port) -> Notifier over a port bound on `fd` (the fd and
+// the binding stay the caller's).
+Napi::Value EvtchnNotifierNew(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  uint32_t port = static_cast<uint32_t>(IntArg(info, 1, "port", 0, 0xffffffffll));
+  return NotifierHandle::Wrap(info.Env(), std::make_unique<EvtchnNotifier>(fd, port));
 }
 
 // xenbusOpen() -> fd of /dev/xen/xenbus, non-blocking: the xs_wire client in
@@ -379,6 +413,7 @@ void InitXenDevices(Napi::Env env, Napi::Object exports) {
   fn("evtchnNotify", EvtchnNotify);
   fn("evtchnUnmask", EvtchnUnmask);
   fn("evtchnPending", EvtchnPending);
+  fn("evtchnNotifier", EvtchnNotifierNew);
   fn("xenbusOpen", XenbusOpen);
   fn("fdWrite", FdWrite);
   fn("fdRead", FdRead);

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
+import { clientConnect } from '../ring/vchan_state';
 import { normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
@@ -102,7 +103,7 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
     fds.push(c2s);
     const s2c = native.eventfdCreate();
     fds.push(s2c);
-    endpoint.setNotifier('eventfd', s2c, c2s);
+    endpoint.setNotifier(native.eventfdNotifier(s2c, c2s));
     const reply = Buffer.alloc(16);
     reply.writeUInt32LE(ACCEPT, 0);
     reply.writeUInt32LE(VERSION, 4);
@@ -161,11 +162,9 @@ function acceptReply(conn: number, msg: { data: Buffer; fds: number[]; truncated
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    endpoint.setNotifier('eventfd', c2s, s2c);
+    endpoint.setNotifier(native.eventfdNotifier(c2s, s2c));
     // vchan client connect: live, ask for the server's writes, wake the server.
-    endpoint.setLive(1);
-    endpoint.requestData();
-    endpoint.kick();
+    clientConnect(endpoint);
     return new LocalLink(endpoint, mapping, s2c, c2s, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
   } catch (err) {
     endpoint?.close();
