@@ -10,6 +10,8 @@
         "native/shared_mapping.cc",
         "native/local_primitives.cc",
         "native/notifier.cc",
+        "native/pool_mapping.cc",
+        "native/pool_queue.cc",
         "native/ring_endpoint.cc",
         "native/xen_devices.cc"
       ],

@@ -7,6 +7,7 @@
 #include "fd_watcher.h"
 #include "local_primitives.h"
 #include "notifier.h"
+#include "pool_mapping.h"
 #include "ring_endpoint.h"
 #include "shared_mapping.h"
 #include "vchan_layout.h"
@@ -22,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("RingEndpoint", RingEndpoint::Init(env));
   exports.Set("Notifier", NotifierHandle::Init(env, &data->notifier_ctor));
   InitLocalPrimitives(env, exports);
+  InitPool(env, exports);
   InitXenDevices(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("pageSize", static_cast<double>(vchan::kPageSize));
