@@ -112,6 +112,24 @@ async function child(o) {
   console.log(`${o.child}: replayed ${res.replayed} inputs, ran ${res.mutations} mutations (seed ${res.seed}) in ${(res.ms / 1000).toFixed(1)} s, no failure`);
 }
 
+/** Native binaries for the targets in `o` (libFuzzer, or the g++ build with --smoke or without clang). */
+async function build(o, log = (m) => console.log(`  ${m}`)) {
+  const native = o.targets.filter((t) => NATIVE_TARGETS.includes(t));
+  if (!native.length) return {};
+  try {
+    return await buildNative(o.smoke ? 'smoke' : 'libfuzzer', native, log);
+  } catch (err) {
+    if (err.code !== 'ENOCLANG') throw err;
+    console.log(`${err.message}\nfalling back to the g++ build: random mutations without coverage feedback`);
+    return { ...(await buildNative('smoke', native, log)), standalone: true };
+  }
+}
+
+/** Runs one target: { ok, out, summary?, crash? }. */
+function runTarget(o, bins, t) {
+  return NATIVE_TARGETS.includes(t) ? runNative(o, bins, t) : runJs(o, t);
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.child) return child(o);
@@ -119,21 +137,11 @@ async function main() {
     console.log(ALL.join('\n'));
     return;
   }
-  const native = o.targets.filter((t) => NATIVE_TARGETS.includes(t));
-  let bins = {};
-  if (native.length) {
-    try {
-      bins = await buildNative(o.smoke ? 'smoke' : 'libfuzzer', native, (m) => console.log(`  ${m}`));
-    } catch (err) {
-      if (err.code !== 'ENOCLANG') throw err;
-      console.log(`${err.message}\nfalling back to the g++ build: random mutations without coverage feedback`);
-      bins = { ...(await buildNative('smoke', native, (m) => console.log(`  ${m}`))), standalone: true };
-    }
-  }
+  const bins = await build(o);
   let failed = 0;
   for (const t of o.targets) {
     console.log(`== ${t} (${o.time} s)`);
-    const r = NATIVE_TARGETS.includes(t) ? await runNative(o, bins, t) : await runJs(o, t);
+    const r = await runTarget(o, bins, t);
     const last = r.out.trim().split('\n').slice(-(r.ok ? 1 : 40)).join('\n');
     console.log(r.summary ? `${last}\n${r.summary}` : last);
     if (!r.ok) {
@@ -147,7 +155,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err.stack || err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err.stack || err);
+    process.exitCode = 1;
+  });
+}
+
+module.exports = { parseArgs, build, runTarget, NATIVE_TARGETS, JS_TARGETS };

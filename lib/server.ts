@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, outOfRange } from './errors';
 import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
+import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
 import type { Listener, RingLink, TransportAddress } from './transports/transport';
@@ -28,6 +29,8 @@ export interface ListenOptions {
   /** Local transport: rendezvous directory. */
   dir?: string;
   backlog?: number;
+  /** Also accept TCP clients, on this address, through the same 'connection' handler (lib/fallback.ts). */
+  tcp?: TcpListenOptions;
 }
 
 /** Payload of the 'drop' event (a connection over maxConnections). */
@@ -93,6 +96,7 @@ export class Server extends EventEmitter {
       throw outOfRange('options.backlog', 'a positive integer', options.backlog);
     }
     if (this.listener || this.starting) throw codedError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
+    if (options.tcp !== undefined) return listenWithTcp(this, options, cb, (s) => this.adopt(s as unknown as Socket)), this;
     const transport = resolveTransport(options.transport);
     if (cb) this.once('listening', cb);
     this.starting = true;
@@ -110,6 +114,7 @@ export class Server extends EventEmitter {
         if (!this.refed) listener.unref();
         this.emit('listening');
       },
+      (err) => this.emit('error', err),
     );
     return this;
   }
@@ -141,6 +146,11 @@ export class Server extends EventEmitter {
     // Why: paused before attaching, so that kAttach does not start reading (net's pauseOnConnect).
     if (this.pauseOnConnect) socket.pause();
     socket[kAttach](link);
+    this.adopt(socket);
+  }
+
+  /** Tracks an accepted socket (ring, or TCP with listen({ tcp })) and hands it to 'connection'. */
+  private adopt(socket: Socket): void {
     socket.server = this;
     socket._server = this;
     this.connections.add(socket);
@@ -164,6 +174,7 @@ export class Server extends EventEmitter {
         this.once('close', cb);
       }
     }
+    closeTcp(this);
     if (this.listener) {
       this.listener.close();
       this.listener = null;

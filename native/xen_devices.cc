@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <string>
 #include <vector>
 
@@ -153,8 +152,8 @@ Napi::Value GntShare(const Napi::CallbackInfo& info) {
 
 // gntMap(domid, refs, writable, notifyOffset, notifyPort) -> SharedMapping
 // Maps a peer's grant refs contiguously. A read-only map (writable=false) can
-// only notify by event, never clear a byte. mmap is retried on EAGAIN (page
-// being paged in by the granting domain) for a bounded time.
+// only notify by event, never clear a byte. An EAGAIN from mmap (page being
+// paged in by the granting domain) is thrown for the caller to retry later.
 Napi::Value GntMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t domid = static_cast<uint32_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
@@ -190,13 +189,10 @@ Napi::Value GntMap(const Napi::CallbackInfo& info) {
 
   size_t length = size_t(count) * kPage;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* p = MAP_FAILED;
-  for (int attempt = 0; attempt < 1000; attempt++) {  // ≤ ~1 s, as libxengnttab's 1 ms retry
-    p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
-    if (p != MAP_FAILED || errno != EAGAIN) break;
-    timespec ts{0, 1000000};
-    nanosleep(&ts, nullptr);
-  }
+  // One attempt: EAGAIN (a granted page being paged in) is thrown, and the
+  // caller retries on a timer (lib/transports/xen/handshake.ts gntMapRetry),
+  // so the event loop never sleeps here.
+  void* p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
   if (p == MAP_FAILED) {
     int err = errno;
     release_slot();

@@ -17,7 +17,7 @@ if ! "$LAB" --check >/dev/null 2>&1; then
   exit 2
 fi
 # The lab copies build/ and dist/ as they are: build them on the host first.
-if [ ! -f build/Release/xenring.node ] || [ ! -f dist/transports/xen/vchan.js ]; then
+if [ ! -f build/Release/xenring.node ] || [ ! -f dist/transports/xen/handshake.js ]; then
   npm run build
 fi
 exec "$LAB" --timeout "${XENLAB_TIMEOUT:-600}" --domu --domu-cmd 'node test/xen/domu-peer.js' -- bash -c '

@@ -44,10 +44,15 @@ export interface Transport {
   readonly name: 'local' | 'xen';
   /** Calls back once: a link, or an error with a Node-style code (ECONNREFUSED, ...). */
   connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect;
-  /** Calls `onLink` for each accepted peer; `callback` once the listener is up or failed. */
+  /**
+   * Calls `onLink` for each accepted peer; `callback` once the listener is up
+   * or failed; `onError` if a listening listener stops hearing peers (it is
+   * closed by then).
+   */
   listen(
     req: ListenRequest,
     onLink: (link: RingLink) => void,
     callback: (err: Error | null, listener?: Listener) => void,
+    onError?: (err: Error) => void,
   ): void;
 }

@@ -7,7 +7,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { pump, run, root, connectRetry } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
-const { vchanServer, vchanClient } = require(path.join(dist, 'vchan.js'));
+const { vchanServer, vchanClient } = require(path.join(dist, 'handshake.js'));
 const { xenTransport } = require(path.join(dist, 'transport.js'));
 
 const U = Number(process.env.XENLAB_DOMU_DOMID);

@@ -6,7 +6,7 @@ const assert = require('node:assert');
 const path = require('node:path');
 const { pump, waitPeerState, run, root, connectRetry } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
-const { vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'vchan.js'));
+const { vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'handshake.js'));
 const { xenTransport } = require(path.join(dist, 'transport.js'));
 
 const U = Number(process.env.XENLAB_DOMU_DOMID);

@@ -127,7 +127,7 @@ function run(cmd, args, opts = {}) {
  */
 async function ownDomidOrSkip(ctx) {
   const xenDist = path.join(root, 'dist', 'transports', 'xen');
-  if (!require(path.join(xenDist, 'vchan.js')).xenAvailable()) {
+  if (!require(path.join(xenDist, 'handshake.js')).xenAvailable()) {
     console.log('      (skipped: /dev/xen/{gntalloc,gntdev,evtchn,xenbus} not usable here; run `npm run test:xen`)');
     ctx.skip();
   }

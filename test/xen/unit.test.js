@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const dist = path.join(__dirname, '..', '..', 'dist', 'transports', 'xen');
 const { xen } = require(path.join(dist, 'native_xen.js'));
-const { chooseOrders, validateOrders, parsePeerNumber, vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'vchan.js'));
+const { chooseOrders, validateOrders, parsePeerNumber, vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'handshake.js'));
 const { xenTransport, normalizeXenPort } = require(path.join(dist, 'transport.js'));
 const { parseDecimal } = require(path.join(dist, 'xenstore.js'));
 

@@ -104,9 +104,9 @@ async function run(input) {
       },
     );
   };
-  // The request currently on the wire (the client keeps one in flight).
+  // The last request written (a short write leaves its tail to a later write: skip tails).
   const lastReq = () => {
-    const m = dev.written[dev.written.length - 1];
+    const m = [...dev.written].reverse().find((w) => w.length >= HEADER);
     return m ? { op: m.readUInt32LE(0), req: m.readUInt32LE(4) } : { op: 2, req: 1 };
   };
   let i = 0;

@@ -11,11 +11,11 @@
  * is validated before use.
  */
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
-import { native, UV_READABLE, type FdWatcher, type RingEndpoint, type SharedMapping } from '../../native';
+import { UV_READABLE, type FdWatcher, type RingEndpoint, type SharedMapping } from '../../native';
 import { CONTROL, Live, clientConnect, readPeerState } from '../../ring/vchan_state';
-import type { RingLink, TransportAddress } from '../transport';
-import { xen } from './native_xen';
-import { parseDecimal, xenStore, type XenStore, type XsWatch } from './xenstore';
+import type { RingLink, TransportAddress } from '../../ring/link';
+import { addonBindings, type XenBindings } from './bindings';
+import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
 
 const PAGE = 4096;
 const PAGE_SHIFT = 12;
@@ -129,6 +129,35 @@ function quiet(fn: () => void): void {
   }
 }
 
+/** How long a grant map keeps retrying while the granting domain pages its memory in. */
+export const GNT_MAP_RETRY_MS = 1000;
+
+/**
+ * gntdev's mmap fails with EAGAIN while a granted page is paged out by its
+ * domain; libxengnttab sleeps 1 ms and retries. We retry on timers instead, so
+ * the loop keeps running, with a growing delay and a bound of
+ * {@link GNT_MAP_RETRY_MS} (then the EAGAIN is the caller's).
+ */
+export async function gntMapRetry(
+  b: XenBindings,
+  domid: number,
+  refs: number[],
+  writable: boolean,
+  notifyOffset: number,
+  notifyPort: number,
+  budgetMs = GNT_MAP_RETRY_MS,
+): Promise<SharedMapping> {
+  const deadline = Date.now() + budgetMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      return b.xen.gntMap(domid, refs, writable, notifyOffset, notifyPort);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() + delay > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
 /** The per-connection resources; release() frees each once, in libxenvchan's order. */
 export class XenLink implements RingLink {
   readonly hangupFd = null;
@@ -146,6 +175,7 @@ export class XenLink implements RingLink {
     readonly remote: TransportAddress,
     private xsPath: string | null,
     private readonly xs: XenStore,
+    private readonly b: XenBindings,
   ) {}
 
   /** Deletes the published xenstore nodes now (the client has mapped everything). */
@@ -161,11 +191,11 @@ export class XenLink implements RingLink {
     // Own live byte to 0 and wake the peer, then unmap: the kernel's
     // unmap-notify does the same if we die instead of getting here.
     quiet(() => this.endpoint.setLive(LIVE_GONE));
-    quiet(() => xen.evtchnNotify(this.waitFd, this.port));
+    quiet(() => this.b.xen.evtchnNotify(this.waitFd, this.port));
     quiet(() => this.endpoint.close());
     for (const m of this.mappings) quiet(() => m.unmap());
-    quiet(() => xen.evtchnUnbind(this.waitFd, this.port));
-    quiet(() => native.closeFd(this.waitFd));
+    quiet(() => this.b.xen.evtchnUnbind(this.waitFd, this.port));
+    quiet(() => this.b.closeFd(this.waitFd));
     void this.unpublish();
     const cb = this.onRelease;
     this.onRelease = null;
@@ -198,13 +228,14 @@ export interface VchanServerOptions {
  * the client's connect arrives as an event). Like libxenvchan, the server may
  * write before the client is there.
  */
-export async function vchanServer(options: VchanServerOptions): Promise<XenLink> {
+export async function vchanServer(options: VchanServerOptions, b: XenBindings = addonBindings): Promise<XenLink> {
   const domid = checkDomid(options.domid);
   const path = checkPath(options.path);
   const ext = options.ext === true;
   const [leftOrder, rightOrder] = chooseOrders(options.readSize ?? 65536, options.writeSize ?? 65536, ext);
-  const xs = xenStore();
+  const xs = xenStoreFor(b);
   const self = await xs.ownDomid();
+  const xen = b.xen;
 
   const evfd = xen.evtchnOpen();
   let port = -1;
@@ -224,7 +255,7 @@ export async function vchanServer(options: VchanServerOptions): Promise<XenLink>
       share.refs.slice(1).forEach((r, i) => list.writeUInt32LE(r, 4 * i));
       xen.poke(mapping, OFF_GRANTS, list);
     }
-    endpoint = new native.RingEndpoint({
+    endpoint = new b.RingEndpoint({
       role: 'server',
       init: true,
       ext,
@@ -249,12 +280,12 @@ export async function vchanServer(options: VchanServerOptions): Promise<XenLink>
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
-    quiet(() => native.closeFd(evfd));
-    void xs.rmQuiet(path);
+    quiet(() => b.closeFd(evfd));
+    await xs.rmQuiet(path);
     throw err;
   }
   const tag = options.port ?? path;
-  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs);
+  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b);
 }
 
 export interface VchanClientOptions {
@@ -268,6 +299,8 @@ export interface VchanClientOptions {
   ext?: boolean;
   /** @internal */
   port?: number | string;
+  /** @internal the accept protocol's request node: a refusal is written there. */
+  request?: string;
   /** @internal lets the transport cancel a wait; set to a function by vchanClient. */
   onCancelable?: (cancel: (err: Error) => void) => void;
 }
@@ -285,10 +318,18 @@ async function readVisible(xs: XenStore, path: string): Promise<string | null> {
   }
 }
 
-/** Resolves with the published [ring-ref, event-channel], waiting on a xenstore watch. */
+/** A refusal as the accept protocol writes it: an errno name. */
+export const REFUSAL = /^E[A-Z0-9]{1,15}$/;
+
+/**
+ * Resolves with the published [ring-ref, event-channel], waiting on a
+ * xenstore watch. With `opts.request` (the accept protocol) the client's
+ * request node is watched too: a refusal code written there, or the node
+ * deleted before the vchan appeared, ends the wait at once.
+ */
 function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanClientOptions): Promise<[number, number]> {
   return new Promise((resolve, reject) => {
-    let watch: XsWatch | null = null;
+    const watches: XsWatch[] = [];
     let timer: NodeJS.Timeout | null = null;
     let done = false;
     let busy = false;
@@ -297,7 +338,7 @@ function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanCl
       if (done) return;
       done = true;
       if (timer) clearTimeout(timer);
-      watch?.close();
+      for (const w of watches) w.close();
       if (err) reject(err);
       else resolve(v!);
     };
@@ -313,10 +354,12 @@ function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanCl
           // The server writes both keys in one transaction: seeing one means both.
           const ev = await readVisible(xs, `${path}/event-channel`);
           if (ev === null) {
-            const error = await readVisible(xs, `${path}/error`);
-            if (error !== null) {
-              finish(systemError(/^E[A-Z]+$/.test(error) ? error : 'ECONNREFUSED', 'connect', path));
-              return;
+            if (opts.request) {
+              const state = await xs.readOptional(opts.request);
+              if (state === null || REFUSAL.test(state)) {
+                finish(systemError(state !== null ? state : 'ECONNREFUSED', 'connect', state === null ? 'request withdrawn' : undefined));
+                return;
+              }
             }
             continue;
           }
@@ -334,13 +377,16 @@ function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanCl
     opts.onCancelable?.((err) => finish(err));
     if (timeout > 0) {
       timer = setTimeout(() => finish(systemError('ETIMEDOUT', 'connect', path)), timeout);
-      xs.watch(path, () => void check(), true).then(
-        (w) => {
-          if (done) w.close();
-          else watch = w;
-        },
-        (err) => finish(err as Error),
-      );
+      const onDead = (err: Error) => finish(err);
+      for (const p of opts.request ? [path, opts.request] : [path]) {
+        xs.watch(p, () => void check(), true, onDead).then(
+          (w) => {
+            if (done) w.close();
+            else watches.push(w);
+          },
+          (err) => finish(err as Error),
+        );
+      }
     } else {
       void check();
     }
@@ -348,7 +394,7 @@ function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanCl
 }
 
 /** Maps the server's vchan at `path` in domain `domid` (libxenvchan's client role). */
-export async function vchanClient(options: VchanClientOptions): Promise<XenLink> {
+export async function vchanClient(options: VchanClientOptions, b: XenBindings = addonBindings): Promise<XenLink> {
   const domid = checkDomid(options.domid);
   const path = checkPath(options.path);
   const ext = options.ext === true;
@@ -358,7 +404,8 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
   if (path.startsWith('/local/domain/') && !path.startsWith(`/local/domain/${domid}/`)) {
     throw codedError('ERR_INVALID_ARG_VALUE', `path '${path}' is not under /local/domain/${domid}/`);
   }
-  const xs = xenStore();
+  const xs = xenStoreFor(b);
+  const xen = b.xen;
   const self = await xs.ownDomid();
   const [ringRef, remotePort] = await waitForNodes(xs, path, timeout, options);
   // The nodes must belong to the server domain (libxenvchan sets itself as owner).
@@ -373,7 +420,7 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
     port = xen.evtchnBindInterdomain(evfd, domid, remotePort);
     xen.evtchnUnmask(evfd, port);
     // Control page read/write; the kernel clears cli_live and signals if we die.
-    const control = xen.gntMap(domid, [ringRef], true, OFF_CLI_LIVE, port);
+    const control = await gntMapRetry(b, domid, [ringRef], true, OFF_CLI_LIVE, port);
     maps.push(control);
     const hdr = xen.peek(control, 0, PAGE); // one private snapshot, parsed below
     const leftOrder = hdr.readUInt16LE(OFF_LEFT_ORDER);
@@ -391,17 +438,17 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
     let left: { mapping: SharedMapping; offset: number } = { mapping: control, offset: inPageOffset(leftOrder) ?? 0 };
     let right: { mapping: SharedMapping; offset: number } = { mapping: control, offset: inPageOffset(rightOrder) ?? 0 };
     if (pl > 0) {
-      const m = xen.gntMap(domid, grants.slice(0, pl), true, -1, -1);
+      const m = await gntMapRetry(b, domid, grants.slice(0, pl), true, -1, -1);
       maps.unshift(m);
       left = { mapping: m, offset: 0 };
     }
     if (count > pl) {
       // We never write server→client data: map it read-only.
-      const m = xen.gntMap(domid, grants.slice(pl), false, -1, -1);
+      const m = await gntMapRetry(b, domid, grants.slice(pl), false, -1, -1);
       maps.unshift(m);
       right = { mapping: m, offset: 0 };
     }
-    endpoint = new native.RingEndpoint({
+    endpoint = new b.RingEndpoint({
       role: 'client',
       init: false,
       ext,
@@ -416,11 +463,11 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
     if (endpoint) quiet(() => endpoint!.close());
     for (const m of maps) quiet(() => m.unmap());
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
-    quiet(() => native.closeFd(evfd));
+    quiet(() => b.closeFd(evfd));
     throw err;
   }
   const tag = options.port ?? path;
-  return new XenLink(endpoint, evfd, port, maps, ext, xenAddress(self, tag), xenAddress(domid, tag), null, xs);
+  return new XenLink(endpoint, evfd, port, maps, ext, xenAddress(self, tag), xenAddress(domid, tag), null, xs, b);
 }
 
 /**
@@ -430,7 +477,12 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
  * The temporary watcher on the event channel is gone when this settles, so
  * the stream layer can poll the same fd.
  */
-export function waitForClient(link: XenLink, timeout: number, onCancelable?: (cancel: (err: Error) => void) => void): Promise<void> {
+export function waitForClient(
+  link: XenLink,
+  timeout: number,
+  onCancelable?: (cancel: (err: Error) => void) => void,
+  b: XenBindings = addonBindings,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let watcher: FdWatcher | null = null;
     let timer: NodeJS.Timeout | null = null;
@@ -452,7 +504,7 @@ export function waitForClient(link: XenLink, timeout: number, onCancelable?: (ca
         finish(err as Error);
       }
     };
-    watcher = new native.FdWatcher(link.waitFd, check);
+    watcher = new b.FdWatcher(link.waitFd, check);
     watcher.start(UV_READABLE);
     if (timeout > 0) timer = setTimeout(() => finish(systemError('ETIMEDOUT', 'accept')), timeout);
     onCancelable?.((err) => finish(err));
@@ -461,9 +513,9 @@ export function waitForClient(link: XenLink, timeout: number, onCancelable?: (ca
 }
 
 /** True when the four Xen devices exist and are usable by this process. */
-export function xenAvailable(): boolean {
+export function xenAvailable(b: XenBindings = addonBindings): boolean {
   try {
-    const d = xen.devicesAccessible();
+    const d = b.xen.devicesAccessible();
     return d.gntalloc && d.gntdev && d.evtchn && d.xenbus;
   } catch {
     return false;
