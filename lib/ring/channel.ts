@@ -5,7 +5,7 @@
  * writability to its owner. It knows nothing about how the pages were shared.
  * @internal
  */
-import { systemError } from '../errors';
+import { systemError, uvError } from '../errors';
 import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
 import type { RingLink } from './link';
 import { ReadPool } from './read_pool';
@@ -83,10 +83,11 @@ export class RingChannel {
     this.maxChunk = options.maxChunk ?? 512 * 1024;
     this.txSize = link.endpoint.info().txSize;
     this.spinMax = options.spinMicros ?? DEFAULT_SPIN_MICROS;
-    this.waitWatcher = new native.FdWatcher(link.waitFd, () => this.onWake());
+    // A poll error (events < 0) fails the channel instead of leaving it asleep forever.
+    this.waitWatcher = new native.FdWatcher(link.waitFd, (events) => (events < 0 ? this.fail(uvError(events, 'poll')) : this.onWake()));
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
-      this.hangupWatcher = new native.FdWatcher(link.hangupFd, () => this.onHangup());
+      this.hangupWatcher = new native.FdWatcher(link.hangupFd, (events) => (events < 0 ? this.fail(uvError(events, 'poll')) : this.onHangup()));
       this.hangupWatcher.start(UV_READABLE | UV_DISCONNECT);
     }
   }
