@@ -16,13 +16,6 @@ export function systemError(code: string, syscall: string, detail?: string): Nod
   return err;
 }
 
-/** A libuv status (a negative errno, e.g. from a poll callback) as a system error. */
-export function uvError(status: number, syscall: string): NodeJS.ErrnoException {
-  const errnos = os.constants.errno as Record<string, number>;
-  const code = Object.keys(errnos).find((k) => errnos[k] === -status) ?? 'EIO';
-  return systemError(code, syscall);
-}
-
 /** An Error (or TypeError, ...) with a Node-style `code` (e.g. ERR_SERVER_NOT_RUNNING). */
 export function codedError(code: string, message: string, Kind: ErrorConstructor = Error): Error & { code: string } {
   const err = new Kind(message) as Error & { code: string };

@@ -128,11 +128,13 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
 }
 
 /** Client side: validate the server's reply and map the ring. */
-function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: string, port: number | string): RingLink {
+function acceptReply(conn: number, msg: { data: Buffer; fds: number[]; truncated?: boolean }, path: string, port: number | string): RingLink {
   const { data, fds } = msg;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
   try {
+    // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
+    if (msg.truncated && fds.length < 3) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
     if (data.length < 16 || data.readUInt32LE(0) !== ACCEPT || data.readUInt32LE(4) !== VERSION || fds.length !== 3) {
       throw systemError('EPROTO', 'connect', 'bad handshake reply');
     }

@@ -54,7 +54,11 @@ export interface XenConnectRequest extends ConnectRequest {
 export interface XenListenRequest extends ListenRequest {
   /** ms an accepted client has to map its vchan. Default 10 s. */
   timeout?: number;
-  /** Offers published and not yet mapped, in total. Default 16 (at most `backlog`). */
+  /**
+   * Offers published and not yet mapped, in total. Default 16 (at most
+   * `backlog`). Requests beyond these limits wait (at most `backlog` of
+   * them), then are refused with EAGAIN.
+   */
   maxPending?: number;
   /** Offers published and not yet mapped, per client domain. Default 4. */
   maxPendingPerDomain?: number;
@@ -173,6 +177,16 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
 /** Ports this process listens on, per bindings (the pid in the node cannot tell two of ours apart). */
 const activePorts = new WeakMap<XenBindings, Set<string>>();
 
+/** A checked request: who, how big, where its vchan goes. */
+interface Job {
+  name: string;
+  request: string;
+  client: number;
+  size: number;
+  vpath: string;
+  grants: number;
+}
+
 interface PendingAccept {
   client: number;
   grants: number;
@@ -201,6 +215,8 @@ class XenListener implements Listener {
   private readonly active = new Map<string, PendingAccept | null>();
   /** Names we do not act on (unreadable, not trusted, refused): remembered until they leave the listing. */
   private readonly ignored = new Set<string>();
+  /** Checked requests waiting for room under the pending limits (at most `backlog`). */
+  private readonly deferred = new Map<string, Job>();
   private readonly pending = new Set<PendingAccept>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private pendingGrants = 0;
@@ -297,12 +313,13 @@ class XenListener implements Listener {
         }
         const present = new Set(names);
         for (const n of this.ignored) if (!present.has(n)) this.ignored.delete(n);
+        for (const n of this.deferred.keys()) if (!present.has(n)) this.deferred.delete(n); // the client gave up
         for (const [n, entry] of this.active) {
           if (!present.has(n) && entry) this.abandoned(entry);
         }
         for (const name of names) {
           if (this.closed) break;
-          if (this.ignored.has(name) || this.active.has(name)) continue;
+          if (this.ignored.has(name) || this.active.has(name) || this.deferred.has(name)) continue;
           this.active.set(name, null);
           void this.accept(name).finally(() => this.active.delete(name));
         }
@@ -360,15 +377,35 @@ class XenListener implements Listener {
         return;
       }
     }
-    const grants = grantsFor(size);
     if (this.closed || (this.only !== undefined && client !== this.only)) {
       await this.refuse(name, request, 'ECONNREFUSED');
       return;
     }
-    if (!this.admits(client, grants)) {
-      await this.refuse(name, request, 'EAGAIN');
-      return;
+    const job: Job = { name, request, client, size, vpath, grants: grantsFor(size) };
+    if (this.admits(client, job.grants)) {
+      await this.offer(job);
+    } else if (this.deferred.size < this.limits.backlog) {
+      // Over a limit: the request waits in the client's own node, costing us nothing.
+      this.deferred.set(name, job);
+    } else {
+      await this.refuse(name, request, 'EAGAIN'); // the backlog is full
     }
+  }
+
+  /** Starts deferred requests while the limits allow, oldest first. */
+  private startDeferred(): void {
+    for (const [name, job] of this.deferred) {
+      if (this.closed) return;
+      if (!this.admits(job.client, job.grants)) continue;
+      this.deferred.delete(name);
+      this.active.set(name, null);
+      void this.offer(job).finally(() => this.active.delete(name));
+    }
+  }
+
+  /** Publishes a vchan for the request and hands the link on once the client mapped it. */
+  private async offer(job: Job): Promise<void> {
+    const { name, request, client, size, vpath, grants } = job;
     const entry: PendingAccept = { client, grants, link: null, cancel: null };
     this.pending.add(entry);
     this.pendingGrants += grants;
@@ -413,7 +450,9 @@ class XenListener implements Listener {
   }
 
   private drop(entry: PendingAccept): void {
-    if (this.pending.delete(entry)) this.pendingGrants -= entry.grants;
+    if (!this.pending.delete(entry)) return;
+    this.pendingGrants -= entry.grants;
+    if (this.deferred.size > 0) process.nextTick(() => this.startDeferred());
   }
 
   /**
@@ -451,6 +490,7 @@ class XenListener implements Listener {
     this.dropWatch();
     // Deletes the pending requests with it: waiting clients are refused at once.
     void this.xs.rmQuiet(this.path);
+    this.deferred.clear();
     for (const e of this.pending) {
       e.cancel?.(systemError('ECANCELED', 'accept'));
     }
