@@ -144,7 +144,17 @@ async function withPeerOnOurServer(role, opts, fn) {
   server.listen(0);
   await once(server, 'listening');
   const child = fork(PEER, [role, JSON.stringify({ port: server.address().port, ...opts })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const socket = await accepted;
+  const died = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`peer exited (${code}, ${signal}) before connecting`);
+  });
+  let socket;
+  try {
+    socket = await Promise.race([accepted, died]);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
+  died.catch(() => {}); // it exits later, when killed
   try {
     return await fn(socket, child);
   } finally {
