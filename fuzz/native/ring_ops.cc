@@ -21,19 +21,13 @@
 
 #include "../../native/vchan_layout.h"
 #include "fuzz_support.h"
+#include "memory_model.h"
 
 using namespace xenring::vchan;
 
 namespace {
 
 enum class Layout { kLocal, kXenOut, kXenIn, kXenMixed };
-
-struct Block {
-  std::unique_ptr<uint8_t[]> mem;
-  size_t size;
-  std::vector<uint8_t> before;  // snapshot before an endpoint call
-  std::vector<uint8_t> expect;  // snapshot + the changes the call may make
-};
 
 // The transport's wake-up seam, scripted: counts kicks, fails when told to.
 struct FakeNotifier : xenring::Notifier {
@@ -55,10 +49,8 @@ struct RingView {
   uint32_t* cons;
 };
 
-struct Harness {
+struct Harness : fuzz::Memory {
   fuzz::World& w = fuzz::World::Get();
-  std::vector<Block*> blocks;
-  std::vector<std::unique_ptr<Block>> owned;
   bool server = false, ext = false, closed = false, with_notifier = false;
   uint8_t* ctrl = nullptr;
   RingView rx{}, tx{};
@@ -71,55 +63,9 @@ struct Harness {
   uint32_t* words = nullptr;  // the bound state array, if any
   uint32_t seq = 0;  // pattern generator for the bytes the harness writes
 
-  Block* Alloc(size_t n) {
-    auto b = std::make_unique<Block>();
-    // Not zeroed: what a mapping held before is the peer's business too.
-    b->mem.reset(new uint8_t[n]);
-    b->size = n;
-    memset(b->mem.get(), 0xa5, n);
-    blocks.push_back(b.get());
-    owned.push_back(std::move(b));
-    return blocks.back();
-  }
-
   uint8_t Pattern() { return static_cast<uint8_t>((seq++ * 2654435761u) >> 24); }
 
-  uint32_t Load32(size_t off) const {
-    uint32_t v;
-    memcpy(&v, ctrl + off, 4);
-    return v;
-  }
   void Store32(size_t off, uint32_t v) { memcpy(ctrl + off, &v, 4); }
-
-  // ---- snapshots -----------------------------------------------------------
-  void Snapshot() {
-    for (Block* b : blocks) {
-      b->before.assign(b->mem.get(), b->mem.get() + b->size);
-      b->expect = b->before;
-    }
-  }
-  // Where a live pointer sits in the expected image.
-  uint8_t* Expected(const uint8_t* p) {
-    for (Block* b : blocks)
-      if (p >= b->mem.get() && p < b->mem.get() + b->size) return b->expect.data() + (p - b->mem.get());
-    fuzz::Fail("pointer outside every mapping");
-  }
-  uint8_t Before(const uint8_t* p) {
-    for (Block* b : blocks)
-      if (p >= b->mem.get() && p < b->mem.get() + b->size) return b->before[p - b->mem.get()];
-    fuzz::Fail("pointer outside every mapping");
-  }
-  void ExpectU32(uint8_t* field, uint32_t v) { memcpy(Expected(field), &v, 4); }
-  void Verify(const char* op) {
-    for (size_t i = 0; i < blocks.size(); i++) {
-      Block* b = blocks[i];
-      if (memcmp(b->mem.get(), b->expect.data(), b->size) == 0) continue;
-      size_t at = 0;
-      while (b->mem[at] == b->expect[at]) at++;
-      fuzz::Fail("%s: mapping %zu byte %zu is %u, expected %u (was %u)", op, i, at, b->mem[at], b->expect[at],
-                 b->before[at]);
-    }
-  }
 
   // ---- setup ---------------------------------------------------------------
   // Returns false when the constructor refused the page (a fine outcome).
@@ -143,7 +89,7 @@ struct Harness {
     double loff = 0, roff = 0;
     switch (layout) {
       case Layout::kLocal: {
-        Block* b = Alloc(kPageSize + ls + rs);
+        fuzz::Block* b = Alloc(kPageSize + ls + rs);
         ctrl = b->mem.get();
         control = left = right = w.Mapping(ctrl, b->size, true);
         loff = kPageSize;
@@ -315,13 +261,13 @@ struct Harness {
     if (words == nullptr) return "";
     uint8_t fin = ext ? Before(ctrl + peer_fin) : 0, live = Before(ctrl + peer_live);
     if (live > kLiveWaiting || fin > 1) return "EPROTO";
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 2), live);
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 3), fin);
+    ExpectU32(words + 2, live);
+    ExpectU32(words + 3, fin);
     uint32_t v;
     if (!ReadyOk(&v)) return "EPROTO";
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 0), v);
+    ExpectU32(words + 0, v);
     if (!SpaceOk(&v)) return "EPROTO";
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 1), v);
+    ExpectU32(words + 1, v);
     return "";
   }
   static std::string First(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
@@ -356,7 +302,7 @@ struct Harness {
     std::string code = Code(ok);
     if (ok && !closed) {
       for (size_t i = 0; i < n; i++) *Expected(tx.data + ((tx_prod + i) & (tx.size - 1))) = all[skip + i];
-      if (n > 0) ExpectU32(reinterpret_cast<uint8_t*>(tx.prod), tx_prod + static_cast<uint32_t>(n));
+      if (n > 0) ExpectU32(tx.prod, tx_prod + static_cast<uint32_t>(n));
       tx_prod += static_cast<uint32_t>(n);  // in the ring, whatever follows
       if (n > 0) code = ExpectNotifySent(kNotifyWrite);
       code = First(code, ExpectPublish());
@@ -385,7 +331,7 @@ struct Harness {
     if (code.empty() && !closed) {
       for (size_t i = 0; i < n; i++)
         expect_buf[static_cast<size_t>(offset) + i] = Before(rx.data + ((rx_cons + i) & (rx.size - 1)));
-      if (n > 0) ExpectU32(reinterpret_cast<uint8_t*>(rx.cons), rx_cons + static_cast<uint32_t>(n));
+      if (n > 0) ExpectU32(rx.cons, rx_cons + static_cast<uint32_t>(n));
       rx_cons += static_cast<uint32_t>(n);
       if (n > 0) code = ExpectNotifySent(kNotifyRead);
       code = First(code, ExpectPublish());
@@ -510,7 +456,7 @@ struct Harness {
         uint8_t k = in.u8();
         size_t count = k & 0x80 ? k % 6 : 4 + (k & 3);
         napi_typedarray_type type = (k & 0x70) == 0x70 ? napi_uint8_array : napi_uint32_array;
-        Block* b = Alloc(count * 4 ? count * 4 : 1);
+        fuzz::Block* b = Alloc(count * 4);
         Snapshot();
         std::string code = type != napi_uint32_array ? "ERR_INVALID_ARG_TYPE" : count < 4 ? "ERR_OUT_OF_RANGE" : "";
         uint32_t* old = words;
