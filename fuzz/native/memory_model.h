@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "fuzz_support.h"
@@ -42,6 +43,30 @@ class Memory {
   uint8_t* Expected(const void* p) { return Find(p, true); }
   uint8_t Before(const void* p) { return *Find(p, false); }
   void ExpectU32(void* field, uint32_t v) { memcpy(Expected(field), &v, 4); }
+  // Runs `call` (a native method); `want` is the error code the model
+  // predicts ("" = success). Returns the result, or undefined after the
+  // predicted error; then checks every byte.
+  template <typename F>
+  Napi::Value CallExpecting(const char* op, const std::string& want, F call) {
+    Napi::Value v;
+    try {
+      v = call();
+    } catch (const Napi::Error& e) {
+      if (e.Code() != want)
+        Fail("%s threw %s (%s), model says %s", op, e.Code().c_str(), e.what(), want.empty() ? "success" : want.c_str());
+      Verify(op);
+      return Napi::Value();
+    }
+    if (!want.empty()) Fail("%s succeeded, model says %s", op, want.c_str());
+    Verify(op);
+    return v;
+  }
+  // A count the call returned (nothing to check when it threw, as predicted).
+  static void ExpectNumber(const char* op, Napi::Value v, double n) {
+    if (v.IsUndefined()) return;
+    if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() != n)
+      Fail("%s returned %g, model says %g", op, v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0, n);
+  }
   void Verify(const char* op) const {
     for (size_t i = 0; i < blocks_.size(); i++) {
       const Block* b = blocks_[i];

@@ -90,25 +90,8 @@ struct Harness : fuzz::Memory {
   }
 
   template <typename F>
-  Napi::Value Expect(const char* op, std::string want, F call) {
-    if (closed) want = "ERR_SOCKET_CLOSED";
-    Napi::Value v;
-    try {
-      v = call();
-    } catch (const Napi::Error& e) {
-      if (e.Code() != want)
-        fuzz::Fail("%s threw %s (%s), model says %s", op, e.Code().c_str(), e.what(), want.empty() ? "success" : want.c_str());
-      Verify(op);
-      return Napi::Value();
-    }
-    if (!want.empty()) fuzz::Fail("%s succeeded, model says %s", op, want.c_str());
-    Verify(op);
-    return v;
-  }
-  static void ExpectCount(const char* op, Napi::Value v, uint32_t n) {
-    if (v.IsUndefined()) return;
-    if (v.As<Napi::Number>().DoubleValue() != n)
-      fuzz::Fail("%s returned %g, model says %u", op, v.As<Napi::Number>().DoubleValue(), n);
+  Napi::Value Expect(const char* op, const std::string& want, F call) {
+    return CallExpecting(op, closed ? "ERR_SOCKET_CLOSED" : want, call);
   }
   bool Weird(fuzz::Input& in, double* d, double hi) {
     if ((in.u8() & 15) != 0) return false;
@@ -134,7 +117,7 @@ struct Harness : fuzz::Memory {
         memcpy(Expected(entries + size_t((shadow + i) & (slots - 1)) * words), src->mem.get() + size_t(i) * words * 4, words * 4);
       if (n > 0) ExpectU32(prod, shadow + n);
     }
-    ExpectCount("push", Expect("push", code, [&] { return fuzz::Call(queue, "push", {U32s(src, size_t(have) * words), w.Num(count)}); }), n);
+    ExpectNumber("push", Expect("push", code, [&] { return fuzz::Call(queue, "push", {U32s(src, size_t(have) * words), w.Num(count)}); }), n);
     if (code.empty() && !closed) shadow += n;
   }
 
@@ -158,7 +141,7 @@ struct Harness : fuzz::Memory {
       }
       if (code.empty() && n > 0) ExpectU32(cons, shadow + n);
     }
-    ExpectCount("pop", Expect("pop", code, [&] { return fuzz::Call(queue, "pop", {U32s(out, size_t(have) * words), w.Num(max)}); }), n);
+    ExpectNumber("pop", Expect("pop", code, [&] { return fuzz::Call(queue, "pop", {U32s(out, size_t(have) * words), w.Num(max)}); }), n);
     if (code.empty() && !closed) shadow += n;
   }
 
@@ -170,7 +153,7 @@ struct Harness : fuzz::Memory {
       case 4: {
         Snapshot();
         bool ok = Queued(&v);
-        ExpectCount("pending", Expect("pending", ok ? "" : "EPROTO", [&] { return fuzz::Call(queue, "pending"); }), v);
+        ExpectNumber("pending", Expect("pending", ok ? "" : "EPROTO", [&] { return fuzz::Call(queue, "pending"); }), v);
         break;
       }
       case 5: {  // the peer produces k entries (extents from the input) or consumes k
