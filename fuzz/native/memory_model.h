@@ -89,4 +89,17 @@ class Memory {
   std::vector<std::unique_ptr<Block>> owned_;
 };
 
+// The body of a stateful target: Setup() from the input's head (false: the
+// native side refused it, a fine outcome), then up to `max_steps` Step()s,
+// then Finish().
+template <typename Harness>
+int RunSteps(const uint8_t* data, size_t size, int max_steps) {
+  Input in(data, size);
+  Harness h;
+  if (!h.Setup(in)) return 0;
+  for (int i = 0; i < max_steps && !in.done(); i++) h.Step(in);
+  h.Finish();
+  return 0;
+}
+
 }  // namespace fuzz

@@ -197,14 +197,11 @@ struct Harness : fuzz::Memory {
         break;
     }
   }
+  void Finish() {}
 };
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  fuzz::Input in(data, size);
-  Harness h;
-  if (!h.Setup(in)) return 0;
-  for (int i = 0; i < 64 && !in.done(); i++) h.Step(in);
-  return 0;
+  return fuzz::RunSteps<Harness>(data, size, 64);
 }

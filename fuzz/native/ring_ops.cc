@@ -325,6 +325,20 @@ struct Harness : fuzz::Memory {
   }
 
   void Step(fuzz::Input& in) {
+    StepOnce(in);
+    if (notifier != nullptr && notifier->kicks != expect_kicks)
+      fuzz::Fail("the peer was kicked %d times, model says %d", notifier->kicks, expect_kicks);
+  }
+
+  // info() never depends on the peer.
+  void Finish() {
+    Napi::Object info = fuzz::Call(ep, "info").As<Napi::Object>();
+    if (info.Get("rxSize").As<Napi::Number>().DoubleValue() != rx.size ||
+        info.Get("txSize").As<Napi::Number>().DoubleValue() != tx.size || info.Get("closed").ToBoolean() != closed)
+      fuzz::Fail("info() disagrees with the setup");
+  }
+
+  void StepOnce(fuzz::Input& in) {
     uint8_t op = in.u8() % 28;
     static const bool trace = getenv("FUZZ_TRACE") != nullptr;  // FUZZ_TRACE=1 ring_ops FILE: the call sequence
     if (trace) fprintf(stderr, "op %u rx prod %u cons %u, tx prod %u cons %u\n", op, *rx.prod, rx_cons, tx_prod, *tx.cons);
@@ -490,19 +504,5 @@ struct Harness : fuzz::Memory {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  fuzz::Input in(data, size);
-  Harness h;
-  if (!h.Setup(in)) return 0;
-  for (int i = 0; i < 96 && !in.done(); i++) {
-    h.Step(in);
-    if (h.notifier != nullptr && h.notifier->kicks != h.expect_kicks)
-      fuzz::Fail("the peer was kicked %d times, model says %d", h.notifier->kicks, h.expect_kicks);
-  }
-  // info() never depends on the peer.
-  Napi::Object info = fuzz::Call(h.ep, "info").As<Napi::Object>();
-  if (info.Get("rxSize").As<Napi::Number>().DoubleValue() != h.rx.size ||
-      info.Get("txSize").As<Napi::Number>().DoubleValue() != h.tx.size ||
-      info.Get("closed").ToBoolean() != h.closed)
-    fuzz::Fail("info() disagrees with the setup");
-  return 0;
+  return fuzz::RunSteps<Harness>(data, size, 96);
 }
