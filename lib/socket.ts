@@ -36,6 +36,12 @@ export interface SocketOptions {
   highWaterMark?: number;
   /** Aborting it destroys the socket with an AbortError, as net's `signal` option. */
   signal?: AbortSignal;
+  /**
+   * The ring port (number or name) connect() uses in place of the port it is
+   * given: for clients that call `socket.connect(port, host)` themselves with
+   * a TCP port parsed as an integer (pg's `stream` option).
+   */
+  port?: number | string;
   /** Bytes buffered for reading before reading pauses (overrides highWaterMark). */
   readableHighWaterMark?: number;
   /** Bytes buffered for writing before write() returns false (overrides highWaterMark). */
@@ -107,6 +113,8 @@ export class Socket extends Duplex {
   private wantRead = false;
   private refed = true;
   private readonly spinMicros: number;
+  /** The constructor's `port` option; checked by connect() (accepted sockets never use it). */
+  private readonly presetPort: unknown;
   private bytesDone = 0;
   private bytesReadBase = 0;
   private link: RingLink | null = null;
@@ -152,6 +160,7 @@ export class Socket extends Duplex {
     });
     this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
+    this.presetPort = options.port;
     this.on('end', () => this.onReadableEnd());
   }
 
@@ -160,6 +169,7 @@ export class Socket extends Duplex {
    * `connect(port[, host][, cb])` (host: the Xen domid, ignored locally).
    */
   connect(...args: unknown[]): this {
+    if (this.presetPort !== undefined) args = withPort(args, this.presetPort);
     const [options, cb] = normalizeConnectArgs(args);
     if (this.connecting || this.channel) throw codedError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected');
     const transport = resolveTransport(options.transport);
@@ -726,6 +736,14 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, ((
   // Numbers as net ('Port should be >= 0 and < 65536'); names checked the same way.
   validatePort(options.port, 'Port');
   return [options, cb];
+}
+
+/** connect()'s arguments with the port replaced by `port` (the constructor's `port` option). */
+function withPort(args: unknown[], port: unknown): unknown[] {
+  const [first, ...rest] = args;
+  if (first !== null && typeof first === 'object') return [{ ...first, port }, ...rest];
+  if (typeof first === 'number' || typeof first === 'string') return [port, ...rest];
+  return [port, ...args]; // connect() or connect(cb)
 }
 
 /** As net: object mode is refused (a socket carries bytes). */
