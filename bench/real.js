@@ -2,7 +2,7 @@
 'use strict';
 /*
  * Real programs through `xenring proxy`, next to the same programs over
- * direct TCP in the same run: `npm run bench -- --real [--seconds N]`.
+ * direct TCP in the same run: `npm run bench -- --real [--seconds N] [--rounds N]`.
  *
  *   redis     Debian's redis-server, driven by redis-benchmark (SET and GET,
  *             20 clients; and SET of 16 KiB values)
@@ -462,8 +462,15 @@ async function autocannonLoad(port, { seconds = 2, connections = 10, size = 1024
 }
 
 // ------------------------------------------------------------------ report
+/** The number after `--name N` or `--name=N` in argv, else `dflt`. */
+function numberArg(argv, name, dflt) {
+  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (i < 0) return dflt;
+  return Number(argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1]) || dflt;
+}
+
 async function main(argv) {
-  const seconds = Number((/^--seconds=?(.*)$/.exec(argv.find((a) => a.startsWith('--seconds')) || '') || [])[1] || argv[argv.indexOf('--seconds') + 1]) || 5;
+  const seconds = numberArg(argv, '--seconds', 5);
   const rows = [];
   const note = [];
   const t0 = Date.now();
@@ -511,7 +518,8 @@ async function main(argv) {
     }
   }
 
-  const clientRows = await nodeClientRows({ seconds, rounds: 3 }, note);
+  const rounds = numberArg(argv, '--rounds', 3);
+  const clientRows = await nodeClientRows({ seconds, rounds }, note);
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   const out = [
@@ -531,7 +539,7 @@ async function main(argv) {
     'Each client in this process, its server in a forked Node process (http, http2, ws) listening on a ring port and on TCP at once;',
     'pg and ioredis reach PostgreSQL / redis-server through one `xenring proxy --listen ring:NAME --connect tcp:…` (so their ring path has one extra',
     'process and TCP hop); autocannon (a TCP-only load tool) reaches the ring through `xenring proxy --listen tcp:… --connect ring:NAME`.',
-    'Every answer is verified. Median of 3 rounds (TCP and ring alternating) with the range; ratio: xenring ÷ TCP (above 1× is better for rates).',
+    `Every answer is verified. Median of ${rounds} rounds (TCP and ring alternating) with the range; ratio: xenring ÷ TCP (above 1× is better for rates).`,
     '',
     '| client | load | metric | TCP | xenring | xenring ÷ TCP |',
     '|:---|:---|:---|---:|---:|---:|',
