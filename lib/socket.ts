@@ -203,9 +203,11 @@ export class Socket extends Duplex {
     this.connectAbort = ac;
     this.connecting = true;
     if (cb) this.once('connect', cb);
+    // Out of the promise chain (nextTick): 'connect' handlers and the first
+    // reads are user code, whose exceptions must be uncaught, not rejections.
     linked.then(
-      (link) => this.afterConnect(ac, null, link),
-      (err: Error) => this.afterConnect(ac, err),
+      (link) => process.nextTick(() => this.afterConnect(ac, null, link)),
+      (err: Error) => process.nextTick(() => this.afterConnect(ac, err)),
     );
     if (connectTimeout) {
       this.connectTimer = setTimeout(() => {
@@ -244,7 +246,7 @@ export class Socket extends Duplex {
     this.emit('connect');
     this.emit('ready');
     if (!this.destroyed && this.channel) {
-      if (this.wantRead) this.startReading();
+      if (this.wantRead) this.scheduleRead();
       // A later turn, as net's first read (see kAttach).
       setImmediate(() => {
         if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
@@ -267,7 +269,7 @@ export class Socket extends Duplex {
       return;
     }
     if (!startReading) return;
-    if (this.wantRead) this.startReading();
+    if (this.wantRead) this.scheduleRead();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
     // socket nobody reads from never sees the peer's FIN, never emits 'end'
     // and never closes (and a closing Server waits for it forever). On a later
