@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
+import { buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
 import { normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
@@ -24,9 +25,6 @@ import type {
 } from './transport';
 
 const PAGE = 4096;
-const HELLO = 0x31485258; // "XRH1"
-const ACCEPT = 0x31415258; // "XRA1"
-const VERSION = 1;
 /** How long a handshake may take before it fails with ETIMEDOUT. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -74,14 +72,12 @@ function address(path: string, port: number | string): TransportAddress {
   return { address: path, family: 'local', port };
 }
 
-/** Server side of one handshake: build the ring and send the fds. */
-function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: string, port: number | string): RingLink {
-  if (msg.length < 16 || msg.readUInt32LE(0) !== HELLO || msg.readUInt32LE(4) !== VERSION) {
-    throw systemError('EPROTO', 'accept', 'bad hello from client');
-  }
-  const asked = msg.readUInt32LE(8);
-  const order = asked === 0 ? defaultOrder : asked;
-  if (order < 12 || order > Math.log2(MAX_LOCAL_RING_SIZE)) throw systemError('EPROTO', 'accept', 'bad ring order');
+/**
+ * Server side of one handshake: build the ring and send the fds. The ring
+ * order is the client's ask capped by the listener's (`ceiling`).
+ */
+function serveHello(conn: number, msg: Buffer, fdCount: number, ceiling: number, path: string, port: number | string): RingLink {
+  const order = grantOrder(parseHello(msg, fdCount).order, ceiling);
   const { size, leftOffset, rightOffset } = ringLayout(order, order);
   const memfd = native.memfdCreate('xenring', size);
   let mapping: SharedMapping | undefined;
@@ -103,11 +99,7 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
     const s2c = native.eventfdCreate();
     fds.push(s2c);
     endpoint.setNotifier('eventfd', s2c, c2s);
-    const reply = Buffer.alloc(16);
-    reply.writeUInt32LE(ACCEPT, 0);
-    reply.writeUInt32LE(VERSION, 4);
-    reply.writeUInt32LE(order, 8);
-    reply.writeUInt32LE(order, 12);
+    const reply = buildAccept({ leftOrder: order, rightOrder: order });
     if (native.sendMessage(conn, reply, [memfd, c2s, s2c]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
@@ -128,20 +120,18 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
 }
 
 /** Client side: validate the server's reply and map the ring. */
-function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: string, port: number | string): RingLink {
+function acceptReply(
+  conn: number,
+  msg: { data: Buffer; fds: number[] },
+  asked: number,
+  path: string,
+  port: number | string,
+): RingLink {
   const { data, fds } = msg;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
   try {
-    if (data.length < 16 || data.readUInt32LE(0) !== ACCEPT || data.readUInt32LE(4) !== VERSION || fds.length !== 3) {
-      throw systemError('EPROTO', 'connect', 'bad handshake reply');
-    }
-    const leftOrder = data.readUInt32LE(8);
-    const rightOrder = data.readUInt32LE(12);
-    const maxOrder = Math.log2(MAX_LOCAL_RING_SIZE);
-    if (leftOrder < 12 || rightOrder < 12 || leftOrder > maxOrder || rightOrder > maxOrder) {
-      throw systemError('EPROTO', 'connect', 'bad ring order');
-    }
+    const { leftOrder, rightOrder } = parseAccept(data, fds.length, asked);
     const [memfd, c2s, s2c] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
@@ -215,11 +205,7 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
       finish(refused(code));
       return;
     }
-    const hello = Buffer.alloc(16);
-    hello.writeUInt32LE(HELLO, 0);
-    hello.writeUInt32LE(VERSION, 4);
-    hello.writeUInt32LE(order, 8);
-    hello.writeUInt32LE(process.pid, 12);
+    const hello = buildHello({ order, pid: process.pid });
     try {
       native.sendMessage(conn, hello);
       watcher = new native.FdWatcher(conn, (events) => {
@@ -237,7 +223,7 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
           return;
         }
         try {
-          const link = acceptReply(conn, msg, path, port);
+          const link = acceptReply(conn, msg, order, path, port);
           finish(null, link);
         } catch (e) {
           conn = -1; // acceptReply closed it
@@ -308,13 +294,15 @@ class LocalListener implements Listener {
         msg = null;
       }
       drop();
+      // A HELLO carries no fds: whatever came with it is closed, never kept.
+      msg?.fds.forEach(closeQuietly);
       if (msg === null || msg.data.length === 0 || this.closed) {
         closeQuietly(conn);
         return;
       }
       let link: RingLink;
       try {
-        link = serveHello(conn, msg.data, this.order, this.path, this.port);
+        link = serveHello(conn, msg.data, msg.fds.length, this.order, this.path, this.port);
       } catch {
         closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
         return;
