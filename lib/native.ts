@@ -82,7 +82,8 @@ export interface NativeBinding {
   memfdCreate(name: string, size: number): number;
   memfdCheck(fd: number, size: number): void;
   eventfdCreate(): number;
-  eventfdCheck(fd: number): void;
+  /** Throws EPROTO unless an eventfd in counter mode; returns its kernel id (-1: unknown). */
+  eventfdCheck(fd: number): number;
   unixListen(path: string, backlog: number): number;
   unixAccept(fd: number): number;
   unixConnect(path: string): number;

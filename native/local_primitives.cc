@@ -40,19 +40,30 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// memfdCheck(fd, size): throws unless fd is a memfd sealed against resizing
-// with exactly `size` bytes. Run on every fd received from a peer.
+// memfdCheck(fd, size): throws EPROTO unless fd is a memfd sealed against
+// resizing (and not against our writes) with exactly `size` bytes. Run on every
+// fd received from a peer. The kind is proven first without touching the file
+// (F_GET_SEALS answers EINVAL for anything that is not shmem, with no I/O):
+// only then fstat, which on a FUSE or NFS file could block the loop.
 Napi::Value MemfdCheck(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   int64_t size = IntArg(info, 1, "size", 1, int64_t(1) << 34);
-  int seals = fcntl(fd, F_GET_SEALS);  // EINVAL: not a memfd at all
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0) {
+    if (errno == EINVAL) ThrowCode(env, "EPROTO", "peer sent shared memory that is not a memfd");
+    ThrowErrno(env, errno, "fcntl");
+  }
+  unsigned forbidden = F_SEAL_WRITE;
+#ifdef F_SEAL_FUTURE_WRITE
+  forbidden |= F_SEAL_FUTURE_WRITE;
+#endif
+  if ((static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || (static_cast<unsigned>(seals) & forbidden) != 0)
+    ThrowCode(env, "EPROTO", "peer sent a memfd without the seals against resizing, or sealed against writes");
   struct stat st;
-  if (seals < 0 && errno != EINVAL) ThrowErrno(env, errno, "fcntl");
   if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
-  if (seals < 0 || (static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || !S_ISREG(st.st_mode) ||
-      st.st_size != size)
-    ThrowCode(env, "EPROTO", "peer sent shared memory that is not a sealed memfd of the agreed size");
+  if (!S_ISREG(st.st_mode) || st.st_size != size)
+    ThrowCode(env, "EPROTO", "peer sent a memfd that is not of the agreed size");
   return env.Undefined();
 }
 
@@ -62,7 +73,29 @@ Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
-// eventfdCheck(fd): throws unless fd is an eventfd (a peer could send anything).
+// The value of "<key>:" in /proc/self/fdinfo/<fd>, or -1 when absent. Reading
+// fdinfo never touches the file itself, so it cannot block whatever fd is.
+int64_t FdinfoField(int fd, const char* key) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return -1;
+  char buf[1024];
+  ssize_t n = read(f, buf, sizeof buf - 1);
+  close(f);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  size_t klen = strlen(key);
+  for (char* line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : nullptr) {
+    if (strncmp(line, key, klen) == 0 && line[klen] == ':') return strtoll(line + klen + 1, nullptr, 0);
+  }
+  return -1;
+}
+
+// eventfdCheck(fd) -> the eventfd's kernel id (distinct eventfds have distinct
+// ids; -1 on kernels that do not say). Throws EPROTO unless fd is an eventfd
+// in counter mode: an EFD_SEMAPHORE one yields 1 per read, so a peer could
+// preload it and keep us reading it forever.
 Napi::Value EventfdCheck(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -72,9 +105,11 @@ Napi::Value EventfdCheck(const Napi::CallbackInfo& info) {
   if (n < 0) ThrowErrno(env, errno, "readlink");
   target[n] = 0;
   if (strcmp(target, "anon_inode:[eventfd]") != 0) ThrowCode(env, "EPROTO", "peer sent an fd that is not an eventfd");
+  // Kernels before 6.x do not report the mode (-1): nothing to check there.
+  if (FdinfoField(fd, "eventfd-semaphore") > 0) ThrowCode(env, "EPROTO", "peer sent an eventfd in semaphore mode");
   int fl = fcntl(fd, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(FdinfoField(fd, "eventfd-id")));
 }
 
 bool FillAddress(Napi::Env env, const Napi::Value& v, sockaddr_un* addr) {

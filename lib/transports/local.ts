@@ -135,8 +135,12 @@ function acceptReply(
     const [memfd, c2s, s2c] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
-    native.eventfdCheck(c2s);
-    native.eventfdCheck(s2c);
+    // Distinct roles need distinct eventfds: one shared by both directions
+    // would wake each side with its own kicks.
+    const ids = [native.eventfdCheck(c2s), native.eventfdCheck(s2c)];
+    if (ids[0] >= 0 && ids[0] === ids[1]) {
+      throw systemError('EPROTO', 'connect', 'server sent the same eventfd for both directions');
+    }
     mapping = new native.SharedMapping(memfd, size, true);
     closeQuietly(memfd);
     fds[0] = -1;

@@ -7,6 +7,7 @@ It speaks the rendezvous protocol (a SOCK_SEQPACKET socket that passes fds with
 SCM_RIGHTS) but breaks it on purpose. Results go to stdout as one JSON line;
 "ready" lines tell the test when to act. Modes are listed in MODES below.
 """
+import fcntl
 import json
 import mmap
 import os
@@ -88,7 +89,76 @@ def mode_ask(opts):
     out(res)
 
 
+EXT_MAGIC = 0x31585258
+
+
+def memfd(size, seals, order=12):
+    """A memfd with a vchan control page as a xenring server writes it."""
+    fd = os.memfd_create("hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    os.ftruncate(fd, size)
+    os.pwrite(fd, struct.pack("<HHBBBB", order, order, 2, 1, 1, 0), 16)
+    os.pwrite(fd, struct.pack("<I", EXT_MAGIC), 3072)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    return fd
+
+
+RESIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+
+def accept_fds(opts, order):
+    """The fds of an ACCEPT, honest or not as opts["reply"] says."""
+    size = 4096 + 2 * (1 << order)
+    kind = opts["reply"]
+    if kind == "write-sealed":
+        mem = memfd(size, RESIZE_SEALS | fcntl.F_SEAL_WRITE)
+    elif kind == "not-memfd":
+        mem = os.open("/dev/null", os.O_RDWR)  # F_GET_SEALS: EINVAL
+    elif kind == "wrong-size":
+        mem = memfd(size + 4096, RESIZE_SEALS)
+    else:
+        mem = memfd(size, RESIZE_SEALS)
+    c2s = os.eventfd(0, os.EFD_NONBLOCK)
+    if kind == "semaphore":
+        s2c = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
+        os.eventfd_write(s2c, 0xFFFFFFFFFFFFFFF0)
+    elif kind == "same-eventfd":
+        s2c = c2s
+    else:
+        s2c = os.eventfd(0, os.EFD_NONBLOCK)
+    fds = [mem, c2s, s2c]
+    if kind == "extra-fds":
+        fds += [os.eventfd(0) for _ in range(4)]
+    return fds
+
+
+def listen(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    srv = seqpacket()
+    srv.bind(path)
+    srv.listen(64)
+    return srv
+
+
+def mode_server(opts):
+    """Accept `count` clients (default 1) and answer each as opts["reply"] says."""
+    srv = listen(opts["path"])
+    out("ready")
+    conns = []
+    for _ in range(opts.get("count", 1)):
+        conn, _ = srv.accept()
+        data, fds = recv_reply(conn)
+        close_all(fds)
+        order = 12
+        socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
+        conns.append(conn)
+    wait_stdin_closed()
+
+
 MODES = {
+    "server": mode_server,
     "hello-fds": mode_hello_fds,
     "ask": mode_ask,
 }
