@@ -13,7 +13,7 @@ import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
 import { buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
-import { normalizePort, rendezvousDir, socketPath } from './local_dir';
+import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -171,7 +171,8 @@ function acceptReply(
 function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect {
   const port = normalizePort(req.port);
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
-  const path = socketPath(rendezvousDir(req.dir), port);
+  checkDirOption(req.dir);
+  let path = '';
   let conn = -1;
   let watcher: FdWatcher | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -197,6 +198,12 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   const attempt = () => {
     timer = null;
     if (done) return; // cancelled before the attempt ran
+    try {
+      path ||= socketPath(rendezvousDir(req.dir, 'connect'), port);
+    } catch (e) {
+      finish(e as Error);
+      return;
+    }
     try {
       conn = native.unixConnect(path);
     } catch (e) {
@@ -359,10 +366,24 @@ class LocalListener implements Listener {
   }
 }
 
+/**
+ * Connecting needs write permission on the socket file, so 0600 lets only
+ * our uid in (bind made it from the umask).
+ */
+function ownerOnly(fd: number, path: string): number {
+  try {
+    fs.chmodSync(path, 0o600);
+  } catch (e) {
+    closeQuietly(fd);
+    throw e;
+  }
+  return fd;
+}
+
 /** Binds `path`, replacing a stale socket left by a crashed server. */
 function bindListener(path: string, backlog: number): number {
   try {
-    return native.unixListen(path, backlog);
+    return ownerOnly(native.unixListen(path, backlog), path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
   }
@@ -377,7 +398,7 @@ function bindListener(path: string, backlog: number): number {
       } catch {
         /* raced with another cleaner */
       }
-      return native.unixListen(path, backlog);
+      return ownerOnly(native.unixListen(path, backlog), path);
     }
   } finally {
     closeQuietly(probe);
@@ -392,10 +413,11 @@ function listen(
 ): void {
   const requested = normalizePort(req.port);
   const order = ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
-  const dir = rendezvousDir(req.dir);
+  checkDirOption(req.dir);
   const backlog = req.backlog ?? 511;
   let result: Listener;
   try {
+    const dir = rendezvousDir(req.dir, 'listen');
     if (requested === 0) {
       // Ephemeral port: pick from the dynamic range until one is free.
       let fd = -1;

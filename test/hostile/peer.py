@@ -157,11 +157,27 @@ def mode_server(opts):
     wait_stdin_closed()
 
 
+def mode_plant(opts):
+    """Plant a directory (with opts["mode"]) or a symlink at opts["path"]."""
+    if "symlinkTo" in opts:
+        os.symlink(opts["symlinkTo"], opts["path"])
+    else:
+        os.mkdir(opts["path"])
+        os.chmod(opts["path"], opts["mode"])
+    out("planted")
+
+
 MODES = {
+    "plant": mode_plant,
     "server": mode_server,
     "hello-fds": mode_hello_fds,
     "ask": mode_ask,
 }
 
 if __name__ == "__main__":
-    MODES[sys.argv[1]](json.loads(sys.argv[2]))
+    options = json.loads(sys.argv[2])
+    if "uid" in options:  # become another user (the test runs as root)
+        os.setgroups([])
+        os.setgid(options["gid"])
+        os.setuid(options["uid"])
+    MODES[sys.argv[1]](options)
