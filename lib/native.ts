@@ -90,7 +90,8 @@ export interface NativeBinding {
   sendMessage(fd: number, data: Buffer, fds?: number[]): number;
   recvMessage(fd: number): ReceivedMessage | null;
   closeFd(fd: number): void;
-  socketPeerPid(fd: number): number;
+  /** The connected peer's credentials (SO_PEERCRED). */
+  socketPeerCred(fd: number): { pid: number; uid: number; gid: number };
   layout: { pageSize: number; minOrder: number; maxXenOrder: number; maxOrder: number };
   /** Xen device bindings (see transports/xen). */
   xen: Record<string, unknown>;

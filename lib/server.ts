@@ -27,6 +27,11 @@ export interface ListenOptions {
   /** Local transport: rendezvous directory. */
   dir?: string;
   backlog?: number;
+  /**
+   * Local transport: uids besides the server's own that may connect (default
+   * none). The socket file is then 0666 and the directory must let them in.
+   */
+  allowUid?: number | number[];
 }
 
 /** Payload of the 'drop' event (a connection over maxConnections). */
@@ -96,7 +101,14 @@ export class Server extends EventEmitter {
     if (cb) this.once('listening', cb);
     this.starting = true;
     transport.listen(
-      { port: options.port, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog },
+      {
+        port: options.port,
+        domid: options.domid,
+        ringSize: options.ringSize,
+        dir: options.dir,
+        backlog: options.backlog,
+        allowUid: options.allowUid,
+      },
       (link) => this.onLink(link),
       (err, listener) => {
         this.starting = false;

@@ -249,13 +249,19 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// socketPeerPid(fd) -> pid of the connected peer (SO_PEERCRED).
-Napi::Value SocketPeerPid(const Napi::CallbackInfo& info) {
+// socketPeerCred(fd) -> { pid, uid, gid } of the connected peer (SO_PEERCRED:
+// taken by the kernel at connect()/listen(), so the peer cannot forge them).
+Napi::Value SocketPeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(info.Env(), errno, "getsockopt");
-  return Napi::Number::New(info.Env(), cred.pid);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("gid", Napi::Number::New(env, cred.gid));
+  return out;
 }
 
 }  // namespace
@@ -271,7 +277,7 @@ void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
-  exports.Set("socketPeerPid", Napi::Function::New(env, SocketPeerPid, "socketPeerPid"));
+  exports.Set("socketPeerCred", Napi::Function::New(env, SocketPeerCred, "socketPeerCred"));
 }
 
 }  // namespace xenring

@@ -13,6 +13,7 @@ import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
 import { buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
+import { allowedUids, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
@@ -76,7 +77,15 @@ function address(path: string, port: number | string): TransportAddress {
  * Server side of one handshake: build the ring and send the fds. The ring
  * order is the client's ask capped by the listener's (`ceiling`).
  */
-function serveHello(conn: number, msg: Buffer, fdCount: number, ceiling: number, path: string, port: number | string): RingLink {
+function serveHello(
+  conn: number,
+  peerPid: number,
+  msg: Buffer,
+  fdCount: number,
+  ceiling: number,
+  path: string,
+  port: number | string,
+): RingLink {
   const order = grantOrder(parseHello(msg, fdCount).order, ceiling);
   const { size, leftOffset, rightOffset } = ringLayout(order, order);
   const memfd = native.memfdCreate('xenring', size);
@@ -103,9 +112,8 @@ function serveHello(conn: number, msg: Buffer, fdCount: number, ceiling: number,
     if (native.sendMessage(conn, reply, [memfd, c2s, s2c]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
-    const peer = native.socketPeerPid(conn);
     return new LocalLink(endpoint, mapping, c2s, s2c, conn, address(path, port), {
-      address: `pid:${peer}`,
+      address: `pid:${peerPid}`,
       family: 'local',
       port,
     });
@@ -172,6 +180,7 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   const port = normalizePort(req.port);
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   checkDirOption(req.dir);
+  const allowed = allowedUids(req.allowUid);
   let path = '';
   let conn = -1;
   let watcher: FdWatcher | null = null;
@@ -199,7 +208,7 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
     timer = null;
     if (done) return; // cancelled before the attempt ran
     try {
-      path ||= socketPath(rendezvousDir(req.dir, 'connect'), port);
+      path ||= socketPath(rendezvousDir(req.dir, 'connect', allowed), port);
     } catch (e) {
       finish(e as Error);
       return;
@@ -214,6 +223,12 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
         return;
       }
       finish(refused(code));
+      return;
+    }
+    try {
+      trustedPeer(conn, allowed, 'connect'); // a server of another user could be impersonating ours
+    } catch (e) {
+      finish(e as Error);
       return;
     }
     const hello = buildHello({ order, pid: process.pid });
@@ -268,6 +283,7 @@ class LocalListener implements Listener {
     private readonly path: string,
     private readonly port: number | string,
     private readonly order: number,
+    private readonly allowed: readonly number[],
     private readonly onLink: (link: RingLink) => void,
   ) {
     this.ino = fs.statSync(path).ino;
@@ -284,11 +300,18 @@ class LocalListener implements Listener {
         return; // EMFILE and friends: the next readiness retries
       }
       if (conn < 0) return;
-      this.awaitHello(conn);
+      let peer;
+      try {
+        peer = trustedPeer(conn, this.allowed, 'accept');
+      } catch {
+        closeQuietly(conn); // another user, not allowed: the client sees ECONNREFUSED
+        continue;
+      }
+      this.awaitHello(conn, peer.pid);
     }
   }
 
-  private awaitHello(conn: number): void {
+  private awaitHello(conn: number, peerPid: number): void {
     const drop = () => {
       const p = this.pending.get(conn);
       if (!p) return;
@@ -313,7 +336,7 @@ class LocalListener implements Listener {
       }
       let link: RingLink;
       try {
-        link = serveHello(conn, msg.data, msg.fds.length, this.order, this.path, this.port);
+        link = serveHello(conn, peerPid, msg.data, msg.fds.length, this.order, this.path, this.port);
       } catch {
         closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
         return;
@@ -368,11 +391,12 @@ class LocalListener implements Listener {
 
 /**
  * Connecting needs write permission on the socket file, so 0600 lets only
- * our uid in (bind made it from the umask).
+ * our uid in (bind made it from the umask). With other uids allowed it is
+ * 0666 and SO_PEERCRED decides who stays.
  */
-function ownerOnly(fd: number, path: string): number {
+function setSocketMode(fd: number, path: string, shared: boolean): number {
   try {
-    fs.chmodSync(path, 0o600);
+    fs.chmodSync(path, shared ? 0o666 : 0o600);
   } catch (e) {
     closeQuietly(fd);
     throw e;
@@ -381,9 +405,9 @@ function ownerOnly(fd: number, path: string): number {
 }
 
 /** Binds `path`, replacing a stale socket left by a crashed server. */
-function bindListener(path: string, backlog: number): number {
+function bindListener(path: string, backlog: number, shared: boolean): number {
   try {
-    return ownerOnly(native.unixListen(path, backlog), path);
+    return setSocketMode(native.unixListen(path, backlog), path, shared);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
   }
@@ -398,7 +422,7 @@ function bindListener(path: string, backlog: number): number {
       } catch {
         /* raced with another cleaner */
       }
-      return ownerOnly(native.unixListen(path, backlog), path);
+      return setSocketMode(native.unixListen(path, backlog), path, shared);
     }
   } finally {
     closeQuietly(probe);
@@ -414,6 +438,7 @@ function listen(
   const requested = normalizePort(req.port);
   const order = ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   checkDirOption(req.dir);
+  const allowed = allowedUids(req.allowUid);
   const backlog = req.backlog ?? 511;
   let result: Listener;
   try {
@@ -425,16 +450,16 @@ function listen(
       for (let i = 0; i < 256 && fd < 0; i++) {
         port = 49152 + Math.floor(Math.random() * 16384);
         try {
-          fd = bindListener(socketPath(dir, port), backlog);
+          fd = bindListener(socketPath(dir, port), backlog, allowed.length > 0);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
         }
       }
       if (fd < 0) throw systemError('EADDRINUSE', 'listen', 'no free port');
-      result = new LocalListener(fd, socketPath(dir, port), port, order, onLink);
+      result = new LocalListener(fd, socketPath(dir, port), port, order, allowed, onLink);
     } else {
       const path = socketPath(dir, requested);
-      result = new LocalListener(bindListener(path, backlog), path, requested, order, onLink);
+      result = new LocalListener(bindListener(path, backlog, allowed.length > 0), path, requested, order, allowed, onLink);
     }
   } catch (e) {
     process.nextTick(callback, e as Error);

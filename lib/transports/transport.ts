@@ -39,6 +39,8 @@ export interface ConnectRequest {
   ringSize?: number;
   /** local: rendezvous directory. */
   dir?: string;
+  /** local: uids besides ours a server may run as. */
+  allowUid?: number | readonly number[];
 }
 
 export interface ListenRequest {
@@ -49,6 +51,8 @@ export interface ListenRequest {
   ringSize?: number;
   dir?: string;
   backlog?: number;
+  /** local: uids besides ours that may connect. */
+  allowUid?: number | readonly number[];
 }
 
 export interface Listener {

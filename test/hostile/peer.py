@@ -77,7 +77,11 @@ def mode_hello_fds(opts):
 def mode_ask(opts):
     """Ask for ring order `order`; report what the server granted."""
     s = seqpacket()
-    s.connect(opts["path"])
+    try:
+        s.connect(opts["path"])
+    except PermissionError:
+        out({"replied": False, "denied": True})
+        return
     s.send(hello(opts, opts["order"]))
     data, fds = recv_reply(s)
     res = {"replied": bool(data), "nfds": len(fds)}
@@ -131,26 +135,39 @@ def accept_fds(opts, order):
     return fds
 
 
-def listen(path):
+def drop_to(uid, gid):
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def listen(path, opts):
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
     srv = seqpacket()
     srv.bind(path)
+    if "listenUid" in opts:
+        # SO_PEERCRED of a listener is taken at listen(): bind in the
+        # victim's directory, then listen as another user.
+        drop_to(opts["listenUid"], opts["listenUid"])
     srv.listen(64)
     return srv
 
 
 def mode_server(opts):
     """Accept `count` clients (default 1) and answer each as opts["reply"] says."""
-    srv = listen(opts["path"])
+    srv = listen(opts["path"], opts)
     out("ready")
     conns = []
     for _ in range(opts.get("count", 1)):
         conn, _ = srv.accept()
         data, fds = recv_reply(conn)
         close_all(fds)
+        if not data:  # the client hung up on us
+            conn.close()
+            continue
         order = 12
         socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
         conns.append(conn)
@@ -177,7 +194,5 @@ MODES = {
 if __name__ == "__main__":
     options = json.loads(sys.argv[2])
     if "uid" in options:  # become another user (the test runs as root)
-        os.setgroups([])
-        os.setgid(options["gid"])
-        os.setuid(options["uid"])
+        drop_to(options["uid"], options["gid"])
     MODES[sys.argv[1]](options)
