@@ -9,6 +9,7 @@
  * our analogue of Xen's unmap-notify.
  */
 import * as fs from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
@@ -28,6 +29,8 @@ import type {
 const PAGE = 4096;
 /** How long a handshake may take before it fails with ETIMEDOUT. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Connections a listener holds before their HELLO; past it the oldest is dropped. */
+export const MAX_PENDING_HANDSHAKES = 64;
 
 function closeQuietly(fd: number): void {
   if (fd < 0) return;
@@ -233,17 +236,24 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
     }
     const hello = buildHello({ order, pid: process.pid });
     try {
-      native.sendMessage(conn, hello);
+      // A fresh connection's send buffer is empty: EAGAIN here means the
+      // kernel is out of buffers, and a HELLO never sent would only time out.
+      if (native.sendMessage(conn, hello) !== hello.length) throw systemError('EAGAIN', 'connect', 'handshake hello not sent');
       watcher = new native.FdWatcher(conn, (events) => {
+        if (events < 0) {
+          // A poll error on the rendezvous socket: fail now, not at the timeout.
+          finish(refused(getSystemErrorName(events)));
+          return;
+        }
         let msg;
         try {
-          msg = events < 0 ? null : native.recvMessage(conn);
+          msg = native.recvMessage(conn);
         } catch (e) {
           finish(refused((e as NodeJS.ErrnoException).code ?? 'ECONNRESET'));
           return;
         }
-        if (msg === null && events >= 0) return; // spurious wake-up
-        if (msg === null || msg.data.length === 0) {
+        if (msg === null) return; // spurious wake-up
+        if (msg.data.length === 0) {
           // The server closed without a ring: it is going away, or refused us.
           finish(refused('ECONNREFUSED'));
           return;
@@ -276,6 +286,8 @@ class LocalListener implements Listener {
   private pending = new Map<number, { watcher: FdWatcher; timer: NodeJS.Timeout }>();
   private closed = false;
   private refed = true;
+  private acceptBackoffMs = 0;
+  private acceptTimer: NodeJS.Timeout | null = null;
   private readonly ino: number;
 
   constructor(
@@ -291,14 +303,26 @@ class LocalListener implements Listener {
     this.watcher.start(UV_READABLE);
   }
 
+  /**
+   * Accepts what is queued, a bounded batch per turn. When the fd table is
+   * full (EMFILE and friends) the listening socket stays readable, so the
+   * watcher is stopped and accepting retried after a growing pause instead
+   * of spinning a core; pending handshakes are the first fds to give back.
+   */
   private acceptAll(): void {
-    while (!this.closed) {
+    for (let batch = 0; batch < MAX_PENDING_HANDSHAKES && !this.closed; batch++) {
       let conn: number;
       try {
         conn = native.unixAccept(this.fd);
       } catch {
-        return; // EMFILE and friends: the next readiness retries
+        if (this.pending.size > 0) {
+          this.dropOldestHandshake();
+          continue;
+        }
+        this.pauseAccepting();
+        return;
       }
+      this.acceptBackoffMs = 0;
       if (conn < 0) return;
       let peer;
       try {
@@ -307,8 +331,31 @@ class LocalListener implements Listener {
         closeQuietly(conn); // another user, not allowed: the client sees ECONNREFUSED
         continue;
       }
+      // Connections that never say HELLO hold an fd each: past the cap the
+      // oldest goes (an honest client says HELLO at once).
+      if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.dropOldestHandshake();
       this.awaitHello(conn, peer.pid);
     }
+  }
+
+  private pauseAccepting(): void {
+    this.watcher.stop();
+    this.acceptBackoffMs = Math.min(1000, Math.max(10, this.acceptBackoffMs * 2));
+    this.acceptTimer = setTimeout(() => {
+      this.acceptTimer = null;
+      if (this.closed) return;
+      this.watcher.start(UV_READABLE);
+      this.acceptAll();
+    }, this.acceptBackoffMs);
+    if (!this.refed) this.acceptTimer.unref();
+  }
+
+  private dropOldestHandshake(): void {
+    const [conn, p] = this.pending.entries().next().value as [number, { watcher: FdWatcher; timer: NodeJS.Timeout }];
+    this.pending.delete(conn);
+    clearTimeout(p.timer);
+    p.watcher.close();
+    closeQuietly(conn);
   }
 
   private awaitHello(conn: number, peerPid: number): void {
@@ -361,6 +408,7 @@ class LocalListener implements Listener {
     if (this.closed) return;
     this.closed = true;
     this.watcher.close();
+    if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {
       clearTimeout(p.timer);
       p.watcher.close();
@@ -379,12 +427,14 @@ class LocalListener implements Listener {
   ref(): void {
     this.refed = true;
     this.watcher.ref();
+    this.acceptTimer?.ref();
     for (const p of this.pending.values()) p.watcher.ref();
   }
 
   unref(): void {
     this.refed = false;
     this.watcher.unref();
+    this.acceptTimer?.unref();
     for (const p of this.pending.values()) p.watcher.unref();
   }
 }

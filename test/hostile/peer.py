@@ -184,7 +184,24 @@ def mode_plant(opts):
     out("planted")
 
 
+def mode_flood(opts):
+    """Open up to `count` connections that never say HELLO and hold them."""
+    held = []
+    for _ in range(opts["count"]):
+        s = seqpacket()
+        s.setblocking(False)
+        try:
+            s.connect(opts["path"])
+        except BlockingIOError:  # the listener's backlog is full
+            s.close()
+            break
+        held.append(s)
+    out({"connected": len(held)})
+    wait_stdin_closed()
+
+
 MODES = {
+    "flood": mode_flood,
     "plant": mode_plant,
     "server": mode_server,
     "hello-fds": mode_hello_fds,
