@@ -9,6 +9,7 @@
         "native/fd_watcher.cc",
         "native/shared_mapping.cc",
         "native/local_primitives.cc",
+        "native/notifier.cc",
         "native/ring_endpoint.cc",
         "native/xen_devices.cc"
       ],

@@ -44,21 +44,41 @@ export interface RingEndpoint {
   requestData(): number;
   /** Sets the "wake me on space" bit in the peer's notify byte, then re-checks. */
   requestSpace(): number;
-  /** Spins up to `micros` µs for data; returns readable bytes. */
-  waitData(micros: number): number;
+  /** Spins up to `micros` µs for data; `arm`: if still empty, asks for a wake-up (requestData). Returns readable bytes. */
+  waitData(micros: number, arm?: boolean): number;
   /** Spins up to `micros` µs until `want` bytes are free; returns writable bytes. */
   waitSpace(micros: number, want: number): number;
-  /** live | (fin << 8) */
+  /** live | (fin << 8); decode with ring/vchan_state's decodePeerState. */
   peerState(): number;
+  /** Every later read/write/wait/request/service() leaves the ring's state in `words`. */
+  bindState(words: Uint32Array): void;
+  /** A wake-up in one call: consumes pending wake-ups, publishes state; returns readable bytes. */
+  service(): number;
   setLive(live: 0 | 1 | 2): void;
   /** Returns false when the extension is off (plain vchan has no half-close). */
   setFin(): boolean;
-  setNotifier(kind: 'eventfd', kickFd: number, waitFd: number): void;
-  setNotifier(kind: 'evtchn', fd: number, port: number): void;
+  /** How this endpoint wakes its peer and consumes its own wake-ups. */
+  setNotifier(notifier: Notifier): void;
+  /** Wakes the peer; throws the notifier's error (e.g. EBADF). */
   kick(): void;
+  /** Consumes pending wake-ups; returns how many. */
   ack(): number;
   close(): void;
   info(): { role: string; rxSize: number; txSize: number; ext: boolean; closed: boolean };
+}
+
+/**
+ * The seam through which a ring wakes its peer: made by a transport
+ * (eventfdNotifier() locally, xen.evtchnNotifier() on Xen). The fds it uses
+ * stay owned by the transport's link.
+ */
+export interface Notifier {
+  /** Wakes the peer (a wake-up already pending counts as success). */
+  kick(): void;
+  /** Consumes pending wake-ups and re-arms them; returns how many. */
+  ack(): number;
+  /** Polls readable when we are woken. */
+  readonly waitFd: number;
 }
 
 export interface FdWatcher {
@@ -78,12 +98,16 @@ export interface ReceivedMessage {
 export interface NativeBinding {
   SharedMapping: new (fd: number, length: number, writable: boolean, offset?: number) => SharedMapping;
   RingEndpoint: new (options: RingEndpointOptions) => RingEndpoint;
+  /** Not constructible with a use from JS: transports make Notifiers. */
+  Notifier: new () => Notifier;
   FdWatcher: new (fd: number, callback: (events: number) => void) => FdWatcher;
   memfdCreate(name: string, size: number): number;
   memfdCheck(fd: number, size: number): void;
   eventfdCreate(): number;
   /** Throws EPROTO unless an eventfd in counter mode; returns its kernel id (-1: unknown). */
   eventfdCheck(fd: number): number;
+  /** Wakes the peer by writing `kickFd`, is woken through `waitFd`. */
+  eventfdNotifier(kickFd: number, waitFd: number): Notifier;
   unixListen(path: string, backlog: number): number;
   unixAccept(fd: number): number;
   unixConnect(path: string): number;
@@ -92,9 +116,19 @@ export interface NativeBinding {
   closeFd(fd: number): void;
   /** The connected peer's credentials (SO_PEERCRED). */
   socketPeerCred(fd: number): { pid: number; uid: number; gid: number };
-  layout: { pageSize: number; minOrder: number; maxXenOrder: number; maxOrder: number };
+  /** Constants of native/vchan_layout.h (checked by ring/vchan_state at load). */
+  layout: NativeLayout;
   /** Xen device bindings (see transports/xen). */
   xen: Record<string, unknown>;
+}
+
+/** The addon's vchan constants (native/vchan_layout.h). */
+export interface NativeLayout {
+  pageSize: number;
+  minOrder: number;
+  maxXenOrder: number;
+  maxOrder: number;
+  [field: string]: number;
 }
 
 /** uv_poll event bits. */

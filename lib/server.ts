@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, outOfRange } from './errors';
 import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
+import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
 import type { Listener, RingLink, TransportAddress } from './transports/transport';
 
@@ -141,9 +142,7 @@ export class Server extends EventEmitter {
         remoteFamily: link.remote.family,
       };
       try {
-        link.endpoint.setFin();
-        link.endpoint.setLive(0);
-        link.endpoint.kick();
+        refuse(link.endpoint);
       } finally {
         link.release();
       }

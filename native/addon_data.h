@@ -5,6 +5,7 @@
 namespace xenring {
 struct AddonData {
   Napi::FunctionReference mapping_ctor;
+  Napi::FunctionReference notifier_ctor;
 };
 inline AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 }  // namespace xenring

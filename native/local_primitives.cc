@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "notifier.h"
 
 namespace xenring {
 
@@ -264,12 +265,44 @@ Napi::Value SocketPeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Wake-ups over two eventfds: we write the peer's, we read our own.
+class EventfdNotifier : public Notifier {
+ public:
+  EventfdNotifier(int kick_fd, int wait_fd) : kick_fd_(kick_fd), wait_fd_(wait_fd) {}
+  int Kick() override {
+    uint64_t one = 1;
+    ssize_t rc;
+    do rc = ::write(kick_fd_, &one, sizeof one); while (rc < 0 && errno == EINTR);
+    // EAGAIN: the counter is full, so a wake-up is pending already.
+    return rc < 0 && errno != EAGAIN ? errno : 0;
+  }
+  int64_t Ack() override {
+    uint64_t v = 0;
+    ssize_t rc;
+    do rc = ::read(wait_fd_, &v, sizeof v); while (rc < 0 && errno == EINTR);
+    if (rc < 0) return errno == EAGAIN ? 0 : -errno;
+    return rc == sizeof v ? static_cast<int64_t>(v > INT32_MAX ? INT32_MAX : v) : 0;
+  }
+  int WaitFd() const override { return wait_fd_; }
+
+ private:
+  int kick_fd_, wait_fd_;
+};
+
+// eventfdNotifier(kickFd, waitFd) -> Notifier (the fds stay the caller's).
+Napi::Value EventfdNotifierNew(const Napi::CallbackInfo& info) {
+  int kick = FdArg(info, 0);
+  int wait = FdArg(info, 1);
+  return NotifierHandle::Wrap(info.Env(), std::make_unique<EventfdNotifier>(kick, wait));
+}
+
 }  // namespace
 
 void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("memfdCheck", Napi::Function::New(env, MemfdCheck, "memfdCheck"));
   exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate, "eventfdCreate"));
+  exports.Set("eventfdNotifier", Napi::Function::New(env, EventfdNotifierNew, "eventfdNotifier"));
   exports.Set("eventfdCheck", Napi::Function::New(env, EventfdCheck, "eventfdCheck"));
   exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
   exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));

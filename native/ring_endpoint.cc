@@ -1,11 +1,7 @@
 #include "ring_endpoint.h"
 
-#include <sys/ioctl.h>
 #include <time.h>
-#include <unistd.h>
 #include <cstdint>
-typedef uint16_t domid_t;  // <xen/evtchn.h> expects Xen's own typedef
-#include <xen/evtchn.h>
 
 #include <cerrno>
 #include <cstring>
@@ -67,7 +63,9 @@ RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
   if (order < kMinOrder || order > kMaxOrder || ord.As<Napi::Number>().DoubleValue() != double(order))
     ThrowRange(env, (std::string("options.") + name + ".order must be an integer in [10, 26]").c_str());
   uint64_t size = uint64_t(1) << order;
-  if (!(offset >= 0) || offset != double(uint64_t(offset)) || uint64_t(offset) + size > m->length())
+  // 2^53 bounds the double before the cast (casting a larger one is UB).
+  if (!(offset >= 0) || offset >= 9007199254740992.0 || offset != double(uint64_t(offset)) ||
+      uint64_t(offset) + size > m->length())
     ThrowRange(env, (std::string("options.") + name + " does not fit inside its mapping").c_str());
   return RingSpec{m, o.Get("mapping").As<Napi::Object>(), m->base() + uint64_t(offset), uint32_t(size)};
 }
@@ -91,6 +89,8 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("kick", &RingEndpoint::Kick),
                       InstanceMethod("ack", &RingEndpoint::Ack),
                       InstanceMethod("close", &RingEndpoint::Close),
+                      InstanceMethod("bindState", &RingEndpoint::BindState),
+                      InstanceMethod("service", &RingEndpoint::Service),
                       InstanceMethod("info", &RingEndpoint::Info)});
 }
 
@@ -112,7 +112,7 @@ RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ri
     ThrowType(env, "options.control must be a live, writable SharedMapping");
   Napi::Value co = opts.Get("controlOffset");
   double coff = co.IsNumber() ? co.As<Napi::Number>().DoubleValue() : 0;
-  if (!(coff >= 0) || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
+  if (!(coff >= 0) || coff >= 9007199254740992.0 || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
       uint64_t(coff) + kPageSize > cm->length())
     ThrowRange(env, "options.controlOffset does not leave a whole control page inside the mapping");
   ctrl_ = cm->base() + uint64_t(coff);
@@ -155,8 +155,8 @@ RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ri
     auto* orders = reinterpret_cast<volatile uint16_t*>(ctrl_ + kLeftOrder);
     orders[0] = static_cast<uint16_t>(__builtin_ctz(left.size));
     orders[1] = static_cast<uint16_t>(__builtin_ctz(right.size));
-    ctrl_[kCliLive] = 2;
-    ctrl_[kSrvLive] = 1;
+    ctrl_[kCliLive] = kLiveWaiting;
+    ctrl_[kSrvLive] = kLiveConnected;
     ctrl_[kCliNotify] = kNotifyWrite;  // tell us about the client's first write
     if (ext_) {
       memset(ctrl_ + kExtMagic, 0, kExtEnd - kExtMagic);
@@ -188,10 +188,36 @@ void RingEndpoint::ReleaseAll() {
     if (!mapping_refs_[i].IsEmpty()) mapping_refs_[i].Reset();
   }
   ctrl_ = nullptr;
+  notifier_ = nullptr;
+  if (!notifier_ref_.IsEmpty()) notifier_ref_.Reset();
+  state_ = nullptr;
+  if (!state_ref_.IsEmpty()) state_ref_.Reset();
 }
 
 void RingEndpoint::CheckOpen(Napi::Env env) const {
   if (ctrl_ == nullptr) ThrowCode(env, "ERR_SOCKET_CLOSED", "ring endpoint is closed");
+}
+
+uint16_t RingEndpoint::LoadPeerState(Napi::Env env) const {
+  uint8_t fin = ext_ ? __atomic_load_n(peer_fin_, __ATOMIC_ACQUIRE) : 0;
+  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_ACQUIRE);
+  if (live > kLiveWaiting || fin > 1) ThrowCode(env, "EPROTO", "peer wrote an invalid state byte");
+  return static_cast<uint16_t>(live | (fin << 8));
+}
+
+void RingEndpoint::Publish(Napi::Env env) {
+  if (state_ == nullptr) return;
+  // A detached buffer (transferred away) no longer belongs to us: stop.
+  if (state_ref_.Value().IsDetached()) {
+    state_ = nullptr;
+    state_ref_.Reset();
+    return;
+  }
+  uint16_t peer = LoadPeerState(env);
+  state_[kStatePeerLive] = peer & 0xff;
+  state_[kStatePeerFin] = peer >> 8;
+  state_[kStateReadable] = Available(env);
+  state_[kStateWritable] = Space(env);
 }
 
 uint32_t RingEndpoint::Available(Napi::Env env) const {
@@ -226,23 +252,14 @@ size_t RingEndpoint::CopyOut(uint8_t* dst, size_t n, Napi::Env env) {
   return n;
 }
 
-void RingEndpoint::DoKick() {
-  if (notify_kind_ == NotifyKind::kEventfd) {
-    uint64_t one = 1;
-    ssize_t rc;
-    do rc = ::write(kick_fd_, &one, sizeof one); while (rc < 0 && errno == EINTR);
-  } else if (notify_kind_ == NotifyKind::kEvtchn) {
-    ioctl_evtchn_notify n{port_};
-    ioctl(kick_fd_, IOCTL_EVTCHN_NOTIFY, &n);
-  }
-}
+int RingEndpoint::DoKick() { return notifier_ != nullptr ? notifier_->Kick() : 0; }
 
-void RingEndpoint::SendNotify(uint8_t bit) {
+int RingEndpoint::SendNotify(uint8_t bit) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   // Cheap check first: a busy stream whose peer is awake makes no RMW, no syscall.
-  if ((__atomic_load_n(own_notify_, __ATOMIC_RELAXED) & bit) == 0) return;
+  if ((__atomic_load_n(own_notify_, __ATOMIC_RELAXED) & bit) == 0) return 0;
   uint8_t prev = __atomic_fetch_and(own_notify_, static_cast<uint8_t>(~bit), __ATOMIC_SEQ_CST);
-  if (prev & bit) DoKick();
+  return (prev & bit) ? DoKick() : 0;
 }
 
 void RingEndpoint::RequestNotify(uint8_t bit) {
@@ -256,7 +273,8 @@ Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   double off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-  size_t skip = off > 0 ? static_cast<size_t>(off) : 0;
+  // Past 2^53 (or Infinity) every chunk is skipped; casting such a double is UB.
+  size_t skip = off > 0 ? (off < 9007199254740992.0 ? static_cast<size_t>(off) : SIZE_MAX) : 0;
   uint32_t space = Space(env);
   size_t total = 0;
   auto take = [&](Napi::Value v) {
@@ -286,8 +304,10 @@ Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
   }
   if (total > 0) {
     __atomic_store_n(tx_.prod, tx_prod_, __ATOMIC_RELEASE);
-    SendNotify(kNotifyWrite);
+    // The bytes are in the ring either way; a failed kick fails the channel.
+    if (int err = SendNotify(kNotifyWrite)) ThrowErrno(env, err, "kick");
   }
+  Publish(env);
   return Napi::Number::New(env, static_cast<double>(total));
 }
 
@@ -306,8 +326,9 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
     uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
     CopyOut(dst, n, env);
     __atomic_store_n(rx_.cons, rx_cons_, __ATOMIC_RELEASE);
-    SendNotify(kNotifyRead);
+    if (int err = SendNotify(kNotifyRead)) ThrowErrno(env, err, "kick");
   }
+  Publish(env);
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
@@ -325,6 +346,7 @@ Napi::Value RingEndpoint::Writable(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::RequestData(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
   RequestNotify(kNotifyWrite);
+  Publish(info.Env());
   return Napi::Number::New(info.Env(), Available(info.Env()));
 }
 
@@ -332,6 +354,7 @@ Napi::Value RingEndpoint::RequestData(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::RequestSpace(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
   RequestNotify(kNotifyRead);
+  Publish(info.Env());
   return Napi::Number::New(info.Env(), Space(info.Env()));
 }
 
@@ -349,13 +372,21 @@ uint32_t RingEndpoint::SpinFor(int64_t micros, uint32_t want, Measure measure) c
   }
 }
 
-// waitData(micros) -> readable bytes: spins up to `micros` for data (or a
-// change of the peer's live byte) before the caller goes to sleep on the fd.
+// waitData(micros, arm = false) -> readable bytes: spins up to `micros` for
+// data (or a change of the peer's live byte) before the caller goes to sleep
+// on the fd. `arm`: if still empty, ask for a wake-up and re-check (what
+// requestData() does), saving the caller a second call.
 Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
-  return Napi::Number::New(env, SpinFor(micros, 1, [&] { return Available(env); }));
+  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); });
+  if (n == 0 && info.Length() > 1 && info[1].ToBoolean()) {
+    RequestNotify(kNotifyWrite);
+    n = Available(env);
+  }
+  Publish(env);
+  return Napi::Number::New(env, n);
 }
 
 // waitSpace(micros, want) -> writable bytes: spins up to `micros` until at
@@ -366,7 +397,9 @@ Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
   uint32_t want = static_cast<uint32_t>(IntArg(info, 1, "want", 1, tx_.size));
-  return Napi::Number::New(env, SpinFor(micros, want, [&] { return Space(env); }));
+  uint32_t n = SpinFor(micros, want, [&] { return Space(env); });
+  Publish(env);
+  return Napi::Number::New(env, n);
 }
 
 // peerState() -> live | (fin << 8). live is the peer's byte (0 gone,
@@ -374,15 +407,12 @@ Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::PeerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  uint8_t fin = ext_ ? __atomic_load_n(peer_fin_, __ATOMIC_ACQUIRE) : 0;
-  uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_ACQUIRE);
-  if (live > 2 || fin > 1) ThrowCode(env, "EPROTO", "peer wrote an invalid state byte");
-  return Napi::Number::New(env, live | (fin << 8));
+  return Napi::Number::New(env, LoadPeerState(env));
 }
 
 Napi::Value RingEndpoint::SetLive(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
-  int64_t v = IntArg(info, 0, "live", 0, 2);
+  int64_t v = IntArg(info, 0, "live", kLiveGone, kLiveWaiting);
   __atomic_store_n(own_live_, static_cast<uint8_t>(v), __ATOMIC_SEQ_CST);
   return info.Env().Undefined();
 }
@@ -395,54 +425,60 @@ Napi::Value RingEndpoint::SetFin(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), ext_);
 }
 
-// setNotifier('eventfd', kickFd, waitFd) | setNotifier('evtchn', fd, port)
+// setNotifier(notifier): how we wake the peer and consume our wake-ups (a
+// Notifier made by the transport: eventfdNotifier() or xen.evtchnNotifier()).
 Napi::Value RingEndpoint::SetNotifier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) ThrowType(env, "kind must be 'eventfd' or 'evtchn'");
-  std::string kind = info[0].As<Napi::String>().Utf8Value();
-  if (kind == "eventfd") {
-    kick_fd_ = FdArg(info, 1);
-    wait_fd_ = static_cast<int>(IntArg(info, 2, "waitFd", 0, 0x7fffffff));
-    notify_kind_ = NotifyKind::kEventfd;
-  } else if (kind == "evtchn") {
-    kick_fd_ = wait_fd_ = FdArg(info, 1);
-    port_ = static_cast<uint32_t>(IntArg(info, 2, "port", 0, 0xffffffffll));
-    notify_kind_ = NotifyKind::kEvtchn;
-  } else {
-    ThrowType(env, "kind must be 'eventfd' or 'evtchn'");
-  }
+  NotifierHandle* h = info.Length() > 0 ? NotifierHandle::FromValue(info[0]) : nullptr;
+  if (h == nullptr) ThrowType(env, "The \"notifier\" argument must be a Notifier");
+  notifier_ref_.Reset(info[0].As<Napi::Object>(), 1);
+  notifier_ = h->get();
   return env.Undefined();
 }
 
+// kick(): wakes the peer unconditionally; throws the notifier's error.
 Napi::Value RingEndpoint::Kick(const Napi::CallbackInfo& info) {
-  DoKick();
+  if (int err = DoKick()) ThrowErrno(info.Env(), err, "kick");
   return info.Env().Undefined();
 }
 
-// ack() -> number of wake-ups consumed from our wait fd. For an event channel
-// the pending ports are written back, which unmasks them.
+// ack() -> number of wake-ups consumed (the notifier re-arms them).
 Napi::Value RingEndpoint::Ack(const Napi::CallbackInfo& info) {
+  int64_t n = notifier_ != nullptr ? notifier_->Ack() : 0;
+  ThrowIfNotifyFailed(info.Env(), n, "ack");
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+// bindState(words: Uint32Array): from now on every read, write, wait,
+// request and service() also leaves the ring's state in `words` (StateWord
+// order), so the caller learns it without more calls. JS owns the array.
+Napi::Value RingEndpoint::BindState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double count = 0;
-  if (notify_kind_ == NotifyKind::kEventfd) {
-    uint64_t v = 0;
-    if (::read(wait_fd_, &v, sizeof v) == sizeof v) count = static_cast<double>(v);
-  } else if (notify_kind_ == NotifyKind::kEvtchn) {
-    uint32_t ports[32];
-    ssize_t n = ::read(wait_fd_, ports, sizeof ports);
-    if (n > 0) {
-      size_t k = static_cast<size_t>(n) / sizeof(uint32_t);
-      count = static_cast<double>(k);
-      ssize_t w;
-      do w = ::write(wait_fd_, ports, k * sizeof(uint32_t)); while (w < 0 && errno == EINTR);
-    }
-  }
-  return Napi::Number::New(env, count);
+  CheckOpen(env);
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    ThrowType(env, "The \"words\" argument must be a Uint32Array");
+  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+  if (a.ElementLength() < kStateWords) ThrowRange(env, "The state array is too short");
+  state_ref_.Reset(a.ArrayBuffer(), 1);
+  state_ = a.Data();
+  Publish(env);
+  return env.Undefined();
+}
+
+// service() -> readable bytes: what a wake-up needs in one call: consumes
+// the pending wake-ups and publishes the ring's state.
+Napi::Value RingEndpoint::Service(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  int64_t acked = notifier_ != nullptr ? notifier_->Ack() : 0;
+  ThrowIfNotifyFailed(env, acked, "ack");
+  Publish(env);
+  return Napi::Number::New(env, Available(env));
 }
 
 Napi::Value RingEndpoint::Close(const Napi::CallbackInfo& info) {
   ReleaseAll();
-  notify_kind_ = NotifyKind::kNone;
   return info.Env().Undefined();
 }
 

@@ -1,6 +1,6 @@
 // RingEndpoint: one side of a vchan ring pair over mapped shared pages.
 // It knows nothing of memfd or grants: it is handed mappings, ring orders and
-// a way to wake the peer (eventfd or Xen event channel).
+// a Notifier (notifier.h) to wake the peer: it knows no eventfd or event channel.
 //
 // Safety rules (after libxenvchan io.c and XSA-86/XSA-155):
 // - our own indices live in private shadows; the shared copies are only written;
@@ -12,9 +12,19 @@
 
 #include <cstdint>
 
+#include "notifier.h"
 #include "shared_mapping.h"
 
 namespace xenring {
+
+// Words of the state array bindState() takes (lib/ring/vchan_state.ts).
+enum StateWord : uint32_t {
+  kStateReadable = 0,  // bytes readable from rx after the call
+  kStateWritable = 1,  // bytes free in tx after the call
+  kStatePeerLive = 2,  // the peer's live byte (0 gone, 1 connected, 2 waiting)
+  kStatePeerFin = 3,   // 1: the peer wrote its last byte (extension)
+  kStateWords = 4,
+};
 
 class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
  public:
@@ -29,8 +39,6 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
     volatile uint32_t* prod = nullptr;
     volatile uint32_t* cons = nullptr;
   };
-  enum class NotifyKind { kNone, kEventfd, kEvtchn };
-
   // JS methods
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
@@ -47,9 +55,15 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value Kick(const Napi::CallbackInfo& info);
   Napi::Value Ack(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value BindState(const Napi::CallbackInfo& info);
+  Napi::Value Service(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
 
   void CheckOpen(Napi::Env env) const;
+  // Writes the ring's state into the JS-owned state array (if bound), so JS
+  // reads it without another call. Peer state first: fin implies final prod.
+  void Publish(Napi::Env env);
+  uint16_t LoadPeerState(Napi::Env env) const;  // live | fin << 8, validated
   uint32_t Available(Napi::Env env) const;   // bytes readable from rx
   uint32_t Space(Napi::Env env) const;       // bytes writable into tx
   // Spins up to `micros` µs until measure() >= want or the peer's live byte
@@ -58,9 +72,10 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   uint32_t SpinFor(int64_t micros, uint32_t want, Measure measure) const;
   size_t CopyIn(const uint8_t* src, size_t n);
   size_t CopyOut(uint8_t* dst, size_t n, Napi::Env env);
-  void SendNotify(uint8_t bit);     // wake the peer if it asked for `bit`
+  // Wakes the peer if it asked for `bit`; returns 0 or the kick's errno.
+  int SendNotify(uint8_t bit);
   void RequestNotify(uint8_t bit);  // ask the peer to wake us on `bit`
-  void DoKick();
+  int DoKick();                     // 0 or errno; no notifier: nothing to wake
   void ReleaseAll();
 
   bool server_ = false;
@@ -76,10 +91,12 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   volatile uint8_t* own_fin_ = nullptr;
   volatile uint8_t* peer_fin_ = nullptr;
 
-  NotifyKind notify_kind_ = NotifyKind::kNone;
-  int kick_fd_ = -1;  // eventfd we write to wake the peer, or the evtchn fd
-  int wait_fd_ = -1;  // eventfd we are woken on, or the evtchn fd
-  uint32_t port_ = 0; // evtchn local port
+  Notifier* notifier_ = nullptr;  // owned by notifier_ref_'s handle
+  Napi::ObjectReference notifier_ref_;
+
+  // JS-owned Uint32Array (never a view of the shared page), see StateWord.
+  uint32_t* state_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> state_ref_;
 
   SharedMapping* mappings_[3] = {nullptr, nullptr, nullptr};
   Napi::ObjectReference mapping_refs_[3];

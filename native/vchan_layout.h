@@ -24,6 +24,11 @@ constexpr size_t kSrvNotify = 23;   // u8 bits the client sets to ask the server
 constexpr size_t kGrants = 24;      // u32[]: grant refs of out-of-page ring pages
 constexpr size_t kHeaderSize = 24;
 
+// Values of the live bytes.
+constexpr uint8_t kLiveGone = 0;
+constexpr uint8_t kLiveConnected = 1;
+constexpr uint8_t kLiveWaiting = 2;  // client only: the server is waiting for it
+
 constexpr uint8_t kNotifyWrite = 0x1;  // "tell me when you produce data"
 constexpr uint8_t kNotifyRead = 0x2;   // "tell me when you consume data"
 

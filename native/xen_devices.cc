@@ -26,6 +26,7 @@ typedef uint32_t grant_ref_t;  // defining them
 #include <xen/gntdev.h>
 
 #include "errors.h"
+#include "notifier.h"
 #include "shared_mapping.h"
 
 namespace xenring {
@@ -290,6 +291,43 @@ Napi::Value EvtchnPending(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Wake-ups over one bound event channel port of the evtchn device.
+class EvtchnNotifier : public Notifier {
+ public:
+  EvtchnNotifier(int fd, uint32_t port) : fd_(fd), port_(port) {}
+  int Kick() override {
+    ioctl_evtchn_notify op{};
+    op.port = port_;
+    return Ioctl(fd_, IOCTL_EVTCHN_NOTIFY, &op) != 0 ? errno : 0;
+  }
+  // Reads the ports that fired and writes them back, which unmasks them.
+  int64_t Ack() override {
+    uint32_t ports[32];
+    ssize_t n;
+    do n = ::read(fd_, ports, sizeof ports); while (n < 0 && errno == EINTR);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    size_t k = static_cast<size_t>(n) / sizeof(uint32_t);
+    if (k == 0) return 0;
+    ssize_t w;
+    do w = ::write(fd_, ports, k * sizeof(uint32_t)); while (w < 0 && errno == EINTR);
+    if (w < 0) return -errno;
+    return static_cast<int64_t>(k);
+  }
+  int WaitFd() const override { return fd_; }
+
+ private:
+  int fd_;
+  uint32_t port_;
+};
+
+// evtchnNotifier(fd, port) -> Notifier over a port bound on `fd` (the fd and
+// the binding stay the caller's).
+Napi::Value EvtchnNotifierNew(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  uint32_t port = static_cast<uint32_t>(IntArg(info, 1, "port", 0, 0xffffffffll));
+  return NotifierHandle::Wrap(info.Env(), std::make_unique<EvtchnNotifier>(fd, port));
+}
+
 // xenbusOpen() -> fd of /dev/xen/xenbus, non-blocking: the xs_wire client in
 // TypeScript polls it with an FdWatcher and never blocks the loop.
 Napi::Value XenbusOpen(const Napi::CallbackInfo& info) {
@@ -387,6 +425,7 @@ void InitXenDevices(Napi::Env env, Napi::Object exports) {
   fn("evtchnNotify", EvtchnNotify);
   fn("evtchnUnmask", EvtchnUnmask);
   fn("evtchnPending", EvtchnPending);
+  fn("evtchnNotifier", EvtchnNotifierNew);
   fn("xenbusOpen", XenbusOpen);
   fn("fdWrite", FdWrite);
   fn("fdRead", FdRead);

@@ -7,7 +7,7 @@
  */
 import { systemError } from '../errors';
 import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
-import type { RingLink } from '../transports/transport';
+import type { RingLink } from './link';
 import { ReadPool } from './read_pool';
 import { SpinBackoff } from './spin_backoff';
 

@@ -13,6 +13,7 @@ import { getSystemErrorName } from 'node:util';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
+import { clientConnect } from '../ring/vchan_state';
 import { buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
 import { allowedUids, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
@@ -110,7 +111,7 @@ function serveHello(
     fds.push(c2s);
     const s2c = native.eventfdCreate();
     fds.push(s2c);
-    endpoint.setNotifier('eventfd', s2c, c2s);
+    endpoint.setNotifier(native.eventfdNotifier(s2c, c2s));
     const reply = buildAccept({ leftOrder: order, rightOrder: order });
     if (native.sendMessage(conn, reply, [memfd, c2s, s2c]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
@@ -164,11 +165,9 @@ function acceptReply(
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    endpoint.setNotifier('eventfd', c2s, s2c);
+    endpoint.setNotifier(native.eventfdNotifier(c2s, s2c));
     // vchan client connect: live, ask for the server's writes, wake the server.
-    endpoint.setLive(1);
-    endpoint.requestData();
-    endpoint.kick();
+    clientConnect(endpoint);
     return new LocalLink(endpoint, mapping, s2c, c2s, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
   } catch (err) {
     endpoint?.close();

@@ -13,33 +13,43 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { invalidArgType, invalidArgValue, outOfRange, systemError } from '../errors';
+import { ownUid } from './local_trust';
 
 /** Throws ERR_INVALID_ARG_TYPE for a `dir` option that is not a string. */
 export function checkDirOption(dir: unknown): void {
   if (dir !== undefined && typeof dir !== 'string') throw invalidArgType('options.dir', 'of type string', dir);
 }
 
-const uid = (): number => (process.getuid ? process.getuid() : 0);
-
-/**
- * Resolves, creates if needed (0700) and checks the rendezvous directory.
- * `owners` are the uids besides ours that may own it (a client that trusts
- * a server of another user). Throws EACCES for a directory we must not trust.
- */
-export function rendezvousDir(dir: unknown, syscall: string, owners: readonly number[] = []): string {
+/** The rendezvous directory's path for a `dir` option (no file-system access). */
+export function rendezvousPath(dir: unknown): string {
   checkDirOption(dir);
-  const chosen = path.resolve(
+  return path.resolve(
     (dir as string | undefined) ||
       process.env.XENRING_DIR ||
       (process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'xenring') : '') ||
-      path.join(os.tmpdir(), `xenring-${uid()}`),
+      path.join(os.tmpdir(), `xenring-${ownUid()}`),
   );
+}
+
+/** The rendezvous directory's path, created owner-only (0700) when missing; not checked. */
+export function ensureRendezvousDir(dir: unknown): string {
+  const chosen = rendezvousPath(dir);
   try {
     fs.mkdirSync(path.dirname(chosen), { recursive: true, mode: 0o700 });
     fs.mkdirSync(chosen, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
+  return chosen;
+}
+
+/**
+ * The rendezvous directory, created if needed (0700) and checked.
+ * `owners` are the uids besides ours that may own it (a client that trusts
+ * a server of another user). Throws EACCES for a directory we must not trust.
+ */
+export function rendezvousDir(dir: unknown, syscall: string, owners: readonly number[] = []): string {
+  const chosen = ensureRendezvousDir(dir);
   // O_NOFOLLOW: a symlink (to anywhere) planted at this path is refused, not followed.
   let fd: number;
   try {
@@ -51,7 +61,7 @@ export function rendezvousDir(dir: unknown, syscall: string, owners: readonly nu
   }
   try {
     const st = fs.fstatSync(fd);
-    if (st.uid !== uid() && !(owners.length > 0 && (st.uid === 0 || owners.includes(st.uid)))) {
+    if (st.uid !== ownUid() && !(owners.length > 0 && (st.uid === 0 || owners.includes(st.uid)))) {
       throw untrusted(syscall, chosen, `is owned by uid ${st.uid}`);
     }
     if ((st.mode & 0o022) !== 0) throw untrusted(syscall, chosen, `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`);

@@ -4,32 +4,10 @@
  * event channel + xenstore on Xen) and hands back a {@link RingLink}. Every
  * layer above (channel, Socket, Server) is shared by all transports.
  */
-import type { RingEndpoint } from '../native';
+import type { RingLink, TransportAddress } from '../ring/link';
 
-/** Where an endpoint is, in the transport's own terms. */
-export interface TransportAddress {
-  /** local: the rendezvous socket path; xen: the domain id as a string. */
-  address: string;
-  /** 'local' or 'xen'. */
-  family: string;
-  /** The service the connection was made to (number or name). */
-  port: number | string;
-}
-
-/** A connected ring pair, ready for a stream. */
-export interface RingLink {
-  readonly endpoint: RingEndpoint;
-  /** Poll readable: the peer notified us (call endpoint.ack() then service the rings). */
-  readonly waitFd: number;
-  /** Optional fd that becomes readable/hung up when the peer process dies (local). */
-  readonly hangupFd: number | null;
-  /** Both sides speak xenring's extension (half-close); false for plain vchan peers. */
-  readonly ext: boolean;
-  readonly local: TransportAddress;
-  readonly remote: TransportAddress;
-  /** Frees every resource the transport took. Idempotent. */
-  release(): void;
-}
+// The link a transport produces is the ring's own type (ring/link.ts).
+export type { RingLink, TransportAddress };
 
 export interface ConnectRequest {
   port: number | string;

@@ -3,7 +3,7 @@
  * bindings only; the protocol lives in the other files of this folder.
  * @internal
  */
-import { native, type SharedMapping } from '../../native';
+import { native, type Notifier, type SharedMapping } from '../../native';
 
 export interface GrantShare {
   /** All pages, mapped read/write, contiguous. */
@@ -25,6 +25,8 @@ export interface NativeXen {
   evtchnNotify(fd: number, port: number): void;
   evtchnUnmask(fd: number, port: number): void;
   evtchnPending(fd: number): number[];
+  /** Wakes the peer through `port` bound on `fd`, and is woken by it. */
+  evtchnNotifier(fd: number, port: number): Notifier;
   /** /dev/xen/xenbus, O_CLOEXEC | O_NONBLOCK. */
   xenbusOpen(): number;
   /** Bytes written, 0 on EAGAIN. */

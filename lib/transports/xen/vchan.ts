@@ -12,19 +12,20 @@
  */
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { native, UV_READABLE, type FdWatcher, type RingEndpoint, type SharedMapping } from '../../native';
+import { CONTROL, Live, clientConnect, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../transport';
 import { xen } from './native_xen';
 import { parseDecimal, xenStore, type XenStore, type XsWatch } from './xenstore';
 
 const PAGE = 4096;
 const PAGE_SHIFT = 12;
-const OFF_LEFT_ORDER = 16;
-const OFF_RIGHT_ORDER = 18;
-const OFF_CLI_LIVE = 20;
-const OFF_SRV_LIVE = 21;
-const OFF_GRANTS = 24;
+const OFF_LEFT_ORDER = CONTROL.leftOrder;
+const OFF_RIGHT_ORDER = CONTROL.rightOrder;
+const OFF_CLI_LIVE = CONTROL.cliLive;
+const OFF_SRV_LIVE = CONTROL.srvLive;
+const OFF_GRANTS = CONTROL.grants;
 /** xenring's extension area (half-close flags) starts here in the control page. */
-const EXT_AREA = 3072;
+const EXT_AREA = CONTROL.extMagic;
 export const MIN_ORDER = 10;
 export const MAX_ORDER = 20;
 const MAX_RING_SIZE = 1 << MAX_ORDER;
@@ -32,9 +33,9 @@ const MAX_RING_SIZE = 1 << MAX_ORDER;
 const FIRST_GRANT_REF = 8;
 const MAX_DOMID = 0x7fef;
 
-export const LIVE_GONE = 0;
-export const LIVE_CONNECTED = 1;
-export const LIVE_WAITING = 2;
+export const LIVE_GONE = Live.Gone;
+export const LIVE_CONNECTED = Live.Connected;
+export const LIVE_WAITING = Live.Waiting;
 
 /** Default time a client waits for the server's xenstore nodes. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -232,7 +233,7 @@ export async function vchanServer(options: VchanServerOptions): Promise<XenLink>
       left: { mapping, offset: inPageOffset(leftOrder) ?? PAGE, order: leftOrder },
       right: { mapping, offset: inPageOffset(rightOrder) ?? PAGE * (1 + pl), order: rightOrder },
     });
-    endpoint.setNotifier('evtchn', evfd, port);
+    endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
     const ringRef = share.refs[0];
     const perms = [
       { domid: self, perm: 'n' as const },
@@ -409,10 +410,8 @@ export async function vchanClient(options: VchanClientOptions): Promise<XenLink>
       left: { ...left, order: leftOrder },
       right: { ...right, order: rightOrder },
     });
-    endpoint.setNotifier('evtchn', evfd, port);
-    endpoint.setLive(LIVE_CONNECTED);
-    endpoint.requestData();
-    endpoint.kick(); // lets the server see the connection before any data
+    endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
+    clientConnect(endpoint); // lets the server see the connection before any data
   } catch (err) {
     if (endpoint) quiet(() => endpoint!.close());
     for (const m of maps) quiet(() => m.unmap());
@@ -446,7 +445,7 @@ export function waitForClient(link: XenLink, timeout: number, onCancelable?: (ca
     const check = () => {
       try {
         link.endpoint.ack();
-        const live = link.endpoint.peerState() & 0xff;
+        const { live } = readPeerState(link.endpoint);
         if (live === LIVE_CONNECTED) finish(null);
         else if (live === LIVE_GONE) finish(systemError('ECONNRESET', 'accept'));
       } catch (err) {

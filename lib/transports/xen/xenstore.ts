@@ -8,6 +8,7 @@
  * header {type, req_id, tx_id, len} then `len` bytes of NUL-separated strings.
  * @internal
  */
+import { constants } from 'node:os';
 import { systemError } from '../../errors';
 import { native, UV_READABLE, type FdWatcher } from '../../native';
 import { xen } from './native_xen';
@@ -343,7 +344,9 @@ export class XenStore {
     this.sendQueued();
     if (type === Op.Error) {
       const code = splitNul(payload)[0] || 'EIO';
-      p.reject(systemError(/^E[A-Z0-9]+$/.test(code) ? code : 'EIO', `xenstore ${OP_NAMES[p.op]}`, p.path));
+      // Only a real errno name (xenstored's are); anything else is EIO, not a made-up code without errno.
+      const known = /^E[A-Z0-9]+$/.test(code) && code in constants.errno;
+      p.reject(systemError(known ? code : 'EIO', `xenstore ${OP_NAMES[p.op]}`, p.path));
     } else {
       p.resolve(payload);
     }

@@ -1,0 +1,481 @@
+// Fuzz target `ring_ops`: one RingEndpoint (native/ring_endpoint.cc, compiled
+// unchanged) against a hostile peer played by the input. The input picks the
+// role, ring orders and page layout (local memfd, Xen out-of-page, in-page,
+// mixed), then drives a sequence of endpoint calls interleaved with the
+// peer's writes: honest produce/consume, arbitrary indices, scribbles on any
+// control-page byte, live/fin/notify bytes and ring data.
+//
+// Every call is checked against an exact model, not only for crashes:
+// - the result (bytes read/written, readable/writable counts, peer state) or
+//   the error (EPROTO when the peer's index or state byte is impossible; the
+//   argument errors when the harness passed a bad argument on purpose);
+// - every byte of every mapping and of the caller's buffers: the endpoint may
+//   change only the tx ring bytes it wrote, its own index, live, fin and
+//   notify fields, and nothing else.
+// Each mapping is its own exact-size heap block, so ASan reports any access
+// past a ring that lies at the end of its mapping.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <memory>
+
+#include "../../native/vchan_layout.h"
+#include "fuzz_support.h"
+
+using namespace xenring::vchan;
+
+namespace {
+
+enum class Layout { kLocal, kXenOut, kXenIn, kXenMixed };
+
+struct Block {
+  std::unique_ptr<uint8_t[]> mem;
+  size_t size;
+  std::vector<uint8_t> before;  // snapshot before an endpoint call
+  std::vector<uint8_t> expect;  // snapshot + the changes the call may make
+};
+
+struct RingView {
+  uint8_t* data;
+  uint32_t size;
+  uint32_t* prod;
+  uint32_t* cons;
+};
+
+struct Harness {
+  fuzz::World& w = fuzz::World::Get();
+  std::vector<Block*> blocks;
+  std::vector<std::unique_ptr<Block>> owned;
+  bool server = false, ext = false, closed = false, eventfd = false;
+  uint8_t* ctrl = nullptr;
+  RingView rx{}, tx{};
+  uint32_t rx_cons = 0, tx_prod = 0;  // the model of the endpoint's shadows
+  size_t own_live, peer_live, own_notify, peer_notify, own_fin, peer_fin;
+  Napi::Object ep;
+  uint32_t seq = 0;  // pattern generator for the bytes the harness writes
+
+  Block* Alloc(size_t n) {
+    auto b = std::make_unique<Block>();
+    // Not zeroed: what a mapping held before is the peer's business too.
+    b->mem.reset(new uint8_t[n]);
+    b->size = n;
+    memset(b->mem.get(), 0xa5, n);
+    blocks.push_back(b.get());
+    owned.push_back(std::move(b));
+    return blocks.back();
+  }
+
+  uint8_t Pattern() { return static_cast<uint8_t>((seq++ * 2654435761u) >> 24); }
+
+  uint32_t Load32(size_t off) const {
+    uint32_t v;
+    memcpy(&v, ctrl + off, 4);
+    return v;
+  }
+  void Store32(size_t off, uint32_t v) { memcpy(ctrl + off, &v, 4); }
+
+  // ---- snapshots -----------------------------------------------------------
+  void Snapshot() {
+    for (Block* b : blocks) {
+      b->before.assign(b->mem.get(), b->mem.get() + b->size);
+      b->expect = b->before;
+    }
+  }
+  // Where a live pointer sits in the expected image.
+  uint8_t* Expected(const uint8_t* p) {
+    for (Block* b : blocks)
+      if (p >= b->mem.get() && p < b->mem.get() + b->size) return b->expect.data() + (p - b->mem.get());
+    fuzz::Fail("pointer outside every mapping");
+  }
+  uint8_t Before(const uint8_t* p) {
+    for (Block* b : blocks)
+      if (p >= b->mem.get() && p < b->mem.get() + b->size) return b->before[p - b->mem.get()];
+    fuzz::Fail("pointer outside every mapping");
+  }
+  void ExpectU32(uint8_t* field, uint32_t v) { memcpy(Expected(field), &v, 4); }
+  void Verify(const char* op) {
+    for (size_t i = 0; i < blocks.size(); i++) {
+      Block* b = blocks[i];
+      if (memcmp(b->mem.get(), b->expect.data(), b->size) == 0) continue;
+      size_t at = 0;
+      while (b->mem[at] == b->expect[at]) at++;
+      fuzz::Fail("%s: mapping %zu byte %zu is %u, expected %u (was %u)", op, i, at, b->mem[at], b->expect[at],
+                 b->before[at]);
+    }
+  }
+
+  // ---- setup ---------------------------------------------------------------
+  // Returns false when the constructor refused the page (a fine outcome).
+  bool Setup(fuzz::Input& in) {
+    uint8_t flags = in.u8();
+    server = flags & 1;
+    ext = flags & 2;
+    eventfd = flags & 4;
+    Layout layout = static_cast<Layout>((flags >> 3) & 3);
+    int lo = 10 + in.u8() % 4, ro = 10 + in.u8() % 4;
+    if (layout == Layout::kXenIn || layout == Layout::kXenMixed) ext = false;  // the ext area needs the page
+    if (layout == Layout::kXenIn) {
+      lo = 10 + (lo & 1);
+      ro = lo == 10 ? 11 : 10;
+    }
+    if (layout == Layout::kXenMixed) lo = 10 + (lo & 1);
+    uint32_t ls = 1u << lo, rs = 1u << ro;
+
+    Napi::Object control, left, right;
+    uint8_t *lp, *rp;
+    double loff = 0, roff = 0;
+    switch (layout) {
+      case Layout::kLocal: {
+        Block* b = Alloc(kPageSize + ls + rs);
+        ctrl = b->mem.get();
+        control = left = right = w.Mapping(ctrl, b->size, true);
+        loff = kPageSize;
+        roff = kPageSize + ls;
+        lp = ctrl + kPageSize;
+        rp = lp + ls;
+        break;
+      }
+      case Layout::kXenOut: {
+        ctrl = Alloc(kPageSize)->mem.get();
+        lp = Alloc(ls)->mem.get();
+        rp = Alloc(rs)->mem.get();
+        control = w.Mapping(ctrl, kPageSize, true);
+        // Xen's client maps the server->client ring read-only.
+        left = w.Mapping(lp, ls, true);
+        right = w.Mapping(rp, rs, server);
+        break;
+      }
+      case Layout::kXenIn:
+      case Layout::kXenMixed: {
+        ctrl = Alloc(kPageSize)->mem.get();
+        control = left = w.Mapping(ctrl, kPageSize, true);
+        loff = lo == 10 ? kInPageOrder10Offset : kInPageOrder11Offset;
+        lp = ctrl + static_cast<size_t>(loff);
+        if (layout == Layout::kXenIn) {
+          right = control;
+          roff = ro == 10 ? kInPageOrder10Offset : kInPageOrder11Offset;
+          rp = ctrl + static_cast<size_t>(roff);
+        } else {
+          if (ro <= 11) ro = 12, rs = 1u << 12;
+          rp = Alloc(rs)->mem.get();
+          right = w.Mapping(rp, rs, server);
+        }
+        break;
+      }
+    }
+    // The control page as the peer left it (a client finds the server's page).
+    for (size_t i = 0; i < kHeaderSize; i++) ctrl[i] = in.u8();
+    uint32_t magic = (in.u8() & 7) == 0 ? in.u32() : kExtMagicValue;
+    memcpy(ctrl + kExtMagic, &magic, 4);
+
+    if (server) {
+      rx = {lp, ls, reinterpret_cast<uint32_t*>(ctrl + kLeftProd), reinterpret_cast<uint32_t*>(ctrl + kLeftCons)};
+      tx = {rp, rs, reinterpret_cast<uint32_t*>(ctrl + kRightProd), reinterpret_cast<uint32_t*>(ctrl + kRightCons)};
+      own_live = kSrvLive, peer_live = kCliLive, own_notify = kSrvNotify, peer_notify = kCliNotify;
+      own_fin = kExtSrvFin, peer_fin = kExtCliFin;
+    } else {
+      rx = {rp, rs, reinterpret_cast<uint32_t*>(ctrl + kRightProd), reinterpret_cast<uint32_t*>(ctrl + kRightCons)};
+      tx = {lp, ls, reinterpret_cast<uint32_t*>(ctrl + kLeftProd), reinterpret_cast<uint32_t*>(ctrl + kLeftCons)};
+      own_live = kCliLive, peer_live = kSrvLive, own_notify = kCliNotify, peer_notify = kSrvNotify;
+      own_fin = kExtCliFin, peer_fin = kExtSrvFin;
+    }
+
+    Napi::Object opts = Napi::Object::New(w.env);
+    opts.Set("role", server ? "server" : "client");
+    opts.Set("init", server);
+    opts.Set("ext", ext);
+    opts.Set("control", control);
+    opts.Set("controlOffset", 0.0);
+    auto ring = [&](Napi::Object m, double off, int order) {
+      Napi::Object o = Napi::Object::New(w.env);
+      o.Set("mapping", m);
+      o.Set("offset", off);
+      o.Set("order", static_cast<double>(order));
+      return o;
+    };
+    opts.Set("left", ring(left, loff, lo));
+    opts.Set("right", ring(right, roff, ro));
+
+    Snapshot();
+    bool refused = !server && ext && magic != kExtMagicValue;
+    try {
+      ep = w.ring_class.New({opts});
+    } catch (const Napi::Error& e) {
+      if (refused && e.Code() == "EPROTO") return false;
+      fuzz::Fail("constructor threw %s (%s)", e.Code().c_str(), e.what());
+    }
+    if (refused) fuzz::Fail("client accepted a page without the extension magic");
+    if (server) {
+      // init: zeroed header, orders, live bytes, the client's notify bit, magic.
+      memset(Expected(ctrl), 0, kHeaderSize);
+      uint16_t orders[2] = {static_cast<uint16_t>(lo), static_cast<uint16_t>(ro)};
+      memcpy(Expected(ctrl + kLeftOrder), orders, 4);
+      *Expected(ctrl + kCliLive) = 2;
+      *Expected(ctrl + kSrvLive) = 1;
+      *Expected(ctrl + kCliNotify) = kNotifyWrite;
+      if (ext) {
+        memset(Expected(ctrl + kExtMagic), 0, kExtEnd - kExtMagic);
+        ExpectU32(ctrl + kExtMagic, kExtMagicValue);
+      }
+    }
+    Verify("constructor");
+    rx_cons = *rx.cons;
+    tx_prod = *tx.prod;
+    if (eventfd) {
+      static int fds[2] = {-1, -1};
+      if (fds[0] < 0) {
+        fds[0] = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        fds[1] = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      }
+      if (fds[0] >= 0 && fds[1] >= 0) fuzz::Call(ep, "setNotifier", {w.Str("eventfd"), w.Num(fds[0]), w.Num(fds[1])});
+    }
+    return true;
+  }
+
+  // ---- the endpoint's calls, each against the model --------------------------
+  // Runs `call`; `want` is the error code the model predicts ("" = success).
+  template <typename F>
+  Napi::Value Expect(const char* op, const std::string& want, F call) {
+    if (closed && want != "ERR_SOCKET_CLOSED") return Expect(op, "ERR_SOCKET_CLOSED", call);
+    Napi::Value v;
+    try {
+      v = call();
+    } catch (const Napi::Error& e) {
+      if (e.Code() != want)
+        fuzz::Fail("%s threw %s (%s), model says %s", op, e.Code().c_str(), e.what(), want.empty() ? "success" : want.c_str());
+      Verify(op);
+      return Napi::Value();
+    }
+    if (!want.empty()) fuzz::Fail("%s succeeded, model says %s", op, want.c_str());
+    Verify(op);
+    return v;
+  }
+  void ExpectNumber(const char* op, Napi::Value v, double n) {
+    if (v.IsUndefined()) return;  // it threw, as the model said
+    if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() != n)
+      fuzz::Fail("%s returned %g, model says %g", op, v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0, n);
+  }
+
+  // What the endpoint sees: bytes ready / used, or 'bad' for an impossible index.
+  bool ReadyOk(uint32_t* ready) const {
+    *ready = *rx.prod - rx_cons;
+    return *ready <= rx.size;
+  }
+  bool SpaceOk(uint32_t* space) const {
+    uint32_t used = tx_prod - *tx.cons;
+    *space = tx.size - used;
+    return used <= tx.size;
+  }
+  static std::string Code(bool ok) { return ok ? "" : "EPROTO"; }
+
+  // SendNotify(bit): clears the bit the peer set and kicks.
+  void ExpectNotifySent(uint8_t bit) {
+    uint8_t* p = Expected(ctrl + own_notify);
+    *p = static_cast<uint8_t>(*p & ~bit);
+  }
+
+  static bool ValidInt(double d, double lo, double hi) { return std::isfinite(d) && std::floor(d) == d && d >= lo && d <= hi; }
+
+  void Write(fuzz::Input& in, bool as_array) {
+    uint32_t nchunks = as_array ? in.u8() % 5 : 1;
+    std::vector<std::unique_ptr<uint8_t[]>> bufs;
+    std::vector<uint8_t> all;
+    Napi::Array arr = Napi::Array::New(w.env);
+    Napi::Value single;
+    for (uint32_t i = 0; i < nchunks; i++) {
+      uint32_t len = in.upto(tx.size + 64);
+      bufs.emplace_back(new uint8_t[len ? len : 1]);
+      for (uint32_t j = 0; j < len; j++) all.push_back(bufs.back()[j] = Pattern());
+      Napi::TypedArray ta = w.View(bufs.back().get(), len);
+      if (as_array) arr.Set(i, ta);
+      else single = ta;
+    }
+    uint8_t mode = in.u8() % 4;
+    double off = mode == 0 ? 0 : mode == 1 ? in.upto(static_cast<uint32_t>(all.size()) + 2) : in.weird_double(1);
+    std::vector<Napi::Value> args{as_array ? Napi::Value(arr) : single};
+    if (mode != 0) args.push_back(w.Num(off));
+    // The model of Write: skip `off` bytes of the chunk list, copy what fits.
+    size_t skip = off > 0 ? (off >= 18446744073709551616.0 || std::isnan(off) ? SIZE_MAX : static_cast<size_t>(off)) : 0;
+    Snapshot();
+    uint32_t space;
+    bool ok = SpaceOk(&space);
+    size_t avail = all.size() > skip ? all.size() - skip : 0;
+    size_t n = ok ? std::min<size_t>(space, avail) : 0;
+    if (ok && !closed) {
+      for (size_t i = 0; i < n; i++) *Expected(tx.data + ((tx_prod + i) & (tx.size - 1))) = all[skip + i];
+      if (n > 0) {
+        ExpectU32(reinterpret_cast<uint8_t*>(tx.prod), tx_prod + static_cast<uint32_t>(n));
+        ExpectNotifySent(kNotifyWrite);
+      }
+    }
+    Napi::Value v = Expect("write", Code(ok), [&] { return fuzz::Call(ep, "write", args); });
+    ExpectNumber("write", v, static_cast<double>(n));
+    if (!closed && ok) tx_prod += static_cast<uint32_t>(n);
+  }
+
+  void Read(fuzz::Input& in) {
+    uint32_t len = in.upto(rx.size + 64);
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[len ? len : 1]);
+    memset(buf.get(), 0x5a, len);
+    bool weird = (in.u8() & 15) == 0;
+    double offset = weird ? in.weird_double(0) : in.upto(len);
+    double max = weird ? in.weird_double(len) : in.upto(len - static_cast<uint32_t>(offset));
+    std::string want;
+    if (!ValidInt(offset, 0, len) || !ValidInt(max, 0, len - (ValidInt(offset, 0, len) ? offset : 0)))
+      want = "ERR_OUT_OF_RANGE";
+    Snapshot();
+    // The caller's buffer is checked like a mapping.
+    uint32_t ready;
+    bool ok = ReadyOk(&ready);
+    if (want.empty() && !ok) want = "EPROTO";
+    size_t n = want.empty() ? std::min<size_t>(ready, static_cast<size_t>(max)) : 0;
+    std::vector<uint8_t> expect_buf(buf.get(), buf.get() + len);
+    if (want.empty() && !closed) {
+      for (size_t i = 0; i < n; i++)
+        expect_buf[static_cast<size_t>(offset) + i] = Before(rx.data + ((rx_cons + i) & (rx.size - 1)));
+      if (n > 0) {
+        ExpectU32(reinterpret_cast<uint8_t*>(rx.cons), rx_cons + static_cast<uint32_t>(n));
+        ExpectNotifySent(kNotifyRead);
+      }
+    }
+    if (closed) want = "ERR_SOCKET_CLOSED";
+    Napi::Value v = Expect("read", want, [&] {
+      return fuzz::Call(ep, "read", {w.View(buf.get(), len), w.Num(offset), w.Num(max)});
+    });
+    ExpectNumber("read", v, static_cast<double>(n));
+    if (closed || !want.empty()) n = 0, expect_buf.assign(buf.get(), buf.get() + len);
+    if (len > 0 && memcmp(buf.get(), expect_buf.data(), len) != 0) fuzz::Fail("read: target bytes differ from the ring's");
+    if (want.empty()) rx_cons += static_cast<uint32_t>(n);
+  }
+
+  void Step(fuzz::Input& in) {
+    uint8_t op = in.u8() % 24;
+    uint32_t v;
+    bool ok;
+    switch (op) {
+      case 0: Write(in, false); break;
+      case 1: Write(in, true); break;
+      case 2: case 3: Read(in); break;
+      case 4:
+        Snapshot();
+        ok = ReadyOk(&v);
+        ExpectNumber("readable", Expect("readable", Code(ok), [&] { return fuzz::Call(ep, "readable"); }), v);
+        break;
+      case 5:
+        Snapshot();
+        ok = SpaceOk(&v);
+        ExpectNumber("writable", Expect("writable", Code(ok), [&] { return fuzz::Call(ep, "writable"); }), v);
+        break;
+      case 6: case 7: {
+        bool data = op == 6;
+        Snapshot();
+        ok = data ? ReadyOk(&v) : SpaceOk(&v);
+        if (!closed) *Expected(ctrl + peer_notify) |= data ? kNotifyWrite : kNotifyRead;
+        const char* name = data ? "requestData" : "requestSpace";
+        ExpectNumber(name, Expect(name, Code(ok), [&] { return fuzz::Call(ep, name); }), v);
+        break;
+      }
+      case 8: {
+        double micros = in.u8() & 1;
+        Snapshot();
+        ok = ReadyOk(&v);
+        ExpectNumber("waitData", Expect("waitData", Code(ok), [&] { return fuzz::Call(ep, "waitData", {w.Num(micros)}); }), v);
+        break;
+      }
+      case 9: {
+        double micros = in.u8() & 1;
+        bool weird = (in.u8() & 15) == 0;
+        double want = weird ? in.weird_double(1) : 1 + in.upto(tx.size - 1);
+        Snapshot();
+        ok = SpaceOk(&v);
+        std::string code = !ValidInt(want, 1, tx.size) ? "ERR_OUT_OF_RANGE" : Code(ok);
+        if (closed) code = "ERR_SOCKET_CLOSED";
+        ExpectNumber("waitSpace",
+                     Expect("waitSpace", code, [&] { return fuzz::Call(ep, "waitSpace", {w.Num(micros), w.Num(want)}); }), v);
+        break;
+      }
+      case 10: {
+        Snapshot();
+        uint8_t fin = ext ? ctrl[peer_fin] : 0, live = ctrl[peer_live];
+        ok = live <= 2 && fin <= 1;
+        ExpectNumber("peerState", Expect("peerState", Code(ok), [&] { return fuzz::Call(ep, "peerState"); }),
+                     live | (fin << 8));
+        break;
+      }
+      case 11: {
+        double live = (in.u8() & 15) == 0 ? in.weird_double(1) : in.u8() % 3;
+        Snapshot();
+        std::string code = ValidInt(live, 0, 2) ? "" : "ERR_OUT_OF_RANGE";
+        if (closed) code = "ERR_SOCKET_CLOSED";
+        if (code.empty()) *Expected(ctrl + own_live) = static_cast<uint8_t>(live);
+        Expect("setLive", code, [&] { return fuzz::Call(ep, "setLive", {w.Num(live)}); });
+        break;
+      }
+      case 12:
+        Snapshot();
+        if (ext && !closed) *Expected(ctrl + own_fin) = 1;
+        Expect("setFin", "", [&] { return fuzz::Call(ep, "setFin"); });
+        break;
+      case 13:  // kick and ack touch only the notifier fds, open or closed
+        Snapshot();
+        fuzz::Call(ep, "kick");
+        fuzz::Call(ep, "ack");
+        Verify("kick");
+        break;
+      case 14:
+        if ((in.u8() & 7) != 0) break;  // rare: everything after it must fail cleanly
+        Snapshot();
+        fuzz::Call(ep, "close");
+        Verify("close");
+        closed = true;
+        break;
+      // ---- the peer ----------------------------------------------------------
+      case 15: case 16: {  // produce k bytes honestly (or overfill: k up to the ring size)
+        uint32_t k = in.upto(rx.size), prod = *rx.prod;
+        for (uint32_t i = 0; i < k; i++) rx.data[(prod + i) & (rx.size - 1)] = Pattern();
+        *rx.prod = prod + k;
+        break;
+      }
+      case 17: case 18: *tx.cons += in.upto(tx.size); break;  // consume k bytes
+      case 19: {  // an index anywhere near, or anything at all
+        uint32_t* idx = (in.u8() & 1) ? rx.prod : tx.cons;
+        uint32_t base = idx == rx.prod ? rx_cons : tx_prod - tx.size;
+        *idx = (in.u8() & 1) ? in.u32() : base + in.upto(2 * rx.size + 2 * tx.size) - (rx.size + tx.size) / 2;
+        break;
+      }
+      case 20: ctrl[in.u16() % kPageSize] = in.u8(); break;  // any control byte
+      case 21: {  // any header word
+        size_t at = (in.u8() % (kHeaderSize / 4)) * 4;
+        Store32(at, in.u32());
+        break;
+      }
+      case 22: {  // the state bytes the endpoint reads
+        size_t fields[] = {peer_live, peer_fin, own_notify, peer_notify};
+        ctrl[fields[in.u8() % 4]] = (in.u8() & 1) ? in.u8() : in.u8() % 3;
+        break;
+      }
+      case 23: {  // ring data, either ring
+        RingView& r = (in.u8() & 1) ? rx : tx;
+        r.data[in.u32() & (r.size - 1)] = in.u8();
+        break;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::Input in(data, size);
+  Harness h;
+  if (!h.Setup(in)) return 0;
+  for (int i = 0; i < 96 && !in.done(); i++) h.Step(in);
+  // info() never depends on the peer.
+  Napi::Object info = fuzz::Call(h.ep, "info").As<Napi::Object>();
+  if (info.Get("rxSize").As<Napi::Number>().DoubleValue() != h.rx.size ||
+      info.Get("txSize").As<Napi::Number>().DoubleValue() != h.tx.size ||
+      info.Get("closed").ToBoolean() != h.closed)
+    fuzz::Fail("info() disagrees with the setup");
+  return 0;
+}

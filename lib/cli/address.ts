@@ -1,0 +1,163 @@
+/**
+ * The addresses the `xenring` command speaks: `tcp:HOST:PORT`, `unix:PATH`
+ * and `ring:[DOMID/]PORT`, and how to listen on or connect to each. Every
+ * socket is made with allowHalfOpen, so that one direction can end while the
+ * other still flows (a proxy must forward half-closes, not cause them).
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as ringConnect, createServer as ringCreateServer } from '../index';
+import { UsageError } from './options';
+
+export type Address =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'unix'; path: string }
+  | { kind: 'ring'; domid?: number; port: number | string };
+
+/** Options that apply to ring addresses. */
+export interface RingOptions {
+  transport?: 'local' | 'xen';
+  dir?: string;
+}
+
+const RING_PORT_RE = /^(?:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
+
+/** Parses an address; `what` names it in errors ("--listen", "address"). */
+export function parseAddress(text: string, what: string): Address {
+  const colon = text.indexOf(':');
+  const scheme = colon < 0 ? '' : text.slice(0, colon);
+  const rest = text.slice(colon + 1);
+  const bad = (why: string) => new UsageError(`${what} '${text}': ${why}`);
+  switch (scheme) {
+    case 'tcp': {
+      // tcp:HOST:PORT, tcp:[v6]:PORT, or tcp:PORT (127.0.0.1).
+      const m = /^(?:\[([^\]]+)\]:|([^:]*):)?([0-9]{1,5})$/.exec(rest);
+      if (!m) throw bad('expected tcp:HOST:PORT');
+      const port = Number(m[3]);
+      if (port > 65535) throw bad('port must be 0..65535');
+      return { kind: 'tcp', host: m[1] ?? (m[2] || '127.0.0.1'), port };
+    }
+    case 'unix':
+      if (!rest) throw bad('expected unix:PATH');
+      return { kind: 'unix', path: rest };
+    case 'ring': {
+      const m = /^(?:([0-9]{1,5})\/)?(.+)$/.exec(rest);
+      if (!m || !RING_PORT_RE.test(m[2])) throw bad('expected ring:[DOMID/]PORT (a number or a service name of letters, digits, ".", "_", "-")');
+      const port = /^[0-9]+$/.test(m[2]) ? Number(m[2]) : m[2];
+      if (typeof port === 'number' && port > 65535) throw bad('port must be 0..65535');
+      const domid = m[1] === undefined ? undefined : Number(m[1]);
+      if (domid !== undefined && domid > 0x7fef) throw bad('domid must be 0..32751');
+      return { kind: 'ring', domid, port };
+    }
+    default:
+      throw bad('expected tcp:HOST:PORT, unix:PATH or ring:[DOMID/]PORT');
+  }
+}
+
+export function formatAddress(a: Address): string {
+  if (a.kind === 'tcp') return `tcp:${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  if (a.kind === 'unix') return `unix:${a.path}`;
+  return `ring:${a.domid === undefined ? '' : `${a.domid}/`}${a.port}`;
+}
+
+/** A socket of any kind; emits 'connect' once connected, as net.Socket does. */
+export function connectTo(a: Address, ring: RingOptions): Duplex & { resetAndDestroy?(): unknown } {
+  if (a.kind === 'tcp') return net.connect({ host: a.host, port: a.port, allowHalfOpen: true });
+  if (a.kind === 'unix') return net.connect({ path: a.path, allowHalfOpen: true });
+  return ringConnect({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir, allowHalfOpen: true });
+}
+
+export interface AnyServer {
+  close(cb?: (err?: Error) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * Listens on `a`; every accepted socket starts paused (nothing is read before
+ * the caller is ready to forward it). Calls back with the address really
+ * bound (port 0 resolved) or an error.
+ */
+export function listenOn(
+  a: Address,
+  ring: RingOptions,
+  onConnection: (socket: Duplex & { resetAndDestroy?(): unknown }) => void,
+  callback: (err: Error | null, bound?: Address) => void,
+): AnyServer {
+  const options = { allowHalfOpen: true, pauseOnConnect: true };
+  if (a.kind === 'ring') {
+    const server = ringCreateServer(options, onConnection);
+    const onError = (err: Error) => callback(err);
+    server.once('error', onError);
+    server.listen({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir }, () => {
+      server.off('error', onError);
+      callback(null, { ...a, port: server.address()?.port ?? a.port });
+    });
+    return server;
+  }
+  const server = net.createServer(options, onConnection);
+  const bind = (retryStale: boolean) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (a.kind === 'unix' && retryStale && err.code === 'EADDRINUSE') {
+        return void replaceStaleUnixSocket(a.path, (replaced) => (replaced ? bind(false) : callback(err)));
+      }
+      callback(err);
+    };
+    server.once('error', onError);
+    const onListening = () => {
+      server.off('error', onError);
+      if (a.kind === 'unix') return callback(null, a);
+      callback(null, { kind: 'tcp', host: (a as { host: string }).host, port: (server.address() as net.AddressInfo).port });
+    };
+    if (a.kind === 'tcp') server.listen({ host: a.host, port: a.port }, onListening);
+    else server.listen({ path: (a as { path: string }).path }, onListening);
+  };
+  bind(true);
+  return server;
+}
+
+/**
+ * A UNIX socket file left behind by a process that died keeps its path bound
+ * (EADDRINUSE). Remove it only if it is a socket that nobody accepts on.
+ */
+function replaceStaleUnixSocket(path: string, callback: (replaced: boolean) => void): void {
+  let isSocket = false;
+  try {
+    isSocket = fs.lstatSync(path).isSocket();
+  } catch {
+    /* gone already: let listen try again */
+    return callback(true);
+  }
+  if (!isSocket) return callback(false); // never delete a file that is not a socket
+  const probe = net.connect({ path });
+  probe.once('connect', () => {
+    probe.destroy();
+    callback(false);
+  });
+  probe.once('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ECONNREFUSED') return callback(false);
+    fs.rmSync(path, { force: true });
+    callback(true);
+  });
+}
+
+/** `--transport` and `--dir`, checked. */
+export function ringOptions(options: Record<string, string | true | undefined>): RingOptions {
+  const transport = options.transport;
+  if (transport !== undefined && transport !== 'local' && transport !== 'xen') {
+    throw new UsageError(`--transport '${String(transport)}': expected 'local' or 'xen'`);
+  }
+  return { transport, dir: options.dir as string | undefined };
+}
+
+/** Help text lines for the address forms, shared by the subcommands. */
+export const ADDRESS_HELP = `Addresses:
+  tcp:HOST:PORT        TCP (tcp:PORT = 127.0.0.1; IPv6 as tcp:[::1]:PORT)
+  unix:PATH            a UNIX stream socket
+  ring:[DOMID/]PORT    a xenring port (number or service name); DOMID = the
+                       server's Xen domain (connect) or the only domain let in
+                       (listen)
+Ring options:
+  --transport local|xen  default: xen where its devices are usable, else local
+  --dir DIR              local rendezvous directory (default $XENRING_DIR, ...)`;

@@ -1,0 +1,33 @@
+/**
+ * What the ring needs from a transport: a connected ring pair. A transport
+ * sets one up with a peer (memfd + eventfd + UNIX socket locally; grants +
+ * event channel + xenstore on Xen) and hands back a {@link RingLink}; the ring
+ * and every layer above it are shared by all transports. Lives here, not in
+ * transports/, so that the ring never imports from the layer above it.
+ */
+import type { RingEndpoint } from '../native';
+
+/** Where an endpoint is, in the transport's own terms. */
+export interface TransportAddress {
+  /** local: the rendezvous socket path; xen: the domain id as a string. */
+  address: string;
+  /** 'local' or 'xen'. */
+  family: string;
+  /** The service the connection was made to (number or name). */
+  port: number | string;
+}
+
+/** A connected ring pair, ready for a stream. */
+export interface RingLink {
+  readonly endpoint: RingEndpoint;
+  /** Poll readable: the peer notified us (call endpoint.service() or ack(), then service the rings). */
+  readonly waitFd: number;
+  /** Optional fd that becomes readable/hung up when the peer process dies (local). */
+  readonly hangupFd: number | null;
+  /** Both sides speak xenring's extension (half-close); false for plain vchan peers. */
+  readonly ext: boolean;
+  readonly local: TransportAddress;
+  readonly remote: TransportAddress;
+  /** Frees every resource the transport took. Idempotent. */
+  release(): void;
+}

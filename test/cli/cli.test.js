@@ -1,0 +1,294 @@
+'use strict';
+// The `xenring` command, run as real processes: help and exit codes,
+// cat/listen moving real bytes both ways, proxy chains tcp -> ring -> tcp
+// with many connections, half-close, refused targets and a graceful stop,
+// status, bench.
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { once } = require('node:events');
+require('../helpers/fixtures');
+const xenring = require('../..');
+const { startCli, runCli, killAll } = require('./run-cli');
+
+const uniq = (tag) => `cli-${tag}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+
+/**
+ * A TCP server that echoes everything and, once the client has ended its
+ * side (half-close), appends the SHA-256 of what it received and ends.
+ */
+async function hashEchoServer() {
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const h = crypto.createHash('sha256');
+    s.on('data', (d) => {
+      h.update(d);
+      s.write(d);
+    });
+    s.on('end', () => s.end(h.digest()));
+    s.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+/** Sends `data` through a TCP port, half-closes, resolves with everything received until the peer's end. */
+function tcpExchange(port, data) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const got = [];
+    s.on('data', (d) => got.push(d));
+    s.on('error', reject);
+    s.on('end', () => {
+      s.end();
+      resolve(Buffer.concat(got));
+    });
+    s.on('connect', () => s.end(data));
+  });
+}
+
+function checkEcho(reply, data) {
+  assert.equal(reply.length, data.length + 32, 'echo plus a 32-byte hash');
+  assert.ok(reply.subarray(0, data.length).equals(data), 'echoed bytes differ');
+  assert.ok(reply.subarray(data.length).equals(crypto.createHash('sha256').update(data).digest()), 'server received other bytes');
+}
+
+describe('xenring command', function () {
+  afterEach(killAll);
+
+  describe('help, usage and exit codes', function () {
+    for (const cmd of ['proxy', 'cat', 'listen', 'status', 'bench']) {
+      it(`${cmd} --help prints its usage on stdout and exits 0`, async function () {
+        const r = await runCli([cmd, '--help']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(String(r.stdout), new RegExp(`^Usage: xenring ${cmd}`));
+        assert.equal(r.stderr, '');
+      });
+    }
+
+    it('no command prints the command list and exits 2; --help exits 0', async function () {
+      const r = await runCli([]);
+      assert.equal(r.code, 2);
+      assert.match(String(r.stdout), /Commands:[\s\S]*proxy[\s\S]*cat[\s\S]*listen[\s\S]*status[\s\S]*bench/);
+      assert.equal((await runCli(['--help'])).code, 0);
+    });
+
+    const usageCases = [
+      [['frobnicate'], /^xenring: unknown command 'frobnicate' \(see 'xenring --help'\)\n$/],
+      [['proxy', '--listen', 'tcp:127.0.0.1:0'], /^xenring proxy: --connect ADDR is required/],
+      [['proxy', '--listen', 'udp:1', '--connect', 'ring:1'], /^xenring proxy: --listen 'udp:1': expected tcp:HOST:PORT, unix:PATH or ring:\[DOMID\/\]PORT/],
+      [['cat', 'ring:bad/name'], /^xenring cat: address 'ring:bad\/name': expected ring:\[DOMID\/\]PORT/],
+      [['cat', 'tcp:host:99999'], /^xenring cat: address 'tcp:host:99999': port must be 0\.\.65535/],
+      [['cat'], /^xenring cat: missing the address/],
+      [['listen', '--bogus', '1'], /^xenring listen: unknown option '--bogus'/],
+      [['cat', '--transport', 'carrier-pigeon', 'ring:1'], /^xenring cat: --transport 'carrier-pigeon': expected 'local' or 'xen'/],
+      [['status', 'extra'], /^xenring status: unexpected argument 'extra'/],
+    ];
+    for (const [args, re] of usageCases) {
+      it(`'${args.join(' ')}' fails with exit 2 and one line`, async function () {
+        const r = await runCli(args);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, re);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+        assert.equal(r.stdout.length, 0);
+      });
+    }
+
+    it('cat to a port nobody listens on exits 1 with one ECONNREFUSED line', async function () {
+      const r = await runCli(['cat', `ring:${uniq('nobody')}`], { input: 'x' });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^xenring cat: ring:cli-nobody-\S+: connect ECONNREFUSED/);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    });
+
+    it('listen on a port already in use exits 1 with one EADDRINUSE line', async function () {
+      const port = uniq('busy');
+      const server = xenring.createServer(() => {}).listen(port);
+      await once(server, 'listening');
+      try {
+        const r = await runCli(['listen', port]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /^xenring listen: cannot listen on ring:cli-busy-\S+: .*EADDRINUSE/);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+      } finally {
+        server.close();
+      }
+    });
+  });
+
+  describe('cat and listen', function () {
+    it('move 2 MiB each way between two processes and exit 0', async function () {
+      const port = uniq('nc');
+      const toListener = crypto.randomBytes(2 << 20);
+      const toCat = crypto.randomBytes(2 << 20);
+      const l = startCli(['listen', port]);
+      await l.waitStderr(/listening on ring:\S+/);
+      l.child.stdin.end(toCat);
+      const c = await runCli(['cat', `ring:${port}`], { input: toListener });
+      const lr = await l.exited;
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(lr.code, 0, lr.stderr);
+      assert.ok(c.stdout.equals(toCat), `cat got ${c.stdout.length} bytes`);
+      assert.ok(lr.stdout.equals(toListener), `listen got ${lr.stdout.length} bytes`);
+    });
+
+    it('--progress reports on stderr while stdout carries only the data', async function () {
+      const port = uniq('prog');
+      const data = crypto.randomBytes(1 << 20);
+      const l = startCli(['listen', '--progress', port]);
+      await l.waitStderr(/listening on/);
+      l.child.stdin.end();
+      const c = await runCli(['cat', '--progress', `ring:${port}`], { input: data });
+      const lr = await l.exited;
+      assert.equal(c.code, 0, c.stderr);
+      assert.ok(lr.stdout.equals(data));
+      assert.match(lr.stderr, /xenring listen: done in [0-9.]+ s: out 0 B .*, in 1\.0 MiB/);
+      assert.match(c.stderr, /xenring cat: done in [0-9.]+ s: out 1\.0 MiB/);
+    });
+  });
+
+  describe('proxy', function () {
+    let echo;
+    beforeEach(async function () {
+      echo = await hashEchoServer();
+    });
+    afterEach(function () {
+      echo.close();
+    });
+
+    /** proxy tcp:127.0.0.1:0 -> ring:P and proxy ring:P -> tcp:echo; resolves { front, back, tcpPort }. */
+    async function chain(extra = []) {
+      const ringPort = uniq('px');
+      const back = startCli(['proxy', '--listen', `ring:${ringPort}`, '--connect', `tcp:127.0.0.1:${echo.address().port}`, ...extra]);
+      await back.waitStderr(/listening on ring:/);
+      const front = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', `ring:${ringPort}`, ...extra]);
+      const m = await front.waitStderr(/listening on tcp:127\.0\.0\.1:([0-9]+)/);
+      return { front, back, tcpPort: Number(m[1]), ringPort };
+    }
+
+    it('tcp -> ring -> tcp: 24 connections at once, every byte echoed, half-close forwarded', async function () {
+      const { front, back, tcpPort } = await chain();
+      const payloads = Array.from({ length: 24 }, (_, i) => crypto.randomBytes(1000 + i * 37000));
+      const replies = await Promise.all(payloads.map((p) => tcpExchange(tcpPort, p)));
+      replies.forEach((r, i) => checkEcho(r, payloads[i]));
+      front.child.kill('SIGTERM');
+      back.child.kill('SIGTERM');
+      assert.equal((await front.exited).code, 0);
+      assert.equal((await back.exited).code, 0);
+    });
+
+    it('unix -> ring -> tcp with --progress: totals on stderr', async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-cli-'));
+      const sock = path.join(dir, 'front.sock');
+      const ringPort = uniq('pu');
+      const back = startCli(['proxy', '--listen', `ring:${ringPort}`, '--connect', `tcp:127.0.0.1:${echo.address().port}`, '--progress']);
+      await back.waitStderr(/listening on/);
+      const front = startCli(['proxy', '--listen', `unix:${sock}`, '--connect', `ring:${ringPort}`]);
+      await front.waitStderr(/listening on unix:/);
+      const data = crypto.randomBytes(3 << 20);
+      const reply = await new Promise((resolve, reject) => {
+        const s = net.connect({ path: sock, allowHalfOpen: true });
+        const got = [];
+        s.on('data', (d) => got.push(d)).on('error', reject);
+        s.on('end', () => resolve(Buffer.concat(got)));
+        s.end(data);
+      });
+      checkEcho(reply, data);
+      back.child.kill('SIGINT');
+      front.child.kill('SIGINT');
+      const b = await back.exited;
+      assert.equal(b.code, 0, b.stderr);
+      assert.match(b.stderr, /done in [0-9.]+ s: out 3\.0 MiB .*, in 3\.0 MiB/);
+      assert.equal((await front.exited).code, 0);
+      assert.ok(!fs.existsSync(sock), 'the UNIX socket file is removed on exit');
+    });
+
+    it('a target that refuses: the client connection closes, one line on stderr, the proxy keeps serving', async function () {
+      const p = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', `ring:${uniq('gone')}`]);
+      const port = Number((await p.waitStderr(/listening on tcp:127\.0\.0\.1:([0-9]+)/))[1]);
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {}); // reset, as the target's refusal is passed on
+        s.resume();
+        await new Promise((resolve) => s.once('close', resolve));
+      }
+      await p.waitStderr(/#2: cannot reach ring:cli-gone-\S+: connect ECONNREFUSED/);
+      p.child.kill('SIGTERM');
+      assert.equal((await p.exited).code, 0);
+    });
+
+    it('SIGTERM: stops accepting, lets an open transfer finish, then exits 0', async function () {
+      const { front, back, tcpPort } = await chain();
+      const first = crypto.randomBytes(256 << 10);
+      const rest = crypto.randomBytes(768 << 10);
+      const s = net.connect({ port: tcpPort, host: '127.0.0.1', allowHalfOpen: true });
+      const got = [];
+      s.on('data', (d) => got.push(d));
+      const ended = once(s, 'end');
+      await once(s, 'connect');
+      s.write(first);
+      while (Buffer.concat(got).length < first.length) await new Promise((r) => setTimeout(r, 10));
+      front.child.kill('SIGTERM');
+      await front.waitStderr(/SIGTERM: not accepting; waiting for 1 connection/);
+      // New connections are refused now ...
+      const refused = net.connect(tcpPort, '127.0.0.1');
+      const [err] = await once(refused, 'error');
+      assert.equal(err.code, 'ECONNREFUSED');
+      // ... while the open one still carries data both ways.
+      s.end(rest);
+      await ended;
+      checkEcho(Buffer.concat(got), Buffer.concat([first, rest]));
+      const f = await front.exited;
+      assert.equal(f.code, 0, f.stderr);
+      back.child.kill('SIGTERM');
+      assert.equal((await back.exited).code, 0);
+    });
+  });
+
+  describe('status', function () {
+    it('reports the local transport usable, a safe directory and the ports listening in it', async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-status-'));
+      fs.chmodSync(dir, 0o700);
+      const server = xenring.createServer(() => {}).listen({ port: 'status-probe', dir });
+      await once(server, 'listening');
+      fs.writeFileSync(path.join(dir, 'unrelated.txt'), '');
+      try {
+        const r = await runCli(['status', '--json', '--dir', dir]);
+        assert.equal(r.code, 0, r.stderr);
+        const s = JSON.parse(String(r.stdout));
+        assert.equal(s.transports.find((t) => t.name === 'local').usable, true);
+        assert.equal(s.rendezvous.dir, fs.realpathSync(dir));
+        assert.equal(s.rendezvous.safe, true);
+        assert.deepEqual(s.rendezvous.ports.map((p) => [p.port, p.listening]), [['status-probe', true]]);
+        // The server was probed without being disturbed: it got no connection.
+        assert.equal(await new Promise((r) => server.getConnections((e, n) => r(n))), 0);
+        const xen = s.transports.find((t) => t.name === 'xen');
+        if (!xen.usable) assert.ok(xen.reasons.length > 0, 'an unusable transport says why');
+      } finally {
+        server.close();
+      }
+    });
+
+    it('flags a directory others can write to, and a stale socket', async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-status-'));
+      fs.chmodSync(dir, 0o777);
+      // A server killed outright leaves its socket file behind with nobody accepting.
+      const { spawnSync } = require('node:child_process');
+      spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", path.join(dir, '4242.sock')]);
+      assert.ok(fs.existsSync(path.join(dir, '4242.sock')));
+      const r = await runCli(['status', '--dir', dir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(String(r.stdout), /UNSAFE: mode 777: others can create or replace sockets in it/);
+      assert.match(String(r.stdout), /4242: stale: nothing accepts/);
+    });
+  });
+
+  it('bench runs the benchmark and prints its tables', async function () {
+    const r = await runCli(['bench', '--reps', '1', '--cases', 'pingpong', '--transports', 'xenring', '--pp-sizes', '1', '--pp-iters', '100', '--pp-warmup', '10']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(String(r.stdout), /Verification: 1 measurements, 0 not ok, 0 failed to run\./);
+  });
+});
