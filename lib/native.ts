@@ -108,6 +108,12 @@ export interface NativeBinding {
   eventfdCheck(fd: number): number;
   /** Wakes the peer by writing `kickFd`, is woken through `waitFd`. */
   eventfdNotifier(kickFd: number, waitFd: number): Notifier;
+  /** Wakes the peer with a datagram on `kickFd` (MSG_DONTWAIT), is woken through `waitFd`. */
+  socketNotifier(kickFd: number, waitFd: number): Notifier;
+  /** A non-blocking AF_UNIX datagram socketpair: [our wait end, the end for the peer]. */
+  wakePair(): [number, number];
+  /** Throws EPROTO unless `fd` is an AF_UNIX datagram socketpair end; returns its creator. */
+  wakeEndCheck(fd: number): { pid: number; uid: number };
   unixListen(path: string, backlog: number): number;
   unixAccept(fd: number): number;
   unixConnect(path: string): number;

@@ -78,25 +78,38 @@ function address(path: string, port: number | string): TransportAddress {
 }
 
 /**
+ * A wake-up end the peer sent: one end of its datagram socketpair, made by a
+ * process of the uid on the other end of the rendezvous socket.
+ */
+function checkWakeEnd(fd: number, peerUid: number, syscall: string): void {
+  const creator = native.wakeEndCheck(fd);
+  if (creator.uid !== peerUid) throw systemError('EPROTO', syscall, `wake-up socket made by uid ${creator.uid}, not by the peer`);
+}
+
+/**
  * Server side of one handshake: build the ring and send the fds. The ring
- * order is the client's ask capped by the listener's (`ceiling`).
+ * order is the client's ask capped by the listener's (`ceiling`). Owns
+ * `fds` (those the HELLO carried): kept by the link or closed.
  */
 function serveHello(
   conn: number,
-  peerPid: number,
+  peer: { pid: number; uid: number },
   msg: Buffer,
-  fdCount: number,
+  fds: number[],
   ceiling: number,
   path: string,
   port: number | string,
 ): RingLink {
-  const order = grantOrder(parseHello(msg, fdCount).order, ceiling);
-  const { size, leftOffset, rightOffset } = ringLayout(order, order);
-  const memfd = native.memfdCreate('xenring', size);
+  const owned = [...fds];
+  let memfd = -1;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
-  const fds: number[] = [];
   try {
+    const order = grantOrder(parseHello(msg, fds.length).order, ceiling);
+    const [kickFd] = fds; // wakes the client
+    checkWakeEnd(kickFd, peer.uid, 'accept');
+    const { size, leftOffset, rightOffset } = ringLayout(order, order);
+    memfd = native.memfdCreate('xenring', size);
     mapping = new native.SharedMapping(memfd, size, true);
     endpoint = new native.RingEndpoint({
       role: 'server',
@@ -107,33 +120,34 @@ function serveHello(
       left: { mapping, offset: leftOffset, order },
       right: { mapping, offset: rightOffset, order },
     });
-    const c2s = native.eventfdCreate();
-    fds.push(c2s);
-    const s2c = native.eventfdCreate();
-    fds.push(s2c);
-    endpoint.setNotifier(native.eventfdNotifier(s2c, c2s));
+    const [waitFd, peerEnd] = native.wakePair();
+    owned.push(waitFd, peerEnd);
+    endpoint.setNotifier(native.socketNotifier(kickFd, waitFd));
     const reply = buildAccept({ leftOrder: order, rightOrder: order });
-    if (native.sendMessage(conn, reply, [memfd, c2s, s2c]) !== reply.length) {
+    if (native.sendMessage(conn, reply, [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
-    return new LocalLink(endpoint, mapping, c2s, s2c, conn, address(path, port), {
-      address: `pid:${peerPid}`,
+    closeQuietly(peerEnd); // the client has its copy
+    return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
+      address: `pid:${peer.pid}`,
       family: 'local',
       port,
     });
   } catch (err) {
     endpoint?.close();
     mapping?.unmap();
-    fds.forEach(closeQuietly);
+    owned.forEach(closeQuietly);
     throw err;
   } finally {
     closeQuietly(memfd); // the mappings keep the pages
   }
 }
 
-/** Client side: validate the server's reply and map the ring. */
+/** Client side: validate the server's reply and map the ring. Owns `waitFd` and the reply's fds. */
 function acceptReply(
   conn: number,
+  peerUid: number,
+  waitFd: number,
   msg: { data: Buffer; fds: number[] },
   asked: number,
   path: string,
@@ -144,15 +158,10 @@ function acceptReply(
   let endpoint: RingEndpoint | undefined;
   try {
     const { leftOrder, rightOrder } = parseAccept(data, fds.length, asked);
-    const [memfd, c2s, s2c] = fds;
+    const [memfd, kickFd] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
-    // Distinct roles need distinct eventfds: one shared by both directions
-    // would wake each side with its own kicks.
-    const ids = [native.eventfdCheck(c2s), native.eventfdCheck(s2c)];
-    if (ids[0] >= 0 && ids[0] === ids[1]) {
-      throw systemError('EPROTO', 'connect', 'server sent the same eventfd for both directions');
-    }
+    checkWakeEnd(kickFd, peerUid, 'connect');
     mapping = new native.SharedMapping(memfd, size, true);
     closeQuietly(memfd);
     fds[0] = -1;
@@ -165,14 +174,15 @@ function acceptReply(
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    endpoint.setNotifier(native.eventfdNotifier(c2s, s2c));
+    endpoint.setNotifier(native.socketNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);
-    return new LocalLink(endpoint, mapping, s2c, c2s, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
+    return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
   } catch (err) {
     endpoint?.close();
     mapping?.unmap();
     fds.forEach(closeQuietly);
+    closeQuietly(waitFd);
     closeQuietly(conn);
     throw err;
   }
@@ -185,6 +195,7 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   const allowed = allowedUids(req.allowUid);
   let path = '';
   let conn = -1;
+  let waitFd = -1; // our wake-up end until a link owns it
   let watcher: FdWatcher | null = null;
   let timer: NodeJS.Timeout | null = null;
   let done = false;
@@ -196,7 +207,10 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
     watcher?.close();
     // Without a link (error or cancel) the rendezvous socket is ours to close:
     // the server then sees the hang-up and drops its half of the handshake.
-    if (!link) closeQuietly(conn);
+    if (!link) {
+      closeQuietly(conn);
+      closeQuietly(waitFd);
+    }
     if (err || link) callback(err, link);
   };
   const refused = (code: string) => {
@@ -227,17 +241,27 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
       finish(refused(code));
       return;
     }
+    let serverUid: number;
     try {
-      trustedPeer(conn, allowed, 'connect'); // a server of another user could be impersonating ours
+      serverUid = trustedPeer(conn, allowed, 'connect').uid; // a server of another user could be impersonating ours
     } catch (e) {
       finish(e as Error);
       return;
     }
     const hello = buildHello({ order, pid: process.pid });
     try {
+      // Our wake-up end stays with us; the server gets the other one.
+      const [wait, peerEnd] = native.wakePair();
+      waitFd = wait;
+      let sent: number;
+      try {
+        sent = native.sendMessage(conn, hello, [peerEnd]);
+      } finally {
+        closeQuietly(peerEnd);
+      }
       // A fresh connection's send buffer is empty: EAGAIN here means the
       // kernel is out of buffers, and a HELLO never sent would only time out.
-      if (native.sendMessage(conn, hello) !== hello.length) throw systemError('EAGAIN', 'connect', 'handshake hello not sent');
+      if (sent !== hello.length) throw systemError('EAGAIN', 'connect', 'handshake hello not sent');
       watcher = new native.FdWatcher(conn, (events) => {
         if (events < 0) {
           // A poll error on the rendezvous socket: fail now, not at the timeout.
@@ -254,14 +278,17 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
         if (msg === null) return; // spurious wake-up
         if (msg.data.length === 0) {
           // The server closed without a ring: it is going away, or refused us.
+          msg.fds.forEach(closeQuietly);
           finish(refused('ECONNREFUSED'));
           return;
         }
         try {
-          const link = acceptReply(conn, msg, order, path, port);
+          const wait = waitFd;
+          waitFd = -1;
+          const link = acceptReply(conn, serverUid, wait, msg, order, path, port);
           finish(null, link);
         } catch (e) {
-          conn = -1; // acceptReply closed it
+          conn = -1; // acceptReply closed it and our wake-up end
           finish(e as Error);
         }
       });
@@ -333,7 +360,7 @@ class LocalListener implements Listener {
       // Connections that never say HELLO hold an fd each: past the cap the
       // oldest goes (an honest client says HELLO at once).
       if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.dropOldestHandshake();
-      this.awaitHello(conn, peer.pid);
+      this.awaitHello(conn, peer);
     }
   }
 
@@ -357,7 +384,7 @@ class LocalListener implements Listener {
     closeQuietly(conn);
   }
 
-  private awaitHello(conn: number, peerPid: number): void {
+  private awaitHello(conn: number, peer: { pid: number; uid: number }): void {
     const drop = () => {
       const p = this.pending.get(conn);
       if (!p) return;
@@ -374,15 +401,15 @@ class LocalListener implements Listener {
         msg = null;
       }
       drop();
-      // A HELLO carries no fds: whatever came with it is closed, never kept.
-      msg?.fds.forEach(closeQuietly);
       if (msg === null || msg.data.length === 0 || this.closed) {
+        msg?.fds.forEach(closeQuietly);
         closeQuietly(conn);
         return;
       }
       let link: RingLink;
       try {
-        link = serveHello(conn, peerPid, msg.data, msg.fds.length, this.order, this.path, this.port);
+        // serveHello keeps the one fd a HELLO carries, or closes them all.
+        link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.path, this.port);
       } catch {
         closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
         return;

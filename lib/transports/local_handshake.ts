@@ -5,11 +5,14 @@
  * exact number of fds the message carries (the caller closes any fd of a
  * message that a parser refused).
  *
- * HELLO  (client -> server, no fds): magic "XRH1", version, asked order
- *        (0 = the server's size), client pid.
- * ACCEPT (server -> client, ACCEPT_FDS fds: the ring memfd and the eventfds
- *        client-to-server, server-to-client): magic "XRA1",
- *        version, left order, right order.
+ * HELLO  (client -> server, HELLO_FDS fds: the end of the client's wake-up
+ *        socketpair the server writes to): magic "XRH1", version, asked
+ *        order (0 = the server's size), client pid.
+ * ACCEPT (server -> client, ACCEPT_FDS fds: the ring memfd, and the end of
+ *        the server's wake-up socketpair the client writes to): magic
+ *        "XRA1", version, left order, right order.
+ * Version 2: wake-ups moved from shared eventfds to a datagram socketpair
+ * per direction (a peer could block our eventfd reads and writes).
  * @internal
  */
 import { systemError } from '../errors';
@@ -17,13 +20,13 @@ import { MAX_LOCAL_RING_SIZE, MIN_RING_SIZE } from '../ring/ring_size';
 
 const HELLO_MAGIC = 0x31485258; // "XRH1"
 const ACCEPT_MAGIC = 0x31415258; // "XRA1"
-export const HANDSHAKE_VERSION = 1;
+export const HANDSHAKE_VERSION = 2;
 const MESSAGE_SIZE = 16;
 export const MIN_ORDER = Math.log2(MIN_RING_SIZE);
 export const MAX_ORDER = Math.log2(MAX_LOCAL_RING_SIZE);
 /** Fds each message must carry, no more and no fewer. */
-export const HELLO_FDS = 0;
-export const ACCEPT_FDS = 3;
+export const HELLO_FDS = 1;
+export const ACCEPT_FDS = 2;
 
 export interface Hello {
   /** Ring order the client asks for; 0 leaves the choice to the server. */

@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { once } = require('node:events');
 const xenring = require('../..');
-const { hostilePeer } = require('./helpers');
+const { hostilePeer, connectOutcome } = require('./helpers');
 
 const NOBODY = { uid: 65534, gid: 65534 };
 
@@ -36,18 +36,6 @@ function listenResult(options) {
   });
 }
 
-/** The error code (or 'connect') of connect({ port, ...options }). */
-function connectResult(options) {
-  return new Promise((resolve) => {
-    const s = xenring.connect({ port: 'squat', ...options });
-    s.on('connect', () => {
-      s.destroy();
-      resolve('connect');
-    });
-    s.on('error', (err) => resolve(err.code));
-  });
-}
-
 describe('hostile peer: rendezvous directory', function () {
   this.timeout(30000);
   before(function () {
@@ -58,7 +46,7 @@ describe('hostile peer: rendezvous directory', function () {
     const dir = path.join(sharedTmp(), 'planted');
     await plant({ path: dir, mode: 0o777 });
     assert.equal(await listenResult({ dir }), 'EACCES');
-    assert.equal(await connectResult({ dir }), 'EACCES');
+    assert.equal(await connectOutcome({ port: 'squat', dir }), 'EACCES');
     assert.deepEqual(fs.readdirSync(dir), [], 'a socket was created in the planted directory');
   });
 
@@ -74,7 +62,7 @@ describe('hostile peer: rendezvous directory', function () {
     const dir = path.join(tmp, 'link');
     await plant({ path: dir, symlinkTo: ours });
     assert.equal(await listenResult({ dir }), 'EACCES');
-    assert.equal(await connectResult({ dir }), 'EACCES');
+    assert.equal(await connectOutcome({ port: 'squat', dir }), 'EACCES');
     assert.deepEqual(fs.readdirSync(ours), []);
   });
 

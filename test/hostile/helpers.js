@@ -79,7 +79,20 @@ async function listeningServer(options = {}) {
   return { server, port: addr.port, path: addr.address, sockets };
 }
 
+/** Connects with `options`: resolves with 'connect', or the error's code (and closes the socket). */
+function connectOutcome(options) {
+  const xenring = require('../..');
+  return new Promise((resolve) => {
+    const s = xenring.connect(options);
+    s.on('connect', () => {
+      s.destroy();
+      resolve('connect');
+    });
+    s.on('error', (err) => resolve(err.code));
+  });
+}
+
 /** Waits `ms` milliseconds. */
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { hostilePeer, listeningServer, delay };
+module.exports = { hostilePeer, listeningServer, connectOutcome, delay };

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const xenring = require('../..');
-const { hostilePeer, listeningServer } = require('./helpers');
+const { hostilePeer, listeningServer, connectOutcome } = require('./helpers');
 
 const NOBODY = 65534;
 
@@ -24,17 +24,6 @@ async function askAsNobody(socketPath) {
   const res = await peer.line();
   await peer.exited;
   return res;
-}
-
-function connectResult(options) {
-  return new Promise((resolve) => {
-    const s = xenring.connect(options);
-    s.on('connect', () => {
-      s.destroy();
-      resolve('connect');
-    });
-    s.on('error', (err) => resolve(err.code));
-  });
 }
 
 describe('hostile peer: another user', function () {
@@ -76,14 +65,14 @@ describe('hostile peer: another user', function () {
     let peer = hostilePeer('server', { path: sock, reply: 'honest', listenUid: NOBODY });
     assert.equal(await peer.line(), 'ready');
     try {
-      assert.equal(await connectResult({ port }), 'EACCES');
+      assert.equal(await connectOutcome({ port }), 'EACCES');
     } finally {
       await peer.end();
     }
     peer = hostilePeer('server', { path: sock, reply: 'honest', listenUid: NOBODY });
     assert.equal(await peer.line(), 'ready');
     try {
-      assert.equal(await connectResult({ port, allowUid: NOBODY }), 'connect');
+      assert.equal(await connectOutcome({ port, allowUid: NOBODY }), 'connect');
     } finally {
       await peer.end();
     }

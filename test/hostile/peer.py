@@ -42,6 +42,25 @@ def hello(opts, order=0):
     return struct.pack("<IIII", HELLO_MAGIC, opts["version"], order, os.getpid())
 
 
+KEEP = []  # our ends of wake-up socketpairs, held for the life of the process
+
+
+def wake_pair():
+    """(our wait end, the end for the peer), as a version-2 peer makes them."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    KEEP.append(ours)
+    return ours, theirs
+
+
+def send_hello(s, opts, order=0, extra=()):
+    """A HELLO with the fds its version carries (v2: a wake-up end), plus `extra`."""
+    fds = list(extra)
+    if opts["version"] >= 2:
+        _, theirs = wake_pair()
+        fds.insert(0, theirs.fileno())
+    socket.send_fds(s, [hello(opts, order)], fds)
+
+
 def recv_reply(s, timeout=5.0):
     """(data, fds) of the server's reply; data is b"" when it closed on us."""
     s.settimeout(timeout)
@@ -63,7 +82,7 @@ def mode_hello_fds(opts):
     for _ in range(opts["count"]):
         s = seqpacket()
         s.connect(opts["path"])
-        socket.send_fds(s, [hello(opts)], extra)
+        send_hello(s, opts, 0, extra)
         data, fds = recv_reply(s)
         close_all(fds)
         if data:
@@ -82,7 +101,11 @@ def mode_ask(opts):
     except PermissionError:
         out({"replied": False, "denied": True})
         return
-    s.send(hello(opts, opts["order"]))
+    try:
+        send_hello(s, opts, opts["order"])
+    except (BrokenPipeError, ConnectionResetError):  # refused at accept
+        out({"replied": False})
+        return
     data, fds = recv_reply(s)
     res = {"replied": bool(data), "nfds": len(fds)}
     if len(data) >= 16:
@@ -121,18 +144,82 @@ def accept_fds(opts, order):
         mem = memfd(size + 4096, RESIZE_SEALS)
     else:
         mem = memfd(size, RESIZE_SEALS)
-    c2s = os.eventfd(0, os.EFD_NONBLOCK)
-    if kind == "semaphore":
-        s2c = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
-        os.eventfd_write(s2c, 0xFFFFFFFFFFFFFFF0)
-    elif kind == "same-eventfd":
-        s2c = c2s
-    else:
-        s2c = os.eventfd(0, os.EFD_NONBLOCK)
-    fds = [mem, c2s, s2c]
+    if opts["version"] < 2:  # wake-ups over two eventfds
+        c2s = os.eventfd(0, os.EFD_NONBLOCK)
+        if kind == "semaphore":
+            s2c = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
+            os.eventfd_write(s2c, 0xFFFFFFFFFFFFFFF0)
+        elif kind == "same-fd":
+            s2c = c2s
+        else:
+            s2c = os.eventfd(0, os.EFD_NONBLOCK)
+        fds = [mem, c2s, s2c]
+    else:  # the end of our wake-up socketpair the client writes to
+        if kind == "semaphore":
+            wake = os.eventfd(0xFFFFFFF0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
+        elif kind == "same-fd":
+            wake = mem
+        elif kind == "stream-socket":
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            KEEP.append(a)
+            wake = b.detach()
+        elif kind == "connected-elsewhere":
+            # A datagram socket connected to someone else's socket: kicks
+            # would go there, sent with the victim's credentials.
+            sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sink.bind("\0xenring-hostile-sink-%d" % os.getpid())
+            KEEP.append(sink)
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            d.connect("\0xenring-hostile-sink-%d" % os.getpid())
+            wake = d.detach()
+        else:
+            ours, theirs = wake_pair()
+            opts["_wait"] = ours
+            wake = theirs.detach()
+        fds = [mem, wake]
     if kind == "extra-fds":
         fds += [os.eventfd(0) for _ in range(4)]
+    opts["_fds"] = fds
     return fds
+
+
+def freeze(opts, hello_fds):
+    """Try to block the client's event loop through the wake-up fds.
+
+    v1 (eventfds): the eventfd the client kicks is one open file description
+    on both sides, so clear O_NONBLOCK on it and preload it to its maximum;
+    the client's next kick write() then blocks. v2 (socketpairs): clear
+    O_NONBLOCK on the end the client sends to and never drain our end, so its
+    queue fills; flood the client's wake-up end too. Meanwhile keep asking the
+    client to notify us on every read and write (control page byte 22).
+    """
+    fds = opts["_fds"]
+    time.sleep(0.3)  # let the client finish its checks and connect
+    mem = fds[0]
+    if opts["version"] < 2:
+        kick = fds[1]  # the client writes c2s
+        try:
+            os.eventfd_read(kick)  # still non-blocking: empty it first
+        except BlockingIOError:
+            pass
+        os.eventfd_write(kick, 0xFFFFFFFFFFFFFFFE)
+        fcntl.fcntl(kick, fcntl.F_SETFL, fcntl.fcntl(kick, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        client_wake = None
+    else:
+        kick = fds[1]
+        fcntl.fcntl(kick, fcntl.F_SETFL, fcntl.fcntl(kick, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        opts["_wait"].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        client_wake = socket.socket(fileno=hello_fds[0]) if hello_fds else None
+        if client_wake:
+            client_wake.setblocking(False)
+    out("attacking")
+    while not select.select([sys.stdin], [], [], 0.005)[0]:
+        os.pwrite(mem, b"\x03", 22)  # client: notify us of every write and read
+        if client_wake:
+            try:
+                client_wake.send(b"x")
+            except OSError:
+                pass
 
 
 def drop_to(uid, gid):
@@ -164,13 +251,17 @@ def mode_server(opts):
     for _ in range(opts.get("count", 1)):
         conn, _ = srv.accept()
         data, fds = recv_reply(conn)
-        close_all(fds)
         if not data:  # the client hung up on us
+            close_all(fds)
             conn.close()
             continue
         order = 12
         socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
         conns.append(conn)
+        if opts.get("freeze"):
+            freeze(opts, fds)
+            return
+        close_all(fds)
     wait_stdin_closed()
 
 
