@@ -1,12 +1,14 @@
 /**
  * The local transport: the vchan ring between processes on one Linux host.
  * Pages: one sealed memfd (control page, left ring, right ring) created by the
- * server, as a vchan server grants pages. Wake-ups: two eventfds, one per
- * direction, standing in for the event channel. Rendezvous: a UNIX seqpacket
+ * server, as a vchan server grants pages. Wake-ups: a datagram socketpair
+ * per direction, standing in for the event channel (each side waits on an end
+ * only it holds; see local_primitives.cc). Rendezvous: a UNIX seqpacket
  * socket `<dir>/<port>.sock` that passes the fds with SCM_RIGHTS, standing in
  * for xenstore + grant references. The connection socket stays open for the
  * life of the ring: when the peer process dies the kernel closes it, which is
- * our analogue of Xen's unmap-notify.
+ * our analogue of Xen's unmap-notify. The peer is hostile: every message and
+ * fd it sends is checked (local_handshake.ts, local_trust.ts, local_dir.ts).
  */
 import * as fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
