@@ -576,7 +576,9 @@ async function main() {
   process.exitCode = bad ? 1 : 0;
 }
 
-main().catch((e) => {
+// `--real`: real programs (redis, PostgreSQL) through `xenring proxy`, in bench/real.js.
+if (process.argv.includes('--real')) require('./real').main(process.argv.slice(2).filter((a) => a !== '--real'));
+else main().catch((e) => {
   progress.end();
   console.error(e && e.stack ? e.stack : e);
   process.exitCode = 2;

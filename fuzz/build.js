@@ -17,7 +17,8 @@ const rel = (...p) => path.join(ROOT, ...p);
 
 /** Each target: its harness file; all link the ring code below. */
 const NATIVE_TARGETS = ['ring_ops', 'ring_setup', 'fast_copy'];
-const RING_SOURCES = ['native/ring_endpoint.cc', 'native/errors.cc', 'native/fast_copy.cc', 'fuzz/native/shim/shim.cc'];
+const RING_SOURCES = ['native/ring_endpoint.cc', 'native/notifier.cc', 'native/errors.cc', 'native/fast_copy.cc',
+  'fuzz/native/shim/shim.cc'];
 
 const SANITIZE = '-fsanitize=address,undefined,float-cast-overflow';
 const COMMON = ['-std=c++17', '-g', '-fno-omit-frame-pointer', '-fno-sanitize-recover=all', '-DNAPI_CPP_EXCEPTIONS',
@@ -107,7 +108,7 @@ async function buildNative(mode, targets = NATIVE_TARGETS, log = () => {}) {
   const missing = sources.filter((s) => !fs.existsSync(objects.get(s)));
   await parallel(missing.map((s) => async () => {
     log(`compile ${s}`);
-    const tmp = `${objects.get(s)}.tmp`;
+    const tmp = `${objects.get(s)}.${process.pid}.tmp`;
     await run(m.cxx, [...m.cflags, '-c', rel(s), '-o', tmp]);
     fs.renameSync(tmp, objects.get(s));
   }));

@@ -8,7 +8,7 @@
  *   ASan + UBSan; new coverage is merged into fuzz/corpus/<target>/ and a
  *   crash is written to fuzz/regressions/<target>/ (commit both). Without
  *   clang, says how to get it and falls back to the g++ build (no coverage).
- *   JavaScript targets (xs_wire, local_handshake, xen_values): the mutational
+ *   JavaScript targets (xs_wire, local_handshake, local_messages, xen_values): the mutational
  *   runner in fuzz/js/runner.js, one child process per target.
  * --smoke: the g++ build only, crashes go to build/fuzz/crashes/ (what npm test runs).
  * Exit status 1 when any target failed.
@@ -19,7 +19,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { buildNative, NATIVE_TARGETS, ROOT } = require('./build');
 
-const JS_TARGETS = ['xs_wire', 'local_handshake', 'xen_values'];
+const JS_TARGETS = ['xs_wire', 'local_handshake', 'local_messages', 'xen_values'];
 const ALL = [...NATIVE_TARGETS, ...JS_TARGETS];
 
 function parseArgs(argv) {
@@ -102,6 +102,10 @@ async function runJs(o, t) {
 /** Inside the child: one JavaScript target. */
 async function child(o) {
   const target = require(`./js/targets/${o.child}`);
+  if (target.available === false) {
+    console.log(`${o.child}: skipped, the code it fuzzes is not on this branch yet`);
+    return;
+  }
   const res = await require('./js/runner').fuzz(target, {
     dirs: [corpusDir(o.child), regressionDir(o.child)],
     timeMs: o.time * 1000,
@@ -112,6 +116,24 @@ async function child(o) {
   console.log(`${o.child}: replayed ${res.replayed} inputs, ran ${res.mutations} mutations (seed ${res.seed}) in ${(res.ms / 1000).toFixed(1)} s, no failure`);
 }
 
+/** Native binaries for the targets in `o` (libFuzzer, or the g++ build with --smoke or without clang). */
+async function build(o, log = (m) => console.log(`  ${m}`)) {
+  const native = o.targets.filter((t) => NATIVE_TARGETS.includes(t));
+  if (!native.length) return {};
+  try {
+    return await buildNative(o.smoke ? 'smoke' : 'libfuzzer', native, log);
+  } catch (err) {
+    if (err.code !== 'ENOCLANG') throw err;
+    console.log(`${err.message}\nfalling back to the g++ build: random mutations without coverage feedback`);
+    return { ...(await buildNative('smoke', native, log)), standalone: true };
+  }
+}
+
+/** Runs one target: { ok, out, summary?, crash? }. */
+function runTarget(o, bins, t) {
+  return NATIVE_TARGETS.includes(t) ? runNative(o, bins, t) : runJs(o, t);
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.child) return child(o);
@@ -119,21 +141,11 @@ async function main() {
     console.log(ALL.join('\n'));
     return;
   }
-  const native = o.targets.filter((t) => NATIVE_TARGETS.includes(t));
-  let bins = {};
-  if (native.length) {
-    try {
-      bins = await buildNative(o.smoke ? 'smoke' : 'libfuzzer', native, (m) => console.log(`  ${m}`));
-    } catch (err) {
-      if (err.code !== 'ENOCLANG') throw err;
-      console.log(`${err.message}\nfalling back to the g++ build: random mutations without coverage feedback`);
-      bins = { ...(await buildNative('smoke', native, (m) => console.log(`  ${m}`))), standalone: true };
-    }
-  }
+  const bins = await build(o);
   let failed = 0;
   for (const t of o.targets) {
     console.log(`== ${t} (${o.time} s)`);
-    const r = NATIVE_TARGETS.includes(t) ? await runNative(o, bins, t) : await runJs(o, t);
+    const r = await runTarget(o, bins, t);
     const last = r.out.trim().split('\n').slice(-(r.ok ? 1 : 40)).join('\n');
     console.log(r.summary ? `${last}\n${r.summary}` : last);
     if (!r.ok) {
@@ -147,7 +159,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err.stack || err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err.stack || err);
+    process.exitCode = 1;
+  });
+}
+
+module.exports = { parseArgs, build, runTarget, NATIVE_TARGETS, JS_TARGETS };

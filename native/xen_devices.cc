@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <string>
 #include <vector>
 
@@ -63,15 +62,7 @@ class FdGuard {
 
 // Like ThrowErrno, plus the device path (as fs errors carry it), so that
 // "open ENOENT '/dev/xen/gntdev'" says which module is missing.
-[[noreturn]] void ThrowOpen(Napi::Env env, int err, const char* path) {
-  const char* code = uv_err_name(-err);
-  Napi::Error e = Napi::Error::New(env, std::string("open ") + code + " '" + path + "'");
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("syscall", Napi::String::New(env, "open"));
-  e.Set("path", Napi::String::New(env, path));
-  throw e;
-}
+[[noreturn]] void ThrowOpen(Napi::Env env, int err, const char* path) { ThrowErrno(env, err, "open", path); }
 
 int OpenDevice(Napi::Env env, const char* path, int extra_flags) {
   int fd;
@@ -153,8 +144,8 @@ Napi::Value GntShare(const Napi::CallbackInfo& info) {
 
 // gntMap(domid, refs, writable, notifyOffset, notifyPort) -> SharedMapping
 // Maps a peer's grant refs contiguously. A read-only map (writable=false) can
-// only notify by event, never clear a byte. mmap is retried on EAGAIN (page
-// being paged in by the granting domain) for a bounded time.
+// only notify by event, never clear a byte. An EAGAIN from mmap (page being
+// paged in by the granting domain) is thrown for the caller to retry later.
 Napi::Value GntMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t domid = static_cast<uint32_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
@@ -190,13 +181,10 @@ Napi::Value GntMap(const Napi::CallbackInfo& info) {
 
   size_t length = size_t(count) * kPage;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* p = MAP_FAILED;
-  for (int attempt = 0; attempt < 1000; attempt++) {  // ≤ ~1 s, as libxengnttab's 1 ms retry
-    p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
-    if (p != MAP_FAILED || errno != EAGAIN) break;
-    timespec ts{0, 1000000};
-    nanosleep(&ts, nullptr);
-  }
+  // One attempt: EAGAIN (a granted page being paged in) is thrown, and the
+  // caller retries on a timer (lib/transports/xen/handshake.ts gntMapRetry),
+  // so the event loop never sleeps here.
+  void* p = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), static_cast<off_t>(index));
   if (p == MAP_FAILED) {
     int err = errno;
     release_slot();

@@ -17,11 +17,11 @@ if ! "$LAB" --check >/dev/null 2>&1; then
   exit 2
 fi
 # The lab copies build/ and dist/ as they are: build them on the host first.
-if [ ! -f build/Release/xenring.node ] || [ ! -f dist/transports/xen/vchan.js ]; then
+if [ ! -f build/Release/xenring.node ] || [ ! -f dist/transports/xen/handshake.js ]; then
   npm run build
 fi
 exec "$LAB" --timeout "${XENLAB_TIMEOUT:-600}" --domu --domu-cmd 'node test/xen/domu-peer.js' -- bash -c '
-  npx mocha --no-config --timeout 300000 test/xen/unit.test.js test/xen/dom0.test.js test/xen/domu.test.js test/xen/socket.test.js
+  npx mocha --no-config --timeout 300000 test/xen/unit.test.js test/xen/dom0.test.js test/xen/domu.test.js test/xen/socket.test.js test/xen/load.test.js
   rc=$?
   if [ $rc -eq 0 ]; then xenlab-wait-domu --timeout 120; else xenlab-wait-domu -q --timeout 5; fi
   d=$?

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../../native/addon_data.h"
+#include "../../native/notifier.h"
 #include "failure_hook.h"
 #include "../../native/ring_endpoint.h"
 #include "../../native/shared_mapping.h"
@@ -94,10 +95,12 @@ struct World {
   xenring::AddonData addon;
   Napi::Env env{&env_data};
   Napi::Function mapping_class;
+  Napi::Function notifier_class;
   Napi::Function ring_class;
   World() {
     env.SetInstanceData(&addon);
     mapping_class = xenring::SharedMapping::Init(env, &addon.mapping_ctor);
+    notifier_class = xenring::NotifierHandle::Init(env, &addon.notifier_ctor);
     ring_class = xenring::RingEndpoint::Init(env);
   }
   static World& Get() {

@@ -20,6 +20,7 @@ export type Address =
 export interface RingOptions {
   transport?: 'local' | 'xen';
   dir?: string;
+  spinMicros?: number;
 }
 
 const RING_PORT_RE = /^(?:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
@@ -66,7 +67,7 @@ export function formatAddress(a: Address): string {
 export function connectTo(a: Address, ring: RingOptions): Duplex & { resetAndDestroy?(): unknown } {
   if (a.kind === 'tcp') return net.connect({ host: a.host, port: a.port, allowHalfOpen: true });
   if (a.kind === 'unix') return net.connect({ path: a.path, allowHalfOpen: true });
-  return ringConnect({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir, allowHalfOpen: true });
+  return ringConnect({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir, spinMicros: ring.spinMicros, allowHalfOpen: true });
 }
 
 export interface AnyServer {
@@ -87,7 +88,7 @@ export function listenOn(
 ): AnyServer {
   const options = { allowHalfOpen: true, pauseOnConnect: true };
   if (a.kind === 'ring') {
-    const server = ringCreateServer(options, onConnection);
+    const server = ringCreateServer({ ...options, spinMicros: ring.spinMicros }, onConnection);
     const onError = (err: Error) => callback(err);
     server.once('error', onError);
     server.listen({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir }, () => {
@@ -148,7 +149,12 @@ export function ringOptions(options: Record<string, string | true | undefined>):
   if (transport !== undefined && transport !== 'local' && transport !== 'xen') {
     throw new UsageError(`--transport '${String(transport)}': expected 'local' or 'xen'`);
   }
-  return { transport, dir: options.dir as string | undefined };
+  let spinMicros: number | undefined;
+  if (options.spin !== undefined) {
+    spinMicros = Number(options.spin);
+    if (!/^[0-9]+$/.test(String(options.spin)) || spinMicros > 1e6) throw new UsageError(`--spin '${String(options.spin)}': expected microseconds, 0..1000000`);
+  }
+  return { transport, dir: options.dir as string | undefined, spinMicros };
 }
 
 /** Help text lines for the address forms, shared by the subcommands. */
@@ -160,4 +166,6 @@ export const ADDRESS_HELP = `Addresses:
                        (listen)
 Ring options:
   --transport local|xen  default: xen where its devices are usable, else local
-  --dir DIR              local rendezvous directory (default $XENRING_DIR, ...)`;
+  --dir DIR              local rendezvous directory (default $XENRING_DIR, ...)
+  --spin MICROS          spin this long for data before sleeping (the library's
+                         spinMicros; default 50, 0 = never spin)`;

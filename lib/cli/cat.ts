@@ -45,7 +45,7 @@ Example: xenring listen 7000 > received.bin
 Exit status: 0 when the peer ended cleanly, 1 on an error (cannot listen,
 reset, ...), 2 bad usage.`;
 
-const SPEC = { transport: 'value', dir: 'value', progress: 'flag' } as const;
+const SPEC = { transport: 'value', dir: 'value', spin: 'value', progress: 'flag' } as const;
 
 export function cat(argv: string[], exit: (code: number) => void): void {
   const { options, positionals } = parseArgs(argv, SPEC, 1);

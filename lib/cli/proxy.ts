@@ -35,7 +35,7 @@ Exit status: 0 after a clean stop, 1 if listening failed, 2 bad usage.`;
 type AnySocket = Duplex & { resetAndDestroy?(): unknown };
 
 export function proxy(argv: string[], exit: (code: number) => void): void {
-  const { options } = parseArgs(argv, { listen: 'value', connect: 'value', transport: 'value', dir: 'value', progress: 'flag', verbose: 'flag' }, 0);
+  const { options } = parseArgs(argv, { listen: 'value', connect: 'value', transport: 'value', dir: 'value', spin: 'value', progress: 'flag', verbose: 'flag' }, 0);
   if (options.help) {
     process.stdout.write(PROXY_HELP + '\n');
     return exit(EXIT_OK);
@@ -108,8 +108,9 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
       return exit(128 + (signal === 'SIGINT' ? 2 : 15));
     }
     stopping = true;
-    process.stderr.write(`xenring proxy: ${signal}: not accepting; waiting for ${open.size} connection(s) to finish (signal again to close them now)\n`);
     if (listening) server.close();
+    // Printed once the listener is closed: a connection attempted after this line is refused.
+    process.stderr.write(`xenring proxy: ${signal}: not accepting; waiting for ${open.size} connection(s) to finish (signal again to close them now)\n`);
     finishIfIdle();
   };
   process.on('SIGINT', stop);

@@ -12,24 +12,24 @@
  */
 import * as fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
+import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
 import { clientConnect } from '../ring/vchan_state';
-import { buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
+import { ACCEPT_FDS, buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
 import { allowedUids, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
   ListenRequest,
   Listener,
-  PendingConnect,
   RingLink,
   Transport,
   TransportAddress,
 } from './transport';
 
-const PAGE = 4096;
+const UV_EBADF = -9;
 /** How long a handshake may take before it fails with ETIMEDOUT. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Connections a listener holds before their HELLO; past it the oldest is dropped. */
@@ -72,7 +72,7 @@ class LocalLink implements RingLink {
 function ringLayout(leftOrder: number, rightOrder: number) {
   const left = 2 ** leftOrder;
   const right = 2 ** rightOrder;
-  return { size: PAGE + left + right, leftOffset: PAGE, rightOffset: PAGE + left };
+  return { size: PAGE_SIZE + left + right, leftOffset: PAGE_SIZE, rightOffset: PAGE_SIZE + left };
 }
 
 function address(path: string, port: number | string): TransportAddress {
@@ -150,7 +150,7 @@ function acceptReply(
   conn: number,
   peerUid: number,
   waitFd: number,
-  msg: { data: Buffer; fds: number[] },
+  msg: { data: Buffer; fds: number[]; truncated?: boolean },
   asked: number,
   path: string,
   port: number | string,
@@ -159,6 +159,8 @@ function acceptReply(
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
   try {
+    // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
+    if (msg.truncated && fds.length < ACCEPT_FDS) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
     const { leftOrder, rightOrder } = parseAccept(data, fds.length, asked);
     const [memfd, kickFd] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
@@ -190,7 +192,9 @@ function acceptReply(
   }
 }
 
-function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect {
+function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
+  let callback!: (err: Error | null, link?: RingLink) => void;
+  const result = new Promise<RingLink>((resolve, reject) => (callback = (err, link) => (err ? reject(err) : resolve(link!))));
   const port = normalizePort(req.port);
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   checkDirOption(req.dir);
@@ -266,8 +270,16 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
       if (sent !== hello.length) throw systemError('EAGAIN', 'connect', 'handshake hello not sent');
       watcher = new native.FdWatcher(conn, (events) => {
         if (events < 0) {
-          // A poll error on the rendezvous socket: fail now, not at the timeout.
-          finish(refused(getSystemErrorName(events)));
+          // A poll error on the rendezvous socket: fail now, not at the
+          // timeout. libuv reports POLLERR as EBADF; the socket's pending
+          // error (ECONNRESET, ...) says what happened.
+          let code = events === UV_EBADF ? 'ECONNREFUSED' : getSystemErrorName(events);
+          try {
+            native.recvMessage(conn)?.fds.forEach(closeQuietly);
+          } catch (e) {
+            code = (e as NodeJS.ErrnoException).code ?? code;
+          }
+          finish(refused(code));
           return;
         }
         let msg;
@@ -302,16 +314,21 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   };
   // Asynchronous like net: errors and the link always arrive on a later tick.
   process.nextTick(attempt);
-  return {
-    cancel() {
-      finish(null);
-    },
-  };
+  signal.addEventListener('abort', () => finish(signal.reason as Error), { once: true });
+  return result;
+}
+
+/** A connection accepted but not yet through its HELLO. */
+interface PendingHandshake {
+  watcher: FdWatcher;
+  timer: NodeJS.Timeout;
+  /** Handles the HELLO if it is there; false if it has not arrived. */
+  ready(events: number): boolean;
 }
 
 class LocalListener implements Listener {
   private watcher: FdWatcher;
-  private pending = new Map<number, { watcher: FdWatcher; timer: NodeJS.Timeout }>();
+  private pending = new Map<number, PendingHandshake>();
   private closed = false;
   private refed = true;
   private acceptBackoffMs = 0;
@@ -344,7 +361,7 @@ class LocalListener implements Listener {
         conn = native.unixAccept(this.fd);
       } catch {
         if (this.pending.size > 0) {
-          this.dropOldestHandshake();
+          this.makeRoom();
           continue;
         }
         this.pauseAccepting();
@@ -360,8 +377,9 @@ class LocalListener implements Listener {
         continue;
       }
       // Connections that never say HELLO hold an fd each: past the cap the
-      // oldest goes (an honest client says HELLO at once).
-      if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.dropOldestHandshake();
+      // oldest is served if it spoke, else dropped (an honest client says
+      // HELLO at once).
+      if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.makeRoom();
       this.awaitHello(conn, peer);
     }
   }
@@ -378,8 +396,14 @@ class LocalListener implements Listener {
     if (!this.refed) this.acceptTimer.unref();
   }
 
-  private dropOldestHandshake(): void {
-    const [conn, p] = this.pending.entries().next().value as [number, { watcher: FdWatcher; timer: NodeJS.Timeout }];
+  /**
+   * Frees the oldest pending handshake's slot: served now if its HELLO is
+   * already queued (an honest burst), else dropped (a connection that never
+   * speaks).
+   */
+  private makeRoom(): void {
+    const [conn, p] = this.pending.entries().next().value as [number, PendingHandshake];
+    if (p.ready(UV_READABLE)) return;
     this.pending.delete(conn);
     clearTimeout(p.timer);
     p.watcher.close();
@@ -394,11 +418,12 @@ class LocalListener implements Listener {
       clearTimeout(p.timer);
       p.watcher.close();
     };
-    const watcher = new native.FdWatcher(conn, (events) => {
+    // Returns false while the HELLO has not arrived; otherwise the handshake is over.
+    const ready = (events: number): boolean => {
       let msg = null;
       try {
         msg = events < 0 ? null : native.recvMessage(conn);
-        if (msg === null && events >= 0) return;
+        if (msg === null && events >= 0) return false;
       } catch {
         msg = null;
       }
@@ -406,7 +431,7 @@ class LocalListener implements Listener {
       if (msg === null || msg.data.length === 0 || this.closed) {
         msg?.fds.forEach(closeQuietly);
         closeQuietly(conn);
-        return;
+        return true;
       }
       let link: RingLink;
       try {
@@ -414,10 +439,12 @@ class LocalListener implements Listener {
         link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.path, this.port);
       } catch {
         closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
-        return;
+        return true;
       }
       this.onLink(link);
-    });
+      return true;
+    };
+    const watcher = new native.FdWatcher(conn, (events) => void ready(events));
     watcher.start(UV_READABLE | UV_DISCONNECT);
     if (!this.refed) watcher.unref();
     const timer = setTimeout(() => {
@@ -425,7 +452,7 @@ class LocalListener implements Listener {
       closeQuietly(conn);
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
-    this.pending.set(conn, { watcher, timer });
+    this.pending.set(conn, { watcher, timer, ready });
   }
 
   address(): TransportAddress {
@@ -508,11 +535,7 @@ function bindListener(path: string, backlog: number, shared: boolean): number {
   throw systemError('EADDRINUSE', 'listen', path);
 }
 
-function listen(
-  req: ListenRequest,
-  onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
-): void {
+function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: AbortSignal): Listener | Promise<Listener> {
   const requested = normalizePort(req.port);
   const order = ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   checkDirOption(req.dir);
@@ -540,11 +563,10 @@ function listen(
       result = new LocalListener(bindListener(path, backlog, allowed.length > 0), path, requested, order, allowed, onLink);
     }
   } catch (e) {
-    process.nextTick(callback, e as Error);
-    return;
+    return Promise.reject(e as Error);
   }
-  process.nextTick(callback, null, result);
+  return result; // bound now: nothing to wait for, so nothing to abort
 }
 
-/** The local transport (memfd pages, eventfd wake-ups, UNIX-socket rendezvous). */
+/** The local transport (memfd pages, socketpair wake-ups, UNIX-socket rendezvous). */
 export const localTransport: Transport = { name: 'local', connect, listen };

@@ -12,7 +12,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { invalidArgType, invalidArgValue, outOfRange, systemError } from '../errors';
+import { invalidArgType, systemError } from '../errors';
+import { validatePort } from '../validators';
 import { ownUid } from './local_trust';
 
 /** Throws ERR_INVALID_ARG_TYPE for a `dir` option that is not a string. */
@@ -34,11 +35,16 @@ export function rendezvousPath(dir: unknown): string {
 /** The rendezvous directory's path, created owner-only (0700) when missing; not checked. */
 export function ensureRendezvousDir(dir: unknown): string {
   const chosen = rendezvousPath(dir);
+  const exists = (e: unknown) => (e as NodeJS.ErrnoException).code === 'EEXIST';
   try {
     fs.mkdirSync(path.dirname(chosen), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if (!exists(e)) throw e; // a file there: the mkdir below says ENOTDIR
+  }
+  try {
     fs.mkdirSync(chosen, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    if (!exists(e)) throw e;
   }
   return chosen;
 }
@@ -56,7 +62,9 @@ export function rendezvousDir(dir: unknown, syscall: string, owners: readonly nu
     fd = fs.openSync(chosen, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP' || code === 'ENOTDIR') throw untrusted(syscall, chosen, 'is a symlink or not a directory');
+    if (code === 'ELOOP' || (code === 'ENOTDIR' && fs.lstatSync(chosen).isSymbolicLink())) {
+      throw untrusted(syscall, chosen, 'is a symlink');
+    }
     throw e;
   }
   try {
@@ -77,21 +85,8 @@ function untrusted(syscall: string, dir: string, why: string): NodeJS.ErrnoExcep
   return err;
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 /** A port is an integer 0..65535 or a service name; returns its canonical form. */
-export function normalizePort(port: unknown, name = 'options.port'): number | string {
-  if (typeof port === 'string' && /^[0-9]+$/.test(port)) port = Number(port);
-  if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw outOfRange(name, '>= 0 and <= 65535', port);
-    return port;
-  }
-  if (typeof port === 'string') {
-    if (!NAME_RE.test(port)) throw invalidArgValue(name, port, 'must be a port number or a service name of letters, digits, ".", "_" or "-"');
-    return port;
-  }
-  throw invalidArgType(name, 'of type number or string', port);
-}
+export const normalizePort = (port: unknown): number | string => validatePort(port);
 
 export function socketPath(dir: string, port: number | string): string {
   return path.join(dir, `${port}.sock`);

@@ -57,12 +57,24 @@ function checkEcho(reply, data) {
 }
 
 describe('xenring command', function () {
-  afterEach(killAll);
 
   describe('help, usage and exit codes', function () {
-    for (const cmd of ['proxy', 'cat', 'listen', 'status', 'bench']) {
+    // These commands are independent and short: start them all at once, each test awaits its own.
+    const started = new Map();
+    const result = (args) => {
+      const key = args.join(' ');
+      if (!started.has(key)) started.set(key, runCli(args));
+      return started.get(key);
+    };
+    const commands = ['proxy', 'cat', 'listen', 'status', 'bench'];
+    before(function () {
+      for (const cmd of commands) result([cmd, '--help']);
+      for (const [args] of usageCases) result(args);
+    });
+
+    for (const cmd of commands) {
       it(`${cmd} --help prints its usage on stdout and exits 0`, async function () {
-        const r = await runCli([cmd, '--help']);
+        const r = await result([cmd, '--help']);
         assert.equal(r.code, 0, r.stderr);
         assert.match(String(r.stdout), new RegExp(`^Usage: xenring ${cmd}`));
         assert.equal(r.stderr, '');
@@ -89,7 +101,7 @@ describe('xenring command', function () {
     ];
     for (const [args, re] of usageCases) {
       it(`'${args.join(' ')}' fails with exit 2 and one line`, async function () {
-        const r = await runCli(args);
+        const r = await result(args);
         assert.equal(r.code, 2, r.stderr);
         assert.match(r.stderr, re);
         assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
@@ -120,6 +132,7 @@ describe('xenring command', function () {
   });
 
   describe('cat and listen', function () {
+    afterEach(killAll);
     it('move 2 MiB each way between two processes and exit 0', async function () {
       const port = uniq('nc');
       const toListener = crypto.randomBytes(2 << 20);
@@ -151,6 +164,7 @@ describe('xenring command', function () {
   });
 
   describe('proxy', function () {
+    afterEach(killAll);
     let echo;
     beforeEach(async function () {
       echo = await hashEchoServer();
@@ -249,6 +263,7 @@ describe('xenring command', function () {
   });
 
   describe('status', function () {
+    afterEach(killAll);
     it('reports the local transport usable, a safe directory and the ports listening in it', async function () {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-status-'));
       fs.chmodSync(dir, 0o700);

@@ -7,7 +7,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { pump, waitPeerState, run, root, ownDomidOrSkip, vchanToolOrSkip } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
-const { vchanServer, vchanClient } = require(path.join(dist, 'vchan.js'));
+const { vchanServer, vchanClient } = require(path.join(dist, 'handshake.js'));
 const { xenTransport, listenPath } = require(path.join(dist, 'transport.js'));
 const { xenStore } = require(path.join(dist, 'xenstore.js'));
 const { xen } = require(path.join(dist, 'native_xen.js'));
@@ -18,13 +18,11 @@ let seq = 0;
 const vpath = () => `/local/domain/${self}/data/vchan/${self}/t${process.pid}-${++seq}`;
 
 function listen(req, onLink) {
-  return new Promise((resolve, reject) =>
-    xenTransport.listen(req, onLink, (err, l) => (err ? reject(err) : resolve(l))),
-  );
+  return Promise.resolve(xenTransport.listen(req, onLink, new AbortController().signal));
 }
 
 function connect(req) {
-  return new Promise((resolve, reject) => xenTransport.connect(req, (err, link) => (err ? reject(err) : resolve(link))));
+  return xenTransport.connect(req, new AbortController().signal);
 }
 
 function spawnPeer(args) {
@@ -34,6 +32,16 @@ function spawnPeer(args) {
     child.on('exit', (code) => reject(new Error(`peer exited early (${code})`)));
   });
   return { child, ready };
+}
+
+/** A request as a client writes it: owned by us, nobody else may write it (one transaction). */
+async function writeRequest(xs, port, nonce, value) {
+  const req = `${listenPath(self, port)}/${self}-${nonce}`;
+  await xs.transaction(async (tx) => {
+    await xs.write(req, value, tx);
+    await xs.setPerms(req, [{ domid: self, perm: 'n' }], tx);
+  });
+  return req;
 }
 
 const exited = (child) => new Promise((r) => (child.exitCode !== null || child.signalCode ? r() : child.once('exit', r)));
@@ -260,7 +268,7 @@ describe("xen lab: transport 'xen' within one domain", function () {
     const xs = xenStore();
     const l = await listen({ port: 'slowpoke', timeout: 500 }, () => assert.fail('accepted'));
     const nonce = '0123456789abcdef';
-    await xs.write(`${listenPath(self, 'slowpoke')}/${self}-${nonce}`, '');
+    await writeRequest(xs, 'slowpoke', nonce, '');
     const vp = `/local/domain/${self}/data/vchan/${self}/xenring-slowpoke-${nonce}`;
     let seen = false;
     for (let i = 0; i < 100 && !seen; i++) {
@@ -271,5 +279,70 @@ describe("xen lab: transport 'xen' within one domain", function () {
     await new Promise((r) => setTimeout(r, 1000));
     assert.strictEqual(await xs.readOptional(`${vp}/ring-ref`), null);
     l.close();
+  });
+
+  it("the listener's ring size is the ceiling: a 1 MiB request gets 64 KiB rings", async () => {
+    let accepted;
+    const got = new Promise((r) => (accepted = r));
+    const l = await listen({ port: 'ceiling', ringSize: 65536 }, (link) => accepted(link));
+    const c = await connect({ port: 'ceiling', domid: self, ringSize: MiB });
+    const s = await got;
+    assert.strictEqual(c.endpoint.info().rxSize, 65536);
+    assert.strictEqual(s.endpoint.info().txSize, 65536);
+    await Promise.all([pump(c, { send: 256 * 1024, recv: 256 * 1024 }), pump(s, { send: 256 * 1024, recv: 256 * 1024 })]);
+    c.release();
+    s.release();
+    l.close();
+  });
+
+  it("a client's request is created with owner-only permissions in its own transaction", async () => {
+    const xs = xenStore();
+    await xs.write(listenPath(self, 'permcheck'), '1'); // a listener node with nobody serving it
+    await xs.setPerms(listenPath(self, 'permcheck'), [{ domid: self, perm: 'b' }]);
+    const pending = connect({ port: 'permcheck', domid: self, timeout: 3000 }).catch((e) => e);
+    let names = [];
+    for (let i = 0; i < 100 && names.length === 0; i++) {
+      names = await xs.directory(listenPath(self, 'permcheck'));
+      if (names.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.strictEqual(names.length, 1);
+    assert.deepStrictEqual(await xs.getPerms(`${listenPath(self, 'permcheck')}/${names[0]}`), [{ domid: self, perm: 'n' }]);
+    assert.strictEqual((await pending).code, 'ETIMEDOUT');
+    await xs.rm(listenPath(self, 'permcheck'));
+  });
+
+  it('caps pending offers per domain, defers the rest up to the backlog, refuses beyond it in their own nodes, frees abandoned offers at once', async () => {
+    const xs = xenStore();
+    const l = await listen({ port: 'flood', maxPendingPerDomain: 3, backlog: 4, timeout: 20000 }, () => assert.fail('accepted'));
+    const reqs = [];
+    for (let i = 0; i < 8; i++) reqs.push(await writeRequest(xs, 'flood', `00000000000000${String(i).padStart(2, '0')}`, ''));
+    const vdir = `/local/domain/${self}/data/vchan/${self}`;
+    const offers = async () => (await xs.directory(vdir).catch(() => [])).filter((n) => n.startsWith('xenring-flood-')).length;
+    // 3 offers, 4 deferred (backlog 4), 1 refused.
+    let refused = 0;
+    for (let i = 0; i < 200 && refused < 1; i++) {
+      refused = (await Promise.all(reqs.map((r) => xs.readOptional(r)))).filter((v) => v === 'EAGAIN').length;
+      if (refused < 1) await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    refused = (await Promise.all(reqs.map((r) => xs.readOptional(r)))).filter((v) => v === 'EAGAIN').length;
+    assert.strictEqual(refused, 1);
+    assert.strictEqual(await offers(), 3);
+    const t0 = Date.now();
+    for (const r of reqs) await xs.rm(r);
+    while ((await offers()) > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    assert.strictEqual(await offers(), 0);
+    console.log(`      3 abandoned offers freed ${Date.now() - t0} ms after their requests were deleted (accept timeout 20 s)`);
+    l.close();
+  });
+
+  it('lists a directory beyond one 4 KiB payload with XS_DIRECTORY_PART', async () => {
+    const xs = xenStore();
+    const dir = `/local/domain/${self}/data/xr-dirpart-${process.pid}`;
+    const names = Array.from({ length: 150 }, (_, i) => `a-rather-long-child-name-${String(i).padStart(4, '0')}`);
+    await Promise.all(names.map((n) => xs.write(`${dir}/${n}`, '')));
+    const all = await xs.directoryAll(dir);
+    assert.deepStrictEqual([...all].sort(), names);
+    await xs.rm(dir);
   });
 });

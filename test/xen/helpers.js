@@ -127,7 +127,7 @@ function run(cmd, args, opts = {}) {
  */
 async function ownDomidOrSkip(ctx) {
   const xenDist = path.join(root, 'dist', 'transports', 'xen');
-  if (!require(path.join(xenDist, 'vchan.js')).xenAvailable()) {
+  if (!require(path.join(xenDist, 'handshake.js')).xenAvailable()) {
     console.log('      (skipped: /dev/xen/{gntalloc,gntdev,evtchn,xenbus} not usable here; run `npm run test:xen`)');
     ctx.skip();
   }
@@ -139,8 +139,7 @@ function connectRetry(req, deadline) {
   const { xenTransport } = require(path.join(root, 'dist', 'transports', 'xen', 'transport.js'));
   return new Promise((resolve, reject) => {
     const attempt = () =>
-      xenTransport.connect(req, (err, link) => {
-        if (!err) return resolve(link);
+      xenTransport.connect(req, new AbortController().signal).then(resolve, (err) => {
         if (err.code === 'ECONNREFUSED' && Date.now() < deadline) return setTimeout(attempt, 200);
         reject(err);
       });

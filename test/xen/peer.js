@@ -4,7 +4,7 @@
 // prints "ready" once connected (client) or published (server), then holds the
 // link open until killed (hold) or moves pattern bytes and exits (pump).
 const path = require('node:path');
-const { vchanServer, vchanClient } = require(path.join(__dirname, '..', '..', 'dist', 'transports', 'xen', 'vchan.js'));
+const { vchanServer, vchanClient } = require(path.join(__dirname, '..', '..', 'dist', 'transports', 'xen', 'handshake.js'));
 const { pump } = require('./helpers');
 
 const [role, domid, xsPath, mode = 'hold', send = '0', recv = '0'] = process.argv.slice(2);

@@ -9,7 +9,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { PATTERN, root, ownDomidOrSkip, vchanToolOrSkip } = require('./helpers');
 const xenring = require(path.join(root, 'dist', 'index.js'));
-const { xenAvailable } = require(path.join(root, 'dist', 'transports', 'xen', 'vchan.js'));
+const { xenAvailable } = require(path.join(root, 'dist', 'transports', 'xen', 'handshake.js'));
 const { xenStore } = require(path.join(root, 'dist', 'transports', 'xen', 'xenstore.js'));
 
 const MiB = 1 << 20;

@@ -12,7 +12,7 @@
  *   - the listener's ring-size hint: parseDecimal then ringOrder, as accept()
  *     does, never above the limit it was given.
  */
-const { validateOrders, parsePeerNumber } = require('../../../dist/transports/xen/vchan');
+const { validateOrders, parsePeerNumber } = require('../../../dist/transports/xen/handshake');
 const { parseDecimal } = require('../../../dist/transports/xen/xenstore');
 const { ringOrder, MAX_XEN_RING_SIZE } = require('../../../dist/ring/ring_size');
 const { check, expectCoded } = require('../runner');

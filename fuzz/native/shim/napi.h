@@ -16,6 +16,9 @@
 #include <string>
 #include <vector>
 
+enum napi_typedarray_type { napi_int8_array, napi_uint8_array, napi_uint8_clamped_array, napi_int16_array,
+                            napi_uint16_array, napi_int32_array, napi_uint32_array };
+
 namespace Napi {
 
 class Value;
@@ -48,7 +51,8 @@ struct Node {
   // Typed arrays view caller-owned memory (the harness allocates exact sizes
   // so ASan sees any access outside them).
   uint8_t* bytes = nullptr;
-  size_t length = 0;
+  size_t length = 0;  // in bytes
+  napi_typedarray_type type = napi_uint8_array;
   // Objects made by a class: the wrapped instance.
   std::shared_ptr<Class> cls;
   void* wrapped = nullptr;
@@ -208,28 +212,38 @@ class Array : public Object {
   }
 };
 
+// The memory behind a typed array (here: the typed array's own node).
 class ArrayBuffer : public Object {
  public:
-  ArrayBuffer(Napi::Env env, uint8_t* data) : Object(env, nullptr), data_(data) {}
-  void* Data() const { return data_; }
-
- private:
-  uint8_t* data_;
+  using Object::Object;
+  ArrayBuffer() = default;
+  void* Data() const { return n_->bytes; }
+  size_t ByteLength() const { return n_->length; }
+  bool IsDetached() const { return false; }
 };
 
 class TypedArray : public Object {
  public:
   using Object::Object;
   // The harness's typed arrays are views at offset 0 of their own memory.
-  static TypedArray NewView(Napi::Env env, uint8_t* bytes, size_t length) {
+  static TypedArray NewView(Napi::Env env, void* bytes, size_t length, napi_typedarray_type type = napi_uint8_array) {
     auto n = fake::Make(fake::Kind::kTypedArray);
-    n->bytes = bytes;
+    n->bytes = static_cast<uint8_t*>(bytes);
     n->length = length;
+    n->type = type;
     return TypedArray(env, n);
   }
-  Napi::ArrayBuffer ArrayBuffer() const { return Napi::ArrayBuffer(env_, n_->bytes); }
+  Napi::ArrayBuffer ArrayBuffer() const { return Napi::ArrayBuffer(env_, n_); }
   size_t ByteOffset() const { return 0; }
   size_t ByteLength() const { return n_->length; }
+  napi_typedarray_type TypedArrayType() const { return n_->type; }
+};
+
+class Uint32Array : public TypedArray {
+ public:
+  using TypedArray::TypedArray;
+  size_t ElementLength() const { return n_->length / 4; }
+  uint32_t* Data() const { return reinterpret_cast<uint32_t*>(n_->bytes); }
 };
 
 template <typename T>
@@ -335,6 +349,7 @@ class Reference {
   explicit Reference(const V& v) : v_(v), set_(true) {}
   bool IsEmpty() const { return !set_; }
   void Reset() { v_ = V(); set_ = false; }
+  void Reset(const V& v, uint32_t /*refcount*/) { v_ = v; set_ = true; }
   V Value() const { return v_; }
 
  protected:

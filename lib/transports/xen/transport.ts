@@ -3,28 +3,40 @@
  * fresh vchan per connection. The accept protocol on xenstore (docs/xen.md):
  *
  *   listener  /local/domain/<S>/data/xenring/<port>          = "<pid>"
- *   request   /local/domain/<S>/data/xenring/<port>/<C>-<nonce> = "<ringSize>"
+ *   request   /local/domain/<S>/data/xenring/<port>/<C>-<nonce> = "<ringSize>" | "<refusal code>"
+ *             perms n<C> b<S>: owned by C, writable by C and S only
  *   vchan     /local/domain/<S>/data/vchan/<C>/xenring-<port>-<nonce>/{ring-ref,event-channel}
- *   refusal   /local/domain/<S>/data/vchan/<C>/xenring-<port>-<nonce>/error = "ECONNREFUSED"
  *
- * The client C writes a request node (xenstore makes C its owner, which is how
- * the server authenticates the claimed domid), then watches the vchan path.
- * The server consumes the request, publishes a vchan granted to C only, waits
- * for C to map it (with a timeout: a domain that dies first sends nothing),
- * deletes the vchan nodes and hands the link to the stream layer.
+ * The client C creates its request node and sets its permissions in one
+ * transaction (xenstore makes an unprivileged C the owner; a privileged one
+ * sets itself), then watches the vchan path and its request. The server acts
+ * only on a request owned by the domain its name claims and writable by
+ * nobody else, publishes a vchan granted to C only (the ring size is the
+ * client's hint capped by the listener's), waits for C to map it (with a
+ * timeout: a domain that dies first sends nothing), deletes the vchan nodes
+ * and the request and hands the link to the stream layer. A refusal is
+ * written into the request itself (the client's node, the client's quota).
+ * The request is the client's "still waiting": when it disappears the server
+ * drops the offer and frees its grants at once.
  */
 import { randomBytes } from 'node:crypto';
+import { MAX_DOMID, MAX_PORT } from '../../constants';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
-import type { ConnectRequest, ListenRequest, Listener, PendingConnect, RingLink, Transport, TransportAddress } from '../transport';
+import { Live, readPeerState } from '../../ring/vchan_state';
+import type { RingLink, TransportAddress } from '../../ring/link';
+import type { ConnectRequest, ListenRequest, Listener, Transport } from '../transport';
+import { addonBindings, type XenBindings } from './bindings';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
+  REFUSAL,
   vchanClient,
   vchanServer,
   waitForClient,
   type XenLink,
-} from './vchan';
-import { parseDecimal, xenStore, type XenStore, type XsWatch } from './xenstore';
+} from './handshake';
+import { validateDomid, validatePort } from '../../validators';
+import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } from './xenstore';
 
 /**
  * Bytes per direction when none is asked for. 64 KiB = 33 grants per
@@ -32,7 +44,6 @@ import { parseDecimal, xenStore, type XenStore, type XsWatch } from './xenstore'
  * domain by default, so 1 MiB rings (513 grants) would allow one connection.
  */
 export const XEN_DEFAULT_RING_SIZE = 1 << 16;
-const MAX_PORT = 65535;
 const EPHEMERAL_LO = 49152;
 
 export interface XenConnectRequest extends ConnectRequest {
@@ -43,31 +54,32 @@ export interface XenConnectRequest extends ConnectRequest {
 export interface XenListenRequest extends ListenRequest {
   /** ms an accepted client has to map its vchan. Default 10 s. */
   timeout?: number;
+  /**
+   * Offers published and not yet mapped, in total. Default 16 (at most
+   * `backlog`). Requests beyond these limits wait (at most `backlog` of
+   * them), then are refused with EAGAIN.
+   */
+  maxPending?: number;
+  /** Offers published and not yet mapped, per client domain. Default 4. */
+  maxPendingPerDomain?: number;
+  /** Grants all pending offers may hold together (one offer is always allowed). Default 512, half of gntalloc's default limit. */
+  maxPendingGrants?: number;
 }
 
-/** A port: integer 0..65535 or a name of [A-Za-z0-9_-] (xenstore's path alphabet). */
+export const DEFAULT_MAX_PENDING = 16;
+export const DEFAULT_MAX_PENDING_PER_DOMAIN = 4;
+export const DEFAULT_MAX_PENDING_GRANTS = 512;
+
+/** Grants a vchan of `size` bytes each way takes: control page + both rings. */
+export const grantsFor = (size: number) => 1 + 2 * Math.max(1, size >> 12);
+
+/** A port: integer 0..65535 (1.. to connect) or a name (one alphabet for every transport). */
 export function normalizeXenPort(port: unknown, allowZero: boolean): number | string {
-  if (typeof port === 'string' && /^[0-9]+$/.test(port)) port = Number(port);
-  if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > MAX_PORT) {
-      throw outOfRange('options.port', `>= ${allowZero ? 0 : 1} and <= ${MAX_PORT}`, port);
-    }
-    return port;
-  }
-  if (typeof port === 'string') {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(port)) {
-      throw codedError('ERR_INVALID_ARG_VALUE', `Xen port names use [A-Za-z0-9_-] (1..64 characters), got '${port}'`);
-    }
-    return port;
-  }
-  throw invalidArgType('options.port', 'of type number or string', port);
+  return validatePort(port, 'options.port', allowZero);
 }
 
 function checkDomid(domid: unknown): number {
-  if (domid === undefined) return 0;
-  if (typeof domid !== 'number') throw invalidArgType('options.domid', 'of type number', domid);
-  if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fef) throw outOfRange('options.domid', '>= 0 and <= 32751', domid);
-  return domid;
+  return domid === undefined ? 0 : validateDomid(domid);
 }
 
 function checkTimeout(t: unknown): number {
@@ -84,25 +96,37 @@ function refusal(code: string): Error {
   return systemError(code === 'EACCES' || code === 'ENOENT' || code === 'EPERM' ? 'ECONNREFUSED' : code, 'connect');
 }
 
-function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect {
-  let cancelled = false;
-  let cancelWait: ((err: Error) => void) | null = null;
-  let settled = false;
-  const settle = (err: Error | null, link?: XenLink) => {
-    if (settled) return;
-    settled = true;
-    if (cancelled) {
-      link?.release();
-      return;
-    }
-    callback(err, link);
-  };
+/** The store's quota errors, as the client sees them. */
+function storeError(err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED';
+  if (code === 'EQUOTA' || code === 'ENOSPC' || code === 'E2BIG') {
+    return systemError('ENOSPC', 'connect', `xenstore quota (${code}): cannot create the request`);
+  }
+  return refusal(code);
+}
+
+function requestPerms(client: number, server: number): XsPerm[] {
+  // Owner C, nobody else; the server may read it, write a refusal, delete it.
+  return client === server ? [{ domid: client, perm: 'n' }] : [{ domid: client, perm: 'n' }, { domid: server, perm: 'b' }];
+}
+
+/**
+ * A request node the server may act on: owned by the domain it names and
+ * writable by nobody but that domain and the server.
+ */
+export function requestTrusted(perms: XsPerm[], client: number, server: number): boolean {
+  if (perms.length === 0 || perms[0].domid !== client) return false;
+  if (perms[0].perm === 'w' || perms[0].perm === 'b') return false; // everyone else may write
+  return perms.slice(1).every((p) => p.perm === 'n' || p.perm === 'r' || p.domid === server || p.domid === client);
+}
+
+function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   const run = async () => {
     const server = checkDomid(req.domid);
     const port = normalizeXenPort(req.port, false);
     const size = req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE);
     const timeout = checkTimeout((req as XenConnectRequest).timeout);
-    const xs = xenStore();
+    const xs = xenStoreFor(b);
     const self = await xs.ownDomid();
     const lpath = listenPath(server, port);
     // No listener (or not allowed to see it) is a refusal, as with TCP.
@@ -114,40 +138,70 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
     const nonce = randomBytes(8).toString('hex');
     const request = `${lpath}/${self}-${nonce}`;
     try {
-      await xs.write(request, String(size));
+      // Created with its permissions in one transaction: no other domain can
+      // ever rewrite it (it would otherwise inherit the listener's "anyone").
+      await xs.transaction(async (tx) => {
+        await xs.write(request, String(size), tx);
+        await xs.setPerms(request, requestPerms(self, server), tx);
+      });
     } catch (err) {
-      throw refusal((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
+      throw storeError(err);
     }
     try {
-      if (cancelled) throw systemError('ECANCELED', 'connect');
-      return await vchanClient({
-        domid: server,
-        path: vchanPath(server, self, port, nonce),
-        timeout,
-        ext: true,
-        port,
-        onCancelable: (c) => (cancelWait = c),
-      });
+      signal.throwIfAborted();
+      return await vchanClient(
+        {
+          domid: server,
+          path: vchanPath(server, self, port, nonce),
+          timeout,
+          ext: true,
+          port,
+          request,
+          onCancelable: (cancel) => signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true }),
+        },
+        b,
+      );
     } finally {
-      // Consumed by the server on success; ours to delete on failure.
+      // Deleted after we mapped (the server then sees a connected client) or
+      // on failure (the server frees the offer at once).
       void xs.rmQuiet(request);
     }
   };
-  run().then(
-    (link) => settle(null, link),
-    (err) => settle(err as Error),
-  );
-  return {
-    cancel() {
-      if (cancelled || settled) return;
-      cancelled = true;
-      cancelWait?.(systemError('ECANCELED', 'connect'));
-    },
-  };
+  return run().then((link: XenLink) => {
+    if (!signal.aborted) return link;
+    link.release(); // made while we were giving up
+    throw signal.reason;
+  });
 }
 
-/** Ports this process listens on (the pid in the node cannot tell two of ours apart). */
-const activePorts = new Set<string>();
+/** Ports this process listens on, per bindings (the pid in the node cannot tell two of ours apart). */
+const activePorts = new WeakMap<XenBindings, Set<string>>();
+
+/** A checked request: who, how big, where its vchan goes. */
+interface Job {
+  name: string;
+  request: string;
+  client: number;
+  size: number;
+  vpath: string;
+  grants: number;
+}
+
+interface PendingAccept {
+  client: number;
+  grants: number;
+  link: XenLink | null;
+  cancel: ((e: Error) => void) | null;
+}
+
+export interface ListenerLimits {
+  ringSize: number;
+  backlog: number;
+  timeout: number;
+  maxPending: number;
+  maxPendingPerDomain: number;
+  maxPendingGrants: number;
+}
 
 class XenListener implements Listener {
   private watch: XsWatch | null = null;
@@ -157,30 +211,41 @@ class XenListener implements Listener {
   private refed = true;
   private busy = false;
   private again = false;
-  private readonly seen = new Set<string>();
-  /** Accepted requests whose client has not mapped its vchan yet. */
-  private readonly pending = new Set<{ link: XenLink | null; cancel: ((e: Error) => void) | null }>();
+  /** Requests being handled (by name). */
+  private readonly active = new Map<string, PendingAccept | null>();
+  /** Names we do not act on (unreadable, not trusted, refused): remembered until they leave the listing. */
+  private readonly ignored = new Set<string>();
+  /** Checked requests waiting for room under the pending limits (at most `backlog`). */
+  private readonly deferred = new Map<string, Job>();
+  private readonly pending = new Set<PendingAccept>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private pendingGrants = 0;
 
   constructor(
+    private readonly b: XenBindings,
     private readonly xs: XenStore,
     readonly self: number,
     readonly port: number | string,
     private readonly only: number | undefined,
-    private readonly ringSize: number,
-    private readonly backlog: number,
-    private readonly timeout: number,
+    private readonly limits: ListenerLimits,
     private readonly onLink: (link: RingLink) => void,
+    private readonly onError: ((err: Error) => void) | undefined,
   ) {}
 
   get path(): string {
     return listenPath(this.self, this.port);
   }
 
+  private get ports(): Set<string> {
+    let s = activePorts.get(this.b);
+    if (!s) activePorts.set(this.b, (s = new Set()));
+    return s;
+  }
+
   async start(): Promise<void> {
     const key = String(this.port);
-    if (activePorts.has(key)) throw systemError('EADDRINUSE', 'listen', key);
-    activePorts.add(key);
+    if (this.ports.has(key)) throw systemError('EADDRINUSE', 'listen', key);
+    this.ports.add(key);
     this.owned = true;
     const existing = await this.xs.readOptional(this.path);
     if (existing !== null) {
@@ -192,26 +257,35 @@ class XenListener implements Listener {
     if (this.closed) throw systemError('ECANCELED', 'listen');
     this.published = true;
     await this.publish();
-    this.watch = await this.xs.watch(this.path, () => void this.scan(), true);
+    this.watch = await this.xs.watch(this.path, () => void this.scan(), true, (err) => this.die(err));
     if (!this.refed) this.xs.release();
+    if (this.closed) this.dropWatch();
   }
 
   private async publish(): Promise<void> {
     // Clients must create children here; xenstore makes each child's creator its
     // owner and copies the rest of these perms, so an explicit entry for us keeps
     // the children readable by the server.
-    const perms =
+    const perms: XsPerm[] =
       this.only === undefined
-        ? [{ domid: this.self, perm: 'b' as const }]
+        ? [{ domid: this.self, perm: 'b' }]
         : [
-            { domid: this.self, perm: 'n' as const },
-            { domid: this.only, perm: 'b' as const },
-            { domid: this.self, perm: 'b' as const },
+            { domid: this.self, perm: 'n' },
+            { domid: this.only, perm: 'b' },
+            { domid: this.self, perm: 'b' },
           ];
     await this.xs.transaction(async (tx) => {
       await this.xs.write(this.path, String(process.pid), tx);
       await this.xs.setPerms(this.path, perms, tx);
     });
+  }
+
+  /** The listener can no longer hear requests: tell the Server, stop. */
+  private die(err: Error): void {
+    if (this.closed) return;
+    this.watch = null; // the store dropped it
+    this.close();
+    this.onError?.(err);
   }
 
   address(): TransportAddress {
@@ -230,16 +304,24 @@ class XenListener implements Listener {
         if (this.closed) return;
         let names: string[];
         try {
-          names = await this.xs.directory(this.path);
+          names = await this.xs.directoryAll(this.path);
         } catch (err) {
-          // Someone removed our node (any domain may write here): put it back.
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !this.closed) await this.publish().catch(() => undefined);
-          continue;
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.closed) continue; // next event retries
+          // Someone removed our node (any allowed domain may): put it back, or say we are deaf.
+          await this.publish().catch((e: Error) => this.die(e));
+          names = [];
+        }
+        const present = new Set(names);
+        for (const n of this.ignored) if (!present.has(n)) this.ignored.delete(n);
+        for (const n of this.deferred.keys()) if (!present.has(n)) this.deferred.delete(n); // the client gave up
+        for (const [n, entry] of this.active) {
+          if (!present.has(n) && entry) this.abandoned(entry);
         }
         for (const name of names) {
-          if (this.closed || this.seen.has(name)) continue;
-          this.seen.add(name);
-          void this.accept(name).finally(() => this.seen.delete(name));
+          if (this.closed) break;
+          if (this.ignored.has(name) || this.active.has(name) || this.deferred.has(name)) continue;
+          this.active.set(name, null);
+          void this.accept(name).finally(() => this.active.delete(name));
         }
       } while (this.again);
     } finally {
@@ -247,87 +329,168 @@ class XenListener implements Listener {
     }
   }
 
+  /** The client deleted its request before connecting: drop the offer now. */
+  private abandoned(entry: PendingAccept): void {
+    if (entry.link && readPeerState(entry.link.endpoint).live === Live.Connected) return; // it mapped first, then cleaned up: the accept completes
+    entry.cancel?.(systemError('ECONNABORTED', 'accept', 'client withdrew its request'));
+  }
+
   private async accept(name: string): Promise<void> {
     const request = `${this.path}/${name}`;
     const m = /^([0-9]{1,5})-([0-9a-f]{16})$/.exec(name);
-    const client = m ? parseDecimal(m[1], 0, 0x7fef) : null;
+    const client = m ? parseDecimal(m[1], 0, MAX_DOMID) : null;
     if (!m || client === null) {
+      this.ignored.add(name);
       await this.xs.rmQuiet(request);
       return;
     }
     const nonce = m[2];
-    let hint: string | null;
-    let owner: number | undefined;
+    let hint: string;
     try {
-      owner = (await this.xs.getPerms(request))[0]?.domid;
+      const perms = await this.xs.getPerms(request);
+      if (!requestTrusted(perms, client, this.self)) {
+        // Not the named domain's, or writable by others: never act on it.
+        this.ignored.add(name);
+        await this.xs.rmQuiet(request);
+        return;
+      }
       hint = await this.xs.read(request);
-    } catch {
-      return; // withdrawn meanwhile
+    } catch (err) {
+      // Withdrawn meanwhile (ENOENT), or unreadable for us: do not ask again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.ignored.add(name);
+      return;
     }
-    await this.xs.rmQuiet(request);
-    // An unprivileged creator owns its node; only a privileged one (or we) leaves us as owner.
-    if (owner !== client && owner !== this.self) return;
+    if (REFUSAL.test(hint)) {
+      this.ignored.add(name); // refused already, waiting for the client to read it
+      return;
+    }
     const vpath = vchanPath(this.self, client, this.port, nonce);
-    let size = this.ringSize;
+    // The listener's ring size is the ceiling; a client may ask for less.
+    let size = this.limits.ringSize;
     if (hint !== '') {
       const n = parseDecimal(hint, 0, MAX_XEN_RING_SIZE);
       try {
         if (n === null) throw new Error('bad ring size');
-        size = 2 ** ringOrder(n, MAX_XEN_RING_SIZE);
+        size = Math.min(size, 2 ** ringOrder(n, MAX_XEN_RING_SIZE));
       } catch {
-        await this.refuse(client, vpath, 'EINVAL');
+        await this.refuse(name, request, 'EINVAL');
         return;
       }
     }
-    if (this.closed || (this.only !== undefined && client !== this.only) || this.pending.size >= this.backlog) {
-      await this.refuse(client, vpath, 'ECONNREFUSED');
+    if (this.closed || (this.only !== undefined && client !== this.only)) {
+      await this.refuse(name, request, 'ECONNREFUSED');
       return;
     }
-    const entry: { link: XenLink | null; cancel: ((e: Error) => void) | null } = { link: null, cancel: null };
-    this.pending.add(entry);
-    try {
-      entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port });
-      if (this.closed) throw systemError('ECANCELED', 'accept');
-      await waitForClient(entry.link, this.timeout, (c) => (entry.cancel = c));
-      await entry.link.unpublish();
-      this.pending.delete(entry);
-      if (this.closed) throw systemError('ECANCELED', 'accept');
-      this.onLink(entry.link);
-    } catch (err) {
-      this.pending.delete(entry);
-      entry.link?.release();
-      if (!entry.link && !this.closed) await this.refuse(client, vpath, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
+    const job: Job = { name, request, client, size, vpath, grants: grantsFor(size) };
+    if (this.admits(client, job.grants)) {
+      await this.offer(job);
+    } else if (this.deferred.size < this.limits.backlog) {
+      // Over a limit: the request waits in the client's own node, costing us nothing.
+      this.deferred.set(name, job);
+    } else {
+      await this.refuse(name, request, 'EAGAIN'); // the backlog is full
     }
   }
 
-  private async refuse(client: number, vpath: string, code: string): Promise<void> {
+  /** Starts deferred requests while the limits allow, oldest first. */
+  private startDeferred(): void {
+    for (const [name, job] of this.deferred) {
+      if (this.closed) return;
+      if (!this.admits(job.client, job.grants)) continue;
+      this.deferred.delete(name);
+      this.active.set(name, null);
+      void this.offer(job).finally(() => this.active.delete(name));
+    }
+  }
+
+  /** Publishes a vchan for the request and hands the link on once the client mapped it. */
+  private async offer(job: Job): Promise<void> {
+    const { name, request, client, size, vpath, grants } = job;
+    const entry: PendingAccept = { client, grants, link: null, cancel: null };
+    this.pending.add(entry);
+    this.pendingGrants += grants;
+    this.active.set(name, entry);
+    let cancelled: Error | null = null;
+    entry.cancel = (e) => (cancelled = e);
     try {
-      await this.xs.write(`${vpath}/error`, /^E[A-Z]+$/.test(code) ? code : 'ECONNREFUSED');
-      await this.xs.setPerms(`${vpath}/error`, [
-        { domid: this.self, perm: 'n' },
-        { domid: client, perm: 'r' },
-      ]);
-    } catch {
+      entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port }, this.b);
+      if (cancelled) throw cancelled;
+      await waitForClient(entry.link, this.limits.timeout, (c) => (entry.cancel = c), this.b);
+      await entry.link.unpublish();
+      this.drop(entry);
+      void this.xs.rmQuiet(request);
+      if (this.closed) throw systemError('ECANCELED', 'accept');
+    } catch (err) {
+      this.drop(entry);
+      entry.link?.release(); // grants, channel and vchan nodes, now
+      if (!entry.link && !this.closed && !cancelled) await this.refuse(name, request, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
+      else void this.xs.rmQuiet(request);
       return;
     }
-    // The client reads it at once; remove it after its connect timeout at the latest.
+    // The link is the stream layer's now: an exception from a 'connection'
+    // handler must surface as net's does (uncaught, from the loop), not
+    // release the link under the live socket.
+    const link = entry.link;
+    try {
+      this.onLink(link);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** Room for one more offer: per domain, in total, and in grants (one offer always fits). */
+  private admits(client: number, grants: number): boolean {
+    const l = this.limits;
+    let mine = 0;
+    for (const e of this.pending) if (e.client === client) mine++;
+    if (mine >= l.maxPendingPerDomain || this.pending.size >= l.maxPending) return false;
+    return this.pending.size === 0 || this.pendingGrants + grants <= l.maxPendingGrants;
+  }
+
+  private drop(entry: PendingAccept): void {
+    if (!this.pending.delete(entry)) return;
+    this.pendingGrants -= entry.grants;
+    if (this.deferred.size > 0) process.nextTick(() => this.startDeferred());
+  }
+
+  /**
+   * Writes the refusal into the client's own request node (its quota, not
+   * ours); the client reads it and deletes the node. If it never does, we
+   * delete it after the connect timeout.
+   */
+  private async refuse(name: string, request: string, code: string): Promise<void> {
+    this.ignored.add(name);
+    try {
+      await this.xs.write(request, REFUSAL.test(code) ? code : 'ECONNREFUSED');
+    } catch {
+      await this.xs.rmQuiet(request);
+      return;
+    }
     const t = setTimeout(() => {
       this.timers.delete(t);
-      void this.xs.rmQuiet(vpath);
-    }, this.timeout || DEFAULT_CONNECT_TIMEOUT_MS);
+      void this.xs.rmQuiet(request);
+    }, this.limits.timeout || DEFAULT_CONNECT_TIMEOUT_MS);
     t.unref();
     this.timers.add(t);
+  }
+
+  private dropWatch(): void {
+    if (this.watch && !this.refed) this.xs.hold(); // watch.close() drops the hold it took
+    this.watch?.close();
+    this.watch = null;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.owned) activePorts.delete(String(this.port));
+    if (this.owned) this.ports.delete(String(this.port));
     if (!this.published) return; // the node (if any) is someone else's
-    if (this.watch && !this.refed) this.xs.hold(); // watch.close() drops the hold it took
-    this.watch?.close();
-    this.watch = null;
+    this.dropWatch();
+    // Deletes the pending requests with it: waiting clients are refused at once.
     void this.xs.rmQuiet(this.path);
+    this.deferred.clear();
     for (const e of this.pending) {
       e.cancel?.(systemError('ECANCELED', 'accept'));
     }
@@ -359,18 +522,33 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+function positive(v: unknown, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw outOfRange(`options.${name}`, 'a positive integer', v);
+  return v;
+}
+
 function listen(
+  b: XenBindings,
   req: ListenRequest,
   onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
-): void {
+  signal: AbortSignal,
+  onError?: (err: Error) => void,
+): Promise<Listener> {
   const run = async (): Promise<XenListener> => {
+    const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
     let port = normalizeXenPort(req.port, true);
-    const size = req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE);
     const backlog = req.backlog === undefined ? 511 : Math.max(1, Math.floor(req.backlog));
-    const timeout = checkTimeout((req as XenListenRequest).timeout);
-    const xs = xenStore();
+    const limits: ListenerLimits = {
+      ringSize: req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE),
+      backlog,
+      timeout: checkTimeout(x.timeout),
+      maxPending: Math.min(backlog, positive(x.maxPending, 'maxPending', DEFAULT_MAX_PENDING)),
+      maxPendingPerDomain: positive(x.maxPendingPerDomain, 'maxPendingPerDomain', DEFAULT_MAX_PENDING_PER_DOMAIN),
+      maxPendingGrants: positive(x.maxPendingGrants, 'maxPendingGrants', DEFAULT_MAX_PENDING_GRANTS),
+    };
+    const xs = xenStoreFor(b);
     const self = await xs.ownDomid();
     for (let attempt = 0; ; attempt++) {
       if (port === 0 || attempt > 0) {
@@ -378,7 +556,7 @@ function listen(
         port = EPHEMERAL_LO + Math.floor(Math.random() * (MAX_PORT - EPHEMERAL_LO + 1));
         if ((await xs.readOptional(listenPath(self, port))) !== null) continue;
       }
-      const l = new XenListener(xs, self, port, only, size, backlog, timeout, onLink);
+      const l = new XenListener(b, xs, self, port, only, limits, onLink, onError);
       try {
         await l.start();
         return l;
@@ -388,11 +566,21 @@ function listen(
       }
     }
   };
-  run().then(
-    (l) => callback(null, l),
-    (err) => callback(err as Error),
-  );
+  return run().then((l) => {
+    if (!signal.aborted) return l;
+    l.close(); // came up after the server was closed
+    throw signal.reason;
+  });
+}
+
+/** A Xen transport over the given bindings (the addon by default; fakes in tests). */
+export function createXenTransport(b: XenBindings = addonBindings): Transport {
+  return {
+    name: 'xen',
+    connect: (req, signal) => connect(b, req, signal),
+    listen: (req, onLink, signal, onError) => listen(b, req, onLink, signal, onError),
+  };
 }
 
 /** The Xen transport (grants + event channels + xenstore). */
-export const xenTransport: Transport = { name: 'xen', connect, listen };
+export const xenTransport: Transport = createXenTransport();

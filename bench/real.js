@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * Real programs through `xenring proxy`, next to the same programs over
+ * direct TCP in the same run: `npm run bench -- --real [--seconds N]`.
+ *
+ *   redis     Debian's redis-server, driven by redis-benchmark (SET and GET,
+ *             20 clients; and SET of 16 KiB values)
+ *   postgres  PostgreSQL, driven by pgbench (TPC-B-like, 4 clients), after
+ *             `pgbench -i` (which loads its tables with COPY) through the same path
+ *
+ * Path "xenring": client -TCP-> xenring proxy -ring-> xenring proxy -TCP-> server
+ * (two extra processes and two extra TCP hops: the cost of reaching a TCP
+ * program through a ring, not the ring's own speed). Servers listen on
+ * 127.0.0.1 on free ports and are stopped after. The helpers here are also
+ * used by test/cli/real-programs.test.js.
+ */
+const { spawn, execFile, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const BIN = path.join(__dirname, '..', 'bin', 'xenring.js');
+
+/** The first of `names` found in PATH or `extraDirs`, else null. */
+function which(name, extraDirs = []) {
+  for (const d of [...(process.env.PATH || '').split(':'), ...extraDirs]) {
+    if (d && fs.existsSync(path.join(d, name))) return path.join(d, name);
+  }
+  return null;
+}
+
+function pgBinDirs() {
+  const base = '/usr/lib/postgresql';
+  if (!fs.existsSync(base)) return [];
+  return fs.readdirSync(base).sort((a, b) => Number(b) - Number(a)).map((v) => path.join(base, v, 'bin'));
+}
+
+/** Why a program cannot run here (a sentence), or null if it can. */
+function unavailable(program) {
+  if (program === 'redis') {
+    const missing = ['redis-server', 'redis-benchmark'].filter((n) => !which(n));
+    return missing.length ? `${missing.join(' and ')} not installed (apt-get install redis-server redis-tools; .ci/run does)` : null;
+  }
+  if (program === 'postgres') {
+    const missing = ['initdb', 'postgres', 'pgbench'].filter((n) => !which(n, pgBinDirs()));
+    if (missing.length) return `${missing.join(', ')} not installed (apt-get install postgresql; .ci/run does)`;
+    if (process.getuid() === 0 && !pgUser()) return "running as root and there is no 'postgres' user to run the server as";
+    return null;
+  }
+  throw new Error(`unknown program ${program}`);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Resolves once 127.0.0.1:port accepts a TCP connection (or rejects after `ms`). */
+async function waitForPort(port, ms, child) {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before listening`);
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listening on 127.0.0.1:${port} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function stopChild(child, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => (clearTimeout(t), resolve()));
+    child.kill(signal);
+  });
+}
+
+function run(file, args, options = {}) {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { maxBuffer: 16 << 20, timeout: 120000, ...options }, (err, stdout, stderr) =>
+      err ? reject(Object.assign(new Error(`${path.basename(file)} ${args.join(' ')}: ${err.message.split('\n')[0]}\n${stderr}`), { stdout, stderr })) : resolve({ stdout, stderr }),
+    );
+  });
+}
+
+// ------------------------------------------------------------------ servers
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn(which('redis-server'), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
+  await waitForPort(port, 10000, child);
+  return { port, stop: () => stopChild(child) };
+}
+
+function pgUser() {
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
+    return { uid, gid };
+  } catch {
+    return null;
+  }
+}
+
+/** initdb (trust auth, no fsync) into a temp directory and start postgres on a free port. */
+async function startPostgres() {
+  const bin = (n) => which(n, pgBinDirs());
+  // The server refuses to run as root: then run it as the 'postgres' user.
+  const as = process.getuid() === 0 ? pgUser() : {};
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-pg-'));
+  if (as.uid !== undefined) fs.chownSync(dir, as.uid, as.gid);
+  const data = path.join(dir, 'data');
+  await run(bin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...as, cwd: dir });
+  const port = await freePort();
+  const child = spawn(bin('postgres'), ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'], { ...as, cwd: dir, stdio: 'ignore' });
+  await waitForPort(port, 20000, child);
+  // Accepting TCP is not yet accepting queries: wait for the server to be ready.
+  for (let i = 0; ; i++) {
+    try {
+      await run(bin('pg_isready') || bin('psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres'], { env: { ...process.env } });
+      break;
+    } catch (e) {
+      if (i > 100) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    port,
+    stop: async () => {
+      await stopChild(child, 'SIGINT'); // fast shutdown
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ------------------------------------------------------------------ proxies
+function startCli(args) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const listening = new Promise((resolve, reject) => {
+    child.stderr.on('data', () => {
+      const m = /listening on (\S+),/.exec(err);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`xenring ${args.join(' ')} exited ${code}: ${err}`)));
+  });
+  return { child, listening, stderr: () => err };
+}
+
+/**
+ * client -> tcp:127.0.0.1:<port> -> proxy -> MIDDLE -> proxy -> tcp:127.0.0.1:<target>,
+ * MIDDLE a ring (the product) or, as a control, TCP (the same two proxies with no ring).
+ * Resolves { port, stop() }; stop() sends SIGTERM and checks both proxies exit 0.
+ */
+async function startProxyChain(target, middle = 'ring') {
+  const hop = middle === 'ring' ? `ring:real-${process.pid}-${target}` : `tcp:127.0.0.1:${await freePort()}`;
+  const back = startCli(['proxy', '--listen', hop, '--connect', `tcp:127.0.0.1:${target}`]);
+  await back.listening;
+  const front = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', hop]);
+  const port = Number(/:([0-9]+)$/.exec(await front.listening)[1]);
+  return {
+    port,
+    stderr: () => front.stderr() + back.stderr(),
+    async stop() {
+      const codes = await Promise.all([front, back].map((p) => new Promise((resolve) => {
+        if (p.child.exitCode !== null) return resolve(p.child.exitCode);
+        p.child.once('exit', (code) => resolve(code));
+        p.child.kill('SIGTERM');
+      })));
+      if (codes.some((c) => c !== 0)) throw new Error(`a proxy exited with ${codes}: ${front.stderr()} ${back.stderr()}`);
+    },
+  };
+}
+
+// ------------------------------------------------------------------ loads
+/** redis-benchmark --csv; rejects on any error line. Resolves [{ test, rps, p50, p99 }]. */
+async function redisBenchmark(port, { requests = 20000, clients = 20, tests = 'set,get', size } = {}) {
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-n', String(requests), '-c', String(clients), '-t', tests, '--csv'];
+  if (size) args.push('-d', String(size));
+  const { stdout, stderr } = await run(which('redis-benchmark'), args);
+  if (/error/i.test(stdout + stderr)) throw new Error(`redis-benchmark reported errors: ${stdout}${stderr}`);
+  const rows = stdout.trim().split('\n').slice(1).map((l) => l.split(',').map((c) => c.replace(/"/g, '')));
+  if (rows.length === 0) throw new Error(`redis-benchmark printed no results: ${stdout}${stderr}`);
+  return rows.map((r) => ({ test: r[0] + (size ? ` ${size >> 10} KiB` : ''), rps: Number(r[1]), p50: Number(r[4]), p99: Number(r[6]) }));
+}
+
+/** pgbench -i, then a timed TPC-B-like run. Resolves { tps, latencyMs, failed, transactions }. */
+async function pgbench(port, { seconds = 3, clients = 4, init = true } = {}) {
+  const bin = which('pgbench', pgBinDirs());
+  const conn = ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres'];
+  if (init) await run(bin, ['-i', '-q', '-s', '1', ...conn, 'postgres']);
+  const { stdout } = await run(bin, ['-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-n', ...conn, 'postgres']);
+  const num = (re) => {
+    const m = re.exec(stdout);
+    return m ? Number(m[1]) : NaN;
+  };
+  return {
+    tps: num(/tps = ([0-9.]+)/),
+    latencyMs: num(/latency average = ([0-9.]+) ms/),
+    failed: num(/number of failed transactions: ([0-9]+)/) || 0,
+    transactions: num(/number of transactions actually processed: ([0-9]+)/),
+    output: stdout,
+  };
+}
+
+// ------------------------------------------------------------------ report
+async function main(argv) {
+  const seconds = Number((/^--seconds=?(.*)$/.exec(argv.find((a) => a.startsWith('--seconds')) || '') || [])[1] || argv[argv.indexOf('--seconds') + 1]) || 5;
+  const rows = [];
+  const note = [];
+  const t0 = Date.now();
+  const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
+
+  // Each load runs direct, through the ring chain and through the TCP-only control chain, alternating.
+  const three = async (serverPort, measure) => {
+    const chains = [await startProxyChain(serverPort, 'ring'), await startProxyChain(serverPort, 'tcp')];
+    try {
+      return [await measure(serverPort), await measure(chains[0].port), await measure(chains[1].port)];
+    } finally {
+      for (const c of chains) await c.stop();
+    }
+  };
+  const redisWhy = unavailable('redis');
+  if (redisWhy) note.push(`redis: skipped, ${redisWhy}`);
+  else {
+    const redis = await startRedis();
+    try {
+      const requests = Math.max(5000, seconds * 8000);
+      for (const opts of [{ tests: 'set,get' }, { tests: 'set', size: 16384 }]) {
+        const [direct, viaRing, viaTcp] = await three(redis.port, (port) => redisBenchmark(port, { requests, ...opts }));
+        direct.forEach((d, i) => {
+          const [r, t] = [viaRing[i], viaTcp[i]];
+          rows.push([`redis-benchmark ${d.test} (20 clients)`, 'requests/s', d.rps.toFixed(0), r.rps.toFixed(0), t.rps.toFixed(0), ratio(r.rps, d.rps)]);
+          rows.push([`redis-benchmark ${d.test}`, 'p50 / p99 latency, ms', `${d.p50} / ${d.p99}`, `${r.p50} / ${r.p99}`, `${t.p50} / ${t.p99}`, ratio(r.p50, d.p50)]);
+        });
+      }
+    } finally {
+      await redis.stop();
+    }
+  }
+
+  const pgWhy = unavailable('postgres');
+  if (pgWhy) note.push(`postgres: skipped, ${pgWhy}`);
+  else {
+    const pg = await startPostgres();
+    try {
+      const res = await three(pg.port, (port) => pgbench(port, { seconds }));
+      for (const r of res) if (r.failed) throw new Error(`pgbench: ${r.failed} failed transactions`);
+      rows.push(['pgbench TPC-B-like (4 clients, scale 1)', 'transactions/s', ...res.map((r) => r.tps.toFixed(0)), ratio(res[1].tps, res[0].tps)]);
+      rows.push(['pgbench', 'mean latency, ms', ...res.map((r) => r.latencyMs.toFixed(2)), ratio(res[1].latencyMs, res[0].latencyMs)]);
+    } finally {
+      await pg.stop();
+    }
+  }
+
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const out = [
+    `## Real programs: direct TCP vs through \`xenring proxy\` (tcp → ring → tcp), same run`,
+    '',
+    `${new Date().toISOString()}, ${os.cpus().length} vCPUs (${os.cpus()[0].model.trim()}), Node ${process.version}, load average ${load}; ${Math.round((Date.now() - t0) / 1000)} s.`,
+    'Columns: the client straight to the server; through two `xenring proxy` processes joined by a ring (tcp → ring → tcp);',
+    'the same two proxies joined by TCP instead (tcp → tcp → tcp: the cost of the extra hops without any ring).',
+    'Ratio: ring path ÷ direct (above 1× is better for rates, worse for latencies). One run each, in turn; noisy on a shared machine.',
+    '',
+    '| program | metric | direct TCP | via proxies + ring | via proxies + TCP | ring ÷ direct |',
+    '|:---|:---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    ...note.map((n) => `\n${n}`),
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+}
+
+/** Runs the comparison and prints its table; a failure is printed and sets exit code 1. */
+function cli(argv) {
+  return main(argv).catch((e) => {
+    console.error(e && e.stack ? e.stack : e);
+    process.exitCode = 1;
+  });
+}
+
+module.exports = { main: cli, unavailable, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench };
+
+if (require.main === module) cli(process.argv.slice(2));

@@ -1,0 +1,105 @@
+/**
+ * Both directions of one connection's pool, as a transport hands them to the
+ * channel: our region (we send in it) and the peer's (we receive in it),
+ * either of which may be absent (size 0). What the socket's allocBuffer(),
+ * release() and poolStats() delegate to. Also the transport-side decisions
+ * that are pool policy: the agreed size, the trust rule for views, and
+ * making or checking a local region memfd.
+ * @internal
+ */
+import { native } from '../native';
+import { regionBytes } from './layout';
+import { poolNative, PoolMapping } from './native_pool';
+import { PoolReceiver } from './pool_receiver';
+import { PoolSender } from './pool_sender';
+import { connectionPoolStats, PoolStats } from './pool_stats';
+
+/** The size both sides use for one direction: the smaller offer; 0 if either is 0. */
+export function agreePoolSize(ours: number, theirs: number): number {
+  return Math.min(ours, theirs);
+}
+
+/**
+ * Whether received payloads may be views of the peer's pages. Views are the
+ * default only where the peer is as trusted as this process (local, same
+ * uid); elsewhere a private copy, unless the user opted in (pool.views).
+ */
+export function viewsAllowed(transport: 'local' | 'xen', sameUid: boolean, optIn: boolean | undefined): boolean {
+  if (optIn !== undefined) return optIn;
+  return transport === 'local' && sameUid;
+}
+
+/** A new local region (sealed memfd) for a pool of `poolBytes`, mapped by us. The fd goes to the peer. */
+export function createLocalRegion(poolBytes: number): { fd: number; mapping: PoolMapping } {
+  const size = regionBytes(poolBytes);
+  const fd = native.memfdCreate('xenring-pool', size);
+  try {
+    return { fd, mapping: new poolNative.PoolMapping(fd, size, true) };
+  } catch (err) {
+    native.closeFd(fd);
+    throw err;
+  }
+}
+
+/** Maps the peer's region fd after checking it is a sealed memfd of the agreed size (EPROTO otherwise). */
+export function mapPeerRegion(fd: number, poolBytes: number): PoolMapping {
+  const size = regionBytes(poolBytes);
+  native.memfdCheck(fd, size);
+  return new poolNative.PoolMapping(fd, size, true);
+}
+
+export interface PoolLinkOptions {
+  /** Our region (we send in it) and its pool size; null: no pool this way. */
+  own: { mapping: PoolMapping; poolBytes: number } | null;
+  /** The peer's region (we receive in it); null: no pool that way. */
+  peer: { mapping: PoolMapping; poolBytes: number } | null;
+  /** Whoever created a region zeroes its queues, before the other side maps it. */
+  createdOwn: boolean;
+  createdPeer: boolean;
+  views: boolean;
+  copyThreshold?: number;
+  /** A GC-driven completion failed (EPROTO): the connection must fail. */
+  onError?: (err: Error) => void;
+}
+
+export class PoolLink {
+  readonly sender: PoolSender | null;
+  readonly receiver: PoolReceiver | null;
+
+  constructor(options: PoolLinkOptions) {
+    const { own, peer } = options;
+    this.sender = own && own.poolBytes > 0
+      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold })
+      : null;
+    try {
+      this.receiver = peer && peer.poolBytes > 0
+        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: options.onError })
+        : null;
+    } catch (err) {
+      this.sender?.close();
+      throw err;
+    }
+  }
+
+  /** A Buffer in our pool, or an ordinary one when the pool cannot serve (never throws for room). */
+  allocBuffer(size: number): Buffer {
+    // Bad sizes get Buffer's own errors (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE); 0 is no fallback.
+    if (!(Number.isSafeInteger(size) && size > 0)) return Buffer.allocUnsafe(size);
+    return this.sender?.allocBuffer(size) ?? Buffer.allocUnsafe(size);
+  }
+
+  /** Hands a received pool Buffer back early; false for any other Buffer. */
+  release(buf: Uint8Array): boolean {
+    return this.receiver?.release(buf) ?? false;
+  }
+
+  stats(): PoolStats {
+    return connectionPoolStats(this.sender?.stats ?? null, this.receiver?.stats ?? null);
+  }
+
+  /** Both halves close; views the user holds stay readable. */
+  close(): void {
+    this.sender?.close();
+    this.receiver?.close();
+  }
+}

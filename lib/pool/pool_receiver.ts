@@ -1,0 +1,140 @@
+/**
+ * The receiving half of one direction's pool: takes descriptors (each checked
+ * by the receive table), tells the ring reader how far it may read before the
+ * next payload, delivers a payload as a view of the peer's pages (or, where
+ * the peer is not trusted with views, as a private copy), and hands extents
+ * back through the completion queue on release(), on garbage collection and
+ * all at once at close.
+ *
+ * Ordering contract with the ring (see docs/pool.md): the caller reads the
+ * ring's readable count BEFORE poll(), and never reads more ring bytes than
+ * allowance() says.
+ * @internal
+ */
+import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
+import type { PoolMapping } from './native_pool';
+import { emptyPoolStats, PoolStats } from './pool_stats';
+import { poolProtocolError } from './protocol_error';
+import { openQueues, DirectionQueues } from './queues';
+import { Extent, ReceiveTable } from './receive_table';
+
+export interface PoolReceiverOptions {
+  /** The peer's region for this direction, mapped writable (completions are written into it). */
+  mapping: PoolMapping;
+  poolBytes: number;
+  /** Zero the queue indices: we created the region. */
+  init: boolean;
+  /** Deliver views of the shared pages (true) or private copies (false). */
+  views: boolean;
+  /** A completion could not be sent from a GC callback: the connection must fail. */
+  onError?: (err: Error) => void;
+}
+
+const HI = 0x100000000;
+
+export class PoolReceiver {
+  readonly stats: PoolStats;
+  private readonly table: ReceiveTable;
+  private readonly queues: DirectionQueues;
+  private readonly extents = new WeakMap<ArrayBuffer, Extent>();
+  private readonly collected = new FinalizationRegistry<Extent>((extent) => {
+    if (this.closed || !this.table.holds(extent)) return;
+    try {
+      this.giveBack(extent);
+      this.stats.releasedByGC++;
+    } catch (err) {
+      this.options.onError?.(err as Error);
+    }
+  });
+  private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
+  private readonly completion = new Uint32Array(COMPLETION_WORDS);
+  private closed = false;
+
+  constructor(private readonly options: PoolReceiverOptions) {
+    this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
+    this.queues = openQueues(options.mapping, options.poolBytes, 'receiver', options.init);
+    this.stats = emptyPoolStats(options.poolBytes);
+  }
+
+  /** Takes the descriptors the peer published. `consumed`: ring bytes read so far. */
+  poll(consumed: number): void {
+    if (this.closed) return;
+    const d = this.descriptors;
+    const n = this.queues.descriptors.pop(d, QUEUE_SLOTS);
+    if (n === 0) return;
+    // Read after the pop: the peer takes a completion before it reuses the
+    // slot for a new descriptor, so a count read earlier could be stale-high
+    // and flag an honest peer.
+    const unreturned = this.queues.completions.pending();
+    for (let i = 0; i < n; i++) {
+      const at = i * DESCRIPTOR_WORDS;
+      this.table.accept(d[at] + d[at + 1] * HI, d[at + 2], d[at + 3], consumed, unreturned);
+    }
+  }
+
+  /** Ring bytes that may be read from `consumed` on before the next payload (Infinity: no payload announced). */
+  allowance(consumed: number): number {
+    const next = this.table.nextPosition();
+    return next < 0 ? Infinity : next - consumed;
+  }
+
+  /** The payload inserted at ring position `consumed`, or null when none is due there. */
+  take(consumed: number): Buffer | null {
+    if (this.closed || this.table.nextPosition() !== consumed) return null;
+    const extent = this.table.deliver();
+    this.stats.receivedByRef++;
+    this.stats.bytesReceivedByRef += extent.length;
+    let view: Buffer | null = null;
+    if (this.options.views) {
+      try {
+        view = this.options.mapping.view(POOL_DATA_OFFSET + extent.offset, extent.length);
+      } catch {
+        // A runtime without external buffers: deliver a copy instead.
+      }
+    }
+    if (view === null) {
+      const copy = Buffer.allocUnsafeSlow(extent.length);
+      this.options.mapping.read(POOL_DATA_OFFSET + extent.offset, copy, 0, extent.length);
+      this.giveBack(extent);
+      return copy;
+    }
+    this.extents.set(view.buffer as ArrayBuffer, extent);
+    // Registered on the ArrayBuffer: subarrays the user keeps hold it alive.
+    this.collected.register(view.buffer, extent, extent);
+    this.stats.held = this.table.heldBytes;
+    return view;
+  }
+
+  /** Hands a received view back early. False when `buf` is not a view we hold. */
+  release(buf: Uint8Array): boolean {
+    const extent = this.extents.get(buf.buffer as ArrayBuffer);
+    if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
+    this.collected.unregister(extent);
+    this.giveBack(extent);
+    this.stats.released++;
+    return true;
+  }
+
+  /** Payloads announced but not yet taken. */
+  get pending(): number {
+    return this.table.pendingCount;
+  }
+
+  /** The connection is gone: every held extent counts as returned; views the user holds stay readable. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stats.releasedAtClose += this.table.releaseAll();
+    this.stats.held = 0;
+    this.queues.close();
+  }
+
+  private giveBack(extent: Extent): void {
+    this.table.release(extent);
+    this.stats.held = this.table.heldBytes;
+    this.completion[0] = extent.offset;
+    this.completion[1] = extent.length;
+    // The in-flight bound leaves room; a full queue means the peer rewound our index.
+    if (this.queues.completions.push(this.completion, 1) !== 1) throw poolProtocolError('completion queue index rewound');
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The sending half of one direction's pool: loans extents as Buffers
+ * (allocBuffer), announces a written one to the peer with a descriptor
+ * ("at stream position P, extent (offset, length)"), and takes completions
+ * back, each checked against the in-flight table. Never waits: when the
+ * pool, or the in-flight bound, cannot serve, the caller takes the ring path.
+ *
+ * Ordering contract with the ring (see docs/pool.md): the caller has written
+ * exactly `position` ring bytes when it calls send(), and publishes no ring
+ * byte past `position` before send() returns.
+ * @internal
+ */
+import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
+import type { PoolMapping } from './native_pool';
+import { emptyPoolStats, PoolStats } from './pool_stats';
+import { poolProtocolError } from './protocol_error';
+import { openQueues, DirectionQueues } from './queues';
+import { Loan, SendTable } from './send_table';
+
+export interface PoolSenderOptions {
+  /** This direction's region, mapped writable. */
+  mapping: PoolMapping;
+  /** Bytes of pool (the region minus the queue page). */
+  poolBytes: number;
+  /** Zero the queue indices: we created the region. */
+  init: boolean;
+  /** Ordinary Buffers of at least this many bytes are copied into the pool
+   * and sent by reference (one copy instead of the ring's two). Default: never. */
+  copyThreshold?: number;
+}
+
+const HI = 0x100000000;
+
+export class PoolSender {
+  readonly stats: PoolStats;
+  private readonly table: SendTable;
+  private readonly queues: DirectionQueues;
+  private readonly loans = new WeakMap<ArrayBuffer, Loan>();
+  // A loan dropped unsent (never written) goes back to the pool when its
+  // Buffer is collected; the pool never *waits* for this.
+  private readonly unsent = new FinalizationRegistry<Loan>((loan) => {
+    if (!this.closed) this.table.discard(loan);
+    this.stats.inUse = this.table.inUse;
+  });
+  private readonly descriptor = new Uint32Array(DESCRIPTOR_WORDS);
+  private readonly completions = new Uint32Array(QUEUE_SLOTS * COMPLETION_WORDS);
+  private readonly copyThreshold: number;
+  private closed = false;
+
+  constructor(private readonly options: PoolSenderOptions) {
+    this.table = new SendTable(options.poolBytes, QUEUE_SLOTS);
+    this.queues = openQueues(options.mapping, options.poolBytes, 'sender', options.init);
+    this.stats = emptyPoolStats(options.poolBytes);
+    this.copyThreshold = options.copyThreshold ?? Infinity;
+  }
+
+  /** A Buffer of `size` bytes in the pool, or null (the caller hands out an ordinary Buffer). */
+  allocBuffer(size: number): Buffer | null {
+    if (this.closed) return null;
+    this.reclaim();
+    const loan = this.table.loan(size);
+    if (loan === null) {
+      this.stats.fallbacks++;
+      return null;
+    }
+    const buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+    this.loans.set(buf.buffer as ArrayBuffer, loan);
+    this.unsent.register(buf.buffer, loan, loan);
+    this.stats.inUse = this.table.inUse;
+    return buf;
+  }
+
+  /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
+  isLoaned(buf: Uint8Array): boolean {
+    const loan = this.loans.get(buf.buffer as ArrayBuffer);
+    return loan !== undefined && loan.state === 'loaned';
+  }
+
+  /**
+   * Announces `buf` at ring position `position`. True: sent by reference (the
+   * Buffer now belongs to the receiver). False: the caller writes it through
+   * the ring, then calls recycle(buf).
+   */
+  send(buf: Uint8Array, position: number): boolean {
+    if (this.closed || buf.length === 0) return false;
+    this.reclaim();
+    let loan = this.loans.get(buf.buffer as ArrayBuffer);
+    if (loan !== undefined) {
+      // Only a loan still unsent, written from its first byte, travels by reference.
+      if (loan.state !== 'loaned' || buf.byteOffset !== 0 || !this.table.canSend()) return this.fellBack();
+    } else {
+      if (buf.length < this.copyThreshold || !this.table.canSend()) return false;
+      const copy = this.table.loan(buf.length);
+      if (copy === null) return this.fellBack();
+      this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
+      loan = copy;
+    }
+    this.table.send(loan, buf.length);
+    const d = this.descriptor;
+    d[0] = position % HI;
+    d[1] = Math.floor(position / HI);
+    d[2] = loan.offset;
+    d[3] = buf.length;
+    // Space is guaranteed by the in-flight bound; a full queue means the peer
+    // rewound our consumer index.
+    if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
+    this.unsent.unregister(loan);
+    this.stats.sentByRef++;
+    this.stats.bytesSentByRef += buf.length;
+    this.stats.inUse = this.table.inUse;
+    return true;
+  }
+
+  /** After a loaned Buffer went through the ring: its extent is free again. */
+  recycle(buf: Uint8Array): void {
+    const loan = this.loans.get(buf.buffer as ArrayBuffer);
+    if (loan === undefined || this.closed) return;
+    this.table.discard(loan);
+    this.unsent.unregister(loan);
+    this.stats.inUse = this.table.inUse;
+  }
+
+  /** Takes the peer's completions; EPROTO for any that does not name an extent in flight. */
+  reclaim(): number {
+    if (this.closed) return 0;
+    const c = this.completions;
+    let total = 0;
+    for (;;) {
+      const n = this.queues.completions.pop(c, QUEUE_SLOTS);
+      for (let i = 0; i < n; i++) this.table.complete(c[i * COMPLETION_WORDS], c[i * COMPLETION_WORDS + 1]);
+      total += n;
+      if (n < QUEUE_SLOTS) break;
+    }
+    this.stats.returned += total;
+    this.stats.inUse = this.table.inUse;
+    return total;
+  }
+
+  /** Extents sent and not yet returned. */
+  get inFlight(): number {
+    return this.table.inFlight;
+  }
+
+  /** The connection is gone: every loan returns, the mapping is dropped (views the user still holds keep it mapped). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.table.closeAll();
+    this.stats.inUse = 0;
+    this.queues.close();
+  }
+
+  private fellBack(): false {
+    this.stats.fallbacks++;
+    return false;
+  }
+}

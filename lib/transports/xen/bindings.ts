@@ -1,0 +1,31 @@
+/**
+ * What the Xen transport needs from below, as one injectable object: the
+ * device calls (grants, event channels, xenbus), the ring endpoint and the fd
+ * watcher. The default is the addon; tests pass fakes (test/xen-fake/) so the
+ * handshake, the accept protocol and the xenstore client run without Xen.
+ * @internal
+ */
+import { native, type FdWatcher, type RingEndpoint, type RingEndpointOptions } from '../../native';
+import { xen, type NativeXen } from './native_xen';
+import type { XenStoreOptions } from './xenstore';
+
+export interface XenBindings {
+  readonly xen: NativeXen;
+  readonly RingEndpoint: new (options: RingEndpointOptions) => RingEndpoint;
+  readonly FdWatcher: new (fd: number, callback: (events: number) => void) => FdWatcher;
+  closeFd(fd: number): void;
+  /** Options of this bindings' xenstore client (request timeout, requests in flight). */
+  readonly storeOptions?: XenStoreOptions;
+}
+
+/** The real devices, through the addon (looked up at each use, so the addon object stays the one source). */
+export const addonBindings: XenBindings = {
+  xen,
+  get RingEndpoint() {
+    return native.RingEndpoint;
+  },
+  get FdWatcher() {
+    return native.FdWatcher;
+  },
+  closeFd: (fd) => native.closeFd(fd),
+};

@@ -1,0 +1,161 @@
+#include "pool_mapping.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+
+#include "errors.h"
+#include "fast_copy.h"
+#include "pool_queue.h"
+
+namespace xenring {
+
+namespace {
+std::atomic<int64_t> g_alive{0};
+// Marks objects made by our constructor, so Acquire() never unwraps a
+// look-alike (napi type tags need no per-env state).
+const napi_type_tag kPoolMappingTag = {0x78656e72696e6770ull, 0x6f6f6c6d61707031ull};
+
+void DropViewRef(Napi::Env, uint8_t*, PoolRegion* region) { region->Unref(); }
+}  // namespace
+
+PoolRegion::~PoolRegion() {
+  munmap(base_, length_);
+  g_alive.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void PoolRegion::Unref() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+int64_t PoolRegion::Alive() { return g_alive.load(std::memory_order_relaxed); }
+
+Napi::Function PoolMapping::Init(Napi::Env env) {
+  return DefineClass(env, "PoolMapping",
+                     {InstanceAccessor("length", &PoolMapping::Length, nullptr),
+                      InstanceAccessor("holders", &PoolMapping::Holders, nullptr),
+                      InstanceMethod("view", &PoolMapping::View),
+                      InstanceMethod("read", &PoolMapping::Read),
+                      InstanceMethod("write", &PoolMapping::Write),
+                      InstanceMethod("close", &PoolMapping::Close)});
+}
+
+// new PoolMapping(fd, length, writable, offset = 0): mmap MAP_SHARED.
+PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolMapping>(info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 36);
+  bool writable = info.Length() > 2 && info[2].ToBoolean();
+  int64_t offset = info.Length() > 3 && !info[3].IsUndefined() ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
+  if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  g_alive.fetch_add(1, std::memory_order_relaxed);
+  region_ = new PoolRegion(static_cast<uint8_t*>(p), static_cast<size_t>(length));
+  length_ = static_cast<size_t>(length);
+  info.This().As<Napi::Object>().TypeTag(&kPoolMappingTag);
+}
+
+PoolMapping::~PoolMapping() {
+  if (region_ != nullptr) region_->Unref();
+}
+
+PoolRegion* PoolMapping::Acquire(Napi::Value v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kPoolMappingTag)) return nullptr;
+  PoolMapping* m = ObjectWrap<PoolMapping>::Unwrap(v.As<Napi::Object>());
+  if (m == nullptr || m->region_ == nullptr) return nullptr;
+  m->region_->Ref();
+  return m->region_;
+}
+
+Napi::Value PoolMapping::Length(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(length_));
+}
+
+// holders: live views and queues of these pages (0 once closed; whether the
+// pages are still mapped after close() shows in poolRegionsAlive()).
+Napi::Value PoolMapping::Holders(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), region_ == nullptr ? 0 : region_->refs() - 1);
+}
+
+// view(offset, length) -> Buffer over [offset, offset + length) of the pages.
+// Bounds are checked here whatever the caller validated: no view can reach
+// outside the mapping.
+Napi::Value PoolMapping::View(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (region_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
+  int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_) - 1);
+  int64_t length = IntArg(info, 1, "length", 1, static_cast<int64_t>(length_) - offset);
+  region_->Ref();
+  try {
+    return Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef,
+                                      region_);
+  } catch (...) {
+    // e.g. a runtime that refuses external buffers: the caller falls back to a copy.
+    region_->Unref();
+    throw;
+  }
+}
+
+namespace {
+// The bytes of a Uint8Array argument.
+uint8_t* BytesArg(const Napi::CallbackInfo& info, size_t i, const char* name, size_t* length) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowType(info.Env(), (std::string("The \"") + name + "\" argument must be a Uint8Array").c_str());
+  Napi::Uint8Array a = info[i].As<Napi::Uint8Array>();
+  *length = a.ElementLength();
+  return a.Data();
+}
+}  // namespace
+
+// read(offset, target, targetOffset, length): copies pool bytes into a
+// private buffer (the private-copy delivery and onread), without making a view.
+Napi::Value PoolMapping::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (region_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
+  int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_));
+  size_t have = 0;
+  uint8_t* dst = BytesArg(info, 1, "target", &have);
+  int64_t at = IntArg(info, 2, "targetOffset", 0, static_cast<int64_t>(have));
+  int64_t n = IntArg(info, 3, "length", 0, std::min<int64_t>(static_cast<int64_t>(have) - at,
+                                                             static_cast<int64_t>(length_) - offset));
+  FastCopy(dst + at, region_->base() + offset, static_cast<size_t>(n));
+  return env.Undefined();
+}
+
+// write(offset, source): copies a Buffer into the pool (an ordinary write
+// above the copy threshold; the pool side is page-aligned, see fast_copy.h).
+Napi::Value PoolMapping::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (region_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
+  int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_));
+  size_t n = 0;
+  const uint8_t* src = BytesArg(info, 1, "source", &n);
+  if (n > length_ - static_cast<size_t>(offset)) ThrowRange(env, "The source does not fit inside the mapping");
+  FastCopy(region_->base() + offset, src, n);
+  return env.Undefined();
+}
+
+// close(): drops this object's reference. The pages stay mapped until the
+// last view and queue are gone too. Idempotent.
+Napi::Value PoolMapping::Close(const Napi::CallbackInfo& info) {
+  if (region_ != nullptr) region_->Unref();
+  region_ = nullptr;
+  return info.Env().Undefined();
+}
+
+static Napi::Value RegionsAlive(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(PoolRegion::Alive()));
+}
+
+void InitPool(Napi::Env env, Napi::Object exports) {
+  exports.Set("PoolMapping", PoolMapping::Init(env));
+  exports.Set("PoolQueue", PoolQueue::Init(env));
+  exports.Set("poolRegionsAlive", Napi::Function::New(env, RegionsAlive, "poolRegionsAlive"));
+}
+
+}  // namespace xenring

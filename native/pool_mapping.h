@@ -1,0 +1,62 @@
+// PoolMapping: the pages of one connection's pool (memfd locally; gntalloc or
+// gntdev on Xen), mapped MAP_SHARED once per connection. Unlike SharedMapping,
+// whose memory never reaches JS, a pool hands out Buffers that view its pages
+// directly. So the mapping is reference-counted: the JS object holds one
+// reference, every view and every PoolQueue holds one more, and munmap runs
+// only when the last is dropped. A view can outlive close() and the socket;
+// it can never point at unmapped memory.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace xenring {
+
+// The mapped pages and their holders. Shared by the JS object, its views
+// (through their finalizers) and queues; freed by the last Unref().
+class PoolRegion {
+ public:
+  PoolRegion(uint8_t* base, size_t length) : base_(base), length_(length) {}
+  uint8_t* base() const { return base_; }
+  size_t length() const { return length_; }
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref();  // munmap and delete at zero
+  int refs() const { return refs_.load(std::memory_order_relaxed); }
+  // Regions still mapped in this process (for leak tests).
+  static int64_t Alive();
+
+ private:
+  ~PoolRegion();
+  uint8_t* base_;
+  size_t length_;
+  std::atomic<int> refs_{1};
+};
+
+class PoolMapping : public Napi::ObjectWrap<PoolMapping> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit PoolMapping(const Napi::CallbackInfo& info);
+  ~PoolMapping() override;
+
+  // The region of a live PoolMapping with one reference added for the
+  // caller, or nullptr when `v` is not one (or is closed).
+  static PoolRegion* Acquire(Napi::Value v);
+
+ private:
+  Napi::Value Length(const Napi::CallbackInfo& info);
+  Napi::Value Holders(const Napi::CallbackInfo& info);
+  Napi::Value View(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  PoolRegion* region_ = nullptr;
+  size_t length_ = 0;
+};
+
+// Registers PoolMapping, PoolQueue and poolRegionsAlive() on `exports`.
+void InitPool(Napi::Env env, Napi::Object exports);
+
+}  // namespace xenring

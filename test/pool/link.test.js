@@ -1,0 +1,94 @@
+'use strict';
+// A connection's two pool directions as the transports will build them: the
+// sender's region memfd, the peer's mapping of it after memfdCheck, the
+// trust rule for views, and the socket-facing allocBuffer/release/stats.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const pool = require('../../dist/pool');
+
+const P = pool.POOL_PAGE;
+
+/** Two links in this process over two regions, as two peers would hold them. */
+function linkedPair(sizeAB, sizeBA, views = true) {
+  const ab = pool.createLocalRegion(sizeAB);
+  const ba = pool.createLocalRegion(sizeBA);
+  const a = new pool.PoolLink({
+    own: { mapping: ab.mapping, poolBytes: sizeAB },
+    peer: { mapping: pool.mapPeerRegion(ba.fd, sizeBA), poolBytes: sizeBA },
+    createdOwn: true,
+    createdPeer: false,
+    views,
+  });
+  const b = new pool.PoolLink({
+    own: { mapping: ba.mapping, poolBytes: sizeBA },
+    peer: { mapping: pool.mapPeerRegion(ab.fd, sizeAB), poolBytes: sizeAB },
+    createdOwn: true,
+    createdPeer: false,
+    views,
+  });
+  return { a, b, fds: [ab.fd, ba.fd] };
+}
+
+describe('pool: a connection link', function () {
+  it('agrees on the smaller size; views only for same-uid local peers unless opted', function () {
+    assert.equal(pool.agreePoolSize(64 << 20, 1 << 20), 1 << 20);
+    assert.equal(pool.agreePoolSize(0, 1 << 20), 0);
+    assert.equal(pool.viewsAllowed('local', true, undefined), true);
+    assert.equal(pool.viewsAllowed('local', false, undefined), false);
+    assert.equal(pool.viewsAllowed('xen', true, undefined), false);
+    assert.equal(pool.viewsAllowed('xen', false, true), true);
+    assert.equal(pool.viewsAllowed('local', true, false), false);
+  });
+
+  it('both directions: a loan sent one way arrives as a view, goes back on release, and the stats say so', function () {
+    const { a, b, fds } = linkedPair(16 * P, 8 * P);
+    for (const [from, to] of [[a, b], [b, a]]) {
+      const buf = from.allocBuffer(3 * P + 5);
+      buf.fill(0x5a);
+      assert.equal(from.sender.send(buf, 0), true);
+      to.receiver.poll(0);
+      const view = to.receiver.take(0);
+      assert.equal(view.length, 3 * P + 5);
+      assert.ok(view.every((x) => x === 0x5a));
+      assert.equal(to.stats().held, 3 * P + 5);
+      assert.equal(to.release(view), true);
+      assert.equal(to.release(Buffer.alloc(1)), false, 'an ordinary Buffer is not ours to release');
+      assert.equal(from.sender.reclaim(), 1);
+      assert.deepEqual(
+        [from.stats().sentByRef, from.stats().returned, from.stats().inUse, to.stats().receivedByRef, to.stats().released, to.stats().held],
+        [1, 1, 0, 1, 1, 0],
+      );
+    }
+    // Larger than b's 8-page pool: an ordinary Buffer, counted as a fallback.
+    const big = b.allocBuffer(9 * P);
+    assert.equal(big.length, 9 * P);
+    assert.equal(b.sender.isLoaned(big), false);
+    assert.equal(b.stats().fallbacks, 1);
+    assert.equal(b.allocBuffer(0).length, 0);
+    assert.throws(() => b.allocBuffer(-1), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => b.allocBuffer('1'), { code: 'ERR_INVALID_ARG_TYPE' });
+    a.close();
+    b.close();
+    fds.forEach((fd) => fs.closeSync(fd));
+  });
+
+  it('a direction of size 0 has no pool: ordinary Buffers, zero stats', function () {
+    const region = pool.createLocalRegion(4 * P);
+    const link = new pool.PoolLink({ own: null, peer: { mapping: region.mapping, poolBytes: 4 * P }, createdOwn: false, createdPeer: true, views: false });
+    assert.equal(link.sender, null);
+    assert.equal(link.allocBuffer(100).length, 100);
+    assert.deepEqual(link.stats(), { ...pool.emptyPoolStats(0) });
+    link.close();
+    fs.closeSync(region.fd);
+  });
+
+  it("a peer's region fd of the wrong size, or not a sealed memfd, is EPROTO", function () {
+    const region = pool.createLocalRegion(4 * P);
+    assert.throws(() => pool.mapPeerRegion(region.fd, 8 * P), { code: 'EPROTO' });
+    const zero = fs.openSync('/dev/zero', 'r');
+    assert.throws(() => pool.mapPeerRegion(zero, 4 * P), { code: 'EPROTO' });
+    fs.closeSync(zero);
+    region.mapping.close();
+    fs.closeSync(region.fd);
+  });
+});

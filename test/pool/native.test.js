@@ -1,0 +1,110 @@
+'use strict';
+// The native pool primitives on their own: views are bounded by the mapping
+// and keep it mapped (unmapping after the last view is checked in
+// transfer.test.js, whose child runs with --expose-gc); queues refuse
+// placements outside the mapping.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { native } = require('../../dist/native');
+const { poolNative } = require('../../dist/pool');
+
+describe('pool: native mapping and queue', function () {
+  it('views are bounds-checked and see the shared pages', function () {
+    const fd = native.memfdCreate('pool-native', 8192);
+    const m = new poolNative.PoolMapping(fd, 8192, true);
+    const other = new poolNative.PoolMapping(fd, 8192, true);
+    for (const [off, len] of [[8192, 1], [0, 8193], [4096, 4097], [-1, 1], [0, 0], [1.5, 1]])
+      assert.throws(() => m.view(off, len), { code: 'ERR_OUT_OF_RANGE' }, `${off}+${len}`);
+    const v = m.view(4096, 4096);
+    v.fill(9);
+    assert.ok(other.view(4096, 4096).every((b) => b === 9), 'two mappings of one memfd share pages');
+    m.close();
+    other.close();
+    assert.throws(() => m.view(0, 1), { code: 'ERR_INVALID_STATE' });
+    assert.equal(v[4095], 9, 'a view outlives close()');
+    fs.closeSync(fd);
+  });
+
+  it('read() and write() copy in and out of the pages within bounds on both sides', function () {
+    const fd = native.memfdCreate('pool-native', 8192);
+    const m = new poolNative.PoolMapping(fd, 8192, true);
+    const src = Buffer.from([...Array(300).keys()].map((i) => i % 251));
+    m.write(8192 - 300, src);
+    const out = Buffer.alloc(400, 0xee);
+    m.read(8192 - 300, out, 50, 300);
+    assert.ok(out.subarray(50, 350).equals(src));
+    assert.ok(out.subarray(0, 50).every((b) => b === 0xee) && out.subarray(350).every((b) => b === 0xee), 'wrote outside the target range');
+    assert.throws(() => m.write(8192 - 299, src), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.write(8193, Buffer.alloc(0)), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.read(8192 - 299, out, 0, 300), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.read(0, out, 101, 300), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.read(0, 'x', 0, 1), { code: 'ERR_INVALID_ARG_TYPE' });
+    m.close();
+    assert.throws(() => m.read(0, out, 0, 1), { code: 'ERR_INVALID_STATE' });
+    fs.closeSync(fd);
+  });
+
+  it('a queue holds the mapping and refuses bad placements and options', function () {
+    const fd = native.memfdCreate('pool-native', 4096);
+    const m = new poolNative.PoolMapping(fd, 4096, true);
+    const base = { mapping: m, offset: 0, slots: 8, words: 2, role: 'producer', init: true, limit: 4096 };
+    assert.throws(() => new poolNative.PoolQueue({ ...base, offset: 4096 - 128 }), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => new poolNative.PoolQueue({ ...base, offset: 8 }), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => new poolNative.PoolQueue({ ...base, slots: 6 }), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => new poolNative.PoolQueue({ ...base, words: 1 }), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => new poolNative.PoolQueue({ ...base, role: 'both' }), { name: 'TypeError' });
+    assert.throws(() => new poolNative.PoolQueue({ ...base, mapping: {} }), { name: 'TypeError' });
+    assert.throws(() => new poolNative.PoolQueue({ ...base, mapping: new native.SharedMapping(fd, 4096, true) }), { name: 'TypeError' });
+    const p = new poolNative.PoolQueue(base);
+    const c = new poolNative.PoolQueue({ ...base, role: 'consumer', init: false });
+    assert.equal(m.holders, 2);
+    m.close();
+    // The queues keep the pages mapped after the mapping object is closed.
+    assert.equal(p.push(new Uint32Array([4000, 96, 0, 1]), 2), 2);
+    const out = new Uint32Array(16);
+    assert.equal(c.pop(out, 8), 2);
+    assert.deepEqual([...out.subarray(0, 4)], [4000, 96, 0, 1]);
+    assert.throws(() => p.pop(out, 1), { code: 'ERR_INVALID_STATE' });
+    assert.throws(() => c.push(out, 1), { code: 'ERR_INVALID_STATE' });
+    assert.throws(() => c.pop(new Uint8Array(8), 1), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => c.pop(out, 9), { code: 'ERR_OUT_OF_RANGE' }, 'more entries than the array holds');
+    // 9 pushes into 8 slots: the ninth does not fit, and nothing waits.
+    assert.equal(p.push(new Uint32Array(18).fill(1), 9), 8);
+    assert.equal(c.pending(), 8);
+    p.close();
+    c.close();
+    assert.throws(() => p.push(out, 1), { code: 'ERR_SOCKET_CLOSED' });
+    fs.closeSync(fd);
+  });
+});
+
+describe('pool: loans and the garbage collector (a real process with --expose-gc)', function () {
+  it('a loan dropped unsent returns to the pool, and the pages are unmapped after the last view', function () {
+    const { execFileSync } = require('node:child_process');
+    const script = `
+      const { native } = require(${JSON.stringify(require.resolve('../../dist/native'))});
+      const pool = require(${JSON.stringify(require.resolve('../../dist/pool'))});
+      const size = pool.regionBytes(4 * 4096);
+      const fd = native.memfdCreate('pool-gc', size);
+      const sender = new pool.PoolSender({ mapping: new pool.poolNative.PoolMapping(fd, size, true), poolBytes: 4 * 4096, init: true });
+      const out = {};
+      (() => { sender.allocBuffer(4 * 4096).fill(1); })();
+      out.fullBefore = sender.allocBuffer(1) === null;
+      const tick = (n) => new Promise((r) => setTimeout(r, n));
+      (async () => {
+        for (let i = 0; i < 20 && sender.stats.inUse > 0; i++) { global.gc(); await tick(5); }
+        let again = sender.allocBuffer(4 * 4096);
+        out.reloaned = again !== null;
+        sender.close();
+        out.aliveWithView = pool.poolNative.poolRegionsAlive();
+        out.viewReadable = again[100] === 1; // the same pages, still mapped
+        again = null;
+        for (let i = 0; i < 20 && pool.poolNative.poolRegionsAlive() > 0; i++) { global.gc(); await tick(5); }
+        out.aliveAfter = pool.poolNative.poolRegionsAlive();
+        console.log(JSON.stringify(out));
+      })();
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' }));
+    assert.deepEqual(out, { fullBefore: true, reloaned: true, aliveWithView: 1, viewReadable: true, aliveAfter: 0 });
+  });
+});
