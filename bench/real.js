@@ -214,6 +214,248 @@ async function pgbench(port, { seconds = 3, clients = 4, init = true } = {}) {
   };
 }
 
+// ------------------------------------------------------------- Node clients
+// Node clients over a xenring socket (no proxy), next to the same client over
+// TCP. A forked child (this file with --serve KIND) runs the server, listening
+// on a named ring port and on 127.0.0.1 TCP at once; pg and ioredis reach their
+// servers through one `xenring proxy --listen ring:NAME --connect tcp:...`.
+
+/** `n` deterministic bytes: byte i is i % 251 (a lost or shifted chunk never lines up). */
+function patternBytes(n) {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = i % 251;
+  return b;
+}
+
+/** The child side of startNodeServer: http (GET /bytes/N), http2 (same) or ws (echo) on ring + TCP. */
+async function serve(kind) {
+  const http = require('node:http');
+  const http2 = require('node:http2');
+  const xenring = require('..');
+  const cache = new Map();
+  const bytes = (url) => {
+    const n = Number(/^\/bytes\/([0-9]+)/.exec(url || '')?.[1] || 0);
+    if (!cache.has(n)) cache.set(n, patternBytes(n));
+    return cache.get(n);
+  };
+  let target;
+  if (kind === 'h2') {
+    target = http2.createServer({ maxSessionMemory: 256 }); // MB: 200 concurrent streams outgrow the default 10
+    target.on('stream', (stream, headers) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+      stream.end(bytes(headers[':path']));
+    });
+  } else {
+    target = http.createServer((req, res) => res.end(bytes(req.url)));
+    target.keepAliveTimeout = 60000;
+    if (kind === 'ws') {
+      const { WebSocketServer } = require('ws');
+      const wss = new WebSocketServer({ server: target, maxPayload: 64 << 20 });
+      wss.on('connection', (ws) => ws.on('message', (m, isBinary) => ws.send(m, { binary: isBinary })));
+    }
+  }
+  await new Promise((resolve) => target.listen(0, '127.0.0.1', resolve));
+  const ring = `clients-${process.pid}-${kind}`;
+  const ringServer = xenring.createServer((socket) => target.emit('connection', socket));
+  await new Promise((resolve) => ringServer.listen(ring, resolve));
+  process.send({ ring, tcp: target.address().port });
+  process.on('disconnect', () => process.exit(0));
+}
+
+/** Forks `--serve kind`; resolves { ring, tcp, stop() } (ring: the named ring port). */
+async function startNodeServer(kind) {
+  const child = require('node:child_process').fork(__filename, ['--serve', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ports = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`--serve ${kind} exited ${code}`)));
+  });
+  return { ...ports, stop: () => (child.connected && child.disconnect(), stopChild(child)) };
+}
+
+/** `xenring proxy --listen ring:NAME --connect tcp:127.0.0.1:<port>`: a ring port for a TCP server. */
+async function startRingBridge(port) {
+  const ring = `bridge-${process.pid}-${port}`;
+  const p = startCli(['proxy', '--listen', `ring:${ring}`, '--connect', `tcp:127.0.0.1:${port}`]);
+  await p.listening;
+  return { ring, stop: () => stopChild(p.child) };
+}
+
+/** `xenring proxy --listen tcp:127.0.0.1:0 --connect ring:NAME`: a TCP port for a ring server (load tools). */
+async function startTcpBridge(ring) {
+  const p = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', `ring:${ring}`]);
+  const port = Number(/:([0-9]+)$/.exec(await p.listening)[1]);
+  return { port, stop: () => stopChild(p.child) };
+}
+
+/** A stream factory: a xenring socket to ring port `ring`, or (given a number) TCP to 127.0.0.1. */
+function dialer(to) {
+  if (typeof to === 'number') return () => net.connect(to, '127.0.0.1');
+  const xenring = require('..');
+  return () => xenring.connect({ port: to });
+}
+
+const mibps = (bytes, ms) => bytes / (1 << 20) / (ms / 1000);
+function check(ok, what) {
+  if (!ok) throw new Error(`wrong answer: ${what}`);
+}
+
+/** undici Client (one connection, `pipelining` deep) over dial(); GETs `requests` bodies of `size`, verified. */
+async function undiciRequests(to, { requests = 1000, size = 1024, pipelining = 8 } = {}) {
+  const { Client } = require('undici');
+  const dial = dialer(to);
+  const client = new Client('http://ring', {
+    pipelining,
+    connect: (_opts, callback) => {
+      const socket = dial();
+      socket.once('connect', () => callback(null, socket)).once('error', (err) => callback(err, null));
+    },
+  });
+  const want = patternBytes(size);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: requests }, async () => {
+    const { statusCode, body } = await client.request({ path: `/bytes/${size}`, method: 'GET' });
+    const got = Buffer.from(await body.arrayBuffer());
+    check(statusCode === 200 && got.equals(want), `undici status ${statusCode}, ${got.length} bytes`);
+  }));
+  const ms = performance.now() - t0;
+  await client.close();
+  return { rps: (requests * 1000) / ms };
+}
+
+/** One http2 session over dial(); `streams` concurrent GETs of `size` bytes each, verified. */
+async function h2Streams(to, { streams = 200, size = 64 << 10 } = {}) {
+  const http2 = require('node:http2');
+  const dial = dialer(to);
+  const session = http2.connect('http://ring', { createConnection: () => dial(), maxSessionMemory: 256 });
+  await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
+  const want = patternBytes(size);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: streams }, () => new Promise((resolve, reject) => {
+    const req = session.request({ ':path': `/bytes/${size}` });
+    const chunks = [];
+    let status = 0;
+    req.on('response', (h) => (status = h[':status']));
+    req.on('data', (d) => chunks.push(d));
+    req.on('error', reject);
+    req.on('end', () => {
+      const got = Buffer.concat(chunks);
+      if (status === 200 && got.equals(want)) resolve();
+      else reject(new Error(`wrong answer: http2 status ${status}, ${got.length} bytes`));
+    });
+    req.end();
+  })));
+  const ms = performance.now() - t0;
+  await new Promise((resolve) => session.close(resolve));
+  return { mibps: mibps(streams * size, ms) };
+}
+
+/** ws over dial(): `messages` small messages echoed in order, then one `big` message echoed intact. */
+async function wsEcho(to, { messages = 10000, big = 16 << 20 } = {}) {
+  const { WebSocket } = require('ws');
+  const dial = dialer(to);
+  const ws = new WebSocket('ws://ring/', { createConnection: () => dial(), maxPayload: 64 << 20 });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  const replies = [];
+  let waiter = null;
+  ws.on('message', (m) => {
+    replies.push(m);
+    if (waiter && replies.length >= waiter.n) waiter.resolve();
+  });
+  const until = (n) => (replies.length >= n ? Promise.resolve() : new Promise((resolve, reject) => {
+    waiter = { n, resolve };
+    ws.once('close', () => reject(new Error(`ws closed after ${replies.length} of ${n} replies`)));
+  }));
+  let t0 = performance.now();
+  for (let i = 0; i < messages; i++) ws.send(`message ${i}`);
+  await until(messages);
+  const smallMs = performance.now() - t0;
+  replies.forEach((m, i) => check(m.toString() === `message ${i}`, `ws reply ${i}: ${String(m).slice(0, 40)}`));
+  const blob = patternBytes(big);
+  t0 = performance.now();
+  ws.send(blob);
+  await until(messages + 1);
+  const bigMs = performance.now() - t0;
+  check(Buffer.from(replies[messages]).equals(blob), `ws ${big}-byte echo`);
+  ws.close();
+  return { msgps: (messages * 1000) / smallMs, bigMibps: mibps(2 * big, bigMs) };
+}
+
+/** pg Client over a xenring socket (ring port name) or TCP (number): `queries` queries, a `bytea` round trip, verified. */
+async function pgQueries(to, { queries = 1000, bytea = 8 << 20 } = {}) {
+  const pg = require('pg');
+  const xenring = require('..');
+  const config = { user: 'postgres', database: 'postgres', host: '127.0.0.1' };
+  // pg calls stream.connect(port, host) with its own port parsed as an integer: the ring port name rides in the Socket.
+  if (typeof to === 'number') config.port = to;
+  else config.stream = () => new xenring.Socket({ port: to });
+  const client = new pg.Client(config);
+  await client.connect();
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < queries; i++) {
+      const { rows } = await client.query('SELECT $1::int + 1 AS n', [i]);
+      check(rows[0].n === i + 1, `pg ${i} + 1 = ${rows[0].n}`);
+    }
+    const qms = performance.now() - t0;
+    const blob = patternBytes(bytea);
+    const t1 = performance.now();
+    const { rows } = await client.query('SELECT $1::bytea AS b, length($1::bytea) AS n', [blob]);
+    const bms = performance.now() - t1;
+    check(rows[0].n === bytea && rows[0].b.equals(blob), `pg bytea of ${rows[0].n} bytes`);
+    return { qps: (queries * 1000) / qms, byteaMibps: mibps(2 * bytea, bms) };
+  } finally {
+    await client.end();
+  }
+}
+
+/** ioredis over a custom connector (ring port name) or TCP (number): `ops` SET+GET pairs, a `big` value, verified. */
+async function ioredisOps(to, { ops = 5000, big = 1 << 20, batch = 100 } = {}) {
+  const Redis = require('ioredis');
+  const options = { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null };
+  if (typeof to === 'number') Object.assign(options, { host: '127.0.0.1', port: to });
+  else {
+    const dial = dialer(to);
+    options.Connector = class XenringConnector extends Redis.AbstractConnector {
+      connect() {
+        this.connecting = true;
+        this.stream = dial();
+        return Promise.resolve(this.stream);
+      }
+    };
+  }
+  const redis = new Redis(options);
+  await redis.connect();
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < ops; i += batch) {
+      const keys = Array.from({ length: Math.min(batch, ops - i) }, (_, j) => i + j);
+      await Promise.all(keys.map((k) => redis.set(`xenring:${k}`, `value ${k}`)));
+      const got = await Promise.all(keys.map((k) => redis.get(`xenring:${k}`)));
+      got.forEach((v, j) => check(v === `value ${keys[j]}`, `redis GET xenring:${keys[j]} = ${v}`));
+    }
+    const ms = performance.now() - t0;
+    const blob = patternBytes(big);
+    const t1 = performance.now();
+    await redis.set('xenring:big', blob);
+    const back = await redis.getBuffer('xenring:big');
+    const bms = performance.now() - t1;
+    check(back.equals(blob), `redis ${big}-byte value`);
+    return { opsps: (2 * ops * 1000) / ms, bigMibps: mibps(2 * big, bms) };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** autocannon against http://127.0.0.1:<port>/bytes/<size>; rejects on any error, timeout or non-2xx. */
+async function autocannonLoad(port, { seconds = 2, connections = 10, size = 1024 } = {}) {
+  const autocannon = require('autocannon');
+  const r = await autocannon({ url: `http://127.0.0.1:${port}/bytes/${size}`, connections, duration: seconds });
+  if (r.errors || r.timeouts || r.non2xx || r['2xx'] === 0) {
+    throw new Error(`autocannon: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx, ${r['2xx']} 2xx`);
+  }
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, ok: r['2xx'], bytes: r.throughput.total };
+}
+
 // ------------------------------------------------------------------ report
 async function main(argv) {
   const seconds = Number((/^--seconds=?(.*)$/.exec(argv.find((a) => a.startsWith('--seconds')) || '') || [])[1] || argv[argv.indexOf('--seconds') + 1]) || 5;
@@ -290,6 +532,12 @@ function cli(argv) {
   });
 }
 
-module.exports = { main: cli, unavailable, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench };
+module.exports = {
+  main: cli, unavailable, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench,
+  startNodeServer, startRingBridge, startTcpBridge, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
+};
 
-if (require.main === module) cli(process.argv.slice(2));
+if (require.main === module) {
+  if (process.argv[2] === '--serve') serve(process.argv[3]);
+  else cli(process.argv.slice(2));
+}

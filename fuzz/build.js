@@ -16,9 +16,12 @@ const ROOT = path.join(__dirname, '..');
 const rel = (...p) => path.join(ROOT, ...p);
 
 /** Each target: its harness file; all link the ring code below. */
-const NATIVE_TARGETS = ['ring_ops', 'ring_setup', 'fast_copy'];
+const NATIVE_TARGETS = ['ring_ops', 'ring_setup', 'fast_copy', 'pool_queue'];
 const RING_SOURCES = ['native/ring_endpoint.cc', 'native/notifier.cc', 'native/errors.cc', 'native/fast_copy.cc',
   'fuzz/native/shim/shim.cc'];
+/** Sources only some targets link. */
+const EXTRA_SOURCES = { pool_queue: ['native/pool_queue.cc', 'fuzz/native/shim/pool_shim.cc'] };
+const sourcesOf = (t) => [...RING_SOURCES, ...(EXTRA_SOURCES[t] ?? []), `fuzz/native/${t}.cc`];
 
 const SANITIZE = '-fsanitize=address,undefined,float-cast-overflow';
 const COMMON = ['-std=c++17', '-g', '-fno-omit-frame-pointer', '-fno-sanitize-recover=all', '-DNAPI_CPP_EXCEPTIONS',
@@ -102,7 +105,7 @@ async function buildNative(mode, targets = NATIVE_TARGETS, log = () => {}) {
       .update(fs.readFileSync(rel(src))).digest('hex').slice(0, 16);
     return path.join(out, 'obj', `${path.basename(src, '.cc')}-${h}.o`);
   };
-  const sources = [...RING_SOURCES, ...targets.map((t) => `fuzz/native/${t}.cc`)];
+  const sources = [...new Set(targets.flatMap(sourcesOf))];
   if (m.driver) sources.push('fuzz/native/standalone_driver.cc');
   const objects = new Map(sources.map((s) => [s, objectOf(s)]));
   const missing = sources.filter((s) => !fs.existsSync(objects.get(s)));
@@ -114,7 +117,7 @@ async function buildNative(mode, targets = NATIVE_TARGETS, log = () => {}) {
   }));
   const bins = {};
   for (const t of targets) {
-    const objs = [...RING_SOURCES, `fuzz/native/${t}.cc`].map((s) => objects.get(s));
+    const objs = sourcesOf(t).map((s) => objects.get(s));
     if (m.driver) objs.push(objects.get('fuzz/native/standalone_driver.cc'));
     const bin = path.join(out, t);
     const stamp = `${bin}.stamp`;

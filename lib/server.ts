@@ -146,9 +146,10 @@ export class Server extends EventEmitter {
       }
     }
     if (started instanceof Promise) {
+      // Out of the promise chain: an 'error' nobody listens for must throw (uncaught), as net's.
       started.then(
-        (listener) => this.onListening(ac, listener),
-        (err: Error) => this.onListenError(ac, err),
+        (listener) => process.nextTick(() => this.onListening(ac, listener)),
+        (err: Error) => process.nextTick(() => this.onListenError(ac, err)),
       );
     } else {
       this.onListening(ac, started);

@@ -36,6 +36,12 @@ export interface SocketOptions {
   highWaterMark?: number;
   /** Aborting it destroys the socket with an AbortError, as net's `signal` option. */
   signal?: AbortSignal;
+  /**
+   * The ring port (number or name) connect() uses in place of the port it is
+   * given: for clients that call `socket.connect(port, host)` themselves with
+   * a TCP port parsed as an integer (pg's `stream` option).
+   */
+  port?: number | string;
   /** Bytes buffered for reading before reading pauses (overrides highWaterMark). */
   readableHighWaterMark?: number;
   /** Bytes buffered for writing before write() returns false (overrides highWaterMark). */
@@ -109,6 +115,8 @@ export class Socket extends Duplex {
   private wantRead = false;
   private refed = true;
   private readonly spinMicros: number;
+  /** The constructor's `port` option; checked by connect() (accepted sockets never use it). */
+  private readonly presetPort: unknown;
   private bytesDone = 0;
   private bytesReadBase = 0;
   private link: RingLink | null = null;
@@ -154,6 +162,7 @@ export class Socket extends Duplex {
     });
     this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
+    this.presetPort = options.port;
     this.on('end', () => this.onReadableEnd());
   }
 
@@ -162,6 +171,7 @@ export class Socket extends Duplex {
    * `connect(port[, host][, cb])` (host: the Xen domid, ignored locally).
    */
   connect(...args: unknown[]): this {
+    if (this.presetPort !== undefined) args = withPort(args, this.presetPort);
     const [options, cb] = normalizeConnectArgs(args);
     if (this.connecting || this.channel) throw codedError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected');
     const transport = resolveTransport(options.transport);
@@ -196,9 +206,11 @@ export class Socket extends Duplex {
     this.connectAbort = ac;
     this.connecting = true;
     if (cb) this.once('connect', cb);
+    // Out of the promise chain (nextTick): 'connect' handlers and the first
+    // reads are user code, whose exceptions must be uncaught, not rejections.
     linked.then(
-      (link) => this.afterConnect(ac, null, link),
-      (err: Error) => this.afterConnect(ac, err),
+      (link) => process.nextTick(() => this.afterConnect(ac, null, link)),
+      (err: Error) => process.nextTick(() => this.afterConnect(ac, err)),
     );
     if (connectTimeout) {
       this.connectTimer = setTimeout(() => {
@@ -237,7 +249,7 @@ export class Socket extends Duplex {
     this.emit('connect');
     this.emit('ready');
     if (!this.destroyed && this.channel) {
-      if (this.wantRead) this.startReading();
+      if (this.wantRead) this.scheduleRead();
       // A later turn, as net's first read (see kAttach).
       setImmediate(() => {
         if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
@@ -260,7 +272,7 @@ export class Socket extends Duplex {
       return;
     }
     if (!startReading) return;
-    if (this.wantRead) this.startReading();
+    if (this.wantRead) this.scheduleRead();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
     // socket nobody reads from never sees the peer's FIN, never emits 'end'
     // and never closes (and a closing Server waits for it forever). On a later
@@ -727,6 +739,14 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, ((
   // Numbers as net ('Port should be >= 0 and < 65536'); names checked the same way.
   validatePort(options.port, 'Port');
   return [options, cb];
+}
+
+/** connect()'s arguments with the port replaced by `port` (the constructor's `port` option). */
+function withPort(args: unknown[], port: unknown): unknown[] {
+  const [first, ...rest] = args;
+  if (first !== null && typeof first === 'object') return [{ ...first, port }, ...rest];
+  if (typeof first === 'number' || typeof first === 'string') return [port, ...rest];
+  return [port, ...args]; // connect() or connect(cb)
 }
 
 /** As net: object mode is refused (a socket carries bytes). */

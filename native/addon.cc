@@ -18,20 +18,6 @@
 
 namespace xenring {
 
-bool CanCallIntoJs(napi_env env) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok) return false;
-  if (pending) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-  }
-  // Setting a property is one of the calls N-API refuses (napi_pending_exception
-  // with nothing pending) once the environment may no longer run JS.
-  napi_value probe;
-  if (napi_create_object(env, &probe) != napi_ok) return false;
-  return napi_set_named_property(env, probe, "probe", probe) == napi_ok;
-}
-
 namespace {
 
 // Runs before N-API's own teardown (see addon_data.h): from here on no native

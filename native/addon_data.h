@@ -35,8 +35,4 @@ inline int OwnFd(Napi::Env env, int fd) {
 }
 inline void DisownFd(Napi::Env env, int fd) { GetAddonData(env)->fds.erase(fd); }
 
-// True while JS may run in `env`: false once the environment is terminating
-// (worker.terminate(), process.exit()). Clears a pending exception.
-bool CanCallIntoJs(napi_env env);
-
 }  // namespace xenring

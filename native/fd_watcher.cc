@@ -6,6 +6,26 @@
 
 namespace xenring {
 
+namespace {
+
+// True while JS may run in `env`: false once the environment is terminating
+// (worker.terminate(), process.exit()). Clears a pending exception.
+bool CanCallIntoJs(napi_env env) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok) return false;
+  if (pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+  }
+  // Setting a property is one of the calls N-API refuses (napi_pending_exception
+  // with nothing pending) once the environment may no longer run JS.
+  napi_value probe;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_set_named_property(env, probe, "probe", probe) == napi_ok;
+}
+
+}  // namespace
+
 Napi::Function FdWatcher::Init(Napi::Env env) {
   return DefineClass(env, "FdWatcher",
                      {InstanceMethod("start", &FdWatcher::Start),

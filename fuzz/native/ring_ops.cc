@@ -21,19 +21,13 @@
 
 #include "../../native/vchan_layout.h"
 #include "fuzz_support.h"
+#include "memory_model.h"
 
 using namespace xenring::vchan;
 
 namespace {
 
 enum class Layout { kLocal, kXenOut, kXenIn, kXenMixed };
-
-struct Block {
-  std::unique_ptr<uint8_t[]> mem;
-  size_t size;
-  std::vector<uint8_t> before;  // snapshot before an endpoint call
-  std::vector<uint8_t> expect;  // snapshot + the changes the call may make
-};
 
 // The transport's wake-up seam, scripted: counts kicks, fails when told to.
 struct FakeNotifier : xenring::Notifier {
@@ -55,10 +49,8 @@ struct RingView {
   uint32_t* cons;
 };
 
-struct Harness {
+struct Harness : fuzz::Memory {
   fuzz::World& w = fuzz::World::Get();
-  std::vector<Block*> blocks;
-  std::vector<std::unique_ptr<Block>> owned;
   bool server = false, ext = false, closed = false, with_notifier = false;
   uint8_t* ctrl = nullptr;
   RingView rx{}, tx{};
@@ -71,55 +63,9 @@ struct Harness {
   uint32_t* words = nullptr;  // the bound state array, if any
   uint32_t seq = 0;  // pattern generator for the bytes the harness writes
 
-  Block* Alloc(size_t n) {
-    auto b = std::make_unique<Block>();
-    // Not zeroed: what a mapping held before is the peer's business too.
-    b->mem.reset(new uint8_t[n]);
-    b->size = n;
-    memset(b->mem.get(), 0xa5, n);
-    blocks.push_back(b.get());
-    owned.push_back(std::move(b));
-    return blocks.back();
-  }
-
   uint8_t Pattern() { return static_cast<uint8_t>((seq++ * 2654435761u) >> 24); }
 
-  uint32_t Load32(size_t off) const {
-    uint32_t v;
-    memcpy(&v, ctrl + off, 4);
-    return v;
-  }
   void Store32(size_t off, uint32_t v) { memcpy(ctrl + off, &v, 4); }
-
-  // ---- snapshots -----------------------------------------------------------
-  void Snapshot() {
-    for (Block* b : blocks) {
-      b->before.assign(b->mem.get(), b->mem.get() + b->size);
-      b->expect = b->before;
-    }
-  }
-  // Where a live pointer sits in the expected image.
-  uint8_t* Expected(const uint8_t* p) {
-    for (Block* b : blocks)
-      if (p >= b->mem.get() && p < b->mem.get() + b->size) return b->expect.data() + (p - b->mem.get());
-    fuzz::Fail("pointer outside every mapping");
-  }
-  uint8_t Before(const uint8_t* p) {
-    for (Block* b : blocks)
-      if (p >= b->mem.get() && p < b->mem.get() + b->size) return b->before[p - b->mem.get()];
-    fuzz::Fail("pointer outside every mapping");
-  }
-  void ExpectU32(uint8_t* field, uint32_t v) { memcpy(Expected(field), &v, 4); }
-  void Verify(const char* op) {
-    for (size_t i = 0; i < blocks.size(); i++) {
-      Block* b = blocks[i];
-      if (memcmp(b->mem.get(), b->expect.data(), b->size) == 0) continue;
-      size_t at = 0;
-      while (b->mem[at] == b->expect[at]) at++;
-      fuzz::Fail("%s: mapping %zu byte %zu is %u, expected %u (was %u)", op, i, at, b->mem[at], b->expect[at],
-                 b->before[at]);
-    }
-  }
 
   // ---- setup ---------------------------------------------------------------
   // Returns false when the constructor refused the page (a fine outcome).
@@ -143,7 +89,7 @@ struct Harness {
     double loff = 0, roff = 0;
     switch (layout) {
       case Layout::kLocal: {
-        Block* b = Alloc(kPageSize + ls + rs);
+        fuzz::Block* b = Alloc(kPageSize + ls + rs);
         ctrl = b->mem.get();
         control = left = right = w.Mapping(ctrl, b->size, true);
         loff = kPageSize;
@@ -248,42 +194,10 @@ struct Harness {
   }
 
   // ---- the endpoint's calls, each against the model --------------------------
-  // Runs `call`; `want` is the error code the model predicts ("" = success).
+  // Calls that need an open ring fail with ERR_SOCKET_CLOSED after close().
   template <typename F>
   Napi::Value Expect(const char* op, const std::string& want, F call) {
-    if (closed && want != "ERR_SOCKET_CLOSED") return Expect(op, "ERR_SOCKET_CLOSED", call);
-    Napi::Value v;
-    try {
-      v = call();
-    } catch (const Napi::Error& e) {
-      if (e.Code() != want)
-        fuzz::Fail("%s threw %s (%s), model says %s", op, e.Code().c_str(), e.what(), want.empty() ? "success" : want.c_str());
-      Verify(op);
-      return Napi::Value();
-    }
-    if (!want.empty()) fuzz::Fail("%s succeeded, model says %s", op, want.c_str());
-    Verify(op);
-    return v;
-  }
-  // For the calls that work on a closed ring too (kick, ack).
-  template <typename F>
-  Napi::Value CallExpectingRaw(const char* op, const std::string& want, F call) {
-    Napi::Value v;
-    try {
-      v = call();
-    } catch (const Napi::Error& e) {
-      if (e.Code() != want) fuzz::Fail("%s threw %s (%s), model says %s", op, e.Code().c_str(), e.what(), want.empty() ? "success" : want.c_str());
-      Verify(op);
-      return Napi::Value();
-    }
-    if (!want.empty()) fuzz::Fail("%s succeeded, model says %s", op, want.c_str());
-    Verify(op);
-    return v;
-  }
-  void ExpectNumber(const char* op, Napi::Value v, double n) {
-    if (v.IsUndefined()) return;  // it threw, as the model said
-    if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() != n)
-      fuzz::Fail("%s returned %g, model says %g", op, v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0, n);
+    return CallExpecting(op, closed ? "ERR_SOCKET_CLOSED" : want, call);
   }
 
   // What the endpoint sees: bytes ready / used, or 'bad' for an impossible index.
@@ -315,13 +229,13 @@ struct Harness {
     if (words == nullptr) return "";
     uint8_t fin = ext ? Before(ctrl + peer_fin) : 0, live = Before(ctrl + peer_live);
     if (live > kLiveWaiting || fin > 1) return "EPROTO";
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 2), live);
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 3), fin);
+    ExpectU32(words + 2, live);
+    ExpectU32(words + 3, fin);
     uint32_t v;
     if (!ReadyOk(&v)) return "EPROTO";
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 0), v);
+    ExpectU32(words + 0, v);
     if (!SpaceOk(&v)) return "EPROTO";
-    ExpectU32(reinterpret_cast<uint8_t*>(words + 1), v);
+    ExpectU32(words + 1, v);
     return "";
   }
   static std::string First(const std::string& a, const std::string& b) { return a.empty() ? b : a; }
@@ -356,7 +270,7 @@ struct Harness {
     std::string code = Code(ok);
     if (ok && !closed) {
       for (size_t i = 0; i < n; i++) *Expected(tx.data + ((tx_prod + i) & (tx.size - 1))) = all[skip + i];
-      if (n > 0) ExpectU32(reinterpret_cast<uint8_t*>(tx.prod), tx_prod + static_cast<uint32_t>(n));
+      if (n > 0) ExpectU32(tx.prod, tx_prod + static_cast<uint32_t>(n));
       tx_prod += static_cast<uint32_t>(n);  // in the ring, whatever follows
       if (n > 0) code = ExpectNotifySent(kNotifyWrite);
       code = First(code, ExpectPublish());
@@ -385,7 +299,7 @@ struct Harness {
     if (code.empty() && !closed) {
       for (size_t i = 0; i < n; i++)
         expect_buf[static_cast<size_t>(offset) + i] = Before(rx.data + ((rx_cons + i) & (rx.size - 1)));
-      if (n > 0) ExpectU32(reinterpret_cast<uint8_t*>(rx.cons), rx_cons + static_cast<uint32_t>(n));
+      if (n > 0) ExpectU32(rx.cons, rx_cons + static_cast<uint32_t>(n));
       rx_cons += static_cast<uint32_t>(n);
       if (n > 0) code = ExpectNotifySent(kNotifyRead);
       code = First(code, ExpectPublish());
@@ -411,6 +325,20 @@ struct Harness {
   }
 
   void Step(fuzz::Input& in) {
+    StepOnce(in);
+    if (notifier != nullptr && notifier->kicks != expect_kicks)
+      fuzz::Fail("the peer was kicked %d times, model says %d", notifier->kicks, expect_kicks);
+  }
+
+  // info() never depends on the peer.
+  void Finish() {
+    Napi::Object info = fuzz::Call(ep, "info").As<Napi::Object>();
+    if (info.Get("rxSize").As<Napi::Number>().DoubleValue() != rx.size ||
+        info.Get("txSize").As<Napi::Number>().DoubleValue() != tx.size || info.Get("closed").ToBoolean() != closed)
+      fuzz::Fail("info() disagrees with the setup");
+  }
+
+  void StepOnce(fuzz::Input& in) {
     uint8_t op = in.u8() % 28;
     static const bool trace = getenv("FUZZ_TRACE") != nullptr;  // FUZZ_TRACE=1 ring_ops FILE: the call sequence
     if (trace) fprintf(stderr, "op %u rx prod %u cons %u, tx prod %u cons %u\n", op, *rx.prod, rx_cons, tx_prod, *tx.cons);
@@ -485,14 +413,14 @@ struct Harness {
         bool live_notifier = notifier != nullptr && !closed;
         std::string code = live_notifier && notifier->kick_err ? Errno(notifier->kick_err) : "";
         if (live_notifier) expect_kicks++;
-        CallExpectingRaw("kick", code, [&] { return fuzz::Call(ep, "kick"); });
+        CallExpecting("kick", code, [&] { return fuzz::Call(ep, "kick"); });
         break;
       }
       case 14: {  // ack
         Snapshot();
         bool live_notifier = notifier != nullptr && !closed;
         int64_t r = live_notifier ? notifier->ack_ret : 0;
-        Napi::Value res = CallExpectingRaw("ack", r < 0 ? Errno(static_cast<int>(-r)) : "", [&] { return fuzz::Call(ep, "ack"); });
+        Napi::Value res = CallExpecting("ack", r < 0 ? Errno(static_cast<int>(-r)) : "", [&] { return fuzz::Call(ep, "ack"); });
         ExpectNumber("ack", res, static_cast<double>(r < 0 ? 0 : r));
         break;
       }
@@ -510,7 +438,7 @@ struct Harness {
         uint8_t k = in.u8();
         size_t count = k & 0x80 ? k % 6 : 4 + (k & 3);
         napi_typedarray_type type = (k & 0x70) == 0x70 ? napi_uint8_array : napi_uint32_array;
-        Block* b = Alloc(count * 4 ? count * 4 : 1);
+        fuzz::Block* b = Alloc(count * 4);
         Snapshot();
         std::string code = type != napi_uint32_array ? "ERR_INVALID_ARG_TYPE" : count < 4 ? "ERR_OUT_OF_RANGE" : "";
         uint32_t* old = words;
@@ -576,19 +504,5 @@ struct Harness {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  fuzz::Input in(data, size);
-  Harness h;
-  if (!h.Setup(in)) return 0;
-  for (int i = 0; i < 96 && !in.done(); i++) {
-    h.Step(in);
-    if (h.notifier != nullptr && h.notifier->kicks != h.expect_kicks)
-      fuzz::Fail("the peer was kicked %d times, model says %d", h.notifier->kicks, h.expect_kicks);
-  }
-  // info() never depends on the peer.
-  Napi::Object info = fuzz::Call(h.ep, "info").As<Napi::Object>();
-  if (info.Get("rxSize").As<Napi::Number>().DoubleValue() != h.rx.size ||
-      info.Get("txSize").As<Napi::Number>().DoubleValue() != h.tx.size ||
-      info.Get("closed").ToBoolean() != h.closed)
-    fuzz::Fail("info() disagrees with the setup");
-  return 0;
+  return fuzz::RunSteps<Harness>(data, size, 96);
 }

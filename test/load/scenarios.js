@@ -64,9 +64,15 @@ function warmUp() {
   return warm;
 }
 
-/** Runs fn between two settled snapshots; the row is ok when fn passed and resources match. */
-async function measured(kind, name, held, fn) {
+/**
+ * Runs fn between two settled snapshots; the row is ok when fn passed and
+ * resources match. `warm` runs first, unmeasured: a load's first burst grows
+ * the JS heap and malloc's arenas to their working size, which they keep
+ * (RSS) after everything is freed; a leak shows as growth beyond that.
+ */
+async function measured(kind, name, held, fn, warm = null) {
   await warmUp();
+  if (warm) await warm();
   const before = await settled();
   let result;
   let failure = null;
@@ -138,7 +144,17 @@ async function withPeerOnOurServer(role, opts, fn) {
   server.listen(0);
   await once(server, 'listening');
   const child = fork(PEER, [role, JSON.stringify({ port: server.address().port, ...opts })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const socket = await accepted;
+  const died = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`peer exited (${code}, ${signal}) before connecting`);
+  });
+  let socket;
+  try {
+    socket = await Promise.race([accepted, died]);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
+  died.catch(() => {}); // it exits later, when killed
   try {
     return await fn(socket, child);
   } finally {
@@ -311,7 +327,7 @@ async function ringTooLarge() {
 // ---- load ----
 
 async function concurrent(n = 200, bytes = 256 << 10) {
-  return measured('load', 'concurrent connections', `${n} connections through one server process, ${bytes >> 10} KiB echoed and verified each`, async () => {
+  const burst = async () => {
     const srv = startEchoServer();
     const port = await srv.ready;
     const t = Date.now();
@@ -319,8 +335,10 @@ async function concurrent(n = 200, bytes = 256 << 10) {
     const ms = Date.now() - t;
     srv.child.disconnect();
     await srv.exited;
-    return `${n} x ${bytes >> 10} KiB verified in ${ms} ms`;
-  });
+    return ms;
+  };
+  const held = `${n} connections through one server process, ${bytes >> 10} KiB echoed and verified each (second burst measured)`;
+  return measured('load', 'concurrent connections', held, async () => `${n} x ${bytes >> 10} KiB verified in ${await burst()} ms`, burst);
 }
 
 async function cycles(n = 2000, parallel = 4) {

@@ -1,14 +1,13 @@
 'use strict';
 // Runs in its own process (an abort must not take mocha down): starts worker
 // threads that use xenring against an echo server in another process and
-// terminates them at one phase each, `rounds` times per phase. Sends one IPC
-// message: per-phase outcomes, and this process's fds and memfd mappings
-// before/after; then stays alive (its fds open) until the parent disconnects.
-//   fork terminate-child.js <port> <rounds> <phase,phase,...>
+// terminates them at one phase each, `rounds` times per phase. Stays alive
+// (its own fds open) until the parent disconnects.
+//   fork terminate-child.js <port> <rounds>
 const fs = require('node:fs');
 const { Worker } = require('node:worker_threads');
 
-const [port, rounds, phaseList] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4]];
+const [port, rounds] = [Number(process.argv[2]), Number(process.argv[3])];
 const pkg = require.resolve('../..');
 const countFds = () => fs.readdirSync('/proc/self/fd').length;
 const countMemfdMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:xenring')).length;
@@ -75,19 +74,20 @@ function runOne(phase) {
   });
 }
 
-(async () => {
-  await runOne('mid-transfer'); // warm-up: the addon and the modules load once per process
+// The parent sends { phase } for each phase to run; this process answers with
+// that phase's outcomes and its fds / memfd mappings before and after.
+let warm = null;
+process.on('message', async ({ phase }) => {
+  warm ??= runOne('mid-transfer'); // the addon and modules load once per process
+  await warm;
   const before = { fds: countFds(), memfdMaps: countMemfdMaps() };
   const results = {};
-  for (const phase of phaseList.split(',')) {
-    results[phase] = {};
-    for (let i = 0; i < rounds; i++) {
-      const outcome = await runOne(phase);
-      results[phase][outcome] = (results[phase][outcome] || 0) + 1;
-    }
+  for (let i = 0; i < rounds; i++) {
+    const outcome = await runOne(phase);
+    results[outcome] = (results[outcome] || 0) + 1;
   }
   await new Promise((r) => setTimeout(r, 50)); // let closing handles finish
   const after = { fds: countFds(), memfdMaps: countMemfdMaps() };
-  process.send({ results, before, after });
-})();
+  process.send({ phase, results, before, after });
+});
 process.on('disconnect', () => process.exit(0));

@@ -48,11 +48,7 @@ let listener = null;
 const links = [];
 async function ensureListener() {
   if (listener) return;
-  listener = await new Promise((resolve, reject) =>
-    localTransport.listen({ port: 'fuzz-srv', dir, ringSize: 1 << DEFAULT_ORDER }, (link) => links.push(link), (err, l) =>
-      err ? reject(err) : resolve(l),
-    ),
-  );
+  listener = await localTransport.listen({ port: 'fuzz-srv', dir, ringSize: 1 << DEFAULT_ORDER }, (link) => links.push(link), new AbortController().signal);
   listener.unref();
 }
 
@@ -149,7 +145,7 @@ async function hostileServer(data, fdKinds) {
   const before = fdCount();
   const lfd = native.unixListen(sockPath, 4);
   let conn = -1;
-  const result = new Promise((resolve) => localTransport.connect({ port, dir }, (err, link) => resolve({ err, link })));
+  const result = localTransport.connect({ port, dir }, new AbortController().signal).then((link) => ({ err: null, link }), (err) => ({ err, link: undefined }));
   try {
     const until = Date.now() + 2000;
     while ((conn = native.unixAccept(lfd)) < 0) {

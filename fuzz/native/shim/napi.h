@@ -41,7 +41,7 @@ struct Class {
   std::map<std::string, std::function<NodePtr(void*, const CallbackInfoData&)>> methods;
 };
 
-struct Node {
+struct Node : std::enable_shared_from_this<Node> {
   Kind kind = Kind::kUndefined;
   bool boolean = false;
   double number = 0;
@@ -63,6 +63,9 @@ struct Node {
 
 struct EnvData {
   void* instance_data = nullptr;
+  // Values made through the C API (napi_value is a raw pointer): kept alive
+  // here until they are attached to something, trimmed now and then.
+  std::vector<NodePtr> arena;
 };
 
 inline NodePtr Make(Kind k) {
@@ -75,7 +78,7 @@ inline NodePtr Make(Kind k) {
 
 class Env {
  public:
-  explicit Env(fake::EnvData* d = nullptr) : d_(d) {}
+  Env(fake::EnvData* d = nullptr) : d_(d) {}  // implicit, like napi_env -> Napi::Env
   Value Undefined() const;
   Value Null() const;
   template <typename T>
@@ -83,6 +86,7 @@ class Env {
   template <typename T>
   void SetInstanceData(T* p) const { if (d_) d_->instance_data = p; }
   fake::EnvData* data() const { return d_; }
+  operator fake::EnvData*() const { return d_; }
 
  private:
   fake::EnvData* d_;
@@ -256,11 +260,19 @@ class Buffer : public TypedArray {
 
 class Error : public Object, public std::exception {
  public:
+  Error() = default;  // empty: what a failed error construction throws
   Error(Napi::Env env, fake::NodePtr n) : Object(env, n) {}
+  Error(Napi::Env env, fake::Node* n) : Object(env, n->shared_from_this()) {}
   static Error New(Napi::Env env, const std::string& message) { return Make(env, message, "Error"); }
-  const char* what() const noexcept override { return n_->props.at("message")->string.c_str(); }
+  const char* what() const noexcept override {
+    auto it = n_->props.find("message");
+    return it == n_->props.end() ? "(empty error)" : it->second->string.c_str();
+  }
   // The harness classifies errors by these.
-  std::string Name() const { return n_->props.at("name")->string; }
+  std::string Name() const {
+    auto it = n_->props.find("name");
+    return it == n_->props.end() ? std::string() : it->second->string;
+  }
   std::string Code() const {
     auto it = n_->props.find("code");
     return it == n_->props.end() ? std::string() : it->second->string;
@@ -416,3 +428,56 @@ inline Napi::Value Call(const Object& obj, const std::string& method, const std:
 }  // namespace fake
 
 }  // namespace Napi
+
+// The few raw N-API C calls the addon makes (native/errors.cc builds its
+// errors with them): napi_value is a node of the model above.
+using napi_env = Napi::fake::EnvData*;
+using napi_value = Napi::fake::Node*;
+enum napi_status { napi_ok, napi_generic_failure };
+#define NAPI_AUTO_LENGTH SIZE_MAX
+
+namespace Napi {
+namespace fake {
+inline napi_value Keep(napi_env env, NodePtr n) {
+  if (env->arena.size() > 4096) env->arena.erase(env->arena.begin(), env->arena.end() - 64);
+  env->arena.push_back(n);
+  return n.get();
+}
+inline napi_status MakeError(napi_env env, const char* name, napi_value code, napi_value msg, napi_value* result) {
+  auto e = Make(Kind::kObject);
+  e->props["message"] = msg->shared_from_this();
+  auto nm = Make(Kind::kString);
+  nm->string = name;
+  e->props["name"] = nm;
+  if (code != nullptr) e->props["code"] = code->shared_from_this();
+  *result = Keep(env, e);
+  return napi_ok;
+}
+}  // namespace fake
+}  // namespace Napi
+
+inline napi_status napi_create_string_utf8(napi_env env, const char* s, size_t len, napi_value* result) {
+  auto n = Napi::fake::Make(Napi::fake::Kind::kString);
+  n->string = len == NAPI_AUTO_LENGTH ? std::string(s) : std::string(s, len);
+  *result = Napi::fake::Keep(env, n);
+  return napi_ok;
+}
+inline napi_status napi_create_int32(napi_env env, int32_t v, napi_value* result) {
+  auto n = Napi::fake::Make(Napi::fake::Kind::kNumber);
+  n->number = v;
+  *result = Napi::fake::Keep(env, n);
+  return napi_ok;
+}
+inline napi_status napi_set_named_property(napi_env, napi_value obj, const char* key, napi_value v) {
+  obj->props[key] = v->shared_from_this();
+  return napi_ok;
+}
+inline napi_status napi_create_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
+  return Napi::fake::MakeError(env, "Error", code, msg, result);
+}
+inline napi_status napi_create_type_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
+  return Napi::fake::MakeError(env, "TypeError", code, msg, result);
+}
+inline napi_status napi_create_range_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
+  return Napi::fake::MakeError(env, "RangeError", code, msg, result);
+}

@@ -1,0 +1,114 @@
+'use strict';
+// Node clients over xenring sockets, no mocks: the servers run in another
+// process (a forked `bench/real.js --serve KIND`, or PostgreSQL / redis-server
+// behind `xenring proxy --listen ring:NAME`), the clients here; every answer
+// is checked byte for byte (the load helpers throw on a wrong one). Speed is
+// compared by `npm run bench -- --real`, not here.
+const assert = require('node:assert/strict');
+require('../helpers/fixtures');
+const xenring = require('../..');
+const real = require('../../bench/real');
+
+/** For the enclosing describe: a forked Node server of `kind`; ctx.server once started. */
+function nodeServer(kind) {
+  const ctx = { server: null };
+  before(async function () {
+    ctx.server = await real.startNodeServer(kind);
+  });
+  after(async function () {
+    if (ctx.server) await ctx.server.stop();
+  });
+  return ctx;
+}
+
+/** For the enclosing describe: `program` started (skipped with the reason if not installed), with a ring bridge in front. */
+function bridgedServer(program, start) {
+  const ctx = { server: null, bridge: null };
+  before(async function () {
+    const why = real.unavailable(program);
+    if (why) {
+      console.log(`      (skipped: ${why})`);
+      return this.skip();
+    }
+    ctx.server = await start();
+    ctx.bridge = await real.startRingBridge(ctx.server.port);
+  });
+  after(async function () {
+    if (ctx.bridge) await ctx.bridge.stop();
+    if (ctx.server) await ctx.server.stop();
+  });
+  return ctx;
+}
+
+describe('Node clients over xenring sockets', function () {
+  this.timeout(120000);
+
+  describe('http server (forked child)', function () {
+    const ctx = nodeServer('http');
+
+    it('undici Client with a connect function: 1,000 pipelined GETs, every body intact', async function () {
+      const r = await real.undiciRequests(ctx.server.ring, { requests: 1000, size: 4096 });
+      assert.ok(r.rps > 0);
+    });
+
+    it('autocannon (10 connections, 2 s) through `xenring proxy` tcp -> ring: no errors, all 2xx', async function () {
+      const bridge = await real.startTcpBridge(ctx.server.ring);
+      try {
+        const r = await real.autocannonLoad(bridge.port, { seconds: 2, connections: 10 });
+        assert.ok(r.ok > 0);
+        assert.equal(r.bytes >= r.ok * 1024, true, `${r.bytes} bytes for ${r.ok} responses`);
+      } finally {
+        await bridge.stop();
+      }
+    });
+  });
+
+  describe('http2 server (forked child)', function () {
+    const ctx = nodeServer('h2');
+
+    it('http2.connect with createConnection: 200 concurrent streams of 64 KiB, every body intact', async function () {
+      const r = await real.h2Streams(ctx.server.ring, { streams: 200, size: 64 << 10 });
+      assert.ok(r.mibps > 0);
+    });
+  });
+
+  describe('ws server (forked child)', function () {
+    const ctx = nodeServer('ws');
+
+    it('WebSocket with createConnection: 10,000 messages echoed in order, then a 16 MiB message intact', async function () {
+      const r = await real.wsEcho(ctx.server.ring, { messages: 10000, big: 16 << 20 });
+      assert.ok(r.msgps > 0 && r.bigMibps > 0);
+    });
+  });
+
+  describe('PostgreSQL through a ring bridge', function () {
+    const ctx = bridgedServer('postgres', real.startPostgres);
+
+    it("pg with stream: () => new xenring.Socket({ port: NAME }) (pg connects with its own integer port): 1,000 queries and an 8 MiB bytea", async function () {
+      assert.match(ctx.bridge.ring, /^[a-z]/, 'the bridge listens on a named ring port');
+      const r = await real.pgQueries(ctx.bridge.ring, { queries: 1000, bytea: 8 << 20 });
+      assert.ok(r.qps > 0 && r.byteaMibps > 0);
+    });
+
+    it('a pg error arrives as pg reports it over TCP (syntax error, the connection stays usable)', async function () {
+      const pg = require('pg');
+      const client = new pg.Client({ user: 'postgres', database: 'postgres', stream: () => new xenring.Socket({ port: ctx.bridge.ring }) });
+      await client.connect();
+      try {
+        await assert.rejects(client.query('SELEC 1'), (err) => err.code === '42601');
+        assert.deepEqual((await client.query('SELECT 2 AS n')).rows, [{ n: 2 }]);
+      } finally {
+        await client.end();
+      }
+    });
+  });
+
+  describe('redis-server through a ring bridge', function () {
+    const ctx = bridgedServer('redis', real.startRedis);
+
+    it('ioredis with a custom Connector: 2,000 SET/GET pairs and a 1 MiB value', async function () {
+      const r = await real.ioredisOps(ctx.bridge.ring, { ops: 2000, big: 1 << 20 });
+      assert.ok(r.opsps > 0 && r.bigMibps > 0);
+    });
+  });
+});
