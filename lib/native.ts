@@ -104,16 +104,24 @@ export interface NativeBinding {
   memfdCreate(name: string, size: number): number;
   memfdCheck(fd: number, size: number): void;
   eventfdCreate(): number;
-  eventfdCheck(fd: number): void;
+  /** Throws EPROTO unless an eventfd in counter mode; returns its kernel id (-1: unknown). */
+  eventfdCheck(fd: number): number;
   /** Wakes the peer by writing `kickFd`, is woken through `waitFd`. */
   eventfdNotifier(kickFd: number, waitFd: number): Notifier;
+  /** Wakes the peer with a datagram on `kickFd` (MSG_DONTWAIT), is woken through `waitFd`. */
+  socketNotifier(kickFd: number, waitFd: number): Notifier;
+  /** A non-blocking AF_UNIX datagram socketpair: [our wait end, the end for the peer]. */
+  wakePair(): [number, number];
+  /** Throws EPROTO unless `fd` is an AF_UNIX datagram socketpair end; returns its creator. */
+  wakeEndCheck(fd: number): { pid: number; uid: number };
   unixListen(path: string, backlog: number): number;
   unixAccept(fd: number): number;
   unixConnect(path: string): number;
   sendMessage(fd: number, data: Buffer, fds?: number[]): number;
   recvMessage(fd: number): ReceivedMessage | null;
   closeFd(fd: number): void;
-  socketPeerPid(fd: number): number;
+  /** The connected peer's credentials (SO_PEERCRED). */
+  socketPeerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Constants of native/vchan_layout.h (checked by ring/vchan_state at load). */
   layout: NativeLayout;
   /** Xen device bindings (see transports/xen). */

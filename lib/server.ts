@@ -31,6 +31,11 @@ export interface ListenOptions {
   dir?: string;
   /** Pending connections the transport queues (a positive integer; default 511). */
   backlog?: number;
+  /**
+   * Local transport: uids besides the server's own that may connect (default
+   * none). The socket file is then 0666 and the directory must let them in.
+   */
+  allowUid?: number | number[];
   /** Aborting it closes the server, as net's listen({ signal }). */
   signal?: AbortSignal;
   /** Also accept TCP clients, on this address, through the same 'connection' handler (lib/fallback.ts). */
@@ -116,7 +121,14 @@ export class Server extends EventEmitter {
     }
     const transport = resolveTransport(options.transport);
     const ac = new AbortController();
-    const req = { port: options.port!, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog };
+    const req = {
+      port: options.port!,
+      domid: options.domid,
+      ringSize: options.ringSize,
+      dir: options.dir,
+      backlog: options.backlog,
+      allowUid: options.allowUid,
+    };
     // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
     const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));
     this.starting = ac;

@@ -60,6 +60,8 @@ export interface SocketConnectOptions extends SocketOptions {
   ringSize?: number;
   /** Local transport: rendezvous directory (default $XENRING_DIR or a per-user directory). */
   dir?: string;
+  /** Local transport: uids besides ours the server may run as (default none). */
+  allowUid?: number | number[];
   /** Idle timeout in ms, as socket.setTimeout(): emits 'timeout', does not close. */
   timeout?: number;
   /** Fail with ETIMEDOUT if the connection is not up after this many ms. */
@@ -179,6 +181,7 @@ export class Socket extends Duplex {
       domid: options.domid,
       ringSize: options.ringSize,
       dir: options.dir,
+      allowUid: options.allowUid,
       timeout: options.connectTimeout,
     };
     if (options.connectTimeout !== undefined) validateMsecs(options.connectTimeout, 'options.connectTimeout');

@@ -42,19 +42,30 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, OwnFd(env, fd));
 }
 
-// memfdCheck(fd, size): throws unless fd is a memfd sealed against resizing
-// with exactly `size` bytes. Run on every fd received from a peer.
+// memfdCheck(fd, size): throws EPROTO unless fd is a memfd sealed against
+// resizing (and not against our writes) with exactly `size` bytes. Run on every
+// fd received from a peer. The kind is proven first without touching the file
+// (F_GET_SEALS answers EINVAL for anything that is not shmem, with no I/O):
+// only then fstat, which on a FUSE or NFS file could block the loop.
 Napi::Value MemfdCheck(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   int64_t size = IntArg(info, 1, "size", 1, int64_t(1) << 34);
-  int seals = fcntl(fd, F_GET_SEALS);  // EINVAL: not a memfd at all
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0) {
+    if (errno == EINVAL) ThrowCode(env, "EPROTO", "peer sent shared memory that is not a memfd");
+    ThrowErrno(env, errno, "fcntl");
+  }
+  unsigned forbidden = F_SEAL_WRITE;
+#ifdef F_SEAL_FUTURE_WRITE
+  forbidden |= F_SEAL_FUTURE_WRITE;
+#endif
+  if ((static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || (static_cast<unsigned>(seals) & forbidden) != 0)
+    ThrowCode(env, "EPROTO", "peer sent a memfd without the seals against resizing, or sealed against writes");
   struct stat st;
-  if (seals < 0 && errno != EINVAL) ThrowErrno(env, errno, "fcntl");
   if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
-  if (seals < 0 || (static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals || !S_ISREG(st.st_mode) ||
-      st.st_size != size)
-    ThrowCode(env, "EPROTO", "peer sent shared memory that is not a sealed memfd of the agreed size");
+  if (!S_ISREG(st.st_mode) || st.st_size != size)
+    ThrowCode(env, "EPROTO", "peer sent a memfd that is not of the agreed size");
   return env.Undefined();
 }
 
@@ -64,7 +75,29 @@ Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), OwnFd(info.Env(), fd));
 }
 
-// eventfdCheck(fd): throws unless fd is an eventfd (a peer could send anything).
+// The value of "<key>:" in /proc/self/fdinfo/<fd>, or -1 when absent. Reading
+// fdinfo never touches the file itself, so it cannot block whatever fd is.
+int64_t FdinfoField(int fd, const char* key) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return -1;
+  char buf[1024];
+  ssize_t n = read(f, buf, sizeof buf - 1);
+  close(f);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  size_t klen = strlen(key);
+  for (char* line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : nullptr) {
+    if (strncmp(line, key, klen) == 0 && line[klen] == ':') return strtoll(line + klen + 1, nullptr, 0);
+  }
+  return -1;
+}
+
+// eventfdCheck(fd) -> the eventfd's kernel id (distinct eventfds have distinct
+// ids; -1 on kernels that do not say). Throws EPROTO unless fd is an eventfd
+// in counter mode: an EFD_SEMAPHORE one yields 1 per read, so a peer could
+// preload it and keep us reading it forever.
 Napi::Value EventfdCheck(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -74,9 +107,11 @@ Napi::Value EventfdCheck(const Napi::CallbackInfo& info) {
   if (n < 0) ThrowErrno(env, errno, "readlink");
   target[n] = 0;
   if (strcmp(target, "anon_inode:[eventfd]") != 0) ThrowCode(env, "EPROTO", "peer sent an fd that is not an eventfd");
+  // Kernels before 6.x do not report the mode (-1): nothing to check there.
+  if (FdinfoField(fd, "eventfd-semaphore") > 0) ThrowCode(env, "EPROTO", "peer sent an eventfd in semaphore mode");
   int fl = fcntl(fd, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(FdinfoField(fd, "eventfd-id")));
 }
 
 bool FillAddress(Napi::Env env, const Napi::Value& v, sockaddr_un* addr) {
@@ -217,13 +252,19 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// socketPeerPid(fd) -> pid of the connected peer (SO_PEERCRED).
-Napi::Value SocketPeerPid(const Napi::CallbackInfo& info) {
+// socketPeerCred(fd) -> { pid, uid, gid } of the connected peer (SO_PEERCRED:
+// taken by the kernel at connect()/listen(), so the peer cannot forge them).
+Napi::Value SocketPeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(info.Env(), errno, "getsockopt");
-  return Napi::Number::New(info.Env(), cred.pid);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("gid", Napi::Number::New(env, cred.gid));
+  return out;
 }
 
 // Wake-ups over two eventfds: we write the peer's, we read our own.
@@ -250,6 +291,107 @@ class EventfdNotifier : public Notifier {
   int kick_fd_, wait_fd_;
 };
 
+// Wake-ups over a datagram socketpair per direction: each side makes its own
+// pair, keeps one end to wait on and hands the other to the peer. The file we
+// read is ours alone (an eventfd is one open file description on both sides,
+// so a peer could clear O_NONBLOCK on it and block our read() or write()),
+// and every call is MSG_DONTWAIT, non-blocking whatever the peer does to the
+// end it shares with us.
+class SocketNotifier : public Notifier {
+ public:
+  SocketNotifier(int kick_fd, int wait_fd) : kick_fd_(kick_fd), wait_fd_(wait_fd) {}
+  int Kick() override {
+    const char one = 1;
+    ssize_t rc;
+    do rc = ::send(kick_fd_, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL); while (rc < 0 && errno == EINTR);
+    // EAGAIN/ENOBUFS: the peer has wake-ups queued already. ECONNREFUSED
+    // (first send after the peer closed its end), then ENOTCONN: it is gone,
+    // which the rendezvous socket reports as a hang-up.
+    if (rc >= 0) return 0;
+    switch (errno) {
+      case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+      case EWOULDBLOCK:
+#endif
+      case ENOBUFS:
+      case ECONNREFUSED:
+      case ENOTCONN:
+      case EPIPE:
+        return 0;
+      default:
+        return errno;
+    }
+  }
+  int64_t Ack() override {
+    // Bounded: a peer that floods us is drained a batch per wake-up (the
+    // watcher is level-triggered). No control buffer: fds a peer attaches
+    // are never installed. An error (only ever a pending socket error) is
+    // consumed by the recv that reports it.
+    // One recvmmsg takes the whole batch (a recv loop costs a second
+    // syscall per wake-up just to see EAGAIN).
+    constexpr unsigned kBatch = 64;
+    char buf[kBatch];
+    iovec iov[kBatch];
+    mmsghdr msgs[kBatch];
+    memset(msgs, 0, sizeof msgs);
+    for (unsigned i = 0; i < kBatch; i++) {
+      iov[i] = {buf + i, 1};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int rc;
+    do rc = ::recvmmsg(wait_fd_, msgs, kBatch, MSG_DONTWAIT, nullptr); while (rc < 0 && errno == EINTR);
+    return rc < 0 ? 0 : rc;
+  }
+  int WaitFd() const override { return wait_fd_; }
+
+ private:
+  int kick_fd_, wait_fd_;
+};
+
+// socketNotifier(kickFd, waitFd) -> Notifier (the fds stay the caller's).
+Napi::Value SocketNotifierNew(const Napi::CallbackInfo& info) {
+  int kick = FdArg(info, 0);
+  int wait = FdArg(info, 1);
+  return NotifierHandle::Wrap(info.Env(), std::make_unique<SocketNotifier>(kick, wait));
+}
+
+// wakePair() -> [waitEnd, peerEnd]: a non-blocking datagram socketpair.
+Napi::Value WakePair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) ThrowErrno(env, errno, "socketpair");
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, OwnFd(env, sv[0])));
+  out.Set(1u, Napi::Number::New(env, OwnFd(env, sv[1])));
+  return out;
+}
+
+// wakeEndCheck(fd) -> { pid, uid } of the end's creator. Throws EPROTO unless
+// fd is one end of an AF_UNIX datagram socketpair (SO_PEERCRED is set only
+// for a pair, so a socket connected elsewhere, e.g. to a logging daemon,
+// shows pid 0). getsockopt never touches anything but the socket: no I/O.
+Napi::Value WakeEndCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int domain = 0, type = 0;
+  socklen_t len = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
+    if (errno == ENOTSOCK) ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is not a socket");
+    ThrowErrno(env, errno, "getsockopt");
+  }
+  len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) ThrowErrno(env, errno, "getsockopt");
+  ucred cred{};
+  len = sizeof cred;
+  if (domain != AF_UNIX || type != SOCK_DGRAM || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
+    ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is not a datagram socketpair");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  return out;
+}
+
 // eventfdNotifier(kickFd, waitFd) -> Notifier (the fds stay the caller's).
 Napi::Value EventfdNotifierNew(const Napi::CallbackInfo& info) {
   int kick = FdArg(info, 0);
@@ -264,6 +406,9 @@ void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCheck", Napi::Function::New(env, MemfdCheck, "memfdCheck"));
   exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate, "eventfdCreate"));
   exports.Set("eventfdNotifier", Napi::Function::New(env, EventfdNotifierNew, "eventfdNotifier"));
+  exports.Set("socketNotifier", Napi::Function::New(env, SocketNotifierNew, "socketNotifier"));
+  exports.Set("wakePair", Napi::Function::New(env, WakePair, "wakePair"));
+  exports.Set("wakeEndCheck", Napi::Function::New(env, WakeEndCheck, "wakeEndCheck"));
   exports.Set("eventfdCheck", Napi::Function::New(env, EventfdCheck, "eventfdCheck"));
   exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
   exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
@@ -271,7 +416,7 @@ void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
-  exports.Set("socketPeerPid", Napi::Function::New(env, SocketPeerPid, "socketPeerPid"));
+  exports.Set("socketPeerCred", Napi::Function::New(env, SocketPeerCred, "socketPeerCred"));
 }
 
 }  // namespace xenring

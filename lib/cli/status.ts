@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { native } from '../native';
-import { rendezvousDir } from '../transports/local_dir';
+import { ensureRendezvousDir } from '../transports/local_dir';
 import { resolveTransport } from '../transports/registry';
 import { listenPath } from '../transports/xen/transport';
 import { xenStore } from '../transports/xen/xenstore';
@@ -150,7 +150,7 @@ export async function collectStatus(dirOption?: string): Promise<Status> {
     { name: 'local', checks: local },
     { name: 'xen', checks: xen },
   ].map((t) => ({ ...t, usable: t.checks.every((c) => c.ok), reasons: t.checks.filter((c) => !c.ok).map((c) => c.detail) }));
-  const dir = rendezvousDir(dirOption);
+  const dir = ensureRendezvousDir(dirOption);
   const { safe, problems } = inspectDir(dir);
   const ports: Status['rendezvous']['ports'] = [];
   for (const name of fs.readdirSync(dir).sort()) {

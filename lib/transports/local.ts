@@ -1,20 +1,25 @@
 /**
  * The local transport: the vchan ring between processes on one Linux host.
  * Pages: one sealed memfd (control page, left ring, right ring) created by the
- * server, as a vchan server grants pages. Wake-ups: two eventfds, one per
- * direction, standing in for the event channel. Rendezvous: a UNIX seqpacket
+ * server, as a vchan server grants pages. Wake-ups: a datagram socketpair
+ * per direction, standing in for the event channel (each side waits on an end
+ * only it holds; see local_primitives.cc). Rendezvous: a UNIX seqpacket
  * socket `<dir>/<port>.sock` that passes the fds with SCM_RIGHTS, standing in
  * for xenstore + grant references. The connection socket stays open for the
  * life of the ring: when the peer process dies the kernel closes it, which is
- * our analogue of Xen's unmap-notify.
+ * our analogue of Xen's unmap-notify. The peer is hostile: every message and
+ * fd it sends is checked (local_handshake.ts, local_trust.ts, local_dir.ts).
  */
 import * as fs from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
 import { clientConnect } from '../ring/vchan_state';
-import { normalizePort, rendezvousDir, socketPath } from './local_dir';
+import { ACCEPT_FDS, buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
+import { allowedUids, trustedPeer } from './local_trust';
+import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -24,11 +29,11 @@ import type {
   TransportAddress,
 } from './transport';
 
-const HELLO = 0x31485258; // "XRH1"
-const ACCEPT = 0x31415258; // "XRA1"
-const VERSION = 1;
+const UV_EBADF = -9;
 /** How long a handshake may take before it fails with ETIMEDOUT. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Connections a listener holds before their HELLO; past it the oldest is dropped. */
+export const MAX_PENDING_HANDSHAKES = 64;
 
 function closeQuietly(fd: number): void {
   if (fd < 0) return;
@@ -74,20 +79,39 @@ function address(path: string, port: number | string): TransportAddress {
   return { address: path, family: 'local', port };
 }
 
-/** Server side of one handshake: build the ring and send the fds. */
-function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: string, port: number | string): RingLink {
-  if (msg.length < 16 || msg.readUInt32LE(0) !== HELLO || msg.readUInt32LE(4) !== VERSION) {
-    throw systemError('EPROTO', 'accept', 'bad hello from client');
-  }
-  const asked = msg.readUInt32LE(8);
-  const order = asked === 0 ? defaultOrder : asked;
-  if (order < 12 || order > Math.log2(MAX_LOCAL_RING_SIZE)) throw systemError('EPROTO', 'accept', 'bad ring order');
-  const { size, leftOffset, rightOffset } = ringLayout(order, order);
-  const memfd = native.memfdCreate('xenring', size);
+/**
+ * A wake-up end the peer sent: one end of its datagram socketpair, made by a
+ * process of the uid on the other end of the rendezvous socket.
+ */
+function checkWakeEnd(fd: number, peerUid: number, syscall: string): void {
+  const creator = native.wakeEndCheck(fd);
+  if (creator.uid !== peerUid) throw systemError('EPROTO', syscall, `wake-up socket made by uid ${creator.uid}, not by the peer`);
+}
+
+/**
+ * Server side of one handshake: build the ring and send the fds. The ring
+ * order is the client's ask capped by the listener's (`ceiling`). Owns
+ * `fds` (those the HELLO carried): kept by the link or closed.
+ */
+function serveHello(
+  conn: number,
+  peer: { pid: number; uid: number },
+  msg: Buffer,
+  fds: number[],
+  ceiling: number,
+  path: string,
+  port: number | string,
+): RingLink {
+  const owned = [...fds];
+  let memfd = -1;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
-  const fds: number[] = [];
   try {
+    const order = grantOrder(parseHello(msg, fds.length).order, ceiling);
+    const [kickFd] = fds; // wakes the client
+    checkWakeEnd(kickFd, peer.uid, 'accept');
+    const { size, leftOffset, rightOffset } = ringLayout(order, order);
+    memfd = native.memfdCreate('xenring', size);
     mapping = new native.SharedMapping(memfd, size, true);
     endpoint = new native.RingEndpoint({
       role: 'server',
@@ -98,57 +122,50 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
       left: { mapping, offset: leftOffset, order },
       right: { mapping, offset: rightOffset, order },
     });
-    const c2s = native.eventfdCreate();
-    fds.push(c2s);
-    const s2c = native.eventfdCreate();
-    fds.push(s2c);
-    endpoint.setNotifier(native.eventfdNotifier(s2c, c2s));
-    const reply = Buffer.alloc(16);
-    reply.writeUInt32LE(ACCEPT, 0);
-    reply.writeUInt32LE(VERSION, 4);
-    reply.writeUInt32LE(order, 8);
-    reply.writeUInt32LE(order, 12);
-    if (native.sendMessage(conn, reply, [memfd, c2s, s2c]) !== reply.length) {
+    const [waitFd, peerEnd] = native.wakePair();
+    owned.push(waitFd, peerEnd);
+    endpoint.setNotifier(native.socketNotifier(kickFd, waitFd));
+    const reply = buildAccept({ leftOrder: order, rightOrder: order });
+    if (native.sendMessage(conn, reply, [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
-    const peer = native.socketPeerPid(conn);
-    return new LocalLink(endpoint, mapping, c2s, s2c, conn, address(path, port), {
-      address: `pid:${peer}`,
+    closeQuietly(peerEnd); // the client has its copy
+    return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
+      address: `pid:${peer.pid}`,
       family: 'local',
       port,
     });
   } catch (err) {
     endpoint?.close();
     mapping?.unmap();
-    fds.forEach(closeQuietly);
+    owned.forEach(closeQuietly);
     throw err;
   } finally {
     closeQuietly(memfd); // the mappings keep the pages
   }
 }
 
-/** Client side: validate the server's reply and map the ring. */
-function acceptReply(conn: number, msg: { data: Buffer; fds: number[]; truncated?: boolean }, path: string, port: number | string): RingLink {
+/** Client side: validate the server's reply and map the ring. Owns `waitFd` and the reply's fds. */
+function acceptReply(
+  conn: number,
+  peerUid: number,
+  waitFd: number,
+  msg: { data: Buffer; fds: number[]; truncated?: boolean },
+  asked: number,
+  path: string,
+  port: number | string,
+): RingLink {
   const { data, fds } = msg;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
   try {
     // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
-    if (msg.truncated && fds.length < 3) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
-    if (data.length < 16 || data.readUInt32LE(0) !== ACCEPT || data.readUInt32LE(4) !== VERSION || fds.length !== 3) {
-      throw systemError('EPROTO', 'connect', 'bad handshake reply');
-    }
-    const leftOrder = data.readUInt32LE(8);
-    const rightOrder = data.readUInt32LE(12);
-    const maxOrder = Math.log2(MAX_LOCAL_RING_SIZE);
-    if (leftOrder < 12 || rightOrder < 12 || leftOrder > maxOrder || rightOrder > maxOrder) {
-      throw systemError('EPROTO', 'connect', 'bad ring order');
-    }
-    const [memfd, c2s, s2c] = fds;
+    if (msg.truncated && fds.length < ACCEPT_FDS) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
+    const { leftOrder, rightOrder } = parseAccept(data, fds.length, asked);
+    const [memfd, kickFd] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
-    native.eventfdCheck(c2s);
-    native.eventfdCheck(s2c);
+    checkWakeEnd(kickFd, peerUid, 'connect');
     mapping = new native.SharedMapping(memfd, size, true);
     closeQuietly(memfd);
     fds[0] = -1;
@@ -161,14 +178,15 @@ function acceptReply(conn: number, msg: { data: Buffer; fds: number[]; truncated
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    endpoint.setNotifier(native.eventfdNotifier(c2s, s2c));
+    endpoint.setNotifier(native.socketNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);
-    return new LocalLink(endpoint, mapping, s2c, c2s, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
+    return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
   } catch (err) {
     endpoint?.close();
     mapping?.unmap();
     fds.forEach(closeQuietly);
+    closeQuietly(waitFd);
     closeQuietly(conn);
     throw err;
   }
@@ -179,8 +197,11 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   const result = new Promise<RingLink>((resolve, reject) => (callback = (err, link) => (err ? reject(err) : resolve(link!))));
   const port = normalizePort(req.port);
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
-  const path = socketPath(rendezvousDir(req.dir), port);
+  checkDirOption(req.dir);
+  const allowed = allowedUids(req.allowUid);
+  let path = '';
   let conn = -1;
+  let waitFd = -1; // our wake-up end until a link owns it
   let watcher: FdWatcher | null = null;
   let timer: NodeJS.Timeout | null = null;
   let done = false;
@@ -192,7 +213,10 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
     watcher?.close();
     // Without a link (error or cancel) the rendezvous socket is ours to close:
     // the server then sees the hang-up and drops its half of the handshake.
-    if (!link) closeQuietly(conn);
+    if (!link) {
+      closeQuietly(conn);
+      closeQuietly(waitFd);
+    }
     if (err || link) callback(err, link);
   };
   const refused = (code: string) => {
@@ -206,6 +230,12 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
     timer = null;
     if (done) return; // cancelled before the attempt ran
     try {
+      path ||= socketPath(rendezvousDir(req.dir, 'connect', allowed), port);
+    } catch (e) {
+      finish(e as Error);
+      return;
+    }
+    try {
       conn = native.unixConnect(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
@@ -217,32 +247,62 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
       finish(refused(code));
       return;
     }
-    const hello = Buffer.alloc(16);
-    hello.writeUInt32LE(HELLO, 0);
-    hello.writeUInt32LE(VERSION, 4);
-    hello.writeUInt32LE(order, 8);
-    hello.writeUInt32LE(process.pid, 12);
+    let serverUid: number;
     try {
-      native.sendMessage(conn, hello);
+      serverUid = trustedPeer(conn, allowed, 'connect').uid; // a server of another user could be impersonating ours
+    } catch (e) {
+      finish(e as Error);
+      return;
+    }
+    const hello = buildHello({ order, pid: process.pid });
+    try {
+      // Our wake-up end stays with us; the server gets the other one.
+      const [wait, peerEnd] = native.wakePair();
+      waitFd = wait;
+      let sent: number;
+      try {
+        sent = native.sendMessage(conn, hello, [peerEnd]);
+      } finally {
+        closeQuietly(peerEnd);
+      }
+      // A fresh connection's send buffer is empty: EAGAIN here means the
+      // kernel is out of buffers, and a HELLO never sent would only time out.
+      if (sent !== hello.length) throw systemError('EAGAIN', 'connect', 'handshake hello not sent');
       watcher = new native.FdWatcher(conn, (events) => {
+        if (events < 0) {
+          // A poll error on the rendezvous socket: fail now, not at the
+          // timeout. libuv reports POLLERR as EBADF; the socket's pending
+          // error (ECONNRESET, ...) says what happened.
+          let code = events === UV_EBADF ? 'ECONNREFUSED' : getSystemErrorName(events);
+          try {
+            native.recvMessage(conn)?.fds.forEach(closeQuietly);
+          } catch (e) {
+            code = (e as NodeJS.ErrnoException).code ?? code;
+          }
+          finish(refused(code));
+          return;
+        }
         let msg;
         try {
-          msg = events < 0 ? null : native.recvMessage(conn);
+          msg = native.recvMessage(conn);
         } catch (e) {
           finish(refused((e as NodeJS.ErrnoException).code ?? 'ECONNRESET'));
           return;
         }
-        if (msg === null && events >= 0) return; // spurious wake-up
-        if (msg === null || msg.data.length === 0) {
+        if (msg === null) return; // spurious wake-up
+        if (msg.data.length === 0) {
           // The server closed without a ring: it is going away, or refused us.
+          msg.fds.forEach(closeQuietly);
           finish(refused('ECONNREFUSED'));
           return;
         }
         try {
-          const link = acceptReply(conn, msg, path, port);
+          const wait = waitFd;
+          waitFd = -1;
+          const link = acceptReply(conn, serverUid, wait, msg, order, path, port);
           finish(null, link);
         } catch (e) {
-          conn = -1; // acceptReply closed it
+          conn = -1; // acceptReply closed it and our wake-up end
           finish(e as Error);
         }
       });
@@ -258,11 +318,21 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   return result;
 }
 
+/** A connection accepted but not yet through its HELLO. */
+interface PendingHandshake {
+  watcher: FdWatcher;
+  timer: NodeJS.Timeout;
+  /** Handles the HELLO if it is there; false if it has not arrived. */
+  ready(events: number): boolean;
+}
+
 class LocalListener implements Listener {
   private watcher: FdWatcher;
-  private pending = new Map<number, { watcher: FdWatcher; timer: NodeJS.Timeout }>();
+  private pending = new Map<number, PendingHandshake>();
   private closed = false;
   private refed = true;
+  private acceptBackoffMs = 0;
+  private acceptTimer: NodeJS.Timeout | null = null;
   private readonly ino: number;
 
   constructor(
@@ -270,6 +340,7 @@ class LocalListener implements Listener {
     private readonly path: string,
     private readonly port: number | string,
     private readonly order: number,
+    private readonly allowed: readonly number[],
     private readonly onLink: (link: RingLink) => void,
   ) {
     this.ino = fs.statSync(path).ino;
@@ -277,20 +348,69 @@ class LocalListener implements Listener {
     this.watcher.start(UV_READABLE);
   }
 
+  /**
+   * Accepts what is queued, a bounded batch per turn. When the fd table is
+   * full (EMFILE and friends) the listening socket stays readable, so the
+   * watcher is stopped and accepting retried after a growing pause instead
+   * of spinning a core; pending handshakes are the first fds to give back.
+   */
   private acceptAll(): void {
-    while (!this.closed) {
+    for (let batch = 0; batch < MAX_PENDING_HANDSHAKES && !this.closed; batch++) {
       let conn: number;
       try {
         conn = native.unixAccept(this.fd);
       } catch {
-        return; // EMFILE and friends: the next readiness retries
+        if (this.pending.size > 0) {
+          this.makeRoom();
+          continue;
+        }
+        this.pauseAccepting();
+        return;
       }
+      this.acceptBackoffMs = 0;
       if (conn < 0) return;
-      this.awaitHello(conn);
+      let peer;
+      try {
+        peer = trustedPeer(conn, this.allowed, 'accept');
+      } catch {
+        closeQuietly(conn); // another user, not allowed: the client sees ECONNREFUSED
+        continue;
+      }
+      // Connections that never say HELLO hold an fd each: past the cap the
+      // oldest is served if it spoke, else dropped (an honest client says
+      // HELLO at once).
+      if (this.pending.size >= MAX_PENDING_HANDSHAKES) this.makeRoom();
+      this.awaitHello(conn, peer);
     }
   }
 
-  private awaitHello(conn: number): void {
+  private pauseAccepting(): void {
+    this.watcher.stop();
+    this.acceptBackoffMs = Math.min(1000, Math.max(10, this.acceptBackoffMs * 2));
+    this.acceptTimer = setTimeout(() => {
+      this.acceptTimer = null;
+      if (this.closed) return;
+      this.watcher.start(UV_READABLE);
+      this.acceptAll();
+    }, this.acceptBackoffMs);
+    if (!this.refed) this.acceptTimer.unref();
+  }
+
+  /**
+   * Frees the oldest pending handshake's slot: served now if its HELLO is
+   * already queued (an honest burst), else dropped (a connection that never
+   * speaks).
+   */
+  private makeRoom(): void {
+    const [conn, p] = this.pending.entries().next().value as [number, PendingHandshake];
+    if (p.ready(UV_READABLE)) return;
+    this.pending.delete(conn);
+    clearTimeout(p.timer);
+    p.watcher.close();
+    closeQuietly(conn);
+  }
+
+  private awaitHello(conn: number, peer: { pid: number; uid: number }): void {
     const drop = () => {
       const p = this.pending.get(conn);
       if (!p) return;
@@ -298,28 +418,33 @@ class LocalListener implements Listener {
       clearTimeout(p.timer);
       p.watcher.close();
     };
-    const watcher = new native.FdWatcher(conn, (events) => {
+    // Returns false while the HELLO has not arrived; otherwise the handshake is over.
+    const ready = (events: number): boolean => {
       let msg = null;
       try {
         msg = events < 0 ? null : native.recvMessage(conn);
-        if (msg === null && events >= 0) return;
+        if (msg === null && events >= 0) return false;
       } catch {
         msg = null;
       }
       drop();
       if (msg === null || msg.data.length === 0 || this.closed) {
+        msg?.fds.forEach(closeQuietly);
         closeQuietly(conn);
-        return;
+        return true;
       }
       let link: RingLink;
       try {
-        link = serveHello(conn, msg.data, this.order, this.path, this.port);
+        // serveHello keeps the one fd a HELLO carries, or closes them all.
+        link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.path, this.port);
       } catch {
         closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
-        return;
+        return true;
       }
       this.onLink(link);
-    });
+      return true;
+    };
+    const watcher = new native.FdWatcher(conn, (events) => void ready(events));
     watcher.start(UV_READABLE | UV_DISCONNECT);
     if (!this.refed) watcher.unref();
     const timer = setTimeout(() => {
@@ -327,7 +452,7 @@ class LocalListener implements Listener {
       closeQuietly(conn);
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
-    this.pending.set(conn, { watcher, timer });
+    this.pending.set(conn, { watcher, timer, ready });
   }
 
   address(): TransportAddress {
@@ -338,6 +463,7 @@ class LocalListener implements Listener {
     if (this.closed) return;
     this.closed = true;
     this.watcher.close();
+    if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {
       clearTimeout(p.timer);
       p.watcher.close();
@@ -356,20 +482,37 @@ class LocalListener implements Listener {
   ref(): void {
     this.refed = true;
     this.watcher.ref();
+    this.acceptTimer?.ref();
     for (const p of this.pending.values()) p.watcher.ref();
   }
 
   unref(): void {
     this.refed = false;
     this.watcher.unref();
+    this.acceptTimer?.unref();
     for (const p of this.pending.values()) p.watcher.unref();
   }
 }
 
-/** Binds `path`, replacing a stale socket left by a crashed server. */
-function bindListener(path: string, backlog: number): number {
+/**
+ * Connecting needs write permission on the socket file, so 0600 lets only
+ * our uid in (bind made it from the umask). With other uids allowed it is
+ * 0666 and SO_PEERCRED decides who stays.
+ */
+function setSocketMode(fd: number, path: string, shared: boolean): number {
   try {
-    return native.unixListen(path, backlog);
+    fs.chmodSync(path, shared ? 0o666 : 0o600);
+  } catch (e) {
+    closeQuietly(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/** Binds `path`, replacing a stale socket left by a crashed server. */
+function bindListener(path: string, backlog: number, shared: boolean): number {
+  try {
+    return setSocketMode(native.unixListen(path, backlog), path, shared);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
   }
@@ -384,7 +527,7 @@ function bindListener(path: string, backlog: number): number {
       } catch {
         /* raced with another cleaner */
       }
-      return native.unixListen(path, backlog);
+      return setSocketMode(native.unixListen(path, backlog), path, shared);
     }
   } finally {
     closeQuietly(probe);
@@ -395,10 +538,12 @@ function bindListener(path: string, backlog: number): number {
 function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: AbortSignal): Listener | Promise<Listener> {
   const requested = normalizePort(req.port);
   const order = ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
-  const dir = rendezvousDir(req.dir);
+  checkDirOption(req.dir);
+  const allowed = allowedUids(req.allowUid);
   const backlog = req.backlog ?? 511;
   let result: Listener;
   try {
+    const dir = rendezvousDir(req.dir, 'listen');
     if (requested === 0) {
       // Ephemeral port: pick from the dynamic range until one is free.
       let fd = -1;
@@ -406,16 +551,16 @@ function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: A
       for (let i = 0; i < 256 && fd < 0; i++) {
         port = 49152 + Math.floor(Math.random() * 16384);
         try {
-          fd = bindListener(socketPath(dir, port), backlog);
+          fd = bindListener(socketPath(dir, port), backlog, allowed.length > 0);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
         }
       }
       if (fd < 0) throw systemError('EADDRINUSE', 'listen', 'no free port');
-      result = new LocalListener(fd, socketPath(dir, port), port, order, onLink);
+      result = new LocalListener(fd, socketPath(dir, port), port, order, allowed, onLink);
     } else {
       const path = socketPath(dir, requested);
-      result = new LocalListener(bindListener(path, backlog), path, requested, order, onLink);
+      result = new LocalListener(bindListener(path, backlog, allowed.length > 0), path, requested, order, allowed, onLink);
     }
   } catch (e) {
     return Promise.reject(e as Error);
@@ -423,5 +568,5 @@ function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: A
   return result; // bound now: nothing to wait for, so nothing to abort
 }
 
-/** The local transport (memfd pages, eventfd wake-ups, UNIX-socket rendezvous). */
+/** The local transport (memfd pages, socketpair wake-ups, UNIX-socket rendezvous). */
 export const localTransport: Transport = { name: 'local', connect, listen };

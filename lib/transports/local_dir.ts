@@ -1,24 +1,88 @@
 /**
  * Where local rendezvous sockets live: `options.dir`, else $XENRING_DIR, else
- * $XDG_RUNTIME_DIR/xenring, else <tmpdir>/xenring-<uid>. Created 0700 so that
- * only this user can connect.
+ * $XDG_RUNTIME_DIR/xenring, else <tmpdir>/xenring-<uid>.
+ *
+ * The directory decides who can reach a server and who could impersonate one
+ * (anyone who can create entries in it), so it is trusted only when it is a
+ * real directory (never a symlink), owned by us (or, for a client told to
+ * trust another uid, by that uid or root) and not group- or world-writable.
+ * One we create is owner-only (0700).
  * @internal
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { invalidArgType } from '../errors';
+import { invalidArgType, systemError } from '../errors';
 import { validatePort } from '../validators';
+import { ownUid } from './local_trust';
 
-export function rendezvousDir(dir: unknown): string {
+/** Throws ERR_INVALID_ARG_TYPE for a `dir` option that is not a string. */
+export function checkDirOption(dir: unknown): void {
   if (dir !== undefined && typeof dir !== 'string') throw invalidArgType('options.dir', 'of type string', dir);
-  const chosen =
+}
+
+/** The rendezvous directory's path for a `dir` option (no file-system access). */
+export function rendezvousPath(dir: unknown): string {
+  checkDirOption(dir);
+  return path.resolve(
     (dir as string | undefined) ||
-    process.env.XENRING_DIR ||
-    (process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'xenring') : '') ||
-    path.join(os.tmpdir(), `xenring-${process.getuid ? process.getuid() : 0}`);
-  fs.mkdirSync(chosen, { recursive: true, mode: 0o700 });
-  return path.resolve(chosen);
+      process.env.XENRING_DIR ||
+      (process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'xenring') : '') ||
+      path.join(os.tmpdir(), `xenring-${ownUid()}`),
+  );
+}
+
+/** The rendezvous directory's path, created owner-only (0700) when missing; not checked. */
+export function ensureRendezvousDir(dir: unknown): string {
+  const chosen = rendezvousPath(dir);
+  const exists = (e: unknown) => (e as NodeJS.ErrnoException).code === 'EEXIST';
+  try {
+    fs.mkdirSync(path.dirname(chosen), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if (!exists(e)) throw e; // a file there: the mkdir below says ENOTDIR
+  }
+  try {
+    fs.mkdirSync(chosen, { mode: 0o700 });
+  } catch (e) {
+    if (!exists(e)) throw e;
+  }
+  return chosen;
+}
+
+/**
+ * The rendezvous directory, created if needed (0700) and checked.
+ * `owners` are the uids besides ours that may own it (a client that trusts
+ * a server of another user). Throws EACCES for a directory we must not trust.
+ */
+export function rendezvousDir(dir: unknown, syscall: string, owners: readonly number[] = []): string {
+  const chosen = ensureRendezvousDir(dir);
+  // O_NOFOLLOW: a symlink (to anywhere) planted at this path is refused, not followed.
+  let fd: number;
+  try {
+    fd = fs.openSync(chosen, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || (code === 'ENOTDIR' && fs.lstatSync(chosen).isSymbolicLink())) {
+      throw untrusted(syscall, chosen, 'is a symlink');
+    }
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.uid !== ownUid() && !(owners.length > 0 && (st.uid === 0 || owners.includes(st.uid)))) {
+      throw untrusted(syscall, chosen, `is owned by uid ${st.uid}`);
+    }
+    if ((st.mode & 0o022) !== 0) throw untrusted(syscall, chosen, `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return chosen;
+}
+
+function untrusted(syscall: string, dir: string, why: string): NodeJS.ErrnoException {
+  const err = systemError('EACCES', syscall, `rendezvous directory ${dir} ${why}`);
+  err.path = dir;
+  return err;
 }
 
 /** A port is an integer 0..65535 or a service name; returns its canonical form. */

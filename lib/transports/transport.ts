@@ -17,6 +17,8 @@ export interface ConnectRequest {
   ringSize?: number;
   /** local: rendezvous directory. */
   dir?: string;
+  /** local: uids besides ours a server may run as. */
+  allowUid?: number | readonly number[];
 }
 
 export interface ListenRequest {
@@ -27,6 +29,8 @@ export interface ListenRequest {
   ringSize?: number;
   dir?: string;
   backlog?: number;
+  /** local: uids besides ours that may connect. */
+  allowUid?: number | readonly number[];
 }
 
 export interface Listener {

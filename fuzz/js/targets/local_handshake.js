@@ -19,6 +19,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { native } = require('../../../dist/native');
 const { localTransport } = require('../../../dist/transports/local');
+const hs = require('../../../dist/transports/local_handshake');
 const { check, expectCoded } = require('../runner');
 
 const HELLO = 0x31485258;
@@ -95,14 +96,16 @@ async function hostileClient(data, fdKinds) {
   const before = fdCount();
   const conn = native.unixConnect(path.join(dir, 'fuzz-srv.sock'));
   const sent = fdKinds.map((k) => makeFd(k, 8192));
-  const tmpFds = [...sent];
+  // Without fuzzed fds the HELLO carries what the protocol asks: a wake-up end.
+  const wake = sent.length === 0 ? native.wakePair() : [];
+  const tmpFds = [...sent, ...wake];
   try {
     const msg = data.length ? data : Buffer.from([0]);
-    native.sendMessage(conn, msg, sent);
+    native.sendMessage(conn, msg, sent.length ? sent : wake.slice(1));
     for (const fd of tmpFds) closeQuietly(fd);
     const reply = await receive(conn);
     const order = msg.length >= 12 ? msg.readUInt32LE(8) : -1;
-    const wellFormed = msg.length >= 16 && msg.readUInt32LE(0) === HELLO && msg.readUInt32LE(4) === 1 &&
+    const wellFormed = msg.length >= 16 && msg.readUInt32LE(0) === HELLO && msg.readUInt32LE(4) === hs.HANDSHAKE_VERSION &&
       (order === 0 || (order >= 12 && order <= MAX_ORDER));
     // A strict server also wants exactly 16 bytes and no fds; either answer is fine then.
     const mustAccept = wellFormed && msg.length === 16 && sent.length === 0;
@@ -112,7 +115,7 @@ async function hostileClient(data, fdKinds) {
       const granted = [reply.data.readUInt32LE(8), reply.data.readUInt32LE(12)];
       // The client's order, or the server's own size (the ceiling, and what 0 asks for).
       check(granted.every((g) => g === order || g === DEFAULT_ORDER), `asked ${order}, granted ${granted}`);
-      check(reply.fds.length === 3, `ACCEPT carried ${reply.fds.length} fds`);
+      check(reply.fds.length === hs.ACCEPT_FDS, `ACCEPT carried ${reply.fds.length} fds`);
     } else {
       check(!mustAccept, 'a valid HELLO was refused');
     }
@@ -152,7 +155,7 @@ async function hostileServer(data, fdKinds) {
       if (Date.now() > until) throw new Error('client never connected');
       await tick();
     }
-    await receive(conn); // the HELLO
+    (await receive(conn)).fds.forEach(closeQuietly); // the HELLO (and the wake-up end it carries)
     const lo = data.length >= 12 ? data.readUInt32LE(8) : 12;
     const ro = data.length >= 16 ? data.readUInt32LE(12) : 12;
     const size = lo <= 16 && ro <= 16 && lo >= 10 && ro >= 10 ? 4096 + 2 ** lo + 2 ** ro : 4096 * 3;
@@ -171,7 +174,7 @@ async function hostileServer(data, fdKinds) {
     if (err) {
       expectCoded(err, new Set(['EPROTO', 'ECONNREFUSED']), 'connect');
     } else {
-      check(data.length >= 16 && data.readUInt32LE(0) === ACCEPT && fdKinds.length === 3, 'connect accepted a bad reply');
+      check(data.length >= 16 && data.readUInt32LE(0) === ACCEPT && fdKinds.length === hs.ACCEPT_FDS, 'connect accepted a bad reply');
       link.release();
     }
   } finally {

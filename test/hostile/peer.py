@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""A hostile peer of xenring's local transport, in Python's standard library.
+
+    python3 peer.py <mode> <json options>
+
+It speaks the rendezvous protocol (a SOCK_SEQPACKET socket that passes fds with
+SCM_RIGHTS) but breaks it on purpose. Results go to stdout as one JSON line;
+"ready" lines tell the test when to act. Modes are listed in MODES below.
+"""
+import fcntl
+import json
+import mmap
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+HELLO_MAGIC = 0x31485258
+ACCEPT_MAGIC = 0x31415258
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def wait_stdin_closed():
+    """Hold everything open until the test closes our stdin."""
+    try:
+        sys.stdin.read()
+    except Exception:
+        pass
+
+
+def seqpacket():
+    return socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def hello(opts, order=0):
+    return struct.pack("<IIII", HELLO_MAGIC, opts["version"], order, os.getpid())
+
+
+KEEP = []  # our ends of wake-up socketpairs, held for the life of the process
+
+
+def wake_pair():
+    """(our wait end, the end for the peer), as a version-2 peer makes them."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    KEEP.append(ours)
+    return ours, theirs
+
+
+def send_hello(s, opts, order=0, extra=()):
+    """A HELLO with the fds its version carries (v2: a wake-up end), plus `extra`."""
+    fds = list(extra)
+    if opts["version"] >= 2:
+        _, theirs = wake_pair()
+        fds.insert(0, theirs.fileno())
+    socket.send_fds(s, [hello(opts, order)], fds)
+
+
+def recv_reply(s, timeout=5.0):
+    """(data, fds) of the server's reply; data is b"" when it closed on us."""
+    s.settimeout(timeout)
+    try:
+        return socket.recv_fds(s, 4096, 16)[:2]
+    except (ConnectionResetError, socket.timeout) as e:
+        return b"", []
+
+
+def close_all(fds):
+    for fd in fds:
+        os.close(fd)
+
+
+def mode_hello_fds(opts):
+    """Send `count` HELLOs, each carrying `nfds` eventfds; count the replies."""
+    extra = [os.eventfd(0) for _ in range(opts["nfds"])]
+    accepted = refused = 0
+    for _ in range(opts["count"]):
+        s = seqpacket()
+        s.connect(opts["path"])
+        send_hello(s, opts, 0, extra)
+        data, fds = recv_reply(s)
+        close_all(fds)
+        if data:
+            accepted += 1
+        else:
+            refused += 1
+        s.close()
+    out({"accepted": accepted, "refused": refused})
+
+
+def mode_ask(opts):
+    """Ask for ring order `order`; report what the server granted."""
+    s = seqpacket()
+    try:
+        s.connect(opts["path"])
+    except PermissionError:
+        out({"replied": False, "denied": True})
+        return
+    try:
+        send_hello(s, opts, opts["order"])
+    except (BrokenPipeError, ConnectionResetError):  # refused at accept
+        out({"replied": False})
+        return
+    data, fds = recv_reply(s)
+    res = {"replied": bool(data), "nfds": len(fds)}
+    if len(data) >= 16:
+        _, _, left, right = struct.unpack("<IIII", data[:16])
+        res.update(left=left, right=right, memfdSize=os.fstat(fds[0]).st_size)
+    close_all(fds)
+    s.close()
+    out(res)
+
+
+EXT_MAGIC = 0x31585258
+
+
+def memfd(size, seals, order=12):
+    """A memfd with a vchan control page as a xenring server writes it."""
+    fd = os.memfd_create("hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    os.ftruncate(fd, size)
+    os.pwrite(fd, struct.pack("<HHBBBB", order, order, 2, 1, 1, 0), 16)
+    os.pwrite(fd, struct.pack("<I", EXT_MAGIC), 3072)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    return fd
+
+
+RESIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+
+def accept_fds(opts, order):
+    """The fds of an ACCEPT, honest or not as opts["reply"] says."""
+    size = 4096 + 2 * (1 << order)
+    kind = opts["reply"]
+    if kind == "write-sealed":
+        mem = memfd(size, RESIZE_SEALS | fcntl.F_SEAL_WRITE)
+    elif kind == "not-memfd":
+        mem = os.open("/dev/null", os.O_RDWR)  # F_GET_SEALS: EINVAL
+    elif kind == "wrong-size":
+        mem = memfd(size + 4096, RESIZE_SEALS)
+    else:
+        mem = memfd(size, RESIZE_SEALS)
+    if opts["version"] < 2:  # wake-ups over two eventfds
+        c2s = os.eventfd(0, os.EFD_NONBLOCK)
+        if kind == "semaphore":
+            s2c = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
+            os.eventfd_write(s2c, 0xFFFFFFFFFFFFFFF0)
+        elif kind == "same-fd":
+            s2c = c2s
+        else:
+            s2c = os.eventfd(0, os.EFD_NONBLOCK)
+        fds = [mem, c2s, s2c]
+    else:  # the end of our wake-up socketpair the client writes to
+        if kind == "semaphore":
+            wake = os.eventfd(0xFFFFFFF0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
+        elif kind == "same-fd":
+            wake = mem
+        elif kind == "stream-socket":
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            KEEP.append(a)
+            wake = b.detach()
+        elif kind == "connected-elsewhere":
+            # A datagram socket connected to someone else's socket: kicks
+            # would go there, sent with the victim's credentials.
+            sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sink.bind("\0xenring-hostile-sink-%d" % os.getpid())
+            KEEP.append(sink)
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            d.connect("\0xenring-hostile-sink-%d" % os.getpid())
+            wake = d.detach()
+        else:
+            ours, theirs = wake_pair()
+            opts["_wait"] = ours
+            wake = theirs.detach()
+        fds = [mem, wake]
+    if kind == "extra-fds":
+        fds += [os.eventfd(0) for _ in range(4)]
+    opts["_fds"] = fds
+    return fds
+
+
+def freeze(opts, hello_fds):
+    """Try to block the client's event loop through the wake-up fds.
+
+    v1 (eventfds): the eventfd the client kicks is one open file description
+    on both sides, so clear O_NONBLOCK on it and preload it to its maximum;
+    the client's next kick write() then blocks. v2 (socketpairs): clear
+    O_NONBLOCK on the end the client sends to and never drain our end, so its
+    queue fills; flood the client's wake-up end too. Meanwhile keep asking the
+    client to notify us on every read and write (control page byte 22).
+    """
+    fds = opts["_fds"]
+    time.sleep(0.3)  # let the client finish its checks and connect
+    mem = fds[0]
+    if opts["version"] < 2:
+        kick = fds[1]  # the client writes c2s
+        try:
+            os.eventfd_read(kick)  # still non-blocking: empty it first
+        except BlockingIOError:
+            pass
+        os.eventfd_write(kick, 0xFFFFFFFFFFFFFFFE)
+        fcntl.fcntl(kick, fcntl.F_SETFL, fcntl.fcntl(kick, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        client_wake = None
+    else:
+        kick = fds[1]
+        fcntl.fcntl(kick, fcntl.F_SETFL, fcntl.fcntl(kick, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        opts["_wait"].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        client_wake = socket.socket(fileno=hello_fds[0]) if hello_fds else None
+        if client_wake:
+            client_wake.setblocking(False)
+    out("attacking")
+    while not select.select([sys.stdin], [], [], 0.005)[0]:
+        os.pwrite(mem, b"\x03", 22)  # client: notify us of every write and read
+        if client_wake:
+            try:
+                client_wake.send(b"x")
+            except OSError:
+                pass
+
+
+def drop_to(uid, gid):
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def listen(path, opts):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    srv = seqpacket()
+    srv.bind(path)
+    if "listenUid" in opts:
+        # SO_PEERCRED of a listener is taken at listen(): bind in the
+        # victim's directory, then listen as another user.
+        drop_to(opts["listenUid"], opts["listenUid"])
+    srv.listen(64)
+    return srv
+
+
+def mode_server(opts):
+    """Accept `count` clients (default 1) and answer each as opts["reply"] says."""
+    srv = listen(opts["path"], opts)
+    out("ready")
+    conns = []
+    for _ in range(opts.get("count", 1)):
+        conn, _ = srv.accept()
+        data, fds = recv_reply(conn)
+        if not data:  # the client hung up on us
+            close_all(fds)
+            conn.close()
+            continue
+        order = 12
+        socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
+        conns.append(conn)
+        if opts.get("freeze"):
+            freeze(opts, fds)
+            return
+        close_all(fds)
+    wait_stdin_closed()
+
+
+def mode_plant(opts):
+    """Plant a directory (with opts["mode"]) or a symlink at opts["path"]."""
+    if "symlinkTo" in opts:
+        os.symlink(opts["symlinkTo"], opts["path"])
+    else:
+        os.mkdir(opts["path"])
+        os.chmod(opts["path"], opts["mode"])
+    out("planted")
+
+
+def mode_flood(opts):
+    """Open up to `count` connections that never say HELLO and hold them."""
+    held = []
+    for _ in range(opts["count"]):
+        s = seqpacket()
+        s.setblocking(False)
+        try:
+            s.connect(opts["path"])
+        except BlockingIOError:  # the listener's backlog is full
+            s.close()
+            break
+        held.append(s)
+    out({"connected": len(held)})
+    wait_stdin_closed()
+
+
+MODES = {
+    "flood": mode_flood,
+    "plant": mode_plant,
+    "server": mode_server,
+    "hello-fds": mode_hello_fds,
+    "ask": mode_ask,
+}
+
+if __name__ == "__main__":
+    options = json.loads(sys.argv[2])
+    if "uid" in options:  # become another user (the test runs as root)
+        drop_to(options["uid"], options["gid"])
+    MODES[sys.argv[1]](options)
