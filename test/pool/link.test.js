@@ -126,3 +126,28 @@ describe('pool: a connection link', function () {
     fs.closeSync(region.fd);
   });
 });
+
+describe('pool: worker threads', function () {
+  it('a worker that exits or is terminated while holding pool views does not take the process down', async function () {
+    const { Worker } = require('node:worker_threads');
+    const code = `
+      const pool = require(${JSON.stringify(require.resolve('../../dist/pool'))});
+      const r = pool.createLocalRegion(16 * 4096);
+      const s = new pool.PoolSender({ mapping: r.mapping, poolBytes: 16 * 4096, init: true });
+      globalThis.keep = [s.allocBuffer(4096), s.allocBuffer(8192)];
+      globalThis.keep[0].fill(1);
+      require('node:worker_threads').parentPort.postMessage(globalThis.keep[0][4095]);
+    `;
+    for (let i = 0; i < 4; i++) {
+      const w = new Worker(code, { eval: true });
+      const exited = new Promise((resolve) => w.once('exit', resolve));
+      const byte = await new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      assert.equal(byte, 1);
+      if (i % 2) await w.terminate(); // odd rounds: terminated; even rounds: it ends by itself
+      assert.equal(await exited, i % 2 ? 1 : 0);
+    }
+  });
+});
