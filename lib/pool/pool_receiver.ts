@@ -49,6 +49,8 @@ export class PoolReceiver {
   private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
   private readonly completion = new Uint32Array(COMPLETION_WORDS);
   private closed = false;
+  /** A payload copyInto() has begun and not finished. */
+  private partial: { extent: Extent; copied: number } | null = null;
 
   constructor(private readonly options: PoolReceiverOptions) {
     this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
@@ -74,16 +76,45 @@ export class PoolReceiver {
 
   /** Ring bytes that may be read from `consumed` on before the next payload (Infinity: no payload announced). */
   allowance(consumed: number): number {
+    if (this.partial !== null) return 0;
     const next = this.table.nextPosition();
     return next < 0 ? Infinity : next - consumed;
   }
 
+  /**
+   * For `onread` (the user's buffer): copies as much of the payload due at
+   * `consumed` as fits into target[offset, offset + max); returns the bytes
+   * copied, 0 when no payload is due. The extent goes back to the peer once
+   * its last byte is copied; until then allowance() stays 0.
+   */
+  copyInto(consumed: number, target: Uint8Array, offset: number, max: number): number {
+    if (this.closed || max <= 0) return 0;
+    if (this.partial === null) {
+      if (this.table.nextPosition() !== consumed) return 0;
+      this.partial = { extent: this.deliverOne(), copied: 0 };
+    }
+    const { extent, copied } = this.partial;
+    const n = Math.min(max, extent.length - copied);
+    this.options.mapping.read(POOL_DATA_OFFSET + extent.offset + copied, target, offset, n);
+    this.partial.copied += n;
+    if (this.partial.copied === extent.length) {
+      this.partial = null;
+      this.giveBack(extent);
+    }
+    return n;
+  }
+
   /** The payload inserted at ring position `consumed`, or null when none is due there. */
   take(consumed: number): Buffer | null {
-    if (this.closed || this.table.nextPosition() !== consumed) return null;
-    const extent = this.table.deliver();
-    this.stats.receivedByRef++;
-    this.stats.bytesReceivedByRef += extent.length;
+    if (this.closed) return null;
+    if (this.partial !== null) {
+      // The rest of a payload copyInto() began (the user switched off onread).
+      const rest = Buffer.allocUnsafeSlow(this.partial.extent.length - this.partial.copied);
+      this.copyInto(consumed, rest, 0, rest.length);
+      return rest;
+    }
+    if (this.table.nextPosition() !== consumed) return null;
+    const extent = this.deliverOne();
     let view: Buffer | null = null;
     if (this.options.views) {
       try {
@@ -124,9 +155,17 @@ export class PoolReceiver {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.partial = null;
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
     this.queues.close();
+  }
+
+  private deliverOne(): Extent {
+    const extent = this.table.deliver();
+    this.stats.receivedByRef++;
+    this.stats.bytesReceivedByRef += extent.length;
+    return extent;
   }
 
   private giveBack(extent: Extent): void {

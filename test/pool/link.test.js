@@ -72,6 +72,40 @@ describe('pool: a connection link', function () {
     fds.forEach((fd) => fs.closeSync(fd));
   });
 
+  it('onread delivery: copyInto() fills the user buffer piece by piece, then returns the extent', function () {
+    const { a, b, fds } = linkedPair(16 * P, 8 * P);
+    const buf = a.allocBuffer(3 * P + 5);
+    for (let i = 0; i < buf.length; i++) buf[i] = i % 251;
+    assert.equal(a.sender.send(buf, 7), true);
+    const rx = b.receiver;
+    rx.poll(0);
+    assert.equal(rx.copyInto(0, Buffer.alloc(P), 0, P), 0, 'nothing is due before position 7');
+    const target = Buffer.alloc(P + 10);
+    const got = [];
+    for (let n; (n = rx.copyInto(7, target, 10, P)) > 0; ) {
+      got.push(Buffer.from(target.subarray(10, 10 + n)));
+      if (got.length < 4) assert.equal(rx.allowance(7), 0, 'ring bytes must wait for the rest of the payload');
+    }
+    const all = Buffer.concat(got);
+    assert.deepEqual(got.map((g) => g.length), [P, P, P, 5]);
+    assert.ok(all.equals(buf), 'copied bytes differ');
+    assert.equal(rx.allowance(7), Infinity);
+    assert.equal(a.sender.reclaim(), 1, 'the extent did not come back after its last byte');
+    // A payload begun with copyInto() and finished with take() (onread switched off).
+    const second = a.allocBuffer(2 * P);
+    second.fill(9);
+    a.sender.send(second, 7);
+    rx.poll(7);
+    assert.equal(rx.copyInto(7, target, 0, 100), 100);
+    const rest = rx.take(7);
+    assert.equal(rest.length, 2 * P - 100);
+    assert.ok(rest.every((x) => x === 9));
+    assert.equal(a.sender.reclaim(), 1);
+    a.close();
+    b.close();
+    fds.forEach((fd) => fs.closeSync(fd));
+  });
+
   it('a direction of size 0 has no pool: ordinary Buffers, zero stats', function () {
     const region = pool.createLocalRegion(4 * P);
     const link = new pool.PoolLink({ own: null, peer: { mapping: region.mapping, poolBytes: 4 * P }, createdOwn: false, createdPeer: true, views: false });
@@ -90,5 +124,30 @@ describe('pool: a connection link', function () {
     fs.closeSync(zero);
     region.mapping.close();
     fs.closeSync(region.fd);
+  });
+});
+
+describe('pool: worker threads', function () {
+  it('a worker that exits or is terminated while holding pool views does not take the process down', async function () {
+    const { Worker } = require('node:worker_threads');
+    const code = `
+      const pool = require(${JSON.stringify(require.resolve('../../dist/pool'))});
+      const r = pool.createLocalRegion(16 * 4096);
+      const s = new pool.PoolSender({ mapping: r.mapping, poolBytes: 16 * 4096, init: true });
+      globalThis.keep = [s.allocBuffer(4096), s.allocBuffer(8192)];
+      globalThis.keep[0].fill(1);
+      require('node:worker_threads').parentPort.postMessage(globalThis.keep[0][4095]);
+    `;
+    for (let i = 0; i < 4; i++) {
+      const w = new Worker(code, { eval: true });
+      const exited = new Promise((resolve) => w.once('exit', resolve));
+      const byte = await new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+      assert.equal(byte, 1);
+      if (i % 2) await w.terminate(); // odd rounds: terminated; even rounds: it ends by itself
+      assert.equal(await exited, i % 2 ? 1 : 0);
+    }
   });
 });
