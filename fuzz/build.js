@@ -108,7 +108,7 @@ async function buildNative(mode, targets = NATIVE_TARGETS, log = () => {}) {
   const missing = sources.filter((s) => !fs.existsSync(objects.get(s)));
   await parallel(missing.map((s) => async () => {
     log(`compile ${s}`);
-    const tmp = `${objects.get(s)}.tmp`;
+    const tmp = `${objects.get(s)}.${process.pid}.tmp`;
     await run(m.cxx, [...m.cflags, '-c', rel(s), '-o', tmp]);
     fs.renameSync(tmp, objects.get(s));
   }));

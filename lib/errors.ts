@@ -4,6 +4,7 @@
  * @internal
  */
 import * as os from 'node:os';
+import { inspect } from 'node:util';
 
 /** A system error like libuv's: message "<syscall> <CODE>[ <detail>]". */
 export function systemError(code: string, syscall: string, detail?: string): NodeJS.ErrnoException {
@@ -15,16 +16,16 @@ export function systemError(code: string, syscall: string, detail?: string): Nod
   return err;
 }
 
-/** An Error with a Node-style `code` (e.g. ERR_SERVER_NOT_RUNNING). */
-export function codedError(code: string, message: string): Error & { code: string } {
-  const err = new Error(message) as Error & { code: string };
+/** An Error (or TypeError, ...) with a Node-style `code` (e.g. ERR_SERVER_NOT_RUNNING). */
+export function codedError(code: string, message: string, Kind: ErrorConstructor = Error): Error & { code: string } {
+  const err = new Kind(message) as Error & { code: string };
   err.code = code;
   return err;
 }
 
 /** TypeError with code ERR_INVALID_ARG_TYPE, worded like Node's validators. */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & { code: string } {
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`) as TypeError & {
+  const err = new TypeError(`The "${name}" ${kind(name)} must be ${expected}. Received ${describe(actual)}`) as TypeError & {
     code: string;
   };
   err.code = 'ERR_INVALID_ARG_TYPE';
@@ -33,19 +34,32 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
 
 /** RangeError with code ERR_OUT_OF_RANGE. */
 export function outOfRange(name: string, range: string, actual: unknown): RangeError & { code: string } {
-  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(actual)}`) as RangeError & {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${typeof actual === 'number' ? String(actual) : describe(actual)}`) as RangeError & {
     code: string;
   };
   err.code = 'ERR_OUT_OF_RANGE';
   return err;
 }
 
+/** RangeError with code ERR_SOCKET_BAD_PORT, worded like net's. */
+export function socketBadPort(name: string, port: unknown, allowZero = true): RangeError & { code: string } {
+  const op = allowZero ? '>=' : '>';
+  const err = new RangeError(`${name} should be ${op} 0 and < 65536. Received ${describe(port)}.`) as RangeError & { code: string };
+  err.code = 'ERR_SOCKET_BAD_PORT';
+  return err;
+}
+
 /** TypeError with code ERR_INVALID_ARG_VALUE. */
-export function invalidArgValue(name: string, actual: unknown, reason: string): TypeError & { code: string } {
-  const err = new TypeError(`The argument '${name}' ${reason}. Received ${describe(actual)}`) as TypeError & { code: string };
+export function invalidArgValue(name: string, actual: unknown, reason = 'is invalid'): TypeError & { code: string } {
+  let shown = inspect(actual);
+  if (shown.length > 128) shown = `${shown.slice(0, 128)}...`;
+  const err = new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${shown}`) as TypeError & { code: string };
   err.code = 'ERR_INVALID_ARG_VALUE';
   return err;
 }
+
+/** Node says "property" for a dotted name (options.port), else "argument". */
+const kind = (name: string): string => (name.includes('.') ? 'property' : 'argument');
 
 function describe(v: unknown): string {
   if (v === null) return 'null';

@@ -8,15 +8,25 @@
  * const sock = xenring.connect({ port: 7000 }, () => sock.end('hello'));
  * ```
  */
-import { Server, type ServerOptions } from './server';
-import { Socket, normalizeConnectArgs, type SocketConnectOptions } from './socket';
+import { Server as ServerClass, type ServerOptions } from './server';
+import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOptions, type SocketOptions } from './socket';
 import { FallbackSocket, type FallbackConnectOptions } from './fallback';
 
-export { Server, Socket };
+/** Makes a class callable without `new`, as net's Socket and Server are (instanceof still works). */
+function callable<C extends new (...args: never[]) => object, A extends unknown[]>(cls: C): C & ((...args: A) => InstanceType<C>) {
+  return new Proxy(cls, { apply: (target, _this, args: unknown[]) => Reflect.construct(target, args) }) as C & ((...args: A) => InstanceType<C>);
+}
+
+/** A stream over a xenring connection, shaped like net.Socket; `Socket()` without `new` works too. */
+export const Socket = callable<typeof SocketClass, [options?: SocketOptions]>(SocketClass);
+export type Socket = SocketClass;
+/** Accepts xenring connections, shaped like net.Server; `Server()` without `new` works too. */
+export const Server = callable<typeof ServerClass, [options?: ServerOptions | ((socket: SocketClass) => void), connectionListener?: (socket: SocketClass) => void]>(ServerClass);
+export type Server = ServerClass;
 export { FallbackSocket, tcpAddress } from './fallback';
 export type { FallbackConnectOptions, FallbackTarget, TcpListenOptions } from './fallback';
-export { vchanServer, vchanClient } from './vchan';
-export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan';
+export { vchanServer, vchanClient } from './vchan_sockets';
+export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
 export type { ListenOptions, ServerOptions, DropInfo } from './server';
 export type { SocketAddress, SocketConnectOptions, SocketOptions } from './socket';
 export type { TransportAddress } from './transports/transport';
@@ -26,7 +36,7 @@ export function createServer(
   options?: ServerOptions | ((socket: Socket) => void),
   connectionListener?: (socket: Socket) => void,
 ): Server {
-  return new Server(options, connectionListener);
+  return new ServerClass(options, connectionListener);
 }
 
 /**
@@ -43,7 +53,7 @@ export function connect(...args: unknown[]): Socket | FallbackSocket {
   const first = args[0] as { fallback?: unknown } | null;
   if (first !== null && typeof first === 'object' && first.fallback !== undefined) return new FallbackSocket(first as FallbackConnectOptions, args[1] as () => void);
   const [options] = normalizeConnectArgs([...args]);
-  const socket = new Socket(options);
+  const socket = new SocketClass(options);
   return socket.connect(...args);
 }
 

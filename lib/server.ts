@@ -3,11 +3,12 @@
  * Every connection gets its own ring pair.
  */
 import { EventEmitter } from 'node:events';
-import { codedError, invalidArgType, outOfRange } from './errors';
+import { codedError, invalidArgType, invalidArgValue } from './errors';
 import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
 import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
+import { validatePort } from './validators';
 import type { Listener, RingLink, TransportAddress } from './transports/transport';
 
 /** Options of `createServer()`. */
@@ -28,32 +29,53 @@ export interface ListenOptions {
   ringSize?: number;
   /** Local transport: rendezvous directory. */
   dir?: string;
+  /** Pending connections the transport queues (a positive integer; default 511). */
   backlog?: number;
+  /** Aborting it closes the server, as net's listen({ signal }). */
+  signal?: AbortSignal;
   /** Also accept TCP clients, on this address, through the same 'connection' handler (lib/fallback.ts). */
   tcp?: TcpListenOptions;
 }
 
 /** Payload of the 'drop' event (a connection over maxConnections). */
 export interface DropInfo {
+  /** This end's address (as `socket.localAddress` would have been). */
   localAddress?: string;
+  /** The port the connection came in on. */
   localPort?: number | string;
+  /** 'local' or 'xen'. */
   localFamily?: string;
+  /** The peer's address (local: `pid:<n>`; xen: its domid). */
   remoteAddress?: string;
+  /** The peer's port. */
   remotePort?: number | string;
+  /** 'local' or 'xen'. */
   remoteFamily?: string;
 }
 
+/**
+ * Accepts xenring connections, shaped like net.Server: create it with
+ * {@link createServer}, start it with {@link Server.listen}, and get each
+ * connection as a {@link Socket} from the 'connection' event.
+ */
 export class Server extends EventEmitter {
-  /** Refuse (close at once) connections beyond this many. Unset by default. */
+  /** Refuse (close at once, emitting 'drop') connections beyond this many. Unset by default. */
   maxConnections?: number;
+  /** Accepted sockets keep their writable side open after the peer ends (default false). */
   allowHalfOpen: boolean;
+  /** Accepted sockets start paused (default false). */
   pauseOnConnect: boolean;
   private readonly socketOptions: SocketOptions;
   private listener: Listener | null = null;
-  private starting = false;
+  /** Aborts a listen() that is not up yet (close() before 'listening'); null when none. */
+  private starting: AbortController | null = null;
   private connections = new Set<Socket>();
   private refed = true;
 
+  /**
+   * `new Server([options][, connectionListener])`: options apply to every
+   * accepted socket; the listener is added for 'connection'.
+   */
   constructor(options?: ServerOptions | ((socket: Socket) => void), connectionListener?: (socket: Socket) => void) {
     super();
     if (typeof options === 'function') {
@@ -78,45 +100,79 @@ export class Server extends EventEmitter {
 
   /**
    * Starts accepting: `listen(port[, backlog][, cb])`, `listen(options[, cb])`
-   * or `listen([cb])` (any free port).
+   * or `listen([cb])` (any free port). As net: arguments are checked at once
+   * (ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_VALUE, ...); the local transport
+   * binds at once, so address() works on return; 'listening' comes on a
+   * later tick (not at all if close() came first); bind errors arrive as
+   * 'error'. `options.signal` closes the server when aborted.
    */
   listen(...args: unknown[]): this {
-    let cb: (() => void) | undefined;
-    if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
-    let options: ListenOptions;
-    const first = args[0];
-    if (first === undefined || first === null) options = { port: 0 };
-    else if (typeof first === 'object') options = { ...(first as ListenOptions) };
-    else if (typeof first === 'number' || typeof first === 'string') {
-      options = { port: first };
-      if (typeof args[1] === 'number') options.backlog = args[1];
-    } else throw invalidArgType('port', 'of type number, string or object', first);
-    if (options.port === undefined) options.port = 0;
-    if (options.backlog !== undefined && (!Number.isInteger(options.backlog) || options.backlog < 1)) {
-      throw outOfRange('options.backlog', 'a positive integer', options.backlog);
-    }
+    const [options, cb] = normalizeListenArgs(args);
     if (this.listener || this.starting) throw codedError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
     if (options.tcp !== undefined) return listenWithTcp(this, options, cb, (s) => this.adopt(s as unknown as Socket)), this;
+    const { signal } = options;
+    if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
+      throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+    }
     const transport = resolveTransport(options.transport);
-    if (cb) this.once('listening', cb);
-    this.starting = true;
-    transport.listen(
-      { port: options.port, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog },
-      (link) => this.onLink(link),
-      (err, listener) => {
-        this.starting = false;
-        if (err || !listener) {
-          if (cb) this.off('listening', cb);
-          this.emit('error', err);
-          return;
-        }
-        this.listener = listener;
-        if (!this.refed) listener.unref();
-        this.emit('listening');
-      },
-      (err) => this.emit('error', err),
-    );
+    const ac = new AbortController();
+    const req = { port: options.port!, domid: options.domid, ringSize: options.ringSize, dir: options.dir, backlog: options.backlog };
+    // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
+    const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));
+    this.starting = ac;
+    if (cb) {
+      this.listeningCallback = cb;
+      this.once('listening', cb);
+    }
+    if (signal) {
+      // As net's listen({ signal }): aborting closes the server.
+      const onAbort = () => this.close();
+      if (signal.aborted) process.nextTick(onAbort);
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
+    if (started instanceof Promise) {
+      started.then(
+        (listener) => this.onListening(ac, listener),
+        (err: Error) => this.onListenError(ac, err),
+      );
+    } else {
+      this.onListening(ac, started);
+    }
     return this;
+  }
+
+  /** The callback given to the current listen(), removed if it never listens. */
+  private listeningCallback: (() => void) | null = null;
+
+  private onListening(ac: AbortController, listener: Listener): void {
+    if (ac.signal.aborted) {
+      listener.close(); // close() came first: never listen
+      return;
+    }
+    this.starting = null;
+    this.listener = listener;
+    if (!this.refed) listener.unref();
+    // As net's emitListeningNT: later, and only if still listening.
+    process.nextTick(() => {
+      if (this.listener !== listener) return;
+      this.listeningCallback = null;
+      this.emit('listening');
+    });
+  }
+
+  private onListenError(ac: AbortController, err: Error): void {
+    if (ac.signal.aborted) return;
+    this.starting = null;
+    this.dropListeningCallback();
+    this.emit('error', err);
+  }
+
+  private dropListeningCallback(): void {
+    if (this.listeningCallback) this.off('listening', this.listeningCallback);
+    this.listeningCallback = null;
   }
 
   private onLink(link: RingLink): void {
@@ -158,7 +214,16 @@ export class Server extends EventEmitter {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
     });
-    this.emit('connection', socket);
+    try {
+      this.emit('connection', socket);
+    } catch (err) {
+      // A throwing handler is the user's bug, uncaught as with net; it must
+      // not unwind into the transport's accept path (which would release
+      // the link under the live socket).
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   /**
@@ -168,7 +233,7 @@ export class Server extends EventEmitter {
    */
   close(cb?: (err?: Error) => void): this {
     if (typeof cb === 'function') {
-      if (!this.listener) {
+      if (!this.listener && !this.starting) {
         this.once('close', () => cb(codedError('ERR_SERVER_NOT_RUNNING', 'Server is not running.')));
       } else {
         this.once('close', cb);
@@ -179,6 +244,11 @@ export class Server extends EventEmitter {
       this.listener.close();
       this.listener = null;
     }
+    if (this.starting) {
+      this.starting.abort(codedError('ABORT_ERR', 'The server was closed before it listened'));
+      this.starting = null;
+    }
+    this.dropListeningCallback();
     this.emitCloseIfDrained();
     return this;
   }
@@ -193,7 +263,7 @@ export class Server extends EventEmitter {
     return this.listener ? this.listener.address() : null;
   }
 
-  /** Calls back with the number of open connections. */
+  /** Calls back (asynchronously) with the number of open connections. */
   getConnections(cb: (err: Error | null, count: number) => void): this {
     if (typeof cb !== 'function') throw invalidArgType('callback', 'of type function', cb);
     process.nextTick(cb, null, this.connections.size);
@@ -207,14 +277,96 @@ export class Server extends EventEmitter {
     return this;
   }
 
+  /** Undoes unref(): a listening server keeps the process alive again. */
   ref(): this {
     this.refed = true;
     this.listener?.ref();
     return this;
   }
 
+  /**
+   * With `captureRejections`, an async 'connection' handler that rejects
+   * destroys only that socket (as net); other events' rejections are 'error'.
+   */
+  override [EventEmitter.captureRejectionSymbol](err: Error, event: string | symbol, ...args: unknown[]): void {
+    if (event === 'connection') (args[0] as Socket).destroy(err);
+    else this.emit('error', err);
+  }
+
+  /** `await using server = ...`: closes the server and waits for 'close'. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (!this.listener) return;
     await new Promise<void>((resolve) => this.close(() => resolve()));
   }
+}
+
+/** net's listen() argument forms and checks; returns options with a port, and the callback. */
+function normalizeListenArgs(args: unknown[]): [ListenOptions, (() => void) | undefined] {
+  let cb: (() => void) | undefined;
+  if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
+  const first = args[0];
+  let options: ListenOptions;
+  if (first !== null && typeof first === 'object') {
+    options = { ...(first as ListenOptions) };
+    if (args.length > 1 && typeof args[1] === 'number' && options.backlog === undefined) options.backlog = args[1];
+  } else {
+    options = { port: first as number | string | undefined };
+    if (typeof args[1] === 'number') options.backlog = args[1];
+  }
+  // As net: no arguments, an explicit undefined port, or a null one: any free port.
+  if (first === undefined || first === null || ('port' in options && options.port === undefined) || options.port === null) {
+    options.port = 0;
+  }
+  if (typeof options.port !== 'number' && typeof options.port !== 'string') {
+    const reason = 'port' in options ? 'is invalid' : 'must have the property "port"';
+    throw invalidArgValue('options', options, reason);
+  }
+  options.port = validatePort(options.port, 'options.port');
+  // As net, a backlog that is not a positive integer means the default.
+  if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog >= 1)) delete options.backlog;
+  return [options, cb];
+}
+
+/**
+ * Server's events, as net.Server's: 'listening', 'connection' with each accepted
+ * Socket, 'drop' for a connection refused over maxConnections, 'error', and
+ * 'close' once closed and every connection has closed.
+ */
+export interface Server {
+  addListener(event: 'close', listener: () => void): this;
+  addListener(event: 'connection', listener: (socket: Socket) => void): this;
+  addListener(event: 'drop', listener: (data?: DropInfo) => void): this;
+  addListener(event: 'error', listener: (err: Error) => void): this;
+  addListener(event: 'listening', listener: () => void): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: 'connection', listener: (socket: Socket) => void): this;
+  on(event: 'drop', listener: (data?: DropInfo) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'listening', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'close', listener: () => void): this;
+  once(event: 'connection', listener: (socket: Socket) => void): this;
+  once(event: 'drop', listener: (data?: DropInfo) => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'listening', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependListener(event: 'close', listener: () => void): this;
+  prependListener(event: 'connection', listener: (socket: Socket) => void): this;
+  prependListener(event: 'drop', listener: (data?: DropInfo) => void): this;
+  prependListener(event: 'error', listener: (err: Error) => void): this;
+  prependListener(event: 'listening', listener: () => void): this;
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependOnceListener(event: 'close', listener: () => void): this;
+  prependOnceListener(event: 'connection', listener: (socket: Socket) => void): this;
+  prependOnceListener(event: 'drop', listener: (data?: DropInfo) => void): this;
+  prependOnceListener(event: 'error', listener: (err: Error) => void): this;
+  prependOnceListener(event: 'listening', listener: () => void): this;
+  prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  emit(event: 'close'): boolean;
+  emit(event: 'connection', socket: Socket): boolean;
+  emit(event: 'drop', data?: DropInfo): boolean;
+  emit(event: 'error', err: Error): boolean;
+  emit(event: 'listening'): boolean;
+  emit(event: string | symbol, ...args: any[]): boolean;
 }

@@ -6,10 +6,12 @@
  * with EPIPE, destroySoon() ends synchronously.
  */
 import { Duplex } from 'node:stream';
-import { codedError, invalidArgType, outOfRange, systemError } from './errors';
+import { codedError, invalidArgType, invalidArgValue, outOfRange, systemError } from './errors';
 import { DEFAULT_SPIN_MICROS, RingChannel, STAGE_MAX, type ChannelOwner } from './ring/channel';
+import type { Server } from './server';
 import { resolveTransport } from './transports/registry';
-import type { PendingConnect, RingLink } from './transports/transport';
+import type { RingLink } from './transports/transport';
+import { validatePort } from './validators';
 import { UserBuffer, type OnReadOptions } from './user_buffer';
 
 /** Options of `new Socket()`. */
@@ -29,7 +31,14 @@ export interface SocketOptions {
    * receive). 'end', 'close', pause() and resume() work as usual.
    */
   onread?: OnReadOptions;
+  /** Bytes buffered for reading before reading pauses (stream default if unset). */
+  /** Bytes buffered per direction before backpressure (stream default if unset). */
+  highWaterMark?: number;
+  /** Aborting it destroys the socket with an AbortError, as net's `signal` option. */
+  signal?: AbortSignal;
+  /** Bytes buffered for reading before reading pauses (overrides highWaterMark). */
   readableHighWaterMark?: number;
+  /** Bytes buffered for writing before write() returns false (overrides highWaterMark). */
   writableHighWaterMark?: number;
 }
 
@@ -53,6 +62,7 @@ export interface SocketConnectOptions extends SocketOptions {
   noDelay?: boolean;
   /** Accepted for net compatibility and ignored. */
   keepAlive?: boolean;
+  /** Accepted for net compatibility and ignored. */
   keepAliveInitialDelay?: number;
 }
 
@@ -67,26 +77,31 @@ export interface SocketAddress {
 export const kAttach = Symbol('xenring.attach');
 /** @internal Connects through any link-producing function (vchan endpoints). */
 export const kConnectWith = Symbol('xenring.connectWith');
-/** @internal Starts making a link; calls back once. */
-export type LinkStarter = (callback: (err: Error | null, link?: RingLink) => void) => PendingConnect;
+/** @internal Starts making a link; aborting `signal` gives it up (and frees what it took). */
+export type LinkStarter = (signal: AbortSignal) => Promise<RingLink>;
 
 type WriteCb = (err?: Error | null) => void;
 
-/** A stream over a xenring connection, shaped like net.Socket. */
-export class Socket extends Duplex implements ChannelOwner {
+/**
+ * A stream over a xenring connection, shaped like net.Socket: create one with
+ * {@link connect} (or `new Socket().connect()`), or receive it from a
+ * {@link Server}'s 'connection' event.
+ */
+export class Socket extends Duplex {
   /** True from connect() until 'connect' is emitted. */
   connecting = false;
   /** The idle timeout set by setTimeout(), undefined until then. */
   timeout: number | undefined = undefined;
-  /** The Server that accepted this socket, else null. */
-  server: unknown = null;
-  /** @internal */
-  _server: unknown = null;
+  /** The Server that accepted this socket, else null (a client socket). */
+  server: Server | null = null;
+  /** Same as {@link Socket.server} (net keeps both names). */
+  _server: Server | null = null;
   /** Always null: there is no libuv stream handle (TLS and http check it). */
   readonly _handle: null = null;
 
   private channel: RingChannel | null = null;
-  private pendingConnect: PendingConnect | null = null;
+  /** Aborts the connect in progress (destroy, connect timeout); null when none. */
+  private connectAbort: AbortController | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private wantRead = false;
@@ -96,22 +111,48 @@ export class Socket extends Duplex implements ChannelOwner {
   private bytesReadBase = 0;
   private link: RingLink | null = null;
   private readonly userBuffer: UserBuffer | null;
+  /** What the channel calls back (kept off the public class). */
+  private readonly owner: ChannelOwner = {
+    channelData: (chunk) => {
+      const more = this.push(chunk);
+      if (!more) this.setReading(false);
+      return more;
+    },
+    channelTarget: () => (this.userBuffer ? this.userBuffer.target() : null),
+    channelRead: (n) => {
+      const more = this.userBuffer!.deliver(this, n);
+      if (this.userBuffer!.error) this.destroy(this.userBuffer!.error);
+      if (!more) this.setReading(false);
+      return more;
+    },
+    channelEnd: () => {
+      this.setReading(false);
+      this.push(null);
+      // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
+      // even when no one consumes the data. Deferred: EOF may be found inside
+      // _read(), and a read() re-entered from there loses the 'end'.
+      process.nextTick(() => this.read(0));
+    },
+    channelError: (err) => this.destroy(err),
+    channelActivity: () => this.idleTimer?.refresh(),
+  };
 
   constructor(options: SocketOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
+    rejectObjectMode(options);
     super({
       allowHalfOpen: Boolean(options.allowHalfOpen),
       emitClose: false,
       autoDestroy: true,
+      highWaterMark: options.highWaterMark,
       readableHighWaterMark: options.readableHighWaterMark,
       writableHighWaterMark: options.writableHighWaterMark,
+      // As net: the stream validates it and destroys us with an AbortError on abort.
+      signal: options.signal,
     });
     this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
-    // net: once the peer ended and we are not half-open, writes fail with EPIPE.
-    this.on('end', () => {
-      if (!this.allowHalfOpen) this.write = writeAfterFIN;
-    });
+    this.on('end', () => this.onReadableEnd());
   }
 
   /**
@@ -132,34 +173,48 @@ export class Socket extends Duplex implements ChannelOwner {
     };
     if (options.connectTimeout !== undefined) validateMsecs(options.connectTimeout, 'options.connectTimeout');
     if (this.destroyed) {
-      // Reconnecting a closed socket, as net allows.
+      // Reconnecting a closed socket, as net allows; the counters restart
+      // with the new connection (net's come from the new handle).
       (this as unknown as { _undestroy(): void })._undestroy();
       this.write = Socket.prototype.write;
       this.link = null;
+      this.bytesDone = 0;
+      this.bytesReadBase = 0;
     }
     if (options.timeout) this.setTimeout(options.timeout);
-    return this[kConnectWith]((callback) => transport.connect(req, callback), cb, options.connectTimeout);
+    return this[kConnectWith]((signal) => transport.connect(req, signal), cb, options.connectTimeout);
   }
 
   /** @internal */
   [kConnectWith](start: LinkStarter, cb?: () => void, connectTimeout?: number): this {
+    const ac = new AbortController();
+    // A start that throws (bad arguments) leaves the socket as it was, not "connecting".
+    const linked = start(ac.signal);
+    this.connectAbort = ac;
     this.connecting = true;
     if (cb) this.once('connect', cb);
-    this.pendingConnect = start((err, link) => this.afterConnect(err, link));
+    linked.then(
+      (link) => this.afterConnect(ac, null, link),
+      (err: Error) => this.afterConnect(ac, err),
+    );
     if (connectTimeout) {
       this.connectTimer = setTimeout(() => {
         this.connectTimer = null;
-        this.pendingConnect?.cancel();
-        this.pendingConnect = null;
-        this.destroy(systemError('ETIMEDOUT', 'connect'));
+        const err = systemError('ETIMEDOUT', 'connect');
+        ac.abort(err);
+        this.destroy(err);
       }, connectTimeout);
       if (!this.refed) this.connectTimer.unref();
     }
     return this;
   }
 
-  private afterConnect(err: Error | null, link?: RingLink): void {
-    this.pendingConnect = null;
+  private afterConnect(ac: AbortController, err: Error | null, link?: RingLink): void {
+    if (ac.signal.aborted || this.connectAbort !== ac) {
+      link?.release(); // given up (destroyed, timed out): nobody wants it
+      return;
+    }
+    this.connectAbort = null;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     if (this.destroyed) {
@@ -179,7 +234,7 @@ export class Socket extends Duplex implements ChannelOwner {
     this.emit('connect');
     this.emit('ready');
     if (!this.destroyed && this.channel) {
-      if (this.wantRead) this.channel.resume();
+      if (this.wantRead) this.startReading();
       // A later turn, as net's first read (see kAttach).
       setImmediate(() => {
         if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
@@ -190,8 +245,11 @@ export class Socket extends Duplex implements ChannelOwner {
   /** @internal Binds a connected ring (client after connect, or accepted by a Server). */
   [kAttach](link: RingLink, startReading = true): void {
     this.link = link;
-    this.channel = new RingChannel(link, this, { spinMicros: this.spinMicros });
-    if (!this.refed) this.channel.unref();
+    this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
+    this.active = true; // a new channel's watchers start ref'd
+    this.reading = false;
+    this.draining = false;
+    this.updateActive();
     try {
       this.userBuffer?.start();
     } catch (err) {
@@ -199,7 +257,7 @@ export class Socket extends Duplex implements ChannelOwner {
       return;
     }
     if (!startReading) return;
-    if (this.wantRead) this.channel.resume();
+    if (this.wantRead) this.startReading();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
     // socket nobody reads from never sees the peer's FIN, never emits 'end'
     // and never closes (and a closing Server waits for it forever). On a later
@@ -211,42 +269,26 @@ export class Socket extends Duplex implements ChannelOwner {
     });
   }
 
-  // --- ChannelOwner -------------------------------------------------------
-
-  /** @internal */
-  channelData(chunk: Buffer): boolean {
-    return this.push(chunk);
-  }
-
-  /** @internal */
-  channelTarget(): Uint8Array | null {
-    return this.userBuffer ? this.userBuffer.target() : null;
-  }
-
-  /** @internal */
-  channelRead(n: number): boolean {
-    const more = this.userBuffer!.deliver(this, n);
-    if (this.userBuffer!.error) this.destroy(this.userBuffer!.error);
-    return more;
-  }
-
-  /** @internal */
-  channelEnd(): void {
-    this.push(null);
-    // Why: as net's onStreamRead at EOF; emits 'end' now if nothing is buffered,
-    // even when no one consumes the data. Deferred: EOF may be found inside
-    // _read(), and a read() re-entered from there loses the 'end'.
-    process.nextTick(() => this.read(0));
-  }
-
-  /** @internal */
-  channelError(err: Error): void {
-    this.destroy(err);
-  }
-
-  /** @internal */
-  channelActivity(): void {
-    if (this.idleTimer) this.idleTimer.refresh();
+  /**
+   * net's allowHalfOpen=false: once the peer ended, writes fail with EPIPE
+   * and (Duplex, right after 'end') our writable side ends. Not when Node's
+   * stream wrapper (JSStreamSocket, used by tls and http2 for any stream
+   * without a libuv handle) consumes this socket: net hands such consumers
+   * its handle, so the raw socket's own half-close rule never runs and the
+   * consumer (a TLSSocket that copied our allowHalfOpen) ends us itself once
+   * its own writes are flushed. Ending here too would cut its reply short
+   * (issue 12 item 2).
+   */
+  private onReadableEnd(): void {
+    if (this.allowHalfOpen) return;
+    if (wrappedAsStreamHandle(this)) {
+      // Duplex reads allowHalfOpen right after the 'end' listeners to decide
+      // whether to end(); restored on the next tick, so the option still reads false.
+      this.allowHalfOpen = true;
+      process.nextTick(() => (this.allowHalfOpen = false));
+      return;
+    }
+    this.write = writeAfterFIN;
   }
 
   // --- Duplex implementation ----------------------------------------------
@@ -269,8 +311,42 @@ export class Socket extends Duplex implements ChannelOwner {
   private readScheduled = false;
   private readonly scheduledRead = (): void => {
     this.readScheduled = false;
-    if (this.wantRead && this.channel && !this.destroyed) this.channel.resume();
+    if (this.wantRead && this.channel && !this.destroyed) this.startReading();
   };
+
+  /**
+   * As net's handle, the channel keeps the process alive only while it is
+   * active: reading (net's readStart: flowing or under the high-water mark,
+   * and not at end of data), writing, or ending towards a plain vchan peer
+   * (that waits for the peer to drain the ring). A paused socket, or one
+   * holding unread data after the peer's end, lets the process exit.
+   */
+  private updateActive(): void {
+    const ch = this.channel;
+    if (!ch) return;
+    const active = this.refed && (this.reading || this.writesInFlight > 0 || this.draining);
+    if (active === this.active) return;
+    this.active = active;
+    if (active) ch.ref();
+    else ch.unref();
+  }
+
+  private setReading(reading: boolean): void {
+    this.reading = reading;
+    this.updateActive();
+  }
+
+  /** Resumes the channel; marked reading first (resume() may deliver the end at once). */
+  private startReading(): void {
+    this.setReading(true);
+    this.channel!.resume();
+  }
+
+  private reading = false;
+  private writesInFlight = 0;
+  private draining = false;
+  /** Whether the channel's watchers are ref'd; they start ref'd. */
+  private active = true;
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCb): void {
     // A small chunk the ring surely has room for is taken at once (staged and
@@ -307,7 +383,11 @@ export class Socket extends Duplex implements ChannelOwner {
     }
     let n = 0;
     for (const b of bufs) n += b.length;
+    this.writesInFlight++;
+    this.updateActive();
     this.channel.write(bufs, (err) => {
+      this.writesInFlight--;
+      this.updateActive();
       if (!err) this.bytesDone += n;
       callback(err);
     });
@@ -317,6 +397,11 @@ export class Socket extends Duplex implements ChannelOwner {
     if (this.connecting) {
       this.once('connect', () => this._final(callback));
       return;
+    }
+    if (this.channel && !this.link?.ext) {
+      // Plain vchan has no half-close: the channel closes once the peer has read everything.
+      this.draining = true;
+      this.updateActive();
     }
     this.channel?.finish();
     callback();
@@ -328,8 +413,8 @@ export class Socket extends Duplex implements ChannelOwner {
     this.connectTimer = null;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    this.pendingConnect?.cancel();
-    this.pendingConnect = null;
+    this.connectAbort?.abort(codedError('ABORT_ERR', 'The connection attempt was given up'));
+    this.connectAbort = null;
     if (this.channel) {
       this.bytesReadBase += this.channel.bytesRead;
       this.channel.close();
@@ -349,6 +434,7 @@ export class Socket extends Duplex implements ChannelOwner {
     if (this.userBuffer) {
       this.wantRead = false;
       this.channel?.pause();
+      this.setReading(false);
     }
     return super.pause();
   }
@@ -402,14 +488,15 @@ export class Socket extends Duplex implements ChannelOwner {
   /** Lets the process exit while this socket is open. */
   unref(): this {
     this.refed = false;
-    this.channel?.unref();
+    this.updateActive();
     this.connectTimer?.unref();
     return this;
   }
 
+  /** Undoes unref(): an open socket keeps the process alive again. */
   ref(): this {
     this.refed = true;
-    this.channel?.ref();
+    this.updateActive();
     this.connectTimer?.ref();
     return this;
   }
@@ -442,21 +529,27 @@ export class Socket extends Duplex implements ChannelOwner {
     return this.channel && this.link ? { ...this.link.local } : {};
   }
 
+  /** The peer's address while connected (local: `pid:<n>`; xen: its domid). */
   get remoteAddress(): string | undefined {
     return this.channel ? this.link?.remote.address : undefined;
   }
+  /** 'local' or 'xen' while connected. */
   get remoteFamily(): string | undefined {
     return this.channel ? this.link?.remote.family : undefined;
   }
+  /** The peer's port while connected. */
   get remotePort(): number | string | undefined {
     return this.channel ? this.link?.remote.port : undefined;
   }
+  /** This end's address while connected (local: the rendezvous socket path). */
   get localAddress(): string | undefined {
     return this.channel ? this.link?.local.address : undefined;
   }
+  /** 'local' or 'xen' while connected. */
   get localFamily(): string | undefined {
     return this.channel ? this.link?.local.family : undefined;
   }
+  /** The port of the connection (the server's port, on both ends). */
   get localPort(): number | string | undefined {
     return this.channel ? this.link?.local.port : undefined;
   }
@@ -468,7 +561,14 @@ export class Socket extends Duplex implements ChannelOwner {
 
   /** Bytes accepted for writing so far, including those still queued. */
   get bytesWritten(): number {
+    // On the prototype (no stream state), undefined as net's, not NaN.
+    if (!(this as unknown as { _writableState?: object })._writableState) return undefined as unknown as number;
     return this.bytesDone + this.writableLength;
+  }
+
+  /** Old name of {@link Socket.connecting}, as net keeps it. */
+  get _connecting(): boolean {
+    return this.connecting;
   }
 
   /** True until connected (and while connecting). */
@@ -476,6 +576,7 @@ export class Socket extends Duplex implements ChannelOwner {
     return !this.channel || this.connecting;
   }
 
+  /** As net: 'opening' while connecting, then 'open', 'readOnly', 'writeOnly' or 'closed'. */
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
     if (this.connecting) return 'opening';
     if (this.readable && this.writable) return 'open';
@@ -490,6 +591,86 @@ export class Socket extends Duplex implements ChannelOwner {
     // while connecting are counted (test-net-buffersize).
     return this.channel || this.connecting ? this.writableLength : undefined;
   }
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the catch-all overloads are @types/node's */
+/**
+ * Socket's events, as net.Socket's: 'connect' and 'ready' once connected, 'data'
+ * (Buffers, or strings after setEncoding()), 'end' when the peer ended, 'finish'
+ * when our end() completed, 'timeout' after setTimeout()'s idle time, 'drain',
+ * 'error', and 'close' last, once, with `hadError`.
+ */
+export interface Socket {
+  addListener(event: 'close', listener: (hadError: boolean) => void): this;
+  addListener(event: 'connect', listener: () => void): this;
+  addListener(event: 'data', listener: (data: Buffer) => void): this;
+  addListener(event: 'drain', listener: () => void): this;
+  addListener(event: 'end', listener: () => void): this;
+  addListener(event: 'error', listener: (err: Error) => void): this;
+  addListener(event: 'finish', listener: () => void): this;
+  addListener(event: 'ready', listener: () => void): this;
+  addListener(event: 'timeout', listener: () => void): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  on(event: 'close', listener: (hadError: boolean) => void): this;
+  on(event: 'connect', listener: () => void): this;
+  on(event: 'data', listener: (data: Buffer) => void): this;
+  on(event: 'drain', listener: () => void): this;
+  on(event: 'end', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'finish', listener: () => void): this;
+  on(event: 'ready', listener: () => void): this;
+  on(event: 'timeout', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'close', listener: (hadError: boolean) => void): this;
+  once(event: 'connect', listener: () => void): this;
+  once(event: 'data', listener: (data: Buffer) => void): this;
+  once(event: 'drain', listener: () => void): this;
+  once(event: 'end', listener: () => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'finish', listener: () => void): this;
+  once(event: 'ready', listener: () => void): this;
+  once(event: 'timeout', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependListener(event: 'close', listener: (hadError: boolean) => void): this;
+  prependListener(event: 'connect', listener: () => void): this;
+  prependListener(event: 'data', listener: (data: Buffer) => void): this;
+  prependListener(event: 'drain', listener: () => void): this;
+  prependListener(event: 'end', listener: () => void): this;
+  prependListener(event: 'error', listener: (err: Error) => void): this;
+  prependListener(event: 'finish', listener: () => void): this;
+  prependListener(event: 'ready', listener: () => void): this;
+  prependListener(event: 'timeout', listener: () => void): this;
+  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  prependOnceListener(event: 'close', listener: (hadError: boolean) => void): this;
+  prependOnceListener(event: 'connect', listener: () => void): this;
+  prependOnceListener(event: 'data', listener: (data: Buffer) => void): this;
+  prependOnceListener(event: 'drain', listener: () => void): this;
+  prependOnceListener(event: 'end', listener: () => void): this;
+  prependOnceListener(event: 'error', listener: (err: Error) => void): this;
+  prependOnceListener(event: 'finish', listener: () => void): this;
+  prependOnceListener(event: 'ready', listener: () => void): this;
+  prependOnceListener(event: 'timeout', listener: () => void): this;
+  prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  emit(event: 'close', hadError: boolean): boolean;
+  emit(event: 'connect'): boolean;
+  emit(event: 'data', data: Buffer): boolean;
+  emit(event: 'drain'): boolean;
+  emit(event: 'end'): boolean;
+  emit(event: 'error', err: Error): boolean;
+  emit(event: 'finish'): boolean;
+  emit(event: 'ready'): boolean;
+  emit(event: 'timeout'): boolean;
+  emit(event: string | symbol, ...args: any[]): boolean;
+}
+
+/**
+ * True if Node's JSStreamSocket wraps `socket` (it is the only consumer
+ * that forwards our 'end' to a native handle with emitEOF()). Node gives no
+ * public sign of the wrapping; its 'end' listener is the stable one (the
+ * same since Node 10).
+ */
+function wrappedAsStreamHandle(socket: Socket): boolean {
+  return socket.listeners('end').some((fn) => Function.prototype.toString.call(fn).includes('emitEOF'));
 }
 
 function writeAfterFIN(this: Socket, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
@@ -521,7 +702,7 @@ function validateSpin(v: unknown): number | undefined {
   return v;
 }
 
-/** net's argument forms: (options[, cb]) or (port[, host][, cb]). */
+/** net's argument forms: (options[, cb]) or (port[, host][, cb]); checks the port as net does. */
 export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, (() => void) | undefined] {
   let cb: (() => void) | undefined;
   if (args.length > 0 && typeof args[args.length - 1] === 'function') cb = args.pop() as () => void;
@@ -534,8 +715,21 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, ((
     const host = args[1];
     if (typeof host === 'number' || (typeof host === 'string' && /^[0-9]+$/.test(host))) options.domid = Number(host);
   } else {
-    throw invalidArgType('options', 'of type object, number or string', first);
+    options = {} as SocketConnectOptions;
   }
-  if (options.port === undefined) throw invalidArgType('options.port', 'of type number or string', undefined);
+  if (options.port === undefined) throw codedError('ERR_MISSING_ARGS', 'The "options" or "port" or "path" argument must be specified', TypeError);
+  if (typeof options.port !== 'number' && typeof options.port !== 'string') {
+    throw invalidArgType('options.port', 'one of type number or string', options.port);
+  }
+  // Numbers as net ('Port should be >= 0 and < 65536'); names checked the same way.
+  validatePort(options.port, 'Port');
   return [options, cb];
+}
+
+/** As net: object mode is refused (a socket carries bytes). */
+function rejectObjectMode(options: SocketOptions): void {
+  const o = options as { objectMode?: unknown; readableObjectMode?: unknown; writableObjectMode?: unknown };
+  for (const name of ['objectMode', 'readableObjectMode', 'writableObjectMode'] as const) {
+    if (o[name]) throw invalidArgValue(`options.${name}`, o[name], 'is not supported');
+  }
 }

@@ -1,9 +1,12 @@
 // Module entry: registers the native primitives. Layering: shared mappings,
 // fd watcher and local-transport primitives at the bottom, the ring endpoint
 // above them; everything else (transports, streams, sockets) is TypeScript.
+#include <dlfcn.h>
 #include <napi.h>
+#include <unistd.h>
 
 #include "addon_data.h"
+#include "errors.h"
 #include "fd_watcher.h"
 #include "local_primitives.h"
 #include "notifier.h"
@@ -15,9 +18,52 @@
 
 namespace xenring {
 
+bool CanCallIntoJs(napi_env env) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok) return false;
+  if (pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+  }
+  // Setting a property is one of the calls N-API refuses (napi_pending_exception
+  // with nothing pending) once the environment may no longer run JS.
+  napi_value probe;
+  if (napi_create_object(env, &probe) != napi_ok) return false;
+  return napi_set_named_property(env, probe, "probe", probe) == napi_ok;
+}
+
+namespace {
+
+// Runs before N-API's own teardown (see addon_data.h): from here on no native
+// object may call into JS, and every poll handle is closed while the loop that
+// owns it still runs its close callbacks.
+void TearDown(void* arg) {
+  auto* data = static_cast<AddonData*>(arg);
+  data->tearing_down = true;
+  auto watchers = data->watchers;  // Shutdown() unregisters
+  for (FdWatcher* w : watchers) w->Shutdown();
+  for (int fd : data->fds) close(fd);
+  data->fds.clear();
+}
+
+// Node unloads an addon when the last environment that loaded it goes away
+// (a worker that alone used xenring), while that worker's loop still runs the
+// close callbacks of our poll handles: code that would no longer be mapped.
+// One extra, never-released reference keeps the library loaded.
+void PinLibrary() {
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&PinLibrary), &self) != 0 && self.dli_fname != nullptr)
+    dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+}  // namespace
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinLibrary();
   auto* data = new AddonData();
   env.SetInstanceData(data);
+  if (napi_add_env_cleanup_hook(env, TearDown, data) != napi_ok)
+    ThrowCode(env, "ERR_INTERNAL", "cannot register the environment cleanup hook");
   exports.Set("SharedMapping", SharedMapping::Init(env, &data->mapping_ctor));
   exports.Set("FdWatcher", FdWatcher::Init(env));
   exports.Set("RingEndpoint", RingEndpoint::Init(env));

@@ -1,11 +1,42 @@
 // Per-environment state (main thread and each worker have their own).
+//
+// Teardown order (worker.terminate(), process exit): JS stops first (every
+// N-API call that may run JS then fails), then the environment's cleanup
+// hooks run, newest first. Ours is registered after N-API's own, so it runs
+// before any finalizer: it marks the state torn down, closes every live
+// FdWatcher, so no libuv callback can reach JS afterwards, and closes the fds
+// this environment still owns (JS closes them normally, but a terminated
+// worker never will: its peers would wait for a hang-up forever). N-API then runs
+// the finalizers newest object first; this state, set in Init, goes last.
 #pragma once
 #include <napi.h>
 
+#include <unordered_set>
+
 namespace xenring {
+
+class FdWatcher;
+
 struct AddonData {
   Napi::FunctionReference mapping_ctor;
   Napi::FunctionReference notifier_ctor;
+  bool tearing_down = false;
+  std::unordered_set<FdWatcher*> watchers;  // started or not, until closed
+  std::unordered_set<int> fds;              // made or received here, not yet closeFd()'d
 };
+
 inline AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+// An fd the local primitives created or received: closed at teardown unless
+// JS closed it first with closeFd().
+inline int OwnFd(Napi::Env env, int fd) {
+  GetAddonData(env)->fds.insert(fd);
+  return fd;
+}
+inline void DisownFd(Napi::Env env, int fd) { GetAddonData(env)->fds.erase(fd); }
+
+// True while JS may run in `env`: false once the environment is terminating
+// (worker.terminate(), process.exit()). Clears a pending exception.
+bool CanCallIntoJs(napi_env env);
+
 }  // namespace xenring

@@ -7,32 +7,53 @@
 
 namespace xenring {
 
-void ThrowErrno(Napi::Env env, int err, const char* syscall) {
+namespace {
+
+using CreateFn = napi_status (*)(napi_env, napi_value, napi_value, napi_value*);
+
+bool SetString(napi_env env, napi_value obj, const char* key, const char* value) {
+  napi_value v;
+  return napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v) == napi_ok &&
+         napi_set_named_property(env, obj, key, v) == napi_ok;
+}
+
+// Every N-API status is checked: while an environment is terminating some
+// calls fail, and node-addon-api would turn that into a fatal error. Then the
+// error is dropped instead (an empty Napi::Error throws nothing): no JS is left
+// to catch it.
+[[noreturn]] void ThrowBuilt(napi_env env, CreateFn create, const char* code, const std::string& message,
+                             int err = 0, const char* syscall = nullptr, const char* path = nullptr) {
+  napi_value msg, code_value, error, errno_value;
+  bool ok = napi_create_string_utf8(env, message.data(), message.size(), &msg) == napi_ok &&
+            napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) == napi_ok &&
+            create(env, code_value, msg, &error) == napi_ok;
+  if (ok && err != 0)
+    ok = napi_create_int32(env, -err, &errno_value) == napi_ok &&
+         napi_set_named_property(env, error, "errno", errno_value) == napi_ok && SetString(env, error, "syscall", syscall);
+  if (ok && path != nullptr) ok = SetString(env, error, "path", path);
+  if (!ok) throw Napi::Error();
+  throw Napi::Error(env, error);
+}
+
+}  // namespace
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* path) {
   const char* code = uv_err_name(-err);
   std::string msg = std::string(syscall) + " " + code;
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  throw e;
+  if (path != nullptr) msg += std::string(" '") + path + "'";
+  ThrowBuilt(env, napi_create_error, code, msg, err, syscall, path);
 }
 
 void ThrowCode(Napi::Env env, const char* code, const char* message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  throw e;
+  ThrowBuilt(env, napi_create_error, code, message);
 }
 
 void ThrowType(Napi::Env env, const char* message) {
-  Napi::TypeError e = Napi::TypeError::New(env, message);
-  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-  throw e;
+  ThrowBuilt(env, napi_create_type_error, "ERR_INVALID_ARG_TYPE", message);
 }
 
 void ThrowRange(Napi::Env env, const char* message) {
-  Napi::RangeError e = Napi::RangeError::New(env, message);
-  e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
-  throw e;
+  ThrowBuilt(env, napi_create_range_error, "ERR_OUT_OF_RANGE", message);
 }
 
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {

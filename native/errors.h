@@ -4,8 +4,12 @@
 
 namespace xenring {
 
-// Throws an Error like libuv's: message "<syscall> <CODE>", .code, .errno, .syscall.
-[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall);
+// Errors are built with checked N-API calls: while the environment is
+// terminating (worker.terminate()) they are dropped, never a fatal error.
+
+// Throws an Error like libuv's: message "<syscall> <CODE>", .code, .errno,
+// .syscall; with a path, "<syscall> <CODE> '<path>'" and .path, as fs does.
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* path = nullptr);
 
 // Throws an Error with a Node-style code (e.g. "EPROTO", "ERR_INVALID_ARG_TYPE").
 [[noreturn]] void ThrowCode(Napi::Env env, const char* code, const char* message);

@@ -1,5 +1,7 @@
 #include "fd_watcher.h"
 
+#include <memory>
+
 #include "errors.h"
 
 namespace xenring {
@@ -22,6 +24,12 @@ FdWatcher::FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatche
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
     ThrowCode(env, "ERR_INTERNAL", "no event loop for this environment");
+  // Everything that can throw comes before uv_poll_init: a constructor that
+  // throws runs no destructor, and a handle left open on a worker's loop
+  // aborts the process when that loop closes.
+  callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+  AddonData* data = GetAddonData(env);
+  auto context = std::make_unique<Napi::AsyncContext>(env, "xenring:FdWatcher");
   poll_ = new uv_poll_t;
   int rc = uv_poll_init(loop, poll_, fd);
   if (rc != 0) {
@@ -30,35 +38,67 @@ FdWatcher::FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatche
     ThrowErrno(env, -rc, "uv_poll_init");
   }
   poll_->data = this;
-  callback_ = Napi::Persistent(info[1].As<Napi::Function>());
-  context_ = new Napi::AsyncContext(env, "xenring:FdWatcher");
+  context_ = context.release();
+  data_ = data;
+  data_->watchers.insert(this);
 }
 
-FdWatcher::~FdWatcher() { Release(); }
+// During teardown the cleanup hook has already run Shutdown(), so a
+// finalizer never needs the (possibly finalized) AddonData.
+FdWatcher::~FdWatcher() {
+  Release();
+  delete context_;
+}
 
 void FdWatcher::Release() {
+  if (data_ != nullptr) data_->watchers.erase(this);
+  data_ = nullptr;
   if (poll_ != nullptr) {
     poll_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(poll_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     poll_ = nullptr;
   }
-  delete context_;
-  context_ = nullptr;
+}
+
+void FdWatcher::Shutdown() { Release(); }
+
+void FdWatcher::StopPolling() {
+  if (poll_ != nullptr) uv_poll_stop(poll_);
 }
 
 void FdWatcher::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<FdWatcher*>(handle->data);
-  if (self == nullptr || self->callback_.IsEmpty()) return;
-  Napi::Env env = self->Env();
-  Napi::HandleScope scope(env);
-  int value = status < 0 ? status : events;
+  if (self == nullptr || self->callback_.IsEmpty() || self->data_ == nullptr || self->data_->tearing_down) return;
+  self->Deliver(status < 0 ? status : events);
+}
+
+// Called from libuv: no C++ exception may leave, and a failed N-API call
+// is either a listener that threw or an environment that is terminating.
+void FdWatcher::Deliver(int value) {
+  napi_env env = Env();
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return StopPolling();
+  bool failed = false;
+  napi_value thrown = nullptr;
   try {
-    self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, value)}, *self->context_);
+    callback_.MakeCallback(Value(), {Napi::Number::New(env, value)}, *context_);
   } catch (const Napi::Error& e) {
-    // A throwing listener must surface as 'uncaughtException', as in core.
-    napi_fatal_exception(env, e.Value());
+    failed = true;
+    try {
+      if (!e.IsEmpty()) thrown = e.Value();
+    } catch (...) {
+    }
+  } catch (...) {
+    failed = true;
   }
+  if (failed) {
+    if (thrown != nullptr && CanCallIntoJs(env))
+      napi_fatal_exception(env, thrown);  // a throwing listener: 'uncaughtException', as in core
+    else
+      StopPolling();  // JS is gone: nothing to tell, and the fd would fire again
+  }
+  napi_close_handle_scope(env, scope);
 }
 
 // start(events): UV_READABLE=1 | UV_WRITABLE=2 | UV_DISCONNECT=4
@@ -99,7 +139,7 @@ Napi::Value FdWatcher::Unref(const Napi::CallbackInfo& info) {
 Napi::Value FdWatcher::Close(const Napi::CallbackInfo& info) {
   Stop(info);
   Release();
-  callback_.Reset();
+  callback_.Reset();  // the async context lives until the finalizer: close() may run inside the callback
   return info.Env().Undefined();
 }
 

@@ -1,9 +1,15 @@
 // FdWatcher: a uv_poll_t on the calling environment's loop (so worker threads
 // work) that calls back into JS through MakeCallback with an async context.
 // JS owns all policy; this only reports readiness.
+//
+// It never calls into an environment that is going away: a callback that
+// finds JS terminating stops the poll, and the environment's cleanup hook
+// (addon.cc) closes every watcher before the finalizers run.
 #pragma once
 #include <napi.h>
 #include <uv.h>
+
+#include "addon_data.h"
 
 namespace xenring {
 
@@ -13,6 +19,9 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   explicit FdWatcher(const Napi::CallbackInfo& info);
   ~FdWatcher() override;
 
+  // Environment teardown: close the poll handle; no JS is touched.
+  void Shutdown();
+
  private:
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
@@ -21,11 +30,14 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
+  void Deliver(int value);
+  void StopPolling();
   void Release();
 
   uv_poll_t* poll_ = nullptr;  // freed in the uv_close callback
   Napi::FunctionReference callback_;
   Napi::AsyncContext* context_ = nullptr;
+  AddonData* data_ = nullptr;  // set while registered in data_->watchers
   bool active_ = false;   // started: holds a strong reference to the JS object
   bool refed_ = true;
 };

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "addon_data.h"
 #include "errors.h"
 #include "notifier.h"
 
@@ -38,7 +39,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
     close(fd);
     ThrowErrno(env, err, "memfd_create");
   }
-  return Napi::Number::New(env, fd);
+  return Napi::Number::New(env, OwnFd(env, fd));
 }
 
 // memfdCheck(fd, size): throws unless fd is a memfd sealed against resizing
@@ -60,7 +61,7 @@ Napi::Value MemfdCheck(const Napi::CallbackInfo& info) {
 Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) ThrowErrno(info.Env(), errno, "eventfd");
-  return Napi::Number::New(info.Env(), fd);
+  return Napi::Number::New(info.Env(), OwnFd(info.Env(), fd));
 }
 
 // eventfdCheck(fd): throws unless fd is an eventfd (a peer could send anything).
@@ -107,7 +108,7 @@ Napi::Value UnixListen(const Napi::CallbackInfo& info) {
     close(fd);
     ThrowErrno(env, err, "listen");
   }
-  return Napi::Number::New(env, fd);
+  return Napi::Number::New(env, OwnFd(env, fd));
 }
 
 // unixAccept(fd) -> fd, or -1 when no connection is pending
@@ -119,7 +120,7 @@ Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
       return Napi::Number::New(info.Env(), -1);
     ThrowErrno(info.Env(), errno, "accept");
   }
-  return Napi::Number::New(info.Env(), c);
+  return Napi::Number::New(info.Env(), OwnFd(info.Env(), c));
 }
 
 // unixConnect(path) -> fd. A UNIX connect completes at once or fails
@@ -134,7 +135,7 @@ Napi::Value UnixConnect(const Napi::CallbackInfo& info) {
     close(fd);
     ThrowErrno(env, err, "connect");
   }
-  return Napi::Number::New(env, fd);
+  return Napi::Number::New(env, OwnFd(env, fd));
 }
 
 // sendMessage(fd, data: Buffer, fds: number[]) -> bytes sent, or -1 on EAGAIN
@@ -200,7 +201,7 @@ Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     int* p = reinterpret_cast<int*>(CMSG_DATA(c));
-    for (size_t i = 0; i < count; i++) fds.Set(nfds++, Napi::Number::New(env, p[i]));
+    for (size_t i = 0; i < count; i++) fds.Set(nfds++, Napi::Number::New(env, OwnFd(env, p[i])));
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)));
@@ -211,6 +212,7 @@ Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
 
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
+  DisownFd(info.Env(), fd);
   if (close(fd) != 0 && errno != EINTR) ThrowErrno(info.Env(), errno, "close");
   return info.Env().Undefined();
 }

@@ -2,9 +2,12 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <string>
 
 #include "errors.h"
+#include "fast_copy.h"
 #include "pool_queue.h"
 
 namespace xenring {
@@ -34,6 +37,8 @@ Napi::Function PoolMapping::Init(Napi::Env env) {
                      {InstanceAccessor("length", &PoolMapping::Length, nullptr),
                       InstanceAccessor("holders", &PoolMapping::Holders, nullptr),
                       InstanceMethod("view", &PoolMapping::View),
+                      InstanceMethod("read", &PoolMapping::Read),
+                      InstanceMethod("write", &PoolMapping::Write),
                       InstanceMethod("close", &PoolMapping::Close)});
 }
 
@@ -93,6 +98,46 @@ Napi::Value PoolMapping::View(const Napi::CallbackInfo& info) {
     region_->Unref();
     throw;
   }
+}
+
+namespace {
+// The bytes of a Uint8Array argument.
+uint8_t* BytesArg(const Napi::CallbackInfo& info, size_t i, const char* name, size_t* length) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowType(info.Env(), (std::string("The \"") + name + "\" argument must be a Uint8Array").c_str());
+  Napi::Uint8Array a = info[i].As<Napi::Uint8Array>();
+  *length = a.ElementLength();
+  return a.Data();
+}
+}  // namespace
+
+// read(offset, target, targetOffset, length): copies pool bytes into a
+// private buffer (the private-copy delivery and onread), without making a view.
+Napi::Value PoolMapping::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (region_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
+  int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_));
+  size_t have = 0;
+  uint8_t* dst = BytesArg(info, 1, "target", &have);
+  int64_t at = IntArg(info, 2, "targetOffset", 0, static_cast<int64_t>(have));
+  int64_t n = IntArg(info, 3, "length", 0, std::min<int64_t>(static_cast<int64_t>(have) - at,
+                                                             static_cast<int64_t>(length_) - offset));
+  FastCopy(dst + at, region_->base() + offset, static_cast<size_t>(n));
+  return env.Undefined();
+}
+
+// write(offset, source): copies a Buffer into the pool (an ordinary write
+// above the copy threshold; the pool side is page-aligned, see fast_copy.h).
+Napi::Value PoolMapping::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (region_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
+  int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_));
+  size_t n = 0;
+  const uint8_t* src = BytesArg(info, 1, "source", &n);
+  if (n > length_ - static_cast<size_t>(offset)) ThrowRange(env, "The source does not fit inside the mapping");
+  FastCopy(region_->base() + offset, src, n);
+  return env.Undefined();
 }
 
 // close(): drops this object's reference. The pages stay mapped until the

@@ -48,6 +48,8 @@ class PoolMapping : public Napi::ObjectWrap<PoolMapping> {
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value Holders(const Napi::CallbackInfo& info);
   Napi::Value View(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   PoolRegion* region_ = nullptr;

@@ -62,15 +62,7 @@ class FdGuard {
 
 // Like ThrowErrno, plus the device path (as fs errors carry it), so that
 // "open ENOENT '/dev/xen/gntdev'" says which module is missing.
-[[noreturn]] void ThrowOpen(Napi::Env env, int err, const char* path) {
-  const char* code = uv_err_name(-err);
-  Napi::Error e = Napi::Error::New(env, std::string("open ") + code + " '" + path + "'");
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, -err));
-  e.Set("syscall", Napi::String::New(env, "open"));
-  e.Set("path", Napi::String::New(env, path));
-  throw e;
-}
+[[noreturn]] void ThrowOpen(Napi::Env env, int err, const char* path) { ThrowErrno(env, err, "open", path); }
 
 int OpenDevice(Napi::Env env, const char* path, int extra_flags) {
   int fd;

@@ -13,6 +13,10 @@ export interface PoolMapping {
   readonly holders: number;
   /** A Buffer over [offset, offset + length) of the pages (bounds checked). */
   view(offset: number, length: number): Buffer;
+  /** Copies `length` bytes at `offset` into `target` at `targetOffset` (bounds checked). */
+  read(offset: number, target: Uint8Array, targetOffset: number, length: number): void;
+  /** Copies `source` into the pages at `offset` (bounds checked). */
+  write(offset: number, source: Uint8Array): void;
   /** Drops this object's reference; the pages are unmapped when no view or queue is left. */
   close(): void;
 }

@@ -82,12 +82,19 @@ export class PoolReceiver {
   take(consumed: number): Buffer | null {
     if (this.closed || this.table.nextPosition() !== consumed) return null;
     const extent = this.table.deliver();
-    const view = this.options.mapping.view(POOL_DATA_OFFSET + extent.offset, extent.length);
     this.stats.receivedByRef++;
     this.stats.bytesReceivedByRef += extent.length;
-    if (!this.options.views) {
+    let view: Buffer | null = null;
+    if (this.options.views) {
+      try {
+        view = this.options.mapping.view(POOL_DATA_OFFSET + extent.offset, extent.length);
+      } catch {
+        // A runtime without external buffers: deliver a copy instead.
+      }
+    }
+    if (view === null) {
       const copy = Buffer.allocUnsafeSlow(extent.length);
-      view.copy(copy);
+      this.options.mapping.read(POOL_DATA_OFFSET + extent.offset, copy, 0, extent.length);
       this.giveBack(extent);
       return copy;
     }

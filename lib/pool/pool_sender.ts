@@ -92,7 +92,7 @@ export class PoolSender {
       if (buf.length < this.copyThreshold || !this.table.canSend()) return false;
       const copy = this.table.loan(buf.length);
       if (copy === null) return this.fellBack();
-      this.options.mapping.view(POOL_DATA_OFFSET + copy.offset, buf.length).set(buf);
+      this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
       loan = copy;
     }
     this.table.send(loan, buf.length);

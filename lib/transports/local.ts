@@ -9,6 +9,7 @@
  * our analogue of Xen's unmap-notify.
  */
 import * as fs from 'node:fs';
+import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
@@ -18,13 +19,11 @@ import type {
   ConnectRequest,
   ListenRequest,
   Listener,
-  PendingConnect,
   RingLink,
   Transport,
   TransportAddress,
 } from './transport';
 
-const PAGE = 4096;
 const HELLO = 0x31485258; // "XRH1"
 const ACCEPT = 0x31415258; // "XRA1"
 const VERSION = 1;
@@ -68,7 +67,7 @@ class LocalLink implements RingLink {
 function ringLayout(leftOrder: number, rightOrder: number) {
   const left = 2 ** leftOrder;
   const right = 2 ** rightOrder;
-  return { size: PAGE + left + right, leftOffset: PAGE, rightOffset: PAGE + left };
+  return { size: PAGE_SIZE + left + right, leftOffset: PAGE_SIZE, rightOffset: PAGE_SIZE + left };
 }
 
 function address(path: string, port: number | string): TransportAddress {
@@ -129,11 +128,13 @@ function serveHello(conn: number, msg: Buffer, defaultOrder: number, path: strin
 }
 
 /** Client side: validate the server's reply and map the ring. */
-function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: string, port: number | string): RingLink {
+function acceptReply(conn: number, msg: { data: Buffer; fds: number[]; truncated?: boolean }, path: string, port: number | string): RingLink {
   const { data, fds } = msg;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
   try {
+    // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
+    if (msg.truncated && fds.length < 3) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
     if (data.length < 16 || data.readUInt32LE(0) !== ACCEPT || data.readUInt32LE(4) !== VERSION || fds.length !== 3) {
       throw systemError('EPROTO', 'connect', 'bad handshake reply');
     }
@@ -173,7 +174,9 @@ function acceptReply(conn: number, msg: { data: Buffer; fds: number[] }, path: s
   }
 }
 
-function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect {
+function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
+  let callback!: (err: Error | null, link?: RingLink) => void;
+  const result = new Promise<RingLink>((resolve, reject) => (callback = (err, link) => (err ? reject(err) : resolve(link!))));
   const port = normalizePort(req.port);
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   const path = socketPath(rendezvousDir(req.dir), port);
@@ -251,11 +254,8 @@ function connect(req: ConnectRequest, callback: (err: Error | null, link?: RingL
   };
   // Asynchronous like net: errors and the link always arrive on a later tick.
   process.nextTick(attempt);
-  return {
-    cancel() {
-      finish(null);
-    },
-  };
+  signal.addEventListener('abort', () => finish(signal.reason as Error), { once: true });
+  return result;
 }
 
 class LocalListener implements Listener {
@@ -392,11 +392,7 @@ function bindListener(path: string, backlog: number): number {
   throw systemError('EADDRINUSE', 'listen', path);
 }
 
-function listen(
-  req: ListenRequest,
-  onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
-): void {
+function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: AbortSignal): Listener | Promise<Listener> {
   const requested = normalizePort(req.port);
   const order = ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   const dir = rendezvousDir(req.dir);
@@ -422,10 +418,9 @@ function listen(
       result = new LocalListener(bindListener(path, backlog), path, requested, order, onLink);
     }
   } catch (e) {
-    process.nextTick(callback, e as Error);
-    return;
+    return Promise.reject(e as Error);
   }
-  process.nextTick(callback, null, result);
+  return result; // bound now: nothing to wait for, so nothing to abort
 }
 
 /** The local transport (memfd pages, eventfd wake-ups, UNIX-socket rendezvous). */

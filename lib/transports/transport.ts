@@ -36,23 +36,29 @@ export interface Listener {
   unref(): void;
 }
 
-export interface PendingConnect {
-  cancel(): void;
-}
-
+/**
+ * One cancellation idiom for every wait: an AbortSignal. Aborting gives up
+ * the operation, frees whatever it took (a link made meanwhile is released,
+ * a listener that came up is closed) and rejects with the signal's reason.
+ */
 export interface Transport {
   readonly name: 'local' | 'xen';
-  /** Calls back once: a link, or an error with a Node-style code (ECONNREFUSED, ...). */
-  connect(req: ConnectRequest, callback: (err: Error | null, link?: RingLink) => void): PendingConnect;
   /**
-   * Calls `onLink` for each accepted peer; `callback` once the listener is up
-   * or failed; `onError` if a listening listener stops hearing peers (it is
-   * closed by then).
+   * Connects: resolves with a link, or rejects with a Node-style coded error
+   * (ECONNREFUSED, ETIMEDOUT, ...). Invalid arguments throw synchronously.
+   */
+  connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink>;
+  /**
+   * Starts listening and calls `onLink` for each accepted peer. Returns the
+   * listener at once when it is bound synchronously (as net's, so that
+   * server.address() works right after listen()), else a promise of it.
+   * Invalid arguments throw synchronously; bind errors (EADDRINUSE) reject.
+   * `onError`: a listening listener stopped hearing peers (it is closed by then).
    */
   listen(
     req: ListenRequest,
     onLink: (link: RingLink) => void,
-    callback: (err: Error | null, listener?: Listener) => void,
+    signal: AbortSignal,
     onError?: (err: Error) => void,
-  ): void;
+  ): Listener | Promise<Listener>;
 }

@@ -186,6 +186,27 @@ const roles = {
       process.send({ connected: true }, () => process.channel && process.channel.unref());
     });
   },
+
+  /**
+   * Connects to args[0] and then leaves the socket alone in state args[1]:
+   * 'paused' (pause() before connecting), 'paused-after-connect', 'unread'
+   * (never reads: the parent sends data and ends, or sends more than the
+   * high-water mark). Nothing is unref'd: the process must exit by itself
+   * because an idle, not-reading socket keeps nothing alive.
+   */
+  'idle-socket'() {
+    const [port, state] = [Number(args[0]), args[1]];
+    const sock = connect(port, {});
+    if (state === 'paused') sock.pause();
+    sock.on('connect', () => {
+      if (state === 'paused-after-connect') sock.pause();
+      process.send({ connected: true }, () => process.channel && process.channel.unref());
+    });
+    sock.on('error', (e) => {
+      console.error(e);
+      process.exit(3);
+    });
+  },
 };
 
 if (!roles[role]) {

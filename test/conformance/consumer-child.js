@@ -90,20 +90,34 @@ const roles = {
     process.on('disconnect', () => process.exit(0));
   },
 
-  /** A tls.Server fed through emit('connection'); echoes what it gets, upper-cased. */
+  /**
+   * A TLS server that echoes what it gets, upper-cased. Mode 'halfopen': a
+   * tls.Server fed through emit('connection') with sockets of
+   * createServer({ allowHalfOpen: true }); 'default': the same with the
+   * default allowHalfOpen (false); 'tlssocket': default sockets wrapped with
+   * new tls.TLSSocket(socket, { isServer: true }). TLS then runs over Node's
+   * JS stream wrapper (there is no libuv handle), which must still get every
+   * byte of its reply out after the client's FIN.
+   */
   'tls-server'() {
-    const [keyFile, certFile] = args;
-    const tlsServer = tls.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, (t) => {
+    const [keyFile, certFile, mode = 'halfopen'] = args;
+    const key = fs.readFileSync(keyFile);
+    const cert = fs.readFileSync(certFile);
+    const onSecure = (t) => {
       process.send({ secure: true, protocol: t.getProtocol(), connecting: t.connecting });
       t.on('data', (d) => t.write(d.toString('latin1').toUpperCase()));
       t.on('end', () => t.end());
-    });
+    };
+    const tlsServer = tls.createServer({ key, cert }, onSecure);
     tlsServer.on('tlsClientError', (e) => process.send({ tlsClientError: e.message }));
-    // allowHalfOpen: TLS runs over a JS stream here (no libuv handle), and a
-    // socket that auto-ends on the peer's FIN would cut the TLS reply short;
-    // see test/CONFORMANCE.md ("TLS server over a xenring socket").
-    const halfOpen = args[2] !== 'default';
-    const server = lib.createServer({ allowHalfOpen: halfOpen }, (socket) => tlsServer.emit('connection', socket));
+    const secureContext = tls.createSecureContext({ key, cert });
+    const server = lib.createServer({ allowHalfOpen: mode === 'halfopen' }, (socket) => {
+      // After the parent disconnected the report has nowhere to go (the callback takes the EPIPE).
+      socket.on('close', (hadError) => process.connected && process.send({ rawClose: hadError }, () => {}));
+      if (mode !== 'tlssocket') return tlsServer.emit('connection', socket);
+      const t = new tls.TLSSocket(socket, { isServer: true, secureContext });
+      t.on('secure', () => onSecure(t));
+    });
     listen(server, () => process.send({ port: server.address().port }));
     process.on('disconnect', () => process.exit(0));
   },

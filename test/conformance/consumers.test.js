@@ -16,7 +16,7 @@ const path = require('node:path');
 const tls = require('node:tls');
 const { execFileSync } = require('node:child_process');
 const { Writable, pipeline } = require('node:stream');
-const { describeBoth, once, closed, forkRole, expectCleanExit, knownBug } = require('./harness');
+const { describeBoth, once, closed, forkRole, expectCleanExit, trackSocket } = require('./harness');
 
 const SCRIPT = path.join(__dirname, 'consumer-child.js');
 const fork = (impl, role, args = []) => forkRole(impl, role, args, { script: SCRIPT });
@@ -194,17 +194,35 @@ describeBoth('consumer: tls.connect({ socket }) (TLS server in another process)'
     await expectCleanExit(child);
   });
 
-  it('a TLS server over a socket with the default allowHalfOpen (false) still echoes everything after the FIN', async function () {
-    knownBug(this, impl, 'tls-halfopen');
-    const { child, msg } = await fork(impl, 'tls-server', [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem'), 'default']);
-    const t = tls.connect({ socket: impl.connect(msg.port), ca: fs.readFileSync(path.join(dir, 'cert.pem')), servername: 'localhost' });
-    await once(t, 'secureConnect');
-    let n = 0;
-    t.on('data', (d) => (n += d.length));
-    t.end(Buffer.alloc(1024 * 1024, 'a'));
-    await once(t, 'close');
-    assert.strictEqual(n, 1024 * 1024);
-    child.disconnect();
-    await expectCleanExit(child);
-  });
+  // Issue 12 item 2: the client ends right after writing; the server's
+  // sockets have the default allowHalfOpen (false), so the raw socket sees
+  // the FIN while TLS still has most of the echo to send.
+  for (const mode of ['default', 'tlssocket']) {
+    const form = mode === 'default' ? 'tls.Server + emit(connection)' : 'new tls.TLSSocket(socket, { isServer: true })';
+    it(`${form} over a default (allowHalfOpen false) socket: the whole echo arrives after the client's FIN`, async () => {
+      const { child, msg } = await fork(impl, 'tls-server', [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem'), mode]);
+      const childRawClosed = nextMessage(child, 'rawClose');
+      const raw = impl.connect(msg.port);
+      const rawClosed = closed(raw);
+      const t = tls.connect({ socket: raw, ca: fs.readFileSync(path.join(dir, 'cert.pem')), servername: 'localhost' });
+      await once(t, 'secureConnect');
+      const hash = crypto.createHash('sha256');
+      let n = 0;
+      t.on('data', (d) => {
+        n += d.length;
+        hash.update(d);
+      });
+      const size = 8 * 1024 * 1024;
+      t.end(Buffer.alloc(size, 'a'));
+      const events = trackSocket(t, ['end', 'error', 'close']);
+      assert.strictEqual(await events.closed, false);
+      assert.deepStrictEqual(events, ['end:destroyed=false:writable=false', 'close:false']);
+      assert.strictEqual(n, size);
+      assert.strictEqual(hash.digest('hex'), crypto.createHash('sha256').update(Buffer.alloc(size, 'A')).digest('hex'));
+      assert.strictEqual(await rawClosed, false);
+      assert.strictEqual((await childRawClosed).rawClose, false);
+      child.disconnect();
+      await expectCleanExit(child);
+    });
+  }
 });

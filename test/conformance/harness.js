@@ -245,23 +245,7 @@ if (typeof after === 'function') {
   });
 }
 
-/**
- * Known xenring bugs outside the files this suite may fix (see
- * test/CONFORMANCE.md): the test is skipped (pending) on xenring unless
- * CONFORMANCE_STRICT=1, so the suite stays green while the bug is open.
- */
-const KNOWN_BUGS = {
-  'tls-halfopen':
-    'tls.Server fed a xenring socket with allowHalfOpen=false: TLS runs through JSStreamSocket, the socket auto-ends on the FIN and the echo is cut at 16 KiB (net hands TLS its libuv handle instead)',
-};
-function knownBug(ctx, impl, id) {
-  if (!KNOWN_BUGS[id]) throw new Error(`unknown bug id ${id}`);
-  if (impl.name === 'xenring' && process.env.CONFORMANCE_STRICT !== '1') ctx.skip();
-}
-
 module.exports = {
-  knownBug,
-  KNOWN_BUGS,
   impls,
   xenring,
   ROOT,

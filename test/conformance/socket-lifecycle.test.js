@@ -16,7 +16,6 @@ const {
   nextTick,
   delay,
   forkRole,
-  knownBug,
 } = require('./harness');
 
 /** Collects `n` IPC messages that carry `key`. */

@@ -58,6 +58,18 @@ function senderOn(peer) {
 
 describe('pool: hostile peer process', function () {
   this.timeout(30000);
+  // One hostile process for the file; every test starts on a zeroed region,
+  // as a new connection would.
+  let peer;
+  before(async function () {
+    peer = await hostilePeer();
+  });
+  after(async function () {
+    await peer.close();
+  });
+  beforeEach(async function () {
+    await peer.run(`fill 0 ${peer.size} 0`);
+  });
 
   describe('forged descriptors (the peer sends)', function () {
     const D = DESCRIPTOR_QUEUE_OFFSET;
@@ -72,26 +84,21 @@ describe('pool: hostile peer process', function () {
     ];
     for (const [name, entries, message] of cases) {
       it(`${name} -> EPROTO`, async function () {
-        const peer = await hostilePeer();
-        const receiver = receiverOn(peer);
+          const receiver = receiverOn(peer);
         await peer.run(...entries.flatMap((e, i) => peer.publish(D, DESCRIPTOR_WORDS, i, e)));
         assert.throws(() => receiver.poll(0), { code: 'EPROTO', message });
         receiver.close();
-        await peer.close();
-      });
+        });
     }
 
     it('a producer index more than a queue ahead -> EPROTO', async function () {
-      const peer = await hostilePeer();
       const receiver = receiverOn(peer);
       await peer.run(`w32 ${D} ${QUEUE_SLOTS + 1}`);
       assert.throws(() => receiver.poll(0), { code: 'EPROTO', message: /indices/ });
       receiver.close();
-      await peer.close();
     });
 
     it('more extents than the in-flight bound -> EPROTO', async function () {
-      const peer = await hostilePeer();
       const receiver = receiverOn(peer);
       // The honest bound is QUEUE_SLOTS in flight; hold 16 pages' worth, then announce more than the bound.
       const first = [];
@@ -103,11 +110,9 @@ describe('pool: hostile peer process', function () {
       await peer.run(...peer.publish(D, DESCRIPTOR_WORDS, 16, [0, 0, 3 * POOL_PAGE, 1]));
       assert.throws(() => receiver.poll(0), { code: 'EPROTO', message: /overlaps/ });
       receiver.close();
-      await peer.close();
     });
 
     it('a valid descriptor is delivered as a view of exactly the announced bytes', async function () {
-      const peer = await hostilePeer();
       const receiver = receiverOn(peer);
       await peer.run(`fill ${POOL_DATA_OFFSET + 2 * POOL_PAGE} 5000 171`, ...peer.publish(D, DESCRIPTOR_WORDS, 0, [7, 0, 2 * POOL_PAGE, 5000]));
       receiver.poll(0);
@@ -119,18 +124,20 @@ describe('pool: hostile peer process', function () {
       assert.equal(receiver.release(view), true);
       assert.equal(receiver.release(view), false, 'a second release is ignored locally');
       receiver.close();
-      await peer.close();
     });
 
     it('random scribbles on the descriptor queue: every poll works or throws EPROTO, every view lies in the pool', async function () {
-      const peer = await hostilePeer();
       let receiver = receiverOn(peer);
       let consumed = 0;
       let proto = 0;
       let views = 0;
+      let next = 0; // the slot an honest producer would fill next
       for (let round = 0; round < 300; round++) {
-        // Indices (prod at 0, cons at 64) and the first entries.
-        await peer.run(`rand 0 ${ENTRIES + 8 * DESCRIPTOR_WORDS * 4} 3`);
+        // A valid descriptor, then scribbles on the indices (prod at 0, cons
+        // at 64) and the first entries.
+        const valid = peer.publish(D, DESCRIPTOR_WORDS, next++, [consumed + (round % 3), 0, (round % 16) * POOL_PAGE, 1 + (round % 4096)]);
+        const index = round % 10 === 9 ? [`w32 ${D + (round % 20 === 9 ? 0 : 64)} ${Math.floor(Math.random() * 2 ** 32)}`] : [];
+        await peer.run(...valid, `rand 0 ${ENTRIES + 8 * DESCRIPTOR_WORDS * 4} ${round % 3}`, ...index);
         try {
           receiver.poll(consumed);
           for (let allow = receiver.allowance(consumed); allow !== Infinity; allow = receiver.allowance(consumed)) {
@@ -148,11 +155,12 @@ describe('pool: hostile peer process', function () {
           await peer.run(`fill 0 ${POOL_PAGE} 0`);
           receiver = receiverOn(peer);
           consumed = 0;
+          next = 0;
         }
       }
       assert.ok(proto > 0, 'corruption was never detected');
+      assert.ok(views > 0, 'no valid descriptor got through');
       receiver.close();
-      await peer.close();
       this.test.title += ` (${proto} EPROTO, ${views} views)`;
     });
   });
@@ -160,7 +168,6 @@ describe('pool: hostile peer process', function () {
   describe('forged completions (the peer receives)', function () {
     const C = COMPLETION_QUEUE_OFFSET;
     async function sentTwo() {
-      const peer = await hostilePeer();
       const sender = senderOn(peer);
       const a = sender.allocBuffer(100);
       const b = sender.allocBuffer(5000);
@@ -181,8 +188,7 @@ describe('pool: hostile peer process', function () {
         await peer.run(...entries.flatMap((e, i) => peer.publish(C, COMPLETION_WORDS, i, e)));
         assert.throws(() => sender.reclaim(), { code: 'EPROTO', message });
         sender.close();
-        await peer.close();
-      });
+        });
     }
 
     it('honest completions free the extents for reuse', async function () {
@@ -193,7 +199,6 @@ describe('pool: hostile peer process', function () {
       assert.equal(sender.inFlight, 0);
       assert.equal(sender.stats.inUse, 0);
       sender.close();
-      await peer.close();
     });
 
     it('a rewound consumer index on the descriptor queue -> EPROTO on the next send', async function () {
@@ -201,7 +206,6 @@ describe('pool: hostile peer process', function () {
       await peer.run(`w32 ${DESCRIPTOR_QUEUE_OFFSET + 64} ${2 ** 32 - 500}`);
       assert.throws(() => sender.send(sender.allocBuffer(10), 0), { code: 'EPROTO', message: /indices/ });
       sender.close();
-      await peer.close();
     });
   });
 });

@@ -25,6 +25,25 @@ describe('pool: native mapping and queue', function () {
     fs.closeSync(fd);
   });
 
+  it('read() and write() copy in and out of the pages within bounds on both sides', function () {
+    const fd = native.memfdCreate('pool-native', 8192);
+    const m = new poolNative.PoolMapping(fd, 8192, true);
+    const src = Buffer.from([...Array(300).keys()].map((i) => i % 251));
+    m.write(8192 - 300, src);
+    const out = Buffer.alloc(400, 0xee);
+    m.read(8192 - 300, out, 50, 300);
+    assert.ok(out.subarray(50, 350).equals(src));
+    assert.ok(out.subarray(0, 50).every((b) => b === 0xee) && out.subarray(350).every((b) => b === 0xee), 'wrote outside the target range');
+    assert.throws(() => m.write(8192 - 299, src), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.write(8193, Buffer.alloc(0)), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.read(8192 - 299, out, 0, 300), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.read(0, out, 101, 300), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => m.read(0, 'x', 0, 1), { code: 'ERR_INVALID_ARG_TYPE' });
+    m.close();
+    assert.throws(() => m.read(0, out, 0, 1), { code: 'ERR_INVALID_STATE' });
+    fs.closeSync(fd);
+  });
+
   it('a queue holds the mapping and refuses bad placements and options', function () {
     const fd = native.memfdCreate('pool-native', 4096);
     const m = new poolNative.PoolMapping(fd, 4096, true);

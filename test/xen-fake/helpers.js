@@ -10,26 +10,19 @@ const { createXenTransport } = require(path.join(root, 'transports', 'xen', 'tra
 function listen(t, req, { onError } = {}) {
   const links = [];
   const waiters = [];
-  return new Promise((resolve, reject) => {
-    t.listen(
-      req,
-      (link) => {
-        links.push(link);
-        waiters.splice(0).forEach((w) => w());
-      },
-      (err, listener) => {
-        if (err) return reject(err);
-        listener.links = links;
-        listener.nextLink = () => (links.length ? Promise.resolve(links.shift()) : new Promise((r) => waiters.push(() => r(links.shift()))));
-        resolve(listener);
-      },
-      onError,
-    );
+  const onLink = (link) => {
+    links.push(link);
+    waiters.splice(0).forEach((w) => w());
+  };
+  return Promise.resolve(t.listen(req, onLink, new AbortController().signal, onError)).then((listener) => {
+    listener.links = links;
+    listener.nextLink = () => (links.length ? Promise.resolve(links.shift()) : new Promise((r) => waiters.push(() => r(links.shift()))));
+    return listener;
   });
 }
 
 function connect(t, req) {
-  return new Promise((resolve, reject) => t.connect(req, (err, link) => (err ? reject(err) : resolve(link))));
+  return t.connect(req, new AbortController().signal);
 }
 
 /** test/xen/helpers.js's pump; both ends live in this process, so it must not wait for the peer to drain. */

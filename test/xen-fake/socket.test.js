@@ -63,6 +63,37 @@ describe('xen (fake host): Socket and Server', function () {
     await new Promise((r) => server.close(r));
   });
 
+  it("an exception from a 'connection' handler reaches 'uncaughtException'; the accepted socket stays usable", async () => {
+    const boom = new Error('boom');
+    let accepted = null;
+    const server = xenring.createServer((s) => {
+      accepted = s;
+      s.pipe(s);
+      throw boom;
+    });
+    await listening(server, { port: 'throws' });
+    // Mocha's own handler would fail the test: stand in for it meanwhile.
+    const saved = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    const caught = new Promise((resolve) => process.once('uncaughtException', resolve));
+    try {
+      const c = xenring.connect({ transport: 'xen', port: 'throws', domid: 0 });
+      assert.strictEqual(await Promise.race([caught, new Promise((r) => setTimeout(() => r('no uncaughtException in 5 s'), 5000))]), boom);
+      const got = await new Promise((resolve, reject) => {
+        const parts = [];
+        c.on('data', (d) => parts.push(d));
+        c.on('error', reject);
+        c.on('end', () => resolve(Buffer.concat(parts).toString()));
+        c.end('still echoed');
+      });
+      assert.strictEqual(got, 'still echoed');
+      assert.ok(accepted, 'the handler ran');
+    } finally {
+      for (const l of saved) process.on('uncaughtException', l);
+    }
+    await new Promise((r) => server.close(r));
+  });
+
   it('ECONNREFUSED for a port nobody listens on', async () => {
     const err = await new Promise((resolve) => xenring.connect({ transport: 'xen', port: 'none', domid: 0 }).once('error', resolve));
     assert.strictEqual(err.code, 'ECONNREFUSED');

@@ -22,8 +22,24 @@ describe('xen (fake host): xenstore client', function () {
     host.close();
   });
 
-  it('keeps several requests in flight: one stuck reply times out alone (ETIMEDOUT), the others complete', async () => {
-    open({ requestTimeout: 300 });
+  it('one at a time (as /dev/xen/xenbus needs): a stuck reply fails after its timeout and the queue behind it goes on', async () => {
+    open({ requestTimeout: 200 });
+    await xs.write('data/a', 'A');
+    host.xs.inject({ op: 'read', path: /\/data\/a$/, code: null });
+    const t = Date.now();
+    const stuck = xs.read('data/a').catch((e) => e);
+    const queued = Array.from({ length: 5 }, (_, i) => xs.write(`data/q${i}`, String(i)).then(() => Date.now() - t));
+    assert.strictEqual((await stuck).code, 'ETIMEDOUT');
+    const times = await Promise.all(queued);
+    assert.ok(Math.min(...times) >= 190, `queued requests waited for the stuck one (${times})`);
+    assert.ok(Math.max(...times) < 2000, `and then completed (${times})`);
+    assert.strictEqual(host.xs.get('/local/domain/5/data/q4').value, '4');
+    // The late reply never comes here; a late one would be dropped (its req_id is no longer pending).
+    assert.strictEqual(await xs.read('data/a'), 'A');
+  });
+
+  it('keeps several requests in flight where allowed: one stuck reply times out alone (ETIMEDOUT), the others complete', async () => {
+    open({ requestTimeout: 300, maxInFlight: 8 });
     await xs.write('data/a', 'A');
     host.xs.inject({ op: 'read', path: /\/data\/a$/, code: null });
     const t = Date.now();

@@ -139,8 +139,7 @@ function connectRetry(req, deadline) {
   const { xenTransport } = require(path.join(root, 'dist', 'transports', 'xen', 'transport.js'));
   return new Promise((resolve, reject) => {
     const attempt = () =>
-      xenTransport.connect(req, (err, link) => {
-        if (!err) return resolve(link);
+      xenTransport.connect(req, new AbortController().signal).then(resolve, (err) => {
         if (err.code === 'ECONNREFUSED' && Date.now() < deadline) return setTimeout(attempt, 200);
         reject(err);
       });

@@ -2,18 +2,18 @@
 /**
  * Target `xs_wire`: the xenstore client (lib/transports/xen/xenstore.ts)
  * reading replies that xenstored, or whatever answers on the xenbus fd,
- * sends back. The device calls are replaced by a scripted fake (this target
- * runs in its own process): the input interleaves requests (read, directory,
- * get_perms, transactions, watches, the domid), raw reply bytes in arbitrary
- * chunks, well-framed replies to the request in flight (so mutations reach
- * the payload parsers), watch events, short writes and poll errors.
+ * sends back. The device is a scripted fake passed through the client's
+ * injectable bindings. The input interleaves requests (read, directory,
+ * directory_part pieces, get_perms, transactions, watches, the domid), raw
+ * reply bytes in arbitrary chunks, well-framed replies to the last request
+ * (so mutations reach the payload parsers), watch events, short writes, poll
+ * errors and EOF.
  *
  * Invariants: every promise settles with the documented shape (strings,
  * string lists, perms with domid 0..65535 and n|r|w|b, a domid 0..0x7fef) or
  * a plain Error with an E* code; never a TypeError/RangeError or a throw out
  * of the fd callback; after close() no request is left pending (no hang).
  */
-const { native } = require('../../../dist/native');
 const { XenStore } = require('../../../dist/transports/xen/xenstore');
 const { check, expectCoded } = require('../runner');
 
@@ -29,25 +29,29 @@ const dev = {
   shortWrite: false,
   onEvent: null,
 };
-const xen = native.xen;
-xen.xenbusOpen = () => FAKE_FD;
-xen.fdWrite = (fd, msg) => {
-  dev.written.push(Buffer.from(msg));
-  return dev.shortWrite ? msg.length - 1 : msg.length;
+/** The client's bindings (lib/transports/xen/bindings.ts): the fake device, no addon. */
+const bindings = {
+  xen: {
+    xenbusOpen: () => FAKE_FD,
+    fdWrite: (fd, msg) => {
+      dev.written.push(Buffer.from(msg));
+      return dev.shortWrite ? msg.length - 1 : msg.length;
+    },
+    fdRead: () => (dev.replies.length ? dev.replies.shift() : null),
+  },
+  FdWatcher: class {
+    constructor(fd, cb) {
+      dev.onEvent = cb;
+    }
+    start() {}
+    stop() {}
+    ref() {}
+    unref() {}
+    close() {}
+  },
+  RingEndpoint: null,
+  closeFd: () => {},
 };
-xen.fdRead = () => (dev.replies.length ? dev.replies.shift() : null);
-native.FdWatcher = class {
-  constructor(fd, cb) {
-    dev.onEvent = cb;
-  }
-  start() {}
-  stop() {}
-  ref() {}
-  unref() {}
-  close() {}
-};
-const realClose = native.closeFd;
-native.closeFd = (fd) => (fd === FAKE_FD ? undefined : realClose(fd));
 
 function frame(type, req, payload) {
   const b = Buffer.alloc(HEADER + payload.length);
@@ -78,7 +82,7 @@ async function run(input) {
   dev.replies = [];
   dev.written = [];
   dev.shortWrite = false;
-  const xs = new XenStore();
+  const xs = new XenStore(bindings);
   const settled = [];
   const watchPaths = [];
   const track = (kind, p) => {
@@ -125,7 +129,7 @@ async function run(input) {
       switch (b % 9) {
         case 0: track('read', xs.read(`/p/${b}`)); break;
         case 1: track('readOptional', xs.readOptional('/p')); break;
-        case 2: track('directory', xs.directory('/d')); break;
+        case 2: track('directory', b & 0x10 ? xs.directoryAll('/d') : xs.directory('/d')); break;
         case 3: track('getPerms', xs.getPerms('/g')); break;
         case 4: track('ownDomid', xs.ownDomid()); break;
         case 5: track('transaction', xs.transaction((tx) => xs.read('/t', tx), 2)); break;

@@ -10,15 +10,15 @@
  * value read from the peer (xenstore strings, orders, grant list, live bytes)
  * is validated before use.
  */
+import { PAGE_SHIFT, PAGE_SIZE } from '../../constants';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { UV_READABLE, type FdWatcher, type RingEndpoint, type SharedMapping } from '../../native';
 import { CONTROL, Live, clientConnect, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../../ring/link';
 import { addonBindings, type XenBindings } from './bindings';
+import { validateDomid } from '../../validators';
 import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
 
-const PAGE = 4096;
-const PAGE_SHIFT = 12;
 const OFF_LEFT_ORDER = CONTROL.leftOrder;
 const OFF_RIGHT_ORDER = CONTROL.rightOrder;
 const OFF_CLI_LIVE = CONTROL.cliLive;
@@ -31,7 +31,6 @@ export const MAX_ORDER = 20;
 const MAX_RING_SIZE = 1 << MAX_ORDER;
 /** Grant refs 0..7 are reserved by Xen (GNTTAB_NR_RESERVED_ENTRIES). */
 const FIRST_GRANT_REF = 8;
-const MAX_DOMID = 0x7fef;
 
 export const LIVE_GONE = Live.Gone;
 export const LIVE_CONNECTED = Live.Connected;
@@ -90,7 +89,7 @@ export function validateOrders(left: number, right: number, ext: boolean): numbe
   if (left === right && left < PAGE_SHIFT) throw bad('both rings claim the same in-page slot');
   if (ext && (left < PAGE_SHIFT || right < PAGE_SHIFT)) throw bad('xenring extension needs out-of-page rings');
   const count = pagesOf(left) + pagesOf(right);
-  let limit = ext ? EXT_AREA : PAGE;
+  let limit = ext ? EXT_AREA : PAGE_SIZE;
   for (const o of [left, right]) {
     const off = inPageOffset(o);
     if (off !== null) limit = Math.min(limit, off);
@@ -107,11 +106,7 @@ export function parsePeerNumber(s: string | null, what: 'ring-ref' | 'event-chan
   return n;
 }
 
-function checkDomid(domid: unknown, name = 'options.domid'): number {
-  if (typeof domid !== 'number') throw invalidArgType(name, 'of type number', domid);
-  if (!Number.isInteger(domid) || domid < 0 || domid > MAX_DOMID) throw outOfRange(name, `>= 0 and <= ${MAX_DOMID}`, domid);
-  return domid;
-}
+const checkDomid = (domid: unknown): number => validateDomid(domid);
 
 function checkPath(path: unknown): string {
   if (typeof path !== 'string') throw invalidArgType('options.path', 'of type string', path);
@@ -261,8 +256,8 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
       ext,
       control: mapping,
       controlOffset: 0,
-      left: { mapping, offset: inPageOffset(leftOrder) ?? PAGE, order: leftOrder },
-      right: { mapping, offset: inPageOffset(rightOrder) ?? PAGE * (1 + pl), order: rightOrder },
+      left: { mapping, offset: inPageOffset(leftOrder) ?? PAGE_SIZE, order: leftOrder },
+      right: { mapping, offset: inPageOffset(rightOrder) ?? PAGE_SIZE * (1 + pl), order: rightOrder },
     });
     endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
     const ringRef = share.refs[0];
@@ -422,7 +417,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
     // Control page read/write; the kernel clears cli_live and signals if we die.
     const control = await gntMapRetry(b, domid, [ringRef], true, OFF_CLI_LIVE, port);
     maps.push(control);
-    const hdr = xen.peek(control, 0, PAGE); // one private snapshot, parsed below
+    const hdr = xen.peek(control, 0, PAGE_SIZE); // one private snapshot, parsed below
     const leftOrder = hdr.readUInt16LE(OFF_LEFT_ORDER);
     const rightOrder = hdr.readUInt16LE(OFF_RIGHT_ORDER);
     const count = validateOrders(leftOrder, rightOrder, ext);

@@ -20,11 +20,12 @@
  * drops the offer and frees its grants at once.
  */
 import { randomBytes } from 'node:crypto';
+import { MAX_DOMID, MAX_PORT } from '../../constants';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
 import { Live, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../../ring/link';
-import type { ConnectRequest, ListenRequest, Listener, PendingConnect, Transport } from '../transport';
+import type { ConnectRequest, ListenRequest, Listener, Transport } from '../transport';
 import { addonBindings, type XenBindings } from './bindings';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -34,6 +35,7 @@ import {
   waitForClient,
   type XenLink,
 } from './handshake';
+import { validateDomid, validatePort } from '../../validators';
 import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } from './xenstore';
 
 /**
@@ -42,7 +44,6 @@ import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } f
  * domain by default, so 1 MiB rings (513 grants) would allow one connection.
  */
 export const XEN_DEFAULT_RING_SIZE = 1 << 16;
-const MAX_PORT = 65535;
 const EPHEMERAL_LO = 49152;
 
 export interface XenConnectRequest extends ConnectRequest {
@@ -53,7 +54,11 @@ export interface XenConnectRequest extends ConnectRequest {
 export interface XenListenRequest extends ListenRequest {
   /** ms an accepted client has to map its vchan. Default 10 s. */
   timeout?: number;
-  /** Offers published and not yet mapped, in total. Default 16 (at most `backlog`). */
+  /**
+   * Offers published and not yet mapped, in total. Default 16 (at most
+   * `backlog`). Requests beyond these limits wait (at most `backlog` of
+   * them), then are refused with EAGAIN.
+   */
   maxPending?: number;
   /** Offers published and not yet mapped, per client domain. Default 4. */
   maxPendingPerDomain?: number;
@@ -68,29 +73,13 @@ export const DEFAULT_MAX_PENDING_GRANTS = 512;
 /** Grants a vchan of `size` bytes each way takes: control page + both rings. */
 export const grantsFor = (size: number) => 1 + 2 * Math.max(1, size >> 12);
 
-/** A port: integer 0..65535 or a name of [A-Za-z0-9_-] (xenstore's path alphabet). */
+/** A port: integer 0..65535 (1.. to connect) or a name (one alphabet for every transport). */
 export function normalizeXenPort(port: unknown, allowZero: boolean): number | string {
-  if (typeof port === 'string' && /^[0-9]+$/.test(port)) port = Number(port);
-  if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > MAX_PORT) {
-      throw outOfRange('options.port', `>= ${allowZero ? 0 : 1} and <= ${MAX_PORT}`, port);
-    }
-    return port;
-  }
-  if (typeof port === 'string') {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(port)) {
-      throw codedError('ERR_INVALID_ARG_VALUE', `Xen port names use [A-Za-z0-9_-] (1..64 characters), got '${port}'`);
-    }
-    return port;
-  }
-  throw invalidArgType('options.port', 'of type number or string', port);
+  return validatePort(port, 'options.port', allowZero);
 }
 
 function checkDomid(domid: unknown): number {
-  if (domid === undefined) return 0;
-  if (typeof domid !== 'number') throw invalidArgType('options.domid', 'of type number', domid);
-  if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fef) throw outOfRange('options.domid', '>= 0 and <= 32751', domid);
-  return domid;
+  return domid === undefined ? 0 : validateDomid(domid);
 }
 
 function checkTimeout(t: unknown): number {
@@ -131,21 +120,7 @@ export function requestTrusted(perms: XsPerm[], client: number, server: number):
   return perms.slice(1).every((p) => p.perm === 'n' || p.perm === 'r' || p.domid === server || p.domid === client);
 }
 
-type Callback = (err: Error | null, link?: RingLink) => void;
-
-function connect(b: XenBindings, req: ConnectRequest, callback: Callback): PendingConnect {
-  let cancelled = false;
-  let cancelWait: ((err: Error) => void) | null = null;
-  let settled = false;
-  const settle = (err: Error | null, link?: XenLink) => {
-    if (settled) return;
-    settled = true;
-    if (cancelled) {
-      link?.release();
-      return;
-    }
-    callback(err, link);
-  };
+function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   const run = async () => {
     const server = checkDomid(req.domid);
     const port = normalizeXenPort(req.port, false);
@@ -173,7 +148,7 @@ function connect(b: XenBindings, req: ConnectRequest, callback: Callback): Pendi
       throw storeError(err);
     }
     try {
-      if (cancelled) throw systemError('ECANCELED', 'connect');
+      signal.throwIfAborted();
       return await vchanClient(
         {
           domid: server,
@@ -182,7 +157,7 @@ function connect(b: XenBindings, req: ConnectRequest, callback: Callback): Pendi
           ext: true,
           port,
           request,
-          onCancelable: (c) => (cancelWait = c),
+          onCancelable: (cancel) => signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true }),
         },
         b,
       );
@@ -192,21 +167,25 @@ function connect(b: XenBindings, req: ConnectRequest, callback: Callback): Pendi
       void xs.rmQuiet(request);
     }
   };
-  run().then(
-    (link) => settle(null, link),
-    (err) => settle(err as Error),
-  );
-  return {
-    cancel() {
-      if (cancelled || settled) return;
-      cancelled = true;
-      cancelWait?.(systemError('ECANCELED', 'connect'));
-    },
-  };
+  return run().then((link: XenLink) => {
+    if (!signal.aborted) return link;
+    link.release(); // made while we were giving up
+    throw signal.reason;
+  });
 }
 
 /** Ports this process listens on, per bindings (the pid in the node cannot tell two of ours apart). */
 const activePorts = new WeakMap<XenBindings, Set<string>>();
+
+/** A checked request: who, how big, where its vchan goes. */
+interface Job {
+  name: string;
+  request: string;
+  client: number;
+  size: number;
+  vpath: string;
+  grants: number;
+}
 
 interface PendingAccept {
   client: number;
@@ -236,6 +215,8 @@ class XenListener implements Listener {
   private readonly active = new Map<string, PendingAccept | null>();
   /** Names we do not act on (unreadable, not trusted, refused): remembered until they leave the listing. */
   private readonly ignored = new Set<string>();
+  /** Checked requests waiting for room under the pending limits (at most `backlog`). */
+  private readonly deferred = new Map<string, Job>();
   private readonly pending = new Set<PendingAccept>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private pendingGrants = 0;
@@ -332,12 +313,13 @@ class XenListener implements Listener {
         }
         const present = new Set(names);
         for (const n of this.ignored) if (!present.has(n)) this.ignored.delete(n);
+        for (const n of this.deferred.keys()) if (!present.has(n)) this.deferred.delete(n); // the client gave up
         for (const [n, entry] of this.active) {
           if (!present.has(n) && entry) this.abandoned(entry);
         }
         for (const name of names) {
           if (this.closed) break;
-          if (this.ignored.has(name) || this.active.has(name)) continue;
+          if (this.ignored.has(name) || this.active.has(name) || this.deferred.has(name)) continue;
           this.active.set(name, null);
           void this.accept(name).finally(() => this.active.delete(name));
         }
@@ -356,7 +338,7 @@ class XenListener implements Listener {
   private async accept(name: string): Promise<void> {
     const request = `${this.path}/${name}`;
     const m = /^([0-9]{1,5})-([0-9a-f]{16})$/.exec(name);
-    const client = m ? parseDecimal(m[1], 0, 0x7fef) : null;
+    const client = m ? parseDecimal(m[1], 0, MAX_DOMID) : null;
     if (!m || client === null) {
       this.ignored.add(name);
       await this.xs.rmQuiet(request);
@@ -395,15 +377,35 @@ class XenListener implements Listener {
         return;
       }
     }
-    const grants = grantsFor(size);
     if (this.closed || (this.only !== undefined && client !== this.only)) {
       await this.refuse(name, request, 'ECONNREFUSED');
       return;
     }
-    if (!this.admits(client, grants)) {
-      await this.refuse(name, request, 'EAGAIN');
-      return;
+    const job: Job = { name, request, client, size, vpath, grants: grantsFor(size) };
+    if (this.admits(client, job.grants)) {
+      await this.offer(job);
+    } else if (this.deferred.size < this.limits.backlog) {
+      // Over a limit: the request waits in the client's own node, costing us nothing.
+      this.deferred.set(name, job);
+    } else {
+      await this.refuse(name, request, 'EAGAIN'); // the backlog is full
     }
+  }
+
+  /** Starts deferred requests while the limits allow, oldest first. */
+  private startDeferred(): void {
+    for (const [name, job] of this.deferred) {
+      if (this.closed) return;
+      if (!this.admits(job.client, job.grants)) continue;
+      this.deferred.delete(name);
+      this.active.set(name, null);
+      void this.offer(job).finally(() => this.active.delete(name));
+    }
+  }
+
+  /** Publishes a vchan for the request and hands the link on once the client mapped it. */
+  private async offer(job: Job): Promise<void> {
+    const { name, request, client, size, vpath, grants } = job;
     const entry: PendingAccept = { client, grants, link: null, cancel: null };
     this.pending.add(entry);
     this.pendingGrants += grants;
@@ -448,7 +450,9 @@ class XenListener implements Listener {
   }
 
   private drop(entry: PendingAccept): void {
-    if (this.pending.delete(entry)) this.pendingGrants -= entry.grants;
+    if (!this.pending.delete(entry)) return;
+    this.pendingGrants -= entry.grants;
+    if (this.deferred.size > 0) process.nextTick(() => this.startDeferred());
   }
 
   /**
@@ -486,6 +490,7 @@ class XenListener implements Listener {
     this.dropWatch();
     // Deletes the pending requests with it: waiting clients are refused at once.
     void this.xs.rmQuiet(this.path);
+    this.deferred.clear();
     for (const e of this.pending) {
       e.cancel?.(systemError('ECANCELED', 'accept'));
     }
@@ -527,9 +532,9 @@ function listen(
   b: XenBindings,
   req: ListenRequest,
   onLink: (link: RingLink) => void,
-  callback: (err: Error | null, listener?: Listener) => void,
+  signal: AbortSignal,
   onError?: (err: Error) => void,
-): void {
+): Promise<Listener> {
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
@@ -561,18 +566,19 @@ function listen(
       }
     }
   };
-  run().then(
-    (l) => callback(null, l),
-    (err) => callback(err as Error),
-  );
+  return run().then((l) => {
+    if (!signal.aborted) return l;
+    l.close(); // came up after the server was closed
+    throw signal.reason;
+  });
 }
 
 /** A Xen transport over the given bindings (the addon by default; fakes in tests). */
 export function createXenTransport(b: XenBindings = addonBindings): Transport {
   return {
     name: 'xen',
-    connect: (req, callback) => connect(b, req, callback),
-    listen: (req, onLink, callback, onError) => listen(b, req, onLink, callback, onError),
+    connect: (req, signal) => connect(b, req, signal),
+    listen: (req, onLink, signal, onError) => listen(b, req, onLink, signal, onError),
   };
 }
 

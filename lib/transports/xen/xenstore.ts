@@ -11,6 +11,7 @@
  * @internal
  */
 import { constants } from 'node:os';
+import { MAX_DOMID } from '../../constants';
 import { systemError } from '../../errors';
 import { UV_READABLE, UV_WRITABLE, type FdWatcher } from '../../native';
 import { addonBindings, type XenBindings } from './bindings';
@@ -39,14 +40,18 @@ const OP_NAMES: Record<number, string> = {
   7: 'transaction_end', 11: 'write', 13: 'rm', 14: 'set_perms', 22: 'directory_part',
 };
 
-/** Default time one request may wait for its reply. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** Default time a request may wait for its reply once it is on the wire. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /**
- * Requests on the wire at once. libxenstore sends one at a time; Linux's
- * xenbus device matches several by req_id. Bounded so that a burst of
- * accepts cannot exceed xenstored's per-domain outstanding-request quota.
+ * Requests on the wire at once, per fd. One on /dev/xen/xenbus: Linux's
+ * xenbus device (6.1, xenbus_dev_request_and_reply) queues a request with its
+ * body still pointing into the fd's message buffer, which the next write()
+ * overwrites before the xenbus thread has sent it; with several in flight the
+ * lab's dom0 stopped getting replies (seen again with 8). The client matches
+ * replies by req_id and can keep more in flight where the transport allows
+ * (`maxInFlight`, e.g. over a socket to xenstored).
  */
-export const DEFAULT_MAX_IN_FLIGHT = 8;
+export const DEFAULT_MAX_IN_FLIGHT = 1;
 
 export interface XenStoreOptions {
   /** ms each request may wait for its reply (ETIMEDOUT after). */
@@ -111,6 +116,7 @@ export class XenStore {
   private holds = 0;
   private refed = false;
   private wantWritable = false;
+  private retry: NodeJS.Timeout | null = null;
   private closed = false;
   private domidPromise: Promise<number> | null = null;
   private txChain: Promise<void> = Promise.resolve();
@@ -299,7 +305,7 @@ export class XenStore {
   ownDomid(): Promise<number> {
     if (!this.domidPromise) {
       this.domidPromise = this.read('domid').then((s) => {
-        const d = parseDecimal(s, 0, 0x7fef);
+        const d = parseDecimal(s, 0, MAX_DOMID);
         if (d === null) throw systemError('EPROTO', 'xenstore read', `bad domid '${s}'`);
         return d;
       });
@@ -346,31 +352,29 @@ export class XenStore {
     body.copy(msg, HEADER);
     return new Promise<Buffer>((resolve, reject) => {
       const entry: Pending = { op, path, resolve, reject, timer: null };
-      const item: Outgoing = { req, msg, off: 0, entry };
-      if (this.requestTimeout > 0) {
-        entry.timer = setTimeout(() => this.expire(item), this.requestTimeout);
-        entry.timer.unref();
-      }
-      this.out.push(item);
+      this.out.push({ req, msg, off: 0, entry });
       this.flush();
     });
   }
 
-  /** A request whose reply did not come in time fails alone; the others go on. */
+  /**
+   * A request whose reply did not come in time fails alone and frees its
+   * slot: the queue behind it goes on. One still half written means the
+   * device takes nothing more: the connection is given up.
+   */
   private expire(item: Outgoing): void {
     const { req, entry } = item;
     entry.timer = null;
-    const queued = this.out.indexOf(item);
-    if (queued >= 0 && item.off === 0) {
-      this.out.splice(queued, 1); // never reached the wire
-    } else if (queued < 0 && this.pending.get(req) === entry) {
-      this.pending.delete(req);
-      this.abandoned.set(req, entry.op);
-      if (this.abandoned.size > 1024) this.abandoned.delete(this.abandoned.keys().next().value as number);
-    } else {
-      return; // half written: it completes, and its reply settles it
+    if (this.pending.get(req) !== entry) return;
+    const err = systemError('ETIMEDOUT', `xenstore ${OP_NAMES[entry.op]}`, entry.path);
+    if (this.out[0] === item) {
+      this.fail(err);
+      return;
     }
-    entry.reject(systemError('ETIMEDOUT', `xenstore ${OP_NAMES[entry.op]}`, entry.path));
+    this.pending.delete(req);
+    this.abandoned.set(req, entry.op);
+    if (this.abandoned.size > 1024) this.abandoned.delete(this.abandoned.keys().next().value as number);
+    entry.reject(err);
     this.flush();
   }
 
@@ -398,16 +402,27 @@ export class XenStore {
         continue;
       }
       if (item.off === 0 && n > 0) {
+        // On the wire: its timeout runs from now (waiting in the queue does not count).
         this.pending.set(item.req, item.entry);
+        if (this.requestTimeout > 0) {
+          item.entry.timer = setTimeout(() => this.expire(item), this.requestTimeout);
+          item.entry.timer.unref();
+        }
         if (trace) process.stderr.write(`xs> ${item.req} ${OP_NAMES[item.entry.op]} ${JSON.stringify(item.msg.subarray(HEADER).toString('latin1'))}\n`);
       }
       item.off += n;
       if (item.off < item.msg.length) break; // EAGAIN or short: wait for POLLOUT
       this.out.shift();
     }
-    this.setWritable(!this.closed && this.out.length > 0 && this.out[0].off > 0);
-    if (!this.closed && this.out.length > 0 && this.out[0].off === 0 && this.pending.size < this.maxInFlight) {
-      this.setWritable(true); // a full device (EAGAIN before any byte)
+    const blocked = !this.closed && this.out.length > 0 && (this.out[0].off > 0 || this.pending.size < this.maxInFlight);
+    this.setWritable(blocked);
+    // The xenbus device never reports POLLOUT: retry on a timer as well.
+    if (blocked && !this.retry) {
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        this.flush();
+      }, 10);
+      this.retry.unref();
     }
     this.updateRef();
   }
@@ -514,6 +529,7 @@ export class XenStore {
   private shutdown(err: Error, notifyWatches: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
     this.watcher.close();
     this.b.closeFd(this.fd);
     const entries = [...this.pending.values(), ...this.out.map((o) => o.entry)];

@@ -3,7 +3,6 @@
  * libxenvchan's roles and xenstore layout, one peer each. Both return a
  * {@link Socket} that emits 'connect' once the peer is there.
  */
-import { systemError } from './errors';
 import { kConnectWith, Socket, type SocketOptions } from './socket';
 import {
   vchanClient as openClient,
@@ -50,52 +49,39 @@ export function vchanServer(options: VchanServerSocketOptions): Socket {
     readSize: options.readSize,
     writeSize: options.writeSize,
   };
-  return socket[kConnectWith]((callback) => {
-    let cancelled = false;
-    let cancelWait: ((err: Error) => void) | undefined;
-    openServer(serverOptions).then(
-      (link) => {
-        if (cancelled) return link.release();
-        waitForClient(link, 0, (c) => (cancelWait = c)).then(
-          () => callback(null, link),
-          (err) => {
-            link.release();
-            callback(err);
-          },
-        );
-      },
-      (err) => callback(err),
-    );
-    return {
-      cancel() {
-        cancelled = true;
-        cancelWait?.(systemError('ECANCELED', 'accept'));
-      },
-    };
+  return socket[kConnectWith](async (signal) => {
+    const link = await openServer(serverOptions);
+    try {
+      signal.throwIfAborted();
+      await waitForClient(link, 0, (cancel) => onAbort(signal, cancel));
+      signal.throwIfAborted();
+      return link;
+    } catch (err) {
+      link.release();
+      throw err;
+    }
   }, undefined, options.connectTimeout);
 }
 
 /** Connects to the vchan a server in `domid` published under `path`. */
 export function vchanClient(options: VchanClientSocketOptions): Socket {
   const socket = new Socket(options);
-  return socket[kConnectWith]((callback) => {
-    let cancelled = false;
-    let cancelWait: ((err: Error) => void) | undefined;
+  return socket[kConnectWith](async (signal) => {
     const clientOptions: VchanClientOptions = {
       domid: options.domid,
       path: options.path,
       timeout: options.connectTimeout,
-      onCancelable: (c) => (cancelWait = c),
+      onCancelable: (cancel) => onAbort(signal, cancel),
     };
-    openClient(clientOptions).then(
-      (link) => (cancelled ? link.release() : callback(null, link)),
-      (err) => callback(err),
-    );
-    return {
-      cancel() {
-        cancelled = true;
-        cancelWait?.(systemError('ECANCELED', 'connect'));
-      },
-    };
+    const link = await openClient(clientOptions);
+    if (!signal.aborted) return link;
+    link.release(); // made while we were giving up
+    throw signal.reason;
   }, undefined, options.connectTimeout);
+}
+
+/** Hands an abort of `signal` to a wait that takes its own cancel function. */
+function onAbort(signal: AbortSignal, cancel: (err: Error) => void): void {
+  if (signal.aborted) cancel(signal.reason as Error);
+  else signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true });
 }

@@ -1,0 +1,77 @@
+'use strict';
+/**
+ * Target `local_messages`: the local handshake's message parsers as pure
+ * functions (lib/transports/local_handshake.ts), each against an oracle:
+ *   - parseHello(data, fdCount): accepted iff exactly 16 bytes, magic "XRH1",
+ *     version 1, no fds, asked order 0 or 12..26; fields as sent;
+ *   - parseAccept(data, fdCount, asked): accepted iff 16 bytes, "XRA1",
+ *     version 1, exactly 3 fds, both orders 12..26 and none above `asked`;
+ *   - grantOrder(asked, ceiling): never above the server's ceiling;
+ *   - buildHello/buildAccept round-trip through the parsers.
+ * Anything refused is a plain Error coded EPROTO.
+ * Until that module is on this branch, this target reports itself missing.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const { check, expectCoded } = require('../runner');
+
+const MODULE = path.join(__dirname, '../../../dist/transports/local_handshake.js');
+const available = fs.existsSync(MODULE);
+const hs = available ? require(MODULE) : null;
+
+const HELLO = 0x31485258;
+const ACCEPT = 0x31415258;
+const EPROTO = new Set(['EPROTO']);
+const orderOk = (o) => o >= 12 && o <= 26;
+
+function attempt(fn, what) {
+  try {
+    return { value: fn() };
+  } catch (err) {
+    expectCoded(err, EPROTO, what);
+    return { err };
+  }
+}
+
+function run(input) {
+  if (!hs) return;
+  const kind = input.length ? input[0] % 4 : 0;
+  const fdCount = input.length > 1 ? input[1] % 5 : 0;
+  const asked = input.length > 2 ? (input[2] < 0xc0 ? input[2] % 32 : 0) : 0;
+  const data = Buffer.from(input.subarray(3));
+  const u32 = (at) => (data.length >= at + 4 ? data.readUInt32LE(at) : -1);
+  if (kind === 0) {
+    const r = attempt(() => hs.parseHello(data, fdCount), 'parseHello');
+    const valid = data.length === 16 && u32(0) === HELLO && u32(4) === 1 && fdCount === 0 && (u32(8) === 0 || orderOk(u32(8)));
+    check(valid === !r.err, `parseHello(${data.toString('hex')}, ${fdCount}) ${r.err ? 'refused' : 'accepted'} it`);
+    if (valid) check(r.value.order === u32(8) && r.value.pid === u32(12), 'parseHello fields differ from the message');
+  } else if (kind === 1) {
+    const r = attempt(() => hs.parseAccept(data, fdCount, asked), 'parseAccept');
+    const lo = u32(8);
+    const ro = u32(12);
+    const valid = data.length === 16 && u32(0) === ACCEPT && u32(4) === 1 && fdCount === 3 && orderOk(lo) && orderOk(ro) &&
+      (asked === 0 || (lo <= asked && ro <= asked));
+    check(valid === !r.err, `parseAccept(${data.toString('hex')}, ${fdCount}, ${asked}) ${r.err ? 'refused' : 'accepted'} it`);
+    if (valid) check(r.value.leftOrder === lo && r.value.rightOrder === ro, 'parseAccept fields differ from the message');
+  } else if (kind === 2) {
+    const a = data.length ? data[0] % 32 : 0;
+    const ceiling = 12 + (data.length > 1 ? data[1] % 15 : 0);
+    if (a !== 0 && !orderOk(a)) return; // parseHello refuses those first
+    const g = hs.grantOrder(a, ceiling);
+    check(Number.isInteger(g) && g >= 12 && g <= ceiling && (a === 0 || g <= a), `grantOrder(${a}, ${ceiling}) = ${g}`);
+  } else {
+    const order = data.length ? data[0] % 32 : 12;
+    const pid = u32(1) >>> 0;
+    if (order === 0 || orderOk(order)) {
+      const h = hs.parseHello(hs.buildHello({ order, pid }), 0);
+      check(h.order === order && h.pid === pid, 'HELLO does not round-trip');
+    }
+    const ro = data.length > 1 ? data[1] % 32 : 12;
+    if (orderOk(order) && orderOk(ro)) {
+      const a = hs.parseAccept(hs.buildAccept({ leftOrder: order, rightOrder: ro }), 3, 0);
+      check(a.leftOrder === order && a.rightOrder === ro, 'ACCEPT does not round-trip');
+    }
+  }
+}
+
+module.exports = { name: 'local_messages', maxLen: 64, run, available };

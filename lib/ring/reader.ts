@@ -1,0 +1,204 @@
+/**
+ * RingReader: the read pump of one ring. It moves bytes out of the ring into
+ * one of two sinks: pooled 'data' chunks (channelData), or the owner's own
+ * buffer (net's onread: channelTarget/channelRead). It spins briefly for a
+ * reply before asking the peer for a wake-up, and never stays in one
+ * macrotask for more than a turn's budget, however fast the peer produces.
+ * @internal
+ */
+import { ReadPool } from './read_pool';
+import { SpinBackoff } from './spin_backoff';
+import type { VchanState } from './vchan_state';
+
+/** Where read bytes go (the owner of the channel: a Socket). */
+export interface ReadSink {
+  /** A chunk arrived; return false to stop reading until resume(). */
+  channelData(chunk: Buffer): boolean;
+  /** Any I/O happened (refreshes idle timers). */
+  channelActivity(): void;
+  /** A buffer of the owner's to read into instead of a fresh chunk (net's
+   * onread), or null; channelRead() then reports what was read into it. */
+  channelTarget?(): Uint8Array | null;
+  /** `n` bytes were read into the channelTarget() buffer; false: stop reading. */
+  channelRead?(n: number): boolean;
+}
+
+/** What the reader reports to the channel that owns it. */
+export interface ReaderHost {
+  /** The ring is empty and the peer will write no more. */
+  endOfData(): void;
+  /** The ring broke (EPROTO, a failed kick, ...): fail the channel. */
+  fail(err: Error): void;
+}
+
+export interface ReaderOptions {
+  /** Bytes per 'data' chunk at most. */
+  maxChunk: number;
+  /** Spin at most this long for data before sleeping (µs); 0: never spin. */
+  spinMicros: number;
+  /** Bytes moved per turn of the event loop before yielding (default 1 MiB). */
+  turnBytes?: number;
+  /** Reads per turn before yielding (default 1024). */
+  turnReads?: number;
+}
+
+/** As net reads a bounded amount per loop turn: then timers and other sockets run. */
+export const TURN_BYTES = 1024 * 1024;
+export const TURN_READS = 1024;
+
+export class RingReader {
+  private reading = false;
+  private stopped = false;
+  /** Re-entry guard: a handler that pauses and resumes (or reads) from
+   * inside a delivery re-enters pump(); the outer loop goes on in order. */
+  private pumping = false;
+  private spinScheduled = false;
+  private yieldScheduled = false;
+  private pool: ReadPool | null = null;
+  private readonly spin = new SpinBackoff();
+  private readonly turnBytes: number;
+  private readonly turnReads: number;
+  /** Bytes copied out of the ring so far. */
+  bytesRead = 0;
+
+  constructor(
+    private readonly state: VchanState,
+    private readonly sink: ReadSink,
+    private readonly host: ReaderHost,
+    private readonly options: ReaderOptions,
+  ) {
+    this.turnBytes = options.turnBytes ?? TURN_BYTES;
+    this.turnReads = options.turnReads ?? TURN_READS;
+  }
+
+  /** True while delivering, or waiting for the peer's next bytes. */
+  get isReading(): boolean {
+    return this.reading;
+  }
+
+  /** Starts (or resumes) delivering; `fresh`: the state array is current. */
+  resume(fresh = false): void {
+    if (this.stopped) return;
+    this.reading = true;
+    this.pump(fresh);
+  }
+
+  pause(): void {
+    this.reading = false;
+  }
+
+  /** For good (the channel closed or failed). */
+  stop(): void {
+    this.stopped = true;
+    this.reading = false;
+  }
+
+  /** The peer woke us and the state array is current (service() ran). */
+  onWake(): void {
+    if (this.reading) this.pump(true);
+  }
+
+  private pump(fresh: boolean): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const ep = this.state.endpoint;
+    // Why: an exception thrown by the owner's handlers (user code) is the
+    // user's, as with net (uncaught); only the ring's own errors fail the channel.
+    let delivering = false;
+    let bytes = 0;
+    let reads = 0;
+    try {
+      if (!fresh) ep.waitData(0); // publishes the state without spinning
+      while (this.reading && !this.stopped) {
+        if (this.state.readable === 0) {
+          // The array was filled peer state first, then indices: fin with an
+          // empty ring means every byte was read.
+          if (this.state.peerDoneWriting) {
+            this.reading = false;
+            this.host.endOfData();
+            return;
+          }
+          if (this.options.spinMicros > 0 && this.spin.take()) {
+            // Spin later, once this tick's 'data' handlers have run (and
+            // perhaps written the message whose reply we are waiting for).
+            if (!this.spinScheduled) {
+              this.spinScheduled = true;
+              setImmediate(this.spinThenSleep);
+            }
+            return;
+          }
+          // Ask for a wake-up and re-check in one call; sleep if still nothing.
+          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting) return;
+          continue;
+        }
+        if (bytes >= this.turnBytes || reads >= this.turnReads) {
+          // The peer keeps producing: let the loop run, then go on.
+          if (!this.yieldScheduled) {
+            this.yieldScheduled = true;
+            setImmediate(this.afterYield);
+          }
+          return;
+        }
+        reads++;
+        const target = this.sink.channelTarget?.() ?? null;
+        let got: number;
+        if (target !== null) {
+          // The owner's own buffer (onread): nothing allocated per read.
+          got = ep.read(target, 0, target.length);
+          if (got === 0) continue;
+          this.delivered(got);
+          bytes += got;
+          delivering = true;
+          if (!this.sink.channelRead!(got)) this.reading = false;
+          delivering = false;
+          continue;
+        }
+        const want = Math.min(this.state.readable, this.options.maxChunk);
+        this.pool ??= new ReadPool(2 * this.options.maxChunk);
+        const room = this.pool.space(want);
+        got = ep.read(room.buffer, room.offset, room.length);
+        if (got === 0) continue;
+        this.delivered(got);
+        bytes += got;
+        delivering = true;
+        if (!this.sink.channelData(this.pool.take(got))) this.reading = false;
+        delivering = false;
+      }
+    } catch (err) {
+      if (delivering) throw err;
+      this.stop();
+      this.host.fail(err as Error);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private delivered(n: number): void {
+    this.bytesRead += n;
+    this.sink.channelActivity();
+  }
+
+  private readonly afterYield = (): void => {
+    this.yieldScheduled = false;
+    if (this.reading && !this.stopped) this.pump(false);
+  };
+
+  private readonly spinThenSleep = (): void => {
+    this.spinScheduled = false;
+    if (this.stopped || !this.reading) return;
+    try {
+      // Spin for data; if none came, ask for a wake-up and re-check (one call).
+      if (this.state.endpoint.waitData(this.options.spinMicros, true) > 0) {
+        this.spin.succeeded();
+      } else {
+        this.spin.failed();
+        if (!this.state.peerDoneWriting) return; // sleep until woken
+      }
+    } catch (err) {
+      this.stop();
+      this.host.fail(err as Error);
+      return;
+    }
+    this.pump(true);
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * RingWriter: the write side of one ring. Small writes are staged (copied
+ * into a private buffer, no native call) and reach the ring together at the
+ * end of the tick; other writes become the one pending write, moved into the
+ * ring as the peer makes room, with a short spin before sleeping on a full
+ * ring.
+ * @internal
+ */
+import { systemError } from '../errors';
+import { SpinBackoff } from './spin_backoff';
+import type { VchanState } from './vchan_state';
+
+/** Writes smaller than this complete on the next tick, so that the ones made
+ * meanwhile reach the ring as one batch (_writev, one native call). */
+const BATCH_BELOW = 16 * 1024;
+/** Small writes are copied into a private staging buffer of this size and
+ * reach the ring together at the end of the tick (see stage()). */
+const STAGE_SIZE = 64 * 1024;
+/** Writes up to this size may be staged. */
+export const STAGE_MAX = 4 * 1024;
+
+/** What the writer asks of the channel that owns it. */
+export interface WriterHost {
+  /** The ring is closed: refuse everything. */
+  readonly closed: boolean;
+  /** The peer reads no more: writes fail with EPIPE. */
+  readonly peerGone: boolean;
+  /** The writer saw the peer's live byte at 0 while facing a full ring. */
+  notePeerGone(): void;
+  /** A protocol error while flushing staged bytes: fail the channel. */
+  fail(err: Error): void;
+  /** Any bytes moved (refreshes idle timers). */
+  activity(): void;
+}
+
+interface PendingWrite {
+  chunks: Buffer[];
+  offset: number;
+  total: number;
+  callback: (err?: Error | null) => void;
+}
+
+export class RingWriter {
+  private pending: PendingWrite | null = null;
+  private stageBuf: Buffer | null = null;
+  private staged = 0;
+  /** Ring bytes known free beyond what is staged. */
+  private stageRoom = 0;
+  private stageFlushScheduled = false;
+  private readonly spin = new SpinBackoff();
+  private readonly txSize: number;
+  /** Bytes copied into the ring so far. */
+  bytesWritten = 0;
+
+  constructor(
+    private readonly state: VchanState,
+    private readonly host: WriterHost,
+    /** Spin up to this long (µs) for room before sleeping; 0: never. */
+    private readonly spinMicros: number,
+  ) {
+    this.txSize = state.endpoint.info().txSize;
+  }
+
+  /** A write is waiting for room. */
+  get hasPending(): boolean {
+    return this.pending !== null;
+  }
+
+  /**
+   * Takes a small chunk at once if the ring is sure to have room for it:
+   * copies it into the staging buffer (a JS copy, no native call) and writes
+   * everything staged in one native call at the end of the tick. Returns
+   * false when it could not: the caller then uses write(). The room is
+   * counted against ring space already seen free, which only the peer's
+   * reads can grow, so a staged byte never waits for the peer and can never
+   * be lost on close.
+   */
+  stage(chunk: Buffer): boolean {
+    if (this.host.closed || this.pending || this.host.peerGone) return false;
+    const n = chunk.length;
+    if (n > this.stageRoom || this.staged + n > STAGE_SIZE) {
+      try {
+        this.writeStaged();
+        // Free space as last published (a lower bound: only the peer's
+        // reads grow it); ask the ring only when that is not enough.
+        this.stageRoom = this.state.writable;
+        if (n > this.stageRoom) this.stageRoom = this.state.endpoint.writable();
+      } catch (err) {
+        this.host.fail(err as Error);
+        return false;
+      }
+      if (n > this.stageRoom) return false;
+    }
+    this.stageBuf ??= Buffer.allocUnsafeSlow(STAGE_SIZE);
+    this.stageBuf.set(chunk, this.staged);
+    this.staged += n;
+    this.stageRoom -= n;
+    if (!this.stageFlushScheduled) {
+      this.stageFlushScheduled = true;
+      process.nextTick(this.flushStaged);
+    }
+    return true;
+  }
+
+  private readonly flushStaged = (): void => {
+    this.stageFlushScheduled = false;
+    this.writeStagedOrFail();
+  };
+
+  /** writeStaged(), failing the channel on a protocol error; returns that error. */
+  writeStagedOrFail(): Error | null {
+    try {
+      this.writeStaged();
+      return null;
+    } catch (err) {
+      this.host.fail(err as Error);
+      return err as Error;
+    }
+  }
+
+  /** Moves the staged bytes into the ring (they always fit: see stage()). */
+  writeStaged(): void {
+    const n = this.staged;
+    if (n === 0 || this.host.closed) return;
+    this.staged = 0;
+    const done = this.state.endpoint.write(this.stageBuf!.subarray(0, n));
+    this.bytesWritten += done;
+    this.host.activity();
+    // Only a peer that moved its consumer index backwards takes back space.
+    if (done !== n) throw systemError('EPROTO', 'write', 'peer took back ring space');
+  }
+
+  /** Writes the chunks; the callback runs once all bytes are in the ring. */
+  write(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    if (this.host.closed) {
+      callback(systemError('EPIPE', 'write'));
+      return;
+    }
+    const err = this.writeStagedOrFail(); // staged bytes come first
+    if (err) {
+      callback(err);
+      return;
+    }
+    this.stageRoom = 0;
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    this.pending = { chunks, offset: 0, total, callback };
+    this.flush(total < BATCH_BELOW);
+  }
+
+  /** True when everything we wrote was read by the peer (an empty ring). */
+  drained(): boolean {
+    const ep = this.state.endpoint;
+    return ep.writable() === this.txSize || ep.requestSpace() === this.txSize;
+  }
+
+  /** Fails the pending write with EPIPE (the ring closed under it). */
+  abort(): void {
+    const p = this.pending;
+    this.pending = null;
+    if (p) p.callback(systemError('EPIPE', 'write'));
+  }
+
+  /** Moves the pending write into the ring; `deferDone`: complete on the next tick. */
+  flush(deferDone = false): void {
+    const p = this.pending;
+    if (!p) return;
+    const ep = this.state.endpoint;
+    try {
+      for (;;) {
+        if (this.host.peerGone) {
+          this.pending = null;
+          p.callback(systemError('EPIPE', 'write'));
+          return;
+        }
+        const n = ep.write(p.chunks, p.offset);
+        p.offset += n;
+        this.bytesWritten += n;
+        if (n > 0) this.host.activity();
+        if (p.offset >= p.total) {
+          this.pending = null;
+          if (deferDone) process.nextTick(p.callback);
+          else p.callback();
+          return;
+        }
+        if (n === 0) {
+          // Ring full: is anyone still reading it? (the write just published
+          // the peer's state; checked here, not per write)
+          if (this.state.peerGone) {
+            this.host.notePeerGone();
+            continue;
+          }
+          if (this.spinForSpace(p.total - p.offset)) continue;
+          if (ep.requestSpace() === 0) return; // sleep until the peer reads
+        }
+      }
+    } catch (err) {
+      this.pending = null;
+      p.callback(err as Error);
+    }
+  }
+
+  /**
+   * A full ring with a live reader: spin briefly for room (a quarter of the
+   * ring, or what is left to write) before sleeping, with the same
+   * exponential back-off as the read spin. True if room appeared.
+   */
+  private spinForSpace(left: number): boolean {
+    if (this.spinMicros === 0 || !this.spin.take()) return false;
+    const want = Math.max(1, Math.min(left, this.txSize >>> 2));
+    if (this.state.endpoint.waitSpace(this.spinMicros, want) > 0) {
+      this.spin.succeeded();
+      return true;
+    }
+    this.spin.failed();
+    return false;
+  }
+}

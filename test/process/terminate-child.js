@@ -1,0 +1,93 @@
+'use strict';
+// Runs in its own process (an abort must not take mocha down): starts worker
+// threads that use xenring against an echo server in another process and
+// terminates them at one phase each, `rounds` times per phase. Sends one IPC
+// message: per-phase outcomes, and this process's fds and memfd mappings
+// before/after; then stays alive (its fds open) until the parent disconnects.
+//   fork terminate-child.js <port> <rounds> <phase,phase,...>
+const fs = require('node:fs');
+const { Worker } = require('node:worker_threads');
+
+const [port, rounds, phaseList] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4]];
+const pkg = require.resolve('../..');
+const countFds = () => fs.readdirSync('/proc/self/fd').length;
+const countMemfdMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:xenring')).length;
+
+const prelude = `
+  const { parentPort, workerData } = require('node:worker_threads');
+  const xenring = require(workerData.pkg);
+  const post = (m) => parentPort.postMessage(m);
+  const block = Buffer.alloc(256 << 10, 0x5a);
+  const pump = (s) => { const go = () => { while (!s.destroyed && s.write(block)); }; s.on('drain', go); go(); };
+`;
+// Each phase posts 'now' at the moment the parent should terminate it.
+const phases = {
+  // terminated while the handshake is in flight
+  connecting: `const s = xenring.connect({ port: workerData.port }); s.on('error', () => {}); post('now');`,
+  // terminated with both directions streaming
+  'mid-transfer': `
+    const s = xenring.connect({ port: workerData.port }, () => pump(s));
+    s.on('error', () => {});
+    s.once('data', () => post('now'));`,
+  // the issue's program: echo 1 MiB, destroy inside 'data', post, terminated
+  'destroy-in-data': `
+    const s = xenring.connect({ port: workerData.port }, () => s.write(Buffer.alloc(1 << 20, 1)));
+    let got = 0;
+    s.on('error', () => {});
+    s.on('data', (d) => { got += d.length; if (got >= (256 << 10)) { s.destroy(); post('now'); } });`,
+  // the worker ends itself from inside a native callback
+  'exit-in-data': `
+    const s = xenring.connect({ port: workerData.port }, () => pump(s));
+    s.on('data', () => process.exit(0));`,
+  // an exception thrown by a listener ends the worker with an error
+  'throw-in-data': `
+    const s = xenring.connect({ port: workerData.port }, () => pump(s));
+    s.on('data', () => { throw new Error('listener threw'); });`,
+  // a listening server in the worker, with a connection of its own streaming
+  listening: `
+    const server = xenring.createServer((c) => c.pipe(c));
+    server.listen(0, () => {
+      const s = xenring.connect({ port: server.address().port }, () => pump(s));
+      s.on('error', () => {});
+      s.once('data', () => post('now'));
+    });`,
+  // terminated at a random moment (0-20 ms after start), whatever it is doing
+  random: `
+    const server = xenring.createServer((c) => c.pipe(c));
+    server.listen(0);
+    const s = xenring.connect({ port: workerData.port }, () => pump(s));
+    s.on('error', () => {});
+    post('go');`,
+};
+
+function runOne(phase) {
+  return new Promise((resolve) => {
+    const w = new Worker(prelude + phases[phase], { eval: true, workerData: { pkg, port } });
+    let outcome = 'exited';
+    w.on('error', (e) => {
+      outcome = e.message === 'listener threw' ? 'threw' : `error: ${e.message}`;
+    });
+    w.on('message', (m) => {
+      if (m === 'now') w.terminate();
+      else if (m === 'go') setTimeout(() => w.terminate(), Math.random() * 20);
+    });
+    w.on('exit', () => resolve(outcome));
+  });
+}
+
+(async () => {
+  await runOne('mid-transfer'); // warm-up: the addon and the modules load once per process
+  const before = { fds: countFds(), memfdMaps: countMemfdMaps() };
+  const results = {};
+  for (const phase of phaseList.split(',')) {
+    results[phase] = {};
+    for (let i = 0; i < rounds; i++) {
+      const outcome = await runOne(phase);
+      results[phase][outcome] = (results[phase][outcome] || 0) + 1;
+    }
+  }
+  await new Promise((r) => setTimeout(r, 50)); // let closing handles finish
+  const after = { fds: countFds(), memfdMaps: countMemfdMaps() };
+  process.send({ results, before, after });
+})();
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,88 @@
+'use strict';
+// Issue 12 item 5 in the lab: load through the Xen transport, scaled to the
+// emulated CPU: 32 concurrent connection set-ups (xenstored limits
+// transactions per domain) each echoing verified data, then connect/close
+// cycles. Afterwards fds, Xen device mappings (grants mapped or allocated)
+// and RSS are back to the start and no xenstore node is left. Skips where the
+// Xen devices are not usable; run with `npm run test:xen`.
+const assert = require('node:assert');
+const fs = require('node:fs');
+const path = require('node:path');
+const { root, ownDomidOrSkip } = require('./helpers');
+const xenring = require(path.join(root, 'dist', 'index.js'));
+const { xenStore } = require(path.join(root, 'dist', 'transports', 'xen', 'xenstore.js'));
+const { PatternChecker, writePattern } = require('../helpers/pattern');
+const { settled, compare } = require('../load/resources');
+
+let self;
+const xenMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('/dev/xen/')).length;
+
+function echoOnce(port, bytes) {
+  return new Promise((resolve, reject) => {
+    const check = new PatternChecker();
+    const s = xenring.connect({ port, transport: 'xen', domid: self }, () => writePattern(s, bytes, 16384, () => {}));
+    s.on('data', (d) => {
+      check.update(d);
+      if (check.received >= bytes) s.end();
+    });
+    s.on('error', reject);
+    s.on('close', () => (check.ok && check.received === bytes ? resolve() : reject(new Error(`echo: ${check.received}/${bytes}, ok=${check.ok}`))));
+  });
+}
+
+async function withEchoServer(fn) {
+  const server = xenring.createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: 0, transport: 'xen' }, resolve);
+  });
+  const port = server.address().port;
+  try {
+    return await fn(port);
+  } finally {
+    await new Promise((r) => server.close(r));
+    assert.strictEqual(await xenStore().readOptional(`/local/domain/${self}/data/xenring/${port}`), null);
+  }
+}
+
+async function measured(label, fn) {
+  const before = { ...(await settled()), xen: xenMaps() };
+  const result = await fn();
+  await new Promise((r) => setTimeout(r, 200));
+  const after = { ...(await settled()), xen: xenMaps() };
+  const cmp = compare(before, after);
+  console.log(`      ${label}: ${result}\n        ${cmp.text}, Xen device mappings ${before.xen}->${after.xen}`);
+  assert.deepStrictEqual(cmp.problems, []);
+  assert.strictEqual(after.xen, before.xen, 'Xen device mappings (grants) left behind');
+}
+
+describe("xen lab: load through transport 'xen'", function () {
+  this.timeout(300000);
+  before(async function () {
+    self = await ownDomidOrSkip(this);
+    await withEchoServer((port) => echoOnce(port, 1024)); // warm-up: first-use fds and caches
+  });
+
+  it('32 concurrent connection set-ups, 256 KiB echoed and verified each, nothing left behind', async () => {
+    await measured('32 concurrent', () =>
+      withEchoServer(async (port) => {
+        const t0 = Date.now();
+        await Promise.all(Array.from({ length: 32 }, () => echoOnce(port, 256 << 10)));
+        return `32 x 256 KiB in ${Date.now() - t0} ms`;
+      }),
+    );
+  });
+
+  it('200 connect/echo/close cycles, nothing left behind', async () => {
+    await measured('200 cycles', () =>
+      withEchoServer(async (port) => {
+        const t0 = Date.now();
+        for (let i = 0; i < 200; i++) await echoOnce(port, 1024);
+        return `200 cycles in ${Date.now() - t0} ms`;
+      }),
+    );
+  });
+});
