@@ -2,12 +2,17 @@
 'use strict';
 /*
  * Real programs through `xenring proxy`, next to the same programs over
- * direct TCP in the same run: `npm run bench -- --real [--seconds N]`.
+ * direct TCP in the same run: `npm run bench -- --real [--seconds N] [--rounds N]`.
  *
  *   redis     Debian's redis-server, driven by redis-benchmark (SET and GET,
  *             20 clients; and SET of 16 KiB values)
  *   postgres  PostgreSQL, driven by pgbench (TPC-B-like, 4 clients), after
  *             `pgbench -i` (which loads its tables with COPY) through the same path
+ *
+ *   Node clients (a second table): undici, http2, ws, pg (its `stream` option),
+ *             ioredis (a Connector) over a xenring socket vs over TCP, and
+ *             autocannon against an http server through `xenring proxy`
+ *             tcp -> ring; every answer verified (see nodeClientRows)
  *
  * Path "xenring": client -TCP-> xenring proxy -ring-> xenring proxy -TCP-> server
  * (two extra processes and two extra TCP hops: the cost of reaching a TCP
@@ -457,8 +462,15 @@ async function autocannonLoad(port, { seconds = 2, connections = 10, size = 1024
 }
 
 // ------------------------------------------------------------------ report
+/** The number after `--name N` or `--name=N` in argv, else `dflt`. */
+function numberArg(argv, name, dflt) {
+  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (i < 0) return dflt;
+  return Number(argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1]) || dflt;
+}
+
 async function main(argv) {
-  const seconds = Number((/^--seconds=?(.*)$/.exec(argv.find((a) => a.startsWith('--seconds')) || '') || [])[1] || argv[argv.indexOf('--seconds') + 1]) || 5;
+  const seconds = numberArg(argv, '--seconds', 5);
   const rows = [];
   const note = [];
   const t0 = Date.now();
@@ -506,6 +518,9 @@ async function main(argv) {
     }
   }
 
+  const rounds = numberArg(argv, '--rounds', 3);
+  const clientRows = await nodeClientRows({ seconds, rounds }, note);
+
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   const out = [
     `## Real programs: direct TCP vs through \`xenring proxy\` (tcp → ring → tcp), same run`,
@@ -518,10 +533,83 @@ async function main(argv) {
     '| program | metric | direct TCP | via proxies + ring | via proxies + TCP | ring ÷ direct |',
     '|:---|:---|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+    '## Node clients: over a xenring socket vs over TCP, same run',
+    '',
+    'Each client in this process, its server in a forked Node process (http, http2, ws) listening on a ring port and on TCP at once;',
+    'pg and ioredis reach PostgreSQL / redis-server through one `xenring proxy --listen ring:NAME --connect tcp:…` (so their ring path has one extra',
+    'process and TCP hop); autocannon (a TCP-only load tool) reaches the ring through `xenring proxy --listen tcp:… --connect ring:NAME`.',
+    `Every answer is verified. Median of ${rounds} rounds (TCP and ring alternating) with the range; ratio: xenring ÷ TCP (above 1× is better for rates).`,
+    '',
+    '| client | load | metric | TCP | xenring | xenring ÷ TCP |',
+    '|:---|:---|:---|---:|---:|---:|',
+    ...clientRows.map((r) => `| ${r.join(' | ')} |`),
     ...note.map((n) => `\n${n}`),
     '',
   ];
   process.stdout.write(out.join('\n'));
+}
+
+/**
+ * The Node-client rows: each load `rounds` times over TCP and over the ring,
+ * alternating; [client, load, metric, TCP median (range), ring median (range), ratio].
+ */
+async function nodeClientRows({ seconds, rounds }, note) {
+  const rows = [];
+  const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const fmt = (xs) => `${med(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
+  // measure(to) -> { metricName: number }; `to` a TCP port number or a ring port name.
+  const compare = async (client, load, tcp, ring, measure, metrics) => {
+    const got = { tcp: [], ring: [] };
+    for (let i = 0; i < rounds; i++) {
+      got.tcp.push(await measure(tcp));
+      got.ring.push(await measure(ring));
+    }
+    for (const [key, label] of metrics) {
+      const [t, r] = [got.tcp.map((g) => g[key]), got.ring.map((g) => g[key])];
+      rows.push([client, load, label, fmt(t), fmt(r), med(t) ? `${(med(r) / med(t)).toFixed(2)}×` : '–']);
+    }
+  };
+  for (const kind of ['http', 'h2', 'ws']) {
+    const server = await startNodeServer(kind);
+    try {
+      if (kind === 'http') {
+        await compare('undici Client', '2,000 GETs of 4 KiB, pipelining 8', server.tcp, server.ring, (to) => undiciRequests(to, { requests: 2000, size: 4096 }), [['rps', 'requests/s']]);
+        const bridge = await startTcpBridge(server.ring);
+        try {
+          const secs = Math.max(1, Math.round(seconds / 2));
+          await compare('autocannon → http', `10 connections, ${secs} s, 1 KiB bodies`, server.tcp, bridge.port, (port) => autocannonLoad(port, { seconds: secs }), [['rps', 'requests/s'], ['p99', 'p99 latency, ms']]);
+        } finally {
+          await bridge.stop();
+        }
+      } else if (kind === 'h2') {
+        await compare('http2', '200 concurrent streams of 256 KiB', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10 }), [['mibps', 'MiB/s']]);
+      } else {
+        await compare('ws', '10,000 messages, then 16 MiB', server.tcp, server.ring, (to) => wsEcho(to, { messages: 10000, big: 16 << 20 }), [['msgps', 'messages/s'], ['bigMibps', '16 MiB echo, MiB/s']]);
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  for (const [program, start, client, load, measure, metrics] of [
+    ['postgres', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', (to) => pgQueries(to, { queries: 1000, bytea: 8 << 20 }), [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
+    ['redis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 1 MiB value', (to) => ioredisOps(to, { ops: 5000, big: 1 << 20 }), [['opsps', 'commands/s'], ['bigMibps', '1 MiB SET+GET, MiB/s']]],
+  ]) {
+    const why = unavailable(program);
+    if (why) {
+      note.push(`${client}: skipped, ${why}`);
+      continue;
+    }
+    const server = await start();
+    const bridge = await startRingBridge(server.port);
+    try {
+      await compare(client, load, server.port, bridge.ring, measure, metrics);
+    } finally {
+      await bridge.stop();
+      await server.stop();
+    }
+  }
+  return rows;
 }
 
 /** Runs the comparison and prints its table; a failure is printed and sets exit code 1. */

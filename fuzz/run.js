@@ -49,9 +49,16 @@ const corpusDir = (t) => path.join(ROOT, 'fuzz', 'corpus', t);
 const regressionDir = (t) => path.join(ROOT, 'fuzz', 'regressions', t);
 const crashDir = (o, t) => (o.smoke ? path.join(ROOT, 'build', 'fuzz', 'crashes', t) : regressionDir(t));
 
-function spawnLogged(cmd, args, opts = {}) {
+/** Runs a target process; one that outlives `limitS` seconds is killed (a hang is a failure). */
+function spawnLogged(cmd, args, limitS = Infinity) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = Number.isFinite(limitS)
+      ? setTimeout(() => {
+          out += `\nkilled: still running ${limitS} s after start (a hang)\n`;
+          child.kill('SIGKILL');
+        }, limitS * 1000)
+      : null;
     let out = '';
     const keep = (d) => {
       out += d;
@@ -59,7 +66,10 @@ function spawnLogged(cmd, args, opts = {}) {
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    child.on('close', (code, signal) => resolve({ code, signal, out }));
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, out });
+    });
   });
 }
 
@@ -71,7 +81,7 @@ async function runNative(o, bins, t) {
     const crash = path.join(crashDir(o, t), `crash-${Date.now()}`);
     const args = [`-max_total_time=${o.time}`, `-runs=${o.runs ?? 1e9}`, `-crash_file=${crash}`, corpusDir(t), regressionDir(t)];
     if (o.seed !== undefined) args.push(`-seed=${o.seed}`);
-    const r = await spawnLogged(bin, args);
+    const r = await spawnLogged(bin, args, o.time + 120);
     return { ok: r.code === 0, out: r.out, crash: fs.existsSync(crash) ? crash : null };
   }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `xenring-fuzz-${t}-`));
@@ -95,7 +105,7 @@ async function runJs(o, t) {
   if (o.smoke) args.push('--smoke');
   if (o.runs !== undefined) args.push('--runs', String(o.runs));
   if (o.seed !== undefined) args.push('--seed', String(o.seed));
-  const r = await spawnLogged(process.execPath, args);
+  const r = await spawnLogged(process.execPath, args, o.time + 120);
   return { ok: r.code === 0, out: r.out };
 }
 

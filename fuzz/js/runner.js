@@ -11,6 +11,8 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
+/** One input that takes longer than this is a failure: nothing a peer sends may hang us. */
+const HANG_MS = 10_000;
 const INTERESTING = [0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x3ff, 0x400, 0x1000, 0x7fff, 0xffff, 0x10000, 0x7fffffff,
   0x80000000, 0xfffffffe, 0xffffffff];
 
@@ -121,10 +123,16 @@ async function fuzz(target, opts) {
   let mutations = 0;
   try {
     const one = async (input) => {
+      let timer;
+      const hang = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new InvariantError(`the input did not finish within ${HANG_MS / 1000} s (a hang)`)), HANG_MS);
+      });
       try {
-        await target.run(input);
+        await Promise.race([target.run(input), hang]);
       } catch (err) {
         throw fail(err, input);
+      } finally {
+        clearTimeout(timer);
       }
       if (stray) throw fail(stray, input);
     };

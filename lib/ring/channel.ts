@@ -8,6 +8,7 @@
  * were shared.
  * @internal
  */
+import { constants } from 'node:os';
 import { systemError } from '../errors';
 import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
 import { Lifecycle } from './lifecycle';
@@ -34,6 +35,12 @@ export interface ChannelOptions {
 /** Default spin budget (µs): about one Node round trip, so replies are caught. */
 export const DEFAULT_SPIN_MICROS = 50;
 export { STAGE_MAX };
+
+/** A failed poll (libuv's negative errno) as a system error: the channel can never wake again. */
+function pollError(status: number): Error {
+  const errnos = constants.errno as Record<string, number>;
+  return systemError(Object.keys(errnos).find((k) => errnos[k] === -status) ?? 'EIO', 'poll');
+}
 
 export class RingChannel {
   private readonly waitWatcher: FdWatcher;
@@ -74,7 +81,7 @@ export class RingChannel {
     this.waitWatcher = new native.FdWatcher(link.waitFd, (events) => this.onWake(events));
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
-      this.hangupWatcher = new native.FdWatcher(link.hangupFd, () => this.onHangup());
+      this.hangupWatcher = new native.FdWatcher(link.hangupFd, (events) => (events < 0 ? this.fail(pollError(events)) : this.onHangup()));
       this.hangupWatcher.start(UV_READABLE | UV_DISCONNECT);
     }
   }
@@ -186,8 +193,7 @@ export class RingChannel {
   private onWake(events: number): void {
     if (this.life.closed) return;
     if (events < 0) {
-      // The poll itself failed (libuv status): the channel can never wake again.
-      this.fail(systemError('EIO', 'poll', `watching the ring's wake-ups failed (${events})`));
+      this.fail(pollError(events));
       return;
     }
     try {

@@ -43,6 +43,27 @@ function bridgedServer(program, start) {
 describe('Node clients over xenring sockets', function () {
   this.timeout(120000);
 
+  describe('new Socket({ port }): the port connect() uses, whatever it is given', function () {
+    it("connect(5432, 'localhost') reaches the named ring port; a bad preset port fails as connect() would", async function () {
+      const { once } = require('node:events');
+      const name = `preset-${process.pid}`;
+      const server = xenring.createServer((s) => s.end('hello'));
+      await new Promise((resolve) => server.listen(name, resolve));
+      try {
+        const socket = new xenring.Socket({ port: name }).connect(5432, 'localhost');
+        const chunks = [];
+        socket.on('data', (d) => chunks.push(d));
+        await once(socket, 'connect');
+        assert.equal(socket.remotePort, name);
+        await once(socket, 'end');
+        assert.equal(Buffer.concat(chunks).toString(), 'hello');
+        assert.throws(() => new xenring.Socket({ port: 70000 }).connect(5432), { code: 'ERR_SOCKET_BAD_PORT' });
+      } finally {
+        server.close();
+      }
+    });
+  });
+
   describe('http server (forked child)', function () {
     const ctx = nodeServer('http');
 
