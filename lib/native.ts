@@ -108,12 +108,12 @@ export interface NativeBinding {
   eventfdCheck(fd: number): number;
   /** Wakes the peer by writing `kickFd`, is woken through `waitFd`. */
   eventfdNotifier(kickFd: number, waitFd: number): Notifier;
-  /** Wakes the peer with a datagram on `kickFd` (MSG_DONTWAIT), is woken through `waitFd`. */
-  socketNotifier(kickFd: number, waitFd: number): Notifier;
-  /** A non-blocking AF_UNIX datagram socketpair: [our wait end, the end for the peer]. */
+  /** Wakes the peer through the pipe write end `kickFd` (vmsplice, SPLICE_F_NONBLOCK), is woken through `waitFd`. */
+  pipeNotifier(kickFd: number, waitFd: number): Notifier;
+  /** A non-blocking pipe: [our wait end (read), the end for the peer (write)]. */
   wakePair(): [number, number];
-  /** Throws EPROTO unless `fd` is an AF_UNIX datagram socketpair end; returns its creator. */
-  wakeEndCheck(fd: number): { pid: number; uid: number };
+  /** Throws EPROTO unless `fd` is an anonymous pipe's write end; returns its creator's uid. */
+  wakeEndCheck(fd: number): { uid: number };
   unixListen(path: string, backlog: number): number;
   unixAccept(fd: number): number;
   unixConnect(path: string): number;

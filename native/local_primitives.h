@@ -1,4 +1,4 @@
-// Primitives of the local transport: sealed memfd pages, socketpair wake-ups and
+// Primitives of the local transport: sealed memfd pages, pipe wake-ups and
 // a UNIX seqpacket rendezvous that passes fds with SCM_RIGHTS. All fds are
 // O_CLOEXEC and non-blocking; every call is synchronous and never waits.
 #pragma once

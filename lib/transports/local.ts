@@ -1,9 +1,9 @@
 /**
  * The local transport: the vchan ring between processes on one Linux host.
  * Pages: one sealed memfd (control page, left ring, right ring) created by the
- * server, as a vchan server grants pages. Wake-ups: a datagram socketpair
- * per direction, standing in for the event channel (each side waits on an end
- * only it holds; see local_primitives.cc). Rendezvous: a UNIX seqpacket
+ * server, as a vchan server grants pages. Wake-ups: a pipe per direction,
+ * standing in for the event channel (each side waits on a read end only it
+ * holds and kicks with a non-blocking vmsplice; see local_primitives.cc). Rendezvous: a UNIX seqpacket
  * socket `<dir>/<port>.sock` that passes the fds with SCM_RIGHTS, standing in
  * for xenstore + grant references. The connection socket stays open for the
  * life of the ring: when the peer process dies the kernel closes it, which is
@@ -80,12 +80,12 @@ function address(path: string, port: number | string): TransportAddress {
 }
 
 /**
- * A wake-up end the peer sent: one end of its datagram socketpair, made by a
- * process of the uid on the other end of the rendezvous socket.
+ * A wake-up end the peer sent: the write end of its pipe, made by a process
+ * of the uid on the other end of the rendezvous socket.
  */
 function checkWakeEnd(fd: number, peerUid: number, syscall: string): void {
   const creator = native.wakeEndCheck(fd);
-  if (creator.uid !== peerUid) throw systemError('EPROTO', syscall, `wake-up socket made by uid ${creator.uid}, not by the peer`);
+  if (creator.uid !== peerUid) throw systemError('EPROTO', syscall, `wake-up pipe made by uid ${creator.uid}, not by the peer`);
 }
 
 /**
@@ -124,7 +124,7 @@ function serveHello(
     });
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
-    endpoint.setNotifier(native.socketNotifier(kickFd, waitFd));
+    endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
     const reply = buildAccept({ leftOrder: order, rightOrder: order });
     if (native.sendMessage(conn, reply, [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
@@ -178,7 +178,7 @@ function acceptReply(
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    endpoint.setNotifier(native.socketNotifier(kickFd, waitFd));
+    endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);
     return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
@@ -568,5 +568,5 @@ function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: A
   return result; // bound now: nothing to wait for, so nothing to abort
 }
 
-/** The local transport (memfd pages, socketpair wake-ups, UNIX-socket rendezvous). */
+/** The local transport (memfd pages, pipe wake-ups, UNIX-socket rendezvous). */
 export const localTransport: Transport = { name: 'local', connect, listen };

@@ -29,6 +29,8 @@ describe('hostile peer: fds that are not what they claim', function () {
     ['same-fd', 'one fd in two roles'],
     ['stream-socket', 'a stream socket as the wake-up end'],
     ['connected-elsewhere', "a datagram socket connected to a third party's socket as the wake-up end"],
+    ['pipe-read-end', "a pipe's read end as the wake-up end"],
+    ['fifo', 'a named FIFO as the wake-up end'],
     ['write-sealed', 'a memfd sealed against our writes'],
     ['not-memfd', 'a file that is not a memfd'],
     ['wrong-size', 'a memfd larger than the agreed rings'],

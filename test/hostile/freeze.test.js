@@ -3,8 +3,10 @@
 // eventfds shared between the processes, a server could clear O_NONBLOCK on
 // the open file description and preload the counter: the client's next kick
 // write() blocked forever, and with it every timer and connection of that
-// process. Wake-ups now go over a datagram socketpair per direction, every
-// call MSG_DONTWAIT; the same server must not stop the client's loop.
+// process. Wake-ups now go over a pipe per direction: each side reads only a
+// read end it alone holds, and kicks with vmsplice(SPLICE_F_NONBLOCK), which
+// never sleeps whatever the peer does to the shared write end; the same
+// server must not stop the client's loop.
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawn } = require('node:child_process');

@@ -42,22 +42,22 @@ def hello(opts, order=0):
     return struct.pack("<IIII", HELLO_MAGIC, opts["version"], order, os.getpid())
 
 
-KEEP = []  # our ends of wake-up socketpairs, held for the life of the process
+KEEP = []  # our read ends of wake-up pipes, held for the life of the process
 
 
 def wake_pair():
-    """(our wait end, the end for the peer), as a version-2 peer makes them."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    """(our wait end, the end for the peer) as a version-3 peer makes them: a pipe."""
+    ours, theirs = os.pipe2(os.O_NONBLOCK)
     KEEP.append(ours)
     return ours, theirs
 
 
 def send_hello(s, opts, order=0, extra=()):
-    """A HELLO with the fds its version carries (v2: a wake-up end), plus `extra`."""
+    """A HELLO with the fds its version carries (v3: a wake-up pipe's write end), plus `extra`."""
     fds = list(extra)
     if opts["version"] >= 2:
         _, theirs = wake_pair()
-        fds.insert(0, theirs.fileno())
+        fds.insert(0, theirs)
     socket.send_fds(s, [hello(opts, order)], fds)
 
 
@@ -154,7 +154,7 @@ def accept_fds(opts, order):
         else:
             s2c = os.eventfd(0, os.EFD_NONBLOCK)
         fds = [mem, c2s, s2c]
-    else:  # the end of our wake-up socketpair the client writes to
+    else:  # the write end of our wake-up pipe
         if kind == "semaphore":
             wake = os.eventfd(0xFFFFFFF0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE)
         elif kind == "same-fd":
@@ -172,10 +172,24 @@ def accept_fds(opts, order):
             d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             d.connect("\0xenring-hostile-sink-%d" % os.getpid())
             wake = d.detach()
+        elif kind == "pipe-read-end":
+            wake, w = os.pipe2(os.O_NONBLOCK)
+            KEEP.append(w)
+        elif kind == "fifo":
+            # A named FIFO (fstat on one could block on FUSE): refused unread.
+            path = "/tmp/xenring-hostile-fifo-%d" % os.getpid()
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.mkfifo(path)
+            KEEP.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            wake = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.unlink(path)
         else:
             ours, theirs = wake_pair()
             opts["_wait"] = ours
-            wake = theirs.detach()
+            wake = theirs
         fds = [mem, wake]
     if kind == "extra-fds":
         fds += [os.eventfd(0) for _ in range(4)]
@@ -188,9 +202,9 @@ def freeze(opts, hello_fds):
 
     v1 (eventfds): the eventfd the client kicks is one open file description
     on both sides, so clear O_NONBLOCK on it and preload it to its maximum;
-    the client's next kick write() then blocks. v2 (socketpairs): clear
-    O_NONBLOCK on the end the client sends to and never drain our end, so its
-    queue fills; flood the client's wake-up end too. Meanwhile keep asking the
+    the client's next kick write() then blocks. v3 (pipes): fill the pipe
+    the client kicks and clear O_NONBLOCK on the write end it shares with us;
+    flood the client's wake-up pipe too. Meanwhile keep asking the
     client to notify us on every read and write (control page byte 22).
     """
     fds = opts["_fds"]
@@ -206,18 +220,25 @@ def freeze(opts, hello_fds):
         fcntl.fcntl(kick, fcntl.F_SETFL, fcntl.fcntl(kick, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         client_wake = None
     else:
+        # v3 (pipes): fill the pipe the client kicks (we never drain our
+        # read end), then clear O_NONBLOCK on the write end we share with
+        # it: a plain write() would now block; its vmsplice must not.
         kick = fds[1]
+        try:
+            while True:
+                os.write(kick, b"x" * 4096)
+        except BlockingIOError:
+            pass
         fcntl.fcntl(kick, fcntl.F_SETFL, fcntl.fcntl(kick, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-        opts["_wait"].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
-        client_wake = socket.socket(fileno=hello_fds[0]) if hello_fds else None
-        if client_wake:
-            client_wake.setblocking(False)
+        client_wake = hello_fds[0] if hello_fds else None
+        if client_wake is not None:
+            os.set_blocking(client_wake, False)
     out("attacking")
     while not select.select([sys.stdin], [], [], 0.005)[0]:
         os.pwrite(mem, b"\x03", 22)  # client: notify us of every write and read
-        if client_wake:
+        if client_wake is not None:
             try:
-                client_wake.send(b"x")
+                os.write(client_wake, b"x")
             except OSError:
                 pass
 
