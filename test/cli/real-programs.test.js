@@ -8,6 +8,7 @@ const crypto = require('node:crypto');
 const net = require('node:net');
 require('../helpers/fixtures');
 const real = require('../../bench/real');
+const { frontedServer } = require('../helpers/fronted_server');
 
 /** SET a 1 MiB random value and GET it back over RESP through `port`; resolves true if it came back intact. */
 function redisRoundTrip(port) {
@@ -32,28 +33,8 @@ function redisRoundTrip(port) {
   });
 }
 
-/**
- * For the enclosing describe: starts `program`'s server and a proxy chain in
- * front of it (skipping, with the reason printed, if the program is not
- * installed); stops both after. Returns { chain } filled in once started.
- */
-function proxiedServer(program, start) {
-  const ctx = { server: null, chain: null };
-  before(async function () {
-    const why = real.unavailable(program);
-    if (why) {
-      console.log(`      (skipped: ${why})`);
-      return this.skip();
-    }
-    ctx.server = await start();
-    ctx.chain = await real.startProxyChain(ctx.server.port);
-  });
-  after(async function () {
-    if (ctx.chain) await ctx.chain.stop();
-    if (ctx.server) await ctx.server.stop();
-  });
-  return ctx;
-}
+/** For the enclosing describe: `program` behind a tcp -> ring -> tcp proxy chain (ctx.front). */
+const proxiedServer = (program, start) => frontedServer(program, start, real.startProxyChain);
 
 describe('real programs through xenring proxy', function () {
   this.timeout(120000);
@@ -62,15 +43,15 @@ describe('real programs through xenring proxy', function () {
     const ctx = proxiedServer('redis', real.startRedis);
 
     it('SET and GET, 20 clients: every request answered, no errors', async function () {
-      const rows = await real.redisBenchmark(ctx.chain.port, { requests: 10000, clients: 20, tests: 'set,get' });
+      const rows = await real.redisBenchmark(ctx.front.port, { requests: 10000, clients: 20, tests: 'set,get' });
       assert.deepEqual(rows.map((r) => r.test), ['SET', 'GET']);
       for (const r of rows) assert.ok(r.rps > 0, `${r.test}: ${r.rps}`);
     });
 
     it('SET of 16 KiB values, then a 1 MiB value read back intact', async function () {
-      const rows = await real.redisBenchmark(ctx.chain.port, { requests: 2000, clients: 10, tests: 'set', size: 16384 });
+      const rows = await real.redisBenchmark(ctx.front.port, { requests: 2000, clients: 10, tests: 'set', size: 16384 });
       assert.ok(rows[0].rps > 0);
-      assert.equal(await redisRoundTrip(ctx.chain.port), true);
+      assert.equal(await redisRoundTrip(ctx.front.port), true);
     });
   });
 
@@ -78,7 +59,7 @@ describe('real programs through xenring proxy', function () {
     const ctx = proxiedServer('postgres', real.startPostgres);
 
     it('pgbench -i (COPY) and 2 s of TPC-B-like transactions, 4 clients, none failed', async function () {
-      const r = await real.pgbench(ctx.chain.port, { seconds: 2, clients: 4 });
+      const r = await real.pgbench(ctx.front.port, { seconds: 2, clients: 4 });
       assert.equal(r.failed, 0, r.output);
       assert.ok(r.transactions > 0, r.output);
       assert.ok(r.tps > 0, r.output);

@@ -8,6 +8,7 @@ const assert = require('node:assert/strict');
 require('../helpers/fixtures');
 const xenring = require('../..');
 const real = require('../../bench/real');
+const { frontedServer } = require('../helpers/fronted_server');
 
 /** For the enclosing describe: a forked Node server of `kind`; ctx.server once started. */
 function nodeServer(kind) {
@@ -21,24 +22,8 @@ function nodeServer(kind) {
   return ctx;
 }
 
-/** For the enclosing describe: `program` started (skipped with the reason if not installed), with a ring bridge in front. */
-function bridgedServer(program, start) {
-  const ctx = { server: null, bridge: null };
-  before(async function () {
-    const why = real.unavailable(program);
-    if (why) {
-      console.log(`      (skipped: ${why})`);
-      return this.skip();
-    }
-    ctx.server = await start();
-    ctx.bridge = await real.startRingBridge(ctx.server.port);
-  });
-  after(async function () {
-    if (ctx.bridge) await ctx.bridge.stop();
-    if (ctx.server) await ctx.server.stop();
-  });
-  return ctx;
-}
+/** For the enclosing describe: `program` with a ring bridge in front (ctx.front.ring: its ring port). */
+const bridgedServer = (program, start) => frontedServer(program, start, real.startRingBridge);
 
 describe('Node clients over xenring sockets', function () {
   this.timeout(120000);
@@ -106,14 +91,14 @@ describe('Node clients over xenring sockets', function () {
     const ctx = bridgedServer('postgres', real.startPostgres);
 
     it("pg with stream: () => new xenring.Socket({ port: NAME }) (pg connects with its own integer port): 1,000 queries and an 8 MiB bytea", async function () {
-      assert.match(ctx.bridge.ring, /^[a-z]/, 'the bridge listens on a named ring port');
-      const r = await real.pgQueries(ctx.bridge.ring, { queries: 1000, bytea: 8 << 20 });
+      assert.match(ctx.front.ring, /^[a-z]/, 'the bridge listens on a named ring port');
+      const r = await real.pgQueries(ctx.front.ring, { queries: 1000, bytea: 8 << 20 });
       assert.ok(r.qps > 0 && r.byteaMibps > 0);
     });
 
     it('a pg error arrives as pg reports it over TCP (syntax error, the connection stays usable)', async function () {
       const pg = require('pg');
-      const client = new pg.Client({ user: 'postgres', database: 'postgres', stream: () => new xenring.Socket({ port: ctx.bridge.ring }) });
+      const client = new pg.Client({ user: 'postgres', database: 'postgres', stream: () => new xenring.Socket({ port: ctx.front.ring }) });
       await client.connect();
       try {
         await assert.rejects(client.query('SELEC 1'), (err) => err.code === '42601');
@@ -128,7 +113,7 @@ describe('Node clients over xenring sockets', function () {
     const ctx = bridgedServer('redis', real.startRedis);
 
     it('ioredis with a custom Connector: 2,000 SET/GET pairs and a 1 MiB value', async function () {
-      const r = await real.ioredisOps(ctx.bridge.ring, { ops: 2000, big: 1 << 20 });
+      const r = await real.ioredisOps(ctx.front.ring, { ops: 2000, big: 1 << 20 });
       assert.ok(r.opsps > 0 && r.bigMibps > 0);
     });
   });
