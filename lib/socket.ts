@@ -117,7 +117,12 @@ export class Socket extends Duplex {
   private readonly spinMicros: number;
   /** The constructor's `port` option; checked by connect() (accepted sockets never use it). */
   private readonly presetPort: unknown;
+  /** Bytes handed to the channel (as net counts at dispatch, even if the write then fails). */
   private bytesDone = 0;
+  /** Of those, bytes whose write has not called back yet (still in writableLength). */
+  private bytesInFlight = 0;
+  /** Bumped per connection, so a late callback cannot touch the next one's counters. */
+  private connGeneration = 0;
   private bytesReadBase = 0;
   private link: RingLink | null = null;
   private readonly userBuffer: UserBuffer | null;
@@ -192,6 +197,8 @@ export class Socket extends Duplex {
       this.write = Socket.prototype.write;
       this.link = null;
       this.bytesDone = 0;
+      this.bytesInFlight = 0;
+      this.connGeneration++;
       this.bytesReadBase = 0;
     }
     if (options.timeout) this.setTimeout(options.timeout);
@@ -400,10 +407,13 @@ export class Socket extends Duplex {
     for (const b of bufs) n += b.length;
     this.writesInFlight++;
     this.updateActive();
+    this.bytesDone += n;
+    this.bytesInFlight += n;
+    const generation = this.connGeneration;
     this.channel.write(bufs, (err) => {
       this.writesInFlight--;
       this.updateActive();
-      if (!err) this.bytesDone += n;
+      if (generation === this.connGeneration) this.bytesInFlight -= n;
       callback(err);
     });
   }
@@ -578,7 +588,8 @@ export class Socket extends Duplex {
   get bytesWritten(): number {
     // On the prototype (no stream state), undefined as net's, not NaN.
     if (!(this as unknown as { _writableState?: object })._writableState) return undefined as unknown as number;
-    return this.bytesDone + this.writableLength;
+    // writableLength still holds the chunks in flight, already in bytesDone.
+    return this.bytesDone + this.writableLength - this.bytesInFlight;
   }
 
   /** Old name of {@link Socket.connecting}, as net keeps it. */
