@@ -136,10 +136,13 @@ describe('pool: worker threads', function () {
       const s = new pool.PoolSender({ mapping: r.mapping, poolBytes: 16 * 4096, init: true });
       globalThis.keep = [s.allocBuffer(4096), s.allocBuffer(8192)];
       globalThis.keep[0].fill(1);
-      require('node:worker_threads').parentPort.postMessage(globalThis.keep[0][4095]);
+      const { parentPort, workerData } = require('node:worker_threads');
+      // A worker to be terminated stays busy, so it cannot end by itself first.
+      if (workerData.hold) setInterval(() => {}, 1 << 30);
+      parentPort.postMessage(globalThis.keep[0][4095]);
     `;
     for (let i = 0; i < 4; i++) {
-      const w = new Worker(code, { eval: true });
+      const w = new Worker(code, { eval: true, workerData: { hold: i % 2 === 1 } });
       const exited = new Promise((resolve) => w.once('exit', resolve));
       const byte = await new Promise((resolve, reject) => {
         w.once('message', resolve);
