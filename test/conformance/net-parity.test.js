@@ -22,6 +22,25 @@ const {
   delay,
 } = require('./harness');
 
+/**
+ * A server whose one connection is read as utf8 to its end, then ended;
+ * `received` resolves with the text.
+ */
+async function utf8Collector(impl) {
+  let done;
+  const received = new Promise((r) => (done = r));
+  const { server, port } = await startServer(impl, (s) => {
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d) => (text += d));
+    s.on('end', () => {
+      s.end();
+      done(text);
+    });
+  });
+  return { server, port, received };
+}
+
 /** listen() with no host, so net binds synchronously as it does for a path. */
 const listenAny = (impl, server, ...rest) => server.listen(0, ...rest);
 
@@ -345,22 +364,11 @@ describeBoth('net parity: reading and writing around connect', (impl) => {
 
   // Node: test/parallel/test-net-write-connect-write.js, test-net-connect-buffer.js
   it('writes before and after connect reach the peer in order', async () => {
-    let received = '';
-    let done;
-    const finished = new Promise((r) => (done = r));
-    const { server, port } = await startServer(impl, (s) => {
-      s.setEncoding('utf8');
-      s.on('data', (d) => (received += d));
-      s.on('end', () => {
-        s.end();
-        done();
-      });
-    });
+    const { server, port, received } = await utf8Collector(impl);
     const c = impl.connect(port);
     c.write('foo');
     c.on('connect', () => c.end('bar'));
-    await finished;
-    assert.strictEqual(received, 'foobar');
+    assert.strictEqual(await received, 'foobar');
     await closed(c);
     await closeServer(server);
   });
@@ -388,21 +396,11 @@ describeBoth('net parity: reading and writing around connect', (impl) => {
   // Node: test/parallel/test-net-large-string.js
   it('a 1 MiB utf8 string with multi-byte characters arrives whole (setEncoding on the reader)', async () => {
     const text = 'žluťoučký kůň '.repeat(40000);
-    let received = '';
-    let done;
-    const finished = new Promise((r) => (done = r));
-    const { server, port } = await startServer(impl, (s) => {
-      s.setEncoding('utf8');
-      s.on('data', (d) => (received += d));
-      s.on('end', () => {
-        s.end();
-        done();
-      });
-    });
+    const { server, port, received } = await utf8Collector(impl);
     const c = impl.connect(port, () => c.end(text, 'utf8'));
-    await finished;
-    assert.strictEqual(received.length, text.length);
-    assert.ok(received === text);
+    const got = await received;
+    assert.strictEqual(got.length, text.length);
+    assert.ok(got === text);
     assert.strictEqual(c.bytesWritten, Buffer.byteLength(text));
     await closed(c);
     await closeServer(server);
