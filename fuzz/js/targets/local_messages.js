@@ -9,15 +9,9 @@
  *   - grantOrder(asked, ceiling): never above the server's ceiling;
  *   - buildHello/buildAccept round-trip through the parsers.
  * Anything refused is a plain Error coded EPROTO.
- * Until that module is on this branch, this target reports itself missing.
  */
-const fs = require('node:fs');
-const path = require('node:path');
 const { check, expectCoded } = require('../runner');
-
-const MODULE = path.join(__dirname, '../../../dist/transports/local_handshake.js');
-const available = fs.existsSync(MODULE);
-const hs = available ? require(MODULE) : null;
+const hs = require('../../../dist/transports/local_handshake');
 
 const HELLO = 0x31485258;
 const ACCEPT = 0x31415258;
@@ -74,4 +68,4 @@ function run(input) {
   }
 }
 
-module.exports = { name: 'local_messages', maxLen: 64, run, available };
+module.exports = { name: 'local_messages', maxLen: 64, run };
