@@ -18,6 +18,17 @@ import type { RingLink, TransportAddress } from '../../ring/link';
 import { addonBindings, type XenBindings } from './bindings';
 import { validateDomid } from '../../validators';
 import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
+import {
+  acceptPool,
+  POOL_PEER_SIZE_NODE,
+  POOL_REF_NODE,
+  POOL_SIZE_NODE,
+  retryEagain,
+  type PoolOffer,
+  type XenPoolSetup,
+} from './xen_pool';
+import type { PoolOptions } from '../../pool/layout';
+import type { PoolLink } from '../../pool/pool_link';
 
 const OFF_LEFT_ORDER = CONTROL.leftOrder;
 const OFF_RIGHT_ORDER = CONTROL.rightOrder;
@@ -133,7 +144,7 @@ export const GNT_MAP_RETRY_MS = 1000;
  * the loop keeps running, with a growing delay and a bound of
  * {@link GNT_MAP_RETRY_MS} (then the EAGAIN is the caller's).
  */
-export async function gntMapRetry(
+export function gntMapRetry(
   b: XenBindings,
   domid: number,
   refs: number[],
@@ -142,15 +153,7 @@ export async function gntMapRetry(
   notifyPort: number,
   budgetMs = GNT_MAP_RETRY_MS,
 ): Promise<SharedMapping> {
-  const deadline = Date.now() + budgetMs;
-  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-    try {
-      return b.xen.gntMap(domid, refs, writable, notifyOffset, notifyPort);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() + delay > deadline) throw err;
-    }
-    await new Promise((r) => setTimeout(r, delay));
-  }
+  return retryEagain(() => b.xen.gntMap(domid, refs, writable, notifyOffset, notifyPort), budgetMs);
 }
 
 /** The per-connection resources; release() frees each once, in libxenvchan's order. */
@@ -159,6 +162,10 @@ export class XenLink implements RingLink {
   private released = false;
   /** Runs once after release (transport bookkeeping). */
   onRelease: (() => void) | null = null;
+  /** The page-reference pool both xenring peers agreed on (null: none, or a plain vchan peer). */
+  readonly pool: PoolLink | null;
+  /** Where the pool reports a protocol error it finds outside a call (a GC-driven completion). */
+  onPoolError: ((err: Error) => void) | null = null;
 
   constructor(
     readonly endpoint: RingEndpoint,
@@ -171,10 +178,22 @@ export class XenLink implements RingLink {
     private xsPath: string | null,
     private readonly xs: XenStore,
     private readonly b: XenBindings,
-  ) {}
+    private readonly poolSetup: XenPoolSetup | null = null,
+  ) {
+    let pool: PoolLink | null = null;
+    try {
+      pool = poolSetup?.link((err) => this.onPoolError?.(err)) ?? null;
+    } catch {
+      // Queues that cannot open on pages we mapped: go on without a pool
+      // (the peer's payloads then wait in its pool and it falls back to the ring).
+      quiet(() => poolSetup?.close());
+    }
+    this.pool = pool;
+  }
 
-  /** Deletes the published xenstore nodes now (the client has mapped everything). */
+  /** Deletes the published xenstore nodes now (the client has mapped everything, pool included). */
   unpublish(): Promise<void> {
+    this.poolSetup?.dropList();
     const p = this.xsPath;
     this.xsPath = null;
     return p ? this.xs.rmQuiet(p) : Promise.resolve();
@@ -189,6 +208,9 @@ export class XenLink implements RingLink {
     quiet(() => this.b.xen.evtchnNotify(this.waitFd, this.port));
     quiet(() => this.endpoint.close());
     for (const m of this.mappings) quiet(() => m.unmap());
+    // Our pool grants go back once no loaned Buffer holds them; views of the
+    // peer's pool the user holds stay mapped (and readable) until collected.
+    quiet(() => this.poolSetup?.close());
     quiet(() => this.b.xen.evtchnUnbind(this.waitFd, this.port));
     quiet(() => this.b.closeFd(this.waitFd));
     void this.unpublish();
@@ -215,6 +237,12 @@ export interface VchanServerOptions {
   ext?: boolean;
   /** @internal address reported as the local/remote `port`. */
   port?: number | string;
+  /**
+   * @internal the pool agreed with a xenring client (xen_pool.ts answerPool):
+   * its nodes are published with ring-ref; the link owns the setup, and
+   * frees it if the server fails.
+   */
+  pool?: { setup: XenPoolSetup; nodes: [string, string][] } | null;
 }
 
 /**
@@ -265,13 +293,16 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
       { domid: self, perm: 'n' as const },
       { domid, perm: 'r' as const },
     ];
+    const nodes: [string, string][] = [['ring-ref', String(ringRef)], ['event-channel', String(port)]];
+    if (ext && options.pool) nodes.push(...options.pool.nodes);
     await xs.transaction(async (tx) => {
-      await xs.write(`${path}/ring-ref`, String(ringRef), tx);
-      await xs.setPerms(`${path}/ring-ref`, perms, tx);
-      await xs.write(`${path}/event-channel`, String(port), tx);
-      await xs.setPerms(`${path}/event-channel`, perms, tx);
+      for (const [name, value] of nodes) {
+        await xs.write(`${path}/${name}`, value, tx);
+        await xs.setPerms(`${path}/${name}`, perms, tx);
+      }
     });
   } catch (err) {
+    quiet(() => options.pool?.setup.close());
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
@@ -280,7 +311,8 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
     throw err;
   }
   const tag = options.port ?? path;
-  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b);
+  const setup = ext ? options.pool?.setup ?? null : null;
+  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b, setup);
 }
 
 export interface VchanClientOptions {
@@ -298,6 +330,20 @@ export interface VchanClientOptions {
   request?: string;
   /** @internal lets the transport cancel a wait; set to a function by vchanClient. */
   onCancelable?: (cancel: (err: Error) => void) => void;
+  /**
+   * @internal the pool this xenring client offered in its request (xen_pool.ts
+   * offerPool): the server's answer is read beside ring-ref. The offer's
+   * region stays the caller's to close if this fails.
+   */
+  pool?: { options: PoolOptions; offer: PoolOffer } | null;
+}
+
+/** Reads the server's answer to our pool offer (xen_pool.ts) and maps its region. */
+async function clientPool(xs: XenStore, b: XenBindings, domid: number, path: string, pool: { options: PoolOptions; offer: PoolOffer }): Promise<XenPoolSetup> {
+  const [size, peerSize, ref] = await Promise.all(
+    [POOL_SIZE_NODE, POOL_PEER_SIZE_NODE, POOL_REF_NODE].map((n) => readVisible(xs, `${path}/${n}`)),
+  );
+  return acceptPool(b, domid, pool.options, pool.offer, { size, peerSize, ref });
 }
 
 /**
@@ -411,6 +457,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
   let port = -1;
   const maps: SharedMapping[] = [];
   let endpoint: RingEndpoint | null = null;
+  let setup: XenPoolSetup | null = null;
   try {
     port = xen.evtchnBindInterdomain(evfd, domid, remotePort);
     xen.evtchnUnmask(evfd, port);
@@ -453,8 +500,11 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
       right: { ...right, order: rightOrder },
     });
     endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
+    // Before connecting: the server deletes its nodes once it sees us connected.
+    if (ext && options.pool) setup = await clientPool(xs, b, domid, path, options.pool);
     clientConnect(endpoint); // lets the server see the connection before any data
   } catch (err) {
+    quiet(() => setup?.close());
     if (endpoint) quiet(() => endpoint!.close());
     for (const m of maps) quiet(() => m.unmap());
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
@@ -462,7 +512,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
     throw err;
   }
   const tag = options.port ?? path;
-  return new XenLink(endpoint, evfd, port, maps, ext, xenAddress(self, tag), xenAddress(domid, tag), null, xs, b);
+  return new XenLink(endpoint, evfd, port, maps, ext, xenAddress(self, tag), xenAddress(domid, tag), null, xs, b, setup);
 }
 
 /**
