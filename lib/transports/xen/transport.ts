@@ -157,7 +157,7 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
           ext: true,
           port,
           request,
-          onCancelable: (cancel) => signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true }),
+          signal,
         },
         b,
       );
@@ -191,7 +191,8 @@ interface PendingAccept {
   client: number;
   grants: number;
   link: XenLink | null;
-  cancel: ((e: Error) => void) | null;
+  /** Gives the offer up (client withdrew, listener closed). */
+  readonly abort: AbortController;
 }
 
 export interface ListenerLimits {
@@ -332,7 +333,7 @@ class XenListener implements Listener {
   /** The client deleted its request before connecting: drop the offer now. */
   private abandoned(entry: PendingAccept): void {
     if (entry.link && readPeerState(entry.link.endpoint).live === Live.Connected) return; // it mapped first, then cleaned up: the accept completes
-    entry.cancel?.(systemError('ECONNABORTED', 'accept', 'client withdrew its request'));
+    entry.abort.abort(systemError('ECONNABORTED', 'accept', 'client withdrew its request'));
   }
 
   private async accept(name: string): Promise<void> {
@@ -406,16 +407,15 @@ class XenListener implements Listener {
   /** Publishes a vchan for the request and hands the link on once the client mapped it. */
   private async offer(job: Job): Promise<void> {
     const { name, request, client, size, vpath, grants } = job;
-    const entry: PendingAccept = { client, grants, link: null, cancel: null };
+    const entry: PendingAccept = { client, grants, link: null, abort: new AbortController() };
+    const { signal } = entry.abort;
     this.pending.add(entry);
     this.pendingGrants += grants;
     this.active.set(name, entry);
-    let cancelled: Error | null = null;
-    entry.cancel = (e) => (cancelled = e);
     try {
       entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port }, this.b);
-      if (cancelled) throw cancelled;
-      await waitForClient(entry.link, this.limits.timeout, (c) => (entry.cancel = c), this.b);
+      signal.throwIfAborted();
+      await waitForClient(entry.link, this.limits.timeout, signal, this.b);
       await entry.link.unpublish();
       this.drop(entry);
       void this.xs.rmQuiet(request);
@@ -423,7 +423,7 @@ class XenListener implements Listener {
     } catch (err) {
       this.drop(entry);
       entry.link?.release(); // grants, channel and vchan nodes, now
-      if (!entry.link && !this.closed && !cancelled) await this.refuse(name, request, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
+      if (!entry.link && !this.closed && !signal.aborted) await this.refuse(name, request, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
       else void this.xs.rmQuiet(request);
       return;
     }
@@ -492,7 +492,7 @@ class XenListener implements Listener {
     void this.xs.rmQuiet(this.path);
     this.deferred.clear();
     for (const e of this.pending) {
-      e.cancel?.(systemError('ECANCELED', 'accept'));
+      e.abort.abort(systemError('ECANCELED', 'accept'));
     }
     for (const t of this.timers) {
       clearTimeout(t);
