@@ -305,9 +305,9 @@ export interface VchanClientOptions {
  * A node the server has not written yet reads as ENOENT, or as EACCES from
  * another domain when its parent is not readable for us: both mean "not yet".
  */
-async function readVisible(xs: XenStore, path: string): Promise<string | null> {
+async function readVisible(xs: XenStore, path: string, signal?: AbortSignal): Promise<string | null> {
   try {
-    return await xs.readOptional(path);
+    return await xs.readOptional(path, 0, { signal });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EACCES') return null;
     throw err;
@@ -342,13 +342,13 @@ async function waitForNodes(xs: XenStore, path: string, timeout: number, opts: V
     for (;;) {
       await changed.wait(signal);
       // The server writes both keys in one transaction: seeing one means both.
-      const ev = await readVisible(xs, `${path}/event-channel`);
+      const ev = await readVisible(xs, `${path}/event-channel`, signal);
       if (ev !== null) {
-        const ref = await xs.readOptional(`${path}/ring-ref`);
+        const ref = await xs.readOptional(`${path}/ring-ref`, 0, { signal });
         return [parsePeerNumber(ref, 'ring-ref'), parsePeerNumber(ev, 'event-channel')];
       }
       if (opts.request) {
-        const state = await xs.readOptional(opts.request);
+        const state = await xs.readOptional(opts.request, 0, { signal });
         if (state === null) throw systemError('ECONNREFUSED', 'connect', 'request withdrawn');
         if (REFUSAL.test(state)) throw systemError(state, 'connect');
       }
