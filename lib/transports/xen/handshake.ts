@@ -199,7 +199,8 @@ export class XenLink implements RingLink {
   }
 }
 
-function xenAddress(domid: number, port: number | string): TransportAddress {
+/** A Xen endpoint's address: the domain, and the port. */
+export function xenAddress(domid: number, port: number | string): TransportAddress {
   return { address: String(domid), family: 'xen', port };
 }
 

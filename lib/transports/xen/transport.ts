@@ -25,7 +25,7 @@ import { codedError, invalidArgType, outOfRange, systemError } from '../../error
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
 import { Live, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../../ring/link';
-import type { ConnectRequest, ListenRequest, Listener, Transport } from '../transport';
+import type { ConnectRequest, ListenRequest, Listener, PendingListener, Transport } from '../transport';
 import { addonBindings, type XenBindings } from './bindings';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -33,6 +33,7 @@ import {
   vchanClient,
   vchanServer,
   waitForClient,
+  xenAddress,
   type XenLink,
 } from './handshake';
 import { validateDomid, validatePort } from '../../validators';
@@ -290,7 +291,7 @@ class XenListener implements Listener {
   }
 
   address(): TransportAddress {
-    return { address: String(this.self), family: 'xen', port: this.port };
+    return xenAddress(this.self, this.port);
   }
 
   private async scan(): Promise<void> {
@@ -528,17 +529,26 @@ function positive(v: unknown, name: string, dflt: number): number {
   return v;
 }
 
+/** A random port from the ephemeral range (as the kernel picks for TCP port 0). */
+const ephemeralPort = () => EPHEMERAL_LO + Math.floor(Math.random() * (MAX_PORT - EPHEMERAL_LO + 1));
+
 function listen(
   b: XenBindings,
   req: ListenRequest,
   onLink: (link: RingLink) => void,
   signal: AbortSignal,
   onError?: (err: Error) => void,
-): Promise<Listener> {
+): PendingListener {
+  // What address() reports while xenstore is being set up (net has bound by
+  // the time listen() returns): the port (a free one is picked now for 0) and
+  // our domid once known (dom0 knows it at once; a guest after its first
+  // xenstore read in this process).
+  const bound: { self: number | null; port: number | string } = { self: null, port: 0 };
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
-    let port = normalizeXenPort(req.port, true);
+    const anyPort = normalizeXenPort(req.port, true) === 0;
+    let port = anyPort ? ephemeralPort() : normalizeXenPort(req.port, true);
     const backlog = req.backlog === undefined ? 511 : Math.max(1, Math.floor(req.backlog));
     const limits: ListenerLimits = {
       ringSize: req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE),
@@ -549,28 +559,33 @@ function listen(
       maxPendingGrants: positive(x.maxPendingGrants, 'maxPendingGrants', DEFAULT_MAX_PENDING_GRANTS),
     };
     const xs = xenStoreFor(b);
+    bound.port = port;
+    bound.self = xs.knownDomid ?? b.knownDomid?.() ?? null;
     const self = await xs.ownDomid();
+    bound.self = self;
     for (let attempt = 0; ; attempt++) {
-      if (port === 0 || attempt > 0) {
+      if (attempt > 0) {
         if (attempt > 64) throw systemError('EADDRINUSE', 'listen', 'no free port');
-        port = EPHEMERAL_LO + Math.floor(Math.random() * (MAX_PORT - EPHEMERAL_LO + 1));
-        if ((await xs.readOptional(listenPath(self, port))) !== null) continue;
+        bound.port = port = ephemeralPort();
       }
+      if (anyPort && (await xs.readOptional(listenPath(self, port))) !== null) continue;
       const l = new XenListener(b, xs, self, port, only, limits, onLink, onError);
       try {
         await l.start();
         return l;
       } catch (err) {
         l.close();
-        if (req.port !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        if (!anyPort || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
       }
     }
   };
-  return run().then((l) => {
+  const pending: PendingListener = run().then((l) => {
     if (!signal.aborted) return l;
     l.close(); // came up after the server was closed
     throw signal.reason;
   });
+  pending.address = () => (bound.self === null ? null : xenAddress(bound.self, bound.port));
+  return pending;
 }
 
 /** A Xen transport over the given bindings (the addon by default; fakes in tests). */
