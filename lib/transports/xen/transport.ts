@@ -308,7 +308,11 @@ class XenListener implements Listener {
         try {
           names = await this.xs.directoryAll(this.path);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.closed) continue; // next event retries
+          if (this.closed) continue;
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+            this.retryLater(); // out of fds or memory, a stuck store: waiting clients are not forgotten
+            continue;
+          }
           // Someone removed our node (any allowed domain may): put it back, or say we are deaf.
           await this.publish().catch((e: Error) => this.die(e));
           names = [];
@@ -330,6 +334,24 @@ class XenListener implements Listener {
       this.busy = false;
     }
   }
+
+  /**
+   * Lists the requests again after a pause that grows while failures go on
+   * (10 ms to 1 s, as the local listener backs off on EMFILE); one timer at
+   * a time. A request that is still there is then tried again.
+   */
+  private retryLater(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryMs = Math.min(1000, Math.max(10, this.retryMs * 2));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.scan();
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = 0;
 
   /** The client deleted its request before connecting: drop the offer now. */
   private abandoned(entry: PendingAccept): void {
@@ -357,9 +379,15 @@ class XenListener implements Listener {
         return;
       }
       hint = await this.xs.read(request);
+      this.retryMs = 0;
     } catch (err) {
-      // Withdrawn meanwhile (ENOENT), or unreadable for us: do not ask again.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.ignored.add(name);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return; // withdrawn meanwhile
+      // Unreadable for us: not ours, do not ask again. Anything else (EMFILE,
+      // ENOMEM, EAGAIN, a stuck reply) passes: ask again after a pause, so the
+      // client is served or refused, not left to its timeout.
+      if (code === 'EACCES' || code === 'EPERM') this.ignored.add(name);
+      else this.retryLater();
       return;
     }
     if (REFUSAL.test(hint)) {
@@ -499,6 +527,8 @@ class XenListener implements Listener {
       clearTimeout(t);
     }
     this.timers.clear();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   ref(): void {
