@@ -71,7 +71,8 @@ export interface ReadInto {
 
 /** A socket of any kind; emits 'connect' once connected, as net.Socket does. */
 export function connectTo(a: Address, ring: RingOptions, onread?: ReadInto): Duplex & { resetAndDestroy?(): unknown } {
-  if (a.kind === 'tcp') return net.connect({ host: a.host, port: a.port, allowHalfOpen: true, onread });
+  // noDelay: a forwarder must not hold back small writes (Nagle): its ends chose their own batching.
+  if (a.kind === 'tcp') return net.connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: true, onread });
   if (a.kind === 'unix') return net.connect({ path: a.path, allowHalfOpen: true, onread });
   return ringConnect({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir, spinMicros: ring.spinMicros, allowHalfOpen: true, onread });
 }
@@ -105,7 +106,7 @@ export function listenOn(
     });
     return server;
   }
-  const server = net.createServer(options, onConnection);
+  const server = net.createServer({ ...options, noDelay: true }, onConnection);
   const bind = (retryStale: boolean) => {
     const onError = (err: NodeJS.ErrnoException) => {
       if (a.kind === 'unix' && retryStale && err.code === 'EADDRINUSE') {
