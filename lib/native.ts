@@ -1,6 +1,6 @@
 /**
- * The native addon, typed. Loaded once with node-gyp-build (prebuilds/ first,
- * then build/Release). Nothing here holds policy: see ring/ and transports/.
+ * The native addon, typed. Loaded once with node-gyp-build (build/Release when
+ * present, else the prebuild in prebuilds/). Nothing here holds policy: see ring/ and transports/.
  * @internal
  */
 import * as path from 'node:path';
