@@ -182,6 +182,8 @@ async function startProxyChain(target, middle = 'ring') {
   return {
     port,
     stderr: () => front.stderr() + back.stderr(),
+    /** CPU seconds (user + system) both proxies have used so far. */
+    cpuSeconds: () => cpuSeconds(front.child.pid) + cpuSeconds(back.child.pid),
     async stop() {
       const codes = await Promise.all([front, back].map((p) => new Promise((resolve) => {
         if (p.child.exitCode !== null) return resolve(p.child.exitCode);
@@ -191,6 +193,17 @@ async function startProxyChain(target, middle = 'ring') {
       if (codes.some((c) => c !== 0)) throw new Error(`a proxy exited with ${codes}: ${front.stderr()} ${back.stderr()}`);
     },
   };
+}
+
+/** CPU seconds (user + system) process `pid` has used, from /proc (0 where there is none). */
+function cpuSeconds(pid) {
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ, 100 on Linux
+  } catch {
+    return 0;
+  }
 }
 
 // ------------------------------------------------------------------ loads
@@ -318,6 +331,8 @@ function dialer(to) {
   return () => xenring.connect({ port: to });
 }
 
+/** a ÷ b as a table cell ('–' when b is 0 or missing). */
+const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
 const mibps = (bytes, ms) => bytes / (1 << 20) / (ms / 1000);
 function check(ok, what) {
   if (!ok) throw new Error(`wrong answer: ${what}`);
@@ -502,16 +517,29 @@ async function main(argv) {
   const rows = [];
   const note = [];
   const t0 = Date.now();
-  const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
 
   // Each load runs direct, through the ring chain and through the TCP-only control chain, alternating.
-  const three = async (serverPort, measure) => {
+  // Also the CPU time the two proxies of each chain used during their run (less noisy than rates on a busy host).
+  // `warm` runs a short unmeasured load through each chain first: a proxy is a long-running process, and
+  // a fresh one spends its first thousands of requests compiling its JavaScript.
+  const three = async (serverPort, measure, warm) => {
     const chains = [await startProxyChain(serverPort, 'ring'), await startProxyChain(serverPort, 'tcp')];
+    const timed = async (c) => {
+      const before = c.cpuSeconds();
+      const result = await measure(c.port);
+      return Object.assign(result, { proxyCpu: c.cpuSeconds() - before });
+    };
     try {
-      return [await measure(serverPort), await measure(chains[0].port), await measure(chains[1].port)];
+      const direct = await measure(serverPort);
+      for (const c of chains) await warm(c.port);
+      return [direct, await timed(chains[0]), await timed(chains[1])];
     } finally {
       for (const c of chains) await c.stop();
     }
+  };
+  const cpuRow = (what, work, ring, tcp) => {
+    const us = (r) => ((r.proxyCpu * 1e6) / work).toFixed(1);
+    rows.push([what, 'CPU of the two proxies, µs per request', '–', us(ring), us(tcp), '–', ratio(ring.proxyCpu, tcp.proxyCpu)]);
   };
   const redisWhy = unavailable('redis');
   if (!want('redis')) {
@@ -522,12 +550,14 @@ async function main(argv) {
     try {
       const requests = Math.max(5000, seconds * 8000);
       for (const opts of [{ tests: 'set,get' }, { tests: 'set', size: 16384 }]) {
-        const [direct, viaRing, viaTcp] = await three(redis.port, (port) => redisBenchmark(port, { requests, ...opts }));
+        const [direct, viaRing, viaTcp] = await three(redis.port, (port) => redisBenchmark(port, { requests, ...opts }), (port) => redisBenchmark(port, { ...opts, requests: 5000 }));
         direct.forEach((d, i) => {
           const [r, t] = [viaRing[i], viaTcp[i]];
           rows.push([`redis-benchmark ${d.test} (20 clients)`, 'requests/s', d.rps.toFixed(0), r.rps.toFixed(0), t.rps.toFixed(0), ratio(r.rps, d.rps), ratio(r.rps, t.rps)]);
           rows.push([`redis-benchmark ${d.test}`, 'p50 / p99 latency, ms', `${d.p50} / ${d.p99}`, `${r.p50} / ${r.p99}`, `${t.p50} / ${t.p99}`, ratio(r.p50, d.p50), ratio(r.p50, t.p50)]);
         });
+        // One redis-benchmark run covers all its tests: its CPU is per request of all of them.
+        cpuRow(`redis-benchmark ${direct.map((d) => d.test).join(' + ')}`, requests * direct.length, viaRing, viaTcp);
       }
     } finally {
       await redis.stop();
@@ -541,10 +571,13 @@ async function main(argv) {
   else {
     const pg = await startPostgres();
     try {
-      const res = await three(pg.port, (port) => pgbench(port, { seconds }));
+      const res = await three(pg.port, (port) => pgbench(port, { seconds }), (port) => pgbench(port, { seconds: 1, init: false }));
       for (const r of res) if (r.failed) throw new Error(`pgbench: ${r.failed} failed transactions`);
       rows.push(['pgbench TPC-B-like (4 clients, scale 1)', 'transactions/s', ...res.map((r) => r.tps.toFixed(0)), ratio(res[1].tps, res[0].tps), ratio(res[1].tps, res[2].tps)]);
       rows.push(['pgbench', 'mean latency, ms', ...res.map((r) => r.latencyMs.toFixed(2)), ratio(res[1].latencyMs, res[0].latencyMs), ratio(res[1].latencyMs, res[2].latencyMs)]);
+      // Per transaction of each chain's own run (they differ in count: -T is a duration).
+      const us = (r) => ((r.proxyCpu * 1e6) / r.transactions).toFixed(1);
+      rows.push(['pgbench', 'CPU of the two proxies, µs per transaction', '–', us(res[1]), us(res[2]), '–', ratio(res[1].proxyCpu / res[1].transactions, res[2].proxyCpu / res[2].transactions)]);
     } finally {
       await pg.stop();
     }
@@ -561,7 +594,9 @@ async function main(argv) {
     'Columns: the client straight to the server; through two `xenring proxy` processes joined by a ring (tcp → ring → tcp);',
     'the same two proxies joined by TCP instead (tcp → tcp → tcp: the cost of the extra hops without any ring).',
     'Ratios: the ring path ÷ direct (what a user gets) and ÷ the same proxies over TCP (what the ring itself gains);',
-    'above 1× is better for rates, worse for latencies. One run each, in turn; noisy on a shared machine.',
+    'above 1× is better for rates, worse for latencies. One run each, in turn; noisy on a shared machine. The CPU rows: user + system',
+    'time of the two proxy processes during that run (/proc), per request, after a short warm-up load; steadier than rates when other',
+    'processes compete for the CPUs (ratio: ring ÷ TCP, below 1× means the ring path costs less).',
     '',
     '| program | metric | direct TCP | via proxies + ring | via proxies + TCP | ring ÷ direct | ring ÷ proxies + TCP |',
     '|:---|:---|---:|---:|---:|---:|---:|',
@@ -597,7 +632,6 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
     const digits = med(xs) < 10 ? 2 : 0; // latencies in ms
     return `${num(med(xs), digits)} (${num(Math.min(...xs), digits)}–${num(Math.max(...xs), digits)})`;
   };
-  const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
   // measure(to) -> { metricName: number }; `to` a TCP port number or a ring port name;
   // `viaProxy`: the TCP port of the same-hops control (a proxy with TCP on both sides), if any.
   const compare = async (client, load, tcp, ring, measure, metrics, viaProxy) => {
