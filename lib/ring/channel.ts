@@ -60,6 +60,7 @@ export class RingChannel {
     const host = {
       endOfData: () => this.onEndOfData(),
       fail: (err: Error) => this.fail(err),
+      written: () => this.writer.bytesWritten,
     };
     const pool = link.pool ?? null;
     this.reader = new RingReader(this.state, owner, host, { maxChunk: options.maxChunk ?? 512 * 1024, spinMicros }, pool?.receiver ?? null);
