@@ -27,7 +27,15 @@ import { readFileSync } from 'node:fs';
 import { PAGE_SIZE } from '../../constants';
 import { systemError } from '../../errors';
 import type { SharedMapping } from '../../native';
-import { DEFAULT_XEN_POOL, MAX_POOL, regionBytes, type PoolOptions } from '../../pool/layout';
+import {
+  DEFAULT_COPY_MAX,
+  DEFAULT_COPY_THRESHOLD,
+  DEFAULT_COPY_WINDOW,
+  DEFAULT_XEN_POOL,
+  MAX_POOL,
+  regionBytes,
+  type PoolOptions,
+} from '../../pool/layout';
 import type { PoolMapping } from '../../pool/native_pool';
 import { agreePoolSize, PoolLink, viewsAllowed } from '../../pool/pool_link';
 import type { XenBindings } from './bindings';
@@ -278,13 +286,25 @@ export class XenPoolSetup {
     this.own?.dropList();
   }
 
-  /** The connection's PoolLink (null when neither direction has a pool). Call once the link is up. */
-  link(onError?: (err: Error) => void): PoolLink | null {
+  /**
+   * The connection's PoolLink (null when neither direction has a pool).
+   * Ordinary writes are copied into the pool on the same terms as on local.
+   */
+  link(): PoolLink | null {
     if (this.linked || (this.ownBytes === 0 && this.peerBytes === 0)) return this.linked;
     const own = this.own && this.ownBytes > 0 ? { mapping: this.own.handOver(), poolBytes: this.ownBytes } : null;
     const peer = this.peer && this.peerBytes > 0 ? { mapping: this.peer, poolBytes: this.peerBytes } : null;
     this.peer = null;
-    this.linked = new PoolLink({ own, peer, createdOwn: true, createdPeer: false, views: this.views, onError });
+    this.linked = new PoolLink({
+      own,
+      peer,
+      createdOwn: true,
+      createdPeer: false,
+      views: this.views,
+      copyThreshold: DEFAULT_COPY_THRESHOLD,
+      copyMax: DEFAULT_COPY_MAX,
+      copyWindow: DEFAULT_COPY_WINDOW,
+    });
     return this.linked;
   }
 
