@@ -265,6 +265,7 @@ describe('xen (fake host): page-reference pool negotiation', function () {
     const c = await vchanClient({ domid: 0, path: vpath, pool: { options: { size: 4096 }, offer } }, env.d5);
     assert.strictEqual(s.pool, null);
     assert.strictEqual(c.pool, null);
+    assert.strictEqual(closed, 1, 'the pool handed to a plain server is freed at once');
     c.release();
     s.release();
     await until(() => host.held().grants === 0, 2000, 'grants freed');

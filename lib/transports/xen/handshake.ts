@@ -252,6 +252,20 @@ export interface VchanServerOptions {
  * write before the client is there.
  */
 export async function vchanServer(options: VchanServerOptions, b: XenBindings = addonBindings): Promise<XenLink> {
+  const setup = options.pool?.setup ?? null;
+  let link: XenLink;
+  try {
+    link = await serveVchan(options, b);
+  } catch (err) {
+    quiet(() => setup?.close()); // whatever failed, before or after the devices were touched
+    throw err;
+  }
+  // Only a xenring client can use a pool: a plain vchan link never holds one.
+  if (setup && !link.ext) quiet(() => setup.close());
+  return link;
+}
+
+async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<XenLink> {
   const domid = checkDomid(options.domid);
   const path = checkPath(options.path);
   const ext = options.ext === true;
@@ -302,7 +316,6 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
       }
     });
   } catch (err) {
-    quiet(() => options.pool?.setup.close());
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
