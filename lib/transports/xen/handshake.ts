@@ -21,6 +21,7 @@ import { deadline, Wakeup } from './wait';
 import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
 import {
   acceptPool,
+  holdRingGrants,
   POOL_PEER_SIZE_NODE,
   POOL_REF_NODE,
   POOL_SIZE_NODE,
@@ -178,6 +179,8 @@ export class XenLink implements RingLink {
     private readonly xs: XenStore,
     private readonly b: XenBindings,
     private readonly poolSetup: XenPoolSetup | null = null,
+    /** Gives the ring grants we made back to the pool budget (xen_pool.ts). */
+    private readonly dropRingGrants: (() => void) | null = null,
   ) {
     let pool: PoolLink | null = null;
     try {
@@ -210,6 +213,7 @@ export class XenLink implements RingLink {
     // Our pool grants go back once no loaned Buffer holds them; views of the
     // peer's pool the user holds stay mapped (and readable) until collected.
     quiet(() => this.poolSetup?.close());
+    this.dropRingGrants?.();
     quiet(() => this.b.xen.evtchnUnbind(this.waitFd, this.port));
     quiet(() => this.b.closeFd(this.waitFd));
     void this.unpublish();
@@ -278,6 +282,7 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
   let port = -1;
   let mapping: SharedMapping | null = null;
   let endpoint: RingEndpoint | null = null;
+  let dropRingGrants: (() => void) | null = null;
   try {
     port = xen.evtchnBindUnbound(evfd, domid);
     xen.evtchnUnmask(evfd, port);
@@ -287,6 +292,7 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
     // kernel clears srv_live and signals the port when it goes away.
     const share = xen.gntShare(domid, 1 + pl + pr, true, OFF_SRV_LIVE, port);
     mapping = share.mapping;
+    dropRingGrants = holdRingGrants(b, share.refs.length);
     if (pl + pr > 0) {
       const list = Buffer.alloc(4 * (pl + pr));
       share.refs.slice(1).forEach((r, i) => list.writeUInt32LE(r, 4 * i));
@@ -318,6 +324,7 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
   } catch (err) {
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());
+    dropRingGrants?.();
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
     quiet(() => b.closeFd(evfd));
     await xs.rmQuiet(path);
@@ -325,7 +332,7 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
   }
   const tag = options.port ?? path;
   const setup = ext ? options.pool?.setup ?? null : null;
-  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b, setup);
+  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b, setup, dropRingGrants);
 }
 
 export interface VchanClientOptions {

@@ -19,8 +19,9 @@
  * list is granted read-only and dropped once the peer has mapped the region.
  *
  * gntalloc's grant limit (1024 per domain by default) is shared with the
- * rings: ENOSPC, or this process' pool budget (half the limit) being spent,
- * means that direction goes without a pool (size 0), never a failed connect.
+ * rings: ENOSPC, or this process' grants (rings and pools) reaching half the
+ * limit, means that direction goes without a pool (size 0), never a failed
+ * connect.
  * @internal
  */
 import { readFileSync } from 'node:fs';
@@ -64,8 +65,10 @@ export function poolGrants(poolBytes: number): number {
 }
 
 /**
- * Pool grants this process may hold at once: half of gntalloc's limit, so
- * that pools can never starve the rings of new connections.
+ * Grants this process may hold, rings and pools together, for a new pool to
+ * be granted: half of gntalloc's limit. Rings are never refused by this
+ * budget (only by gntalloc), so pools cannot starve the rings of new
+ * connections: at most half the limit, minus the rings, is ever in pools.
  */
 function defaultBudget(): number {
   let limit = GNTALLOC_DEFAULT_LIMIT;
@@ -80,14 +83,28 @@ function defaultBudget(): number {
 
 interface Budget {
   limit: number;
+  /** Pool grants (regions and their lists). */
   used: number;
+  /** Ring grants of the vchans this process serves. */
+  rings: number;
 }
 const budgets = new WeakMap<XenBindings, Budget>();
 
 function budgetOf(b: XenBindings): Budget {
   let budget = budgets.get(b);
-  if (!budget) budgets.set(b, (budget = { limit: b.poolGrantBudget ?? defaultBudget(), used: 0 }));
+  if (!budget) budgets.set(b, (budget = { limit: b.poolGrantBudget ?? defaultBudget(), used: 0, rings: 0 }));
   return budget;
+}
+
+/** Counts `n` ring grants against the pool budget until the returned function is called (once). */
+export function holdRingGrants(b: XenBindings, n: number): () => void {
+  const budget = budgetOf(b);
+  budget.rings += n;
+  let held = true;
+  return () => {
+    if (held) budget.rings -= n;
+    held = false;
+  };
 }
 
 /** Pool grants this process holds through `b` (tests). */
@@ -162,7 +179,7 @@ export function grantRegion(b: XenBindings, domid: number, poolBytes: number): G
   if (poolBytes <= 0) return null;
   const budget = budgetOf(b);
   const grants = poolGrants(poolBytes);
-  if (budget.used + grants > budget.limit) return null;
+  if (budget.used + budget.rings + grants > budget.limit) return null;
   const pages = regionBytes(poolBytes) / PAGE_SIZE;
   let region: { mapping: PoolMapping; refs: number[] };
   try {
