@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
-import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
+import { kAttach, Socket, transportPoolOptions, validateSocketOptions, type PoolOption, type SocketOptions } from './socket';
 import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
@@ -15,6 +15,8 @@ import type { Listener, RingLink, TransportAddress } from './transports/transpor
 export interface ServerOptions extends SocketOptions {
   /** Accepted sockets start paused. */
   pauseOnConnect?: boolean;
+  /** Page-reference pool offered to each client (see {@link PoolOption}); listen()'s `pool` overrides it. */
+  pool?: PoolOption | false;
 }
 
 /** Options of `server.listen()`. */
@@ -36,6 +38,8 @@ export interface ListenOptions {
    * none). The socket file is then 0666 and the directory must let them in.
    */
   allowUid?: number | number[];
+  /** Page-reference pool offered to each client (see {@link PoolOption}); default createServer()'s, else the transport's. */
+  pool?: PoolOption | false;
   /** Aborting it closes the server, as net's listen({ signal }). */
   signal?: AbortSignal;
   /** Also accept TCP clients, on this address, through the same 'connection' handler (lib/fallback.ts). */
@@ -96,6 +100,7 @@ export class Server extends EventEmitter {
     this.allowHalfOpen = Boolean(options.allowHalfOpen);
     this.pauseOnConnect = Boolean(options.pauseOnConnect);
     validateSocketOptions(options);
+    if (options.pool !== undefined) transportPoolOptions(options.pool, 'local'); // checked now, as net checks options
     this.socketOptions = { ...options };
     if (connectionListener) this.on('connection', connectionListener);
   }
@@ -130,6 +135,7 @@ export class Server extends EventEmitter {
       dir: options.dir,
       backlog: options.backlog,
       allowUid: options.allowUid,
+      pool: transportPoolOptions(options.pool !== undefined ? options.pool : (this.socketOptions as ServerOptions).pool, transport.name),
     };
     // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
     const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));

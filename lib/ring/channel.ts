@@ -60,8 +60,10 @@ export class RingChannel {
     const host = {
       endOfData: () => this.onEndOfData(),
       fail: (err: Error) => this.fail(err),
+      written: () => this.writer.bytesWritten,
     };
-    this.reader = new RingReader(this.state, owner, host, { maxChunk: options.maxChunk ?? 512 * 1024, spinMicros });
+    const pool = link.pool ?? null;
+    this.reader = new RingReader(this.state, owner, host, { maxChunk: options.maxChunk ?? 512 * 1024, spinMicros }, pool?.receiver ?? null);
     const life = this.life;
     this.writer = new RingWriter(
       this.state,
@@ -77,7 +79,10 @@ export class RingChannel {
         activity: () => owner.channelActivity(),
       },
       spinMicros,
+      pool?.sender ?? null,
     );
+    // A completion sent from a GC callback failed: the peer broke the pool protocol.
+    if (pool) pool.onError = (err) => this.fail(err);
     this.waitWatcher = new native.FdWatcher(link.waitFd, (events) => this.onWake(events));
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
