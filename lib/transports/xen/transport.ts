@@ -577,8 +577,9 @@ function listen(
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
-    const anyPort = normalizeXenPort(req.port, true) === 0;
-    let port = anyPort ? ephemeralPort() : normalizeXenPort(req.port, true);
+    const asked = normalizeXenPort(req.port, true);
+    const anyPort = asked === 0;
+    let port = anyPort ? ephemeralPort() : asked;
     const backlog = req.backlog === undefined ? 511 : Math.max(1, Math.floor(req.backlog));
     const limits: ListenerLimits = {
       ringSize: req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE),
