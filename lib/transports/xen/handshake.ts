@@ -267,12 +267,16 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
       { domid: self, perm: 'n' as const },
       { domid, perm: 'r' as const },
     ];
-    await xs.transaction(async (tx) => {
-      await xs.write(`${path}/ring-ref`, String(ringRef), tx);
-      await xs.setPerms(`${path}/ring-ref`, perms, tx);
-      await xs.write(`${path}/event-channel`, String(port), tx);
-      await xs.setPerms(`${path}/event-channel`, perms, tx);
-    });
+    await xs.transaction(
+      async (tx) => {
+        await xs.write(`${path}/ring-ref`, String(ringRef), tx);
+        await xs.setPerms(`${path}/ring-ref`, perms, tx);
+        await xs.write(`${path}/event-channel`, String(port), tx);
+        await xs.setPerms(`${path}/event-channel`, perms, tx);
+      },
+      undefined,
+      path.slice(0, path.lastIndexOf('/')), // vchans published in one directory conflict: one at a time
+    );
   } catch (err) {
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());

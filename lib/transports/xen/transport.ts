@@ -141,10 +141,14 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
     try {
       // Created with its permissions in one transaction: no other domain can
       // ever rewrite it (it would otherwise inherit the listener's "anyone").
-      await xs.transaction(async (tx) => {
-        await xs.write(request, String(size), tx);
-        await xs.setPerms(request, requestPerms(self, server), tx);
-      });
+      await xs.transaction(
+        async (tx) => {
+          await xs.write(request, String(size), tx);
+          await xs.setPerms(request, requestPerms(self, server), tx);
+        },
+        undefined,
+        lpath, // requests of one listener conflict with each other: one at a time
+      );
     } catch (err) {
       throw storeError(err);
     }
@@ -276,10 +280,14 @@ class XenListener implements Listener {
             { domid: this.only, perm: 'b' },
             { domid: this.self, perm: 'b' },
           ];
-    await this.xs.transaction(async (tx) => {
-      await this.xs.write(this.path, String(process.pid), tx);
-      await this.xs.setPerms(this.path, perms, tx);
-    });
+    await this.xs.transaction(
+      async (tx) => {
+        await this.xs.write(this.path, String(process.pid), tx);
+        await this.xs.setPerms(this.path, perms, tx);
+      },
+      undefined,
+      this.path,
+    );
   }
 
   /** The listener can no longer hear requests: tell the Server, stop. */
