@@ -78,6 +78,8 @@ export class Server extends EventEmitter {
   private listener: Listener | null = null;
   /** Aborts a listen() that is not up yet (close() before 'listening'); null when none. */
   private starting: AbortController | null = null;
+  /** The address a listen() that is not up yet has bound (Xen: before xenstore is set up). */
+  private bindingAddress: (() => TransportAddress | null) | null = null;
   private connections = new Set<Socket>();
   private refed = true;
 
@@ -152,6 +154,7 @@ export class Server extends EventEmitter {
       }
     }
     if (started instanceof Promise) {
+      this.bindingAddress = started.address ?? null;
       // Out of the promise chain: an 'error' nobody listens for must throw (uncaught), as net's.
       started.then(
         (listener) => process.nextTick(() => this.onListening(ac, listener)),
@@ -172,6 +175,7 @@ export class Server extends EventEmitter {
       return;
     }
     this.starting = null;
+    this.bindingAddress = null;
     this.listener = listener;
     if (!this.refed) listener.unref();
     // As net's emitListeningNT: later, and only if still listening.
@@ -185,6 +189,7 @@ export class Server extends EventEmitter {
   private onListenError(ac: AbortController, err: Error): void {
     if (ac.signal.aborted) return;
     this.starting = null;
+    this.bindingAddress = null;
     this.dropListeningCallback();
     this.emit('error', err);
   }
@@ -266,6 +271,7 @@ export class Server extends EventEmitter {
     if (this.starting) {
       this.starting.abort(codedError('ABORT_ERR', 'The server was closed before it listened'));
       this.starting = null;
+      this.bindingAddress = null;
     }
     this.dropListeningCallback();
     this.emitCloseIfDrained();
@@ -277,9 +283,15 @@ export class Server extends EventEmitter {
     process.nextTick(() => this.emit('close'));
   }
 
-  /** `{ address, family, port }` while listening, else null. */
+  /**
+   * `{ address, family, port }` once bound, else null. As net's, it is
+   * known right after listen(): locally at once; on Xen as soon as the
+   * domain id is (at once in dom0 and after the process's first xenstore
+   * use in a guest), though connections are accepted only from 'listening'.
+   */
   address(): TransportAddress | null {
-    return this.listener ? this.listener.address() : null;
+    if (this.listener) return this.listener.address();
+    return this.bindingAddress?.() ?? null;
   }
 
   /** Calls back (asynchronously) with the number of open connections. */

@@ -189,7 +189,8 @@ export class RingWriter {
       for (;;) {
         if (this.host.peerGone) {
           this.pending = null;
-          p.callback(systemError('EPIPE', 'write'));
+          // A peer that reset (closed with our bytes unread) is ECONNRESET, as after a TCP RST.
+          p.callback(systemError(this.state.peerReset ? 'ECONNRESET' : 'EPIPE', 'write'));
           return;
         }
         const n = p.offset < p.total ? ep.write(p.chunks, p.offset) : 0;
