@@ -16,9 +16,14 @@
  *
  * Path "xenring": client -TCP-> xenring proxy -ring-> xenring proxy -TCP-> server
  * (two extra processes and two extra TCP hops: the cost of reaching a TCP
- * program through a ring, not the ring's own speed). Servers listen on
- * 127.0.0.1 on free ports and are stopped after. The helpers here are also
- * used by test/cli/real-programs.test.js.
+ * program through a ring, not the ring's own speed). Its control: the same two
+ * proxies joined by TCP. Likewise every Node client that needs a proxy is also
+ * measured through the same proxy with TCP in place of the ring. Servers
+ * listen on 127.0.0.1 on free ports and are stopped after. The helpers here
+ * are also used by test/cli/real-programs.test.js and test/clients.
+ *
+ * `--only NAME,...` runs some rows: redis, postgres, undici, autocannon,
+ * http2, ws, pg, ioredis.
  */
 const { spawn, execFile, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -177,6 +182,8 @@ async function startProxyChain(target, middle = 'ring') {
   return {
     port,
     stderr: () => front.stderr() + back.stderr(),
+    /** CPU seconds (user + system) both proxies have used so far. */
+    cpuSeconds: () => cpuSeconds(front.child.pid) + cpuSeconds(back.child.pid),
     async stop() {
       const codes = await Promise.all([front, back].map((p) => new Promise((resolve) => {
         if (p.child.exitCode !== null) return resolve(p.child.exitCode);
@@ -186,6 +193,17 @@ async function startProxyChain(target, middle = 'ring') {
       if (codes.some((c) => c !== 0)) throw new Error(`a proxy exited with ${codes}: ${front.stderr()} ${back.stderr()}`);
     },
   };
+}
+
+/** CPU seconds (user + system) process `pid` has used, from /proc (0 where there is none). */
+function cpuSeconds(pid) {
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ, 100 on Linux
+  } catch {
+    return 0;
+  }
 }
 
 // ------------------------------------------------------------------ loads
@@ -277,19 +295,33 @@ async function startNodeServer(kind) {
   return { ...ports, stop: () => (child.connected && child.disconnect(), stopChild(child)) };
 }
 
+/** One `xenring proxy --listen LISTEN --connect CONNECT`; resolves { listening (the bound address), port (if TCP), stop() }. */
+async function startProxy(listen, connect) {
+  const p = startCli(['proxy', '--listen', listen, '--connect', connect]);
+  const listening = await p.listening;
+  return { listening, port: Number(/^tcp:.*:([0-9]+)$/.exec(listening)?.[1]), stop: () => stopChild(p.child) };
+}
+
 /** `xenring proxy --listen ring:NAME --connect tcp:127.0.0.1:<port>`: a ring port for a TCP server. */
 async function startRingBridge(port) {
   const ring = `bridge-${process.pid}-${port}`;
-  const p = startCli(['proxy', '--listen', `ring:${ring}`, '--connect', `tcp:127.0.0.1:${port}`]);
-  await p.listening;
-  return { ring, stop: () => stopChild(p.child) };
+  const p = await startProxy(`ring:${ring}`, `tcp:127.0.0.1:${port}`);
+  return { ring, stop: p.stop };
 }
 
 /** `xenring proxy --listen tcp:127.0.0.1:0 --connect ring:NAME`: a TCP port for a ring server (load tools). */
 async function startTcpBridge(ring) {
-  const p = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', `ring:${ring}`]);
-  const port = Number(/:([0-9]+)$/.exec(await p.listening)[1]);
-  return { port, stop: () => stopChild(p.child) };
+  const p = await startProxy('tcp:127.0.0.1:0', `ring:${ring}`);
+  return { port: p.port, stop: p.stop };
+}
+
+/**
+ * `xenring proxy --listen tcp:127.0.0.1:0 --connect tcp:127.0.0.1:<port>`: the
+ * control for a bridge, the same extra process and hop with TCP in place of the ring.
+ */
+async function startTcpRelay(port) {
+  const p = await startProxy('tcp:127.0.0.1:0', `tcp:127.0.0.1:${port}`);
+  return { port: p.port, stop: p.stop };
 }
 
 /** A stream factory: a xenring socket to ring port `ring`, or (given a number) TCP to 127.0.0.1. */
@@ -299,6 +331,8 @@ function dialer(to) {
   return () => xenring.connect({ port: to });
 }
 
+/** a ÷ b as a table cell ('–' when b is 0 or missing). */
+const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
 const mibps = (bytes, ms) => bytes / (1 << 20) / (ms / 1000);
 function check(ok, what) {
   if (!ok) throw new Error(`wrong answer: ${what}`);
@@ -458,7 +492,7 @@ async function autocannonLoad(port, { seconds = 2, connections = 10, size = 1024
   if (r.errors || r.timeouts || r.non2xx || r['2xx'] === 0) {
     throw new Error(`autocannon: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx, ${r['2xx']} 2xx`);
   }
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, ok: r['2xx'], bytes: r.throughput.total };
+  return { rps: r.requests.average, mean: r.latency.average, p50: r.latency.p50, p99: r.latency.p99, ok: r['2xx'], bytes: r.throughput.total };
 }
 
 // ------------------------------------------------------------------ report
@@ -469,35 +503,61 @@ function numberArg(argv, name, dflt) {
   return Number(argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1]) || dflt;
 }
 
+/** The names after `--only` (all rows when absent). */
+function onlyArg(argv) {
+  const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return () => true;
+  const names = (argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1] || '').split(',');
+  return (name) => names.includes(name);
+}
+
 async function main(argv) {
   const seconds = numberArg(argv, '--seconds', 5);
+  const want = onlyArg(argv);
   const rows = [];
   const note = [];
   const t0 = Date.now();
-  const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
 
   // Each load runs direct, through the ring chain and through the TCP-only control chain, alternating.
-  const three = async (serverPort, measure) => {
+  // Also the CPU time the two proxies of each chain used during their run (less noisy than rates on a busy host).
+  // `warm` runs a short unmeasured load through each chain first: a proxy is a long-running process, and
+  // a fresh one spends its first thousands of requests compiling its JavaScript.
+  const three = async (serverPort, measure, warm) => {
     const chains = [await startProxyChain(serverPort, 'ring'), await startProxyChain(serverPort, 'tcp')];
+    const timed = async (c) => {
+      const before = c.cpuSeconds();
+      const result = await measure(c.port);
+      return Object.assign(result, { proxyCpu: c.cpuSeconds() - before });
+    };
     try {
-      return [await measure(serverPort), await measure(chains[0].port), await measure(chains[1].port)];
+      const direct = await measure(serverPort);
+      for (const c of chains) await warm(c.port);
+      return [direct, await timed(chains[0]), await timed(chains[1])];
     } finally {
       for (const c of chains) await c.stop();
     }
   };
+  const cpuRow = (what, work, ring, tcp) => {
+    const us = (r) => ((r.proxyCpu * 1e6) / work).toFixed(1);
+    rows.push([what, 'CPU of the two proxies, µs per request', '–', us(ring), us(tcp), '–', ratio(ring.proxyCpu, tcp.proxyCpu)]);
+  };
   const redisWhy = unavailable('redis');
-  if (redisWhy) note.push(`redis: skipped, ${redisWhy}`);
+  if (!want('redis')) {
+    /* not asked for */
+  } else if (redisWhy) note.push(`redis: skipped, ${redisWhy}`);
   else {
     const redis = await startRedis();
     try {
       const requests = Math.max(5000, seconds * 8000);
       for (const opts of [{ tests: 'set,get' }, { tests: 'set', size: 16384 }]) {
-        const [direct, viaRing, viaTcp] = await three(redis.port, (port) => redisBenchmark(port, { requests, ...opts }));
+        const [direct, viaRing, viaTcp] = await three(redis.port, (port) => redisBenchmark(port, { requests, ...opts }), (port) => redisBenchmark(port, { ...opts, requests: 5000 }));
         direct.forEach((d, i) => {
           const [r, t] = [viaRing[i], viaTcp[i]];
-          rows.push([`redis-benchmark ${d.test} (20 clients)`, 'requests/s', d.rps.toFixed(0), r.rps.toFixed(0), t.rps.toFixed(0), ratio(r.rps, d.rps)]);
-          rows.push([`redis-benchmark ${d.test}`, 'p50 / p99 latency, ms', `${d.p50} / ${d.p99}`, `${r.p50} / ${r.p99}`, `${t.p50} / ${t.p99}`, ratio(r.p50, d.p50)]);
+          rows.push([`redis-benchmark ${d.test} (20 clients)`, 'requests/s', d.rps.toFixed(0), r.rps.toFixed(0), t.rps.toFixed(0), ratio(r.rps, d.rps), ratio(r.rps, t.rps)]);
+          rows.push([`redis-benchmark ${d.test}`, 'p50 / p99 latency, ms', `${d.p50} / ${d.p99}`, `${r.p50} / ${r.p99}`, `${t.p50} / ${t.p99}`, ratio(r.p50, d.p50), ratio(r.p50, t.p50)]);
         });
+        // One redis-benchmark run covers all its tests: its CPU is per request of all of them.
+        cpuRow(`redis-benchmark ${direct.map((d) => d.test).join(' + ')}`, requests * direct.length, viaRing, viaTcp);
       }
     } finally {
       await redis.stop();
@@ -505,21 +565,26 @@ async function main(argv) {
   }
 
   const pgWhy = unavailable('postgres');
-  if (pgWhy) note.push(`postgres: skipped, ${pgWhy}`);
+  if (!want('postgres')) {
+    /* not asked for */
+  } else if (pgWhy) note.push(`postgres: skipped, ${pgWhy}`);
   else {
     const pg = await startPostgres();
     try {
-      const res = await three(pg.port, (port) => pgbench(port, { seconds }));
+      const res = await three(pg.port, (port) => pgbench(port, { seconds }), (port) => pgbench(port, { seconds: 1, init: false }));
       for (const r of res) if (r.failed) throw new Error(`pgbench: ${r.failed} failed transactions`);
-      rows.push(['pgbench TPC-B-like (4 clients, scale 1)', 'transactions/s', ...res.map((r) => r.tps.toFixed(0)), ratio(res[1].tps, res[0].tps)]);
-      rows.push(['pgbench', 'mean latency, ms', ...res.map((r) => r.latencyMs.toFixed(2)), ratio(res[1].latencyMs, res[0].latencyMs)]);
+      rows.push(['pgbench TPC-B-like (4 clients, scale 1)', 'transactions/s', ...res.map((r) => r.tps.toFixed(0)), ratio(res[1].tps, res[0].tps), ratio(res[1].tps, res[2].tps)]);
+      rows.push(['pgbench', 'mean latency, ms', ...res.map((r) => r.latencyMs.toFixed(2)), ratio(res[1].latencyMs, res[0].latencyMs), ratio(res[1].latencyMs, res[2].latencyMs)]);
+      // Per transaction of each chain's own run (they differ in count: -T is a duration).
+      const us = (r) => ((r.proxyCpu * 1e6) / r.transactions).toFixed(1);
+      rows.push(['pgbench', 'CPU of the two proxies, µs per transaction', '–', us(res[1]), us(res[2]), '–', ratio(res[1].proxyCpu / res[1].transactions, res[2].proxyCpu / res[2].transactions)]);
     } finally {
       await pg.stop();
     }
   }
 
   const rounds = numberArg(argv, '--rounds', 3);
-  const clientRows = await nodeClientRows({ seconds, rounds }, note);
+  const clientRows = await nodeClientRows({ seconds, rounds, want }, note);
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   const out = [
@@ -528,10 +593,13 @@ async function main(argv) {
     `${new Date().toISOString()}, ${os.cpus().length} vCPUs (${os.cpus()[0].model.trim()}), Node ${process.version}, load average ${load}; ${Math.round((Date.now() - t0) / 1000)} s.`,
     'Columns: the client straight to the server; through two `xenring proxy` processes joined by a ring (tcp → ring → tcp);',
     'the same two proxies joined by TCP instead (tcp → tcp → tcp: the cost of the extra hops without any ring).',
-    'Ratio: ring path ÷ direct (above 1× is better for rates, worse for latencies). One run each, in turn; noisy on a shared machine.',
+    'Ratios: the ring path ÷ direct (what a user gets) and ÷ the same proxies over TCP (what the ring itself gains);',
+    'above 1× is better for rates, worse for latencies. One run each, in turn; noisy on a shared machine. The CPU rows: user + system',
+    'time of the two proxy processes during that run (/proc), per request, after a short warm-up load; steadier than rates when other',
+    'processes compete for the CPUs (ratio: ring ÷ TCP, below 1× means the ring path costs less).',
     '',
-    '| program | metric | direct TCP | via proxies + ring | via proxies + TCP | ring ÷ direct |',
-    '|:---|:---|---:|---:|---:|---:|',
+    '| program | metric | direct TCP | via proxies + ring | via proxies + TCP | ring ÷ direct | ring ÷ proxies + TCP |',
+    '|:---|:---|---:|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
     '',
     '## Node clients: over a xenring socket vs over TCP, same run',
@@ -539,10 +607,12 @@ async function main(argv) {
     'Each client in this process, its server in a forked Node process (http, http2, ws) listening on a ring port and on TCP at once;',
     'pg and ioredis reach PostgreSQL / redis-server through one `xenring proxy --listen ring:NAME --connect tcp:…` (so their ring path has one extra',
     'process and TCP hop); autocannon (a TCP-only load tool) reaches the ring through `xenring proxy --listen tcp:… --connect ring:NAME`.',
-    `Every answer is verified. Median of ${rounds} rounds (TCP and ring alternating) with the range; ratio: xenring ÷ TCP (above 1× is better for rates).`,
+    'For those three, "TCP via a proxy" is the same client through the same extra process with TCP in place of the ring',
+    '(`xenring proxy --listen tcp:… --connect tcp:…`): xenring ÷ that is what the ring gains on equal hops.',
+    `Every answer is verified. Median of ${rounds} rounds (alternating) with the range; ratios above 1× are better for rates, worse for latencies.`,
     '',
-    '| client | load | metric | TCP | xenring | xenring ÷ TCP |',
-    '|:---|:---|:---|---:|---:|---:|',
+    '| client | load | metric | TCP | xenring | xenring ÷ TCP | TCP via a proxy | xenring ÷ TCP via a proxy |',
+    '|:---|:---|:---|---:|---:|---:|---:|---:|',
     ...clientRows.map((r) => `| ${r.join(' | ')} |`),
     ...note.map((n) => `\n${n}`),
     '',
@@ -554,33 +624,44 @@ async function main(argv) {
  * The Node-client rows: each load `rounds` times over TCP and over the ring,
  * alternating; [client, load, metric, TCP median (range), ring median (range), ratio].
  */
-async function nodeClientRows({ seconds, rounds }, note) {
+async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
   const rows = [];
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const fmt = (xs) => `${med(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
-  // measure(to) -> { metricName: number }; `to` a TCP port number or a ring port name.
-  const compare = async (client, load, tcp, ring, measure, metrics) => {
-    const got = { tcp: [], ring: [] };
+  const num = (x, digits) => x.toFixed(digits);
+  const fmt = (xs) => {
+    const digits = med(xs) < 10 ? 2 : 0; // latencies in ms
+    return `${num(med(xs), digits)} (${num(Math.min(...xs), digits)}–${num(Math.max(...xs), digits)})`;
+  };
+  // measure(to) -> { metricName: number }; `to` a TCP port number or a ring port name;
+  // `viaProxy`: the TCP port of the same-hops control (a proxy with TCP on both sides), if any.
+  const compare = async (client, load, tcp, ring, measure, metrics, viaProxy) => {
+    const got = { tcp: [], ring: [], proxy: [] };
     for (let i = 0; i < rounds; i++) {
       got.tcp.push(await measure(tcp));
       got.ring.push(await measure(ring));
+      if (viaProxy !== undefined) got.proxy.push(await measure(viaProxy));
     }
     for (const [key, label] of metrics) {
-      const [t, r] = [got.tcp.map((g) => g[key]), got.ring.map((g) => g[key])];
-      rows.push([client, load, label, fmt(t), fmt(r), med(t) ? `${(med(r) / med(t)).toFixed(2)}×` : '–']);
+      const [t, r, p] = [got.tcp, got.ring, got.proxy].map((runs) => runs.map((g) => g[key]));
+      const control = p.length ? [fmt(p), ratio(med(r), med(p))] : ['–', '–'];
+      rows.push([client, load, label, fmt(t), fmt(r), ratio(med(r), med(t)), ...control]);
     }
   };
-  for (const kind of ['http', 'h2', 'ws']) {
+  const kinds = { http: want('undici') || want('autocannon'), h2: want('http2'), ws: want('ws') };
+  for (const kind of ['http', 'h2', 'ws'].filter((k) => kinds[k])) {
     const server = await startNodeServer(kind);
     try {
       if (kind === 'http') {
-        await compare('undici Client', '2,000 GETs of 4 KiB, pipelining 8', server.tcp, server.ring, (to) => undiciRequests(to, { requests: 2000, size: 4096 }), [['rps', 'requests/s']]);
+        if (want('undici')) await compare('undici Client', '2,000 GETs of 4 KiB, pipelining 8', server.tcp, server.ring, (to) => undiciRequests(to, { requests: 2000, size: 4096 }), [['rps', 'requests/s']]);
+        if (!want('autocannon')) continue;
         const bridge = await startTcpBridge(server.ring);
+        const relay = await startTcpRelay(server.tcp);
         try {
           const secs = Math.max(1, Math.round(seconds / 2));
-          await compare('autocannon → http', `10 connections, ${secs} s, 1 KiB bodies`, server.tcp, bridge.port, (port) => autocannonLoad(port, { seconds: secs }), [['rps', 'requests/s'], ['p99', 'p99 latency, ms']]);
+          await compare('autocannon → http', `10 connections, ${secs} s, 1 KiB bodies`, server.tcp, bridge.port, (port) => autocannonLoad(port, { seconds: secs }), [['rps', 'requests/s'], ['mean', 'mean latency, ms']], relay.port);
         } finally {
           await bridge.stop();
+          await relay.stop();
         }
       } else if (kind === 'h2') {
         await compare('http2', '200 concurrent streams of 256 KiB', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10 }), [['mibps', 'MiB/s']]);
@@ -592,20 +673,23 @@ async function nodeClientRows({ seconds, rounds }, note) {
     }
   }
   for (const [program, start, client, load, measure, metrics] of [
-    ['postgres', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', (to) => pgQueries(to, { queries: 1000, bytea: 8 << 20 }), [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
-    ['redis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 1 MiB value', (to) => ioredisOps(to, { ops: 5000, big: 1 << 20 }), [['opsps', 'commands/s'], ['bigMibps', '1 MiB SET+GET, MiB/s']]],
+    ['pg', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', (to) => pgQueries(to, { queries: 1000, bytea: 8 << 20 }), [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
+    ['ioredis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 1 MiB value', (to) => ioredisOps(to, { ops: 5000, big: 1 << 20 }), [['opsps', 'commands/s'], ['bigMibps', '1 MiB SET+GET, MiB/s']]],
   ]) {
-    const why = unavailable(program);
+    if (!want(program)) continue;
+    const why = unavailable(program === 'pg' ? 'postgres' : 'redis');
     if (why) {
       note.push(`${client}: skipped, ${why}`);
       continue;
     }
     const server = await start();
     const bridge = await startRingBridge(server.port);
+    const relay = await startTcpRelay(server.port);
     try {
-      await compare(client, load, server.port, bridge.ring, measure, metrics);
+      await compare(client, load, server.port, bridge.ring, measure, metrics, relay.port);
     } finally {
       await bridge.stop();
+      await relay.stop();
       await server.stop();
     }
   }
@@ -622,7 +706,7 @@ function cli(argv) {
 
 module.exports = {
   main: cli, unavailable, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench,
-  startNodeServer, startRingBridge, startTcpBridge, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
+  startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
 };
 
 if (require.main === module) {

@@ -1,6 +1,6 @@
 /**
- * The native addon, typed. Loaded once with node-gyp-build (prebuilds/ first,
- * then build/Release). Nothing here holds policy: see ring/ and transports/.
+ * The native addon, typed. Loaded once with node-gyp-build (build/Release when
+ * present, else the prebuild in prebuilds/). Nothing here holds policy: see ring/ and transports/.
  * @internal
  */
 import * as path from 'node:path';
@@ -61,6 +61,8 @@ export interface RingEndpoint {
   setNotifier(notifier: Notifier): void;
   /** Wakes the peer; throws the notifier's error (e.g. EBADF). */
   kick(): void;
+  /** Wakes the peer only if it asked to hear of our writes (write()'s notify check, without bytes). */
+  signalWrite(): void;
   /** Consumes pending wake-ups; returns how many. */
   ack(): number;
   close(): void;

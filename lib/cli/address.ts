@@ -63,11 +63,18 @@ export function formatAddress(a: Address): string {
   return `ring:${a.domid === undefined ? '' : `${a.domid}/`}${a.port}`;
 }
 
+/** `onread` as net and xenring sockets take it (see forward.ts pooledOnRead). */
+export interface ReadInto {
+  buffer: () => Uint8Array;
+  callback: (this: unknown, n: number, buf: Uint8Array) => boolean;
+}
+
 /** A socket of any kind; emits 'connect' once connected, as net.Socket does. */
-export function connectTo(a: Address, ring: RingOptions): Duplex & { resetAndDestroy?(): unknown } {
-  if (a.kind === 'tcp') return net.connect({ host: a.host, port: a.port, allowHalfOpen: true });
-  if (a.kind === 'unix') return net.connect({ path: a.path, allowHalfOpen: true });
-  return ringConnect({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir, spinMicros: ring.spinMicros, allowHalfOpen: true });
+export function connectTo(a: Address, ring: RingOptions, onread?: ReadInto): Duplex & { resetAndDestroy?(): unknown } {
+  // noDelay: a forwarder must not hold back small writes (Nagle): its ends chose their own batching.
+  if (a.kind === 'tcp') return net.connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: true, onread });
+  if (a.kind === 'unix') return net.connect({ path: a.path, allowHalfOpen: true, onread });
+  return ringConnect({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir, spinMicros: ring.spinMicros, allowHalfOpen: true, onread });
 }
 
 export interface AnyServer {
@@ -78,17 +85,19 @@ export interface AnyServer {
 /**
  * Listens on `a`; every accepted socket starts paused (nothing is read before
  * the caller is ready to forward it). Calls back with the address really
- * bound (port 0 resolved) or an error.
+ * bound (port 0 resolved) or an error. `onread` applies to ring sockets
+ * (net's servers have no such option).
  */
 export function listenOn(
   a: Address,
   ring: RingOptions,
   onConnection: (socket: Duplex & { resetAndDestroy?(): unknown }) => void,
   callback: (err: Error | null, bound?: Address) => void,
+  onread?: ReadInto,
 ): AnyServer {
   const options = { allowHalfOpen: true, pauseOnConnect: true };
   if (a.kind === 'ring') {
-    const server = ringCreateServer({ ...options, spinMicros: ring.spinMicros }, onConnection);
+    const server = ringCreateServer({ ...options, spinMicros: ring.spinMicros, onread }, onConnection);
     const onError = (err: Error) => callback(err);
     server.once('error', onError);
     server.listen({ port: a.port, domid: a.domid, transport: ring.transport, dir: ring.dir }, () => {
@@ -97,7 +106,7 @@ export function listenOn(
     });
     return server;
   }
-  const server = net.createServer(options, onConnection);
+  const server = net.createServer({ ...options, noDelay: true }, onConnection);
   const bind = (retryStale: boolean) => {
     const onError = (err: NodeJS.ErrnoException) => {
       if (a.kind === 'unix' && retryStale && err.code === 'EADDRINUSE') {

@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { ADDRESS_HELP, connectTo, formatAddress, listenOn, parseAddress, ringOptions, type Address } from './address';
-import { forward } from './forward';
+import { forward, pooledOnRead } from './forward';
 import { describeError, EXIT_FAILURE, EXIT_OK, parseArgs, UsageError } from './options';
 import { Meter } from './progress';
 
@@ -55,7 +55,7 @@ export function cat(argv: string[], exit: (code: number) => void): void {
   }
   if (positionals.length === 0) throw new UsageError('missing the address to connect to (e.g. ring:7000)');
   const address = parseAddress(positionals[0], 'address');
-  const socket = connectTo(address, ringOptions(options));
+  const socket = connectTo(address, ringOptions(options), pooledOnRead);
   const name = formatAddress(address);
   let connected = false;
   socket.once('connect', () => {
@@ -95,6 +95,7 @@ export function listen(argv: string[], exit: (code: number) => void): void {
       }
       process.stderr.write(`xenring listen: listening on ${formatAddress(bound!)}\n`);
     },
+    pooledOnRead,
   );
 }
 
@@ -106,14 +107,13 @@ function attachStdio(socket: Duplex, label: string, progress: boolean, exit: (co
     if (!failed) process.stderr.write(`${label}: ${describeError(err)}\n`);
     failed = true;
   });
-  forward(process.stdin, socket, (n) => (meter.out += n));
+  const stopInput = forward(process.stdin, socket, (n) => (meter.out += n));
   forward(socket, process.stdout, (n) => (meter.in += n));
   socket.once('end', () => {
     // The peer has finished sending. Piped input is still sent to its end (the
     // peer may be reading yet: half-close); a terminal would never end, so stop there.
     if (!process.stdin.isTTY) return;
-    process.stdin.unpipe(socket);
-    process.stdin.pause();
+    stopInput();
     socket.end();
   });
   socket.once('close', () => {

@@ -1,13 +1,123 @@
 /**
- * Moving bytes from one stream to another with backpressure (pipe() pauses
- * the source while the destination's buffer is full) and half-close (the
+ * Moving bytes from one stream to another with backpressure (the source
+ * pauses while the destination's buffer is full) and half-close (the
  * source's end becomes the destination's end, nothing more).
+ *
+ * Why not pipe(): a proxy forwards every chunk of every connection, so the
+ * per-chunk cost is the proxy's cost. Sockets made with {@link pooledOnRead}
+ * (net's and ours `onread` option) read straight into buffers of one shared
+ * pool and hand them to write(): no allocation, no fresh pages and no
+ * Readable queue per chunk. Other sources (accepted TCP sockets, stdin) use
+ * one 'data' listener.
  * @internal
  */
 import type { Readable, Writable } from 'node:stream';
 
-/** Pipes `from` into `to`, calling `count(n)` for every chunk. */
-export function forward(from: Readable, to: Writable, count: (n: number) => void): void {
-  from.on('data', (chunk: Buffer) => count(chunk.length));
-  from.pipe(to);
+/** Bytes per read buffer: what net reads at a time. */
+const BUFFER_SIZE = 64 * 1024;
+/** Free buffers kept for reuse (4 MiB); beyond that they are left to the GC. */
+const KEEP_FREE = 64;
+
+/** Read buffers, reused once nothing can still be reading them. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(BUFFER_SIZE);
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < KEEP_FREE) this.free.push(buf);
+  }
+}
+
+const pool = new BufferPool();
+const relays = new WeakMap<object, Relay>();
+
+/** One direction of a forwarded connection. */
+class Relay {
+  /**
+   * Pool buffers given to to.write() that it had not finished with when it
+   * returned (queued, or partly written): back to the pool once the
+   * destination holds no unfinished write.
+   */
+  private readonly lent: Buffer[] = [];
+
+  constructor(
+    private readonly from: Readable,
+    private readonly to: Writable,
+    private readonly count: (n: number) => void,
+  ) {}
+
+  readonly onData = (chunk: Buffer): void => {
+    this.count(chunk.length);
+    if (!this.to.write(chunk)) this.from.pause();
+  };
+
+  /** `n` bytes were read into `buf`, a pool buffer (see pooledOnRead). */
+  onRead(n: number, buf: Buffer): void {
+    this.count(n);
+    const more = this.to.write(n === buf.length ? buf : buf.subarray(0, n));
+    // writableLength 0: every write finished (the bytes were copied out), so
+    // no buffer is still referenced; otherwise this one may be.
+    if (this.to.writableLength === 0) {
+      this.release();
+      pool.give(buf);
+    } else {
+      this.lent.push(buf);
+    }
+    // pause(), not `return false`: net restarts reading on resume() only if
+    // the stream was paused (readableFlowing false).
+    if (!more) this.from.pause();
+  }
+
+  readonly onDrain = (): void => {
+    this.release();
+    this.from.resume();
+  };
+
+  private release(): void {
+    for (const b of this.lent) pool.give(b);
+    this.lent.length = 0;
+  }
+}
+
+/**
+ * The `onread` option for sockets whose data goes to {@link forward}: reads
+ * land in pool buffers and are written on at once. Only for sockets given
+ * to forward() before they can read (paused, or not yet connected).
+ */
+export const pooledOnRead = {
+  buffer: (): Buffer => pool.take(),
+  callback(this: unknown, n: number, buf: Uint8Array): boolean {
+    const relay = relays.get(this as object);
+    // Unreachable unless a socket reads before forward(): the bytes would be lost.
+    if (relay === undefined) throw new Error('xenring: a pooled read arrived before forward() was set up');
+    relay.onRead(n, buf as Buffer);
+    return true; // backpressure is pause()/resume(), see onRead
+  },
+};
+
+/**
+ * Forwards `from` into `to`, calling `count(n)` for every chunk; `from`'s end
+ * ends `to` (except stdout and stderr, as pipe() does). Returns a function
+ * that stops forwarding (and leaves `from` paused).
+ */
+export function forward(from: Readable, to: Writable, count: (n: number) => void): () => void {
+  const relay = new Relay(from, to, count);
+  relays.set(from, relay);
+  const onEnd = () => {
+    if (to !== process.stdout && to !== process.stderr) to.end();
+  };
+  from.on('data', relay.onData); // only sources without pooledOnRead emit 'data'
+  from.once('end', onEnd);
+  to.on('drain', relay.onDrain);
+  from.resume();
+  return () => {
+    from.off('data', relay.onData);
+    from.off('end', onEnd);
+    to.off('drain', relay.onDrain);
+    relays.delete(from);
+    from.pause();
+  };
 }

@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { ADDRESS_HELP, connectTo, formatAddress, listenOn, parseAddress, ringOptions } from './address';
-import { forward } from './forward';
+import { forward, pooledOnRead } from './forward';
 import { describeError, EXIT_FAILURE, EXIT_OK, parseArgs, UsageError } from './options';
 import { Meter } from './progress';
 
@@ -63,7 +63,7 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
   const onConnection = (inbound: AnySocket) => {
     if (stopping) return void inbound.destroy();
     const id = ++connections;
-    const outbound = connectTo(target, ring);
+    const outbound = connectTo(target, ring, pooledOnRead);
     const conn = { inbound, outbound };
     open.add(conn);
     let connected = false;
@@ -99,7 +99,7 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
     }
     listening = true;
     process.stderr.write(`xenring proxy: listening on ${formatAddress(bound!)}, forwarding to ${formatAddress(target)}\n`);
-  });
+  }, pooledOnRead);
 
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -6,6 +6,7 @@
  * transports/, so that the ring never imports from the layer above it.
  */
 import type { RingEndpoint } from '../native';
+import type { PoolLink } from '../pool/pool_link';
 
 /** Where an endpoint is, in the transport's own terms. */
 export interface TransportAddress {
@@ -28,6 +29,12 @@ export interface RingLink {
   readonly ext: boolean;
   readonly local: TransportAddress;
   readonly remote: TransportAddress;
-  /** Frees every resource the transport took. Idempotent. */
+  /**
+   * The connection's page-reference pool (both directions), when the peers
+   * agreed on one; absent or null: no pool, the ring carries every byte.
+   * The link owns it: release() closes it (views the user holds stay readable).
+   */
+  readonly pool?: PoolLink | null;
+  /** Frees every resource the transport took (the pool too). Idempotent. */
   release(): void;
 }

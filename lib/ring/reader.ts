@@ -6,6 +6,7 @@
  * macrotask for more than a turn's budget, however fast the peer produces.
  * @internal
  */
+import type { PoolReceiver } from '../pool/pool_receiver';
 import { ReadPool } from './read_pool';
 import { SpinBackoff } from './spin_backoff';
 import type { VchanState } from './vchan_state';
@@ -70,14 +71,18 @@ export class RingReader {
   private readonly spin = new SpinBackoff();
   private readonly turnBytes: number;
   private readonly turnReads: number;
-  /** Bytes copied out of the ring so far. */
+  /** Bytes read so far: out of the ring, or received by reference. */
   bytesRead = 0;
+  /** Ring bytes read so far (the stream positions pool descriptors name). */
+  private ringRead = 0;
 
   constructor(
     private readonly state: VchanState,
     private readonly sink: ReadSink,
     private readonly host: ReaderHost,
     private readonly options: ReaderOptions,
+    /** This direction's pool (null: every byte comes through the ring). */
+    private readonly receiver: PoolReceiver | null = null,
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
     this.turnReads = options.turnReads ?? TURN_READS;
@@ -123,6 +128,26 @@ export class RingReader {
       if (!fresh) ep.waitData(0); // publishes the state without spinning
       this.writtenMark = this.host.written?.() ?? 0;
       while (this.reading && !this.stopped) {
+        // With a pool: how many ring bytes may be read before the next payload (0: it is due now).
+        const allowance = this.receiver !== null ? this.poolAllowance() : Infinity;
+        if (allowance === 0) {
+          if (bytes >= this.turnBytes || reads >= this.turnReads) {
+            this.yieldTurn();
+            return;
+          }
+          reads++;
+          const target = this.sink.channelTarget?.() ?? null;
+          // Taken (and checked) before delivery: a pool error is the ring's, not the user's.
+          const payload = this.takePayload(target);
+          if (payload === null) return; // a zero-length onread buffer: nothing can move
+          const n = typeof payload === 'number' ? payload : payload.length;
+          this.delivered(n, false);
+          bytes += n;
+          delivering = true;
+          if (typeof payload === 'number' ? !this.sink.channelRead!(n) : !this.sink.channelData(payload)) this.reading = false;
+          delivering = false;
+          continue;
+        }
         if (this.state.readable === 0) {
           // The array was filled peer state first, then indices: fin with an
           // empty ring means every byte was read.
@@ -140,16 +165,14 @@ export class RingReader {
             }
             return;
           }
-          // Ask for a wake-up and re-check in one call; sleep if still nothing.
-          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting) return;
+          // Ask for a wake-up and re-check in one call; sleep if still nothing
+          // (a payload may have been announced meanwhile: checked after asking).
+          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
           continue;
         }
         if (bytes >= this.turnBytes || reads >= this.turnReads) {
           // The peer keeps producing: let the loop run, then go on.
-          if (!this.yieldScheduled) {
-            this.yieldScheduled = true;
-            setImmediate(this.afterYield);
-          }
+          this.yieldTurn();
           return;
         }
         reads++;
@@ -157,7 +180,7 @@ export class RingReader {
         let got: number;
         if (target !== null) {
           // The owner's own buffer (onread): nothing allocated per read.
-          got = ep.read(target, 0, target.length);
+          got = ep.read(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length);
           if (got === 0) continue;
           this.delivered(got);
           bytes += got;
@@ -166,7 +189,7 @@ export class RingReader {
           delivering = false;
           continue;
         }
-        const want = Math.min(this.state.readable, this.options.maxChunk);
+        const want = Math.min(this.state.readable, this.options.maxChunk, allowance);
         this.pool ??= new ReadPool(2 * this.options.maxChunk);
         const room = this.pool.space(want);
         got = ep.read(room.buffer, room.offset, room.length);
@@ -186,9 +209,53 @@ export class RingReader {
     }
   }
 
-  private delivered(n: number): void {
+  private delivered(n: number, ring = true): void {
     this.bytesRead += n;
+    if (ring) this.ringRead += n;
     this.sink.channelActivity();
+  }
+
+  private yieldTurn(): void {
+    if (!this.yieldScheduled) {
+      this.yieldScheduled = true;
+      setImmediate(this.afterYield);
+    }
+  }
+
+  // --- The page-reference path (pool). Kept apart from the ring's hot path. ---
+
+  /**
+   * Takes the descriptors the peer published and returns the ring bytes that
+   * may be read before the next payload. The state array (the ring index)
+   * was read before this, so a descriptor at any position up to what it
+   * shows is already visible (the writer publishes it first).
+   */
+  private poolAllowance(): number {
+    const rx = this.receiver!;
+    rx.poll(this.ringRead);
+    return rx.allowance(this.ringRead);
+  }
+
+  /** After asking for a wake-up on an empty ring: is a payload due anyway? */
+  private payloadDue(): boolean {
+    return this.receiver !== null && this.poolAllowance() === 0;
+  }
+
+  /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
+  private ringCap(length: number, allowance: number): number {
+    return Math.min(length, this.state.readable, allowance);
+  }
+
+  /**
+   * The payload due now: a Buffer for 'data' (a view, or a private copy), or
+   * with the owner's buffer `target` (onread), the bytes copied into it
+   * (a payload larger than it arrives over several reads). null: nothing moved.
+   */
+  private takePayload(target: Uint8Array | null): Buffer | number | null {
+    const rx = this.receiver!;
+    if (target === null) return rx.take(this.ringRead);
+    const n = rx.copyInto(this.ringRead, target, 0, target.length);
+    return n > 0 ? n : null;
   }
 
   private readonly afterYield = (): void => {
@@ -241,7 +308,7 @@ export class RingReader {
         this.spin.succeeded();
       } else {
         this.spin.failed();
-        if (!this.state.peerDoneWriting) return; // sleep until woken
+        if (!this.state.peerDoneWriting && !this.payloadDue()) return; // sleep until woken
       }
     } catch (err) {
       this.stop();

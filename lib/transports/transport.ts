@@ -4,6 +4,7 @@
  * event channel + xenstore on Xen) and hands back a {@link RingLink}. Every
  * layer above (channel, Socket, Server) is shared by all transports.
  */
+import type { PoolOptions } from '../pool/layout';
 import type { RingLink, TransportAddress } from '../ring/link';
 
 // The link a transport produces is the ring's own type (ring/link.ts).
@@ -19,6 +20,8 @@ export interface ConnectRequest {
   dir?: string;
   /** local: uids besides ours a server may run as. */
   allowUid?: number | readonly number[];
+  /** Page-reference pool asked for (parsed options.pool); undefined: the transport's default. */
+  pool?: PoolOptions;
 }
 
 export interface ListenRequest {
@@ -31,6 +34,8 @@ export interface ListenRequest {
   backlog?: number;
   /** local: uids besides ours that may connect. */
   allowUid?: number | readonly number[];
+  /** Page-reference pool offered to each peer (parsed options.pool); undefined: the transport's default. */
+  pool?: PoolOptions;
 }
 
 export interface Listener {
@@ -39,6 +44,13 @@ export interface Listener {
   ref(): void;
   unref(): void;
 }
+
+/**
+ * A listen() that completes later (Xen: xenstore) but may know its address
+ * already, as net's listen() has bound it on return: `address()` gives it
+ * (null when not known yet).
+ */
+export type PendingListener = Promise<Listener> & { address?: () => TransportAddress | null };
 
 /**
  * One cancellation idiom for every wait: an AbortSignal. Aborting gives up
@@ -64,5 +76,5 @@ export interface Transport {
     onLink: (link: RingLink) => void,
     signal: AbortSignal,
     onError?: (err: Error) => void,
-  ): Listener | Promise<Listener>;
+  ): Listener | PendingListener;
 }

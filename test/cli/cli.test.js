@@ -173,10 +173,10 @@ describe('xenring command', function () {
       echo.close();
     });
 
-    /** proxy tcp:127.0.0.1:0 -> ring:P and proxy ring:P -> tcp:echo; resolves { front, back, tcpPort }. */
-    async function chain(extra = []) {
+    /** proxy tcp:127.0.0.1:0 -> ring:P and proxy ring:P -> tcp:target (the echo server); resolves { front, back, tcpPort }. */
+    async function chain(extra = [], target = echo.address().port) {
       const ringPort = uniq('px');
-      const back = startCli(['proxy', '--listen', `ring:${ringPort}`, '--connect', `tcp:127.0.0.1:${echo.address().port}`, ...extra]);
+      const back = startCli(['proxy', '--listen', `ring:${ringPort}`, '--connect', `tcp:127.0.0.1:${target}`, ...extra]);
       await back.waitStderr(/listening on ring:/);
       const front = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', `ring:${ringPort}`, ...extra]);
       const m = await front.waitStderr(/listening on tcp:127\.0\.0\.1:([0-9]+)/);
@@ -192,6 +192,52 @@ describe('xenring command', function () {
       back.child.kill('SIGTERM');
       assert.equal((await front.exited).code, 0);
       assert.equal((await back.exited).code, 0);
+    });
+
+    it('backpressure: a receiver that stops reading stalls the sender, the proxies hold no backlog, then every byte arrives', async function () {
+      // A TCP server that reads nothing until released, then hashes what it gets.
+      let held = null;
+      const sink = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => (held = s));
+      sink.listen(0, '127.0.0.1');
+      await once(sink, 'listening');
+      try {
+        const { front, back, tcpPort } = await chain([], sink.address().port);
+        const rss = (p) => Number(/VmRSS:\s+([0-9]+) kB/.exec(fs.readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))[1]) * 1024;
+        const before = [rss(front), rss(back)];
+        const data = crypto.randomBytes(64 << 20);
+        const s = net.connect({ port: tcpPort, host: '127.0.0.1', allowHalfOpen: true });
+        s.on('error', () => {});
+        await once(s, 'connect');
+        s.end(data);
+        // Wait until the pipeline is full: the sender's backlog stops shrinking.
+        let last = -1;
+        while (s.writableLength !== last) {
+          last = s.writableLength;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        assert.ok(held, 'the sink got the connection');
+        // Kernel socket buffers and the 1 MiB ring hold some of it; most must still be with the sender.
+        assert.ok(s.writableLength > 32 << 20, `only ${s.writableLength} bytes still waiting at the sender: someone buffered the rest`);
+        const grown = [rss(front) - before[0], rss(back) - before[1]];
+        assert.ok(Math.max(...grown) < 24 << 20, `a proxy grew by ${grown.map((g) => (g / 1048576).toFixed(1))} MiB while stalled`);
+        // Released: everything arrives, in order, then the end.
+        const h = crypto.createHash('sha256');
+        let n = 0;
+        held.on('data', (d) => (h.update(d), (n += d.length)));
+        held.resume();
+        await once(held, 'end');
+        assert.equal(n, data.length);
+        assert.ok(h.digest().equals(crypto.createHash('sha256').update(data).digest()), 'the sink got other bytes');
+        held.end();
+        s.destroy();
+        front.child.kill('SIGTERM');
+        back.child.kill('SIGTERM');
+        assert.equal((await front.exited).code, 0);
+        assert.equal((await back.exited).code, 0);
+      } finally {
+        held?.destroy();
+        sink.close();
+      }
     });
 
     it('unix -> ring -> tcp with --progress: totals on stderr', async function () {
