@@ -28,7 +28,8 @@ export type { FallbackConnectOptions, FallbackTarget, TcpListenOptions } from '.
 export { vchanServer, vchanClient } from './vchan_sockets';
 export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
 export type { ListenOptions, ServerOptions, DropInfo } from './server';
-export type { SocketAddress, SocketConnectOptions, SocketOptions } from './socket';
+export type { PoolOption, SocketAddress, SocketConnectOptions, SocketOptions } from './socket';
+export type { PoolStats } from './pool/pool_stats';
 export type { TransportAddress } from './transports/transport';
 
 /** Creates a Server, as net.createServer(). */

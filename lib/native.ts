@@ -61,6 +61,8 @@ export interface RingEndpoint {
   setNotifier(notifier: Notifier): void;
   /** Wakes the peer; throws the notifier's error (e.g. EBADF). */
   kick(): void;
+  /** Wakes the peer only if it asked to hear of our writes (write()'s notify check, without bytes). */
+  signalWrite(): void;
   /** Consumes pending wake-ups; returns how many. */
   ack(): number;
   close(): void;

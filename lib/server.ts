@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
-import { kAttach, Socket, validateSocketOptions, type SocketOptions } from './socket';
+import { kAttach, Socket, transportPoolOptions, validateSocketOptions, type PoolOption, type SocketOptions } from './socket';
 import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
@@ -15,6 +15,8 @@ import type { Listener, RingLink, TransportAddress } from './transports/transpor
 export interface ServerOptions extends SocketOptions {
   /** Accepted sockets start paused. */
   pauseOnConnect?: boolean;
+  /** Page-reference pool offered to each client (see {@link PoolOption}); listen()'s `pool` overrides it. */
+  pool?: PoolOption | false;
 }
 
 /** Options of `server.listen()`. */
@@ -36,6 +38,8 @@ export interface ListenOptions {
    * none). The socket file is then 0666 and the directory must let them in.
    */
   allowUid?: number | number[];
+  /** Page-reference pool offered to each client (see {@link PoolOption}); default createServer()'s, else the transport's. */
+  pool?: PoolOption | false;
   /** Aborting it closes the server, as net's listen({ signal }). */
   signal?: AbortSignal;
   /** Also accept TCP clients, on this address, through the same 'connection' handler (lib/fallback.ts). */
@@ -74,6 +78,8 @@ export class Server extends EventEmitter {
   private listener: Listener | null = null;
   /** Aborts a listen() that is not up yet (close() before 'listening'); null when none. */
   private starting: AbortController | null = null;
+  /** The address a listen() that is not up yet has bound (Xen: before xenstore is set up). */
+  private bindingAddress: (() => TransportAddress | null) | null = null;
   private connections = new Set<Socket>();
   private refed = true;
 
@@ -94,6 +100,7 @@ export class Server extends EventEmitter {
     this.allowHalfOpen = Boolean(options.allowHalfOpen);
     this.pauseOnConnect = Boolean(options.pauseOnConnect);
     validateSocketOptions(options);
+    if (options.pool !== undefined) transportPoolOptions(options.pool, 'local'); // checked now, as net checks options
     this.socketOptions = { ...options };
     if (connectionListener) this.on('connection', connectionListener);
   }
@@ -128,6 +135,7 @@ export class Server extends EventEmitter {
       dir: options.dir,
       backlog: options.backlog,
       allowUid: options.allowUid,
+      pool: transportPoolOptions(options.pool !== undefined ? options.pool : (this.socketOptions as ServerOptions).pool, transport.name),
     };
     // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
     const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));
@@ -146,6 +154,7 @@ export class Server extends EventEmitter {
       }
     }
     if (started instanceof Promise) {
+      this.bindingAddress = started.address ?? null;
       // Out of the promise chain: an 'error' nobody listens for must throw (uncaught), as net's.
       started.then(
         (listener) => process.nextTick(() => this.onListening(ac, listener)),
@@ -166,6 +175,7 @@ export class Server extends EventEmitter {
       return;
     }
     this.starting = null;
+    this.bindingAddress = null;
     this.listener = listener;
     if (!this.refed) listener.unref();
     // As net's emitListeningNT: later, and only if still listening.
@@ -179,6 +189,7 @@ export class Server extends EventEmitter {
   private onListenError(ac: AbortController, err: Error): void {
     if (ac.signal.aborted) return;
     this.starting = null;
+    this.bindingAddress = null;
     this.dropListeningCallback();
     this.emit('error', err);
   }
@@ -260,6 +271,7 @@ export class Server extends EventEmitter {
     if (this.starting) {
       this.starting.abort(codedError('ABORT_ERR', 'The server was closed before it listened'));
       this.starting = null;
+      this.bindingAddress = null;
     }
     this.dropListeningCallback();
     this.emitCloseIfDrained();
@@ -271,9 +283,15 @@ export class Server extends EventEmitter {
     process.nextTick(() => this.emit('close'));
   }
 
-  /** `{ address, family, port }` while listening, else null. */
+  /**
+   * `{ address, family, port }` once bound, else null. As net's, it is
+   * known right after listen(): locally at once; on Xen as soon as the
+   * domain id is (at once in dom0 and after the process's first xenstore
+   * use in a guest), though connections are accepted only from 'listening'.
+   */
   address(): TransportAddress | null {
-    return this.listener ? this.listener.address() : null;
+    if (this.listener) return this.listener.address();
+    return this.bindingAddress?.() ?? null;
   }
 
   /** Calls back (asynchronously) with the number of open connections. */

@@ -7,6 +7,8 @@
  */
 import { Duplex } from 'node:stream';
 import { codedError, invalidArgType, invalidArgValue, outOfRange, systemError } from './errors';
+import { DEFAULT_LOCAL_POOL, DEFAULT_XEN_POOL, parsePoolOptions, type PoolOptions } from './pool/layout';
+import { emptyPoolStats, type PoolStats } from './pool/pool_stats';
 import { DEFAULT_SPIN_MICROS, RingChannel, STAGE_MAX, type ChannelOwner } from './ring/channel';
 import type { Server } from './server';
 import { resolveTransport } from './transports/registry';
@@ -48,6 +50,25 @@ export interface SocketOptions {
   writableHighWaterMark?: number;
 }
 
+/**
+ * The page-reference pool of a connection (`connect`, `createServer`,
+ * `listen`): `{ size, views }`, or `false` for none.
+ */
+export interface PoolOption {
+  /**
+   * Bytes of pool per direction, a multiple of 4096 from 0 (off) to 1 GiB.
+   * The peers use the smaller of their two sizes. Default 64 MiB on `local`
+   * (untouched pages cost nothing), 1 MiB on `xen` (gntalloc's grant limit).
+   */
+  size?: number;
+  /**
+   * Deliver received pool payloads as views of the peer's pages (no copy).
+   * Default: views only from a peer of our own uid on `local`; a private copy
+   * otherwise (a view can change under its reader if the peer writes it).
+   */
+  views?: boolean;
+}
+
 /** Options of `connect()` / `socket.connect()`. */
 export interface SocketConnectOptions extends SocketOptions {
   /** Port number (0..65535) or service name the server listens on. */
@@ -62,6 +83,8 @@ export interface SocketConnectOptions extends SocketOptions {
   dir?: string;
   /** Local transport: uids besides ours the server may run as (default none). */
   allowUid?: number | number[];
+  /** Page-reference pool (see {@link PoolOption}); `false` turns it off. On by default between xenring peers. */
+  pool?: PoolOption | false;
   /** Idle timeout in ms, as socket.setTimeout(): emits 'timeout', does not close. */
   timeout?: number;
   /** Fail with ETIMEDOUT if the connection is not up after this many ms. */
@@ -188,6 +211,7 @@ export class Socket extends Duplex {
       dir: options.dir,
       allowUid: options.allowUid,
       timeout: options.connectTimeout,
+      pool: transportPoolOptions(options.pool, transport.name),
     };
     if (options.connectTimeout !== undefined) validateMsecs(options.connectTimeout, 'options.connectTimeout');
     if (this.destroyed) {
@@ -592,6 +616,35 @@ export class Socket extends Duplex {
     return this.bytesDone + this.writableLength - this.bytesInFlight;
   }
 
+  /**
+   * A Buffer of `size` bytes in this connection's pool: writing it sends only
+   * a reference, the receiver gets the same pages. When the pool cannot
+   * serve it (full, off, not connected) an ordinary Buffer, written through
+   * the ring (counted in poolStats().fallbacks); never blocks, never throws
+   * for lack of room. After `write(buf)` the buffer belongs to the receiver:
+   * writing into it afterwards is a bug (the reader would see it change).
+   */
+  allocBuffer(size: number): Buffer {
+    const pool = this.link?.pool;
+    return pool ? pool.allocBuffer(size) : Buffer.allocUnsafe(size);
+  }
+
+  /**
+   * Hands a Buffer received from the pool ('data') back to the sender now,
+   * rather than when it is garbage-collected or the socket closes. Its pages
+   * may then be reused for the next payload: do not read it afterwards.
+   * Returns false for any other Buffer (nothing happens).
+   */
+  release(buf: Uint8Array): boolean {
+    if (!(buf instanceof Uint8Array)) throw invalidArgType('buf', 'an instance of Buffer or Uint8Array', buf);
+    return this.link?.pool?.release(buf) ?? false;
+  }
+
+  /** This connection's pool counters (zeros, size 0, without a pool). */
+  poolStats(): PoolStats {
+    return this.link?.pool?.stats() ?? emptyPoolStats(0);
+  }
+
   /** Old name of {@link Socket.connecting}, as net keeps it. */
   get _connecting(): boolean {
     return this.connecting;
@@ -766,4 +819,14 @@ function rejectObjectMode(options: SocketOptions): void {
   for (const name of ['objectMode', 'readableObjectMode', 'writableObjectMode'] as const) {
     if (o[name]) throw invalidArgValue(`options.${name}`, o[name], 'is not supported');
   }
+}
+
+/**
+ * `options.pool` checked (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE) for a
+ * transport; undefined leaves the transport's default.
+ * @internal
+ */
+export function transportPoolOptions(value: unknown, transport: 'local' | 'xen'): PoolOptions | undefined {
+  if (value === undefined) return undefined;
+  return parsePoolOptions(value, transport === 'xen' ? DEFAULT_XEN_POOL : DEFAULT_LOCAL_POOL);
 }

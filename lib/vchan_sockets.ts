@@ -53,7 +53,7 @@ export function vchanServer(options: VchanServerSocketOptions): Socket {
     const link = await openServer(serverOptions);
     try {
       signal.throwIfAborted();
-      await waitForClient(link, 0, (cancel) => onAbort(signal, cancel));
+      await waitForClient(link, 0, signal);
       signal.throwIfAborted();
       return link;
     } catch (err) {
@@ -71,17 +71,11 @@ export function vchanClient(options: VchanClientSocketOptions): Socket {
       domid: options.domid,
       path: options.path,
       timeout: options.connectTimeout,
-      onCancelable: (cancel) => onAbort(signal, cancel),
+      signal,
     };
     const link = await openClient(clientOptions);
     if (!signal.aborted) return link;
     link.release(); // made while we were giving up
     throw signal.reason;
   }, undefined, options.connectTimeout);
-}
-
-/** Hands an abort of `signal` to a wait that takes its own cancel function. */
-function onAbort(signal: AbortSignal, cancel: (err: Error) => void): void {
-  if (signal.aborted) cancel(signal.reason as Error);
-  else signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true });
 }

@@ -87,6 +87,7 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("setFin", &RingEndpoint::SetFin),
                       InstanceMethod("setNotifier", &RingEndpoint::SetNotifier),
                       InstanceMethod("kick", &RingEndpoint::Kick),
+                      InstanceMethod("signalWrite", &RingEndpoint::SignalWrite),
                       InstanceMethod("ack", &RingEndpoint::Ack),
                       InstanceMethod("close", &RingEndpoint::Close),
                       InstanceMethod("bindState", &RingEndpoint::BindState),
@@ -309,6 +310,16 @@ Napi::Value RingEndpoint::Write(const Napi::CallbackInfo& info) {
   }
   Publish(env);
   return Napi::Number::New(env, static_cast<double>(total));
+}
+
+// signalWrite(): wakes the peer if it asked to hear of our writes, as write()
+// does after copying bytes. For data published beside the ring (a pool
+// descriptor) with no ring byte after it.
+Napi::Value RingEndpoint::SignalWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (int err = SendNotify(kNotifyWrite)) ThrowErrno(env, err, "kick");
+  return env.Undefined();
 }
 
 // read(target: Uint8Array, offset, max) -> bytes copied out of the ring.

@@ -32,6 +32,17 @@ export const DEFAULT_LOCAL_POOL = 64 << 20;
  * grants per connection it grants for.
  */
 export const DEFAULT_XEN_POOL = 1 << 20;
+/**
+ * Ordinary Buffers written of at least this many bytes are copied into the
+ * pool and sent by reference (one copy, and the reader gets pages already
+ * faulted in) instead of through the ring (two copies). Provisional; see
+ * docs/pool.md for the measurement.
+ */
+export const DEFAULT_COPY_THRESHOLD = 32 * 1024;
+/** Larger ordinary Buffers take the ring: it paces a writer whose reader is slow (see copyWindow). */
+export const DEFAULT_COPY_MAX = 4 << 20;
+/** Bytes copied in and not yet taken by the reader beyond which ordinary Buffers take the ring. */
+export const DEFAULT_COPY_WINDOW = 8 << 20;
 /** Largest pool accepted (extent offsets are u32 on the wire). */
 export const MAX_POOL = 1 << 30;
 

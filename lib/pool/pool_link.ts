@@ -41,11 +41,15 @@ export function createLocalRegion(poolBytes: number): { fd: number; mapping: Poo
   }
 }
 
-/** Maps the peer's region fd after checking it is a sealed memfd of the agreed size (EPROTO otherwise). */
-export function mapPeerRegion(fd: number, poolBytes: number): PoolMapping {
-  const size = regionBytes(poolBytes);
-  native.memfdCheck(fd, size);
-  return new poolNative.PoolMapping(fd, size, true);
+/**
+ * Maps the peer's region fd after checking it is a sealed memfd of the size
+ * the peer announced (`announcedBytes` of pool, EPROTO otherwise); only the
+ * agreed `poolBytes` (no more than announced) are mapped.
+ */
+export function mapPeerRegion(fd: number, poolBytes: number, announcedBytes = poolBytes): PoolMapping {
+  if (poolBytes > announcedBytes) throw new RangeError('pool: agreed size above the announced one');
+  native.memfdCheck(fd, regionBytes(announcedBytes));
+  return new poolNative.PoolMapping(fd, regionBytes(poolBytes), true);
 }
 
 export interface PoolLinkOptions {
@@ -58,6 +62,8 @@ export interface PoolLinkOptions {
   createdPeer: boolean;
   views: boolean;
   copyThreshold?: number;
+  copyMax?: number;
+  copyWindow?: number;
   /** A GC-driven completion failed (EPROTO): the connection must fail. */
   onError?: (err: Error) => void;
 }
@@ -65,15 +71,21 @@ export interface PoolLinkOptions {
 export class PoolLink {
   readonly sender: PoolSender | null;
   readonly receiver: PoolReceiver | null;
+  /**
+   * Told of an error found outside any stream call (a completion from a GC
+   * callback failed): the channel that drives this link sets it and fails
+   * the connection. Falls back to options.onError.
+   */
+  onError: ((err: Error) => void) | null = null;
 
   constructor(options: PoolLinkOptions) {
     const { own, peer } = options;
     this.sender = own && own.poolBytes > 0
-      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold })
+      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow })
       : null;
     try {
       this.receiver = peer && peer.poolBytes > 0
-        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: options.onError })
+        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: (err) => (this.onError ?? options.onError)?.(err) })
         : null;
     } catch (err) {
       this.sender?.close();
@@ -91,6 +103,11 @@ export class PoolLink {
   /** Hands a received pool Buffer back early; false for any other Buffer. */
   release(buf: Uint8Array): boolean {
     return this.receiver?.release(buf) ?? false;
+  }
+
+  /** The size of the larger direction (0: no pool at all). */
+  get size(): number {
+    return Math.max(this.sender?.stats.size ?? 0, this.receiver?.stats.size ?? 0);
   }
 
   stats(): PoolStats {

@@ -27,6 +27,15 @@ export interface PoolSenderOptions {
   /** Ordinary Buffers of at least this many bytes are copied into the pool
    * and sent by reference (one copy instead of the ring's two). Default: never. */
   copyThreshold?: number;
+  /** ...and of at most this many (larger ones take the ring, which paces them). Default: no limit. */
+  copyMax?: number;
+  /**
+   * An ordinary Buffer is copied in only while the bytes announced and not
+   * yet taken by the receiver stay within this (a reader that does not read
+   * must make the writer wait, as a full socket buffer does; the ring path
+   * does that). Default: no limit.
+   */
+  copyWindow?: number;
 }
 
 const HI = 0x100000000;
@@ -45,6 +54,12 @@ export class PoolSender {
   private readonly descriptor = new Uint32Array(DESCRIPTOR_WORDS);
   private readonly completions = new Uint32Array(QUEUE_SLOTS * COMPLETION_WORDS);
   private readonly copyThreshold: number;
+  private readonly copyMax: number;
+  private readonly copyWindow: number;
+  /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
+  private readonly announced: number[] = [];
+  private announcedHead = 0;
+  private announcedBytes = 0;
   private closed = false;
 
   constructor(private readonly options: PoolSenderOptions) {
@@ -52,6 +67,8 @@ export class PoolSender {
     this.queues = openQueues(options.mapping, options.poolBytes, 'sender', options.init);
     this.stats = emptyPoolStats(options.poolBytes);
     this.copyThreshold = options.copyThreshold ?? Infinity;
+    this.copyMax = options.copyMax ?? Infinity;
+    this.copyWindow = options.copyWindow ?? Infinity;
   }
 
   /** A Buffer of `size` bytes in the pool, or null (the caller hands out an ordinary Buffer). */
@@ -76,6 +93,23 @@ export class PoolSender {
     return loan !== undefined && loan.state === 'loaned';
   }
 
+  /** Whether the writer should offer `buf` to send() (a loan of ours, or an ordinary Buffer to copy in). */
+  goesByReference(buf: Uint8Array): boolean {
+    return (buf.length >= this.copyThreshold && buf.length <= this.copyMax) || this.isLoaned(buf);
+  }
+
+  /** Bytes announced by descriptors the receiver has not taken from the queue yet. */
+  untakenBytes(): number {
+    const untaken = this.queues.descriptors.pending();
+    // Everything older than the last `untaken` descriptors was taken.
+    while (this.announced.length - this.announcedHead > untaken) this.announcedBytes -= this.announced[this.announcedHead++];
+    if (this.announcedHead > 64 && this.announcedHead * 2 > this.announced.length) {
+      this.announced.splice(0, this.announcedHead);
+      this.announcedHead = 0;
+    }
+    return this.announcedBytes;
+  }
+
   /**
    * Announces `buf` at ring position `position`. True: sent by reference (the
    * Buffer now belongs to the receiver). False: the caller writes it through
@@ -89,7 +123,8 @@ export class PoolSender {
       // Only a loan still unsent, written from its first byte, travels by reference.
       if (loan.state !== 'loaned' || buf.byteOffset !== 0 || !this.table.canSend()) return this.fellBack();
     } else {
-      if (buf.length < this.copyThreshold || !this.table.canSend()) return false;
+      if (buf.length < this.copyThreshold || buf.length > this.copyMax || !this.table.canSend()) return false;
+      if (this.copyWindow !== Infinity && this.untakenBytes() + buf.length > this.copyWindow) return false;
       const copy = this.table.loan(buf.length);
       if (copy === null) return this.fellBack();
       this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
@@ -104,6 +139,8 @@ export class PoolSender {
     // Space is guaranteed by the in-flight bound; a full queue means the peer
     // rewound our consumer index.
     if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
+    this.announced.push(buf.length);
+    this.announcedBytes += buf.length;
     this.unsent.unregister(loan);
     this.stats.sentByRef++;
     this.stats.bytesSentByRef += buf.length;

@@ -60,8 +60,10 @@ export class RingChannel {
     const host = {
       endOfData: () => this.onEndOfData(),
       fail: (err: Error) => this.fail(err),
+      written: () => this.writer.bytesWritten,
     };
-    this.reader = new RingReader(this.state, owner, host, { maxChunk: options.maxChunk ?? 512 * 1024, spinMicros });
+    const pool = link.pool ?? null;
+    this.reader = new RingReader(this.state, owner, host, { maxChunk: options.maxChunk ?? 512 * 1024, spinMicros }, pool?.receiver ?? null);
     const life = this.life;
     this.writer = new RingWriter(
       this.state,
@@ -77,7 +79,10 @@ export class RingChannel {
         activity: () => owner.channelActivity(),
       },
       spinMicros,
+      pool?.sender ?? null,
     );
+    // A completion sent from a GC callback failed: the peer broke the pool protocol.
+    if (pool) pool.onError = (err) => this.fail(err);
     this.waitWatcher = new native.FdWatcher(link.waitFd, (events) => this.onWake(events));
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
@@ -155,11 +160,15 @@ export class RingChannel {
 
   /**
    * Closes the ring. Orderly: the peer reads what we wrote, then sees end of
-   * data. `reset`: the peer sees ECONNRESET (like a TCP RST).
+   * data. `reset` (or bytes left unread in our ring): the peer sees
+   * ECONNRESET (like a TCP RST).
    */
   close(doReset = false): void {
     if (this.life.closed) return;
     const ep = this.link.endpoint;
+    // As TCP, which answers a close with unread data by an RST: the peer's
+    // writer gets ECONNRESET, not a clean end (or EPIPE) as if we had read it all.
+    if (!doReset && this.unreadInRing()) doReset = true;
     try {
       if (!doReset) this.writer.writeStaged(); // bytes whose write already succeeded
     } catch {
@@ -178,6 +187,15 @@ export class RingChannel {
     this.hangupWatcher = null;
     this.link.release();
     this.writer.abort();
+  }
+
+  /** Bytes the peer wrote that we never took out of the ring (a broken ring counts as unread). */
+  private unreadInRing(): boolean {
+    try {
+      return this.link.endpoint.readable() > 0;
+    } catch {
+      return true;
+    }
   }
 
   ref(): void {

@@ -6,6 +6,7 @@
  * macrotask for more than a turn's budget, however fast the peer produces.
  * @internal
  */
+import type { PoolReceiver } from '../pool/pool_receiver';
 import { ReadPool } from './read_pool';
 import { SpinBackoff } from './spin_backoff';
 import type { VchanState } from './vchan_state';
@@ -29,6 +30,8 @@ export interface ReaderHost {
   endOfData(): void;
   /** The ring broke (EPROTO, a failed kick, ...): fail the channel. */
   fail(err: Error): void;
+  /** Bytes written into the other ring so far: did the handlers reply? */
+  written?(): number;
 }
 
 export interface ReaderOptions {
@@ -45,6 +48,12 @@ export interface ReaderOptions {
 /** As net reads a bounded amount per loop turn: then timers and other sockets run. */
 export const TURN_BYTES = 1024 * 1024;
 export const TURN_READS = 1024;
+/** A spin that skips the loop turn (see spinSoon) lasts at most this (µs):
+ * a peer in this same process cannot answer until the loop turns. */
+const TICK_SPIN_MICROS = 10;
+/** In-tick spins in a row before one loop turn, so a ping-pong cannot starve
+ * timers, I/O and promises. */
+const TICK_SPINS = 16;
 
 export class RingReader {
   private reading = false;
@@ -53,19 +62,27 @@ export class RingReader {
    * inside a delivery re-enters pump(); the outer loop goes on in order. */
   private pumping = false;
   private spinScheduled = false;
+  /** host.written() when the pump began. */
+  private writtenMark = 0;
+  private tickSpins = 0;
+  private readonly tickSpin = new SpinBackoff();
   private yieldScheduled = false;
   private pool: ReadPool | null = null;
   private readonly spin = new SpinBackoff();
   private readonly turnBytes: number;
   private readonly turnReads: number;
-  /** Bytes copied out of the ring so far. */
+  /** Bytes read so far: out of the ring, or received by reference. */
   bytesRead = 0;
+  /** Ring bytes read so far (the stream positions pool descriptors name). */
+  private ringRead = 0;
 
   constructor(
     private readonly state: VchanState,
     private readonly sink: ReadSink,
     private readonly host: ReaderHost,
     private readonly options: ReaderOptions,
+    /** This direction's pool (null: every byte comes through the ring). */
+    private readonly receiver: PoolReceiver | null = null,
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
     this.turnReads = options.turnReads ?? TURN_READS;
@@ -109,7 +126,28 @@ export class RingReader {
     let reads = 0;
     try {
       if (!fresh) ep.waitData(0); // publishes the state without spinning
+      this.writtenMark = this.host.written?.() ?? 0;
       while (this.reading && !this.stopped) {
+        // With a pool: how many ring bytes may be read before the next payload (0: it is due now).
+        const allowance = this.receiver !== null ? this.poolAllowance() : Infinity;
+        if (allowance === 0) {
+          if (bytes >= this.turnBytes || reads >= this.turnReads) {
+            this.yieldTurn();
+            return;
+          }
+          reads++;
+          const target = this.sink.channelTarget?.() ?? null;
+          // Taken (and checked) before delivery: a pool error is the ring's, not the user's.
+          const payload = this.takePayload(target);
+          if (payload === null) return; // a zero-length onread buffer: nothing can move
+          const n = typeof payload === 'number' ? payload : payload.length;
+          this.delivered(n, false);
+          bytes += n;
+          delivering = true;
+          if (typeof payload === 'number' ? !this.sink.channelRead!(n) : !this.sink.channelData(payload)) this.reading = false;
+          delivering = false;
+          continue;
+        }
         if (this.state.readable === 0) {
           // The array was filled peer state first, then indices: fin with an
           // empty ring means every byte was read.
@@ -123,20 +161,18 @@ export class RingReader {
             // perhaps written the message whose reply we are waiting for).
             if (!this.spinScheduled) {
               this.spinScheduled = true;
-              setImmediate(this.spinThenSleep);
+              process.nextTick(this.spinSoon);
             }
             return;
           }
-          // Ask for a wake-up and re-check in one call; sleep if still nothing.
-          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting) return;
+          // Ask for a wake-up and re-check in one call; sleep if still nothing
+          // (a payload may have been announced meanwhile: checked after asking).
+          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
           continue;
         }
         if (bytes >= this.turnBytes || reads >= this.turnReads) {
           // The peer keeps producing: let the loop run, then go on.
-          if (!this.yieldScheduled) {
-            this.yieldScheduled = true;
-            setImmediate(this.afterYield);
-          }
+          this.yieldTurn();
           return;
         }
         reads++;
@@ -144,7 +180,7 @@ export class RingReader {
         let got: number;
         if (target !== null) {
           // The owner's own buffer (onread): nothing allocated per read.
-          got = ep.read(target, 0, target.length);
+          got = ep.read(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length);
           if (got === 0) continue;
           this.delivered(got);
           bytes += got;
@@ -153,7 +189,7 @@ export class RingReader {
           delivering = false;
           continue;
         }
-        const want = Math.min(this.state.readable, this.options.maxChunk);
+        const want = Math.min(this.state.readable, this.options.maxChunk, allowance);
         this.pool ??= new ReadPool(2 * this.options.maxChunk);
         const room = this.pool.space(want);
         got = ep.read(room.buffer, room.offset, room.length);
@@ -173,14 +209,94 @@ export class RingReader {
     }
   }
 
-  private delivered(n: number): void {
+  private delivered(n: number, ring = true): void {
     this.bytesRead += n;
+    if (ring) this.ringRead += n;
     this.sink.channelActivity();
+  }
+
+  private yieldTurn(): void {
+    if (!this.yieldScheduled) {
+      this.yieldScheduled = true;
+      setImmediate(this.afterYield);
+    }
+  }
+
+  // --- The page-reference path (pool). Kept apart from the ring's hot path. ---
+
+  /**
+   * Takes the descriptors the peer published and returns the ring bytes that
+   * may be read before the next payload. The state array (the ring index)
+   * was read before this, so a descriptor at any position up to what it
+   * shows is already visible (the writer publishes it first).
+   */
+  private poolAllowance(): number {
+    const rx = this.receiver!;
+    rx.poll(this.ringRead);
+    return rx.allowance(this.ringRead);
+  }
+
+  /** After asking for a wake-up on an empty ring: is a payload due anyway? */
+  private payloadDue(): boolean {
+    return this.receiver !== null && this.poolAllowance() === 0;
+  }
+
+  /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
+  private ringCap(length: number, allowance: number): number {
+    return Math.min(length, this.state.readable, allowance);
+  }
+
+  /**
+   * The payload due now: a Buffer for 'data' (a view, or a private copy), or
+   * with the owner's buffer `target` (onread), the bytes copied into it
+   * (a payload larger than it arrives over several reads). null: nothing moved.
+   */
+  private takePayload(target: Uint8Array | null): Buffer | number | null {
+    const rx = this.receiver!;
+    if (target === null) return rx.take(this.ringRead);
+    const n = rx.copyInto(this.ringRead, target, 0, target.length);
+    return n > 0 ? n : null;
   }
 
   private readonly afterYield = (): void => {
     this.yieldScheduled = false;
     if (this.reading && !this.stopped) this.pump(false);
+  };
+
+  /**
+   * Queued after this tick's staged writes are flushed. If the handlers wrote
+   * (a reply: the peer's answer is what we wait for), spin briefly now, in
+   * this macrotask: a loop turn costs ~0.8 µs here, a third of a round trip.
+   * If not, or nothing came, the handlers may still reply (a promise, a
+   * timer) or the peer may need this loop: spin after the turn, as before.
+   */
+  private readonly spinSoon = (): void => {
+    if (this.stopped || !this.reading) {
+      this.spinScheduled = false;
+      return;
+    }
+    if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
+      let got: number;
+      try {
+        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS));
+      } catch (err) {
+        this.spinScheduled = false;
+        this.stop();
+        this.host.fail(err as Error);
+        return;
+      }
+      if (got > 0) {
+        this.tickSpin.succeeded();
+        this.spin.succeeded();
+        this.tickSpins++;
+        this.spinScheduled = false;
+        this.pump(true);
+        return;
+      }
+      this.tickSpin.failed();
+    }
+    this.tickSpins = 0;
+    setImmediate(this.spinThenSleep);
   };
 
   private readonly spinThenSleep = (): void => {
@@ -192,7 +308,7 @@ export class RingReader {
         this.spin.succeeded();
       } else {
         this.spin.failed();
-        if (!this.state.peerDoneWriting) return; // sleep until woken
+        if (!this.state.peerDoneWriting && !this.payloadDue()) return; // sleep until woken
       }
     } catch (err) {
       this.stop();

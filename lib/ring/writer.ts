@@ -7,8 +7,9 @@
  * @internal
  */
 import { systemError } from '../errors';
+import type { PoolSender } from '../pool/pool_sender';
 import { SpinBackoff } from './spin_backoff';
-import type { VchanState } from './vchan_state';
+import { Live, readPeerState, type VchanState } from './vchan_state';
 
 /** Writes smaller than this complete on the next tick, so that the ones made
  * meanwhile reach the ring as one batch (_writev, one native call). */
@@ -34,10 +35,16 @@ export interface WriterHost {
 }
 
 interface PendingWrite {
+  /** The ring part being written now (with a pool: up to the next by-reference chunk). */
   chunks: Buffer[];
   offset: number;
   total: number;
   callback: (err?: Error | null) => void;
+  /** With a pool: the whole write, and the index of its next chunk not yet in `chunks`. */
+  all: Buffer[] | null;
+  next: number;
+  /** Pool Buffers that fell back to the ring: their loans are freed once written. */
+  fellBack: Buffer[] | null;
 }
 
 export class RingWriter {
@@ -49,14 +56,18 @@ export class RingWriter {
   private stageFlushScheduled = false;
   private readonly spin = new SpinBackoff();
   private readonly txSize: number;
-  /** Bytes copied into the ring so far. */
+  /** Bytes written so far: into the ring, or handed over by reference. */
   bytesWritten = 0;
+  /** Ring bytes written so far (the stream positions pool descriptors name). */
+  private ringWritten = 0;
 
   constructor(
     private readonly state: VchanState,
     private readonly host: WriterHost,
     /** Spin up to this long (µs) for room before sleeping; 0: never. */
     private readonly spinMicros: number,
+    /** This direction's pool (null: the ring carries every byte). */
+    private readonly sender: PoolSender | null = null,
   ) {
     this.txSize = state.endpoint.info().txSize;
   }
@@ -77,6 +88,7 @@ export class RingWriter {
    */
   stage(chunk: Buffer): boolean {
     if (this.host.closed || this.pending || this.host.peerGone) return false;
+    if (this.sender !== null && this.sender.isLoaned(chunk)) return false; // goes by reference
     const n = chunk.length;
     if (n > this.stageRoom || this.staged + n > STAGE_SIZE) {
       try {
@@ -125,6 +137,7 @@ export class RingWriter {
     this.staged = 0;
     const done = this.state.endpoint.write(this.stageBuf!.subarray(0, n));
     this.bytesWritten += done;
+    this.ringWritten += done;
     this.host.activity();
     // Only a peer that moved its consumer index backwards takes back space.
     if (done !== n) throw systemError('EPROTO', 'write', 'peer took back ring space');
@@ -144,7 +157,13 @@ export class RingWriter {
     this.stageRoom = 0;
     let total = 0;
     for (const c of chunks) total += c.length;
-    this.pending = { chunks, offset: 0, total, callback };
+    if (this.sender !== null && this.byReference(chunks)) {
+      // Cut at each by-reference chunk: see nextPart().
+      this.pending = { chunks: [], offset: 0, total: 0, callback, all: chunks, next: 0, fellBack: null };
+      this.flush(false);
+      return;
+    }
+    this.pending = { chunks, offset: 0, total, callback, all: null, next: 0, fellBack: null };
     this.flush(total < BATCH_BELOW);
   }
 
@@ -170,13 +189,16 @@ export class RingWriter {
       for (;;) {
         if (this.host.peerGone) {
           this.pending = null;
-          p.callback(systemError('EPIPE', 'write'));
+          // A peer that reset (closed with our bytes unread) is ECONNRESET, as after a TCP RST.
+          p.callback(systemError(this.state.peerReset ? 'ECONNRESET' : 'EPIPE', 'write'));
           return;
         }
-        const n = ep.write(p.chunks, p.offset);
+        const n = p.offset < p.total ? ep.write(p.chunks, p.offset) : 0;
         p.offset += n;
         this.bytesWritten += n;
+        this.ringWritten += n;
         if (n > 0) this.host.activity();
+        if (p.offset >= p.total && p.all !== null && this.nextPart(p)) continue;
         if (p.offset >= p.total) {
           this.pending = null;
           if (deferDone) process.nextTick(p.callback);
@@ -197,7 +219,68 @@ export class RingWriter {
     } catch (err) {
       this.pending = null;
       p.callback(err as Error);
+      // A pool peer that broke the protocol fails the connection, as a ring EPROTO does.
+      if ((err as NodeJS.ErrnoException).code === 'EPROTO' && p.all !== null) this.host.fail(err as Error);
     }
+  }
+
+  // --- The page-reference path (pool). Kept apart from the ring's hot path. ---
+
+  /** Whether any chunk may go by reference (a loan of ours, or big enough to copy into the pool). */
+  private byReference(chunks: Buffer[]): boolean {
+    const sender = this.sender!;
+    for (const c of chunks) if (sender.goesByReference(c)) return true;
+    return false;
+  }
+
+  /**
+   * The ring part of `p` is all in the ring: frees the loans that fell back
+   * to it, sends the by-reference chunks that come next (their stream
+   * position is exact now: every ring byte before them is written, none
+   * after), and loads the ring chunks up to the following one. False when
+   * the write is complete. Descriptors are published before any ring byte
+   * past their position (the ordering contract, docs/pool.md).
+   */
+  private nextPart(p: PendingWrite): boolean {
+    const sender = this.sender!;
+    if (p.fellBack !== null) {
+      for (const c of p.fellBack) sender.recycle(c);
+      p.fellBack = null;
+    }
+    const all = p.all!;
+    if (p.next < all.length && readPeerState(this.state.endpoint).live === Live.Gone) {
+      // Nobody will take a reference: fail as a full ring with no reader does.
+      this.host.notePeerGone();
+      return true;
+    }
+    p.chunks = [];
+    p.offset = 0;
+    p.total = 0;
+    let sent = false;
+    while (p.next < all.length) {
+      const c = all[p.next];
+      if (sender.goesByReference(c)) {
+        if (p.chunks.length > 0) break; // its position is after these ring bytes
+        if (sender.send(c, this.ringWritten)) {
+          p.next++;
+          this.bytesWritten += c.length;
+          sent = true;
+          continue;
+        }
+        // The pool could not take it (full, too many in flight): through the ring.
+        if (sender.isLoaned(c)) (p.fellBack ??= []).push(c);
+      }
+      p.chunks.push(c);
+      p.total += c.length;
+      p.next++;
+    }
+    if (sent) {
+      // The peer may be asleep waiting for ring bytes that are not coming: wake it if it asked.
+      this.state.endpoint.signalWrite();
+      this.host.activity();
+    }
+    if (p.total > 0) return true;
+    return false;
   }
 
   /**

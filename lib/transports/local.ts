@@ -15,10 +15,13 @@ import { getSystemErrorName } from 'node:util';
 import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
 import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
+import { DEFAULT_COPY_MAX, DEFAULT_COPY_THRESHOLD, DEFAULT_COPY_WINDOW, DEFAULT_LOCAL_POOL, type PoolOptions } from '../pool/layout';
+import type { PoolMapping } from '../pool/native_pool';
+import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from '../pool/pool_link';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
 import { clientConnect } from '../ring/vchan_state';
-import { ACCEPT_FDS, buildAccept, buildHello, grantOrder, parseAccept, parseHello } from './local_handshake';
-import { allowedUids, trustedPeer } from './local_trust';
+import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
+import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import type {
   ConnectRequest,
@@ -56,11 +59,13 @@ class LocalLink implements RingLink {
     readonly hangupFd: number,
     readonly local: TransportAddress,
     readonly remote: TransportAddress,
+    readonly pool: PoolLink | null = null,
   ) {}
 
   release(): void {
     if (this.released) return;
     this.released = true;
+    this.pool?.close();
     this.endpoint.close();
     this.mapping.unmap();
     closeQuietly(this.waitFd);
@@ -73,6 +78,49 @@ function ringLayout(leftOrder: number, rightOrder: number) {
   const left = 2 ** leftOrder;
   const right = 2 ** rightOrder;
   return { size: PAGE_SIZE + left + right, leftOffset: PAGE_SIZE, rightOffset: PAGE_SIZE + left };
+}
+
+/** The pool a connect/listen request asks for: local's default when it names none. */
+function poolRequest(pool: PoolOptions | undefined): PoolOptions {
+  return pool ?? { size: DEFAULT_LOCAL_POOL, views: undefined };
+}
+
+/**
+ * The connection's pool from the regions each side made: ours (we send in
+ * it) and the peer's (checked and mapped here). Views of the peer's pages
+ * only for a peer of our own uid, unless the user chose (pool.views).
+ * Owns the mappings: closed here if the link cannot be made.
+ */
+function makePoolLink(
+  own: { mapping: PoolMapping; poolBytes: number } | null,
+  peer: { fd: number; poolBytes: number; announced: number } | null,
+  createdOwn: boolean,
+  peerUid: number,
+  options: PoolOptions,
+): PoolLink | null {
+  let peerMapping: PoolMapping | null = null;
+  if (own !== null && own.poolBytes === 0) {
+    own.mapping.close(); // offered, but nothing agreed this way
+    own = null;
+  }
+  try {
+    if (peer !== null && peer.poolBytes > 0) peerMapping = mapPeerRegion(peer.fd, peer.poolBytes, peer.announced);
+    if (peerMapping === null && own === null) return null;
+    return new PoolLink({
+      own,
+      peer: peerMapping !== null ? { mapping: peerMapping, poolBytes: peer!.poolBytes } : null,
+      createdOwn,
+      createdPeer: false,
+      views: viewsAllowed('local', peerUid === ownUid(), options.views),
+      copyThreshold: DEFAULT_COPY_THRESHOLD,
+      copyMax: DEFAULT_COPY_MAX,
+      copyWindow: DEFAULT_COPY_WINDOW,
+    });
+  } catch (err) {
+    own?.mapping.close();
+    peerMapping?.close();
+    throw err;
+  }
 }
 
 function address(path: string, port: number | string): TransportAddress {
@@ -99,6 +147,7 @@ function serveHello(
   msg: Buffer,
   fds: number[],
   ceiling: number,
+  poolOptions: PoolOptions,
   path: string,
   port: number | string,
 ): RingLink {
@@ -106,9 +155,28 @@ function serveHello(
   let memfd = -1;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
+  let pool: PoolLink | null = null;
+  let poolFd = -1;
   try {
-    const order = grantOrder(parseHello(msg, fds.length).order, ceiling);
-    const [kickFd] = fds; // wakes the client
+    const hello = parseHello(msg, fds.length);
+    const order = grantOrder(hello.order, ceiling);
+    const [kickFd, clientRegion] = fds; // wakes the client; the client's pool region
+    let agreed: Accept['pool'] = null;
+    const offered = hello.poolSize ?? null; // null: an older client, no pool fields
+    if (offered !== null) {
+      const size = agreePoolSize(poolOptions.size, offered);
+      agreed = { toServer: size, toClient: size };
+      // Our region first (we send in it), so that its queues are zeroed before the client maps it.
+      const own = size > 0 ? createLocalRegion(size) : null;
+      poolFd = own?.fd ?? -1;
+      pool = makePoolLink(
+        own && { mapping: own.mapping, poolBytes: size },
+        size > 0 ? { fd: clientRegion, poolBytes: size, announced: offered } : null,
+        true,
+        peer.uid,
+        poolOptions,
+      );
+    }
     checkWakeEnd(kickFd, peer.uid, 'accept');
     const { size, leftOffset, rightOffset } = ringLayout(order, order);
     memfd = native.memfdCreate('xenring', size);
@@ -125,23 +193,31 @@ function serveHello(
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
-    const reply = buildAccept({ leftOrder: order, rightOrder: order });
-    if (native.sendMessage(conn, reply, [memfd, peerEnd]) !== reply.length) {
+    const reply = buildAccept({ leftOrder: order, rightOrder: order, pool: agreed });
+    if (native.sendMessage(conn, reply, poolFd >= 0 ? [memfd, peerEnd, poolFd] : [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
     closeQuietly(peerEnd); // the client has its copy
-    return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
+    if (fds.length > 1) {
+      closeQuietly(clientRegion); // mapped (or refused) above
+      owned.splice(owned.indexOf(clientRegion), 1);
+    }
+    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
       address: `pid:${peer.pid}`,
       family: 'local',
       port,
-    });
+    }, pool);
+    pool = null;
+    return link;
   } catch (err) {
+    pool?.close();
     endpoint?.close();
     mapping?.unmap();
     owned.forEach(closeQuietly);
     throw err;
   } finally {
     closeQuietly(memfd); // the mappings keep the pages
+    closeQuietly(poolFd);
   }
 }
 
@@ -152,20 +228,37 @@ function acceptReply(
   waitFd: number,
   msg: { data: Buffer; fds: number[]; truncated?: boolean },
   asked: number,
+  ownRegion: { mapping: PoolMapping; poolBytes: number } | null,
+  poolOptions: PoolOptions,
   path: string,
   port: number | string,
 ): RingLink {
   const { data, fds } = msg;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
+  let pool: PoolLink | null = null;
   try {
     // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
-    if (msg.truncated && fds.length < ACCEPT_FDS) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
-    const { leftOrder, rightOrder } = parseAccept(data, fds.length, asked);
-    const [memfd, kickFd] = fds;
+    if (msg.truncated && fds.length < acceptFdsExpected(data)) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
+    const { leftOrder, rightOrder, pool: agreed } = parseAccept(data, fds.length, asked, poolOptions.size);
+    const [memfd, kickFd, serverRegion] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
     checkWakeEnd(kickFd, peerUid, 'connect');
+    // An older server (no pool fields) or a size of 0 each way: no pool.
+    const own = ownRegion;
+    ownRegion = null; // makePoolLink owns it now
+    pool = makePoolLink(
+      own && { mapping: own.mapping, poolBytes: agreed?.toServer ?? 0 },
+      agreed && agreed.toClient > 0 ? { fd: serverRegion, poolBytes: agreed.toClient, announced: agreed.toClient } : null,
+      false, // our region is a fresh memfd: its queues already read as zero
+      peerUid,
+      poolOptions,
+    );
+    if (fds.length > 2) {
+      closeQuietly(serverRegion);
+      fds[2] = -1;
+    }
     mapping = new native.SharedMapping(memfd, size, true);
     closeQuietly(memfd);
     fds[0] = -1;
@@ -181,8 +274,12 @@ function acceptReply(
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);
-    return new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port));
+    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool);
+    pool = null;
+    return link;
   } catch (err) {
+    ownRegion?.mapping.close();
+    pool?.close();
     endpoint?.close();
     mapping?.unmap();
     fds.forEach(closeQuietly);
@@ -199,6 +296,10 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   const order = req.ringSize === undefined ? 0 : ringOrder(req.ringSize, MAX_LOCAL_RING_SIZE);
   checkDirOption(req.dir);
   const allowed = allowedUids(req.allowUid);
+  const poolOptions = poolRequest(req.pool);
+  // Our pool region, made before the HELLO that carries it (so the agreed
+  // size can only be smaller: the server maps what it agreed to).
+  let ownRegion: { mapping: PoolMapping; poolBytes: number } | null = null;
   let path = '';
   let conn = -1;
   let waitFd = -1; // our wake-up end until a link owns it
@@ -216,7 +317,9 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
     if (!link) {
       closeQuietly(conn);
       closeQuietly(waitFd);
+      ownRegion?.mapping.close();
     }
+    ownRegion = null;
     if (err || link) callback(err, link);
   };
   const refused = (code: string) => {
@@ -254,16 +357,23 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
       finish(e as Error);
       return;
     }
-    const hello = buildHello({ order, pid: process.pid });
+    const hello = buildHello({ order, pid: process.pid, poolSize: poolOptions.size });
     try {
       // Our wake-up end stays with us; the server gets the other one.
       const [wait, peerEnd] = native.wakePair();
       waitFd = wait;
+      let regionFd = -1;
       let sent: number;
       try {
-        sent = native.sendMessage(conn, hello, [peerEnd]);
+        if (poolOptions.size > 0) {
+          const region = createLocalRegion(poolOptions.size);
+          regionFd = region.fd;
+          ownRegion = { mapping: region.mapping, poolBytes: poolOptions.size };
+        }
+        sent = native.sendMessage(conn, hello, regionFd >= 0 ? [peerEnd, regionFd] : [peerEnd]);
       } finally {
         closeQuietly(peerEnd);
+        closeQuietly(regionFd); // the server has its copy, our mapping keeps the pages
       }
       // A fresh connection's send buffer is empty: EAGAIN here means the
       // kernel is out of buffers, and a HELLO never sent would only time out.
@@ -299,7 +409,9 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
         try {
           const wait = waitFd;
           waitFd = -1;
-          const link = acceptReply(conn, serverUid, wait, msg, order, path, port);
+          const own = ownRegion;
+          ownRegion = null; // acceptReply owns it now
+          const link = acceptReply(conn, serverUid, wait, msg, order, own, poolOptions, path, port);
           finish(null, link);
         } catch (e) {
           conn = -1; // acceptReply closed it and our wake-up end
@@ -341,6 +453,7 @@ class LocalListener implements Listener {
     private readonly port: number | string,
     private readonly order: number,
     private readonly allowed: readonly number[],
+    private readonly poolOptions: PoolOptions,
     private readonly onLink: (link: RingLink) => void,
   ) {
     this.ino = fs.statSync(path).ino;
@@ -436,7 +549,7 @@ class LocalListener implements Listener {
       let link: RingLink;
       try {
         // serveHello keeps the one fd a HELLO carries, or closes them all.
-        link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.path, this.port);
+        link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.poolOptions, this.path, this.port);
       } catch {
         closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
         return true;
@@ -541,6 +654,7 @@ function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: A
   checkDirOption(req.dir);
   const allowed = allowedUids(req.allowUid);
   const backlog = req.backlog ?? 511;
+  const poolOptions = poolRequest(req.pool);
   let result: Listener;
   try {
     const dir = rendezvousDir(req.dir, 'listen');
@@ -557,10 +671,10 @@ function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: A
         }
       }
       if (fd < 0) throw systemError('EADDRINUSE', 'listen', 'no free port');
-      result = new LocalListener(fd, socketPath(dir, port), port, order, allowed, onLink);
+      result = new LocalListener(fd, socketPath(dir, port), port, order, allowed, poolOptions, onLink);
     } else {
       const path = socketPath(dir, requested);
-      result = new LocalListener(bindListener(path, backlog, allowed.length > 0), path, requested, order, allowed, onLink);
+      result = new LocalListener(bindListener(path, backlog, allowed.length > 0), path, requested, order, allowed, poolOptions, onLink);
     }
   } catch (e) {
     return Promise.reject(e as Error);

@@ -14,15 +14,28 @@
  * Version 2: wake-ups moved from shared eventfds to a datagram socketpair
  * per direction (a peer could block our eventfd reads and writes).
  * Version 3: a pipe per direction instead (same safety, a third of the cost).
+ *
+ * Page-reference pool (issue 13, still version 3: the fields are appended,
+ * so a peer that does not send them is an older xenring and gets no pool):
+ * HELLO + u32 pool bytes the client offers (HELLO_POOL_SIZE bytes in all);
+ * when non-zero, one more fd: the client's region (a sealed memfd of exactly
+ * that pool size, see lib/pool). ACCEPT (only to a HELLO that had the
+ * field) + u32 pool bytes client->server, u32 pool bytes server->client (0:
+ * none that way; neither above the offer); when server->client is
+ * non-zero, one more fd: the server's region.
  * @internal
  */
 import { systemError } from '../errors';
+import { MAX_POOL, POOL_PAGE } from '../pool/layout';
 import { MAX_LOCAL_RING_SIZE, MIN_RING_SIZE } from '../ring/ring_size';
 
 const HELLO_MAGIC = 0x31485258; // "XRH1"
 const ACCEPT_MAGIC = 0x31415258; // "XRA1"
 export const HANDSHAKE_VERSION = 3;
 const MESSAGE_SIZE = 16;
+/** HELLO with the pool field; ACCEPT with the two pool fields. */
+export const HELLO_POOL_SIZE = MESSAGE_SIZE + 4;
+export const ACCEPT_POOL_SIZE = MESSAGE_SIZE + 8;
 export const MIN_ORDER = Math.log2(MIN_RING_SIZE);
 export const MAX_ORDER = Math.log2(MAX_LOCAL_RING_SIZE);
 /** Fds each message must carry, no more and no fewer. */
@@ -33,11 +46,18 @@ export interface Hello {
   /** Ring order the client asks for; 0 leaves the choice to the server. */
   order: number;
   pid: number;
+  /** Pool bytes the client offers per direction (0: none); null: an older
+   * client that sent no pool field. With a size, the HELLO carries the
+   * client's region fd after the wake-up end. */
+  poolSize?: number | null;
 }
 
 export interface Accept {
   leftOrder: number;
   rightOrder: number;
+  /** Agreed pool bytes per direction; null: an older server (no pool).
+   * With toClient > 0 the ACCEPT carries the server's region fd last. */
+  pool?: { toServer: number; toClient: number } | null;
 }
 
 function protocolError(syscall: string, detail: string): NodeJS.ErrnoException {
@@ -57,23 +77,44 @@ function header(magic: number, a: number, b: number): Buffer {
   return msg;
 }
 
-function checkHeader(data: Buffer, magic: number, fds: number, wantFds: number, syscall: string, what: string): void {
-  if (data.length !== MESSAGE_SIZE || data.readUInt32LE(0) !== magic) throw protocolError(syscall, `bad ${what}`);
+function checkHeader(data: Buffer, magic: number, sizes: readonly number[], syscall: string, what: string): void {
+  if (!sizes.includes(data.length) || data.readUInt32LE(0) !== magic) throw protocolError(syscall, `bad ${what}`);
   if (data.readUInt32LE(4) !== HANDSHAKE_VERSION) throw protocolError(syscall, `${what} of unsupported version ${data.readUInt32LE(4)}`);
+}
+
+function checkFds(fds: number, wantFds: number, syscall: string, what: string): void {
   if (fds !== wantFds) throw protocolError(syscall, `${what} carried ${fds} fds, expected ${wantFds}`);
+}
+
+function validPoolSize(size: number): boolean {
+  return Number.isInteger(size) && size >= 0 && size <= MAX_POOL && size % POOL_PAGE === 0;
 }
 
 export function buildHello(hello: Hello): Buffer {
   if (hello.order !== 0 && !validOrder(hello.order)) throw new RangeError(`bad ring order ${hello.order}`);
-  return header(HELLO_MAGIC, hello.order, hello.pid >>> 0);
+  const msg = header(HELLO_MAGIC, hello.order, hello.pid >>> 0);
+  if (hello.poolSize === null || hello.poolSize === undefined) return msg;
+  if (!validPoolSize(hello.poolSize)) throw new RangeError(`bad pool size ${hello.poolSize}`);
+  const pool = Buffer.alloc(4);
+  pool.writeUInt32LE(hello.poolSize, 0);
+  return Buffer.concat([msg, pool]);
+}
+
+/** Fds a HELLO carries: the wake-up end, and the client's region when it offers a pool. */
+export function helloFds(hello: Hello): number {
+  return HELLO_FDS + (hello.poolSize ? 1 : 0);
 }
 
 /** Parses a client's HELLO that arrived with `fdCount` fds; throws EPROTO. */
 export function parseHello(data: Buffer, fdCount: number): Hello {
-  checkHeader(data, HELLO_MAGIC, fdCount, HELLO_FDS, 'accept', 'hello from client');
+  checkHeader(data, HELLO_MAGIC, [MESSAGE_SIZE, HELLO_POOL_SIZE], 'accept', 'hello from client');
   const order = data.readUInt32LE(8);
   if (order !== 0 && !validOrder(order)) throw protocolError('accept', `client asked for ring order ${order}`);
-  return { order, pid: data.readUInt32LE(12) };
+  const poolSize = data.length === HELLO_POOL_SIZE ? data.readUInt32LE(MESSAGE_SIZE) : null;
+  if (poolSize !== null && !validPoolSize(poolSize)) throw protocolError('accept', `client offered a pool of ${poolSize} bytes`);
+  const hello: Hello = { order, pid: data.readUInt32LE(12), poolSize };
+  checkFds(fdCount, helloFds(hello), 'accept', 'hello from client');
+  return hello;
 }
 
 /**
@@ -86,21 +127,48 @@ export function grantOrder(asked: number, ceiling: number): number {
 
 export function buildAccept(accept: Accept): Buffer {
   if (!validOrder(accept.leftOrder) || !validOrder(accept.rightOrder)) throw new RangeError('bad ring order');
-  return header(ACCEPT_MAGIC, accept.leftOrder, accept.rightOrder);
+  const msg = header(ACCEPT_MAGIC, accept.leftOrder, accept.rightOrder);
+  if (!accept.pool) return msg;
+  const { toServer, toClient } = accept.pool;
+  if (!validPoolSize(toServer) || !validPoolSize(toClient)) throw new RangeError('bad pool size');
+  const pool = Buffer.alloc(8);
+  pool.writeUInt32LE(toServer, 0);
+  pool.writeUInt32LE(toClient, 4);
+  return Buffer.concat([msg, pool]);
+}
+
+/** Fds an ACCEPT carries: the ring memfd, the wake-up end, and the server's region when it sends by reference. */
+export function acceptFds(accept: Accept): number {
+  return ACCEPT_FDS + (accept.pool?.toClient ? 1 : 0);
+}
+
+/** Fds an ACCEPT that reads as `data` should carry (before it is checked): to tell a truncated one (EMFILE) from a bad one. */
+export function acceptFdsExpected(data: Buffer): number {
+  return ACCEPT_FDS + (data.length === ACCEPT_POOL_SIZE && data.readUInt32LE(MESSAGE_SIZE + 4) > 0 ? 1 : 0);
 }
 
 /**
  * Parses the server's ACCEPT that arrived with `fdCount` fds; throws EPROTO.
  * `asked` is the order the client sent (0: any); a server may grant less,
- * never more.
+ * never more. `poolOffered`: the pool size the HELLO offered (null: none
+ * sent, so the reply must not carry pool fields); no direction may get more.
  */
-export function parseAccept(data: Buffer, fdCount: number, asked: number): Accept {
-  checkHeader(data, ACCEPT_MAGIC, fdCount, ACCEPT_FDS, 'connect', 'handshake reply');
+export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOffered: number | null = null): Accept {
+  checkHeader(data, ACCEPT_MAGIC, poolOffered === null ? [MESSAGE_SIZE] : [MESSAGE_SIZE, ACCEPT_POOL_SIZE], 'connect', 'handshake reply');
   const leftOrder = data.readUInt32LE(8);
   const rightOrder = data.readUInt32LE(12);
   if (!validOrder(leftOrder) || !validOrder(rightOrder)) throw protocolError('connect', 'bad ring order');
   if (asked !== 0 && (leftOrder > asked || rightOrder > asked)) {
     throw protocolError('connect', `server granted ring order ${Math.max(leftOrder, rightOrder)}, more than the ${asked} asked`);
   }
-  return { leftOrder, rightOrder };
+  let pool: Accept['pool'] = null;
+  if (data.length === ACCEPT_POOL_SIZE) {
+    pool = { toServer: data.readUInt32LE(MESSAGE_SIZE), toClient: data.readUInt32LE(MESSAGE_SIZE + 4) };
+    for (const size of [pool.toServer, pool.toClient]) {
+      if (!validPoolSize(size) || size > (poolOffered ?? 0)) throw protocolError('connect', `server agreed to a pool of ${size} bytes, offered ${poolOffered}`);
+    }
+  }
+  const accept: Accept = { leftOrder, rightOrder, pool };
+  checkFds(fdCount, acceptFds(accept), 'connect', 'handshake reply');
+  return accept;
 }

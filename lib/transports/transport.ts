@@ -46,6 +46,13 @@ export interface Listener {
 }
 
 /**
+ * A listen() that completes later (Xen: xenstore) but may know its address
+ * already, as net's listen() has bound it on return: `address()` gives it
+ * (null when not known yet).
+ */
+export type PendingListener = Promise<Listener> & { address?: () => TransportAddress | null };
+
+/**
  * One cancellation idiom for every wait: an AbortSignal. Aborting gives up
  * the operation, frees whatever it took (a link made meanwhile is released,
  * a listener that came up is closed) and rejects with the signal's reason.
@@ -69,5 +76,5 @@ export interface Transport {
     onLink: (link: RingLink) => void,
     signal: AbortSignal,
     onError?: (err: Error) => void,
-  ): Listener | Promise<Listener>;
+  ): Listener | PendingListener;
 }

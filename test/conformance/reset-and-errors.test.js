@@ -140,15 +140,35 @@ describeBoth('socket: one error for a writer whose peer goes away', (impl) => {
     await assertOneWriteError(s, log, server);
   });
 
-  // Node: test/parallel/test-net-stream.js (server side). net reports
-  // ECONNRESET here (the peer closed with unread data: RST), xenring EPIPE;
-  // see CONFORMANCE.md "Differences by design".
-  it('writer blocked on 10 MiB (write() false, not drained) when the peer is destroyed: exactly one error, close(true)', async () => {
-    const { server, client, s, log } = await pair(true);
-    assert.strictEqual(s.write(TEN_MIB), false);
-    await delay(50);
-    assert.ok(s.writableLength > 0, 'still blocked');
-    client.destroy();
-    await assertOneWriteError(s, log, server);
-  });
+  // Node: test/parallel/test-net-stream.js (server side). The peer closes
+  // with our bytes unread, which TCP answers with an RST: net's writer gets
+  // ECONNRESET (from its read, or its write when it is not reading), never
+  // EPIPE or a clean end. Both directions: the accepted socket writing to a
+  // client, and a client writing to an accepted socket.
+  for (const writerSide of ['server', 'client']) {
+    it(`${writerSide} writer blocked on 10 MiB when its peer is destroyed with the bytes unread: exactly one ECONNRESET, close(true)`, async () => {
+      const { server, port } = await startServer(impl, { pauseOnConnect: writerSide === 'client' });
+      const accepted = once(server, 'connection');
+      const client = impl.connect(port);
+      if (writerSide === 'server') client.pause(); // never reads
+      await once(client, 'connect');
+      const s = await accepted;
+      const [writer, reader] = writerSide === 'server' ? [s, client] : [client, s];
+      const errors = [];
+      writer.on('error', (e) => errors.push(e));
+      const log = trackSocket(writer, ['error', 'close', 'end']);
+      const readerClosed = closed(reader);
+      assert.strictEqual(writer.write(TEN_MIB), false);
+      await delay(50);
+      assert.ok(writer.writableLength > 0, 'still blocked');
+      reader.destroy();
+      assert.strictEqual(await log.closed, true);
+      assert.strictEqual(await readerClosed, false);
+      await delay(20);
+      assert.deepStrictEqual(log, ['error:ECONNRESET', 'close:true']);
+      assert.match(errors[0].message, /^(read|write) ECONNRESET$/);
+      assert.ok(['read', 'write'].includes(errors[0].syscall), errors[0].syscall);
+      await closeServer(server);
+    });
+  }
 });

@@ -68,6 +68,9 @@ describe('foundation: onread', function () {
     const errors = [];
     socket.on('error', (e) => errors.push(e));
     const peerSide = await accepted;
+    // The client fails with most of these bytes unread, which (as TCP's RST) the peer sees as ECONNRESET.
+    const peerErrors = [];
+    peerSide.on('error', (e) => peerErrors.push(e.code));
     server.close();
     peerSide.resume();
     peerSide.write(Buffer.alloc(1000, 1));
@@ -77,5 +80,6 @@ describe('foundation: onread', function () {
     assert.ok(errors[0] instanceof TypeError);
     assert.equal(calls, 1);
     await once(peerSide, 'close');
+    assert.deepEqual(peerErrors, ['ECONNRESET']);
   });
 });

@@ -59,14 +59,25 @@ describe('ring: RingWriter', function () {
     pair.close();
   });
 
-  it('a full ring whose reader is gone fails the write with EPIPE', function () {
+  it('a full ring whose reader closed (fin, then gone) fails the write with EPIPE', function () {
     const { pair, host, writer } = setup();
+    pair.server.setFin();
     pair.server.setLive(0);
     let error;
     writer.write([Buffer.alloc(8192)], (err) => (error = err));
     assert.equal(error.code, 'EPIPE');
     assert.equal(host.gone, 1);
     assert.equal(writer.stage(Buffer.alloc(1)), false, 'nothing is staged for a peer that is gone');
+    pair.close();
+  });
+
+  it('a full ring whose reader reset (gone without fin: it closed with bytes unread) fails the write with ECONNRESET, as after a TCP RST', function () {
+    const { pair, writer } = setup();
+    pair.server.setLive(0);
+    let error;
+    writer.write([Buffer.alloc(8192)], (err) => (error = err));
+    assert.equal(error.code, 'ECONNRESET');
+    assert.equal(error.syscall, 'write');
     pair.close();
   });
 

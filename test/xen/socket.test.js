@@ -385,3 +385,28 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
     }
   });
 });
+
+describe("xen lab: server.address() right after listen() (transport 'xen')", function () {
+  this.timeout(60000);
+  before(async function () {
+    self = await ownDomidOrSkip(this);
+  });
+
+  it('dom0 knows its domain id without xenstore: the address is there when listen() returns, and is the one it listens on', async () => {
+    const { addonBindings } = require(path.join(root, 'dist', 'transports', 'xen', 'bindings.js'));
+    if (self === 0) assert.strictEqual(addonBindings.knownDomid(), 0, '/proc/xen/capabilities says control_d');
+    const server = xenring.createServer();
+    server.listen({ port: 0, transport: 'xen' });
+    const early = server.address();
+    assert.ok(early, 'address() right after listen()');
+    assert.strictEqual(early.address, String(self));
+    assert.strictEqual(early.family, 'xen');
+    assert.ok(Number.isInteger(early.port) && early.port >= 49152, `port ${early.port}`);
+    await withTimeout(new Promise((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    }), 30000, 'listening');
+    assert.deepStrictEqual(server.address(), early);
+    await withTimeout(closeServer(server), 20000, 'server.close');
+  });
+});

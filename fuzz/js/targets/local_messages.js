@@ -2,10 +2,13 @@
 /**
  * Target `local_messages`: the local handshake's message parsers as pure
  * functions (lib/transports/local_handshake.ts), each against an oracle:
- *   - parseHello(data, fdCount): accepted iff exactly 16 bytes, magic "XRH1",
- *     HANDSHAKE_VERSION, HELLO_FDS fds, asked order 0 or 12..26; fields as sent;
- *   - parseAccept(data, fdCount, asked): accepted iff 16 bytes, "XRA1",
- *     HANDSHAKE_VERSION, ACCEPT_FDS fds, both orders 12..26 and none above `asked`;
+ *   - parseHello(data, fdCount): accepted iff 16 bytes (or 20 with a pool
+ *     size: whole pages up to 1 GiB), magic "XRH1", HANDSHAKE_VERSION,
+ *     HELLO_FDS fds (+1 for a non-zero pool), asked order 0 or 12..26; fields as sent;
+ *   - parseAccept(data, fdCount, asked, offered): accepted iff 16 bytes (or 24
+ *     when a pool was offered: two sizes, whole pages, none above the offer),
+ *     "XRA1", HANDSHAKE_VERSION, ACCEPT_FDS fds (+1 for a pool to the client),
+ *     both orders 12..26 and none above `asked`;
  *   - grantOrder(asked, ceiling): never above the server's ceiling;
  *   - buildHello/buildAccept round-trip through the parsers.
  * Anything refused is a plain Error coded EPROTO.
@@ -17,6 +20,8 @@ const HELLO = 0x31485258;
 const ACCEPT = 0x31415258;
 const EPROTO = new Set(['EPROTO']);
 const orderOk = (o) => o >= 12 && o <= 26;
+const poolOk = (size, max) => size >= 0 && size <= max && size % 4096 === 0;
+const MAX_POOL = 1 << 30;
 
 function attempt(fn, what) {
   try {
@@ -36,14 +41,20 @@ function run(input) {
   const u32 = (at) => (data.length >= at + 4 ? data.readUInt32LE(at) : -1);
   if (kind === 0) {
     const r = attempt(() => hs.parseHello(data, fdCount), 'parseHello');
-    const valid = data.length === 16 && u32(0) === HELLO && u32(4) === hs.HANDSHAKE_VERSION && fdCount === hs.HELLO_FDS && (u32(8) === 0 || orderOk(u32(8)));
+    const pool = data.length === 20 ? u32(16) : null;
+    const shape = (data.length === 16 && fdCount === hs.HELLO_FDS) ||
+      (pool !== null && poolOk(pool, MAX_POOL) && fdCount === hs.HELLO_FDS + (pool > 0 ? 1 : 0));
+    const valid = shape && u32(0) === HELLO && u32(4) === hs.HANDSHAKE_VERSION && (u32(8) === 0 || orderOk(u32(8)));
     check(valid === !r.err, `parseHello(${data.toString('hex')}, ${fdCount}) ${r.err ? 'refused' : 'accepted'} it`);
     if (valid) check(r.value.order === u32(8) && r.value.pid === u32(12), 'parseHello fields differ from the message');
   } else if (kind === 1) {
-    const r = attempt(() => hs.parseAccept(data, fdCount, asked), 'parseAccept');
+    const offered = input.length > 1 && input[1] >= 0x80 ? 1 << 26 : null;
+    const r = attempt(() => hs.parseAccept(data, fdCount, asked, offered), 'parseAccept');
     const lo = u32(8);
     const ro = u32(12);
-    const valid = data.length === 16 && u32(0) === ACCEPT && u32(4) === hs.HANDSHAKE_VERSION && fdCount === hs.ACCEPT_FDS && orderOk(lo) && orderOk(ro) &&
+    const shape = (data.length === 16 && fdCount === hs.ACCEPT_FDS) ||
+      (offered !== null && data.length === 24 && poolOk(u32(16), offered) && poolOk(u32(20), offered) && fdCount === hs.ACCEPT_FDS + (u32(20) > 0 ? 1 : 0));
+    const valid = shape && u32(0) === ACCEPT && u32(4) === hs.HANDSHAKE_VERSION && orderOk(lo) && orderOk(ro) &&
       (asked === 0 || (lo <= asked && ro <= asked));
     check(valid === !r.err, `parseAccept(${data.toString('hex')}, ${fdCount}, ${asked}) ${r.err ? 'refused' : 'accepted'} it`);
     if (valid) check(r.value.leftOrder === lo && r.value.rightOrder === ro, 'parseAccept fields differ from the message');
@@ -59,11 +70,17 @@ function run(input) {
     if (order === 0 || orderOk(order)) {
       const h = hs.parseHello(hs.buildHello({ order, pid }), hs.HELLO_FDS);
       check(h.order === order && h.pid === pid, 'HELLO does not round-trip');
+      const poolSize = (pid & 0x3ffff) * 4096;
+      const hp = hs.parseHello(hs.buildHello({ order, pid, poolSize }), hs.HELLO_FDS + (poolSize > 0 ? 1 : 0));
+      check(hp.order === order && hp.pid === pid && hp.poolSize === poolSize, 'HELLO with a pool does not round-trip');
     }
     const ro = data.length > 1 ? data[1] % 32 : 12;
     if (orderOk(order) && orderOk(ro)) {
       const a = hs.parseAccept(hs.buildAccept({ leftOrder: order, rightOrder: ro }), hs.ACCEPT_FDS, 0);
       check(a.leftOrder === order && a.rightOrder === ro, 'ACCEPT does not round-trip');
+      const pool = { toServer: (pid & 0xff) * 4096, toClient: ((pid >>> 8) & 0xff) * 4096 };
+      const ap = hs.parseAccept(hs.buildAccept({ leftOrder: order, rightOrder: ro, pool }), hs.ACCEPT_FDS + (pool.toClient > 0 ? 1 : 0), 0, 1 << 20);
+      check(ap.pool.toServer === pool.toServer && ap.pool.toClient === pool.toClient, 'ACCEPT with a pool does not round-trip');
     }
   }
 }

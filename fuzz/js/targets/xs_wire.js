@@ -82,7 +82,8 @@ async function run(input) {
   dev.replies = [];
   dev.written = [];
   dev.shortWrite = false;
-  const xs = new XenStore(bindings);
+  // One fd: the scripted device answers whichever request went last (the pool is xenstore-pool.test.js's).
+  const xs = new XenStore(bindings, { maxConnections: 1 });
   const settled = [];
   const watchPaths = [];
   const track = (kind, p) => {

@@ -5,6 +5,7 @@
  * handshake, the accept protocol and the xenstore client run without Xen.
  * @internal
  */
+import { readFileSync } from 'node:fs';
 import { native, type FdWatcher, type RingEndpoint, type RingEndpointOptions } from '../../native';
 import { xen, type NativeXen } from './native_xen';
 import type { XenStoreOptions } from './xenstore';
@@ -16,6 +17,20 @@ export interface XenBindings {
   closeFd(fd: number): void;
   /** Options of this bindings' xenstore client (request timeout, requests in flight). */
   readonly storeOptions?: XenStoreOptions;
+  /** This domain's id when it can be told without xenstore (synchronously), else null. */
+  knownDomid?(): number | null;
+}
+
+/**
+ * dom0 knows it is domain 0: Linux's /proc/xen/capabilities says
+ * `control_d` in the initial domain only. A guest learns its id from xenstore.
+ */
+function knownDomid(): number | null {
+  try {
+    return /\bcontrol_d\b/.test(readFileSync('/proc/xen/capabilities', 'latin1')) ? 0 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The real devices, through the addon (looked up at each use, so the addon object stays the one source). */
@@ -28,4 +43,5 @@ export const addonBindings: XenBindings = {
     return native.FdWatcher;
   },
   closeFd: (fd) => native.closeFd(fd),
+  knownDomid,
 };

@@ -17,6 +17,7 @@ import { CONTROL, Live, clientConnect, readPeerState } from '../../ring/vchan_st
 import type { RingLink, TransportAddress } from '../../ring/link';
 import { addonBindings, type XenBindings } from './bindings';
 import { validateDomid } from '../../validators';
+import { deadline, Wakeup } from './wait';
 import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
 
 const OFF_LEFT_ORDER = CONTROL.leftOrder;
@@ -198,7 +199,8 @@ export class XenLink implements RingLink {
   }
 }
 
-function xenAddress(domid: number, port: number | string): TransportAddress {
+/** A Xen endpoint's address: the domain, and the port. */
+export function xenAddress(domid: number, port: number | string): TransportAddress {
   return { address: String(domid), family: 'xen', port };
 }
 
@@ -296,17 +298,17 @@ export interface VchanClientOptions {
   port?: number | string;
   /** @internal the accept protocol's request node: a refusal is written there. */
   request?: string;
-  /** @internal lets the transport cancel a wait; set to a function by vchanClient. */
-  onCancelable?: (cancel: (err: Error) => void) => void;
+  /** Aborting it gives the connect up (with the signal's reason) and frees what it took. */
+  signal?: AbortSignal;
 }
 
 /**
  * A node the server has not written yet reads as ENOENT, or as EACCES from
  * another domain when its parent is not readable for us: both mean "not yet".
  */
-async function readVisible(xs: XenStore, path: string): Promise<string | null> {
+async function readVisible(xs: XenStore, path: string, signal?: AbortSignal): Promise<string | null> {
   try {
-    return await xs.readOptional(path);
+    return await xs.readOptional(path, 0, { signal });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EACCES') return null;
     throw err;
@@ -320,72 +322,43 @@ export const REFUSAL = /^E[A-Z0-9]{1,15}$/;
  * Resolves with the published [ring-ref, event-channel], waiting on a
  * xenstore watch. With `opts.request` (the accept protocol) the client's
  * request node is watched too: a refusal code written there, or the node
- * deleted before the vchan appeared, ends the wait at once.
+ * deleted before the vchan appeared, ends the wait at once. Bounded by
+ * `timeout` (ETIMEDOUT), cancelled by `opts.signal`.
  */
-function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanClientOptions): Promise<[number, number]> {
-  return new Promise((resolve, reject) => {
-    const watches: XsWatch[] = [];
-    let timer: NodeJS.Timeout | null = null;
-    let done = false;
-    let busy = false;
-    let again = false;
-    const finish = (err: Error | null, v?: [number, number]) => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      for (const w of watches) w.close();
-      if (err) reject(err);
-      else resolve(v!);
-    };
-    const check = async (): Promise<void> => {
-      if (busy) {
-        again = true;
-        return;
-      }
-      busy = true;
-      try {
-        do {
-          again = false;
-          // The server writes both keys in one transaction: seeing one means both.
-          const ev = await readVisible(xs, `${path}/event-channel`);
-          if (ev === null) {
-            if (opts.request) {
-              const state = await xs.readOptional(opts.request);
-              if (state === null || REFUSAL.test(state)) {
-                finish(systemError(state !== null ? state : 'ECONNREFUSED', 'connect', state === null ? 'request withdrawn' : undefined));
-                return;
-              }
-            }
-            continue;
-          }
-          const ref = await xs.readOptional(`${path}/ring-ref`);
-          finish(null, [parsePeerNumber(ref, 'ring-ref'), parsePeerNumber(ev, 'event-channel')]);
-          return;
-        } while (again && !done);
-        if (timeout === 0) finish(systemError('ECONNREFUSED', 'connect', path));
-      } catch (err) {
-        finish(err as Error);
-      } finally {
-        busy = false;
-      }
-    };
-    opts.onCancelable?.((err) => finish(err));
+async function waitForNodes(xs: XenStore, path: string, timeout: number, opts: VchanClientOptions): Promise<[number, number]> {
+  const wait = deadline(opts.signal, timeout, () => systemError('ETIMEDOUT', 'connect', path));
+  const { signal } = wait;
+  const changed = new Wakeup();
+  const watches: XsWatch[] = [];
+  try {
     if (timeout > 0) {
-      timer = setTimeout(() => finish(systemError('ETIMEDOUT', 'connect', path)), timeout);
-      const onDead = (err: Error) => finish(err);
-      for (const p of opts.request ? [path, opts.request] : [path]) {
-        xs.watch(p, () => void check(), true, onDead).then(
-          (w) => {
-            if (done) w.close();
-            else watches.push(w);
-          },
-          (err) => finish(err as Error),
-        );
-      }
+      // Each watch fires once when registered: the first check needs no other start.
+      const paths = opts.request ? [path, opts.request] : [path];
+      const made = await Promise.allSettled(paths.map((p) => xs.watch(p, () => changed.set(), true, (err) => wait.abort(err))));
+      for (const m of made) if (m.status === 'fulfilled') watches.push(m.value);
+      for (const m of made) if (m.status === 'rejected') throw m.reason;
     } else {
-      void check();
+      changed.set();
     }
-  });
+    for (;;) {
+      await changed.wait(signal);
+      // The server writes both keys in one transaction: seeing one means both.
+      const ev = await readVisible(xs, `${path}/event-channel`, signal);
+      if (ev !== null) {
+        const ref = await xs.readOptional(`${path}/ring-ref`, 0, { signal });
+        return [parsePeerNumber(ref, 'ring-ref'), parsePeerNumber(ev, 'event-channel')];
+      }
+      if (opts.request) {
+        const state = await xs.readOptional(opts.request, 0, { signal });
+        if (state === null) throw systemError('ECONNREFUSED', 'connect', 'request withdrawn');
+        if (REFUSAL.test(state)) throw systemError(state, 'connect');
+      }
+      if (timeout === 0) throw systemError('ECONNREFUSED', 'connect', path);
+    }
+  } finally {
+    wait.dispose();
+    for (const w of watches) w.close();
+  }
 }
 
 /** Maps the server's vchan at `path` in domain `domid` (libxenvchan's client role). */
@@ -468,43 +441,28 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
 /**
  * Waits until the client of a server link has connected (cli_live = 1).
  * Rejects with ECONNRESET if it connected and left, ETIMEDOUT after
- * `timeout` ms (a client domain that dies before connecting sends nothing).
- * The temporary watcher on the event channel is gone when this settles, so
- * the stream layer can poll the same fd.
+ * `timeout` ms (0 = no limit; a client domain that dies before connecting
+ * sends nothing), or the reason of `signal` when it aborts. The temporary
+ * watcher on the event channel is gone when this settles, so the stream
+ * layer can poll the same fd.
  */
-export function waitForClient(
-  link: XenLink,
-  timeout: number,
-  onCancelable?: (cancel: (err: Error) => void) => void,
-  b: XenBindings = addonBindings,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let watcher: FdWatcher | null = null;
-    let timer: NodeJS.Timeout | null = null;
-    const finish = (err: Error | null) => {
-      if (!watcher) return;
-      watcher.close();
-      watcher = null;
-      if (timer) clearTimeout(timer);
-      if (err) reject(err);
-      else resolve();
-    };
-    const check = () => {
-      try {
-        link.endpoint.ack();
-        const { live } = readPeerState(link.endpoint);
-        if (live === LIVE_CONNECTED) finish(null);
-        else if (live === LIVE_GONE) finish(systemError('ECONNRESET', 'accept'));
-      } catch (err) {
-        finish(err as Error);
-      }
-    };
-    watcher = new b.FdWatcher(link.waitFd, check);
+export async function waitForClient(link: XenLink, timeout: number, signal?: AbortSignal, b: XenBindings = addonBindings): Promise<void> {
+  const wait = deadline(signal, timeout, () => systemError('ETIMEDOUT', 'accept'));
+  const kicked = new Wakeup();
+  const watcher: FdWatcher = new b.FdWatcher(link.waitFd, () => kicked.set());
+  try {
     watcher.start(UV_READABLE);
-    if (timeout > 0) timer = setTimeout(() => finish(systemError('ETIMEDOUT', 'accept')), timeout);
-    onCancelable?.((err) => finish(err));
-    check();
-  });
+    for (;;) {
+      link.endpoint.ack();
+      const { live } = readPeerState(link.endpoint);
+      if (live === LIVE_CONNECTED) return;
+      if (live === LIVE_GONE) throw systemError('ECONNRESET', 'accept');
+      await kicked.wait(wait.signal);
+    }
+  } finally {
+    watcher.close();
+    wait.dispose();
+  }
 }
 
 /** True when the four Xen devices exist and are usable by this process. */

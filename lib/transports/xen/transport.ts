@@ -25,7 +25,7 @@ import { codedError, invalidArgType, outOfRange, systemError } from '../../error
 import { MAX_XEN_RING_SIZE, ringOrder } from '../../ring/ring_size';
 import { Live, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../../ring/link';
-import type { ConnectRequest, ListenRequest, Listener, Transport } from '../transport';
+import type { ConnectRequest, ListenRequest, Listener, PendingListener, Transport } from '../transport';
 import { addonBindings, type XenBindings } from './bindings';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -33,6 +33,7 @@ import {
   vchanClient,
   vchanServer,
   waitForClient,
+  xenAddress,
   type XenLink,
 } from './handshake';
 import { validateDomid, validatePort } from '../../validators';
@@ -157,7 +158,7 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
           ext: true,
           port,
           request,
-          onCancelable: (cancel) => signal.addEventListener('abort', () => cancel(signal.reason as Error), { once: true }),
+          signal,
         },
         b,
       );
@@ -191,7 +192,8 @@ interface PendingAccept {
   client: number;
   grants: number;
   link: XenLink | null;
-  cancel: ((e: Error) => void) | null;
+  /** Gives the offer up (client withdrew, listener closed). */
+  readonly abort: AbortController;
 }
 
 export interface ListenerLimits {
@@ -289,7 +291,7 @@ class XenListener implements Listener {
   }
 
   address(): TransportAddress {
-    return { address: String(this.self), family: 'xen', port: this.port };
+    return xenAddress(this.self, this.port);
   }
 
   private async scan(): Promise<void> {
@@ -306,7 +308,11 @@ class XenListener implements Listener {
         try {
           names = await this.xs.directoryAll(this.path);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.closed) continue; // next event retries
+          if (this.closed) continue;
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+            this.retryLater(); // out of fds or memory, a stuck store: waiting clients are not forgotten
+            continue;
+          }
           // Someone removed our node (any allowed domain may): put it back, or say we are deaf.
           await this.publish().catch((e: Error) => this.die(e));
           names = [];
@@ -329,10 +335,28 @@ class XenListener implements Listener {
     }
   }
 
+  /**
+   * Lists the requests again after a pause that grows while failures go on
+   * (10 ms to 1 s, as the local listener backs off on EMFILE); one timer at
+   * a time. A request that is still there is then tried again.
+   */
+  private retryLater(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryMs = Math.min(1000, Math.max(10, this.retryMs * 2));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.scan();
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryMs = 0;
+
   /** The client deleted its request before connecting: drop the offer now. */
   private abandoned(entry: PendingAccept): void {
     if (entry.link && readPeerState(entry.link.endpoint).live === Live.Connected) return; // it mapped first, then cleaned up: the accept completes
-    entry.cancel?.(systemError('ECONNABORTED', 'accept', 'client withdrew its request'));
+    entry.abort.abort(systemError('ECONNABORTED', 'accept', 'client withdrew its request'));
   }
 
   private async accept(name: string): Promise<void> {
@@ -355,9 +379,15 @@ class XenListener implements Listener {
         return;
       }
       hint = await this.xs.read(request);
+      this.retryMs = 0;
     } catch (err) {
-      // Withdrawn meanwhile (ENOENT), or unreadable for us: do not ask again.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.ignored.add(name);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return; // withdrawn meanwhile
+      // Unreadable for us: not ours, do not ask again. Anything else (EMFILE,
+      // ENOMEM, EAGAIN, a stuck reply) passes: ask again after a pause, so the
+      // client is served or refused, not left to its timeout.
+      if (code === 'EACCES' || code === 'EPERM') this.ignored.add(name);
+      else this.retryLater();
       return;
     }
     if (REFUSAL.test(hint)) {
@@ -406,16 +436,15 @@ class XenListener implements Listener {
   /** Publishes a vchan for the request and hands the link on once the client mapped it. */
   private async offer(job: Job): Promise<void> {
     const { name, request, client, size, vpath, grants } = job;
-    const entry: PendingAccept = { client, grants, link: null, cancel: null };
+    const entry: PendingAccept = { client, grants, link: null, abort: new AbortController() };
+    const { signal } = entry.abort;
     this.pending.add(entry);
     this.pendingGrants += grants;
     this.active.set(name, entry);
-    let cancelled: Error | null = null;
-    entry.cancel = (e) => (cancelled = e);
     try {
       entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port }, this.b);
-      if (cancelled) throw cancelled;
-      await waitForClient(entry.link, this.limits.timeout, (c) => (entry.cancel = c), this.b);
+      signal.throwIfAborted();
+      await waitForClient(entry.link, this.limits.timeout, signal, this.b);
       await entry.link.unpublish();
       this.drop(entry);
       void this.xs.rmQuiet(request);
@@ -423,7 +452,7 @@ class XenListener implements Listener {
     } catch (err) {
       this.drop(entry);
       entry.link?.release(); // grants, channel and vchan nodes, now
-      if (!entry.link && !this.closed && !cancelled) await this.refuse(name, request, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
+      if (!entry.link && !this.closed && !signal.aborted) await this.refuse(name, request, (err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED');
       else void this.xs.rmQuiet(request);
       return;
     }
@@ -492,12 +521,14 @@ class XenListener implements Listener {
     void this.xs.rmQuiet(this.path);
     this.deferred.clear();
     for (const e of this.pending) {
-      e.cancel?.(systemError('ECANCELED', 'accept'));
+      e.abort.abort(systemError('ECANCELED', 'accept'));
     }
     for (const t of this.timers) {
       clearTimeout(t);
     }
     this.timers.clear();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   ref(): void {
@@ -528,17 +559,26 @@ function positive(v: unknown, name: string, dflt: number): number {
   return v;
 }
 
+/** A random port from the ephemeral range (as the kernel picks for TCP port 0). */
+const ephemeralPort = () => EPHEMERAL_LO + Math.floor(Math.random() * (MAX_PORT - EPHEMERAL_LO + 1));
+
 function listen(
   b: XenBindings,
   req: ListenRequest,
   onLink: (link: RingLink) => void,
   signal: AbortSignal,
   onError?: (err: Error) => void,
-): Promise<Listener> {
+): PendingListener {
+  // What address() reports while xenstore is being set up (net has bound by
+  // the time listen() returns): the port (a free one is picked now for 0) and
+  // our domid once known (dom0 knows it at once; a guest after its first
+  // xenstore read in this process).
+  const bound: { self: number | null; port: number | string } = { self: null, port: 0 };
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
-    let port = normalizeXenPort(req.port, true);
+    const anyPort = normalizeXenPort(req.port, true) === 0;
+    let port = anyPort ? ephemeralPort() : normalizeXenPort(req.port, true);
     const backlog = req.backlog === undefined ? 511 : Math.max(1, Math.floor(req.backlog));
     const limits: ListenerLimits = {
       ringSize: req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE),
@@ -549,28 +589,33 @@ function listen(
       maxPendingGrants: positive(x.maxPendingGrants, 'maxPendingGrants', DEFAULT_MAX_PENDING_GRANTS),
     };
     const xs = xenStoreFor(b);
+    bound.port = port;
+    bound.self = xs.knownDomid ?? b.knownDomid?.() ?? null;
     const self = await xs.ownDomid();
+    bound.self = self;
     for (let attempt = 0; ; attempt++) {
-      if (port === 0 || attempt > 0) {
+      if (attempt > 0) {
         if (attempt > 64) throw systemError('EADDRINUSE', 'listen', 'no free port');
-        port = EPHEMERAL_LO + Math.floor(Math.random() * (MAX_PORT - EPHEMERAL_LO + 1));
-        if ((await xs.readOptional(listenPath(self, port))) !== null) continue;
+        bound.port = port = ephemeralPort();
       }
+      if (anyPort && (await xs.readOptional(listenPath(self, port))) !== null) continue;
       const l = new XenListener(b, xs, self, port, only, limits, onLink, onError);
       try {
         await l.start();
         return l;
       } catch (err) {
         l.close();
-        if (req.port !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        if (!anyPort || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
       }
     }
   };
-  return run().then((l) => {
+  const pending: PendingListener = run().then((l) => {
     if (!signal.aborted) return l;
     l.close(); // came up after the server was closed
     throw signal.reason;
   });
+  pending.address = () => (bound.self === null ? null : xenAddress(bound.self, bound.port));
+  return pending;
 }
 
 /** A Xen transport over the given bindings (the addon by default; fakes in tests). */

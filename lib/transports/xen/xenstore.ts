@@ -1,20 +1,39 @@
 /**
  * A small xenstore client speaking the xs_wire protocol over /dev/xen/xenbus
  * (works in dom0 and in guests; the kernel multiplexes it onto the domain's
- * xenstore ring). The fd is non-blocking and watched by libuv, so no call ever
- * blocks the event loop. One client per process is shared by every vchan.
+ * xenstore ring). Every fd is non-blocking and watched by libuv, so no call
+ * ever blocks the event loop. One client per process is shared by every vchan.
  *
  * Wire format (xen/include/public/io/xs_wire.h): a 16-byte little-endian
  * header {type, req_id, tx_id, len} then `len` bytes of NUL-separated strings.
- * Several requests may be in flight; replies are matched by req_id, and each
- * request settles within its timeout even if its reply never comes.
+ *
+ * Linux's xenbus device takes one request at a time per open file (see
+ * DEFAULT_MAX_IN_FLIGHT), so the client keeps a small pool of xenbus fds
+ * (xenbus_connection.ts) and schedules requests onto them: independent
+ * requests never wait behind one stuck reply (each fails alone after its
+ * timeout, and its fd takes no new work), a request waits only for earlier
+ * changes (write, rm, set_perms) of the same path or a parent/child of it
+ * (so changes keep their order and reads see them), and
+ * a transaction's requests and a watch's unwatch go to the fd that started
+ * them, as the kernel keeps those per open file. Every request is bounded by
+ * its timeout and can be cancelled with an AbortSignal.
  * @internal
  */
 import { constants } from 'node:os';
 import { MAX_DOMID } from '../../constants';
 import { systemError } from '../../errors';
-import { UV_READABLE, UV_WRITABLE, type FdWatcher } from '../../native';
 import { addonBindings, type XenBindings } from './bindings';
+import {
+  HEADER,
+  OP_ERROR,
+  OP_TRANSACTION_END,
+  OP_TRANSACTION_START,
+  PAYLOAD_MAX,
+  XenbusConnection,
+  opName,
+  type ConnectionEvents,
+  type XsRequest,
+} from './xenbus_connection';
 
 const enum Op {
   Directory = 1,
@@ -27,18 +46,8 @@ const enum Op {
   Write = 11,
   Rm = 13,
   SetPerms = 14,
-  WatchEvent = 15,
-  Error = 16,
   DirectoryPart = 22,
 }
-
-const HEADER = 16;
-/** XENSTORE_PAYLOAD_MAX */
-const PAYLOAD_MAX = 4096;
-const OP_NAMES: Record<number, string> = {
-  1: 'directory', 2: 'read', 3: 'get_perms', 4: 'watch', 5: 'unwatch', 6: 'transaction_start',
-  7: 'transaction_end', 11: 'write', 13: 'rm', 14: 'set_perms', 22: 'directory_part',
-};
 
 /** Default time a request may wait for its reply once it is on the wire. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -47,38 +56,36 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
  * xenbus device (6.1, xenbus_dev_request_and_reply) queues a request with its
  * body still pointing into the fd's message buffer, which the next write()
  * overwrites before the xenbus thread has sent it; with several in flight the
- * lab's dom0 stopped getting replies (seen again with 8). The client matches
- * replies by req_id and can keep more in flight where the transport allows
- * (`maxInFlight`, e.g. over a socket to xenstored).
+ * lab's dom0 stopped getting replies (seen again with 8). More are allowed
+ * where the transport takes them (`maxInFlight`, e.g. a socket to xenstored).
  */
 export const DEFAULT_MAX_IN_FLIGHT = 1;
+/** xenbus fds one client opens at most: requests in flight at once (xenstored allows a domain 20 outstanding). */
+export const DEFAULT_MAX_CONNECTIONS = 8;
+/** Our transactions open at once (xenstored allows a domain 10; ours conflict when they share a parent, and retry). */
+export const DEFAULT_MAX_TRANSACTIONS = 4;
 
 export interface XenStoreOptions {
   /** ms each request may wait for its reply (ETIMEDOUT after). */
   requestTimeout?: number;
+  /** Requests on the wire per fd. */
   maxInFlight?: number;
+  /** fds the client may open. */
+  maxConnections?: number;
+  /** Transactions open at once. */
+  maxTransactions?: number;
+}
+
+/** Per-request options. */
+export interface XsRequestOptions {
+  /** Aborting gives the request up at once (rejecting with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /** A node permission as xenstore spells it: `n|r|w|b` + domid; the first entry is the owner. */
 export interface XsPerm {
   domid: number;
   perm: 'n' | 'r' | 'w' | 'b';
-}
-
-interface Pending {
-  op: Op;
-  path: string;
-  resolve: (payload: Buffer) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout | null;
-}
-
-interface Outgoing {
-  req: number;
-  msg: Buffer;
-  /** Bytes already written (a partially written message must be finished). */
-  off: number;
-  entry: Pending;
 }
 
 export interface XsWatch {
@@ -88,6 +95,21 @@ export interface XsWatch {
 interface WatchEntry {
   callback: (path: string) => void;
   onError?: (err: Error) => void;
+  conn: XenbusConnection | null;
+}
+
+/** A request waiting for, or on, a connection. */
+interface Job extends XsRequest {
+  /** The path it orders against (null: none, e.g. transaction control). */
+  readonly key: string | null;
+  /** write, rm, set_perms: later requests on related paths wait for it. */
+  readonly mutates: boolean;
+  /** The connection it must go to (its transaction's, its watch's). */
+  readonly pin: XenbusConnection | null;
+  /** Told which connection it went to. */
+  readonly via?: (conn: XenbusConnection) => void;
+  conn: XenbusConnection | null;
+  done: boolean;
 }
 
 /** Splits a NUL-separated payload (trailing NUL optional) into strings. */
@@ -98,28 +120,38 @@ function splitNul(b: Buffer): string[] {
   return parts;
 }
 
+/** Same node, or one above the other: their requests keep their order. */
+function related(a: string, b: string): boolean {
+  if (a === b) return true;
+  const [short, long] = a.length < b.length ? [a, b] : [b, a];
+  return long.startsWith(short.endsWith('/') ? short : short + '/');
+}
+
 export class XenStore {
-  private readonly fd: number;
-  private readonly watcher: FdWatcher;
   private readonly requestTimeout: number;
   private readonly maxInFlight: number;
-  private inbuf: Buffer = Buffer.alloc(0);
-  private nextReq = 1;
-  private nextToken = 1;
-  /** Sent (or being sent), awaiting a reply. */
-  private readonly pending = new Map<number, Pending>();
-  /** Waiting for a slot; `out[0]` may be partially written. */
-  private readonly out: Outgoing[] = [];
-  /** Requests that timed out on the wire: their late replies are dropped (a late transaction is ended). */
-  private readonly abandoned = new Map<number, Op>();
+  private readonly maxConnections: number;
+  private readonly maxTransactions: number;
+  private readonly conns: XenbusConnection[] = [];
+  /** Waiting for a connection, in order. */
+  private readonly queue: Job[] = [];
+  /** On a connection, not yet settled. */
+  private readonly sent = new Set<Job>();
+  /** Our open transactions, by id, and the connection each lives on. */
+  private readonly txConns = new Map<number, XenbusConnection>();
+  /** Connections with a transaction_start on the wire (one transaction per connection). */
+  private readonly txStarting = new Set<XenbusConnection>();
+  private txActive = 0;
+  private readonly txWaiters: (() => void)[] = [];
   private readonly watches = new Map<string, WatchEntry>();
+  private readonly events: ConnectionEvents;
+  private nextToken = 1;
   private holds = 0;
-  private refed = false;
-  private wantWritable = false;
-  private retry: NodeJS.Timeout | null = null;
+  private pumping = false;
+  private pumpAgain = false;
   private closed = false;
+  private domid: number | null = null;
   private domidPromise: Promise<number> | null = null;
-  private txChain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly b: XenBindings = addonBindings,
@@ -127,32 +159,39 @@ export class XenStore {
   ) {
     this.requestTimeout = options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
-    this.fd = b.xen.xenbusOpen();
-    try {
-      this.watcher = new b.FdWatcher(this.fd, (ev) => this.onPoll(ev));
-      this.watcher.start(UV_READABLE);
-    } catch (err) {
-      b.closeFd(this.fd);
-      throw err;
-    }
-    this.updateRef();
+    this.maxConnections = Math.max(1, options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    this.maxTransactions = Math.max(1, options.maxTransactions ?? DEFAULT_MAX_TRANSACTIONS);
+    this.events = {
+      reply: (conn, req, type, payload) => this.onReply(conn, req as Job, type, payload),
+      lateReply: (conn, op, type, payload) => this.onLateReply(conn, op, type, payload),
+      watchEvent: (payload) => this.onWatchEvent(payload),
+      progress: () => this.pump(),
+      fatal: (err) => this.shutdown(err, true),
+    };
+    // The first fd now: without Xen this throws (ENOENT), as callers expect.
+    this.conns.push(new XenbusConnection(b, this.requestTimeout, this.maxInFlight, this.events));
   }
 
-  /** Requests sent and not yet answered, plus those waiting for a slot. */
+  /** Requests sent and not yet answered, plus those waiting for a connection. */
   get outstanding(): number {
-    return this.pending.size + this.out.length;
+    return this.sent.size + this.queue.length;
+  }
+
+  /** xenbus fds open now. */
+  get connections(): number {
+    return this.conns.filter((c) => !c.closed).length;
   }
 
   // ---- requests ----------------------------------------------------------
 
-  read(path: string, tx = 0): Promise<string> {
-    return this.request(Op.Read, tx, path, [path]).then((b) => b.toString('latin1'));
+  read(path: string, tx = 0, opts?: XsRequestOptions): Promise<string> {
+    return this.request(Op.Read, tx, path, [path], undefined, opts).then((b) => b.toString('latin1'));
   }
 
   /** read() that resolves null instead of failing with ENOENT. */
-  async readOptional(path: string, tx = 0): Promise<string | null> {
+  async readOptional(path: string, tx = 0, opts?: XsRequestOptions): Promise<string | null> {
     try {
-      return await this.read(path, tx);
+      return await this.read(path, tx, opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
@@ -239,21 +278,25 @@ export class XenStore {
   /**
    * Runs `fn` inside a transaction and commits; retries the whole body when
    * the commit fails with EAGAIN (another writer touched the same nodes).
-   * Our own transactions run one at a time: they would only conflict with
-   * each other (e.g. many vchans created under one parent at once).
+   * At most `maxTransactions` of ours are open at once (xenstored limits a
+   * domain's), each on its own connection.
    */
-  transaction<T>(fn: (tx: number) => Promise<T>, attempts = 32): Promise<T> {
-    const run = this.txChain.then(() => this.runTransaction(fn, attempts));
-    this.txChain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+  async transaction<T>(fn: (tx: number) => Promise<T>, attempts = 32): Promise<T> {
+    if (this.txActive >= this.maxTransactions) await new Promise<void>((r) => this.txWaiters.push(r));
+    else this.txActive++;
+    try {
+      return await this.runTransaction(fn, attempts);
+    } finally {
+      // The slot passes straight to the next waiter (txActive unchanged), else frees.
+      const next = this.txWaiters.shift();
+      if (next) next();
+      else this.txActive--;
+    }
   }
 
   private async runTransaction<T>(fn: (tx: number) => Promise<T>, attempts: number): Promise<T> {
     for (let i = 0; ; i++) {
-      const id = parseTxId(await this.request(Op.TransactionStart, 0, '', ['']));
+      const id = await this.startTransaction();
       let result: T;
       try {
         result = await fn(id);
@@ -272,6 +315,25 @@ export class XenStore {
     }
   }
 
+  /** Opens a transaction on a connection of its own; its requests will follow it there. */
+  private async startTransaction(): Promise<number> {
+    let conn: XenbusConnection | null = null;
+    const via = (c: XenbusConnection) => {
+      conn = c;
+      this.txStarting.add(c);
+    };
+    try {
+      const id = parseTxId(await this.request(Op.TransactionStart, 0, '', [''], undefined, undefined, via));
+      const c = conn as XenbusConnection | null;
+      if (!c || c.closed) throw systemError('ECONNRESET', 'xenstore transaction_start', 'its connection closed');
+      c.transactions.add(id);
+      this.txConns.set(id, c);
+      return id;
+    } finally {
+      if (conn) this.txStarting.delete(conn);
+    }
+  }
+
   /**
    * Watches `path` and everything below it. xenstore fires once right after
    * registration, so callers can (re)check state in the callback only.
@@ -280,12 +342,17 @@ export class XenStore {
    */
   async watch(path: string, callback: (path: string) => void, keepAlive = false, onError?: (err: Error) => void): Promise<XsWatch> {
     const token = `xr${process.pid}_${this.nextToken++}`;
-    this.watches.set(token, { callback, onError });
+    const entry: WatchEntry = { callback, onError, conn: null };
+    this.watches.set(token, entry);
     if (keepAlive) this.hold();
+    const via = (c: XenbusConnection) => {
+      entry.conn = c;
+      c.watches.add(token); // events come on this fd; it stays open while the watch lives
+    };
     try {
-      await this.request(Op.Watch, 0, path, [path, token]);
+      await this.request(Op.Watch, 0, path, [path, token], undefined, undefined, via);
     } catch (err) {
-      this.watches.delete(token);
+      this.dropWatch(token, entry);
       if (keepAlive) this.release();
       throw err;
     }
@@ -294,11 +361,25 @@ export class XenStore {
       close: () => {
         if (!open) return;
         open = false;
-        this.watches.delete(token);
         if (keepAlive) this.release();
-        if (!this.closed) this.request(Op.Unwatch, 0, path, [path, token]).catch(() => undefined);
+        const conn = entry.conn;
+        this.watches.delete(token);
+        if (this.closed || !conn || conn.closed) {
+          this.dropWatch(token, entry);
+          return;
+        }
+        // Unwatch on the fd that holds the watch; that fd may close once it is done.
+        this.request(Op.Unwatch, 0, path, [path, token], undefined, undefined, undefined, conn)
+          .catch(() => undefined)
+          .finally(() => this.dropWatch(token, entry));
       },
     };
+  }
+
+  private dropWatch(token: string, entry: WatchEntry): void {
+    if (this.watches.get(token) === entry) this.watches.delete(token);
+    entry.conn?.watches.delete(token);
+    this.pump();
   }
 
   /** This domain's id (xenstore's relative key `domid`). */
@@ -307,6 +388,7 @@ export class XenStore {
       this.domidPromise = this.read('domid').then((s) => {
         const d = parseDecimal(s, 0, MAX_DOMID);
         if (d === null) throw systemError('EPROTO', 'xenstore read', `bad domid '${s}'`);
+        this.domid = d;
         return d;
       });
       this.domidPromise.catch(() => {
@@ -314,6 +396,11 @@ export class XenStore {
       });
     }
     return this.domidPromise;
+  }
+
+  /** This domain's id if ownDomid() has resolved already, else null (no request is made). */
+  get knownDomid(): number | null {
+    return this.domid;
   }
 
   /** Keep the loop alive while a listener or connection needs the store. */
@@ -335,236 +422,287 @@ export class XenStore {
     this.shutdown(systemError('ECONNRESET', 'xenstore', 'client closed'), false);
   }
 
-  // ---- wire --------------------------------------------------------------
+  // ---- scheduling ----------------------------------------------------------
 
-  private request(op: Op, tx: number, path: string, args: string[], tail?: string): Promise<Buffer> {
-    if (this.closed) return Promise.reject(systemError('ECONNRESET', `xenstore ${OP_NAMES[op]}`, path));
+  private request(
+    op: Op,
+    tx: number,
+    path: string,
+    args: string[],
+    tail?: string,
+    opts?: XsRequestOptions,
+    via?: (conn: XenbusConnection) => void,
+    pinTo?: XenbusConnection,
+  ): Promise<Buffer> {
+    const name = `xenstore ${opName(op)}`;
+    if (this.closed) return Promise.reject(systemError('ECONNRESET', name, path));
+    const signal = opts?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     // Each arg is NUL-terminated; a write's value is the unterminated tail.
     const body = Buffer.from(args.map((a) => a + '\0').join('') + (tail ?? ''), 'latin1');
-    if (body.length > PAYLOAD_MAX) return Promise.reject(systemError('E2BIG', `xenstore ${OP_NAMES[op]}`, path));
-    const req = this.nextReq;
-    this.nextReq = (this.nextReq % 0x7ffffff0) + 1;
+    if (body.length > PAYLOAD_MAX) return Promise.reject(systemError('E2BIG', name, path));
+    let pin = pinTo ?? null;
+    if (tx !== 0) {
+      // A transaction lives on the fd that started it.
+      pin = this.txConns.get(tx) ?? null;
+      if (!pin || pin.closed) return Promise.reject(systemError('ECONNRESET', name, `${path}: transaction ${tx} is gone`));
+    }
     const msg = Buffer.alloc(HEADER + body.length);
     msg.writeUInt32LE(op, 0);
-    msg.writeUInt32LE(req, 4);
     msg.writeUInt32LE(tx >>> 0, 8);
     msg.writeUInt32LE(body.length, 12);
     body.copy(msg, HEADER);
+    // Transactions see their own snapshot, watches order nothing: only plain requests keep a path order.
+    const key = tx === 0 && path !== '' && op !== Op.Watch && op !== Op.Unwatch ? this.keyOf(path) : null;
     return new Promise<Buffer>((resolve, reject) => {
-      const entry: Pending = { op, path, resolve, reject, timer: null };
-      this.out.push({ req, msg, off: 0, entry });
-      this.flush();
+      const onAbort = () => this.cancel(job, signal!.reason as Error);
+      const job: Job = {
+        op,
+        tx,
+        path,
+        msg,
+        key,
+        mutates: op === Op.Write || op === Op.Rm || op === Op.SetPerms,
+        pin,
+        via,
+        conn: null,
+        done: false,
+        settle: (err, payload) => {
+          if (job.done) return;
+          job.done = true;
+          this.sent.delete(job);
+          signal?.removeEventListener('abort', onAbort);
+          if (op === Op.TransactionEnd) this.endTransaction(tx);
+          if (err) reject(err);
+          else resolve(payload!);
+          this.pump();
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(job);
+      this.pump();
     });
   }
 
-  /**
-   * A request whose reply did not come in time fails alone and frees its
-   * slot: the queue behind it goes on. One still half written means the
-   * device takes nothing more: the connection is given up.
-   */
-  private expire(item: Outgoing): void {
-    const { req, entry } = item;
-    entry.timer = null;
-    if (this.pending.get(req) !== entry) return;
-    const err = systemError('ETIMEDOUT', `xenstore ${OP_NAMES[entry.op]}`, entry.path);
-    if (this.out[0] === item) {
-      this.fail(err);
-      return;
-    }
-    this.pending.delete(req);
-    this.abandoned.set(req, entry.op);
-    if (this.abandoned.size > 1024) this.abandoned.delete(this.abandoned.keys().next().value as number);
-    entry.reject(err);
-    this.flush();
+  /** Relative paths are under /local/domain/<us>; absolute once we know who we are. */
+  private keyOf(path: string): string {
+    return path.startsWith('/') || this.domid === null ? path : `/local/domain/${this.domid}/${path}`;
+  }
+
+  private cancel(job: Job, reason: Error): void {
+    if (job.done) return;
+    const i = this.queue.indexOf(job);
+    if (i >= 0) this.queue.splice(i, 1);
+    else job.conn?.forget(job);
+    job.settle(reason);
+  }
+
+  private endTransaction(tx: number): void {
+    const conn = this.txConns.get(tx);
+    this.txConns.delete(tx);
+    conn?.transactions.delete(tx);
   }
 
   /**
-   * Writes queued requests while slots are free. The device takes a message
-   * in pieces, so a short write (or EAGAIN, 0 bytes) keeps the rest and waits
-   * for the fd to become writable.
+   * Hands queued requests to connections, oldest first: a request waits
+   * while an earlier one on a related path is unsettled; a pinned one waits
+   * for its connection; the others take a healthy connection with a free
+   * slot (opening one more up to `maxConnections`). Then closes connections
+   * nobody needs: idle ones beyond one spare, and given-up ones once empty.
    */
-  private flush(): void {
-    while (!this.closed && this.out.length > 0) {
-      const item = this.out[0];
-      if (item.off === 0 && this.pending.size >= this.maxInFlight) break;
-      let n: number;
-      try {
-        n = this.b.xen.fdWrite(this.fd, item.off === 0 ? item.msg : item.msg.subarray(item.off));
-      } catch (err) {
-        this.out.shift();
-        if (item.off > 0) {
-          // The stream is out of step with the store now: nothing later can be trusted.
-          this.fail(err as Error);
-          return;
-        }
-        if (item.entry.timer) clearTimeout(item.entry.timer);
-        item.entry.reject(err as Error);
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        if (this.closed) return;
+        this.assign();
+        this.trim();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+    this.updateRef();
+  }
+
+  private assign(): void {
+    // Paths with an unsettled change: a request on a related path waits
+    // (reads see earlier changes, changes keep their order; a change need
+    // not wait for an earlier read, which may as well have come later).
+    const busy: string[] = [];
+    for (const j of this.sent) if (j.key !== null && j.mutates) busy.push(j.key);
+    for (let i = 0; i < this.queue.length && !this.closed; ) {
+      const job = this.queue[i];
+      if (job.done) {
+        this.queue.splice(i, 1); // failed while waiting (its connection closed, no fd to open)
         continue;
       }
-      if (item.off === 0 && n > 0) {
-        // On the wire: its timeout runs from now (waiting in the queue does not count).
-        this.pending.set(item.req, item.entry);
-        if (this.requestTimeout > 0) {
-          item.entry.timer = setTimeout(() => this.expire(item), this.requestTimeout);
-          item.entry.timer.unref();
-        }
-        if (trace) process.stderr.write(`xs> ${item.req} ${OP_NAMES[item.entry.op]} ${JSON.stringify(item.msg.subarray(HEADER).toString('latin1'))}\n`);
+      const waits = job.key !== null && busy.some((k) => related(k, job.key!));
+      const conn = waits ? null : this.connectionFor(job);
+      if (job.key !== null && job.mutates) busy.push(job.key);
+      if (!conn) {
+        i++;
+        continue;
       }
-      item.off += n;
-      if (item.off < item.msg.length) break; // EAGAIN or short: wait for POLLOUT
-      this.out.shift();
+      this.queue.splice(i, 1);
+      job.conn = conn;
+      this.sent.add(job);
+      job.via?.(conn);
+      conn.send(job);
     }
-    const blocked = !this.closed && this.out.length > 0 && (this.out[0].off > 0 || this.pending.size < this.maxInFlight);
-    this.setWritable(blocked);
-    // The xenbus device never reports POLLOUT: retry on a timer as well.
-    if (blocked && !this.retry) {
-      this.retry = setTimeout(() => {
-        this.retry = null;
-        this.flush();
-      }, 10);
-      this.retry.unref();
-    }
-    this.updateRef();
   }
 
-  private setWritable(want: boolean): void {
-    if (want === this.wantWritable || this.closed) return;
-    this.wantWritable = want;
-    this.watcher.start(want ? UV_READABLE | UV_WRITABLE : UV_READABLE);
-  }
-
-  private onPoll(events: number): void {
-    if (this.closed) return;
-    if (events < 0) {
-      this.fail(systemError('EIO', 'xenstore', 'xenbus poll failed'));
-      return;
+  private connectionFor(job: Job): XenbusConnection | null {
+    if (job.pin) {
+      if (job.pin.closed) {
+        job.settle(systemError('ECONNRESET', `xenstore ${opName(job.op)}`, `${job.path}: its connection closed`));
+        return null;
+      }
+      return job.pin.hasSlot ? job.pin : null;
     }
-    if (events & UV_WRITABLE) this.flush();
-    if (events & UV_READABLE) this.onReadable();
-  }
-
-  private onReadable(): void {
-    for (;;) {
-      let chunk: Buffer | null;
+    // Healthy ones with a free slot, fewest in flight first, by kind: plain
+    // ones; then those holding watches (their unwatch should not queue behind
+    // our requests; new watches go there first, to keep them on few fds);
+    // then those with a transaction open or opening (its own requests should
+    // not queue behind ours; never a second transaction there).
+    let plain: XenbusConnection | null = null;
+    let watched: XenbusConnection | null = null;
+    let withTx: XenbusConnection | null = null;
+    const fewer = (a: XenbusConnection | null, c: XenbusConnection) => (!a || c.inFlight < a.inFlight ? c : a);
+    for (const c of this.conns) {
+      if (c.closed || c.retiring || !c.hasSlot) continue;
+      if (c.transactions.size > 0 || this.txStarting.has(c)) withTx = fewer(withTx, c);
+      else if (c.watches.size > 0) watched = fewer(watched, c);
+      else plain = fewer(plain, c);
+    }
+    if (job.op === Op.Watch && watched?.inFlight === 0) return watched;
+    if (plain?.inFlight === 0) return plain;
+    const open = this.conns.filter((c) => !c.closed).length;
+    if (open < this.maxConnections) {
       try {
-        chunk = this.b.xen.fdRead(this.fd, 65536);
+        const c = new XenbusConnection(this.b, this.requestTimeout, this.maxInFlight, this.events);
+        this.conns.push(c);
+        return c;
       } catch (err) {
-        this.fail(err as Error);
-        return;
+        // Out of fds (EMFILE) or the like: use what is open; with nothing open, the request fails.
+        if (open === 0) {
+          job.settle(err as Error);
+          return null;
+        }
       }
-      if (chunk === null) break;
-      if (chunk.length === 0) {
-        this.fail(systemError('ECONNRESET', 'xenstore', 'xenbus closed'));
-        return;
-      }
-      this.inbuf = this.inbuf.length ? Buffer.concat([this.inbuf, chunk]) : chunk;
     }
-    while (this.inbuf.length >= HEADER && !this.closed) {
-      const len = this.inbuf.readUInt32LE(12);
-      if (len > PAYLOAD_MAX) {
-        this.fail(systemError('EPROTO', 'xenstore', 'oversized reply'));
-        return;
-      }
-      if (this.inbuf.length < HEADER + len) break;
-      const type = this.inbuf.readUInt32LE(0);
-      const req = this.inbuf.readUInt32LE(4);
-      const payload = Buffer.from(this.inbuf.subarray(HEADER, HEADER + len));
-      this.inbuf = this.inbuf.subarray(HEADER + len);
-      this.dispatch(type, req, payload);
-    }
-    this.updateRef();
+    return plain ?? watched ?? (job.op === Op.TransactionStart ? null : withTx);
   }
 
-  private dispatch(type: number, req: number, payload: Buffer): void {
-    if (trace) process.stderr.write(`xs< ${req} type=${type} ${JSON.stringify(payload.toString('latin1'))}\n`);
-    if (type === Op.WatchEvent) {
-      const [path, token] = splitNul(payload);
-      const w = token !== undefined ? this.watches.get(token) : undefined;
-      if (w && path !== undefined) {
-        try {
-          w.callback(path);
-        } catch (err) {
-          process.nextTick(() => {
-            throw err;
-          });
-        }
-      }
-      return;
+  private trim(): void {
+    let spare = false;
+    for (let i = 0; i < this.conns.length; ) {
+      const c = this.conns[i];
+      if (!c.closed && c.idle && (c.retiring || spare) && !this.txStarting.has(c)) c.close();
+      else if (!c.closed && c.idle) spare = true;
+      if (c.closed) {
+        this.conns.splice(i, 1);
+        this.dropConnection(c);
+      } else i++;
     }
-    const p = this.pending.get(req);
-    if (!p) {
-      const op = this.abandoned.get(req);
-      this.abandoned.delete(req);
-      // A transaction we gave up on would hold one of the domain's few transaction slots.
-      if (op === Op.TransactionStart && type !== Op.Error) {
-        try {
-          const id = parseTxId(payload);
-          this.request(Op.TransactionEnd, id, '', ['F']).catch(() => undefined);
-        } catch {
-          /* not a transaction id: nothing to end */
-        }
-      }
-      return;
+  }
+
+  /** A closed connection's transactions and watches are gone with it (the kernel dropped them). */
+  private dropConnection(c: XenbusConnection): void {
+    for (const tx of c.transactions) this.txConns.delete(tx);
+    c.transactions.clear();
+    if (c.watches.size === 0) return;
+    const err = systemError('ECONNRESET', 'xenstore watch', 'its connection broke');
+    for (const token of c.watches) {
+      const w = this.watches.get(token);
+      this.watches.delete(token);
+      if (w) notify(w, err);
     }
-    this.pending.delete(req);
-    if (p.timer) clearTimeout(p.timer);
-    this.flush();
-    if (type === Op.Error) {
+    c.watches.clear();
+  }
+
+  private onReply(_conn: XenbusConnection, job: Job, type: number, payload: Buffer): void {
+    if (type === OP_ERROR) {
       const raw = splitNul(payload)[0] || 'EIO';
       // oxenstored's quota error has no errno: it is what C xenstored calls ENOSPC.
       const code = raw === 'EQUOTA' ? 'ENOSPC' : raw;
       // Only a real errno name (xenstored's are); anything else is EIO, not a made-up code without errno.
       const known = /^E[A-Z0-9]+$/.test(code) && code in constants.errno;
-      p.reject(systemError(known ? code : 'EIO', `xenstore ${OP_NAMES[p.op]}`, p.path));
+      job.settle(systemError(known ? code : 'EIO', `xenstore ${opName(job.op)}`, job.path));
     } else {
-      p.resolve(payload);
+      job.settle(null, payload);
     }
   }
 
-  /** The connection is unusable: fail every request and tell every watch. */
-  private fail(err: Error): void {
-    this.shutdown(err, true);
+  /** A transaction we gave up on would hold one of the domain's few transaction slots: end it. */
+  private onLateReply(conn: XenbusConnection, op: number, type: number, payload: Buffer): void {
+    if (op !== OP_TRANSACTION_START || type === OP_ERROR || conn.closed) return;
+    let id: number;
+    try {
+      id = parseTxId(payload);
+    } catch {
+      return; // not a transaction id: nothing to end
+    }
+    conn.transactions.add(id);
+    this.txConns.set(id, conn);
+    this.request(OP_TRANSACTION_END, id, '', ['F']).catch(() => undefined);
   }
 
+  private onWatchEvent(payload: Buffer): void {
+    const [path, token] = splitNul(payload);
+    const w = token !== undefined ? this.watches.get(token) : undefined;
+    if (!w || path === undefined) return;
+    try {
+      w.callback(path);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** The store is unusable (or we close it): fail every request, tell every watch when it failed. */
   private shutdown(err: Error, notifyWatches: boolean): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.retry) clearTimeout(this.retry);
-    this.watcher.close();
-    this.b.closeFd(this.fd);
-    const entries = [...this.pending.values(), ...this.out.map((o) => o.entry)];
-    this.pending.clear();
-    this.out.length = 0;
-    for (const p of entries) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(err);
-    }
+    const jobs = [...this.queue];
+    this.queue.length = 0;
+    for (const c of this.conns) c.fail(err);
+    this.conns.length = 0;
+    for (const j of jobs) j.settle(err);
     const watches = [...this.watches.values()];
     this.watches.clear();
-    if (notifyWatches) {
-      for (const w of watches) {
-        try {
-          w.onError?.(err);
-        } catch (e) {
-          process.nextTick(() => {
-            throw e;
-          });
-        }
-      }
-    }
+    this.txConns.clear();
+    if (notifyWatches) for (const w of watches) notify(w, err);
     this.onClose?.();
   }
 
   /** @internal the owner drops its reference (a fresh client is opened on next use). */
   onClose: (() => void) | null = null;
 
+  /** One open connection carries the client's hold on the loop (requests on the wire hold their own). */
   private updateRef(): void {
     if (this.closed) return;
-    const want = this.pending.size > 0 || this.out.length > 0 || this.holds > 0;
-    if (want === this.refed) return;
-    this.refed = want;
-    if (want) this.watcher.ref();
-    else this.watcher.unref();
+    const want = this.holds > 0 || this.queue.length > 0;
+    let held = false;
+    for (const c of this.conns) {
+      c.keepAlive = want && !held && !c.closed;
+      if (!c.closed) held = true;
+    }
+  }
+}
+
+function notify(w: WatchEntry, err: Error): void {
+  try {
+    w.onError?.(err);
+  } catch (e) {
+    process.nextTick(() => {
+      throw e;
+    });
   }
 }
 
@@ -588,8 +726,6 @@ export function parseDecimal(s: string, lo: number, hi: number): number | null {
   return n >= lo && n <= hi ? n : null;
 }
 
-/** XENRING_DEBUG=xenstore traces every request and reply on stderr. */
-const trace = /\bxenstore\b/.test(process.env.XENRING_DEBUG ?? '');
 
 /**
  * One client per bindings object, opened on first use (throws ENOENT without
