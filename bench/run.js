@@ -534,7 +534,7 @@ function poolReport(all) {
     w(`| streaming 16 MiB messages, pool ÷ ring (MB/s ${mbFmt(sp)} vs ${mbFmt(sr)}) | ≥ 3× | ${r.toFixed(1)}× | ${r >= 3 ? 'yes' : '**no**'} |`);
   }
   w();
-  w('Bulk 64 KiB / 1 MiB ordinary write() with a default \'data\' receiver is the bulk table\'s xenring row (ordinary Buffers of at least 32 KiB are copied into the pool).');
+  w('Bulk 64 KiB / 1 MiB ordinary write() with a default \'data\' receiver is the bulk table\'s xenring row (ordinary Buffers of at least 256 KiB are copied into the pool).');
   w();
   return out.join('\n');
 }
