@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <string>
 
+#include "addon_data.h"
 #include "errors.h"
 #include "fast_copy.h"
 #include "pool_queue.h"
@@ -59,8 +60,11 @@ Napi::Function PoolMapping::Init(Napi::Env env) {
 }
 
 // new PoolMapping(fd, length, writable, offset = 0): mmap MAP_SHARED.
+// new PoolMapping(undefined) is used by Adopt() (and is a closed mapping if
+// JS makes one).
 PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolMapping>(info) {
   Napi::Env env = info.Env();
+  if (info.Length() >= 1 && info[0].IsUndefined()) return;
   int fd = FdArg(info, 0);
   int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 36);
   bool writable = info.Length() > 2 && info[2].ToBoolean();
@@ -77,6 +81,22 @@ PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pool
 
 PoolMapping::~PoolMapping() {
   if (region_ != nullptr) region_->Unref();
+}
+
+Napi::Object PoolMapping::Adopt(Napi::Env env, uint8_t* base, size_t length) {
+  Napi::Object obj;
+  try {
+    obj = GetAddonData(env)->pool_mapping_ctor.New({env.Undefined()});
+  } catch (...) {
+    munmap(base, length);
+    throw;
+  }
+  PoolMapping* m = ObjectWrap<PoolMapping>::Unwrap(obj);
+  g_alive.fetch_add(1, std::memory_order_relaxed);
+  m->region_ = new PoolRegion(base, length);
+  m->length_ = length;
+  obj.TypeTag(&kPoolMappingTag);
+  return obj;
 }
 
 PoolRegion* PoolMapping::Acquire(Napi::Value v) {
@@ -175,7 +195,9 @@ static Napi::Value RegionsAlive(const Napi::CallbackInfo& info) {
 }
 
 void InitPool(Napi::Env env, Napi::Object exports) {
-  exports.Set("PoolMapping", PoolMapping::Init(env));
+  Napi::Function ctor = PoolMapping::Init(env);
+  GetAddonData(env)->pool_mapping_ctor = Napi::Persistent(ctor);
+  exports.Set("PoolMapping", ctor);
   exports.Set("PoolQueue", PoolQueue::Init(env));
   exports.Set("poolRegionsAlive", Napi::Function::New(env, RegionsAlive, "poolRegionsAlive"));
 }
