@@ -291,16 +291,16 @@ export class RingReader {
       return;
     }
     if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
-      let got: number;
+      let got: boolean;
       try {
-        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS));
+        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS)) > 0 || this.payloadDue();
       } catch (err) {
         this.spinScheduled = false;
         this.stop();
         this.host.fail(err as Error);
         return;
       }
-      if (got > 0) {
+      if (got) {
         this.tickSpin.succeeded();
         this.spin.succeeded();
         this.tickSpins++;
