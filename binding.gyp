@@ -13,7 +13,8 @@
         "native/pool_mapping.cc",
         "native/pool_queue.cc",
         "native/ring_endpoint.cc",
-        "native/xen_devices.cc"
+        "native/xen_devices.cc",
+        "native/xen_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

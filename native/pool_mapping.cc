@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <string>
 
+#include "addon_data.h"
 #include "errors.h"
 #include "fast_copy.h"
 #include "pool_queue.h"
@@ -18,7 +19,23 @@ std::atomic<int64_t> g_alive{0};
 // look-alike (napi type tags need no per-env state).
 const napi_type_tag kPoolMappingTag = {0x78656e72696e6770ull, 0x6f6f6c6d61707031ull};
 
-void DropViewRef(Napi::Env, uint8_t*, PoolRegion* region) { region->Unref(); }
+// A view's pages are the mapping's, already counted when it was made: V8
+// would otherwise count every view as fresh external memory and, with views
+// of many MiB made per message, start a full GC every few messages (measured:
+// ~1 ms each, most of a 16 MiB hand-off). The view takes its length back off
+// V8's external count when made and gives it back when collected, so the
+// count stays what V8 itself adds and removes for the buffer.
+struct ViewHint {
+  PoolRegion* region;
+  int64_t length;
+};
+
+void DropViewRef(Napi::Env env, uint8_t*, ViewHint* hint) {
+  int64_t ignored;
+  napi_adjust_external_memory(env, hint->length, &ignored);
+  hint->region->Unref();
+  delete hint;
+}
 }  // namespace
 
 PoolRegion::~PoolRegion() {
@@ -43,8 +60,11 @@ Napi::Function PoolMapping::Init(Napi::Env env) {
 }
 
 // new PoolMapping(fd, length, writable, offset = 0): mmap MAP_SHARED.
+// new PoolMapping(undefined) is used by Adopt() (and is a closed mapping if
+// JS makes one).
 PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolMapping>(info) {
   Napi::Env env = info.Env();
+  if (info.Length() >= 1 && info[0].IsUndefined()) return;
   int fd = FdArg(info, 0);
   int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 36);
   bool writable = info.Length() > 2 && info[2].ToBoolean();
@@ -61,6 +81,22 @@ PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pool
 
 PoolMapping::~PoolMapping() {
   if (region_ != nullptr) region_->Unref();
+}
+
+Napi::Object PoolMapping::Adopt(Napi::Env env, uint8_t* base, size_t length) {
+  Napi::Object obj;
+  try {
+    obj = GetAddonData(env)->pool_mapping_ctor.New({env.Undefined()});
+  } catch (...) {
+    munmap(base, length);
+    throw;
+  }
+  PoolMapping* m = ObjectWrap<PoolMapping>::Unwrap(obj);
+  g_alive.fetch_add(1, std::memory_order_relaxed);
+  m->region_ = new PoolRegion(base, length);
+  m->length_ = length;
+  obj.TypeTag(&kPoolMappingTag);
+  return obj;
 }
 
 PoolRegion* PoolMapping::Acquire(Napi::Value v) {
@@ -90,14 +126,19 @@ Napi::Value PoolMapping::View(const Napi::CallbackInfo& info) {
   int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_) - 1);
   int64_t length = IntArg(info, 1, "length", 1, static_cast<int64_t>(length_) - offset);
   region_->Ref();
+  auto* hint = new ViewHint{region_, length};
+  Napi::Buffer<uint8_t> view;
   try {
-    return Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef,
-                                      region_);
+    view = Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef, hint);
   } catch (...) {
     // e.g. a runtime that refuses external buffers: the caller falls back to a copy.
+    delete hint;
     region_->Unref();
     throw;
   }
+  int64_t ignored;
+  napi_adjust_external_memory(env, -length, &ignored);
+  return view;
 }
 
 namespace {
@@ -153,7 +194,9 @@ static Napi::Value RegionsAlive(const Napi::CallbackInfo& info) {
 }
 
 void InitPool(Napi::Env env, Napi::Object exports) {
-  exports.Set("PoolMapping", PoolMapping::Init(env));
+  Napi::Function ctor = PoolMapping::Init(env);
+  GetAddonData(env)->pool_mapping_ctor = Napi::Persistent(ctor);
+  exports.Set("PoolMapping", ctor);
   exports.Set("PoolQueue", PoolQueue::Init(env));
   exports.Set("poolRegionsAlive", Napi::Function::New(env, RegionsAlive, "poolRegionsAlive"));
 }

@@ -44,6 +44,12 @@ class PoolMapping : public Napi::ObjectWrap<PoolMapping> {
   // caller, or nullptr when `v` is not one (or is closed).
   static PoolRegion* Acquire(Napi::Value v);
 
+  // For other native modules that map pool pages themselves (gntalloc and
+  // gntdev, native/xen_pool.cc): a PoolMapping owning [base, base + length),
+  // munmap'd when its last holder goes. The mapping must need nothing but
+  // munmap to release (the Xen driver slot is dropped right after mmap).
+  static Napi::Object Adopt(Napi::Env env, uint8_t* base, size_t length);
+
  private:
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value Holders(const Napi::CallbackInfo& info);

@@ -18,12 +18,9 @@
 #include <string>
 #include <vector>
 
-typedef uint16_t domid_t;      // the uapi headers use Xen's typedefs without
-typedef uint32_t grant_ref_t;  // defining them
 #include <xen/evtchn.h>
-#include <xen/gntalloc.h>
-#include <xen/gntdev.h>
 
+#include "addon_data.h"
 #include "errors.h"
 #include "notifier.h"
 #include "shared_mapping.h"
@@ -32,37 +29,17 @@ namespace xenring {
 
 namespace {
 
-constexpr size_t kPage = 4096;
 // 1 control page + 2 rings of at most 1 MiB each (libxenvchan's limit).
 constexpr int64_t kMaxPages = 1 + 2 * 256;
-constexpr int64_t kMaxDomid = 0x7fef;  // DOMID_FIRST_RESERVED - 1
 
-const char kGntalloc[] = "/dev/xen/gntalloc";
-const char kGntdev[] = "/dev/xen/gntdev";
 const char kEvtchn[] = "/dev/xen/evtchn";
 const char kXenbus[] = "/dev/xen/xenbus";
-
-// Closes an fd on scope exit unless released (keeps every error path leak-free).
-class FdGuard {
- public:
-  explicit FdGuard(int fd) : fd_(fd) {}
-  ~FdGuard() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
- private:
-  int fd_;
-};
 
 // Like ThrowErrno, plus the device path (as fs errors carry it), so that
 // "open ENOENT '/dev/xen/gntdev'" says which module is missing.
 [[noreturn]] void ThrowOpen(Napi::Env env, int err, const char* path) { ThrowErrno(env, err, "open", path); }
+
+}  // namespace
 
 int OpenDevice(Napi::Env env, const char* path, int extra_flags) {
   int fd;
@@ -77,27 +54,24 @@ int Ioctl(int fd, unsigned long req, void* arg) {
   return rc;
 }
 
+namespace {
+
 // Optional int argument: undefined / null / -1 mean "none".
 int64_t OptionalArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t hi) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return -1;
   return IntArg(info, i, name, -1, hi);
 }
 
-// gntShare(domid, count, writable, notifyOffset, notifyPort)
-//   -> { mapping: SharedMapping, refs: number[] }
-// Allocates `count` fresh zeroed pages granted to `domid` and maps them. The
-// driver slot is released right after mmap (as libxengntshr does) so that
-// munmap alone frees the pages; the fd is closed at once, the mapping keeps
-// the file alive. notifyOffset (byte in the mapping) is cleared and notifyPort
-// signalled when our last reference goes away, including process death.
-Napi::Value GntShare(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint16_t domid = static_cast<uint16_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
-  uint32_t count = static_cast<uint32_t>(IntArg(info, 1, "count", 1, kMaxPages));
-  bool writable = info.Length() > 2 && info[2].ToBoolean();
-  int64_t notify_offset = OptionalArg(info, 3, "notifyOffset", int64_t(count) * kPage - 1);
-  int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
+}  // namespace
 
+// Allocates `count` fresh zeroed pages granted to `domid` (writable grants if
+// `writable`) and maps them read/write. The driver slot is released right
+// after mmap (as libxengntshr does) so that munmap alone frees the pages; the
+// fd is closed at once, the mapping keeps the file alive. notify_offset (byte
+// in the mapping, -1 none) is cleared and notify_port (-1 none) signalled when
+// our last reference goes away, including process death.
+uint8_t* ShareGrants(Napi::Env env, uint16_t domid, uint32_t count, bool writable, int64_t notify_offset,
+                     int64_t notify_port, std::vector<uint32_t>* refs) {
   FdGuard fd(OpenDevice(env, kGntalloc, 0));
   std::vector<uint8_t> buf(sizeof(ioctl_gntalloc_alloc_gref) + count * sizeof(uint32_t));
   auto* op = reinterpret_cast<ioctl_gntalloc_alloc_gref*>(buf.data());
@@ -113,7 +87,7 @@ Napi::Value GntShare(const Napi::CallbackInfo& info) {
     Ioctl(fd.get(), IOCTL_GNTALLOC_DEALLOC_GREF, &d);
   };
 
-  size_t length = size_t(count) * kPage;
+  size_t length = size_t(count) * kXenPage;
   void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), static_cast<off_t>(index));
   if (p == MAP_FAILED) {
     int err = errno;
@@ -133,29 +107,22 @@ Napi::Value GntShare(const Napi::CallbackInfo& info) {
     }
   }
   dealloc();  // the mapping now holds the only reference
-
-  Napi::Array refs = Napi::Array::New(env, count);
-  for (uint32_t i = 0; i < count; i++) refs.Set(i, Napi::Number::New(env, op->gref_ids[i]));
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("mapping", SharedMapping::Adopt(env, static_cast<uint8_t*>(p), length, true));
-  out.Set("refs", refs);
-  return out;
+  refs->assign(op->gref_ids, op->gref_ids + count);
+  return static_cast<uint8_t*>(p);
 }
 
-// gntMap(domid, refs, writable, notifyOffset, notifyPort) -> SharedMapping
-// Maps a peer's grant refs contiguously. A read-only map (writable=false) can
-// only notify by event, never clear a byte. An EAGAIN from mmap (page being
-// paged in by the granting domain) is thrown for the caller to retry later.
-Napi::Value GntMap(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t domid = static_cast<uint32_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
-  if (info.Length() < 2 || !info[1].IsArray()) ThrowType(env, "The \"refs\" argument must be an array");
-  Napi::Array arr = info[1].As<Napi::Array>();
+// Maps a peer's grant refs (a JS array of uint32, 1..max of them)
+// contiguously. A read-only map (writable=false) can only notify by event,
+// never clear a byte. An EAGAIN from mmap (page being paged in by the
+// granting domain) is thrown for the caller to retry later. The driver slot
+// is dropped at once: munmap alone unmaps the grants (and fires the notify).
+uint8_t* MapGrants(Napi::Env env, uint32_t domid, Napi::Value refs_value, uint32_t max, bool writable,
+                   int64_t notify_offset, int64_t notify_port, size_t* length_out) {
+  if (!refs_value.IsArray()) ThrowType(env, "The \"refs\" argument must be an array");
+  Napi::Array arr = refs_value.As<Napi::Array>();
   uint32_t count = arr.Length();
-  if (count < 1 || count > kMaxPages) ThrowRange(env, "The number of grant refs is out of range");
-  bool writable = info.Length() > 2 && info[2].ToBoolean();
-  int64_t notify_offset = OptionalArg(info, 3, "notifyOffset", int64_t(count) * kPage - 1);
-  int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
+  if (count < 1 || count > max) ThrowRange(env, "The number of grant refs is out of range");
+  if (notify_offset >= int64_t(count) * int64_t(kXenPage)) ThrowRange(env, "notifyOffset is outside the mapping");
   if (notify_offset >= 0 && !writable) ThrowType(env, "a read-only grant map cannot clear a byte on unmap");
 
   std::vector<uint8_t> buf(sizeof(ioctl_gntdev_map_grant_ref) + count * sizeof(ioctl_gntdev_grant_ref));
@@ -179,7 +146,7 @@ Napi::Value GntMap(const Napi::CallbackInfo& info) {
     Ioctl(fd.get(), IOCTL_GNTDEV_UNMAP_GRANT_REF, &u);
   };
 
-  size_t length = size_t(count) * kPage;
+  size_t length = size_t(count) * kXenPage;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   // One attempt: EAGAIN (a granted page being paged in) is thrown, and the
   // caller retries on a timer (lib/transports/xen/handshake.ts gntMapRetry),
@@ -202,16 +169,51 @@ Napi::Value GntMap(const Napi::CallbackInfo& info) {
       ThrowErrno(env, err, "ioctl(GNTDEV_SET_UNMAP_NOTIFY)");
     }
   }
-  // Drop the driver's slot now: the mapping holds its own reference, so
-  // munmap alone unmaps the grants (and fires the notify).
   release_slot();
-  return SharedMapping::Adopt(env, static_cast<uint8_t*>(p), length, writable);
+  *length_out = length;
+  return static_cast<uint8_t*>(p);
+}
+
+namespace {
+
+// gntShare(domid, count, writable, notifyOffset, notifyPort)
+//   -> { mapping: SharedMapping, refs: number[] }   (see ShareGrants)
+Napi::Value GntShare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint16_t domid = static_cast<uint16_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
+  uint32_t count = static_cast<uint32_t>(IntArg(info, 1, "count", 1, kMaxPages));
+  bool writable = info.Length() > 2 && info[2].ToBoolean();
+  int64_t notify_offset = OptionalArg(info, 3, "notifyOffset", int64_t(count) * kXenPage - 1);
+  int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
+  std::vector<uint32_t> ids;
+  uint8_t* p = ShareGrants(env, domid, count, writable, notify_offset, notify_port, &ids);
+  Napi::Array refs = Napi::Array::New(env, count);
+  for (uint32_t i = 0; i < count; i++) refs.Set(i, Napi::Number::New(env, ids[i]));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mapping", SharedMapping::Adopt(env, p, size_t(count) * kXenPage, true));
+  out.Set("refs", refs);
+  return out;
+}
+
+// gntMap(domid, refs, writable, notifyOffset, notifyPort) -> SharedMapping
+Napi::Value GntMap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t domid = static_cast<uint32_t>(IntArg(info, 0, "domid", 0, kMaxDomid));
+  bool writable = info.Length() > 2 && info[2].ToBoolean();
+  int64_t notify_offset = OptionalArg(info, 3, "notifyOffset", int64_t(kMaxPages) * kXenPage - 1);
+  int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
+  size_t length = 0;
+  uint8_t* p = MapGrants(env, domid, info.Length() > 1 ? info[1] : env.Undefined(), kMaxPages, writable,
+                         notify_offset, notify_port, &length);
+  return SharedMapping::Adopt(env, p, length, writable);
 }
 
 // evtchnOpen() -> fd (O_CLOEXEC so spawned children inherit no ports,
 // O_NONBLOCK so the fd can be read from a uv_poll callback).
+// Owned by the environment until closeFd(): a terminated worker's ports are
+// unbound by closing the device at teardown.
 Napi::Value EvtchnOpen(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), OpenDevice(info.Env(), kEvtchn, O_NONBLOCK));
+  return Napi::Number::New(info.Env(), OwnFd(info.Env(), OpenDevice(info.Env(), kEvtchn, O_NONBLOCK)));
 }
 
 // The bind ioctls return the local port as the ioctl's result.
@@ -319,7 +321,7 @@ Napi::Value EvtchnNotifierNew(const Napi::CallbackInfo& info) {
 // xenbusOpen() -> fd of /dev/xen/xenbus, non-blocking: the xs_wire client in
 // TypeScript polls it with an FdWatcher and never blocks the loop.
 Napi::Value XenbusOpen(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), OpenDevice(info.Env(), kXenbus, O_NONBLOCK));
+  return Napi::Number::New(info.Env(), OwnFd(info.Env(), OpenDevice(info.Env(), kXenbus, O_NONBLOCK)));
 }
 
 // fdWrite(fd, buffer) -> bytes written (0 on EAGAIN). The xenbus device takes
@@ -362,7 +364,7 @@ Napi::Value Peek(const Napi::CallbackInfo& info) {
   SharedMapping* m = info.Length() > 0 ? SharedMapping::Unwrap(info[0]) : nullptr;
   if (m == nullptr || m->base() == nullptr) ThrowType(env, "The \"mapping\" argument must be a live SharedMapping");
   int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(m->length()));
-  int64_t length = IntArg(info, 2, "length", 0, static_cast<int64_t>(kPage));
+  int64_t length = IntArg(info, 2, "length", 0, static_cast<int64_t>(kXenPage));
   if (offset + length > static_cast<int64_t>(m->length())) ThrowRange(env, "peek range is outside the mapping");
   std::vector<uint8_t> copy(static_cast<size_t>(length));
   const volatile uint8_t* src = m->base() + offset;
@@ -420,7 +422,8 @@ void InitXenDevices(Napi::Env env, Napi::Object exports) {
   fn("devicesAccessible", DevicesAccessible);
   fn("peek", Peek);
   fn("poke", Poke);
-  xen.Set("pageSize", static_cast<double>(kPage));
+  xen.Set("pageSize", static_cast<double>(kXenPage));
+  InitXenPool(env, xen);
   exports.Set("xen", xen);
 }
 

@@ -126,7 +126,8 @@ export class PoolSender {
       if (buf.length < this.copyThreshold || buf.length > this.copyMax || !this.table.canSend()) return false;
       if (this.copyWindow !== Infinity && this.untakenBytes() + buf.length > this.copyWindow) return false;
       const copy = this.table.loan(buf.length);
-      if (copy === null) return this.fellBack();
+      if (copy === null) return false; // an ordinary Buffer: the ring is its usual path, no fallback
+
       this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
       loan = copy;
     }

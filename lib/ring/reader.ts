@@ -48,6 +48,8 @@ export interface ReaderOptions {
 /** As net reads a bounded amount per loop turn: then timers and other sockets run. */
 export const TURN_BYTES = 1024 * 1024;
 export const TURN_READS = 1024;
+/** With a pool, the spin checks for payloads this often (µs). */
+const SPIN_SLICE_MICROS = 5;
 /** A spin that skips the loop turn (see spinSoon) lasts at most this (µs):
  * a peer in this same process cannot answer until the loop turns. */
 const TICK_SPIN_MICROS = 10;
@@ -241,6 +243,19 @@ export class RingReader {
     return this.receiver !== null && this.poolAllowance() === 0;
   }
 
+  /**
+   * The spin, with a pool: ring bytes or a payload, whichever comes first,
+   * in short slices (the native spin watches the ring only); then asks for a
+   * wake-up and checks both once more. True if either arrived.
+   */
+  private spinForPayload(): boolean {
+    const ep = this.state.endpoint;
+    for (let t = 0; t < this.options.spinMicros; t += SPIN_SLICE_MICROS) {
+      if (ep.waitData(SPIN_SLICE_MICROS) > 0 || this.payloadDue()) return true;
+    }
+    return ep.waitData(0, true) > 0 || this.payloadDue();
+  }
+
   /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
   private ringCap(length: number, allowance: number): number {
     return Math.min(length, this.state.readable, allowance);
@@ -304,11 +319,11 @@ export class RingReader {
     if (this.stopped || !this.reading) return;
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
-      if (this.state.endpoint.waitData(this.options.spinMicros, true) > 0) {
+      if (this.receiver !== null ? this.spinForPayload() : this.state.endpoint.waitData(this.options.spinMicros, true) > 0) {
         this.spin.succeeded();
       } else {
         this.spin.failed();
-        if (!this.state.peerDoneWriting && !this.payloadDue()) return; // sleep until woken
+        if (!this.state.peerDoneWriting) return; // sleep until woken
       }
     } catch (err) {
       this.stop();

@@ -49,7 +49,7 @@ class FakeXenHost {
     this.ports = new Map(); // `${domid}:${port}` -> port record
     this.evtchnFds = new Map(); // fd -> { domid, ports: Set }
     this.nextPort = new Map();
-    this.faults = { gntMapEagain: 0, gntShareError: null, bindInterdomainError: null };
+    this.faults = { gntMapEagain: 0, gntShareError: null, gntSharePoolError: null, bindInterdomainError: null };
     this.domains = new Map();
     this.xenbusEagain = 0; // writes to a xenbus fd that met EAGAIN
   }
@@ -71,6 +71,8 @@ class FakeXenHost {
       fdRead: (fd, max) => realXen.fdRead(fd, max),
       gntShare: (grantee, count, writable, notifyOffset, notifyPort) => host.gntShare(domid, grantee, count, writable, notifyOffset, notifyPort),
       gntMap: (granter, refs, writable, notifyOffset, notifyPort) => host.gntMap(domid, granter, refs, writable, notifyOffset, notifyPort),
+      gntSharePool: (grantee, count) => host.gntSharePool(domid, grantee, count),
+      gntMapPool: (granter, refs) => host.gntMapPool(domid, granter, refs),
       peek: (m, off, len) => realXen.peek(m.real, off, len),
       poke: (m, off, data) => realXen.poke(m.real, off, data),
       evtchnOpen: () => host.evtchnOpen(domid),
@@ -108,7 +110,9 @@ class FakeXenHost {
   }
 
   gntShare(granter, grantee, count, writable, notifyOffset, notifyPort) {
-    if (this.faults.gntShareError) {
+    // gntShareError hits a vchan's share (the one that asks for an unmap
+    // notify); gntSharePoolError a pool region's.
+    if (this.faults.gntShareError && notifyPort >= 0) {
       const code = this.faults.gntShareError;
       this.faults.gntShareError = null;
       throw sysErr(code, 'ioctl(GNTALLOC_ALLOC_GREF)');
@@ -143,6 +147,40 @@ class FakeXenHost {
     const real = new native.SharedMapping(share.memfd, refs.length * PAGE, writable, first.page * PAGE);
     share.maps++;
     return this.wrap(real, share, false, mapper, notifyOffset, notifyPort, first.page * PAGE);
+  }
+
+  /**
+   * Pool regions are real PoolMappings (the pool's native queues accept
+   * nothing else) over the share's memfd; their close() is wrapped to count
+   * them. Views the user keeps are not counted: the real driver frees the
+   * pages at the last munmap, which a test sees in poolRegionsAlive().
+   */
+  gntSharePool(granter, grantee, count) {
+    if (this.faults.gntSharePoolError) {
+      const code = this.faults.gntSharePoolError;
+      this.faults.gntSharePoolError = null;
+      throw sysErr(code, 'ioctl(GNTALLOC_ALLOC_GREF)');
+    }
+    const { mapping: m, refs } = this.gntShare(granter, grantee, count, true, -1, -1);
+    return { mapping: this.asPool(m, this.grants.get(refs[0])), refs };
+  }
+
+  gntMapPool(mapper, granter, refs) {
+    return this.asPool(this.gntMap(mapper, granter, refs, true, -1, -1), this.grants.get(refs[0]));
+  }
+
+  /** The same pages as fake mapping `m`, as a PoolMapping whose close() is m's unmap(). */
+  asPool(m, { share, page }) {
+    const real = new native.PoolMapping(share.memfd, m.length, true, page * PAGE);
+    m.real.unmap(); // `real` replaces it; `m` stays in the counts until close()
+    const close = real.close.bind(real);
+    Object.defineProperty(real, 'close', {
+      value: () => {
+        close();
+        m.unmap();
+      },
+    });
+    return real;
   }
 
   /** A mapping whose unmap() runs the kernel's unmap-notify and frees the pages when nobody maps them. */

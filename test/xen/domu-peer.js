@@ -95,6 +95,18 @@ async function main() {
     await new Promise((r) => setTimeout(r, 1000));
     child.kill('SIGKILL');
   });
+  await timed('step11 transport connection to dom0 with the default pool: 8 MiB by reference each way', async () => {
+    const { poolTransfer, xenMappings, settleMappings } = require('./pool_helpers');
+    const start = xenMappings();
+    const c = await connectRetry({ port: 7011, domid: D0 }, Date.now() + WAIT);
+    if (!c.pool || !c.pool.sender || !c.pool.receiver) throw new Error('no pool both ways');
+    await poolTransfer(c, { send: 32, recv: 32, size: 256 * 1024, timeout: WAIT });
+    const st = c.pool.stats();
+    c.release();
+    const now = await settleMappings(start);
+    if (now.gntalloc !== start.gntalloc || now.gntdev !== start.gntdev) throw new Error(`mappings left: ${JSON.stringify(now)} vs ${JSON.stringify(start)}`);
+    return `sentByRef ${st.sentByRef}, receivedByRef ${st.receivedByRef}`;
+  });
   // The Socket layer across domains (dom0 half: test/xen/socket.test.js, run after domu.test.js).
   await timed('step10 xenring Socket -> dom0 Server (transport xen): 4 MiB each way verified', () => socketStep(Date.now() + WAIT));
 }

@@ -15,6 +15,8 @@ export interface XenBindings {
   readonly RingEndpoint: new (options: RingEndpointOptions) => RingEndpoint;
   readonly FdWatcher: new (fd: number, callback: (events: number) => void) => FdWatcher;
   closeFd(fd: number): void;
+  /** Pool grants this process may hold at once (default: half of gntalloc's limit). */
+  readonly poolGrantBudget?: number;
   /** Options of this bindings' xenstore client (request timeout, requests in flight). */
   readonly storeOptions?: XenStoreOptions;
   /** This domain's id when it can be told without xenstore (synchronously), else null. */

@@ -19,6 +19,18 @@ import { addonBindings, type XenBindings } from './bindings';
 import { validateDomid } from '../../validators';
 import { deadline, Wakeup } from './wait';
 import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
+import {
+  acceptPool,
+  holdRingGrants,
+  POOL_PEER_SIZE_NODE,
+  POOL_REF_NODE,
+  POOL_SIZE_NODE,
+  retryEagain,
+  type PoolOffer,
+  type XenPoolSetup,
+} from './xen_pool';
+import type { PoolOptions } from '../../pool/layout';
+import type { PoolLink } from '../../pool/pool_link';
 
 const OFF_LEFT_ORDER = CONTROL.leftOrder;
 const OFF_RIGHT_ORDER = CONTROL.rightOrder;
@@ -134,7 +146,7 @@ export const GNT_MAP_RETRY_MS = 1000;
  * the loop keeps running, with a growing delay and a bound of
  * {@link GNT_MAP_RETRY_MS} (then the EAGAIN is the caller's).
  */
-export async function gntMapRetry(
+export function gntMapRetry(
   b: XenBindings,
   domid: number,
   refs: number[],
@@ -143,15 +155,7 @@ export async function gntMapRetry(
   notifyPort: number,
   budgetMs = GNT_MAP_RETRY_MS,
 ): Promise<SharedMapping> {
-  const deadline = Date.now() + budgetMs;
-  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-    try {
-      return b.xen.gntMap(domid, refs, writable, notifyOffset, notifyPort);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() + delay > deadline) throw err;
-    }
-    await new Promise((r) => setTimeout(r, delay));
-  }
+  return retryEagain(() => b.xen.gntMap(domid, refs, writable, notifyOffset, notifyPort), budgetMs);
 }
 
 /** The per-connection resources; release() frees each once, in libxenvchan's order. */
@@ -160,6 +164,8 @@ export class XenLink implements RingLink {
   private released = false;
   /** Runs once after release (transport bookkeeping). */
   onRelease: (() => void) | null = null;
+  /** The page-reference pool both xenring peers agreed on (null: none, or a plain vchan peer). */
+  readonly pool: PoolLink | null;
 
   constructor(
     readonly endpoint: RingEndpoint,
@@ -172,10 +178,24 @@ export class XenLink implements RingLink {
     private xsPath: string | null,
     private readonly xs: XenStore,
     private readonly b: XenBindings,
-  ) {}
+    private readonly poolSetup: XenPoolSetup | null = null,
+    /** Gives the ring grants we made back to the pool budget (xen_pool.ts). */
+    private readonly dropRingGrants: (() => void) | null = null,
+  ) {
+    let pool: PoolLink | null = null;
+    try {
+      pool = poolSetup?.link() ?? null;
+    } catch {
+      // Queues that cannot open on pages we mapped: go on without a pool
+      // (the peer's payloads then wait in its pool and it falls back to the ring).
+      quiet(() => poolSetup?.close());
+    }
+    this.pool = pool;
+  }
 
-  /** Deletes the published xenstore nodes now (the client has mapped everything). */
+  /** Deletes the published xenstore nodes now (the client has mapped everything, pool included). */
   unpublish(): Promise<void> {
+    this.poolSetup?.dropList();
     const p = this.xsPath;
     this.xsPath = null;
     return p ? this.xs.rmQuiet(p) : Promise.resolve();
@@ -190,6 +210,10 @@ export class XenLink implements RingLink {
     quiet(() => this.b.xen.evtchnNotify(this.waitFd, this.port));
     quiet(() => this.endpoint.close());
     for (const m of this.mappings) quiet(() => m.unmap());
+    // Our pool grants go back once no loaned Buffer holds them; views of the
+    // peer's pool the user holds stay mapped (and readable) until collected.
+    quiet(() => this.poolSetup?.close());
+    this.dropRingGrants?.();
     quiet(() => this.b.xen.evtchnUnbind(this.waitFd, this.port));
     quiet(() => this.b.closeFd(this.waitFd));
     void this.unpublish();
@@ -217,6 +241,12 @@ export interface VchanServerOptions {
   ext?: boolean;
   /** @internal address reported as the local/remote `port`. */
   port?: number | string;
+  /**
+   * @internal the pool agreed with a xenring client (xen_pool.ts answerPool):
+   * its nodes are published with ring-ref; the link owns the setup, and
+   * frees it if the server fails.
+   */
+  pool?: { setup: XenPoolSetup; nodes: [string, string][] } | null;
 }
 
 /**
@@ -226,6 +256,20 @@ export interface VchanServerOptions {
  * write before the client is there.
  */
 export async function vchanServer(options: VchanServerOptions, b: XenBindings = addonBindings): Promise<XenLink> {
+  const setup = options.pool?.setup ?? null;
+  let link: XenLink;
+  try {
+    link = await serveVchan(options, b);
+  } catch (err) {
+    quiet(() => setup?.close()); // whatever failed, before or after the devices were touched
+    throw err;
+  }
+  // Only a xenring client can use a pool: a plain vchan link never holds one.
+  if (setup && !link.ext) quiet(() => setup.close());
+  return link;
+}
+
+async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<XenLink> {
   const domid = checkDomid(options.domid);
   const path = checkPath(options.path);
   const ext = options.ext === true;
@@ -238,6 +282,7 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
   let port = -1;
   let mapping: SharedMapping | null = null;
   let endpoint: RingEndpoint | null = null;
+  let dropRingGrants: (() => void) | null = null;
   try {
     port = xen.evtchnBindUnbound(evfd, domid);
     xen.evtchnUnmask(evfd, port);
@@ -247,6 +292,7 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
     // kernel clears srv_live and signals the port when it goes away.
     const share = xen.gntShare(domid, 1 + pl + pr, true, OFF_SRV_LIVE, port);
     mapping = share.mapping;
+    dropRingGrants = holdRingGrants(b, share.refs.length);
     if (pl + pr > 0) {
       const list = Buffer.alloc(4 * (pl + pr));
       share.refs.slice(1).forEach((r, i) => list.writeUInt32LE(r, 4 * i));
@@ -267,22 +313,26 @@ export async function vchanServer(options: VchanServerOptions, b: XenBindings = 
       { domid: self, perm: 'n' as const },
       { domid, perm: 'r' as const },
     ];
+    const nodes: [string, string][] = [['ring-ref', String(ringRef)], ['event-channel', String(port)]];
+    if (ext && options.pool) nodes.push(...options.pool.nodes);
     await xs.transaction(async (tx) => {
-      await xs.write(`${path}/ring-ref`, String(ringRef), tx);
-      await xs.setPerms(`${path}/ring-ref`, perms, tx);
-      await xs.write(`${path}/event-channel`, String(port), tx);
-      await xs.setPerms(`${path}/event-channel`, perms, tx);
+      for (const [name, value] of nodes) {
+        await xs.write(`${path}/${name}`, value, tx);
+        await xs.setPerms(`${path}/${name}`, perms, tx);
+      }
     });
   } catch (err) {
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());
+    dropRingGrants?.();
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
     quiet(() => b.closeFd(evfd));
     await xs.rmQuiet(path);
     throw err;
   }
   const tag = options.port ?? path;
-  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b);
+  const setup = ext ? options.pool?.setup ?? null : null;
+  return new XenLink(endpoint, evfd, port, [mapping], ext, xenAddress(self, tag), xenAddress(domid, tag), path, xs, b, setup, dropRingGrants);
 }
 
 export interface VchanClientOptions {
@@ -300,6 +350,20 @@ export interface VchanClientOptions {
   request?: string;
   /** Aborting it gives the connect up (with the signal's reason) and frees what it took. */
   signal?: AbortSignal;
+  /**
+   * @internal the pool this xenring client offered in its request (xen_pool.ts
+   * offerPool): the server's answer is read beside ring-ref. The offer's
+   * region stays the caller's to close if this fails.
+   */
+  pool?: { options: PoolOptions; offer: PoolOffer } | null;
+}
+
+/** Reads the server's answer to our pool offer (xen_pool.ts) and maps its region. */
+async function clientPool(xs: XenStore, b: XenBindings, domid: number, path: string, pool: { options: PoolOptions; offer: PoolOffer }): Promise<XenPoolSetup> {
+  const [size, peerSize, ref] = await Promise.all(
+    [POOL_SIZE_NODE, POOL_PEER_SIZE_NODE, POOL_REF_NODE].map((n) => readVisible(xs, `${path}/${n}`)),
+  );
+  return acceptPool(b, domid, pool.options, pool.offer, { size, peerSize, ref });
 }
 
 /**
@@ -384,6 +448,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
   let port = -1;
   const maps: SharedMapping[] = [];
   let endpoint: RingEndpoint | null = null;
+  let setup: XenPoolSetup | null = null;
   try {
     port = xen.evtchnBindInterdomain(evfd, domid, remotePort);
     xen.evtchnUnmask(evfd, port);
@@ -426,8 +491,11 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
       right: { ...right, order: rightOrder },
     });
     endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
+    // Before connecting: the server deletes its nodes once it sees us connected.
+    if (ext && options.pool) setup = await clientPool(xs, b, domid, path, options.pool);
     clientConnect(endpoint); // lets the server see the connection before any data
   } catch (err) {
+    quiet(() => setup?.close());
     if (endpoint) quiet(() => endpoint!.close());
     for (const m of maps) quiet(() => m.unmap());
     if (port >= 0) quiet(() => xen.evtchnUnbind(evfd, port));
@@ -435,7 +503,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
     throw err;
   }
   const tag = options.port ?? path;
-  return new XenLink(endpoint, evfd, port, maps, ext, xenAddress(self, tag), xenAddress(domid, tag), null, xs, b);
+  return new XenLink(endpoint, evfd, port, maps, ext, xenAddress(self, tag), xenAddress(domid, tag), null, xs, b, setup);
 }
 
 /**

@@ -4,6 +4,7 @@
  * @internal
  */
 import { native, type Notifier, type SharedMapping } from '../../native';
+import type { PoolMapping } from '../../pool/native_pool';
 
 export interface GrantShare {
   /** All pages, mapped read/write, contiguous. */
@@ -17,6 +18,14 @@ export interface NativeXen {
   gntShare(domid: number, count: number, writable: boolean, notifyOffset: number, notifyPort: number): GrantShare;
   /** Map a peer's grant refs (gntdev); read-only maps may only notify by event. */
   gntMap(domid: number, refs: number[], writable: boolean, notifyOffset: number, notifyPort: number): SharedMapping;
+  /** A pool region: `count` fresh pages granted writable to `domid`, as a PoolMapping (munmap frees them). */
+  gntSharePool(domid: number, count: number): { mapping: PoolMapping; refs: number[] };
+  /** Maps a peer's pool region read/write, as a PoolMapping (munmap unmaps it). */
+  gntMapPool(domid: number, refs: number[]): PoolMapping;
+  /** /dev/xen/gntdev for gntCopy (closed with closeFd). */
+  gntdevOpen(): number;
+  /** Copies the granted pages `refs` of `domid` into `target` (IOCTL_GNTDEV_GRANT_COPY). */
+  gntCopy(fd: number, domid: number, refs: number[], target: Uint8Array): void;
   /** /dev/xen/evtchn, O_CLOEXEC | O_NONBLOCK. */
   evtchnOpen(): number;
   evtchnBindUnbound(fd: number, remoteDomid: number): number;

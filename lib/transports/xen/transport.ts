@@ -38,6 +38,8 @@ import {
 } from './handshake';
 import { validateDomid, validatePort } from '../../validators';
 import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } from './xenstore';
+import type { PoolOptions } from '../../pool/layout';
+import { answerPool, offerNodes, offerPool, parseOffer, POOL_REF_NODE, POOL_SIZE_NODE, xenPoolOptions, type PeerPoolOffer } from './xen_pool';
 
 /**
  * Bytes per direction when none is asked for. 64 KiB = 33 grants per
@@ -50,6 +52,8 @@ const EPHEMERAL_LO = 49152;
 export interface XenConnectRequest extends ConnectRequest {
   /** ms to wait for the server to publish the vchan. Default 10 s. */
   timeout?: number;
+  /** Page-reference pool (parsed options.pool); default {@link DEFAULT_XEN_POOL} per direction, private copies. */
+  pool?: PoolOptions;
 }
 
 export interface XenListenRequest extends ListenRequest {
@@ -65,6 +69,8 @@ export interface XenListenRequest extends ListenRequest {
   maxPendingPerDomain?: number;
   /** Grants all pending offers may hold together (one offer is always allowed). Default 512, half of gntalloc's default limit. */
   maxPendingGrants?: number;
+  /** Page-reference pool offered to each client (the ceiling of what it gets); default as for connect. */
+  pool?: PoolOptions;
 }
 
 export const DEFAULT_MAX_PENDING = 16;
@@ -138,14 +144,21 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
     }
     const nonce = randomBytes(8).toString('hex');
     const request = `${lpath}/${self}-${nonce}`;
+    // Our pool region is granted to the server before we ask (its refs go in
+    // the request); a server that takes none of it makes us free it at once.
+    const pool = xenPoolOptions((req as XenConnectRequest).pool);
+    const offer = offerPool(b, server, pool);
     try {
       // Created with its permissions in one transaction: no other domain can
       // ever rewrite it (it would otherwise inherit the listener's "anyone").
+      // The pool nodes, children of it, inherit them.
       await xs.transaction(async (tx) => {
         await xs.write(request, String(size), tx);
         await xs.setPerms(request, requestPerms(self, server), tx);
+        for (const [name, value] of offerNodes(offer)) await xs.write(`${request}/${name}`, value, tx);
       });
     } catch (err) {
+      offer.region?.close();
       throw storeError(err);
     }
     try {
@@ -159,9 +172,13 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
           port,
           request,
           signal,
+          pool: { options: pool, offer },
         },
         b,
       );
+    } catch (err) {
+      offer.region?.close();
+      throw err;
     } finally {
       // Deleted after we mapped (the server then sees a connected client) or
       // on failure (the server frees the offer at once).
@@ -186,6 +203,8 @@ interface Job {
   size: number;
   vpath: string;
   grants: number;
+  /** The client's pool offer (size 0: none). */
+  pool: PeerPoolOffer;
 }
 
 interface PendingAccept {
@@ -203,6 +222,7 @@ export interface ListenerLimits {
   maxPending: number;
   maxPendingPerDomain: number;
   maxPendingGrants: number;
+  pool: PoolOptions;
 }
 
 class XenListener implements Listener {
@@ -370,6 +390,7 @@ class XenListener implements Listener {
     }
     const nonce = m[2];
     let hint: string;
+    let poolNodes: [string | null, string | null];
     try {
       const perms = await this.xs.getPerms(request);
       if (!requestTrusted(perms, client, this.self)) {
@@ -379,6 +400,7 @@ class XenListener implements Listener {
         return;
       }
       hint = await this.xs.read(request);
+      poolNodes = [await this.xs.readOptional(`${request}/${POOL_SIZE_NODE}`), await this.xs.readOptional(`${request}/${POOL_REF_NODE}`)];
       this.retryMs = 0;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -411,7 +433,14 @@ class XenListener implements Listener {
       await this.refuse(name, request, 'ECONNREFUSED');
       return;
     }
-    const job: Job = { name, request, client, size, vpath, grants: grantsFor(size) };
+    let pool: PeerPoolOffer;
+    try {
+      pool = parseOffer(...poolNodes);
+    } catch {
+      await this.refuse(name, request, 'EPROTO');
+      return;
+    }
+    const job: Job = { name, request, client, size, vpath, grants: grantsFor(size), pool };
     if (this.admits(client, job.grants)) {
       await this.offer(job);
     } else if (this.deferred.size < this.limits.backlog) {
@@ -442,7 +471,9 @@ class XenListener implements Listener {
     this.pendingGrants += grants;
     this.active.set(name, entry);
     try {
-      entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port }, this.b);
+      // The client's region mapped, ours granted; vchanServer owns them from here.
+      const pool = await answerPool(this.b, client, this.limits.pool, job.pool);
+      entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port, pool }, this.b);
       signal.throwIfAborted();
       await waitForClient(entry.link, this.limits.timeout, signal, this.b);
       await entry.link.unpublish();
@@ -577,8 +608,9 @@ function listen(
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
-    const anyPort = normalizeXenPort(req.port, true) === 0;
-    let port = anyPort ? ephemeralPort() : normalizeXenPort(req.port, true);
+    const asked = normalizeXenPort(req.port, true);
+    const anyPort = asked === 0;
+    let port = anyPort ? ephemeralPort() : asked;
     const backlog = req.backlog === undefined ? 511 : Math.max(1, Math.floor(req.backlog));
     const limits: ListenerLimits = {
       ringSize: req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE),
@@ -587,6 +619,7 @@ function listen(
       maxPending: Math.min(backlog, positive(x.maxPending, 'maxPending', DEFAULT_MAX_PENDING)),
       maxPendingPerDomain: positive(x.maxPendingPerDomain, 'maxPendingPerDomain', DEFAULT_MAX_PENDING_PER_DOMAIN),
       maxPendingGrants: positive(x.maxPendingGrants, 'maxPendingGrants', DEFAULT_MAX_PENDING_GRANTS),
+      pool: xenPoolOptions(x.pool),
     };
     const xs = xenStoreFor(b);
     bound.port = port;
