@@ -1,0 +1,72 @@
+'use strict';
+// Findings of the review of the page-reference path (issue 13), each as a
+// test between real processes that failed before its fix.
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { once } = require('node:events');
+const xenring = require('../..');
+const { children } = require('../helpers/fixtures');
+const { writePlan } = require('./plan');
+
+/** Forks review_peer.js; next(event) resolves with its next message of that kind. */
+function peer(opts) {
+  const child = fork(path.join(__dirname, 'review_peer.js'), [JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const exited = once(child, 'exit');
+  exited.then(() => children.delete(child));
+  const inbox = [];
+  let wake = () => {};
+  child.on('message', (m) => {
+    inbox.push(m);
+    wake();
+  });
+  return {
+    child,
+    exited,
+    async next(event) {
+      for (;;) {
+        const i = inbox.findIndex((m) => m.event === event);
+        if (i >= 0) return inbox.splice(i, 1)[0];
+        const done = await Promise.race([new Promise((r) => (wake = r)).then(() => false), exited.then(() => true)]);
+        if (done && !inbox.some((m) => m.event === event)) throw new Error(`peer exited before '${event}'`);
+      }
+    },
+  };
+}
+
+/** Resolves with the socket's error (null if it closed without one). */
+function outcome(s) {
+  return new Promise((resolve) => {
+    let error = null;
+    s.on('error', (err) => (error = err));
+    s.once('close', () => resolve(error));
+  });
+}
+
+describe('pool: review findings (real processes)', function () {
+  this.timeout(60000);
+
+  for (const kind of ['buf', 'alloc']) {
+    // Positive control ('buf', no pool: unread ring bytes) and the finding
+    // ('alloc': unread pool payloads, which the ring check did not see).
+    it(`a receiver that closes with ${kind === 'alloc' ? 'pool payloads' : 'ring bytes'} unread resets the writer (ECONNRESET), as TCP does`, async () => {
+      const p = peer({ mode: 'unread' });
+      const { port } = await p.next('ready');
+      const s = xenring.connect({ port, pool: kind === 'alloc' ? undefined : false });
+      const result = outcome(s);
+      await once(s, 'connect');
+      await p.next('accepted');
+      // Five writes the peer never reads (20 KB each: all fit in the ring too).
+      await writePlan(s, Array.from({ length: 5 }, () => [20000, kind]));
+      if (kind === 'alloc') assert.equal(s.poolStats().sentByRef, 5);
+      await new Promise((r) => setTimeout(r, 50));
+      p.child.send('destroy');
+      const { stats } = await p.next('destroyed');
+      if (kind === 'alloc') assert.ok(stats.receivedByRef < 5, `the peer took ${stats.receivedByRef} of 5 payloads`);
+      const err = await result;
+      assert.equal(err && err.code, 'ECONNRESET', `the writer saw ${err ? err.code : 'a clean close'}`);
+      await p.exited;
+    });
+  }
+});
