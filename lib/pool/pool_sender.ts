@@ -142,6 +142,9 @@ export class PoolSender {
     if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
     this.announced.push(buf.length);
     this.announcedBytes += buf.length;
+    // Forget the ones the receiver took, or the record grows by one per payload
+    // when nothing else asks (untakenBytes() runs only for copied-in Buffers).
+    if (this.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
     this.unsent.unregister(loan);
     this.stats.sentByRef++;
     this.stats.bytesSentByRef += buf.length;

@@ -6,6 +6,7 @@ const path = require('node:path');
 const { fork } = require('node:child_process');
 const { once } = require('node:events');
 const xenring = require('../..');
+const { QUEUE_SLOTS } = require('../../dist/pool/layout');
 const { children } = require('../helpers/fixtures');
 const { writePlan } = require('./plan');
 
@@ -69,4 +70,24 @@ describe('pool: review findings (real processes)', function () {
       await p.exited;
     });
   }
+
+  it("by-reference writes only: the sender's record of announced payloads stays bounded", async () => {
+    const p = peer({ mode: 'release' });
+    const { port } = await p.next('ready');
+    const s = xenring.connect({ port, pool: { size: 1 << 20 } });
+    const result = outcome(s);
+    await once(s, 'connect');
+    const N = 2000;
+    for (let i = 0; i < N; i += 100) {
+      await writePlan(s, Array.from({ length: 100 }, () => [4096, 'alloc']));
+      await new Promise((r) => setTimeout(r, 5)); // let the receiver give extents back
+    }
+    assert.ok(s.poolStats().sentByRef > N / 2, `sentByRef ${s.poolStats().sentByRef}`);
+    // One entry per payload still in the descriptor queue, not one per payload ever sent.
+    const sender = s.link.pool.sender;
+    assert.ok(sender.announced.length <= 2 * QUEUE_SLOTS + 64, `announced kept ${sender.announced.length} entries after ${N} sends`);
+    s.end();
+    assert.equal(await result, null);
+    await p.exited;
+  });
 });
