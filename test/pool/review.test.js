@@ -3,10 +3,12 @@
 // test between real processes that failed before its fix.
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { fork } = require('node:child_process');
+const readline = require('node:readline');
+const { fork, spawn } = require('node:child_process');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { QUEUE_SLOTS } = require('../../dist/pool/layout');
+const { poolNative } = require('../../dist/pool/native_pool');
 const { children } = require('../helpers/fixtures');
 const { writePlan } = require('./plan');
 
@@ -89,5 +91,50 @@ describe('pool: review findings (real processes)', function () {
     s.end();
     assert.equal(await result, null);
     await p.exited;
+  });
+
+  it('a peer that never takes a payload nor returns one: the writer falls back to the ring, never blocks; its death returns every loan', async () => {
+    const regionsBefore = poolNative.poolRegionsAlive();
+    let accepted;
+    const got = new Promise((r) => (accepted = r));
+    const srv = xenring.createServer((s) => accepted(s));
+    srv.listen({ port: 0 });
+    await once(srv, 'listening');
+    // The Python peer (standard library) maps everything, goes live, then does nothing at all.
+    const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'client', JSON.stringify({ path: srv.address().address, poolSize: 1 << 20, scenario: 'none' })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const [line] = await once(readline.createInterface({ input: py.stdout }), 'line');
+    assert.equal(JSON.parse(line).toServer, 1 << 20);
+    const s = await got;
+    const result = outcome(s);
+    // 300 loans of 8 KiB, written without waiting: the 1 MiB pool holds 128 of them at most.
+    let ticked = false;
+    setImmediate(() => (ticked = true));
+    for (let i = 0; i < 300; i++) {
+      const buf = s.allocBuffer(8192);
+      assert.equal(buf.length, 8192);
+      buf.fill(i & 0xff);
+      s.write(buf);
+    }
+    assert.equal(ticked, false, 'all in one synchronous run');
+    let st = s.poolStats();
+    assert.ok(st.sentByRef >= 1 && st.sentByRef <= 128, `sentByRef ${st.sentByRef}`);
+    assert.equal(st.sentByRef + st.fallbacks, 300);
+    assert.equal(st.returned, 0);
+    assert.ok(st.inUse <= 1 << 20, `inUse ${st.inUse}`);
+    // The loop still runs (nothing waits for the peer).
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(s.writableLength > 0, 'the ring is full: later writes wait in the stream, not in a loop');
+    py.kill('SIGKILL');
+    const err = await result;
+    assert.ok(err === null || ['ECONNRESET', 'EPIPE'].includes(err.code), `closed with ${err && err.code}`);
+    st = s.poolStats();
+    assert.equal(st.inUse, 0, 'every loan came back when the peer died');
+    srv.close();
+    // Nothing of the pool stays mapped once the written Buffers are collected.
+    for (let i = 0; i < 50 && poolNative.poolRegionsAlive() > regionsBefore; i++) {
+      global.gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(poolNative.poolRegionsAlive() <= regionsBefore, `pool regions ${regionsBefore} -> ${poolNative.poolRegionsAlive()}`);
   });
 });
