@@ -80,7 +80,15 @@ export class PoolSender {
       this.stats.fallbacks++;
       return null;
     }
-    const buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+    let buf: Buffer;
+    try {
+      buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+    } catch {
+      // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
+      this.table.discard(loan);
+      this.stats.fallbacks++;
+      return null;
+    }
     this.loans.set(buf.buffer as ArrayBuffer, loan);
     this.unsent.register(buf.buffer, loan, loan);
     this.stats.inUse = this.table.inUse;

@@ -10,6 +10,7 @@ const xenring = require('../..');
 const { QUEUE_SLOTS } = require('../../dist/pool/layout');
 const { poolNative } = require('../../dist/pool/native_pool');
 const { children } = require('../helpers/fixtures');
+const { PatternChecker } = require('../helpers/pattern');
 const { writePlan } = require('./plan');
 
 /** Forks review_peer.js; next(event) resolves with its next message of that kind. */
@@ -136,5 +137,31 @@ describe('pool: review findings (real processes)', function () {
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.ok(poolNative.poolRegionsAlive() <= regionsBefore, `pool regions ${regionsBefore} -> ${poolNative.poolRegionsAlive()}`);
+  });
+
+  it('a runtime that refuses external buffers (Electron): allocBuffer() hands out ordinary Buffers, the connection lives, every byte arrives', async () => {
+    let accepted;
+    const got = new Promise((r) => (accepted = r));
+    const srv = xenring.createServer((s) => accepted(s));
+    srv.listen({ port: 0 });
+    await once(srv, 'listening');
+    const count = 20;
+    const size = 10000;
+    const p = peer({ mode: 'client-no-external', port: srv.address().port, count, size });
+    const s = await got;
+    const checker = new PatternChecker();
+    s.on('data', (d) => checker.update(d));
+    const result = outcome(s);
+    await once(s, 'end');
+    s.end();
+    const wrote = await p.next('wrote');
+    assert.equal(wrote.error, null, `the writer's connection failed with ${wrote.error}`);
+    assert.equal(checker.received, count * size);
+    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
+    assert.equal(wrote.stats.fallbacks, count, 'each allocBuffer() the pool could not serve is a fallback');
+    assert.equal(wrote.stats.inUse, 0, 'no loan left behind');
+    assert.equal(await result, null);
+    await p.exited;
+    srv.close();
   });
 });
