@@ -144,6 +144,34 @@ async function main() {
     return;
   }
 
+  if (mode === 'msg') {
+    // The pool family (run.js runPool): messages of cfg.size bytes; the
+    // receiver reads one byte per 4 KiB page of each, gives pool Buffers back
+    // (release), and answers 1 byte after every cfg.ackEvery messages.
+    const ready = await listenMsg(cfg.kind, (sock) => {
+      const ack = Buffer.from([0x61]);
+      let got = 0;
+      let msgs = 0;
+      let sum = 0;
+      sock.on('data', (d) => {
+        for (let i = 0; i < d.length; i += 4096) sum += d[i];
+        got += d.length;
+        if (cfg.kind === 'pool') sock.release(d);
+        while (got >= cfg.size) {
+          got -= cfg.size;
+          if (++msgs % cfg.ackEvery === 0) sock.write(ack);
+        }
+      });
+      sock.on('end', () => {
+        sock.end();
+        send({ type: 'result', msgs, sum: sum & 0xff, pool: typeof sock.poolStats === 'function' ? sock.poolStats() : null }, true);
+      });
+      sock.on('error', fail);
+    });
+    send({ type: 'ready', port: ready.port, path: ready.path });
+    return;
+  }
+
   if (cfg.connectTo) {
     // -onread rows: this side connects with net's onread option and receives.
     if (mode !== 'bulk') throw new Error(`${transport} is a bulk-only row`);
@@ -183,6 +211,27 @@ async function main() {
   } else {
     throw new Error(`unknown mode ${mode}`);
   }
+}
+
+/**
+ * Listens for the pool family: 'pool' (xenring, local, default pool), 'ring'
+ * (xenring, local, pool: false), 'uds', 'tcp'. One connection.
+ */
+function listenMsg(kind, onConnection) {
+  if (kind === 'uds' || kind === 'tcp') {
+    return T.listen(kind, {}, (sock, server) => {
+      server.close();
+      onConnection(sock);
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const server = T.xenring().createServer({ pool: kind === 'ring' ? false : undefined }, (sock) => {
+      server.close();
+      onConnection(sock);
+    });
+    server.on('error', reject);
+    server.listen({ port: 0, transport: 'local' }, () => resolve({ port: server.address().port }));
+  });
 }
 
 main().catch(fail);

@@ -6,9 +6,20 @@
  * endpoint's methods counted. Deterministic, so unlike timings it does not
  * depend on the machine's load.
  *
- *   node bench/crossings.js [--spin-micros N] [--round-trips N] [--dist DIR]
+ *   node bench/crossings.js [--spin-micros N] [--round-trips N] [--dist DIR] [--fork]
+ *
+ * --fork: the echoing server runs in a child process instead, so a spinning
+ * side really finds its answer while it spins, as in `npm run bench`. Each
+ * side then also reports its busy time per message: the median of the time
+ * from the call that found a message (waitData or service) to the next
+ * waitData(), when it starts waiting for the answer: reading, 'data', the
+ * echo or next ping, the flush and whatever runs before the wait (a loop
+ * turn). That is one side's software path, which a loaded machine inflates
+ * far less than the wall-clock round trip (time sliced away still counts,
+ * so compare medians of several runs). Includes ~0.1 µs of timing.
  */
 const path = require('node:path');
+const { fork } = require('node:child_process');
 const { once } = require('node:events');
 
 const args = process.argv.slice(2);
@@ -19,47 +30,124 @@ const opt = (name, def) => {
 const dist = path.resolve(opt('dist', path.join(__dirname, '..', 'dist')));
 const spinMicros = Number(opt('spin-micros', 50));
 const roundTrips = Number(opt('round-trips', 2000));
+const forked = args.includes('--fork');
+const isChild = args.includes('--child');
 
 const { native } = require(path.join(dist, 'native'));
 const counts = {};
-const Endpoint = native.RingEndpoint;
-const methods = Object.getOwnPropertyNames(Endpoint.prototype).filter((k) => k !== 'constructor');
+const now = () => Number(process.hrtime.bigint());
+// Busy time per message received (forked mode): from the call that found it
+// (waitData or service) to the next waitData(), which starts waiting again.
+const busy = { found: 0, start: 0, samples: [], on: false };
 // The addon's methods are read-only on the prototype: count through own
-// properties of each endpoint (defineProperty passes the inherited read-only).
-native.RingEndpoint = function CountedRingEndpoint(...a) {
-  const ep = new Endpoint(...a);
-  for (const k of methods) {
-    const f = Endpoint.prototype[k];
-    Object.defineProperty(ep, k, {
-      value(...x) {
-        counts[k] = (counts[k] || 0) + 1;
-        return f.apply(ep, x);
-      },
-    });
-  }
-  return ep;
-};
+// properties of each instance (defineProperty passes the inherited read-only).
+// RingEndpoint's calls are named as they are; another class's (the pool's
+// PoolQueue, polled by the reader when a pool is on) get its name as prefix.
+function counted(Class, prefix) {
+  const methods = Object.getOwnPropertyNames(Class.prototype).filter((k) => k !== 'constructor');
+  return function Counted(...a) {
+    const obj = new Class(...a);
+    for (const k of methods) {
+      const f = Class.prototype[k];
+      const name = prefix + k;
+      Object.defineProperty(obj, k, {
+        value(...x) {
+          counts[name] = (counts[name] || 0) + 1;
+          const t = busy.on ? now() : 0;
+          if (k === 'waitData' && busy.start) {
+            busy.samples.push(t - busy.start);
+            busy.start = 0;
+          }
+          const r = f.apply(obj, x);
+          if (k === 'waitData' || k === 'service') busy.found = now();
+          else if (k === 'read' && r > 0 && busy.on && !busy.start) busy.start = busy.found;
+          return r;
+        },
+      });
+    }
+    return obj;
+  };
+}
+native.RingEndpoint = counted(native.RingEndpoint, '');
+if (native.PoolQueue) native.PoolQueue = counted(native.PoolQueue, 'PoolQueue.');
 const xenring = require(dist);
 
-(async () => {
-  const server = xenring.createServer({ spinMicros }, (s) => s.on('data', (d) => s.write(d)));
-  server.listen(0);
-  await once(server, 'listening');
-  const c = xenring.connect({ port: server.address().port, spinMicros });
-  await once(c, 'connect');
-  let seq = 0;
-  const roundTrip = () =>
-    new Promise((resolve) => {
-      c.once('data', resolve);
-      c.write(Buffer.from([seq++ & 0xff]));
-    });
-  for (let i = 0; i < 200; i++) await roundTrip(); // warm up
+function resetCounts() {
   for (const k of Object.keys(counts)) delete counts[k];
-  for (let i = 0; i < roundTrips; i++) await roundTrip();
-  const perSide = (v) => +(v / roundTrips / 2).toFixed(2);
-  const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const detail = Object.entries(counts).map(([k, v]) => `${k} ${perSide(v)}`).join(', ');
-  console.log(`spinMicros ${spinMicros}: ${perSide(total)} native calls per side per round trip (${detail})`);
-  c.destroy();
-  server.close();
-})();
+  Object.assign(busy, { found: 0, start: 0, samples: [], on: true });
+}
+
+function busyMedianMicros() {
+  const s = busy.samples.sort((a, b) => a - b);
+  return s.length ? +(s[s.length >> 1] / 1000).toFixed(2) : NaN;
+}
+
+function echoServer() {
+  return xenring.createServer({ spinMicros }, (s) => s.on('data', (d) => s.write(d)));
+}
+
+if (isChild) {
+  const server = echoServer();
+  server.listen(0, () => process.send({ port: server.address().port }));
+  process.on('message', (m) => {
+    if (m === 'reset') resetCounts();
+    if (m === 'report') process.send({ counts, busy: busyMedianMicros() });
+  });
+  process.on('disconnect', () => process.exit(0));
+} else {
+  (async () => {
+    let server = null;
+    let child = null;
+    let port;
+    if (forked) {
+      child = fork(__filename, [...args, '--child']);
+      [{ port }] = await once(child, 'message');
+    } else {
+      server = echoServer();
+      server.listen(0);
+      await once(server, 'listening');
+      port = server.address().port;
+    }
+    const c = xenring.connect({ port, spinMicros });
+    await once(c, 'connect');
+    let seq = 0;
+    let left = 0;
+    let done = null;
+    const msg = Buffer.alloc(1);
+    const send = () => {
+      msg[0] = seq++ & 0xff;
+      c.write(msg);
+    };
+    // The next ping goes out from the 'data' handler, as a request/response
+    // client's does (and as bench/run.js's ping-pong does).
+    c.on('data', () => {
+      if (--left > 0) send();
+      else done();
+    });
+    const run = (n) =>
+      new Promise((resolve) => {
+        left = n;
+        done = resolve;
+        send();
+      });
+    await run(200); // warm up
+    resetCounts();
+    if (child) child.send('reset');
+    await run(roundTrips);
+    const sides = [{ counts: { ...counts }, busy: busyMedianMicros() }];
+    if (child) {
+      child.send('report');
+      sides.push((await once(child, 'message'))[0]);
+    }
+    const all = {};
+    for (const s of sides) for (const [k, v] of Object.entries(s.counts)) all[k] = (all[k] || 0) + v;
+    const perSide = (v) => +(v / roundTrips / 2).toFixed(2);
+    const total = Object.values(all).reduce((a, b) => a + b, 0);
+    const detail = Object.entries(all).map(([k, v]) => `${k} ${perSide(v)}`).join(', ');
+    console.log(`spinMicros ${spinMicros}: ${perSide(total)} native calls per side per round trip (${detail})`);
+    if (child) console.log(`busy µs per message (median): client ${sides[0].busy}, server ${sides[1].busy}`);
+    c.destroy();
+    if (server) server.close();
+    if (child) child.disconnect();
+  })();
+}

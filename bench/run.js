@@ -21,6 +21,15 @@
  *             parent measures the round trip write() -> echo complete, and
  *             compares every echo (it carries a sequence number). 20 000
  *             round trips after 2 000 warm-up.
+ *   pool      the page-reference path (issue 13), message by message: one
+ *             message of 64 KiB, 1 MiB, 16 MiB, 64 MiB sent and answered
+ *             with 1 byte (the receiver reads one byte per 4 KiB page and
+ *             gives pool Buffers back with release()), for 'pool' (xenring,
+ *             the message an allocBuffer(), sent by reference), 'ring'
+ *             (xenring, pool: false), 'uds', 'tcp'; a 1-byte round trip for
+ *             the hand-off ratio; and streaming 16 MiB messages back to back
+ *             (pool: the next allocBuffer once the pool has room), one
+ *             answer at the end. Medians (min–max) of the iterations.
  *   mem       N idle connections (ring 1 MiB and 64 KiB), RSS delta in both
  *             processes; then 2 x ringSize bytes each way on every connection
  *             and the RSS delta again; fitted: RSS per connection and per MiB
@@ -36,7 +45,10 @@
  *                       case (64 B: 8 MiB, 1 KiB: 128 MiB), 5 000 round
  *                       trips after 500, 10 connections for memory
  *   --reps N            repetitions (default 3; quick 1)
- *   --cases LIST        bulk,pingpong,mem (default all)
+ *   --cases LIST        bulk,pingpong,mem,pool (default all)
+ *   --pool-sizes LIST   pool family message sizes (default 64K,1M,16M,64M; quick 64K,16M)
+ *   --pool-iters N      messages per size and transport (default 20; quick 5)
+ *   --pool-stream N     16 MiB messages per streaming run (default 16; quick 4)
  *   --transports LIST   xenring,xenring-spin,xenring-nospin,xenring-onread,uds,uds-onread,tcp
  *                       [,xenring-xen,xenring-xen-spin]; -onread rows: bulk only, the
  *                       receiver reads with net's onread option into one reused buffer
@@ -58,6 +70,11 @@
  *                       (a number, µs) is recorded as probe.pre/post
  *                       (e.g. the baselines' c/coreprobe.c, compiled)
  *   --child-prof DIR    run the child (receiver / echo side) with --cpu-prof into DIR
+ *   --pin P,C           pin this process to CPU P and every child to CPU C
+ *                       (taskset; P = C puts both on one vCPU: no cross-vCPU
+ *                       wake-ups, so a round trip is software + 2 context
+ *                       switches; P != C keeps a spinning pair apart when
+ *                       other load would have the scheduler stack them)
  *   --timeout MS        per case (default 120000)
  *   --xen-domid N       domid for the Xen transport's connect()
  */
@@ -102,7 +119,10 @@ function config(argv) {
   const cfg = {
     quick,
     reps: Number(a.reps ?? (quick ? 1 : 3)),
-    cases: list(a.cases ?? 'bulk,pingpong,mem'),
+    cases: list(a.cases ?? 'bulk,pingpong,mem,pool'),
+    poolSizes: list(a['pool-sizes'] ?? (quick ? '64K,16M' : '64K,1M,16M,64M')).map(C.parseSize),
+    poolIters: Number(a['pool-iters'] ?? (quick ? 5 : 20)),
+    poolStream: Number(a['pool-stream'] ?? (quick ? 4 : 16)),
     bulkTransports: transports || dflt(['xenring', 'xenring-onread', 'xenring-xen', 'uds', 'uds-onread', 'tcp']),
     ppTransports: (transports && transports.filter((t) => !T.usesOnread(t))) || dflt(['xenring', 'xenring-spin', 'xenring-nospin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
     chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
@@ -120,12 +140,15 @@ function config(argv) {
     probe: a.probe ? path.resolve(a.probe) : '',
     childProf: a['child-prof'] ? path.resolve(a['child-prof']) : '',
     timeoutMs: Number(a.timeout ?? 120000),
+    pin: a.pin ? String(a.pin).split(',').map(Number) : null,
     xenDomid: a['xen-domid'] !== undefined ? Number(a['xen-domid']) : undefined,
     xenPresent: xen,
   };
-  for (const c of cfg.cases) if (!['bulk', 'pingpong', 'mem'].includes(c)) throw new Error(`unknown case ${c}`);
+  for (const c of cfg.cases) if (!['bulk', 'pingpong', 'mem', 'pool'].includes(c)) throw new Error(`unknown case ${c}`);
   if (!['sample', 'full'].includes(cfg.verify)) throw new Error('--verify must be sample or full');
   if (!(cfg.reps >= 1)) throw new Error('--reps must be >= 1');
+  if (cfg.pin && (cfg.pin.length !== 2 || !cfg.pin.every((n) => Number.isInteger(n) && n >= 0))) throw new Error('--pin must be P,C (two CPU numbers)');
+  if (cfg.pin) execFileSync('taskset', ['-pc', String(cfg.pin[0]), String(process.pid)], { stdio: 'ignore' });
   return cfg;
 }
 
@@ -180,6 +203,7 @@ function forkChild(ccfg, cfg) {
   }
   const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   child.on('error', () => {});
+  if (cfg.pin) execFileSync('taskset', ['-pc', String(cfg.pin[1]), String(child.pid)], { stdio: 'ignore' });
   return child;
 }
 
@@ -373,6 +397,158 @@ async function runPingpong(transport, size, cfg) {
   return rec;
 }
 
+// --------------------------------------------------------------------- pool
+const POOL_KINDS = ['pool', 'ring', 'uds', 'tcp'];
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+async function connectMsg(kind, ready) {
+  if (kind === 'uds' || kind === 'tcp') return T.connect(kind, ready, {});
+  const sock = T.xenring().connect({ port: ready.port, transport: 'local', pool: kind === 'ring' ? false : undefined });
+  await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  return sock;
+}
+
+/** The message to write: for 'pool' a fresh allocBuffer() (the pages of the last one, once it came back). */
+function messageFor(kind, sock, size, prebuilt) {
+  return kind === 'pool' ? sock.allocBuffer(size) : prebuilt;
+}
+
+/**
+ * One pool-family case: `count` messages of `size` bytes; with `ackEvery` 1
+ * each is timed from write() to its 1-byte answer (µs); with ackEvery =
+ * count they stream back to back and the whole run is timed.
+ */
+async function runMsg(kind, size, count, ackEvery, cfg) {
+  const child = forkChild({ transport: kind, mode: 'msg', kind, size, ackEvery }, cfg);
+  let sock = null;
+  try {
+    const ready = await waitMsg(child, 'ready', 30000);
+    sock = await connectMsg(kind, ready);
+    const prebuilt = kind === 'pool' ? null : C.makePattern(size);
+    let acks = 0;
+    let wake = null;
+    sock.on('data', (d) => { acks += d.length; if (wake) wake(); });
+    const waitAcks = (n) => new Promise((resolve) => {
+      const check = () => { if (acks >= n) { wake = null; resolve(); } else wake = check; };
+      check();
+    });
+    const write = (buf) => new Promise((resolve) => { if (sock.write(buf)) resolve(); else sock.once('drain', resolve); });
+    const times = [];
+    let fallbacks0 = kind === 'pool' ? sock.poolStats().fallbacks : 0;
+    if (ackEvery === 1) {
+      for (let i = 0; i < count; i++) {
+        const t0 = process.hrtime.bigint();
+        // The answer says the message was read: no need to wait for 'drain' too.
+        sock.write(messageFor(kind, sock, size, prebuilt));
+        await waitAcks(i + 1);
+        times.push(Number(process.hrtime.bigint() - t0) / 1000);
+      }
+    } else {
+      // Three times the same stream: the first two (untimed) fault the pages
+      // in on both sides, as a long-running stream has; the third is timed.
+      for (let round = 1; round <= 3; round++) {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) {
+          // Streaming: the next loan once the pool has room (never a fallback).
+          if (kind === 'pool') while (sock.poolStats().inUse > sock.poolStats().size - size) await nextTurn();
+          await write(messageFor(kind, sock, size, prebuilt));
+        }
+        await waitAcks(round);
+        if (round === 3) times.push(Number(process.hrtime.bigint() - t0) / 1000);
+      }
+    }
+    const stats = kind === 'pool' ? sock.poolStats() : null;
+    const result = waitMsg(child, 'result', cfg.timeoutMs);
+    sock.end();
+    const r = await result;
+    return { kind, size, count, ackEvery, us: times, ok: r.msgs === (ackEvery === 1 ? count : 3 * count), byRef: stats ? stats.sentByRef : 0,
+      fallbacks: stats ? stats.fallbacks - fallbacks0 : 0 };
+  } finally {
+    if (sock && !sock.destroyed) sock.destroy();
+    await reap(child);
+  }
+}
+
+/** The pool family for one repetition: hand-off table, 1-byte round trip, streaming. */
+async function runPool(cfg, rep, onRow) {
+  const warm = 2;
+  const rows = [];
+  const add = async (label, f) => {
+    progress.show(`rep ${rep}/${cfg.reps} pool ${label}`);
+    try {
+      const r = await f();
+      rows.push(r);
+      onRow(r);
+    } catch (e) {
+      rows.push({ label, error: String(e.message) });
+      progress.end();
+      process.stderr.write(`FAILED pool ${label}: ${e.message}\n`);
+    }
+    progress.done++;
+  };
+  const trim = (r) => ({ ...r, us: r.us.slice(warm) });
+  await add('ping 1 B', async () => ({ ...trim(await runMsg('ring', 1, cfg.poolIters * 5 + warm, 1, cfg)), kind: 'ping' }));
+  for (const size of cfg.poolSizes) {
+    const iters = size >= 64 * C.MiB ? Math.max(3, cfg.poolIters >> 2) : cfg.poolIters;
+    for (const kind of POOL_KINDS) await add(`${kind} ${C.sizeName(size)}`, async () => trim(await runMsg(kind, size, iters + warm, 1, cfg)));
+  }
+  for (const kind of ['pool', 'ring']) {
+    await add(`stream ${kind}`, async () => ({ ...(await runMsg(kind, 16 * C.MiB, cfg.poolStream, cfg.poolStream, cfg)), stream: true }));
+  }
+  return rows;
+}
+
+/** The pool family's tables (markdown), from every repetition's rows. */
+function poolReport(all) {
+  const out = [];
+  const w = (x = '') => out.push(x);
+  const med = (rows) => C.summary(rows.flatMap((r) => r.us || []));
+  const fmt = (s) => (s ? `${Math.round(s.median)} (${Math.round(s.min)}–${Math.round(s.max)})` : '—');
+  const pick = (kind, size, stream = false) => all.filter((r) => r.kind === kind && r.size === size && Boolean(r.stream) === stream && !r.error);
+  const sizes = [...new Set(all.filter((r) => r.kind === 'pool' && !r.stream && r.size).map((r) => r.size))];
+  w('## Page-reference path (pool): one message + 1-byte answer, µs');
+  w();
+  w('Median (min–max) over every timed message of every repetition; the receiver reads one byte per 4 KiB page; ' +
+    "'pool': the message is an allocBuffer(), sent by reference, released by the receiver; 'ring': xenring with pool: false.");
+  w();
+  w(`| message | ${POOL_KINDS.join(' | ')} | ring ÷ pool | uds ÷ pool |`);
+  w(`|:---|${POOL_KINDS.map(() => '---:').join('|')}|---:|---:|`);
+  for (const size of sizes) {
+    const cells = POOL_KINDS.map((k) => med(pick(k, size)));
+    const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(1)}×` : '—');
+    w(`| ${C.sizeName(size)} | ${cells.map(fmt).join(' | ')} | ${ratio(cells[1], cells[0])} | ${ratio(cells[2], cells[0])} |`);
+  }
+  const ping = med(all.filter((r) => r.kind === 'ping' && !r.error));
+  const sixteen = med(pick('pool', 16 * C.MiB));
+  w();
+  w(`1-byte round trip (xenring): ${fmt(ping)} µs.`);
+  const byRef = all.filter((r) => r.kind === 'pool' && !r.error);
+  // (warm-up messages and the untimed streaming rounds included)
+  const sent = byRef.reduce((n, r) => n + (r.stream ? 3 * r.count : r.count), 0);
+  w(`Pool messages sent by reference: ${byRef.reduce((n, r) => n + r.byRef, 0)} of ${sent}; fallbacks ${byRef.reduce((n, r) => n + r.fallbacks, 0)}.`);
+  w();
+  const streamMBs = (rows) => C.summary(rows.map((r) => (r.count * r.size) / r.us[0]));
+  const sp = streamMBs(pick('pool', 16 * C.MiB, true));
+  const sr = streamMBs(pick('ring', 16 * C.MiB, true));
+  const mbFmt = (s) => (s ? `${Math.round(s.median)} (${Math.round(s.min)}–${Math.round(s.max)})` : '—');
+  w('## Page-reference path: targets (issue 13; ratios of medians, this run)');
+  w();
+  w('| case | target | measured | met? |');
+  w('|:---|---:|---:|---:|');
+  if (sixteen && ping) {
+    const r = sixteen.median / ping.median;
+    w(`| hand-off 16 MiB allocBuffer + 1-byte answer ÷ 1-byte round trip | ≤ 2× | ${r.toFixed(1)}× (${fmt(sixteen)} ÷ ${fmt(ping)} µs) | ${r <= 2 ? 'yes' : '**no**'} |`);
+  }
+  if (sp && sr) {
+    const r = sp.median / sr.median;
+    w(`| streaming 16 MiB messages, pool ÷ ring (MB/s ${mbFmt(sp)} vs ${mbFmt(sr)}) | ≥ 3× | ${r.toFixed(1)}× | ${r >= 3 ? 'yes' : '**no**'} |`);
+  }
+  w();
+  w('Bulk 64 KiB / 1 MiB ordinary write() with a default \'data\' receiver is the bulk table\'s xenring row (ordinary Buffers of at least 256 KiB are copied into the pool).');
+  w();
+  return out.join('\n');
+}
+
 // ------------------------------------------------------------------- memory
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -498,7 +674,8 @@ async function main() {
     for (const t of cfg.bulkTransports.filter((x) => T.isXenring(x) && !T.usesOnread(x))) for (const rs of cfg.memRingSizes) memCases.push({ t, rs });
     if (cfg.bulkTransports.includes('uds')) memCases.push({ t: 'uds', rs: null });
   }
-  progress.total = cfg.reps * (bulkCases.length + ppCases.length) + memCases.length;
+  const poolCases = cfg.cases.includes('pool') ? 1 + cfg.poolSizes.length * POOL_KINDS.length + 2 : 0;
+  progress.total = cfg.reps * (bulkCases.length + ppCases.length + poolCases) + memCases.length;
   process.stderr.write(`xenring bench: ${cfg.reps} rep(s), ${progress.total} cases; node ${process.version}, ${host.cpus} CPUs` +
     `${cfg.xenPresent ? ', Xen present' : ', no Xen (local transport only)'}\n`);
   const busy = (() => { try { return execFileSync('pgrep', ['-f', 'qemu-system'], { encoding: 'utf8' }).trim(); } catch { return ''; } })();
@@ -548,6 +725,11 @@ async function main() {
         }
       }
     }
+    if (poolCases) {
+      rec.pool = await runPool(cfg, rep, () => {});
+      for (const r of rec.pool) if (r.error) rec.failures.push({ kind: 'pool', error: r.error, label: r.label });
+      else if (!r.ok) rec.failures.push({ kind: 'pool', error: 'messages lost', transport: r.kind, size: r.size });
+    }
     runs.push(rec);
     jsonLines.push(rec);
     flushJson();
@@ -572,6 +754,7 @@ async function main() {
   progress.end();
   const secs = Math.round((Date.now() - progress.t0) / 1000);
   process.stdout.write(report.markdown({ cfg, meta, runs, mem, memFailures, secs }));
+  if (poolCases) process.stdout.write('\n' + poolReport(runs.flatMap((r) => r.pool || [])) + '\n');
   const bad = runs.reduce((n, r) => n + r.failures.length + r.bulk.filter((x) => !x.ok).length + r.pingpong.filter((x) => !x.ok).length, 0) + memFailures.length;
   process.exitCode = bad ? 1 : 0;
 }

@@ -201,7 +201,12 @@ export class Socket extends Duplex {
   connect(...args: unknown[]): this {
     if (this.presetPort !== undefined) args = withPort(args, this.presetPort);
     const [options, cb] = normalizeConnectArgs(args);
-    if (this.connecting || this.channel) throw codedError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected');
+    if (this.connecting) {
+      // As net, whose second connect() on a connecting handle fails with the OS's EALREADY: the socket is destroyed with it.
+      this.destroy(systemError('EALREADY', 'connect'));
+      return this;
+    }
+    if (this.channel) throw codedError('ERR_SOCKET_CONNECTING', 'Socket is already connected');
     const transport = resolveTransport(options.transport);
     if (options.allowHalfOpen !== undefined) this.allowHalfOpen = Boolean(options.allowHalfOpen);
     const req = {

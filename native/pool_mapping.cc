@@ -19,7 +19,23 @@ std::atomic<int64_t> g_alive{0};
 // look-alike (napi type tags need no per-env state).
 const napi_type_tag kPoolMappingTag = {0x78656e72696e6770ull, 0x6f6f6c6d61707031ull};
 
-void DropViewRef(Napi::Env, uint8_t*, PoolRegion* region) { region->Unref(); }
+// A view's pages are the mapping's, already counted when it was made: V8
+// would otherwise count every view as fresh external memory and, with views
+// of many MiB made per message, start a full GC every few messages (measured:
+// ~1 ms each, most of a 16 MiB hand-off). The view takes its length back off
+// V8's external count when made and gives it back when collected, so the
+// count stays what V8 itself adds and removes for the buffer.
+struct ViewHint {
+  PoolRegion* region;
+  int64_t length;
+};
+
+void DropViewRef(Napi::Env env, uint8_t*, ViewHint* hint) {
+  int64_t ignored;
+  napi_adjust_external_memory(env, hint->length, &ignored);
+  hint->region->Unref();
+  delete hint;
+}
 }  // namespace
 
 PoolRegion::~PoolRegion() {
@@ -110,11 +126,17 @@ Napi::Value PoolMapping::View(const Napi::CallbackInfo& info) {
   int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_) - 1);
   int64_t length = IntArg(info, 1, "length", 1, static_cast<int64_t>(length_) - offset);
   region_->Ref();
+  auto* hint = new ViewHint{region_, length};
+  // Taken off first: V8 checks its limit as it adds the new buffer (a single
+  // 64 MiB view would cross it).
+  int64_t ignored;
+  napi_adjust_external_memory(env, -length, &ignored);
   try {
-    return Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef,
-                                      region_);
+    return Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef, hint);
   } catch (...) {
     // e.g. a runtime that refuses external buffers: the caller falls back to a copy.
+    napi_adjust_external_memory(env, length, &ignored);
+    delete hint;
     region_->Unref();
     throw;
   }

@@ -7,31 +7,48 @@
  * per-chunk cost is the proxy's cost. Sockets made with {@link pooledOnRead}
  * (net's and ours `onread` option) read straight into buffers of one shared
  * pool and hand them to write(): no allocation, no fresh pages and no
- * Readable queue per chunk. Other sources (accepted TCP sockets, stdin) use
- * one 'data' listener.
+ * Readable queue per chunk. Reads start in 64 KiB buffers; a read that fills
+ * one gets a 512 KiB buffer next (bulk), one that does not goes back to
+ * 64 KiB. Other sources (accepted TCP sockets, stdin) use one 'data' listener.
  * @internal
  */
 import type { Readable, Writable } from 'node:stream';
 
 /** Bytes per read buffer: what net reads at a time. */
 const BUFFER_SIZE = 64 * 1024;
-/** Free buffers kept for reuse (4 MiB); beyond that they are left to the GC. */
-const KEEP_FREE = 64;
+/** After a read that filled its buffer (a bulk transfer), the next read gets
+ * one this large: fewer callbacks and writes per MiB. */
+const BULK_SIZE = 512 * 1024;
 
-/** Read buffers, reused once nothing can still be reading them. */
+/** Read buffers of one size, reused once nothing can still be reading them. */
 class BufferPool {
   private readonly free: Buffer[] = [];
 
+  constructor(
+    readonly size: number,
+    /** Free buffers kept for reuse; beyond that they are left to the GC. */
+    private readonly keep: number,
+  ) {}
+
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(BUFFER_SIZE);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
   }
 
   give(buf: Buffer): void {
-    if (this.free.length < KEEP_FREE) this.free.push(buf);
+    if (buf.length === this.size && this.free.length < this.keep) this.free.push(buf);
   }
 }
 
-const pool = new BufferPool();
+const small = new BufferPool(BUFFER_SIZE, 64);
+const bulk = new BufferPool(BULK_SIZE, 8);
+/** Set by each read callback for the buffer request that follows it at once (net and
+ * xenring sockets both ask for the next buffer right after the callback returns). */
+let lastReadFilled = false;
+
+function give(buf: Buffer): void {
+  (buf.length === BULK_SIZE ? bulk : small).give(buf);
+}
+
 const relays = new WeakMap<object, Relay>();
 
 /** One direction of a forwarded connection. */
@@ -62,7 +79,7 @@ class Relay {
     // no buffer is still referenced; otherwise this one may be.
     if (this.to.writableLength === 0) {
       this.release();
-      pool.give(buf);
+      give(buf);
     } else {
       this.lent.push(buf);
     }
@@ -77,7 +94,7 @@ class Relay {
   };
 
   private release(): void {
-    for (const b of this.lent) pool.give(b);
+    for (const b of this.lent) give(b);
     this.lent.length = 0;
   }
 }
@@ -88,8 +105,13 @@ class Relay {
  * to forward() before they can read (paused, or not yet connected).
  */
 export const pooledOnRead = {
-  buffer: (): Buffer => pool.take(),
+  buffer: (): Buffer => {
+    const filled = lastReadFilled;
+    lastReadFilled = false;
+    return filled ? bulk.take() : small.take();
+  },
   callback(this: unknown, n: number, buf: Uint8Array): boolean {
+    lastReadFilled = n === buf.length;
     const relay = relays.get(this as object);
     // Unreachable unless a socket reads before forward(): the bytes would be lost.
     if (relay === undefined) throw new Error('xenring: a pooled read arrived before forward() was set up');

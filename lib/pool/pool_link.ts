@@ -78,14 +78,14 @@ export class PoolLink {
    */
   onError: ((err: Error) => void) | null = null;
 
-  constructor(options: PoolLinkOptions) {
+  constructor(private readonly options: PoolLinkOptions) {
     const { own, peer } = options;
     this.sender = own && own.poolBytes > 0
       ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow })
       : null;
     try {
       this.receiver = peer && peer.poolBytes > 0
-        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: (err) => (this.onError ?? options.onError)?.(err) })
+        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: (err) => this.failed(err) })
         : null;
     } catch (err) {
       this.sender?.close();
@@ -97,12 +97,23 @@ export class PoolLink {
   allocBuffer(size: number): Buffer {
     // Bad sizes get Buffer's own errors (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE); 0 is no fallback.
     if (!(Number.isSafeInteger(size) && size > 0)) return Buffer.allocUnsafe(size);
-    return this.sender?.allocBuffer(size) ?? Buffer.allocUnsafe(size);
+    try {
+      return this.sender?.allocBuffer(size) ?? Buffer.allocUnsafe(size);
+    } catch (err) {
+      // The peer's completions were bad (EPROTO): the connection fails, the caller still gets a Buffer.
+      this.failed(err as Error);
+      return Buffer.allocUnsafe(size);
+    }
   }
 
   /** Hands a received pool Buffer back early; false for any other Buffer. */
   release(buf: Uint8Array): boolean {
-    return this.receiver?.release(buf) ?? false;
+    try {
+      return this.receiver?.release(buf) ?? false;
+    } catch (err) {
+      this.failed(err as Error); // the peer rewound our completion index
+      return false;
+    }
   }
 
   /** The size of the larger direction (0: no pool at all). */
@@ -111,7 +122,18 @@ export class PoolLink {
   }
 
   stats(): PoolStats {
+    try {
+      this.sender?.reclaim(); // current: completions the peer queued since the last write
+    } catch (err) {
+      this.failed(err as Error);
+    }
     return connectionPoolStats(this.sender?.stats ?? null, this.receiver?.stats ?? null);
+  }
+
+  private failed(err: Error): void {
+    if (this.onError) this.onError(err);
+    else if (this.options.onError) this.options.onError(err);
+    else throw err;
   }
 
   /** Both halves close; views the user holds stay readable. */

@@ -48,6 +48,8 @@ export interface ReaderOptions {
 /** As net reads a bounded amount per loop turn: then timers and other sockets run. */
 export const TURN_BYTES = 1024 * 1024;
 export const TURN_READS = 1024;
+/** With a pool, the spin checks for payloads this often (µs). */
+const SPIN_SLICE_MICROS = 5;
 /** A spin that skips the loop turn (see spinSoon) lasts at most this (µs):
  * a peer in this same process cannot answer until the loop turns. */
 const TICK_SPIN_MICROS = 10;
@@ -65,6 +67,9 @@ export class RingReader {
   /** host.written() when the pump began. */
   private writtenMark = 0;
   private tickSpins = 0;
+  /** Bytes and reads of the turn so far, carried into pumps chained by in-tick spins. */
+  private turnUsedBytes = 0;
+  private turnUsedReads = 0;
   private readonly tickSpin = new SpinBackoff();
   private yieldScheduled = false;
   private pool: ReadPool | null = null;
@@ -115,15 +120,17 @@ export class RingReader {
     if (this.reading) this.pump(true);
   }
 
-  private pump(fresh: boolean): void {
+  /** `chained`: called by an in-tick spin, in the macrotask of the pump before it. */
+  private pump(fresh: boolean, chained = false): void {
     if (this.pumping) return;
     this.pumping = true;
     const ep = this.state.endpoint;
     // Why: an exception thrown by the owner's handlers (user code) is the
     // user's, as with net (uncaught); only the ring's own errors fail the channel.
     let delivering = false;
-    let bytes = 0;
-    let reads = 0;
+    // A pump chained by an in-tick spin goes on with the turn's budget.
+    let bytes = chained ? this.turnUsedBytes : 0;
+    let reads = chained ? this.turnUsedReads : 0;
     try {
       if (!fresh) ep.waitData(0); // publishes the state without spinning
       this.writtenMark = this.host.written?.() ?? 0;
@@ -206,6 +213,8 @@ export class RingReader {
       this.host.fail(err as Error);
     } finally {
       this.pumping = false;
+      this.turnUsedBytes = bytes;
+      this.turnUsedReads = reads;
     }
   }
 
@@ -239,6 +248,19 @@ export class RingReader {
   /** After asking for a wake-up on an empty ring: is a payload due anyway? */
   private payloadDue(): boolean {
     return this.receiver !== null && this.poolAllowance() === 0;
+  }
+
+  /**
+   * The spin, with a pool: ring bytes or a payload, whichever comes first,
+   * in short slices (the native spin watches the ring only); then asks for a
+   * wake-up and checks both once more. True if either arrived.
+   */
+  private spinForPayload(): boolean {
+    const ep = this.state.endpoint;
+    for (let t = 0; t < this.options.spinMicros; t += SPIN_SLICE_MICROS) {
+      if (ep.waitData(SPIN_SLICE_MICROS) > 0 || this.payloadDue()) return true;
+    }
+    return ep.waitData(0, true) > 0 || this.payloadDue();
   }
 
   /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
@@ -276,21 +298,21 @@ export class RingReader {
       return;
     }
     if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
-      let got: number;
+      let got: boolean;
       try {
-        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS));
+        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS)) > 0 || this.payloadDue();
       } catch (err) {
         this.spinScheduled = false;
         this.stop();
         this.host.fail(err as Error);
         return;
       }
-      if (got > 0) {
+      if (got) {
         this.tickSpin.succeeded();
         this.spin.succeeded();
         this.tickSpins++;
         this.spinScheduled = false;
-        this.pump(true);
+        this.pump(true, true);
         return;
       }
       this.tickSpin.failed();
@@ -304,11 +326,11 @@ export class RingReader {
     if (this.stopped || !this.reading) return;
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
-      if (this.state.endpoint.waitData(this.options.spinMicros, true) > 0) {
+      if (this.receiver !== null ? this.spinForPayload() : this.state.endpoint.waitData(this.options.spinMicros, true) > 0) {
         this.spin.succeeded();
       } else {
         this.spin.failed();
-        if (!this.state.peerDoneWriting && !this.payloadDue()) return; // sleep until woken
+        if (!this.state.peerDoneWriting) return; // sleep until woken
       }
     } catch (err) {
       this.stop();

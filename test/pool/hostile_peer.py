@@ -1,15 +1,155 @@
-"""A hostile pool peer in its own process: maps the pool region it is given
-as fd 3 and writes whatever the test tells it, as a corrupt or malicious
-xenring peer could. Commands on stdin, one per line:
+"""A hostile pool peer in its own process, in Python's standard library.
+
+    python3 hostile_peer.py <size>          (fd 3: a pool region to scribble on)
+    python3 hostile_peer.py client <json>   (a xenring client of the local transport)
+
+The first form maps the pool region it is given as fd 3 and writes whatever
+the test tells it, as a corrupt or malicious xenring peer could. Commands on
+stdin, one per line:
   w32 <offset> <value>        store a little-endian u32
   fill <offset> <len> <byte>  fill bytes
   rand <offset> <len> <n>     n random u32 stores in [offset, offset+len)
   sync                        answer "ok" once everything above is stored
+
+The second form connects to a xenring server over the real rendezvous socket
+(handshake version 3 with the pool fields, or without them as an older
+xenring), maps the ring and both pool regions, then plays one scenario
+(see SCENARIOS in client()) and reports one JSON line; it holds the
+connection until its stdin closes.
 """
+import fcntl
+import json
+import os
+import select
+import socket
+import time
 import mmap
 import random
 import struct
 import sys
+
+
+HELLO_MAGIC = 0x31485258
+ACCEPT_MAGIC = 0x31415258
+PAGE = 4096
+SLOTS = 128
+DESC_PROD, DESC_CONS, DESC_ENTRIES = 0, 64, 128
+COMP_PROD, COMP_CONS, COMP_ENTRIES = 2176, 2240, 2304
+CLI_LIVE = 20
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def u32(mem, at):
+    return struct.unpack_from("<I", mem, at)[0]
+
+
+def push_descriptor(region, position, offset, length):
+    prod = u32(region, DESC_PROD)
+    at = DESC_ENTRIES + (prod % SLOTS) * 16
+    struct.pack_into("<IIII", region, at, position & 0xFFFFFFFF, position >> 32, offset, length)
+    struct.pack_into("<I", region, DESC_PROD, (prod + 1) & 0xFFFFFFFF)  # x86: stores stay in order
+
+
+def push_completion(region, offset, length):
+    prod = u32(region, COMP_PROD)
+    at = COMP_ENTRIES + (prod % SLOTS) * 8
+    struct.pack_into("<II", region, at, offset, length)
+    struct.pack_into("<I", region, COMP_PROD, (prod + 1) & 0xFFFFFFFF)
+
+
+def wait_for(pred, timeout=5.0):
+    end = time.time() + timeout
+    while not pred():
+        if time.time() > end:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def client(opts):
+    pool = opts.get("poolSize")  # None: an older client, no pool field
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(opts["path"])
+    wait_end, wake_end = os.pipe2(os.O_NONBLOCK)
+    fds = [wake_end]
+    region = None
+    if pool is not None:
+        msg = struct.pack("<IIIII", HELLO_MAGIC, 3, 0, os.getpid(), pool)
+        if pool > 0:
+            rfd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+            os.ftruncate(rfd, PAGE + pool)
+            fcntl.fcntl(rfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+            region = mmap.mmap(rfd, PAGE + pool, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            fds.append(rfd)
+    else:
+        msg = struct.pack("<IIII", HELLO_MAGIC, 3, 0, os.getpid())
+    socket.send_fds(s, [msg], fds)
+    s.settimeout(5)
+    data, rfds = socket.recv_fds(s, 4096, 16)[:2]
+    res = {"replyBytes": len(data), "nfds": len(rfds)}
+    if len(data) == 24:
+        res["toServer"], res["toClient"] = struct.unpack_from("<II", data, 16)
+    order = struct.unpack_from("<I", data, 8)[0]
+    ring = mmap.mmap(rfds[0], PAGE + 2 * (1 << order), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    kick_fd = rfds[1]
+    theirs = None
+    if len(rfds) > 2:
+        theirs = mmap.mmap(rfds[2], PAGE + res["toClient"], mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    ring[CLI_LIVE] = 1  # connected (the server does not need our ring bytes)
+
+    def kick():
+        try:
+            os.write(kick_fd, b"k")
+        except BlockingIOError:
+            pass
+
+    kick()
+    scenario = opts.get("scenario", "none")
+    size = res.get("toServer", 0)
+    if scenario == "honest":
+        # A positive control: a valid payload, the bytes the test expects.
+        n = opts["length"]
+        region[PAGE:PAGE + n] = bytes((i * 7 + 3) % 251 for i in range(n))
+        push_descriptor(region, 0, 0, n)
+    elif scenario == "out-of-range":
+        push_descriptor(region, 0, size, PAGE)
+    elif scenario == "wraps":
+        push_descriptor(region, 0, size - PAGE, 0xFFFFF000)
+    elif scenario == "overlap":
+        push_descriptor(region, 0, 0, 2 * PAGE)
+        push_descriptor(region, 0, PAGE, PAGE)
+    elif scenario == "backwards":
+        push_descriptor(region, 100, 0, PAGE)
+        push_descriptor(region, 50, PAGE, PAGE)
+    elif scenario == "rewound-index":
+        struct.pack_into("<I", region, DESC_PROD, 0x80000000)
+    elif scenario == "forged-completion":
+        push_completion(theirs, 0, PAGE)
+    elif scenario == "double-release":
+        # Take the server's first payload, then return it twice.
+        if not wait_for(lambda: u32(theirs, DESC_PROD) >= 1):
+            out({"error": "the server sent nothing by reference"})
+            return
+        _, _, off, length = struct.unpack_from("<IIII", theirs, DESC_ENTRIES)
+        struct.pack_into("<I", theirs, DESC_CONS, 1)
+        push_completion(theirs, off, length)
+        push_completion(theirs, off, length)
+    kick()
+    res["scenario"] = scenario
+    out(res)
+    try:
+        sys.stdin.read()
+    except Exception:
+        pass
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "client":
+    client(json.loads(sys.argv[2]))
+    sys.exit(0)
 
 size = int(sys.argv[1])
 mem = mmap.mmap(3, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)

@@ -152,11 +152,15 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
       // Created with its permissions in one transaction: no other domain can
       // ever rewrite it (it would otherwise inherit the listener's "anyone").
       // The pool nodes, children of it, inherit them.
-      await xs.transaction(async (tx) => {
-        await xs.write(request, String(size), tx);
-        await xs.setPerms(request, requestPerms(self, server), tx);
-        for (const [name, value] of offerNodes(offer)) await xs.write(`${request}/${name}`, value, tx);
-      });
+      await xs.transaction(
+        async (tx) => {
+          await xs.write(request, String(size), tx);
+          await xs.setPerms(request, requestPerms(self, server), tx);
+          for (const [name, value] of offerNodes(offer)) await xs.write(`${request}/${name}`, value, tx);
+        },
+        undefined,
+        lpath, // requests of one listener conflict with each other: one at a time
+      );
     } catch (err) {
       offer.region?.close();
       throw storeError(err);
@@ -296,10 +300,14 @@ class XenListener implements Listener {
             { domid: this.only, perm: 'b' },
             { domid: this.self, perm: 'b' },
           ];
-    await this.xs.transaction(async (tx) => {
-      await this.xs.write(this.path, String(process.pid), tx);
-      await this.xs.setPerms(this.path, perms, tx);
-    });
+    await this.xs.transaction(
+      async (tx) => {
+        await this.xs.write(this.path, String(process.pid), tx);
+        await this.xs.setPerms(this.path, perms, tx);
+      },
+      undefined,
+      this.path,
+    );
   }
 
   /** The listener can no longer hear requests: tell the Server, stop. */
@@ -608,8 +616,9 @@ function listen(
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
-    const anyPort = normalizeXenPort(req.port, true) === 0;
-    let port = anyPort ? ephemeralPort() : normalizeXenPort(req.port, true);
+    const asked = normalizeXenPort(req.port, true);
+    const anyPort = asked === 0;
+    let port = anyPort ? ephemeralPort() : asked;
     const backlog = req.backlog === undefined ? 511 : Math.max(1, Math.floor(req.backlog));
     const limits: ListenerLimits = {
       ringSize: req.ringSize === undefined ? XEN_DEFAULT_RING_SIZE : 2 ** ringOrder(req.ringSize, MAX_XEN_RING_SIZE),

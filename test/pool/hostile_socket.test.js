@@ -1,0 +1,164 @@
+'use strict';
+// A hostile pool peer over a real connection: a Python client (standard
+// library only: send_fds/recv_fds, memfd, mmap) does the local handshake with
+// the pool fields, maps the ring and both pool regions, and forges
+// descriptors and completions. Our server must fail that connection with
+// EPROTO, keep running and serve the next client; the same peer sending an
+// honest payload (the positive control) is read correctly, so the forgeries
+// are refused for what they are, not for a broken test peer.
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const readline = require('node:readline');
+const { spawn } = require('node:child_process');
+const { once } = require('node:events');
+const xenring = require('../..');
+const { slice } = require('../helpers/pattern');
+
+const PY = path.join(__dirname, 'hostile_peer.py');
+
+/** A server on a free port, and the next accepted socket with what happened to it. */
+async function server(options = {}) {
+  const conns = [];
+  const srv = xenring.createServer(options, (s) => {
+    const c = { s, data: [], error: null, closed: null };
+    s.on('data', (d) => c.data.push(Buffer.from(d)));
+    s.on('error', (err) => (c.error = err));
+    c.closed = new Promise((r) => s.once('close', r)); // (events.once would reject on 'error')
+    conns.push(c);
+  });
+  srv.listen({ port: 0 });
+  await once(srv, 'listening');
+  return { srv, conns, path: srv.address().address };
+}
+
+/** Runs the Python client; resolves with its report; kill() ends it. */
+async function pyClient(opts) {
+  const py = spawn('python3', [PY, 'client', JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: py.stdout });
+  const [line] = await Promise.race([once(lines, 'line'), once(py, 'exit').then(() => { throw new Error('python peer exited'); })]);
+  return {
+    report: JSON.parse(line),
+    async end() {
+      py.stdin.end();
+      await once(py, 'exit');
+    },
+  };
+}
+
+async function until(what, fn, ms = 15000) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+describe('pool: a hostile peer over a real connection (Python client)', function () {
+  this.timeout(30000);
+  const POOL = 1 << 20;
+
+  it('positive control: the Python peer\'s honest payload arrives as sent', async () => {
+    const { srv, conns, path: p } = await server();
+    const py = await pyClient({ path: p, poolSize: POOL, scenario: 'honest', length: 10000 });
+    assert.equal(py.report.replyBytes, 24);
+    assert.equal(py.report.nfds, 3);
+    assert.equal(py.report.toServer, POOL);
+    assert.equal(py.report.toClient, POOL);
+    await until('the payload', () => conns[0] && conns[0].data.reduce((n, d) => n + d.length, 0) >= 10000);
+    const got = Buffer.concat(conns[0].data);
+    const want = Buffer.from(Array.from({ length: 10000 }, (_, i) => (i * 7 + 3) % 251));
+    assert.ok(got.equals(want));
+    assert.equal(conns[0].s.poolStats().receivedByRef, 1);
+    assert.equal(conns[0].error, null);
+    await py.end();
+    srv.close();
+  });
+
+  for (const scenario of ['out-of-range', 'wraps', 'overlap', 'backwards', 'rewound-index']) {
+    it(`a forged descriptor (${scenario}) fails the connection with EPROTO; the server goes on`, async () => {
+      const { srv, conns, path: p } = await server();
+      const py = await pyClient({ path: p, poolSize: POOL, scenario });
+      await until('the connection to fail', () => conns[0] && conns[0].error);
+      assert.equal(conns[0].error.code, 'EPROTO');
+      await conns[0].closed;
+      assert.equal(conns[0].data.length, 0, 'nothing of the forgery was delivered');
+      await py.end();
+      // The server still serves: an honest client after the hostile one.
+      const ok = await pyClient({ path: p, poolSize: POOL, scenario: 'honest', length: 5000 });
+      await until('the honest payload', () => conns[1] && conns[1].data.length > 0);
+      assert.equal(conns[1].error, null);
+      await ok.end();
+      srv.close();
+    });
+  }
+
+  for (const scenario of ['forged-completion', 'double-release']) {
+    it(`a ${scenario} fails the connection with EPROTO when we next send`, async () => {
+      const { srv, conns, path: p } = await server();
+      const first = pyClient({ path: p, poolSize: POOL, scenario });
+      await until('the connection', () => conns[0]);
+      const s = conns[0].s;
+      // One payload by reference, for the double release to return twice.
+      const buf = s.allocBuffer(8192);
+      buf.set(slice(0, 8192));
+      s.write(buf);
+      // (a forged completion may already be waiting: then even this first send refuses it)
+      if (scenario === 'double-release') assert.equal(s.poolStats().sentByRef, 1);
+      const py = await first;
+      assert.equal(py.report.error, undefined);
+      // Our next write takes completions first, and refuses the bad one.
+      await until('the completion to be refused', () => {
+        if (!s.destroyed) s.write(s.allocBuffer(4096));
+        return conns[0].error;
+      });
+      assert.equal(conns[0].error.code, 'EPROTO');
+      await conns[0].closed;
+      await py.end();
+      srv.close();
+    });
+  }
+
+  it('an older client without pool fields gets the old ACCEPT and no pool', async () => {
+    const { srv, conns, path: p } = await server();
+    const py = await pyClient({ path: p, poolSize: null });
+    assert.equal(py.report.replyBytes, 16);
+    assert.equal(py.report.nfds, 2);
+    await until('the connection', () => conns[0]);
+    assert.equal(conns[0].s.poolStats().size, 0);
+    const b = conns[0].s.allocBuffer(100000);
+    assert.equal(conns[0].s.poolStats().sentByRef, 0);
+    assert.equal(b.length, 100000);
+    await py.end();
+    srv.close();
+  });
+
+  it('a pool:false server answers a pool offer with size 0 and no region fd', async () => {
+    const { srv, path: p } = await server({ pool: false });
+    const py = await pyClient({ path: p, poolSize: POOL });
+    assert.equal(py.report.replyBytes, 24);
+    assert.equal(py.report.nfds, 2);
+    assert.equal(py.report.toServer, 0);
+    assert.equal(py.report.toClient, 0);
+    await py.end();
+    srv.close();
+  });
+});
+
+describe('pool: our client against an older server (Python, 16-byte ACCEPT)', function () {
+  this.timeout(30000);
+  it('connects with no pool and moves bytes through the ring', async () => {
+    const port = 40000 + Math.floor(Math.random() * 9000);
+    const file = path.join(process.env.XENRING_DIR, `${port}.sock`);
+    const py = spawn('python3', [path.join(__dirname, '../hostile/peer.py'), 'server', JSON.stringify({ path: file, version: 3, reply: 'honest' })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = readline.createInterface({ input: py.stdout });
+    await once(lines, 'line'); // "ready"
+    const s = xenring.connect({ port });
+    await once(s, 'connect');
+    assert.equal(s.poolStats().size, 0);
+    assert.equal(s.allocBuffer(65536).length, 65536);
+    assert.equal(s.poolStats().fallbacks, 0, 'no pool, so nothing to fall back from');
+    s.destroy();
+    py.stdin.end();
+    await once(py, 'exit');
+  });
+});
