@@ -70,6 +70,11 @@
  *                       (a number, µs) is recorded as probe.pre/post
  *                       (e.g. the baselines' c/coreprobe.c, compiled)
  *   --child-prof DIR    run the child (receiver / echo side) with --cpu-prof into DIR
+ *   --pin P,C           pin this process to CPU P and every child to CPU C
+ *                       (taskset; P = C puts both on one vCPU: no cross-vCPU
+ *                       wake-ups, so a round trip is software + 2 context
+ *                       switches; P != C keeps a spinning pair apart when
+ *                       other load would have the scheduler stack them)
  *   --timeout MS        per case (default 120000)
  *   --xen-domid N       domid for the Xen transport's connect()
  */
@@ -135,12 +140,15 @@ function config(argv) {
     probe: a.probe ? path.resolve(a.probe) : '',
     childProf: a['child-prof'] ? path.resolve(a['child-prof']) : '',
     timeoutMs: Number(a.timeout ?? 120000),
+    pin: a.pin ? String(a.pin).split(',').map(Number) : null,
     xenDomid: a['xen-domid'] !== undefined ? Number(a['xen-domid']) : undefined,
     xenPresent: xen,
   };
   for (const c of cfg.cases) if (!['bulk', 'pingpong', 'mem', 'pool'].includes(c)) throw new Error(`unknown case ${c}`);
   if (!['sample', 'full'].includes(cfg.verify)) throw new Error('--verify must be sample or full');
   if (!(cfg.reps >= 1)) throw new Error('--reps must be >= 1');
+  if (cfg.pin && (cfg.pin.length !== 2 || !cfg.pin.every((n) => Number.isInteger(n) && n >= 0))) throw new Error('--pin must be P,C (two CPU numbers)');
+  if (cfg.pin) execFileSync('taskset', ['-pc', String(cfg.pin[0]), String(process.pid)], { stdio: 'ignore' });
   return cfg;
 }
 
@@ -195,6 +203,7 @@ function forkChild(ccfg, cfg) {
   }
   const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   child.on('error', () => {});
+  if (cfg.pin) execFileSync('taskset', ['-pc', String(cfg.pin[1]), String(child.pid)], { stdio: 'ignore' });
   return child;
 }
 
