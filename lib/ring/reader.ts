@@ -67,6 +67,9 @@ export class RingReader {
   /** host.written() when the pump began. */
   private writtenMark = 0;
   private tickSpins = 0;
+  /** Bytes and reads of the turn so far, carried into pumps chained by in-tick spins. */
+  private turnUsedBytes = 0;
+  private turnUsedReads = 0;
   private readonly tickSpin = new SpinBackoff();
   private yieldScheduled = false;
   private pool: ReadPool | null = null;
@@ -117,15 +120,17 @@ export class RingReader {
     if (this.reading) this.pump(true);
   }
 
-  private pump(fresh: boolean): void {
+  /** `chained`: called by an in-tick spin, in the macrotask of the pump before it. */
+  private pump(fresh: boolean, chained = false): void {
     if (this.pumping) return;
     this.pumping = true;
     const ep = this.state.endpoint;
     // Why: an exception thrown by the owner's handlers (user code) is the
     // user's, as with net (uncaught); only the ring's own errors fail the channel.
     let delivering = false;
-    let bytes = 0;
-    let reads = 0;
+    // A pump chained by an in-tick spin goes on with the turn's budget.
+    let bytes = chained ? this.turnUsedBytes : 0;
+    let reads = chained ? this.turnUsedReads : 0;
     try {
       if (!fresh) ep.waitData(0); // publishes the state without spinning
       this.writtenMark = this.host.written?.() ?? 0;
@@ -208,6 +213,8 @@ export class RingReader {
       this.host.fail(err as Error);
     } finally {
       this.pumping = false;
+      this.turnUsedBytes = bytes;
+      this.turnUsedReads = reads;
     }
   }
 
@@ -291,21 +298,21 @@ export class RingReader {
       return;
     }
     if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
-      let got: number;
+      let got: boolean;
       try {
-        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS));
+        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS)) > 0 || this.payloadDue();
       } catch (err) {
         this.spinScheduled = false;
         this.stop();
         this.host.fail(err as Error);
         return;
       }
-      if (got > 0) {
+      if (got) {
         this.tickSpin.succeeded();
         this.spin.succeeded();
         this.tickSpins++;
         this.spinScheduled = false;
-        this.pump(true);
+        this.pump(true, true);
         return;
       }
       this.tickSpin.failed();

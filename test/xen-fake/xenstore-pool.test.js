@@ -81,21 +81,31 @@ describe('xen (fake host): xenstore client, no request waits on a stuck one', fu
     assert.strictEqual(host.xs.get('/local/domain/5/data/r'), null);
   });
 
-  it('a transaction whose start never gets a reply does not hold up the next one; each transaction runs on its own fd', async () => {
+  it('a transaction whose start never gets a reply holds up only its own scope; each transaction runs on its own fd', async () => {
     open({ requestTimeout: 2000 });
     host.xs.inject({ op: 'tx_start', code: null });
-    const stuck = track(xs.transaction(async (tx) => xs.write('data/t1', 'x', tx), 1));
-    const done = await xs.transaction(async (tx) => {
-      await xs.write('data/t2', 'y', tx);
-      await xs.setPerms('data/t2', [{ domid: 5, perm: 'n' }], tx);
-      return xs.read('data/t2', tx);
-    });
+    const stuck = track(xs.transaction(async (tx) => xs.write('data/t1', 'x', tx), 1, 'data/a'));
+    // Same scope (they would conflict): waits for the stuck one, then runs.
+    const sameScope = track(xs.transaction(async (tx) => xs.write('data/t3', 'z', tx), 1, 'data/a'));
+    const done = await xs.transaction(
+      async (tx) => {
+        await xs.write('data/t2', 'y', tx);
+        await xs.setPerms('data/t2', [{ domid: 5, perm: 'n' }], tx);
+        return xs.read('data/t2', tx);
+      },
+      32,
+      'data/b',
+    );
+    assert.strictEqual(sameScope.settled, false, 'a transaction of the same scope waits');
     assert.strictEqual(done, 'y');
     assert.strictEqual(host.xs.get('/local/domain/5/data/t2').value, 'y');
     assert.strictEqual(stuck.settled, false, 'the second transaction did not wait for the first');
     await stuck.promise;
     assert.strictEqual(stuck.error?.code, 'ETIMEDOUT');
     assert.strictEqual(host.xs.get('/local/domain/5/data/t1'), null);
+    await sameScope.promise;
+    assert.strictEqual(sameScope.error, undefined);
+    assert.strictEqual(host.xs.get('/local/domain/5/data/t3').value, 'z');
     await until(() => host.xs.openTransactions(5) === 0, 2000, 'no transaction left open');
   });
 

@@ -67,13 +67,22 @@ describe("xen lab: load through transport 'xen'", function () {
   });
 
   it('32 concurrent connection set-ups, 256 KiB echoed and verified each, nothing left behind', async () => {
+    // The xenstore client spreads the set-ups' requests over several xenbus
+    // fds (one request on the wire each); they must all work on the real
+    // device, stay within the pool's bound and be closed again after.
+    const base = xenStore().connections; // 1, or more if an earlier test left a watch open
+    let most = 0;
+    const sample = setInterval(() => (most = Math.max(most, xenStore().connections)), 2);
     await measured('32 concurrent', () =>
       withEchoServer(async (port) => {
         const t0 = Date.now();
         await Promise.all(Array.from({ length: 32 }, () => echoOnce(port, 256 << 10)));
         return `32 x 256 KiB in ${Date.now() - t0} ms`;
       }),
-    );
+    ).finally(() => clearInterval(sample));
+    console.log(`        xenbus fds: ${base} before, ${most} at most, ${xenStore().connections} after`);
+    assert.ok(most > base && most <= 8, `xenbus fds at most ${most}`);
+    assert.strictEqual(xenStore().connections, base);
   });
 
   it('200 connect/echo/close cycles, nothing left behind', async () => {

@@ -315,12 +315,16 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
     ];
     const nodes: [string, string][] = [['ring-ref', String(ringRef)], ['event-channel', String(port)]];
     if (ext && options.pool) nodes.push(...options.pool.nodes);
-    await xs.transaction(async (tx) => {
-      for (const [name, value] of nodes) {
-        await xs.write(`${path}/${name}`, value, tx);
-        await xs.setPerms(`${path}/${name}`, perms, tx);
-      }
-    });
+    await xs.transaction(
+      async (tx) => {
+        for (const [name, value] of nodes) {
+          await xs.write(`${path}/${name}`, value, tx);
+          await xs.setPerms(`${path}/${name}`, perms, tx);
+        }
+      },
+      undefined,
+      path.slice(0, path.lastIndexOf('/')), // vchans published in one directory conflict: one at a time
+    );
   } catch (err) {
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());

@@ -152,11 +152,15 @@ function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Prom
       // Created with its permissions in one transaction: no other domain can
       // ever rewrite it (it would otherwise inherit the listener's "anyone").
       // The pool nodes, children of it, inherit them.
-      await xs.transaction(async (tx) => {
-        await xs.write(request, String(size), tx);
-        await xs.setPerms(request, requestPerms(self, server), tx);
-        for (const [name, value] of offerNodes(offer)) await xs.write(`${request}/${name}`, value, tx);
-      });
+      await xs.transaction(
+        async (tx) => {
+          await xs.write(request, String(size), tx);
+          await xs.setPerms(request, requestPerms(self, server), tx);
+          for (const [name, value] of offerNodes(offer)) await xs.write(`${request}/${name}`, value, tx);
+        },
+        undefined,
+        lpath, // requests of one listener conflict with each other: one at a time
+      );
     } catch (err) {
       offer.region?.close();
       throw storeError(err);
@@ -296,10 +300,14 @@ class XenListener implements Listener {
             { domid: this.only, perm: 'b' },
             { domid: this.self, perm: 'b' },
           ];
-    await this.xs.transaction(async (tx) => {
-      await this.xs.write(this.path, String(process.pid), tx);
-      await this.xs.setPerms(this.path, perms, tx);
-    });
+    await this.xs.transaction(
+      async (tx) => {
+        await this.xs.write(this.path, String(process.pid), tx);
+        await this.xs.setPerms(this.path, perms, tx);
+      },
+      undefined,
+      this.path,
+    );
   }
 
   /** The listener can no longer hear requests: tell the Server, stop. */

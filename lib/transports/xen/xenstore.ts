@@ -62,7 +62,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_IN_FLIGHT = 1;
 /** xenbus fds one client opens at most: requests in flight at once (xenstored allows a domain 20 outstanding). */
 export const DEFAULT_MAX_CONNECTIONS = 8;
-/** Our transactions open at once (xenstored allows a domain 10; ours conflict when they share a parent, and retry). */
+/** Our transactions open at once, of different scopes (xenstored allows a domain 10). */
 export const DEFAULT_MAX_TRANSACTIONS = 4;
 
 export interface XenStoreOptions {
@@ -142,6 +142,8 @@ export class XenStore {
   /** Connections with a transaction_start on the wire (one transaction per connection). */
   private readonly txStarting = new Set<XenbusConnection>();
   private txActive = 0;
+  /** The last transaction of each scope (they run one after another). */
+  private readonly txScopes = new Map<string, Promise<void>>();
   private readonly txWaiters: (() => void)[] = [];
   private readonly watches = new Map<string, WatchEntry>();
   private readonly events: ConnectionEvents;
@@ -278,14 +280,31 @@ export class XenStore {
   /**
    * Runs `fn` inside a transaction and commits; retries the whole body when
    * the commit fails with EAGAIN (another writer touched the same nodes).
-   * At most `maxTransactions` of ours are open at once (xenstored limits a
+   * Transactions with the same `scope` (the directory they create nodes in:
+   * they would only conflict with each other) run one at a time; different
+   * scopes run side by side, so a stuck one holds up only its own scope. At
+   * most `maxTransactions` of ours are open at once (xenstored limits a
    * domain's), each on its own connection.
    */
-  async transaction<T>(fn: (tx: number) => Promise<T>, attempts = 32): Promise<T> {
+  transaction<T>(fn: (tx: number) => Promise<T>, attempts = 32, scope = ''): Promise<T> {
+    const prev = this.txScopes.get(scope) ?? Promise.resolve();
+    const run = prev.then(() => this.withTxSlot(() => this.runTransaction(fn, attempts)));
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.txScopes.set(scope, tail);
+    void tail.then(() => {
+      if (this.txScopes.get(scope) === tail) this.txScopes.delete(scope);
+    });
+    return run;
+  }
+
+  private async withTxSlot<T>(body: () => Promise<T>): Promise<T> {
     if (this.txActive >= this.maxTransactions) await new Promise<void>((r) => this.txWaiters.push(r));
     else this.txActive++;
     try {
-      return await this.runTransaction(fn, attempts);
+      return await body();
     } finally {
       // The slot passes straight to the next waiter (txActive unchanged), else frees.
       const next = this.txWaiters.shift();
