@@ -70,6 +70,11 @@
  *                       (a number, µs) is recorded as probe.pre/post
  *                       (e.g. the baselines' c/coreprobe.c, compiled)
  *   --child-prof DIR    run the child (receiver / echo side) with --cpu-prof into DIR
+ *   --pin P,C           pin this process to CPU P and every child to CPU C
+ *                       (taskset; P = C puts both on one vCPU: no cross-vCPU
+ *                       wake-ups, so a round trip is software + 2 context
+ *                       switches; P != C keeps a spinning pair apart when
+ *                       other load would have the scheduler stack them)
  *   --timeout MS        per case (default 120000)
  *   --xen-domid N       domid for the Xen transport's connect()
  */
@@ -135,12 +140,15 @@ function config(argv) {
     probe: a.probe ? path.resolve(a.probe) : '',
     childProf: a['child-prof'] ? path.resolve(a['child-prof']) : '',
     timeoutMs: Number(a.timeout ?? 120000),
+    pin: a.pin ? String(a.pin).split(',').map(Number) : null,
     xenDomid: a['xen-domid'] !== undefined ? Number(a['xen-domid']) : undefined,
     xenPresent: xen,
   };
   for (const c of cfg.cases) if (!['bulk', 'pingpong', 'mem', 'pool'].includes(c)) throw new Error(`unknown case ${c}`);
   if (!['sample', 'full'].includes(cfg.verify)) throw new Error('--verify must be sample or full');
   if (!(cfg.reps >= 1)) throw new Error('--reps must be >= 1');
+  if (cfg.pin && (cfg.pin.length !== 2 || !cfg.pin.every((n) => Number.isInteger(n) && n >= 0))) throw new Error('--pin must be P,C (two CPU numbers)');
+  if (cfg.pin) execFileSync('taskset', ['-pc', String(cfg.pin[0]), String(process.pid)], { stdio: 'ignore' });
   return cfg;
 }
 
@@ -195,6 +203,7 @@ function forkChild(ccfg, cfg) {
   }
   const child = fork(CHILD, [JSON.stringify(ccfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   child.on('error', () => {});
+  if (cfg.pin) execFileSync('taskset', ['-pc', String(cfg.pin[1]), String(child.pid)], { stdio: 'ignore' });
   return child;
 }
 
@@ -429,7 +438,8 @@ async function runMsg(kind, size, count, ackEvery, cfg) {
     if (ackEvery === 1) {
       for (let i = 0; i < count; i++) {
         const t0 = process.hrtime.bigint();
-        await write(messageFor(kind, sock, size, prebuilt));
+        // The answer says the message was read: no need to wait for 'drain' too.
+        sock.write(messageFor(kind, sock, size, prebuilt));
         await waitAcks(i + 1);
         times.push(Number(process.hrtime.bigint() - t0) / 1000);
       }
@@ -513,7 +523,9 @@ function poolReport(all) {
   w();
   w(`1-byte round trip (xenring): ${fmt(ping)} µs.`);
   const byRef = all.filter((r) => r.kind === 'pool' && !r.error);
-  w(`Pool messages sent by reference: ${byRef.reduce((n, r) => n + r.byRef, 0)} of ${byRef.reduce((n, r) => n + r.count, 0)}; fallbacks ${byRef.reduce((n, r) => n + r.fallbacks, 0)}.`);
+  // (warm-up messages and the untimed streaming rounds included)
+  const sent = byRef.reduce((n, r) => n + (r.stream ? 3 * r.count : r.count), 0);
+  w(`Pool messages sent by reference: ${byRef.reduce((n, r) => n + r.byRef, 0)} of ${sent}; fallbacks ${byRef.reduce((n, r) => n + r.fallbacks, 0)}.`);
   w();
   const streamMBs = (rows) => C.summary(rows.map((r) => (r.count * r.size) / r.us[0]));
   const sp = streamMBs(pick('pool', 16 * C.MiB, true));
@@ -532,7 +544,7 @@ function poolReport(all) {
     w(`| streaming 16 MiB messages, pool ÷ ring (MB/s ${mbFmt(sp)} vs ${mbFmt(sr)}) | ≥ 3× | ${r.toFixed(1)}× | ${r >= 3 ? 'yes' : '**no**'} |`);
   }
   w();
-  w('Bulk 64 KiB / 1 MiB ordinary write() with a default \'data\' receiver is the bulk table\'s xenring row (ordinary Buffers of at least 32 KiB are copied into the pool).');
+  w('Bulk 64 KiB / 1 MiB ordinary write() with a default \'data\' receiver is the bulk table\'s xenring row (ordinary Buffers of at least 256 KiB are copied into the pool).');
   w();
   return out.join('\n');
 }

@@ -127,18 +127,19 @@ Napi::Value PoolMapping::View(const Napi::CallbackInfo& info) {
   int64_t length = IntArg(info, 1, "length", 1, static_cast<int64_t>(length_) - offset);
   region_->Ref();
   auto* hint = new ViewHint{region_, length};
-  Napi::Buffer<uint8_t> view;
+  // Taken off first: V8 checks its limit as it adds the new buffer (a single
+  // 64 MiB view would cross it).
+  int64_t ignored;
+  napi_adjust_external_memory(env, -length, &ignored);
   try {
-    view = Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef, hint);
+    return Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef, hint);
   } catch (...) {
     // e.g. a runtime that refuses external buffers: the caller falls back to a copy.
+    napi_adjust_external_memory(env, length, &ignored);
     delete hint;
     region_->Unref();
     throw;
   }
-  int64_t ignored;
-  napi_adjust_external_memory(env, -length, &ignored);
-  return view;
 }
 
 namespace {

@@ -21,7 +21,7 @@ if [ ! -f build/Release/xenring.node ] || [ ! -f dist/transports/xen/handshake.j
   npm run build
 fi
 exec "$LAB" --timeout "${XENLAB_TIMEOUT:-600}" --domu --domu-cmd 'node test/xen/domu-peer.js' -- bash -c '
-  npx mocha --no-config --timeout 300000 test/xen/unit.test.js test/xen/dom0.test.js test/xen/domu.test.js test/xen/socket.test.js test/xen/load.test.js test/xen/pool.test.js
+  npx mocha --no-config --timeout 300000 test/xen/unit.test.js test/xen/dom0.test.js test/xen/domu.test.js test/xen/socket.test.js test/xen/load.test.js test/xen/pool.test.js test/xen/teardown.test.js
   rc=$?
   if [ $rc -eq 0 ]; then xenlab-wait-domu --timeout 120; else xenlab-wait-domu -q --timeout 5; fi
   d=$?

@@ -8,8 +8,8 @@
  * (net's and ours `onread` option) read straight into buffers of one shared
  * pool and hand them to write(): no allocation, no fresh pages and no
  * Readable queue per chunk. Reads start in 64 KiB buffers; a read that fills
- * one gets a 512 KiB buffer next (bulk), one that does not goes back to 64 KiB. Other sources (accepted TCP sockets, stdin) use
- * one 'data' listener.
+ * one gets a 512 KiB buffer next (bulk), one that does not goes back to
+ * 64 KiB. Other sources (accepted TCP sockets, stdin) use one 'data' listener.
  * @internal
  */
 import type { Readable, Writable } from 'node:stream';
@@ -48,6 +48,7 @@ let lastReadFilled = false;
 function give(buf: Buffer): void {
   (buf.length === BULK_SIZE ? bulk : small).give(buf);
 }
+
 const relays = new WeakMap<object, Relay>();
 
 /** One direction of a forwarded connection. */

@@ -151,6 +151,12 @@ export class PoolReceiver {
     return this.table.pendingCount;
   }
 
+  /** Whether the peer announced payloads we have not delivered (a close then resets, as unread ring bytes do). */
+  hasUnread(): boolean {
+    if (this.closed) return false;
+    return this.partial !== null || this.table.pendingCount > 0 || this.queues.descriptors.pending() > 0;
+  }
+
   /** The connection is gone: every held extent counts as returned; views the user holds stay readable. */
   close(): void {
     if (this.closed) return;

@@ -80,7 +80,15 @@ export class PoolSender {
       this.stats.fallbacks++;
       return null;
     }
-    const buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+    let buf: Buffer;
+    try {
+      buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+    } catch {
+      // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
+      this.table.discard(loan);
+      this.stats.fallbacks++;
+      return null;
+    }
     this.loans.set(buf.buffer as ArrayBuffer, loan);
     this.unsent.register(buf.buffer, loan, loan);
     this.stats.inUse = this.table.inUse;
@@ -142,6 +150,9 @@ export class PoolSender {
     if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
     this.announced.push(buf.length);
     this.announcedBytes += buf.length;
+    // Forget the ones the receiver took, or the record grows by one per payload
+    // when nothing else asks (untakenBytes() runs only for copied-in Buffers).
+    if (this.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
     this.unsent.unregister(loan);
     this.stats.sentByRef++;
     this.stats.bytesSentByRef += buf.length;

@@ -189,10 +189,10 @@ export class RingChannel {
     this.writer.abort();
   }
 
-  /** Bytes the peer wrote that we never took out of the ring (a broken ring counts as unread). */
+  /** Bytes the peer wrote that we never took out of the ring, or pool payloads never delivered (a broken ring counts as unread). */
   private unreadInRing(): boolean {
     try {
-      return this.link.endpoint.readable() > 0;
+      return this.link.endpoint.readable() > 0 || (this.link.pool?.receiver?.hasUnread() ?? false);
     } catch {
       return true;
     }

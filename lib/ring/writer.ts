@@ -34,6 +34,22 @@ export interface WriterHost {
   activity(): void;
 }
 
+/**
+ * Drops the chunks already in the ring from the front of a pending write:
+ * the native write walks its chunk array from the start to the offset, so a
+ * writev of many small chunks (cork + thousands of write()s) larger than the
+ * free space was walked whole by every flush (quadratic).
+ */
+function dropWritten(p: PendingWrite): void {
+  let i = 0;
+  while (i < p.chunks.length && p.offset >= p.chunks[i].length) {
+    p.offset -= p.chunks[i].length;
+    p.total -= p.chunks[i].length;
+    i++;
+  }
+  if (i > 0) p.chunks = p.chunks.slice(i); // a copy: the caller's array is left alone
+}
+
 interface PendingWrite {
   /** The ring part being written now (with a pool: up to the next by-reference chunk). */
   chunks: Buffer[];
@@ -195,6 +211,7 @@ export class RingWriter {
         }
         const n = p.offset < p.total ? ep.write(p.chunks, p.offset) : 0;
         p.offset += n;
+        if (n > 0 && p.offset < p.total) dropWritten(p);
         this.bytesWritten += n;
         this.ringWritten += n;
         if (n > 0) this.host.activity();

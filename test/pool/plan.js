@@ -2,7 +2,7 @@
 // Writes a pattern stream as a plan of writes through the public socket API:
 // [size, 'alloc'] fills socket.allocBuffer(size) (a reference when the pool
 // can serve it), [size, 'buf'] an ordinary Buffer (the ring below the copy
-// threshold, copied into the pool above it). Byte i of the stream is i % 251,
+// threshold, 256 KiB, copied into the pool above it). Byte i of the stream is i % 251,
 // so a payload delivered out of order, lost or duplicated shows at its first byte.
 const { slice } = require('../helpers/pattern');
 
@@ -39,7 +39,7 @@ function mixedPlan(rounds) {
   const plan = [];
   for (let r = 0; r < rounds; r++) {
     plan.push([13 + r, 'buf'], [100003, 'alloc'], [5, 'buf'], [70001, 'buf'], [3001, 'alloc'], [1 + (r % 7), 'buf']);
-    plan.push([(1 << 20) + 17, 'alloc'], [40009, 'buf'], [200, 'buf'], [33000, 'alloc']);
+    plan.push([(1 << 20) + 17, 'alloc'], [40009, 'buf'], [300007, 'buf'], [200, 'buf'], [33000, 'alloc']);
   }
   return plan;
 }

@@ -99,11 +99,11 @@ describe('pool: the page-reference path through connect/createServer (real proce
     const st = s.poolStats();
     // Both kinds of traffic really happened, both ways.
     assert.equal(st.size, 64 * MiB);
-    assert.ok(st.sentByRef >= 4 * 6, `sentByRef ${st.sentByRef}`);
+    assert.ok(st.sentByRef >= 4 * 4, `sentByRef ${st.sentByRef}`);
     assert.ok(st.bytesSentByRef < planBytes(plan), 'some bytes went through the ring');
     assert.ok(r.stats.receivedByRef === st.sentByRef, `server received ${r.stats.receivedByRef} of ${st.sentByRef} references`);
     assert.equal(r.stats.released, r.stats.receivedByRef);
-    assert.ok(st.receivedByRef >= 3 * 6, `receivedByRef ${st.receivedByRef}`);
+    assert.ok(st.receivedByRef >= 3 * 4, `receivedByRef ${st.receivedByRef}`);
     await closed(s);
     await p.exited;
   });
@@ -182,11 +182,11 @@ describe('pool: the page-reference path through connect/createServer (real proce
     s.end();
     const checker = await received;
     assert.equal(checker.received, planBytes(back));
-    assert.ok(s.poolStats().receivedByRef >= 3);
+    assert.ok(s.poolStats().receivedByRef >= 2);
     await closed(s);
     await p.exited;
     assert.equal(s.poolStats().held, 0, 'every held extent counts as returned at close');
-    assert.ok(s.poolStats().releasedAtClose >= 3);
+    assert.ok(s.poolStats().releasedAtClose >= 2);
     // The connection is gone; its pages are still mapped for the views.
     assert.ok(poolMaps() > before.maps, 'the views keep their mapping');
     // In a function of its own: a suspended async frame may keep a loop variable (a view) alive.
@@ -232,7 +232,7 @@ describe('pool: the page-reference path through connect/createServer (real proce
     const r = await p.next('received');
     assert.equal(r.bytes, planBytes(plan));
     assert.ok(r.ok, `wrong byte at ${r.badOffset}`);
-    assert.ok(r.stats.receivedByRef >= 12, `receivedByRef ${r.stats.receivedByRef}`);
+    assert.ok(r.stats.receivedByRef >= 8, `receivedByRef ${r.stats.receivedByRef}`);
     assert.equal(r.stats.held, 0);
     await p.exited;
     server.close();
@@ -248,7 +248,7 @@ describe('pool: the page-reference path through connect/createServer (real proce
     s.end();
     const r = await p.next('received');
     assert.ok(r.ok && r.bytes === planBytes(plan));
-    assert.ok(r.stats.receivedByRef >= 12);
+    assert.ok(r.stats.receivedByRef >= 8);
     assert.equal(r.stats.held, 0);
     assert.equal(r.stats.released, 0);
     assert.ok(r.heldViewsOk);

@@ -10,7 +10,7 @@ const { RingReader } = require('../../dist/ring/reader');
 const { VchanState } = require('../../dist/ring/vchan_state');
 const { ringPair } = require('./pair');
 
-function run({ reply, answers }) {
+function run({ reply, answers, turnReads }) {
   const pair = ringPair(14);
   const state = new VchanState(pair.server, true);
   let written = 0;
@@ -26,7 +26,7 @@ function run({ reply, answers }) {
     channelActivity() {},
   };
   const host = { endOfData() {}, fail: (e) => assert.fail(e), written: () => written };
-  const reader = new RingReader(state, sink, host, { maxChunk: 4096, spinMicros: 50 });
+  const reader = new RingReader(state, sink, host, { maxChunk: 4096, spinMicros: 50, turnReads });
   pair.client.write(Buffer.of(1));
   return new Promise((resolve) => {
     const perTurn = [];
@@ -61,5 +61,13 @@ describe('ring: the read spin after a reply', function () {
     const { perTurn, delivered } = await run({ reply: false, answers: 50 });
     assert.equal(delivered, 51);
     assert.ok(Math.max(...perTurn) <= 2, `deliveries per loop turn: ${perTurn}`);
+  });
+
+  it("keeps to a turn's budget of reads across the spins it chains", async function () {
+    const { perTurn, delivered } = await run({ reply: true, answers: 100, turnReads: 3 });
+    assert.equal(delivered, 101);
+    // Each pump alone stays within 3 reads; without the carried budget the
+    // chained pumps would take up to 17 in one turn.
+    assert.ok(Math.max(...perTurn) <= 6, `deliveries per loop turn: ${perTurn}`);
   });
 });

@@ -4,12 +4,15 @@
  * both ends, over real UNIX sockets in this process:
  *   - as a hostile client: the input is a HELLO (any bytes, optionally with
  *     fds attached) sent to a real listener; the server must answer a valid
- *     HELLO with ACCEPT + 3 fds and hang up on anything else;
+ *     HELLO with an ACCEPT carrying the fds it announces (the ring memfd and
+ *     the wake-up end, plus its pool region when the HELLO offered a pool
+ *     field and a size was agreed) and hang up on anything else;
  *   - as a hostile server: the input is the reply (any bytes, and a choice of
  *     fds: sealed memfds of the right or wrong size, eventfds, the same
  *     eventfd twice, a pipe, none or too many) to a real connect(); the
  *     client must end with a link or a plain Error coded EPROTO or
- *     ECONNREFUSED, and close every fd it was handed when it refuses.
+ *     ECONNREFUSED, and close every fd it was handed when it refuses (its
+ *     HELLO offers a pool: a 20-byte HELLO with its region memfd).
  * On both sides: no exception escapes, and the process holds no more fds
  * after the exchange than before (except those the server is known to keep
  * when a HELLO carries fds: issue 11 item 3, checked once that lands).
@@ -115,7 +118,7 @@ async function hostileClient(data, fdKinds) {
       const granted = [reply.data.readUInt32LE(8), reply.data.readUInt32LE(12)];
       // The client's order, or the server's own size (the ceiling, and what 0 asks for).
       check(granted.every((g) => g === order || g === DEFAULT_ORDER), `asked ${order}, granted ${granted}`);
-      check(reply.fds.length === hs.ACCEPT_FDS, `ACCEPT carried ${reply.fds.length} fds`);
+      check(reply.fds.length === hs.acceptFdsExpected(reply.data), `ACCEPT carried ${reply.fds.length} fds`);
     } else {
       check(!mustAccept, 'a valid HELLO was refused');
     }
@@ -174,7 +177,7 @@ async function hostileServer(data, fdKinds) {
     if (err) {
       expectCoded(err, new Set(['EPROTO', 'ECONNREFUSED']), 'connect');
     } else {
-      check(data.length >= 16 && data.readUInt32LE(0) === ACCEPT && fdKinds.length === hs.ACCEPT_FDS, 'connect accepted a bad reply');
+      check(data.length >= 16 && data.readUInt32LE(0) === ACCEPT && fdKinds.length === hs.acceptFdsExpected(data), 'connect accepted a bad reply');
       link.release();
     }
   } finally {

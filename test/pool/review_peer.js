@@ -1,0 +1,72 @@
+'use strict';
+// The other process of test/pool/review.test.js: a xenring server that
+// accepts one connection and, by opts.mode:
+//   'release'  releases every 'data' Buffer at once (the pool never fills)
+//   'unread'   reads nothing; destroys the socket when the parent sends 'destroy'
+//   'client-no-external'  connects to opts.port as a runtime that refuses
+//              external buffers (Electron's V8 sandbox: napi_no_external_buffers_allowed,
+//              emulated by making PoolMapping.view throw), writes opts.count
+//              allocBuffer(opts.size) Buffers of the pattern, ends, reports
+//              { event: 'wrote', stats, error }
+// Messages: { event: 'ready', port }, { event: 'accepted' },
+// { event: 'destroyed', stats }, { event: 'error', code }.
+const xenring = require('../..');
+
+const opts = JSON.parse(process.argv[2] || '{}');
+const send = (m) => process.send(m);
+
+if (opts.mode === 'client-no-external') {
+  const { poolNative } = require('../../dist/pool/native_pool');
+  const { slice } = require('../helpers/pattern');
+  // (the native prototype's methods are read-only: each new mapping gets its own view())
+  const NativeMapping = poolNative.PoolMapping;
+  poolNative.PoolMapping = function PoolMapping(...args) {
+    const m = new NativeMapping(...args);
+    Object.defineProperty(m, 'view', {
+      value() {
+        const err = new Error('External buffers are not allowed');
+        err.code = 'ERR_GENERIC_FAILURE'; // what napi_no_external_buffers_allowed surfaces as
+        throw err;
+      },
+    });
+    return m;
+  };
+  let error = null;
+  const s = xenring.connect({ port: opts.port }, () => {
+    let pos = 0;
+    for (let i = 0; i < opts.count; i++) {
+      const buf = s.allocBuffer(opts.size);
+      buf.set(slice(pos, opts.size));
+      pos += opts.size;
+      s.write(buf);
+    }
+    s.end(() => send({ event: 'wrote', stats: s.poolStats(), error }));
+  });
+  s.on('error', (err) => (error = err.code || err.message));
+  s.on('close', () => {
+    if (error) send({ event: 'wrote', stats: s.poolStats(), error });
+    setTimeout(() => process.exit(0), 20);
+  });
+  s.resume();
+  return;
+}
+
+const server = xenring.createServer({ pool: opts.pool, pauseOnConnect: opts.mode === 'unread' }, (s) => {
+  s.on('error', (err) => send({ event: 'error', code: err.code }));
+  s.on('close', () => {
+    server.close();
+    setTimeout(() => process.exit(0), 20);
+  });
+  if (opts.mode === 'release') {
+    s.on('data', (d) => s.release(d));
+    s.on('end', () => s.end());
+  } else {
+    process.on('message', (m) => {
+      if (m !== 'destroy') return;
+      send({ event: 'destroyed', stats: s.poolStats() });
+      s.destroy();
+    });
+  }
+  send({ event: 'accepted' });
+});
+server.listen({ port: 0 }, () => send({ event: 'ready', port: server.address().port }));

@@ -1,0 +1,63 @@
+'use strict';
+// issue 12 on real Xen: a worker terminated with a live Xen link (and its
+// pool) leaks nothing. The environment's teardown closes its event-channel
+// and xenbus fds, and its grant mappings go with its objects, so the server
+// sees the client gone and this process' fds and mappings are back where
+// they started.
+const assert = require('node:assert');
+const fs = require('node:fs');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+const { ownDomidOrSkip, waitPeerState, root } = require('./helpers');
+const { xenMappings, settleMappings } = require('./pool_helpers');
+const { xenTransport } = require(path.join(root, 'dist', 'transports', 'xen', 'transport.js'));
+
+/** Open fds of this process on each Xen device. */
+function xenFds() {
+  const out = { evtchn: 0, xenbus: 0, gntdev: 0, gntalloc: 0 };
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const m = /^\/dev\/xen\/(evtchn|xenbus|gntdev|gntalloc)$/.exec(target);
+    if (m) out[m[1]]++;
+  }
+  return out;
+}
+
+describe('xen lab: worker.terminate() with a live Xen link (issue 12)', function () {
+  this.timeout(120000);
+  let self;
+  before(async function () {
+    self = await ownDomidOrSkip(this);
+  });
+
+  it('closes the worker’s event channel and xenbus fds and unmaps its pages; the server sees the client gone', async () => {
+    let server = null;
+    const l = await Promise.resolve(xenTransport.listen({ port: 'teardown', pool: { size: 64 * 1024, views: undefined } }, (k) => (server = k), new AbortController().signal));
+    // The listener's own xenbus connection is open now: count from here.
+    const fds0 = xenFds();
+    const maps0 = xenMappings();
+    const worker = new Worker(path.join(__dirname, 'worker_peer.js'), { workerData: { port: 'teardown', domid: self } });
+    const msg = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    assert.ok(msg.ready, msg.error);
+    assert.strictEqual(msg.pool, true, 'the worker has a pool');
+    for (const end = Date.now() + 30000; server === null; ) {
+      if (Date.now() > end) throw new Error('no accepted link');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(xenFds().evtchn > fds0.evtchn, 'the worker holds an event channel fd');
+    await worker.terminate();
+    await waitPeerState(server, 0, 30000); // the kernel's unmap notify: the worker's mapping is gone
+    server.release();
+    l.close();
+    assert.deepStrictEqual(xenFds(), fds0);
+    assert.deepStrictEqual(await settleMappings(maps0), maps0);
+  });
+});
