@@ -76,6 +76,8 @@ export class XenbusConnection {
   readonly transactions = new Set<number>();
   /** Watch tokens registered here. */
   readonly watches = new Set<string>();
+  /** When it last became idle (0: busy); the client closes extra idle fds after a while. */
+  idleSince = 0;
 
   constructor(
     private readonly b: XenBindings,

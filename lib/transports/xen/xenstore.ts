@@ -62,6 +62,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_IN_FLIGHT = 1;
 /** xenbus fds one client opens at most: requests in flight at once (xenstored allows a domain 20 outstanding). */
 export const DEFAULT_MAX_CONNECTIONS = 8;
+/** An idle fd beyond the first is closed after this long without work. */
+const IDLE_LINGER_MS = 100;
 /** Our transactions open at once, of different scopes (xenstored allows a domain 10). */
 export const DEFAULT_MAX_TRANSACTIONS = 4;
 
@@ -617,18 +619,41 @@ export class XenStore {
     return plain ?? watched ?? (job.op === Op.TransactionStart ? null : withTx);
   }
 
+  /**
+   * Closes what nobody needs: a given-up connection once empty at once; an
+   * idle healthy one beyond the first after IDLE_LINGER_MS (so that a burst
+   * of requests every few ms does not open and close fds each time).
+   */
   private trim(): void {
+    const now = Date.now();
     let spare = false;
+    let nextCheck = Infinity;
     for (let i = 0; i < this.conns.length; ) {
       const c = this.conns[i];
-      if (!c.closed && c.idle && (c.retiring || spare) && !this.txStarting.has(c)) c.close();
-      else if (!c.closed && c.idle) spare = true;
+      if (!c.closed && c.idle && !this.txStarting.has(c)) {
+        if (c.retiring) c.close();
+        else if (!spare) spare = true;
+        else {
+          c.idleSince ||= now;
+          if (now - c.idleSince >= IDLE_LINGER_MS) c.close();
+          else nextCheck = Math.min(nextCheck, c.idleSince + IDLE_LINGER_MS - now);
+        }
+      } else c.idleSince = 0;
       if (c.closed) {
         this.conns.splice(i, 1);
         this.dropConnection(c);
       } else i++;
     }
+    if (nextCheck !== Infinity && !this.trimTimer) {
+      this.trimTimer = setTimeout(() => {
+        this.trimTimer = null;
+        this.pump();
+      }, nextCheck);
+      this.trimTimer.unref();
+    }
   }
+
+  private trimTimer: NodeJS.Timeout | null = null;
 
   /** A closed connection's transactions and watches are gone with it (the kernel dropped them). */
   private dropConnection(c: XenbusConnection): void {
@@ -688,6 +713,8 @@ export class XenStore {
   private shutdown(err: Error, notifyWatches: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.trimTimer) clearTimeout(this.trimTimer);
+    this.trimTimer = null;
     const jobs = [...this.queue];
     this.queue.length = 0;
     for (const c of this.conns) c.fail(err);
