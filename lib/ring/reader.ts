@@ -80,6 +80,8 @@ export class RingReader {
   bytesRead = 0;
   /** Ring bytes read so far (the stream positions pool descriptors name). */
   private ringRead = 0;
+  /** The last thing delivered was a pool payload: the next spin also watches for payloads. */
+  private lastWasPayload = false;
 
   constructor(
     private readonly state: VchanState,
@@ -148,6 +150,7 @@ export class RingReader {
           const payload = this.takePayload(target);
           if (payload === null) return; // a zero-length onread buffer: nothing can move
           const n = typeof payload === 'number' ? payload : payload.length;
+          this.lastWasPayload = true;
           this.delivered(n, false);
           bytes += n;
           delivering = true;
@@ -220,7 +223,10 @@ export class RingReader {
 
   private delivered(n: number, ring = true): void {
     this.bytesRead += n;
-    if (ring) this.ringRead += n;
+    if (ring) {
+      this.ringRead += n;
+      this.lastWasPayload = false;
+    }
     this.sink.channelActivity();
   }
 
@@ -251,7 +257,17 @@ export class RingReader {
   }
 
   /**
-   * The spin, with a pool: ring bytes or a payload, whichever comes first,
+   * The ring's own spin (one native call), then, with a pool, one look for a
+   * payload after asking for a wake-up: a stream of small messages pays
+   * nothing for the pool it does not use (slicing the spin cost ~6 µs of a
+   * ~35 µs round trip).
+   */
+  private spinForRing(): boolean {
+    return this.state.endpoint.waitData(this.options.spinMicros, true) > 0 || this.payloadDue();
+  }
+
+  /**
+   * The spin after a payload, with a pool: ring bytes or a payload, whichever comes first,
    * in short slices (the native spin watches the ring only); then asks for a
    * wake-up and checks both once more. True if either arrived.
    */
@@ -326,7 +342,7 @@ export class RingReader {
     if (this.stopped || !this.reading) return;
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
-      if (this.receiver !== null ? this.spinForPayload() : this.state.endpoint.waitData(this.options.spinMicros, true) > 0) {
+      if (this.receiver !== null && this.lastWasPayload ? this.spinForPayload() : this.spinForRing()) {
         this.spin.succeeded();
       } else {
         this.spin.failed();

@@ -21,7 +21,11 @@ function log(msg) {
   console.log(`domu-peer: ${msg}`);
 }
 
+// `node domu-peer.js 11 ...` runs only those steps (the dom0 half then runs only their tests).
+const only = process.argv.slice(2).map(Number);
+
 async function timed(name, fn) {
+  if (only.length > 0 && !only.includes(Number(/^step([0-9]+)/.exec(name)[1]))) return;
   const t0 = Date.now();
   const r = await fn();
   log(`${name} ok in ${Date.now() - t0} ms${r ? ` (${r})` : ''}`);

@@ -379,6 +379,8 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
       assert.strictEqual(got, n);
       assert.strictEqual(await withTimeout(s.t.closed, 30000, 'close'), false);
       console.log(`      domU ${U} -> dom0: 4 MiB each way in ${Date.now() - t0} ms; server events ${s.t.events.join(' ')}`);
+      const ps = s.sock.poolStats();
+      console.log(`      dom0 pool: size ${ps.size}, sent by reference ${ps.sentByRef}, received by reference ${ps.receivedByRef}, fallbacks ${ps.fallbacks}`);
       assert.strictEqual(s.t.events[s.t.events.length - 1], 'close:false');
     } finally {
       await withTimeout(closeServer(server), 20000, 'server.close');

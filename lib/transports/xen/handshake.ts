@@ -497,6 +497,9 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
     endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
     // Before connecting: the server deletes its nodes once it sees us connected.
     if (ext && options.pool) setup = await clientPool(xs, b, domid, path, options.pool);
+    // Opened now, so that a pool we cannot use fails the connect: going on without
+    // it would lose the payloads the server sends by reference.
+    setup?.link();
     clientConnect(endpoint); // lets the server see the connection before any data
   } catch (err) {
     quiet(() => setup?.close());

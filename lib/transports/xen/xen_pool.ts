@@ -312,16 +312,23 @@ export class XenPoolSetup {
     const own = this.own && this.ownBytes > 0 ? { mapping: this.own.handOver(), poolBytes: this.ownBytes } : null;
     const peer = this.peer && this.peerBytes > 0 ? { mapping: this.peer, poolBytes: this.peerBytes } : null;
     this.peer = null;
-    this.linked = new PoolLink({
-      own,
-      peer,
-      createdOwn: true,
-      createdPeer: false,
-      views: this.views,
-      copyThreshold: DEFAULT_COPY_THRESHOLD,
-      copyMax: DEFAULT_COPY_MAX,
-      copyWindow: DEFAULT_COPY_WINDOW,
-    });
+    try {
+      this.linked = new PoolLink({
+        own,
+        peer,
+        createdOwn: true,
+        createdPeer: false,
+        views: this.views,
+        copyThreshold: DEFAULT_COPY_THRESHOLD,
+        copyMax: DEFAULT_COPY_MAX,
+        copyWindow: DEFAULT_COPY_WINDOW,
+      });
+    } catch (err) {
+      // Handed over to a link that never was: ours to free (close() is idempotent).
+      own?.mapping.close();
+      peer?.mapping.close();
+      throw err;
+    }
     return this.linked;
   }
 
