@@ -4,39 +4,18 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const readline = require('node:readline');
-const { fork, spawn } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { QUEUE_SLOTS } = require('../../dist/pool/layout');
 const { poolNative } = require('../../dist/pool/native_pool');
-const { children } = require('../helpers/fixtures');
+const { forkPeer } = require('./peer_process');
 const { PatternChecker } = require('../helpers/pattern');
 const { writePlan } = require('./plan');
 
 /** Forks review_peer.js; next(event) resolves with its next message of that kind. */
 function peer(opts) {
-  const child = fork(path.join(__dirname, 'review_peer.js'), [JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  const exited = once(child, 'exit');
-  exited.then(() => children.delete(child));
-  const inbox = [];
-  let wake = () => {};
-  child.on('message', (m) => {
-    inbox.push(m);
-    wake();
-  });
-  return {
-    child,
-    exited,
-    async next(event) {
-      for (;;) {
-        const i = inbox.findIndex((m) => m.event === event);
-        if (i >= 0) return inbox.splice(i, 1)[0];
-        const done = await Promise.race([new Promise((r) => (wake = r)).then(() => false), exited.then(() => true)]);
-        if (done && !inbox.some((m) => m.event === event)) throw new Error(`peer exited before '${event}'`);
-      }
-    },
-  };
+  return forkPeer('review_peer.js', opts);
 }
 
 /** Resolves with the socket's error (null if it closed without one). */

@@ -6,14 +6,13 @@
 // interleaved: a payload delivered out of order breaks the pattern.
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const path = require('node:path');
-const { fork } = require('node:child_process');
 const { once } = require('node:events');
 const xenring = require('../..');
 
 const { poolNative } = require('../../dist/pool/native_pool');
 const { PatternChecker } = require('../helpers/pattern');
-const { children, closed, countFds, listenOnce } = require('../helpers/fixtures');
+const { closed, countFds, listenOnce } = require('../helpers/fixtures');
+const { forkPeer } = require('./peer_process');
 const { writePlan, mixedPlan } = require('./plan');
 
 const MiB = 1 << 20;
@@ -21,28 +20,7 @@ const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
 /** Forks socket_peer.js; next(event) resolves with its next message of that kind. */
 function peer(opts, execArgv = []) {
-  const child = fork(path.join(__dirname, 'socket_peer.js'), [JSON.stringify(opts)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  const exited = once(child, 'exit');
-  exited.then(() => children.delete(child));
-  const inbox = [];
-  let wake = () => {};
-  child.on('message', (m) => {
-    inbox.push(m);
-    wake();
-  });
-  return {
-    child,
-    exited,
-    async next(event) {
-      for (;;) {
-        const i = inbox.findIndex((m) => m.event === event);
-        if (i >= 0) return inbox.splice(i, 1)[0];
-        const done = await Promise.race([new Promise((r) => (wake = r)).then(() => false), exited.then(() => true)]);
-        if (done && !inbox.some((m) => m.event === event)) throw new Error(`peer exited before '${event}'`);
-      }
-    },
-  };
+  return forkPeer('socket_peer.js', opts, execArgv);
 }
 
 const planBytes = (plan) => plan.reduce((n, [size]) => n + size, 0);
