@@ -38,7 +38,9 @@ describe('xen lab: worker.terminate() with a live Xen link (issue 12)', function
   it('closes the worker’s event channel and xenbus fds and unmaps its pages; the server sees the client gone', async () => {
     let server = null;
     const l = await Promise.resolve(xenTransport.listen({ port: 'teardown', pool: { size: 64 * 1024, views: undefined } }, (k) => (server = k), new AbortController().signal));
-    // The listener's own xenbus connection is open now: count from here.
+    // The listener's own xenbus connection is open now: count from here, once
+    // the xenstore client's extra fds have lingered out (100 ms idle).
+    await new Promise((r) => setTimeout(r, 300));
     const fds0 = xenFds();
     const maps0 = xenMappings();
     const worker = new Worker(path.join(__dirname, 'worker_peer.js'), { workerData: { port: 'teardown', domid: self } });
@@ -57,7 +59,12 @@ describe('xen lab: worker.terminate() with a live Xen link (issue 12)', function
     await waitPeerState(server, 0, 30000); // the kernel's unmap notify: the worker's mapping is gone
     server.release();
     l.close();
-    assert.deepStrictEqual(xenFds(), fds0);
+    await new Promise((r) => setTimeout(r, 300));
+    // xenbus: this process' xenstore client may have closed idle fds of its
+    // own meanwhile, so at most what it had; every other device exactly.
+    const fds = xenFds();
+    assert.ok(fds.xenbus <= fds0.xenbus, `xenbus fds ${fds0.xenbus} -> ${fds.xenbus}`);
+    assert.deepStrictEqual({ ...fds, xenbus: 0 }, { ...fds0, xenbus: 0 });
     assert.deepStrictEqual(await settleMappings(maps0), maps0);
   });
 });
