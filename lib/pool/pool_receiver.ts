@@ -11,7 +11,7 @@
  * allowance() says.
  * @internal
  */
-import { COMPLETION_WORDS, DESCRIPTOR_QUEUE_OFFSET, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
+import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
 import type { PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
@@ -49,16 +49,6 @@ export class PoolReceiver {
   private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
   private readonly completion = new Uint32Array(COMPLETION_WORDS);
   private closed = false;
-  /**
-   * The peer's descriptor producer index, looked at from JS so that a pump
-   * with nothing announced costs no native call (one per pump otherwise, on
-   * every small message). Only a hint: pop() reads the index again natively
-   * and checks it; a peer that rewrites it can only cause a pop that finds
-   * nothing or fails with EPROTO. Null where views are refused (Electron).
-   */
-  private producerHint: Uint32Array | null;
-  /** Descriptors taken so far, mod 2^32: the consumer index pop() keeps. */
-  private taken = 0;
   /** A payload copyInto() has begun and not finished. */
   private partial: { extent: Extent; copied: number } | null = null;
 
@@ -66,24 +56,13 @@ export class PoolReceiver {
     this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
     this.queues = openQueues(options.mapping, options.poolBytes, 'receiver', options.init);
     this.stats = emptyPoolStats(options.poolBytes);
-    try {
-      const v = options.mapping.view(DESCRIPTOR_QUEUE_OFFSET, 4);
-      this.producerHint = new Uint32Array(v.buffer, v.byteOffset, 1);
-      // The consumer index pop() starts from is the one found in the region.
-      this.taken = (Atomics.load(this.producerHint, 0) - this.queues.descriptors.pending()) >>> 0;
-    } catch {
-      this.producerHint = null;
-    }
   }
 
   /** Takes the descriptors the peer published. `consumed`: ring bytes read so far. */
   poll(consumed: number): void {
     if (this.closed) return;
-    const hint = this.producerHint;
-    if (hint !== null && Atomics.load(hint, 0) === this.taken) return;
     const d = this.descriptors;
     const n = this.queues.descriptors.pop(d, QUEUE_SLOTS);
-    this.taken = (this.taken + n) >>> 0;
     if (n === 0) return;
     // Read after the pop: the peer takes a completion before it reuses the
     // slot for a new descriptor, so a count read earlier could be stale-high
@@ -185,7 +164,6 @@ export class PoolReceiver {
     this.partial = null;
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
-    this.producerHint = null; // the view goes with the next GC, and the mapping's last reference with it
     this.queues.close();
   }
 
