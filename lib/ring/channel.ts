@@ -9,6 +9,7 @@
  * @internal
  */
 import { constants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { systemError } from '../errors';
 import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
 import { Lifecycle } from './lifecycle';
@@ -38,8 +39,8 @@ export { STAGE_MAX };
 
 /** A failed poll (libuv's negative errno) as a system error: the channel can never wake again. */
 function pollError(status: number): Error {
-  const errnos = constants.errno as Record<string, number>;
-  return systemError(Object.keys(errnos).find((k) => errnos[k] === -status) ?? 'EIO', 'poll');
+  const name = getSystemErrorName(status);
+  return systemError(name in constants.errno ? name : 'EIO', 'poll');
 }
 
 export class RingChannel {

@@ -140,10 +140,7 @@ export class RingReader {
         // With a pool: how many ring bytes may be read before the next payload (0: it is due now).
         const allowance = this.receiver !== null ? this.poolAllowance() : Infinity;
         if (allowance === 0) {
-          if (bytes >= this.turnBytes || reads >= this.turnReads) {
-            this.yieldTurn();
-            return;
-          }
+          if (this.turnSpent(bytes, reads)) return;
           reads++;
           const target = this.sink.channelTarget?.() ?? null;
           // Taken (and checked) before delivery: a pool error is the ring's, not the user's.
@@ -180,11 +177,7 @@ export class RingReader {
           if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
           continue;
         }
-        if (bytes >= this.turnBytes || reads >= this.turnReads) {
-          // The peer keeps producing: let the loop run, then go on.
-          this.yieldTurn();
-          return;
-        }
+        if (this.turnSpent(bytes, reads)) return;
         reads++;
         const target = this.sink.channelTarget?.() ?? null;
         let got: number;
@@ -230,11 +223,14 @@ export class RingReader {
     this.sink.channelActivity();
   }
 
-  private yieldTurn(): void {
+  /** The turn's budget is spent (the peer keeps producing): let the loop run, then go on. */
+  private turnSpent(bytes: number, reads: number): boolean {
+    if (bytes < this.turnBytes && reads < this.turnReads) return false;
     if (!this.yieldScheduled) {
       this.yieldScheduled = true;
       setImmediate(this.afterYield);
     }
+    return true;
   }
 
   // --- The page-reference path (pool). Kept apart from the ring's hot path. ---

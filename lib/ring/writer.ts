@@ -296,8 +296,7 @@ export class RingWriter {
       this.state.endpoint.signalWrite();
       this.host.activity();
     }
-    if (p.total > 0) return true;
-    return false;
+    return p.total > 0;
   }
 
   /**
