@@ -45,6 +45,7 @@ class FakeXenHost {
     this.grants = new Map(); // ref -> { share, page }
     this.nextRef = 8;
     this.shares = new Set();
+    this.poolInodes = new Set(); // the memfds behind pool regions (see poolPagesMapped())
     this.mappings = new Set(); // live fake mappings (granter's and grantees')
     this.ports = new Map(); // `${domid}:${port}` -> port record
     this.evtchnFds = new Map(); // fd -> { domid, ports: Set }
@@ -172,6 +173,7 @@ class FakeXenHost {
   /** The same pages as fake mapping `m`, as a PoolMapping whose close() is m's unmap(). */
   asPool(m, { share, page }) {
     const real = new native.PoolMapping(share.memfd, m.length, true, page * PAGE);
+    this.poolInodes.add(fs.fstatSync(share.memfd).ino);
     m.real.unmap(); // `real` replaces it; `m` stays in the counts until close()
     const close = real.close.bind(real);
     Object.defineProperty(real, 'close', {
@@ -181,6 +183,21 @@ class FakeXenHost {
       },
     });
     return real;
+  }
+
+  /**
+   * How many of this host's pool regions this process still maps (from
+   * /proc/self/maps, so the munmap itself is seen). Unlike the process-wide
+   * poolRegionsAlive(), regions of earlier tests that the collector frees
+   * meanwhile do not move it.
+   */
+  poolPagesMapped() {
+    let n = 0;
+    for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+      const inode = line.split(/\s+/)[4];
+      if (inode !== undefined && this.poolInodes.has(Number(inode))) n++;
+    }
+    return n;
   }
 
   /** A mapping whose unmap() runs the kernel's unmap-notify and frees the pages when nobody maps them. */
