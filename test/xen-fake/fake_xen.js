@@ -70,6 +70,7 @@ class FakeXenHost {
         return n;
       },
       fdRead: (fd, max) => realXen.fdRead(fd, max),
+      fdWaitReadable: (fd, ms) => realXen.fdWaitReadable(fd, ms),
       gntShare: (grantee, count, writable, notifyOffset, notifyPort) => host.gntShare(domid, grantee, count, writable, notifyOffset, notifyPort),
       gntMap: (granter, refs, writable, notifyOffset, notifyPort) => host.gntMap(domid, granter, refs, writable, notifyOffset, notifyPort),
       gntSharePool: (grantee, count) => host.gntSharePool(domid, grantee, count),
