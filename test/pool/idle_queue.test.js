@@ -10,6 +10,7 @@ const fs = require('node:fs');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { poolNative } = require('../../dist/pool/native_pool');
+const { native } = require('../../dist/native');
 const { closed } = require('../helpers/fixtures');
 
 const poolMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:xenring-pool')).length;
@@ -32,9 +33,14 @@ async function countingPops(fn) {
   }
 }
 
-/** An echo server and a client, both with a 1 MiB pool each way. */
+/** An echo server (it hands received pool Buffers back at once) and a client, with a 1 MiB pool each way. */
 async function pooledPair() {
-  const srv = xenring.createServer({ pool: { size: 1 << 20 } }, (c) => c.on('data', (d) => c.write(d)));
+  const srv = xenring.createServer({ pool: { size: 1 << 20 } }, (c) =>
+    c.on('data', (d) => {
+      c.write(Buffer.from(d));
+      c.release(d);
+    }),
+  );
   srv.listen(0);
   await once(srv, 'listening');
   const s = xenring.connect({ port: srv.address().port, pool: { size: 1 << 20 } });
@@ -97,6 +103,39 @@ describe('pool: small messages on a pool connection', function () {
         srv.close();
       }
     });
+  });
+
+  it('a by-reference write asks the addon nothing about the peer (the state array answers)', async () => {
+    const Real = native.RingEndpoint;
+    let peerStates = 0;
+    native.RingEndpoint = function CountingEndpoint(...args) {
+      const ep = new Real(...args);
+      Object.defineProperty(ep, 'peerState', { value: (...x) => (peerStates++, Real.prototype.peerState.apply(ep, x)) });
+      return ep;
+    };
+    let pair;
+    try {
+      pair = await pooledPair();
+    } finally {
+      native.RingEndpoint = Real;
+    }
+    const { srv, s } = pair;
+    try {
+      let echoed = 0;
+      s.on('data', (d) => (echoed += d.length));
+      peerStates = 0;
+      for (let i = 0; i < 20; i++) {
+        s.write(s.allocBuffer(64 * 1024).fill(i));
+        const want = (i + 1) * 64 * 1024;
+        while (echoed < want) await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(s.poolStats().sentByRef, 20);
+      // Before: one peerState() call per by-reference part.
+      assert.equal(peerStates, 0, `${peerStates} peerState() calls for 20 by-reference writes`);
+    } finally {
+      s.destroy();
+      srv.close();
+    }
   });
 
   it('a closed pool link leaves no region mapped, with no GC', async () => {
