@@ -610,8 +610,9 @@ function listen(
 ): PendingListener {
   // What address() reports while xenstore is being set up (net has bound by
   // the time listen() returns): the port (a free one is picked now for 0) and
-  // our domid once known (dom0 knows it at once; a guest after its first
-  // xenstore read in this process).
+  // our domid (dom0 knows it at once; a guest reads it from xenstore once,
+  // synchronously with a short bound, see own_domid.ts; null only if that
+  // read failed, until the asynchronous one answers).
   const bound: { self: number | null; port: number | string } = { self: null, port: 0 };
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
