@@ -12,6 +12,7 @@
         "native/notifier.cc",
         "native/pool_mapping.cc",
         "native/pool_queue.cc",
+        "native/returned_buffers.cc",
         "native/ring_endpoint.cc",
         "native/xen_devices.cc",
         "native/xen_pool.cc"

@@ -21,6 +21,7 @@ const TRANSPORTS = {
   xenring: { xr: { transport: 'local', spinMicros: undefined }, about: 'xenring, local transport, default options' },
   'xenring-spin': { xr: { transport: 'local', spinMicros: SPIN_US }, about: `xenring, local transport, spinMicros ${SPIN_US} on both sides` },
   'xenring-nospin': { xr: { transport: 'local', spinMicros: 0 }, about: 'xenring, local transport, spinning disabled (spinMicros 0) on both sides' },
+  'xenring-nopool': { xr: { transport: 'local', spinMicros: undefined, pool: false }, about: 'xenring, local transport, pool: false (every byte through the ring)' },
   'xenring-xen': { xr: { transport: 'xen', spinMicros: undefined }, about: 'xenring, Xen transport, default options' },
   'xenring-xen-spin': { xr: { transport: 'xen', spinMicros: SPIN_US }, about: `xenring, Xen transport, spinMicros ${SPIN_US} on both sides` },
   uds: { net: 'uds', about: 'node:net over a UNIX socket path' },
@@ -67,6 +68,7 @@ function listen(name, opts, onConnection) {
   return new Promise((resolve, reject) => {
     if (spec.xr) {
       const serverOpts = {};
+      if (spec.xr.pool !== undefined) serverOpts.pool = spec.xr.pool;
       if (spec.xr.spinMicros !== undefined) serverOpts.spinMicros = spec.xr.spinMicros;
       const server = xenring().createServer(serverOpts, (sock) => onConnection(sock, server));
       server.on('error', reject);
@@ -97,6 +99,7 @@ function connect(name, ready, opts) {
     if (spec.xr) {
       const co = { port: ready.port, transport: spec.xr.transport };
       if (spec.xr.spinMicros !== undefined) co.spinMicros = spec.xr.spinMicros;
+      if (spec.xr.pool !== undefined) co.pool = spec.xr.pool;
       if (opts.ringSize) co.ringSize = opts.ringSize;
       if (spec.xr.transport === 'xen' && opts.xenDomid !== undefined) co.domid = opts.xenDomid;
       if (opts.onread) co.onread = opts.onread;

@@ -11,6 +11,7 @@
 #include "local_primitives.h"
 #include "notifier.h"
 #include "pool_mapping.h"
+#include "returned_buffers.h"
 #include "ring_endpoint.h"
 #include "shared_mapping.h"
 #include "vchan_layout.h"
@@ -56,6 +57,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Notifier", NotifierHandle::Init(env, &data->notifier_ctor));
   InitLocalPrimitives(env, exports);
   InitPool(env, exports);
+  InitReturnedBuffers(env, exports);
   InitXenDevices(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("pageSize", static_cast<double>(vchan::kPageSize));

@@ -1,0 +1,238 @@
+#include "returned_buffers.h"
+
+#include <cstdint>
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "errors.h"
+#include "pool_mapping.h"
+
+namespace xenring {
+
+namespace {
+
+constexpr size_t kPage = 4096;
+
+// ---------------------------------------------------------------- slabs
+
+// Free slabs of one size. Shared by the JS object and every slab it handed
+// out (through their finalizers), so a slab collected after the object is
+// gone is still freed.
+struct SlabCache {
+  SlabCache(size_t size, size_t keep) : size(size), keep(keep) {}
+  ~SlabCache() {
+    for (void* p : free) std::free(p);
+  }
+  const size_t size;
+  const size_t keep;
+  std::mutex mu;
+  std::vector<void*> free;
+  double reused = 0;
+  double fresh = 0;
+};
+
+struct SlabHint {
+  std::shared_ptr<SlabCache> cache;
+};
+
+void ReturnSlab(Napi::Env, uint8_t* data, SlabHint* hint) {
+  {
+    std::lock_guard<std::mutex> lock(hint->cache->mu);
+    if (hint->cache->free.size() < hint->cache->keep) {
+      hint->cache->free.push_back(data);
+      data = nullptr;
+    }
+  }
+  std::free(data);
+  delete hint;
+}
+
+// V8 runs a minor GC once the young generation's buffers hold 2x the
+// semi-space (32 MiB in Node 20), but checks only when it allocates a
+// buffer's memory itself, never for ours. A 1-byte buffer of its own gives it
+// that check, so collected slabs and views come back every ~32 MiB instead
+// of at the next full GC (measured: ~74 MiB apart, and 80 % of slabs fresh).
+void NudgeScavenge(napi_env env) {
+  void* data;
+  napi_value ignored;
+  napi_create_arraybuffer(env, 1, &data, &ignored);
+}
+
+class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "SlabRecycler",
+                       {InstanceMethod("take", &SlabRecycler::Take),
+                        InstanceAccessor("cached", &SlabRecycler::Cached, nullptr),
+                        InstanceAccessor("reused", &SlabRecycler::Reused, nullptr),
+                        InstanceAccessor("fresh", &SlabRecycler::Fresh, nullptr)});
+  }
+
+  // new SlabRecycler(slabSize, keep): slabs of slabSize bytes (page-aligned);
+  // up to `keep` collected ones are kept for reuse, the rest freed.
+  explicit SlabRecycler(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SlabRecycler>(info) {
+    int64_t size = IntArg(info, 0, "slabSize", 1, int64_t(1) << 30);
+    int64_t keep = IntArg(info, 1, "keep", 0, 1 << 16);
+    cache_ = std::make_shared<SlabCache>(static_cast<size_t>(size), static_cast<size_t>(keep));
+  }
+
+ private:
+  // take() -> a Buffer of slabSize bytes: a collected slab again (its pages
+  // already faulted in and likely in cache), or a new one. Its contents are
+  // whatever was there: the caller overwrites what it hands on.
+  Napi::Value Take(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(cache_->mu);
+      if (!cache_->free.empty()) {
+        p = cache_->free.back();
+        cache_->free.pop_back();
+        cache_->reused++;
+      }
+    }
+    if (p == nullptr) {
+      // Page-aligned: ring copies into it stay clear of the rep-movsb
+      // page-offset trap (fast_copy.h) for the first chunk of a slab.
+      if (posix_memalign(&p, kPage, cache_->size) != 0) ThrowCode(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory");
+      std::lock_guard<std::mutex> lock(cache_->mu);
+      cache_->fresh++;
+    }
+    auto* hint = new SlabHint{cache_};
+    Napi::Value slab;
+    try {
+      slab = Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), cache_->size, ReturnSlab, hint);
+    } catch (...) {
+      delete hint;
+      std::free(p);
+      throw;
+    }
+    NudgeScavenge(env);
+    return slab;
+  }
+
+  Napi::Value Cached(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    return Napi::Number::New(info.Env(), static_cast<double>(cache_->free.size()));
+  }
+  Napi::Value Reused(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    return Napi::Number::New(info.Env(), cache_->reused);
+  }
+  Napi::Value Fresh(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    return Napi::Number::New(info.Env(), cache_->fresh);
+  }
+
+  std::shared_ptr<SlabCache> cache_;
+};
+
+// ---------------------------------------------------------------- views
+
+// Ids of collected views, until drain() takes them.
+struct ReturnList {
+  std::mutex mu;
+  std::vector<uint32_t> ids;
+};
+
+struct ReturningViewHint {
+  PoolRegion* region;
+  std::shared_ptr<ReturnList> list;
+  uint32_t id;
+  int64_t uncounted;  // bytes taken off V8's external count when made
+};
+
+void ViewCollected(Napi::Env env, uint8_t*, ReturningViewHint* hint) {
+  {
+    std::lock_guard<std::mutex> lock(hint->list->mu);
+    hint->list->ids.push_back(hint->id);
+  }
+  if (hint->uncounted != 0) {
+    int64_t ignored;
+    napi_adjust_external_memory(env, hint->uncounted, &ignored);
+  }
+  hint->region->Unref();
+  delete hint;
+}
+
+class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "ViewReturns",
+                       {InstanceMethod("view", &ViewReturns::View), InstanceMethod("drain", &ViewReturns::Drain)});
+  }
+
+  explicit ViewReturns(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<ViewReturns>(info), list_(std::make_shared<ReturnList>()) {}
+
+ private:
+  // view(mapping, offset, length, id, counted) -> a Buffer over the mapping's
+  // [offset, offset + length) whose collection queues `id` for drain().
+  // counted: V8 counts its bytes as new external memory (which paces GCs by
+  // them); otherwise they are taken off its count, as PoolMapping.view does.
+  Napi::Value View(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    PoolRegion* region = PoolMapping::Acquire(info.Length() > 0 ? info[0] : env.Undefined());
+    if (region == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
+    int64_t offset, length;
+    uint32_t id;
+    try {
+      int64_t size = static_cast<int64_t>(region->length());
+      offset = IntArg(info, 1, "offset", 0, size - 1);
+      length = IntArg(info, 2, "length", 1, size - offset);
+      id = static_cast<uint32_t>(IntArg(info, 3, "id", 0, UINT32_MAX));
+    } catch (...) {
+      region->Unref();
+      throw;
+    }
+    bool counted = info.Length() > 4 && info[4].ToBoolean();
+    auto* hint = new ReturningViewHint{region, list_, id, counted ? 0 : length};
+    int64_t ignored;
+    if (!counted) napi_adjust_external_memory(env, -length, &ignored);
+    Napi::Value view;
+    try {
+      view = Napi::Buffer<uint8_t>::New(env, region->base() + offset, static_cast<size_t>(length), ViewCollected, hint);
+    } catch (...) {
+      if (!counted) napi_adjust_external_memory(env, length, &ignored);
+      delete hint;
+      region->Unref();
+      throw;
+    }
+    if (counted) NudgeScavenge(env);
+    return view;
+  }
+
+  // drain(out: Uint32Array) -> how many ids of collected views were moved into out.
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      ThrowType(env, "The \"out\" argument must be a Uint32Array");
+    Napi::Uint32Array out = info[0].As<Napi::Uint32Array>();
+    size_t n = 0;
+    {
+      std::lock_guard<std::mutex> lock(list_->mu);
+      n = std::min(out.ElementLength(), list_->ids.size());
+      // From the back: order does not matter, and the rest stays put.
+      for (size_t i = 0; i < n; i++) {
+        out[i] = list_->ids.back();
+        list_->ids.pop_back();
+      }
+    }
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  std::shared_ptr<ReturnList> list_;
+};
+
+}  // namespace
+
+void InitReturnedBuffers(Napi::Env env, Napi::Object exports) {
+  exports.Set("SlabRecycler", SlabRecycler::Init(env));
+  exports.Set("ViewReturns", ViewReturns::Init(env));
+}
+
+}  // namespace xenring
