@@ -208,8 +208,8 @@ export class Socket extends Duplex {
       this.destroy(systemError('EALREADY', 'connect'));
       return this;
     }
-    if (this.channel) throw codedError('ERR_SOCKET_CONNECTING', 'Socket is already connected');
     const transport = resolveTransport(options.transport);
+    if (this.channel) return this.reconnectLive(cb);
     if (options.allowHalfOpen !== undefined) this.allowHalfOpen = Boolean(options.allowHalfOpen);
     const req = {
       port: options.port,
@@ -234,6 +234,27 @@ export class Socket extends Duplex {
     }
     if (options.timeout) this.setTimeout(options.timeout);
     return this[kConnectWith]((signal) => transport.connect(req, signal), cb, options.connectTimeout);
+  }
+
+  /**
+   * connect() on a connected socket, as net over TCP in Node 20: the live
+   * connection is kept (the new address is not used), the socket is
+   * 'opening' for a turn, holding writes, then emits 'connect' and 'ready'
+   * again.
+   */
+  private reconnectLive(cb?: () => void): this {
+    const ac = new AbortController();
+    this.connectAbort = ac;
+    this.connecting = true;
+    if (cb) this.once('connect', cb);
+    setImmediate(() => {
+      if (ac.signal.aborted || this.connectAbort !== ac || this.destroyed) return;
+      this.connectAbort = null;
+      this.connecting = false;
+      this.emit('connect');
+      this.emit('ready');
+    });
+    return this;
   }
 
   /** @internal */
