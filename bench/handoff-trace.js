@@ -7,7 +7,10 @@
  * process.hrtime (CLOCK_MONOTONIC: comparable across processes), and the
  * medians of each step are printed:
  *
- *   node bench/handoff-trace.js [--size 16m] [--count 600] [--read] [--dist DIR]
+ *   node bench/handoff-trace.js [--size 16m] [--count 600] [--read] [--ring] [--dist DIR]
+ *
+ * --ring: ordinary Buffers through the ring instead (--size 1 --ring is the
+ * 1-byte round trip the hand-off is compared with).
  *
  *   alloc    sock.allocBuffer(size)
  *   write    sock.write(buf) returns (includes the kick if the reader sleeps)
@@ -33,6 +36,7 @@ const dist = path.resolve(opt('dist', path.join(__dirname, '..', 'dist')));
 const size = parseSize(opt('size', '16m'));
 const count = Number(opt('count', 600));
 const read = args.includes('--read');
+const ring = args.includes('--ring');
 const isChild = args.includes('--child');
 const now = () => Number(process.hrtime.bigint());
 
@@ -70,7 +74,7 @@ if (isChild) {
       if (read) for (let i = 0; i < d.length; i += 4096) sum += d[i];
       const b = now();
       got += d.length;
-      sock.release(d);
+      if (!ring) sock.release(d);
       for (; got >= size; got -= size) sock.write(ack);
       stamps.push([a, b, now()]);
     });
@@ -98,7 +102,7 @@ if (isChild) {
     for (const k of Object.keys(calls)) delete calls[k];
     for (let i = 0; i < count; i++) {
       const t0 = now();
-      const buf = sock.allocBuffer(size);
+      const buf = ring ? Buffer.alloc(size, 7) : sock.allocBuffer(size);
       const t1 = now();
       sock.write(buf);
       const t2 = now();
@@ -115,9 +119,9 @@ if (isChild) {
       const v = steps.map((s) => s[k]).sort((x, y) => x - y);
       return (v[v.length >> 1] / 1000).toFixed(1);
     };
-    console.log(`hand-off trace, ${size} B x ${count}${read ? ', the server reads a byte per page' : ''}, medians in µs (load ${require('node:os').loadavg()[0].toFixed(1)}):`);
+    console.log(`hand-off trace, ${size} B x ${count}${ring ? ' through the ring' : ''}${read ? ', the server reads a byte per page' : ''}, medians in µs (load ${require('node:os').loadavg()[0].toFixed(1)}):`);
     console.log('  ' + Object.keys(steps[0]).map((k) => `${k} ${median(k)}`).join(' | '));
     console.log(`  native calls per message: client ${clientCalls}; server ${serverCalls}`);
-    if (sock.poolStats().sentByRef !== count) throw new Error(`only ${sock.poolStats().sentByRef} of ${count} went by reference`);
+    if (!ring && sock.poolStats().sentByRef !== count) throw new Error(`only ${sock.poolStats().sentByRef} of ${count} went by reference`);
   });
 }
