@@ -44,7 +44,10 @@ const busy = { found: 0, start: 0, samples: [], on: false };
 // RingEndpoint's calls are named as they are; another class's (the pool's
 // PoolQueue, polled by the reader when a pool is on) get its name as prefix.
 function counted(Class, prefix) {
-  const methods = Object.getOwnPropertyNames(Class.prototype).filter((k) => k !== 'constructor');
+  // Methods only: an accessor (PoolQueue's index) is read, not called.
+  const methods = Object.getOwnPropertyNames(Class.prototype).filter(
+    (k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(Class.prototype, k).value === 'function',
+  );
   return function Counted(...a) {
     const obj = new Class(...a);
     for (const k of methods) {

@@ -609,7 +609,7 @@ async function main(argv) {
     'process and TCP hop); autocannon (a TCP-only load tool) reaches the ring through `xenring proxy --listen tcp:… --connect ring:NAME`.',
     'For those three, "TCP via a proxy" is the same client through the same extra process with TCP in place of the ring',
     '(`xenring proxy --listen tcp:… --connect tcp:…`): xenring ÷ that is what the ring gains on equal hops.',
-    `Every answer is verified. Median of ${rounds} rounds (alternating) with the range; ratios above 1× are better for rates, worse for latencies.`,
+    `Every answer is verified. Median of ${rounds} rounds (alternating, after one unrecorded warm-up round each way) with the range; ratios above 1× are better for rates, worse for latencies.`,
     '',
     '| client | load | metric | TCP | xenring | xenring ÷ TCP | TCP via a proxy | xenring ÷ TCP via a proxy |',
     '|:---|:---|:---|---:|---:|---:|---:|---:|',
@@ -636,12 +636,12 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
   // `viaProxy`: the TCP port of the same-hops control (a proxy with TCP on both sides), if any.
   const compare = async (client, load, tcp, ring, measure, metrics, viaProxy) => {
     const got = { tcp: [], ring: [], proxy: [] };
-    if (viaProxy !== undefined) {
-      // One unrecorded round through each proxy: a proxy is a long-running process, and a fresh
-      // one spends its first thousands of messages compiling its JavaScript.
-      await measure(ring);
-      await measure(viaProxy);
-    }
+    // One unrecorded round each way first: a fresh process (a proxy, the forked server, this one on
+    // its first http2 session) spends its first thousands of messages compiling its JavaScript, and
+    // whichever path ran first would pay for the code both share.
+    await measure(tcp);
+    await measure(ring);
+    if (viaProxy !== undefined) await measure(viaProxy);
     for (let i = 0; i < rounds; i++) {
       got.tcp.push(await measure(tcp));
       got.ring.push(await measure(ring));

@@ -24,7 +24,9 @@ export interface SocketOptions {
    * Spin up to this many µs for data before sleeping on the wake-up fd, and
    * for room when writing into a full ring (latency vs CPU). Default 50;
    * adaptive: after spins that find nothing, exponentially more of the next
-   * chances are skipped; a spin that succeeds resets that. 0 disables spinning.
+   * chances are skipped until the connection's spins mostly succeed again,
+   * and nothing spins while the host has more runnable tasks than CPUs (a
+   * spin would take the CPU from someone, perhaps the peer). 0 disables spinning.
    */
   spinMicros?: number;
   /**
@@ -206,8 +208,8 @@ export class Socket extends Duplex {
       this.destroy(systemError('EALREADY', 'connect'));
       return this;
     }
-    if (this.channel) throw codedError('ERR_SOCKET_CONNECTING', 'Socket is already connected');
     const transport = resolveTransport(options.transport);
+    if (this.channel) return this.reconnectLive(cb);
     if (options.allowHalfOpen !== undefined) this.allowHalfOpen = Boolean(options.allowHalfOpen);
     const req = {
       port: options.port,
@@ -232,6 +234,27 @@ export class Socket extends Duplex {
     }
     if (options.timeout) this.setTimeout(options.timeout);
     return this[kConnectWith]((signal) => transport.connect(req, signal), cb, options.connectTimeout);
+  }
+
+  /**
+   * connect() on a connected socket, as net over TCP in Node 20: the live
+   * connection is kept (the new address is not used), the socket is
+   * 'opening' for a turn, holding writes, then emits 'connect' and 'ready'
+   * again.
+   */
+  private reconnectLive(cb?: () => void): this {
+    const ac = new AbortController();
+    this.connectAbort = ac;
+    this.connecting = true;
+    if (cb) this.once('connect', cb);
+    setImmediate(() => {
+      if (ac.signal.aborted || this.connectAbort !== ac || this.destroyed) return;
+      this.connectAbort = null;
+      this.connecting = false;
+      this.emit('connect');
+      this.emit('ready');
+    });
+    return this;
   }
 
   /** @internal */

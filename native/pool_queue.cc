@@ -37,6 +37,8 @@ Napi::Function PoolQueue::Init(Napi::Env env) {
                      {InstanceMethod("push", &PoolQueue::Push),
                       InstanceMethod("pop", &PoolQueue::Pop),
                       InstanceMethod("pending", &PoolQueue::Pending),
+                      InstanceAccessor("index", &PoolQueue::Index, nullptr),
+                      InstanceMethod("peerIndex", &PoolQueue::PeerIndex),
                       InstanceMethod("close", &PoolQueue::Close)});
 }
 
@@ -82,6 +84,16 @@ PoolQueue::PoolQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolQueu
 PoolQueue::~PoolQueue() { Release(); }
 
 void PoolQueue::Release() {
+  // The peer-index view first: no JS can read through it once the region may go.
+  if (!peer_view_.IsEmpty()) {
+    try {
+      Napi::ArrayBuffer ab = peer_view_.Value();
+      if (!ab.IsDetached()) ab.Detach();
+    } catch (...) {
+      // Only when the environment is being torn down: no JS runs after that.
+    }
+    peer_view_.Reset();
+  }
   if (region_ != nullptr) region_->Unref();
   region_ = nullptr;
 }
@@ -151,6 +163,26 @@ Napi::Value PoolQueue::Pop(const Napi::CallbackInfo& info) {
 Napi::Value PoolQueue::Pending(const Napi::CallbackInfo& info) {
   CheckOpen(info.Env());
   return Napi::Number::New(info.Env(), Queued(info.Env()));
+}
+
+// index: our own index (what we pushed, or popped, mod 2^32).
+Napi::Value PoolQueue::Index(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), shadow_);
+}
+
+// peerIndex() -> Uint32Array(1) over the peer's index (the consumer's view of
+// prod, the producer's of cons), the same one on every call. A hint only:
+// see pool_queue.h. Throws where the runtime refuses external buffers.
+Napi::Value PoolQueue::PeerIndex(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (peer_view_.IsEmpty()) {
+    void* word = const_cast<uint32_t*>(producer_ ? cons_ : prod_);
+    // No finalizer: the buffer owns nothing; Release() detaches it.
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, word, sizeof(uint32_t));
+    peer_view_.Reset(ab, 1);
+  }
+  return Napi::Uint32Array::New(env, 1, peer_view_.Value(), 0);
 }
 
 Napi::Value PoolQueue::Close(const Napi::CallbackInfo& info) {

@@ -14,6 +14,13 @@
 // shared memory once into the caller's private array, and its extent is
 // checked against `limit` before the caller sees it. Bad values throw EPROTO.
 // What an extent means (in flight, held, overlapping) is policy: lib/pool.
+//
+// peerIndex() is the one exception to "never a view of shared memory": a
+// 4-byte Uint32Array over the peer's index, so JS can see that nothing was
+// pushed (or popped) without a native call. It is only a hint (pop() and
+// push() still read and check the index themselves), and it holds no
+// reference on the region: close(), or the queue's collection, detaches it
+// before the region can be unmapped, after which it reads `undefined`.
 #pragma once
 #include <napi.h>
 
@@ -37,6 +44,8 @@ class PoolQueue : public Napi::ObjectWrap<PoolQueue> {
   Napi::Value Push(const Napi::CallbackInfo& info);
   Napi::Value Pop(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
+  Napi::Value Index(const Napi::CallbackInfo& info);
+  Napi::Value PeerIndex(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void CheckOpen(Napi::Env env) const;
@@ -52,6 +61,8 @@ class PoolQueue : public Napi::ObjectWrap<PoolQueue> {
   uint32_t limit_ = 0;
   bool producer_ = false;
   uint32_t shadow_ = 0;  // our own index (prod for the producer, cons for the consumer)
+  // The ArrayBuffer behind peerIndex() (external, non-owning): detached in Release().
+  Napi::Reference<Napi::ArrayBuffer> peer_view_;
 };
 
 }  // namespace xenring

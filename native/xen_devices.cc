@@ -6,6 +6,7 @@
 #include "xen_devices.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -356,6 +358,25 @@ Napi::Value FdRead(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n));
 }
 
+// fdWaitReadable(fd, timeoutMs) -> whether `fd` became readable within the
+// bound. Used once per process, for the one xenstore read that must be
+// synchronous (a guest's own domid at listen()); everything else is polled by
+// libuv. The wait is bounded by the caller's timeout, EINTR included.
+Napi::Value FdWaitReadable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int64_t timeout = IntArg(info, 1, "timeoutMs", 0, 10000);
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = poll(&p, 1, left > 0 ? static_cast<int>(left) : 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ThrowErrno(env, errno, "poll");
+    return Napi::Boolean::New(env, n > 0);
+  }
+}
+
 // peek(mapping, offset, length) -> Buffer: a private copy of bytes of a
 // mapping (at most one page), so TypeScript can parse the peer-written control
 // page header and grant list without ever holding shared memory.
@@ -419,6 +440,7 @@ void InitXenDevices(Napi::Env env, Napi::Object exports) {
   fn("xenbusOpen", XenbusOpen);
   fn("fdWrite", FdWrite);
   fn("fdRead", FdRead);
+  fn("fdWaitReadable", FdWaitReadable);
   fn("devicesAccessible", DevicesAccessible);
   fn("peek", Peek);
   fn("poke", Poke);

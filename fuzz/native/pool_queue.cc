@@ -24,6 +24,7 @@ struct Harness : fuzz::Memory {
   bool producer = false, closed = false;
   uint32_t *prod = nullptr, *cons = nullptr, *entries = nullptr;
   uint32_t shadow = 0;  // the model of the queue's own index
+  Napi::fake::NodePtr peer_view;  // the ArrayBuffer behind peerIndex(), once asked for
   Napi::Object queue;
 
   static Napi::Function& MappingClass() {
@@ -154,6 +155,15 @@ struct Harness : fuzz::Memory {
         Snapshot();
         bool ok = Queued(&v);
         ExpectNumber("pending", Expect("pending", ok ? "" : "EPROTO", [&] { return fuzz::Call(queue, "pending"); }), v);
+        ExpectNumber("index", fuzz::Call(queue, "index", {}), shadow);
+        // peerIndex(): a view of exactly the peer's index word, whatever it holds.
+        Napi::Value look = Expect("peerIndex", "", [&] { return fuzz::Call(queue, "peerIndex", {}); });
+        if (!closed) {
+          const Napi::fake::NodePtr& n = look.node();
+          if (n->bytes != reinterpret_cast<uint8_t*>(producer ? cons : prod) || n->length != 4)
+            fuzz::Fail("peerIndex() does not view the peer's index word");
+          peer_view = n->props.at("buffer");
+        }
         break;
       }
       case 5: {  // the peer produces k entries (extents from the input) or consumes k
@@ -194,6 +204,8 @@ struct Harness : fuzz::Memory {
         fuzz::Call(queue, "close");
         Verify("close");
         closed = true;
+        // No view of the region may outlive close (it does not keep the region mapped).
+        if (peer_view && !peer_view->detached) fuzz::Fail("peerIndex()'s buffer is not detached at close");
         break;
     }
   }

@@ -83,10 +83,30 @@ export interface AnyServer {
 }
 
 /**
+ * An accepted net socket (accepted paused) as one that reads through `onread`:
+ * net.Server has no onread option, but net.Socket honours `onread` together
+ * with `handle`. The new socket takes over the handle and the server's count
+ * of it (server.close() still waits for it); the old one is left without a
+ * handle, never to read or close it.
+ */
+export function withOnRead(socket: net.Socket, onread: ReadInto): net.Socket {
+  type Accepted = net.Socket & { _handle: unknown; _server: net.Server | null; server: net.Server | null };
+  const old = socket as Accepted;
+  if (old._handle === null || old.destroyed) return socket;
+  const wrapped = new net.Socket({ handle: old._handle, allowHalfOpen: old.allowHalfOpen, pauseOnCreate: true, onread } as net.SocketConstructorOpts) as Accepted;
+  wrapped._server = old._server;
+  wrapped.server = old.server;
+  old._server = null;
+  old.server = null;
+  old._handle = null;
+  return wrapped;
+}
+
+/**
  * Listens on `a`; every accepted socket starts paused (nothing is read before
  * the caller is ready to forward it). Calls back with the address really
- * bound (port 0 resolved) or an error. `onread` applies to ring sockets
- * (net's servers have no such option).
+ * bound (port 0 resolved) or an error. `onread`: every accepted socket reads
+ * through it (see withOnRead for net's).
  */
 export function listenOn(
   a: Address,
@@ -106,7 +126,7 @@ export function listenOn(
     });
     return server;
   }
-  const server = net.createServer({ ...options, noDelay: true }, onConnection);
+  const server = net.createServer({ ...options, noDelay: true }, onread ? (socket) => onConnection(withOnRead(socket, onread)) : onConnection);
   const bind = (retryStale: boolean) => {
     const onError = (err: NodeJS.ErrnoException) => {
       if (a.kind === 'unix' && retryStale && err.code === 'EADDRINUSE') {

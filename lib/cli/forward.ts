@@ -9,7 +9,8 @@
  * pool and hand them to write(): no allocation, no fresh pages and no
  * Readable queue per chunk. Reads start in 64 KiB buffers; a read that fills
  * one gets a 512 KiB buffer next (bulk), one that does not goes back to
- * 64 KiB. Other sources (accepted TCP sockets, stdin) use one 'data' listener.
+ * 64 KiB. Accepted TCP and UNIX sockets get it too (see address.ts withOnRead);
+ * other sources (stdin) use one 'data' listener.
  * @internal
  */
 import type { Readable, Writable } from 'node:stream';

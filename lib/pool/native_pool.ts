@@ -44,6 +44,16 @@ export interface PoolQueue {
   pop(out: Uint32Array, max: number): number;
   /** Producer: pushed and not yet popped. Consumer: ready to pop. */
   pending(): number;
+  /** Our own index: entries pushed (producer) or popped (consumer), mod 2^32. */
+  readonly index: number;
+  /**
+   * A 1-word view of the peer's index in shared memory (the same one on
+   * every call): a hint for JS that costs no native call, never trusted
+   * (push/pop read and check the index themselves). It holds no reference on
+   * the region and is detached when the queue closes or is collected (it
+   * then reads `undefined`). Throws where external buffers are refused.
+   */
+  peerIndex(): Uint32Array;
   close(): void;
 }
 

@@ -32,6 +32,42 @@ describeBoth('connect: a second connect() while connecting', (impl) => {
   });
 });
 
+describeBoth('connect: connect() on a socket that is connected', (impl) => {
+  // Node 20 over TCP: the live connection is kept (the new address is not
+  // used); the socket is 'opening' again until a second 'connect' and
+  // 'ready'; a write made meanwhile is held and arrives after the first, on
+  // the same connection; the server sees one connection.
+  it("keeps the connection: connecting/opening until a second 'connect' + 'ready', writes in order on the same connection", async () => {
+    const conns = [];
+    const { server, port } = await startServer(impl, (s) => {
+      conns.push(s);
+      s.setEncoding('latin1');
+      s.text = '';
+      s.on('data', (d) => (s.text += d));
+      s.on('end', () => s.end());
+    });
+    const sock = impl.connect(port);
+    const log = trackSocket(sock, ['connect', 'ready', 'end', 'finish', 'error', 'close']);
+    await once(sock, 'connect');
+    sock.write('a');
+    const cbs = [];
+    assert.strictEqual(sock.connect(impl.connectOptions(port), () => cbs.push('cb')), sock);
+    const during = [sock.connecting, sock.pending, sock.readyState];
+    sock.write('b');
+    await once(sock, 'connect');
+    const after = [sock.connecting, sock.pending, sock.readyState, sock.bytesWritten];
+    sock.end('c');
+    assert.strictEqual(await log.closed, false);
+    assert.deepStrictEqual(during, [true, true, 'opening']);
+    assert.deepStrictEqual(after, [false, false, 'open', 2]);
+    assert.deepStrictEqual(cbs, ['cb']);
+    assert.deepStrictEqual(log, ['connect', 'ready', 'connect', 'ready', 'finish', 'end:destroyed=false:writable=false', 'close:false']);
+    assert.strictEqual(conns.length, 1);
+    assert.strictEqual(conns[0].text, 'abc');
+    await closeServer(server);
+  });
+});
+
 describeBoth('connect: states and an immediate destroy', (impl) => {
   // Node: test/parallel/test-net-socket-connecting.js
   it('connecting/pending/readyState: true/true/opening after connect(), false/false/open in connect, false/true/closed after close', async () => {

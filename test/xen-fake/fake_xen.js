@@ -45,6 +45,7 @@ class FakeXenHost {
     this.grants = new Map(); // ref -> { share, page }
     this.nextRef = 8;
     this.shares = new Set();
+    this.poolInodes = new Set(); // the memfds behind pool regions (see poolPagesMapped())
     this.mappings = new Set(); // live fake mappings (granter's and grantees')
     this.ports = new Map(); // `${domid}:${port}` -> port record
     this.evtchnFds = new Map(); // fd -> { domid, ports: Set }
@@ -69,6 +70,7 @@ class FakeXenHost {
         return n;
       },
       fdRead: (fd, max) => realXen.fdRead(fd, max),
+      fdWaitReadable: (fd, ms) => realXen.fdWaitReadable(fd, ms),
       gntShare: (grantee, count, writable, notifyOffset, notifyPort) => host.gntShare(domid, grantee, count, writable, notifyOffset, notifyPort),
       gntMap: (granter, refs, writable, notifyOffset, notifyPort) => host.gntMap(domid, granter, refs, writable, notifyOffset, notifyPort),
       gntSharePool: (grantee, count) => host.gntSharePool(domid, grantee, count),
@@ -172,6 +174,7 @@ class FakeXenHost {
   /** The same pages as fake mapping `m`, as a PoolMapping whose close() is m's unmap(). */
   asPool(m, { share, page }) {
     const real = new native.PoolMapping(share.memfd, m.length, true, page * PAGE);
+    this.poolInodes.add(fs.fstatSync(share.memfd).ino);
     m.real.unmap(); // `real` replaces it; `m` stays in the counts until close()
     const close = real.close.bind(real);
     Object.defineProperty(real, 'close', {
@@ -181,6 +184,21 @@ class FakeXenHost {
       },
     });
     return real;
+  }
+
+  /**
+   * How many of this host's pool regions this process still maps (from
+   * /proc/self/maps, so the munmap itself is seen). Unlike the process-wide
+   * poolRegionsAlive(), regions of earlier tests that the collector frees
+   * meanwhile do not move it.
+   */
+  poolPagesMapped() {
+    let n = 0;
+    for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+      const inode = line.split(/\s+/)[4];
+      if (inode !== undefined && this.poolInodes.has(Number(inode))) n++;
+    }
+    return n;
   }
 
   /** A mapping whose unmap() runs the kernel's unmap-notify and frees the pages when nobody maps them. */

@@ -33,8 +33,9 @@ const clonePerms = (perms) => perms.map((x) => ({ ...x }));
 const cloneNode = (n) => ({ value: n.value, perms: clonePerms(n.perms), children: [...n.children], gen: n.gen });
 
 class FakeXenstored {
-  constructor({ quota = 1000, partMax = 4096 } = {}) {
+  constructor({ quota = 1000, partMax = 4096, defaultDomid = 0 } = {}) {
     this.quota = quota; // nodes per unprivileged domain
+    this.defaultDomid = defaultDomid; // of a connection no connect() announced (e.g. from another process)
     this.partMax = partMax; // payload size of one directory_part reply
     this.nodes = new Map([['/', { value: '', perms: [{ domid: 0, perm: 'n' }], children: [], gen: 1 }]]);
     this.version = new Map(); // path -> modification count (conflict detection)
@@ -138,7 +139,7 @@ class FakeXenstored {
         return;
       }
       if (fd < 0 || fd === null || fd === undefined) return;
-      const domid = this.expect.length ? this.expect.shift() : 0;
+      const domid = this.expect.length ? this.expect.shift() : this.defaultDomid;
       const conn = { fd, domid, inbuf: Buffer.alloc(0), watches: new Map(), txs: new Map(), out: [], paused: false };
       conn.watcher = new native.FdWatcher(fd, (ev) => this.onReadable(conn, ev));
       conn.watcher.start(UV_READABLE);

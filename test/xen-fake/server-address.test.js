@@ -1,15 +1,31 @@
 'use strict';
 // server.address() on `transport: 'xen'` right after listen(), as net's
 // (which has bound by the time listen() returns): the port at once (a free
-// one picked for 0) and the domain id as soon as it is known (dom0 at once,
-// a guest after its first xenstore use); null again after close() and after
+// one picked for 0) and the domain id (dom0 from /proc/xen, a guest by one
+// bounded synchronous xenstore read); null again after close() and after
 // a failed listen. Fake host: servers are domain 0, sockets domain 5.
 const assert = require('node:assert');
 const path = require('node:path');
 const { setup, root } = require('./helpers');
 const xenring = require(root);
 const { registerTransport } = require(path.join(root, 'transports', 'registry.js'));
-const { xenTransport } = require(path.join(root, 'transports', 'xen', 'transport.js'));
+const { xenTransport, createXenTransport } = require(path.join(root, 'transports', 'xen', 'transport.js'));
+const { readOwnDomidSync } = require(path.join(root, 'transports', 'xen', 'own_domid.js'));
+const { native } = require(path.join(root, 'native.js'));
+const { fork } = require('node:child_process');
+const { once } = require('node:events');
+const fs = require('node:fs');
+const os = require('node:os');
+
+/** One xs_wire message: type, req_id, payload. */
+function frame(type, id, payload) {
+  const body = Buffer.from(payload, 'latin1');
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(type, 0);
+  h.writeUInt32LE(id, 4);
+  h.writeUInt32LE(body.length, 12);
+  return Buffer.concat([h, body]);
+}
 
 describe('xen (fake host): server.address() right after listen()', function () {
   this.timeout(20000);
@@ -56,18 +72,90 @@ describe('xen (fake host): server.address() right after listen()', function () {
     await closed(any);
   });
 
-  it('a guest: null until its domain id is known (first xenstore use), then at once for later listens', async () => {
-    const first = xenring.createServer();
-    first.listen({ transport: 'xen', port: 'g1' });
-    assert.strictEqual(first.address(), null, 'no domain id yet, and no blocking read to learn it');
-    await new Promise((r) => first.once('listening', r));
-    assert.deepStrictEqual(first.address(), { address: '0', family: 'xen', port: 'g1' });
-    const second = xenring.createServer();
-    second.listen({ transport: 'xen', port: 'g2' });
-    assert.deepStrictEqual(second.address(), { address: '0', family: 'xen', port: 'g2' });
-    await new Promise((r) => second.once('listening', r));
-    await closed(first);
-    await closed(second);
+  it('a guest: its id is read from xenstore at listen(), synchronously (the store answers from another process), and the address is there on return', async () => {
+    // The guest's xenstore is a xenstored in another process, so it can answer while listen() waits.
+    const child = fork(path.join(__dirname, 'xenstored_process.js'), ['7'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const [{ sock }] = await once(child, 'message');
+      const guest = { ...env.d5, xen: { ...env.d5.xen, xenbusOpen: () => native.unixConnect(sock) } };
+      let reads = 0;
+      guest.knownDomid = () => (reads++, readOwnDomidSync(guest, 2000));
+      registerTransport({ name: 'xen', listen: createXenTransport(guest).listen, connect: env.t5.connect });
+      const s = xenring.createServer();
+      s.listen({ transport: 'xen', port: 'g1' });
+      assert.deepStrictEqual(s.address(), { address: '7', family: 'xen', port: 'g1' });
+      assert.strictEqual(reads, 1);
+      await new Promise((r) => s.once('listening', r));
+      assert.deepStrictEqual(s.address(), { address: '7', family: 'xen', port: 'g1' });
+      // Later listens ask the client, which knows the id by now: no second synchronous read.
+      const again = xenring.createServer();
+      again.listen({ transport: 'xen', port: 'g2' });
+      assert.deepStrictEqual(again.address(), { address: '7', family: 'xen', port: 'g2' });
+      assert.strictEqual(reads, 1);
+      await new Promise((r) => again.once('listening', r));
+      await closed(s);
+      await closed(again);
+    } finally {
+      child.disconnect();
+    }
+  });
+
+  it('a guest whose store does not answer in time: listen() returns after the bound with address() null, then the id once listening', async () => {
+    // The store is in this process: it cannot answer while listen() waits, as a stuck xenstored would not.
+    env.d0.knownDomid = () => readOwnDomidSync(env.d0, 50);
+    const s = xenring.createServer();
+    const t0 = Date.now();
+    s.listen({ transport: 'xen', port: 'g3' });
+    const waited = Date.now() - t0;
+    assert.strictEqual(s.address(), null);
+    assert.ok(waited >= 45 && waited < 2000, `listen() waited ${waited} ms for a 50 ms bound`);
+    await new Promise((r) => s.once('listening', r));
+    assert.deepStrictEqual(s.address(), { address: '0', family: 'xen', port: 'g3' });
+    await closed(s);
+    // Nothing of the synchronous read is left: its fd went with it.
+    assert.strictEqual(readOwnDomidSync({ ...env.d0, xen: { ...env.d0.xen, xenbusOpen: () => { throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' }); } } }), null, 'no device: null, no throw');
+  });
+
+  it('readOwnDomidSync takes nothing but a well-formed reply to its own request: anything else is null, never a wrong id', async () => {
+    const child = fork(path.join(__dirname, 'xenstored_process.js'), ['9'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const [{ sock }] = await once(child, 'message');
+      const real = { ...env.d5, xen: { ...env.d5.xen, xenbusOpen: () => native.unixConnect(sock) } };
+      assert.strictEqual(readOwnDomidSync(real, 2000), 9, 'positive control');
+      for (const reply of [
+        frame(2, 1, 'abc'), // not a number
+        frame(2, 1, '070'), // leading zero
+        frame(2, 1, '99999'), // above the largest domid
+        frame(2, 2, '9'), // another request's reply
+        frame(16, 1, 'EACCES\0'), // an error reply
+        Buffer.alloc(8), // a short header, then nothing
+      ]) {
+        // A store that answers `reply` to anything: the other end of a connected socket.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xr-domid-'));
+        const lfd = native.unixListen(path.join(dir, 's'), 1);
+        const fake = {
+          ...env.d5,
+          xen: {
+            ...env.d5.xen,
+            xenbusOpen: () => {
+              const a = native.unixConnect(path.join(dir, 's'));
+              const b = native.unixAccept(lfd);
+              fs.writeSync(b, reply);
+              ends.push(b);
+              return a;
+            },
+          },
+        };
+        const ends = [];
+        assert.strictEqual(readOwnDomidSync(fake, 50), null, `reply ${JSON.stringify(reply.toString('latin1'))}`);
+        assert.strictEqual(ends.length, 1);
+        ends.forEach((fd) => native.closeFd(fd));
+        native.closeFd(lfd);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    } finally {
+      child.disconnect();
+    }
   });
 
   it('null after close() before listening, and after a listen that fails (EADDRINUSE)', async () => {

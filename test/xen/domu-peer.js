@@ -113,6 +113,43 @@ async function main() {
   });
   // The Socket layer across domains (dom0 half: test/xen/socket.test.js, run after domu.test.js).
   await timed('step10 xenring Socket -> dom0 Server (transport xen): 4 MiB each way verified', () => socketStep(Date.now() + WAIT));
+  await timed("step12 a guest process's server.address() right after listen(), then dom0 connects to it", async () => {
+    // A fresh process: this one learnt its domid from xenstore long ago.
+    const child = spawn(process.execPath, [path.join(__dirname, 'guest_address.js'), '7012'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    if (code !== 0) throw new Error(`guest_address.js exited ${code}: ${out}`);
+    const { early, listenMs } = JSON.parse(out.split('\n')[0]);
+    const want = { address: String(U), family: 'xen', port: 7012 };
+    if (JSON.stringify(early) !== JSON.stringify(want)) throw new Error(`address() right after listen(): ${JSON.stringify(early)}, want ${JSON.stringify(want)}`);
+    return `address ${JSON.stringify(early)}, listen() took ${listenMs} ms`;
+  });
+  await timed('step13 Socket allocBuffer payloads both ways with dom0 (pool by reference), every byte checked', async () => {
+    const { socketPoolExchange, xenMappings, settleMappings } = require('./pool_helpers');
+    const xenring = require(path.join(root, 'dist', 'index.js'));
+    const start = xenMappings();
+    const deadline = Date.now() + WAIT;
+    let r;
+    for (;;) {
+      const c = xenring.connect({ port: 7013, transport: 'xen', domid: D0, allowHalfOpen: true });
+      const refused = new Promise((resolve) => c.once('error', (err) => resolve(err.code === 'ECONNREFUSED')));
+      const connected = new Promise((resolve) => c.once('connect', () => resolve(false)));
+      if (await Promise.race([refused, connected])) {
+        if (Date.now() > deadline) throw new Error('dom0 never listened on 7013');
+        await new Promise((res) => setTimeout(res, 300));
+        continue;
+      }
+      r = await socketPoolExchange(c, { count: 32, size: 256 * 1024, timeout: WAIT });
+      break;
+    }
+    const n = 32 * 256 * 1024;
+    if (r.got !== n) throw new Error(`received ${r.got} of ${n}`);
+    if (r.stats.sentByRef !== 32 || r.stats.receivedByRef !== 32) throw new Error(`by reference: sent ${r.stats.sentByRef}, received ${r.stats.receivedByRef} (want 32 each)`);
+    const now = await settleMappings(start);
+    if (now.gntalloc !== start.gntalloc || now.gntdev !== start.gntdev) throw new Error(`mappings left: ${JSON.stringify(now)} vs ${JSON.stringify(start)}`);
+    return `sentByRef ${r.stats.sentByRef}, receivedByRef ${r.stats.receivedByRef}, pool-full waits ${r.waits}`;
+  });
 }
 
 /** connect({ transport: 'xen' }) Socket to dom0's Server on port 7010 (retried while refused): 4 MiB each way, every byte checked, close(false). */

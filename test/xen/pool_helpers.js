@@ -54,6 +54,69 @@ function poolTransfer(link, { send = 0, recv = 0, size, timeout = 120000 }) {
   });
 }
 
+/**
+ * Through a connected Socket: writes `count` payloads of `size` bytes, each
+ * from socket.allocBuffer() (so each goes by reference), continuing the
+ * stream pattern byte i = i % 251, then end(); meanwhile checks every byte
+ * received against the same pattern. When the pool is full (allocBuffer()
+ * counted a fallback) it waits 2 ms for extents to come back instead of
+ * writing an ordinary Buffer, so every payload written went by reference.
+ * Resolves on 'close' with the bytes received and the socket's poolStats().
+ */
+function socketPoolExchange(sock, { count, size, timeout = 120000 }) {
+  if (size > PATTERN.length - 251) throw new Error('payload larger than the pattern');
+  return new Promise((resolve, reject) => {
+    let got = 0;
+    let waits = 0;
+    let failed = false;
+    const timer = setTimeout(() => fail(new Error(`timeout: sent ${k}/${count}, received ${got} bytes`)), timeout);
+    const fail = (err) => {
+      if (failed) return;
+      failed = true;
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    };
+    let k = 0;
+    const more = () => {
+      while (k < count && !failed) {
+        const before = sock.poolStats().fallbacks;
+        const buf = sock.allocBuffer(size);
+        if (sock.poolStats().fallbacks !== before) {
+          waits++;
+          return setTimeout(more, 2);
+        }
+        const st = (k * size) % 251;
+        buf.set(PATTERN.subarray(st, st + size));
+        k++;
+        if (k === count) return sock.end(buf);
+        if (!sock.write(buf)) return sock.once('drain', more);
+      }
+    };
+    sock.on('data', (buf) => {
+      for (let pos = 0; pos < buf.length; ) {
+        const st = (got + pos) % 251;
+        const len = Math.min(buf.length - pos, PATTERN.length - st);
+        if (buf.compare(PATTERN, st, st + len, pos, pos + len) !== 0) {
+          for (let i = pos; i < pos + len; i++) if (buf[i] !== (got + i) % 251) return fail(new Error(`data mismatch at byte ${got + i}`));
+        }
+        pos += len;
+      }
+      got += buf.length;
+      sock.release(buf); // a view goes back now (a private copy, the Xen default, already did)
+    });
+    sock.once('error', fail);
+    sock.once('close', (hadError) => {
+      clearTimeout(timer);
+      if (failed) return;
+      if (hadError) return fail(new Error('close(hadError=true)'));
+      resolve({ got, sent: k * size, waits, stats: sock.poolStats() });
+    });
+    if (sock.connecting) sock.once('connect', more);
+    else more();
+  });
+}
+
 /** This process' mappings of gntalloc and gntdev pages (from /proc/self/maps). */
 function xenMappings() {
   const maps = fs.readFileSync('/proc/self/maps', 'utf8');
@@ -72,4 +135,4 @@ async function settleMappings(start, ms = 5000) {
   }
 }
 
-module.exports = { poolTransfer, xenMappings, settleMappings, gc };
+module.exports = { poolTransfer, socketPoolExchange, xenMappings, settleMappings, gc };

@@ -355,7 +355,7 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
   const U = Number(process.env.XENLAB_DOMU_DOMID);
   before(function () {
     if (!xenAvailable() || !process.env.XENLAB_DOMU_DOMID || !Number.isInteger(U)) {
-      console.log('      (skipped: needs the lab with --domu and test/xen/domu-peer.js step 10; run `npm run test:xen`)');
+      console.log('      (skipped: needs the lab with --domu and test/xen/domu-peer.js steps 10, 12, 13; run `npm run test:xen`)');
       this.skip();
     }
   });
@@ -385,6 +385,47 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
     } finally {
       await withTimeout(closeServer(server), 20000, 'server.close');
     }
+  });
+
+  it("12: a fresh domU process's server.address() right after listen() names the domU; dom0 connects to that address", async () => {
+    const deadline = Date.now() + 280000;
+    for (;;) {
+      const text = await new Promise((resolve, reject) => {
+        const c = xenring.connect({ port: 7012, transport: 'xen', domid: U });
+        let t = '';
+        c.setEncoding('utf8');
+        c.on('data', (d) => (t += d));
+        c.on('error', (err) => (err.code === 'ECONNREFUSED' ? resolve(null) : reject(err)));
+        c.on('end', () => resolve(t));
+      });
+      if (text !== null) {
+        assert.deepStrictEqual(JSON.parse(text), { address: String(U), family: 'xen', port: 7012 });
+        return;
+      }
+      if (Date.now() > deadline) throw new Error('the domU never listened on 7012 (is domu-peer step 12 running?)');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  });
+
+  it('13: Socket allocBuffer payloads both ways with the domU: 8 MiB each way by reference, every byte checked, sentByRef/receivedByRef, mappings back', async () => {
+    const { socketPoolExchange, xenMappings, settleMappings } = require('./pool_helpers');
+    const start = xenMappings();
+    let accepted;
+    const conn = new Promise((resolve) => (accepted = resolve));
+    const server = xenring.createServer({ allowHalfOpen: true }, (sock) => accepted(socketPoolExchange(sock, { count: 32, size: 256 * 1024, timeout: 200000 })));
+    await listen(server, { port: 7013, transport: 'xen', domid: U });
+    try {
+      const t0 = Date.now();
+      const r = await withTimeout(withTimeout(conn, 280000, 'domU connection (is domu-peer step 13 running?)'), 280000, 'exchange');
+      console.log(`      8 MiB each way as 32 allocBuffer payloads in ${Date.now() - t0} ms; dom0 pool: sentByRef ${r.stats.sentByRef}, receivedByRef ${r.stats.receivedByRef}, pool-full waits ${r.waits}`);
+      assert.strictEqual(r.got, 32 * 256 * 1024);
+      assert.strictEqual(r.sent, 32 * 256 * 1024);
+      assert.strictEqual(r.stats.sentByRef, 32);
+      assert.strictEqual(r.stats.receivedByRef, 32);
+    } finally {
+      await withTimeout(closeServer(server), 20000, 'server.close');
+    }
+    assert.deepStrictEqual(await settleMappings(start), start, 'gntalloc/gntdev mappings back to their start');
   });
 });
 

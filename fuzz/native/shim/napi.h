@@ -53,6 +53,8 @@ struct Node : std::enable_shared_from_this<Node> {
   uint8_t* bytes = nullptr;
   size_t length = 0;  // in bytes
   napi_typedarray_type type = napi_uint8_array;
+  // An external ArrayBuffer (PoolQueue::peerIndex) after Detach().
+  bool detached = false;
   // Objects made by a class: the wrapped instance.
   std::shared_ptr<Class> cls;
   void* wrapped = nullptr;
@@ -216,14 +218,26 @@ class Array : public Object {
   }
 };
 
-// The memory behind a typed array (here: the typed array's own node).
+// The memory behind a typed array (here: the typed array's own node), or an
+// external buffer over caller-owned memory.
 class ArrayBuffer : public Object {
  public:
   using Object::Object;
   ArrayBuffer() = default;
+  static ArrayBuffer New(Napi::Env env, void* data, size_t length) {
+    auto n = fake::Make(fake::Kind::kObject);
+    n->bytes = static_cast<uint8_t*>(data);
+    n->length = length;
+    return ArrayBuffer(env, n);
+  }
   void* Data() const { return n_->bytes; }
   size_t ByteLength() const { return n_->length; }
-  bool IsDetached() const { return false; }
+  bool IsDetached() const { return n_->detached; }
+  void Detach() {
+    n_->detached = true;
+    n_->bytes = nullptr;
+    n_->length = 0;
+  }
 };
 
 class TypedArray : public Object {
@@ -246,6 +260,15 @@ class TypedArray : public Object {
 class Uint32Array : public TypedArray {
  public:
   using TypedArray::TypedArray;
+  // A view of `ab` (its bytes as they are now; the harness reads them through `ab`).
+  static Uint32Array New(Napi::Env env, size_t count, const Napi::ArrayBuffer& ab, size_t byte_offset) {
+    auto n = fake::Make(fake::Kind::kTypedArray);
+    n->bytes = static_cast<uint8_t*>(ab.Data()) + byte_offset;
+    n->length = count * 4;
+    n->type = napi_uint32_array;
+    n->props["buffer"] = ab.node();
+    return Uint32Array(env, n);
+  }
   size_t ElementLength() const { return n_->length / 4; }
   uint32_t* Data() const { return reinterpret_cast<uint32_t*>(n_->bytes); }
 };

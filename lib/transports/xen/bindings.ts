@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { native, type FdWatcher, type RingEndpoint, type RingEndpointOptions } from '../../native';
 import { xen, type NativeXen } from './native_xen';
+import { readOwnDomidSync } from './own_domid';
 import type { XenStoreOptions } from './xenstore';
 
 export interface XenBindings {
@@ -19,20 +20,26 @@ export interface XenBindings {
   readonly poolGrantBudget?: number;
   /** Options of this bindings' xenstore client (request timeout, requests in flight). */
   readonly storeOptions?: XenStoreOptions;
-  /** This domain's id when it can be told without xenstore (synchronously), else null. */
+  /** This domain's id, told synchronously (dom0 from /proc/xen; a guest by one bounded xenstore read), else null. */
   knownDomid?(): number | null;
 }
 
 /**
  * dom0 knows it is domain 0: Linux's /proc/xen/capabilities says
- * `control_d` in the initial domain only. A guest learns its id from xenstore.
+ * `control_d` in the initial domain only. A guest reads its `domid` key from
+ * xenstore once, synchronously and bounded (own_domid.ts); the answer, or
+ * the failure, is kept for the process (a failure is not retried: the
+ * asynchronous client learns the id at the first listen anyway).
  */
+let ownDomid: number | null | undefined;
 function knownDomid(): number | null {
+  if (ownDomid !== undefined) return ownDomid;
   try {
-    return /\bcontrol_d\b/.test(readFileSync('/proc/xen/capabilities', 'latin1')) ? 0 : null;
+    if (/\bcontrol_d\b/.test(readFileSync('/proc/xen/capabilities', 'latin1'))) return (ownDomid = 0);
   } catch {
-    return null;
+    /* no /proc/xen: not dom0, maybe no Xen at all */
   }
+  return (ownDomid = readOwnDomidSync(addonBindings));
 }
 
 /** The real devices, through the addon (looked up at each use, so the addon object stays the one source). */

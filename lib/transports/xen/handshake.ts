@@ -242,6 +242,13 @@ export interface VchanServerOptions {
   /** @internal address reported as the local/remote `port`. */
   port?: number | string;
   /**
+   * @internal `path` is a new directory of the transport's own: it is
+   * created with the vchan's permissions and its nodes inherit them (one
+   * set_perms instead of one per node, in a transaction that vchans of the
+   * same directory take one at a time).
+   */
+  freshDirectory?: boolean;
+  /**
    * @internal the pool agreed with a xenring client (xen_pool.ts answerPool):
    * its nodes are published with ring-ref; the link owns the setup, and
    * frees it if the server fails.
@@ -317,9 +324,13 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
     if (ext && options.pool) nodes.push(...options.pool.nodes);
     await xs.transaction(
       async (tx) => {
+        if (options.freshDirectory) {
+          await xs.write(path, '', tx);
+          await xs.setPerms(path, perms, tx);
+        }
         for (const [name, value] of nodes) {
           await xs.write(`${path}/${name}`, value, tx);
-          await xs.setPerms(`${path}/${name}`, perms, tx);
+          if (!options.freshDirectory) await xs.setPerms(`${path}/${name}`, perms, tx);
         }
       },
       undefined,
@@ -362,12 +373,12 @@ export interface VchanClientOptions {
   pool?: { options: PoolOptions; offer: PoolOffer } | null;
 }
 
-/** Reads the server's answer to our pool offer (xen_pool.ts) and maps its region. */
-async function clientPool(xs: XenStore, b: XenBindings, domid: number, path: string, pool: { options: PoolOptions; offer: PoolOffer }): Promise<XenPoolSetup> {
+/** Reads the server's answer to our pool offer (xen_pool.ts acceptPool maps its region). */
+async function readPoolAnswer(xs: XenStore, path: string): Promise<{ size: string | null; peerSize: string | null; ref: string | null }> {
   const [size, peerSize, ref] = await Promise.all(
     [POOL_SIZE_NODE, POOL_PEER_SIZE_NODE, POOL_REF_NODE].map((n) => readVisible(xs, `${path}/${n}`)),
   );
-  return acceptPool(b, domid, pool.options, pool.offer, { size, peerSize, ref });
+  return { size, peerSize, ref };
 }
 
 /**
@@ -444,6 +455,9 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
   const xen = b.xen;
   const self = await xs.ownDomid();
   const [ringRef, remotePort] = await waitForNodes(xs, path, timeout, options);
+  // The server's pool answer, written with ring-ref, is read alongside the owner check (one round trip of latency).
+  const poolAnswer = ext && options.pool ? readPoolAnswer(xs, path) : null;
+  poolAnswer?.catch(() => undefined); // awaited below, unless the owner check fails first
   // The nodes must belong to the server domain (libxenvchan sets itself as owner).
   const owner = (await xs.getPerms(`${path}/ring-ref`))[0]?.domid;
   if (owner !== domid) throw systemError('EPROTO', 'vchan connect', `ring-ref is owned by domain ${owner}, not ${domid}`);
@@ -496,7 +510,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
     });
     endpoint.setNotifier(xen.evtchnNotifier(evfd, port));
     // Before connecting: the server deletes its nodes once it sees us connected.
-    if (ext && options.pool) setup = await clientPool(xs, b, domid, path, options.pool);
+    if (poolAnswer && options.pool) setup = await acceptPool(b, domid, options.pool.options, options.pool.offer, await poolAnswer);
     // Opened now, so that a pool we cannot use fails the connect: going on without
     // it would lose the payloads the server sends by reference.
     setup?.link();

@@ -42,6 +42,8 @@ export interface NativeXen {
   fdWrite(fd: number, data: Uint8Array): number;
   /** Bytes read (empty at EOF) or null when nothing is ready. */
   fdRead(fd: number, max: number): Buffer | null;
+  /** Blocks until `fd` is readable or `timeoutMs` (at most 10 s) pass; true if readable. */
+  fdWaitReadable(fd: number, timeoutMs: number): boolean;
   /** A private copy of up to one page of a mapping (to parse the peer's control page). */
   peek(mapping: SharedMapping, offset: number, length: number): Buffer;
   /** Copies `data` into a writable mapping (the server's grant list). */

@@ -400,15 +400,22 @@ class XenListener implements Listener {
     let hint: string;
     let poolNodes: [string | null, string | null];
     try {
-      const perms = await this.xs.getPerms(request);
+      // Asked at once (one round trip of latency, not four); the values are
+      // used only once the permissions show the request is trustworthy.
+      const [perms, h, size, ref] = await Promise.all([
+        this.xs.getPerms(request),
+        this.xs.read(request),
+        this.xs.readOptional(`${request}/${POOL_SIZE_NODE}`),
+        this.xs.readOptional(`${request}/${POOL_REF_NODE}`),
+      ]);
       if (!requestTrusted(perms, client, this.self)) {
         // Not the named domain's, or writable by others: never act on it.
         this.ignored.add(name);
         await this.xs.rmQuiet(request);
         return;
       }
-      hint = await this.xs.read(request);
-      poolNodes = [await this.xs.readOptional(`${request}/${POOL_SIZE_NODE}`), await this.xs.readOptional(`${request}/${POOL_REF_NODE}`)];
+      hint = h;
+      poolNodes = [size, ref];
       this.retryMs = 0;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -481,7 +488,7 @@ class XenListener implements Listener {
     try {
       // The client's region mapped, ours granted; vchanServer owns them from here.
       const pool = await answerPool(this.b, client, this.limits.pool, job.pool);
-      entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port, pool }, this.b);
+      entry.link = await vchanServer({ domid: client, path: vpath, readSize: size, writeSize: size, ext: true, port: this.port, pool, freshDirectory: true }, this.b);
       signal.throwIfAborted();
       await waitForClient(entry.link, this.limits.timeout, signal, this.b);
       await entry.link.unpublish();
@@ -610,8 +617,9 @@ function listen(
 ): PendingListener {
   // What address() reports while xenstore is being set up (net has bound by
   // the time listen() returns): the port (a free one is picked now for 0) and
-  // our domid once known (dom0 knows it at once; a guest after its first
-  // xenstore read in this process).
+  // our domid (dom0 knows it at once; a guest reads it from xenstore once,
+  // synchronously with a short bound, see own_domid.ts; null only if that
+  // read failed, until the asynchronous one answers).
   const bound: { self: number | null; port: number | string } = { self: null, port: 0 };
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
