@@ -36,6 +36,15 @@ export interface PoolReceiverOptions {
 }
 
 const HI = 0x100000000;
+/**
+ * Views up to this size count as new external memory for V8 (which paces
+ * the minor GCs that return dropped ones); larger ones do not: each would
+ * cross V8's external-memory limit and start a full GC (measured before: ~1 ms,
+ * most of a 16 MiB hand-off). Ordinary writes copied into the pool are never
+ * larger (DEFAULT_COPY_MAX); large allocBuffer payloads are released by
+ * their reader, or return at a full GC.
+ */
+const COUNTED_VIEW_MAX = 4 << 20;
 
 export class PoolReceiver {
   readonly stats: PoolStats;
@@ -122,7 +131,7 @@ export class PoolReceiver {
     const id = this.nextId;
     if (this.options.views) {
       try {
-        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, true);
+        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
       } catch {
         // A runtime without external buffers: deliver a copy instead.
       }
