@@ -12,6 +12,8 @@ import type { PoolMapping } from './pool/native_pool';
 export interface SlabRecycler {
   /** A slab (old contents: the caller overwrites what it hands on). */
   take(): Buffer;
+  /** Frees collected slabs beyond `keep`; returns how many were freed. */
+  trim(keep: number): number;
   /** Collected slabs waiting to be taken. */
   readonly cached: number;
   /** Slabs handed out again / newly allocated, so far. */

@@ -66,6 +66,7 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "SlabRecycler",
                        {InstanceMethod("take", &SlabRecycler::Take),
+                        InstanceMethod("trim", &SlabRecycler::Trim),
                         InstanceAccessor("cached", &SlabRecycler::Cached, nullptr),
                         InstanceAccessor("reused", &SlabRecycler::Reused, nullptr),
                         InstanceAccessor("fresh", &SlabRecycler::Fresh, nullptr)});
@@ -112,6 +113,22 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
     }
     NudgeScavenge(env);
     return slab;
+  }
+
+  // trim(keep): frees cached slabs beyond `keep` (memory back to the system
+  // once receiving has gone quiet).
+  Napi::Value Trim(const Napi::CallbackInfo& info) {
+    size_t keep = static_cast<size_t>(IntArg(info, 0, "keep", 0, 1 << 16));
+    std::vector<void*> drop;
+    {
+      std::lock_guard<std::mutex> lock(cache_->mu);
+      while (cache_->free.size() > keep) {
+        drop.push_back(cache_->free.front());
+        cache_->free.erase(cache_->free.begin());
+      }
+    }
+    for (void* p : drop) std::free(p);
+    return Napi::Number::New(info.Env(), static_cast<double>(drop.size()));
   }
 
   Napi::Value Cached(const Napi::CallbackInfo& info) {
