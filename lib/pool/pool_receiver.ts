@@ -31,7 +31,7 @@ export interface PoolReceiverOptions {
   init: boolean;
   /** Deliver views of the shared pages (true) or private copies (false). */
   views: boolean;
-  /** Unused: collected views are given back from poll(), whose errors reach the reader. Kept for callers. */
+  /** Giving back collected views failed outside a read (the peer rewound our queue): the connection must fail. */
   onError?: (err: Error) => void;
 }
 
@@ -54,7 +54,7 @@ export class PoolReceiver {
   private readonly viewIds = new WeakMap<ArrayBuffer, number>();
   /** Views delivered and not yet returned, by id. */
   private readonly live = new Map<number, Extent>();
-  private readonly returns = new returnedBuffers.ViewReturns();
+  private readonly returns = new returnedBuffers.ViewReturns(() => this.onCollected());
   private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
   private nextId = 0;
   private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
@@ -161,6 +161,16 @@ export class PoolReceiver {
     return true;
   }
 
+  /** A view was collected while no read was under way to look: give it back now (the sender may be waiting for room). */
+  private onCollected(): void {
+    if (this.closed) return;
+    try {
+      this.returnCollected();
+    } catch (err) {
+      this.options.onError?.(err as Error);
+    }
+  }
+
   /** Gives back the extents of views V8 collected (ids of released ones are stale: skipped). */
   private returnCollected(): void {
     const ids = this.collectedIds;
@@ -195,6 +205,7 @@ export class PoolReceiver {
     this.closed = true;
     this.partial = null;
     this.live.clear();
+    this.returns.close();
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
     this.queues.close();
