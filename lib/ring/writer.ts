@@ -9,7 +9,7 @@
 import { systemError } from '../errors';
 import type { PoolSender } from '../pool/pool_sender';
 import { SpinBackoff } from './spin_backoff';
-import { Live, readPeerState, type VchanState } from './vchan_state';
+import type { VchanState } from './vchan_state';
 
 /** Writes smaller than this complete on the next tick, so that the ones made
  * meanwhile reach the ring as one batch (_writev, one native call). */
@@ -265,7 +265,9 @@ export class RingWriter {
       p.fellBack = null;
     }
     const all = p.all!;
-    if (p.next < all.length && readPeerState(this.state.endpoint).live === Live.Gone) {
+    // The state array answers without a call: every write, wait and wake-up
+    // refreshes it, as the ring path's own peerGone check relies on.
+    if (p.next < all.length && this.state.peerGone) {
       // Nobody will take a reference: fail as a full ring with no reader does.
       this.host.notePeerGone();
       return true;
