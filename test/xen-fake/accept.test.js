@@ -108,6 +108,32 @@ describe('xen (fake host): accept protocol', function () {
     await pending;
   });
 
+  it("publishes the vchan without a transaction: the directory gets the vchan's permissions first, every node inherits them, event-channel comes last", async () => {
+    const { host, t0 } = env;
+    const l = await listen(t0, { port: 'p' });
+    // A client that asks and never maps: the vchan stays published.
+    const c5 = rawStore(host, 5);
+    extra.push(c5);
+    const nonce = NONCE();
+    await writeRequest(c5, `${listenPath(0, 'p')}/5-${nonce}`, '65536', [{ domid: 5, perm: 'n' }, { domid: 0, perm: 'b' }]);
+    const vpath = `/local/domain/0/data/vchan/5/xenring-p-${nonce}`;
+    await until(() => host.xs.get(`${vpath}/event-channel`), 2000, 'vchan published');
+    const want = [{ domid: 0, perm: 'n' }, { domid: 5, perm: 'r' }];
+    assert.deepStrictEqual(host.xs.get(vpath).perms, want);
+    for (const name of host.xs.get(vpath).children) assert.deepStrictEqual(host.xs.get(`${vpath}/${name}`).perms, want, name);
+    const mine = host.xs.log.filter((e) => e.domid === 0 && e.path && e.path.startsWith(vpath));
+    assert.deepStrictEqual(mine.slice(0, 2).map((e) => [e.op, e.path]), [['write', vpath], ['set_perms', vpath]]);
+    assert.deepStrictEqual(mine.filter((e) => e.op === 'set_perms').length, 1, 'one set_perms, on the directory');
+    assert.strictEqual(mine.filter((e) => e.op === 'write').pop().path, `${vpath}/event-channel`);
+    assert.ok(!host.xs.log.some((e) => e.domid === 0 && e.op === 'tx_start' && host.xs.log.indexOf(e) > host.xs.log.indexOf(mine[0])), 'no transaction');
+    // Another domain cannot read it.
+    const evil = rawStore(host, 9);
+    extra.push(evil);
+    await assert.rejects(evil.read(`${vpath}/ring-ref`), { code: 'EACCES' });
+    l.close();
+    await until(() => host.xs.list('/local/domain/0/data/vchan/5').length <= 1, 3000, 'vchan removed at close');
+  });
+
   it('acts only on requests owned by the domain they name and writable by nobody else', async () => {
     const { host, t0 } = env;
     const l = await listen(t0, { port: 'p' });

@@ -4,7 +4,7 @@
 // half and runs the same numbered steps in the same order.
 const assert = require('node:assert');
 const path = require('node:path');
-const { pump, waitPeerState, run, root, connectRetry } = require('./helpers');
+const { pump, waitPeerState, run, root, connectRetry, withDomu } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
 const { vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'handshake.js'));
 const { xenTransport } = require(path.join(dist, 'transport.js'));
@@ -16,24 +16,6 @@ const MiB = 1 << 20;
 const WAIT = 180000; // the domU boots ~20 s after dom0's command starts
 const mine = (name) => `/local/domain/0/data/vchan/${U}/${name}`;
 const theirs = (name) => `/local/domain/${U}/data/vchan/0/${name}`;
-
-// Fails fast when the domU half died: xenlab-wait-domu answers 124 while it runs.
-let domuDead = null;
-function domuMonitor() {
-  if (!domuDead) {
-    domuDead = new Promise((resolve, reject) => {
-      const poll = async () => {
-        const r = await run('xenlab-wait-domu', ['-q', '--timeout', '1']);
-        if (r.code === 124) return setTimeout(poll, 3000).unref();
-        if (r.code !== 0) reject(new Error(`domU peer exited with status ${r.code}`));
-      };
-      poll();
-    });
-    domuDead.catch(() => {});
-  }
-  return domuDead;
-}
-const withDomu = (fn) => () => Promise.race([fn(), domuMonitor()]);
 
 describe('xen lab: dom0 <-> domU', function () {
   this.timeout(WAIT + 60000);

@@ -159,4 +159,22 @@ async function vchanToolOrSkip(ctx) {
   }
 }
 
-module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry, vchanToolOrSkip };
+// Fails fast when the domU half died: xenlab-wait-domu answers 124 while it runs.
+let domuDead = null;
+function domuMonitor() {
+  if (!domuDead) {
+    domuDead = new Promise((resolve, reject) => {
+      const poll = async () => {
+        const r = await run('xenlab-wait-domu', ['-q', '--timeout', '1']);
+        if (r.code === 124) return setTimeout(poll, 3000).unref();
+        if (r.code !== 0) reject(new Error(`domU peer exited with status ${r.code}`));
+      };
+      poll();
+    });
+    domuDead.catch(() => {});
+  }
+  return domuDead;
+}
+const withDomu = (fn) => () => Promise.race([fn(), domuMonitor()]);
+
+module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry, vchanToolOrSkip, withDomu };

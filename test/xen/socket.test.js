@@ -7,7 +7,7 @@
 const assert = require('node:assert');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { PATTERN, root, ownDomidOrSkip, vchanToolOrSkip } = require('./helpers');
+const { PATTERN, root, ownDomidOrSkip, vchanToolOrSkip, withDomu } = require('./helpers');
 const xenring = require(path.join(root, 'dist', 'index.js'));
 const { xenAvailable } = require(path.join(root, 'dist', 'transports', 'xen', 'handshake.js'));
 const { xenStore } = require(path.join(root, 'dist', 'transports', 'xen', 'xenstore.js'));
@@ -360,7 +360,7 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
     }
   });
 
-  it('10: domU connect() Socket -> dom0 Server: 4 MiB each way verified, close(false) on both sides', async () => {
+  it('10: domU connect() Socket -> dom0 Server: 4 MiB each way verified, close(false) on both sides', withDomu(async () => {
     const n = 4 * MiB;
     let accepted;
     const conn = new Promise((resolve) => (accepted = resolve));
@@ -385,9 +385,9 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
     } finally {
       await withTimeout(closeServer(server), 20000, 'server.close');
     }
-  });
+  }));
 
-  it("12: a fresh domU process's server.address() right after listen() names the domU; dom0 connects to that address", async () => {
+  it("12: a fresh domU process's server.address() right after listen() names the domU; dom0 connects to that address", withDomu(async () => {
     const deadline = Date.now() + 280000;
     for (;;) {
       const text = await new Promise((resolve, reject) => {
@@ -405,9 +405,9 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
       if (Date.now() > deadline) throw new Error('the domU never listened on 7012 (is domu-peer step 12 running?)');
       await new Promise((r) => setTimeout(r, 300));
     }
-  });
+  }));
 
-  it('13: Socket allocBuffer payloads both ways with the domU: 8 MiB each way by reference, every byte checked, sentByRef/receivedByRef, mappings back', async () => {
+  it('13: Socket allocBuffer payloads both ways with the domU: 8 MiB each way by reference, every byte checked, sentByRef/receivedByRef, mappings back', withDomu(async () => {
     const { socketPoolExchange, xenMappings, settleMappings } = require('./pool_helpers');
     const start = xenMappings();
     let accepted;
@@ -426,7 +426,7 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
       await withTimeout(closeServer(server), 20000, 'server.close');
     }
     assert.deepStrictEqual(await settleMappings(start), start, 'gntalloc/gntdev mappings back to their start');
-  });
+  }));
 });
 
 describe("xen lab: server.address() right after listen() (transport 'xen')", function () {

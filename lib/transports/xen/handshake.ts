@@ -18,7 +18,7 @@ import type { RingLink, TransportAddress } from '../../ring/link';
 import { addonBindings, type XenBindings } from './bindings';
 import { validateDomid } from '../../validators';
 import { deadline, Wakeup } from './wait';
-import { parseDecimal, xenStoreFor, type XenStore, type XsWatch } from './xenstore';
+import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } from './xenstore';
 import {
   acceptPool,
   holdRingGrants,
@@ -242,10 +242,8 @@ export interface VchanServerOptions {
   /** @internal address reported as the local/remote `port`. */
   port?: number | string;
   /**
-   * @internal `path` is a new directory of the transport's own: it is
-   * created with the vchan's permissions and its nodes inherit them (one
-   * set_perms instead of one per node, in a transaction that vchans of the
-   * same directory take one at a time).
+   * @internal `path` is a new directory of the transport's own, read only by
+   * a xenring client: published without a transaction (see publishFresh).
    */
   freshDirectory?: boolean;
   /**
@@ -254,6 +252,22 @@ export interface VchanServerOptions {
    * frees it if the server fails.
    */
   pool?: { setup: XenPoolSetup; nodes: [string, string][] } | null;
+}
+
+/**
+ * Publishes a vchan's nodes in a new directory of the transport's own, with
+ * no transaction: the directory gets the vchan's permissions first (its
+ * nodes inherit them), event-channel is written last, and a xenring client
+ * reads the others only once it sees event-channel. Transactions creating
+ * nodes in one directory conflict in xenstored and so ran one at a time: with
+ * none, concurrent set-ups no longer queue behind each other here.
+ */
+async function publishFresh(xs: XenStore, path: string, perms: XsPerm[], nodes: [string, string][]): Promise<void> {
+  await xs.write(path, '');
+  await xs.setPerms(path, perms);
+  await Promise.all(nodes.filter(([name]) => name !== 'event-channel').map(([name, value]) => xs.write(`${path}/${name}`, value)));
+  const last = nodes.find(([name]) => name === 'event-channel');
+  if (last) await xs.write(`${path}/${last[0]}`, last[1]);
 }
 
 /**
@@ -322,20 +336,19 @@ async function serveVchan(options: VchanServerOptions, b: XenBindings): Promise<
     ];
     const nodes: [string, string][] = [['ring-ref', String(ringRef)], ['event-channel', String(port)]];
     if (ext && options.pool) nodes.push(...options.pool.nodes);
-    await xs.transaction(
-      async (tx) => {
-        if (options.freshDirectory) {
-          await xs.write(path, '', tx);
-          await xs.setPerms(path, perms, tx);
-        }
-        for (const [name, value] of nodes) {
-          await xs.write(`${path}/${name}`, value, tx);
-          if (!options.freshDirectory) await xs.setPerms(`${path}/${name}`, perms, tx);
-        }
-      },
-      undefined,
-      path.slice(0, path.lastIndexOf('/')), // vchans published in one directory conflict: one at a time
-    );
+    if (options.freshDirectory) await publishFresh(xs, path, perms, nodes);
+    else {
+      await xs.transaction(
+        async (tx) => {
+          for (const [name, value] of nodes) {
+            await xs.write(`${path}/${name}`, value, tx);
+            await xs.setPerms(`${path}/${name}`, perms, tx);
+          }
+        },
+        undefined,
+        path.slice(0, path.lastIndexOf('/')), // vchans published in one directory conflict: one at a time
+      );
+    }
   } catch (err) {
     if (endpoint) quiet(() => endpoint!.close());
     if (mapping) quiet(() => mapping!.unmap());
@@ -412,7 +425,9 @@ async function waitForNodes(xs: XenStore, path: string, timeout: number, opts: V
   try {
     if (timeout > 0) {
       // Each watch fires once when registered: the first check needs no other start.
-      const paths = opts.request ? [path, opts.request] : [path];
+      // event-channel only, not the whole directory: the server writes it last
+      // (or in one transaction with ring-ref), and its other writes need no look.
+      const paths = opts.request ? [`${path}/event-channel`, opts.request] : [`${path}/event-channel`];
       const made = await Promise.allSettled(paths.map((p) => xs.watch(p, () => changed.set(), true, (err) => wait.abort(err))));
       for (const m of made) if (m.status === 'fulfilled') watches.push(m.value);
       for (const m of made) if (m.status === 'rejected') throw m.reason;
