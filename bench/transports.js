@@ -22,6 +22,9 @@ const TRANSPORTS = {
   'xenring-spin': { xr: { transport: 'local', spinMicros: SPIN_US }, about: `xenring, local transport, spinMicros ${SPIN_US} on both sides` },
   'xenring-nospin': { xr: { transport: 'local', spinMicros: 0 }, about: 'xenring, local transport, spinning disabled (spinMicros 0) on both sides' },
   'xenring-nopool': { xr: { transport: 'local', spinMicros: undefined, pool: false }, about: 'xenring, local transport, pool: false (every byte through the ring)' },
+  // The same default options, on another build of the library (the path in
+  // XENRING_BENCH_BEFORE): a before/after pair measured in one run.
+  'xenring-before': { xr: { transport: 'local', spinMicros: undefined }, before: true, about: 'xenring, local transport, default options, the build in $XENRING_BENCH_BEFORE' },
   'xenring-xen': { xr: { transport: 'xen', spinMicros: undefined }, about: 'xenring, Xen transport, default options' },
   'xenring-xen-spin': { xr: { transport: 'xen', spinMicros: SPIN_US }, about: `xenring, Xen transport, spinMicros ${SPIN_US} on both sides` },
   uds: { net: 'uds', about: 'node:net over a UNIX socket path' },
@@ -38,7 +41,13 @@ const ONREAD_BUFFER = 256 * 1024;
 const usesOnread = (name) => Boolean(TRANSPORTS[name] && TRANSPORTS[name].onread);
 
 let lib = null;
-function xenring() {
+let before = null;
+function xenring(name) {
+  if (name && TRANSPORTS[name] && TRANSPORTS[name].before) {
+    if (!process.env.XENRING_BENCH_BEFORE) throw new Error('xenring-before needs XENRING_BENCH_BEFORE (a built xenring checkout)');
+    if (!before) before = require(path.resolve(process.env.XENRING_BENCH_BEFORE));
+    return before;
+  }
   if (!lib) lib = require(LIB_PATH);
   return lib;
 }
@@ -70,7 +79,7 @@ function listen(name, opts, onConnection) {
       const serverOpts = {};
       if (spec.xr.pool !== undefined) serverOpts.pool = spec.xr.pool;
       if (spec.xr.spinMicros !== undefined) serverOpts.spinMicros = spec.xr.spinMicros;
-      const server = xenring().createServer(serverOpts, (sock) => onConnection(sock, server));
+      const server = xenring(name).createServer(serverOpts, (sock) => onConnection(sock, server));
       server.on('error', reject);
       const lo = { port: 0, transport: spec.xr.transport };
       if (opts.ringSize) lo.ringSize = opts.ringSize;
@@ -103,7 +112,7 @@ function connect(name, ready, opts) {
       if (opts.ringSize) co.ringSize = opts.ringSize;
       if (spec.xr.transport === 'xen' && opts.xenDomid !== undefined) co.domid = opts.xenDomid;
       if (opts.onread) co.onread = opts.onread;
-      sock = xenring().connect(co);
+      sock = xenring(name).connect(co);
     } else if (spec.net === 'tcp') {
       sock = net.connect({ host: '127.0.0.1', port: ready.port, onread: opts.onread });
     } else {

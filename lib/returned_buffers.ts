@@ -12,6 +12,8 @@ import type { PoolMapping } from './pool/native_pool';
 export interface SlabRecycler {
   /** A slab (old contents: the caller overwrites what it hands on). */
   take(): Buffer;
+  /** Frees collected slabs beyond `keep`; returns how many were freed. */
+  trim(keep: number): number;
   /** Collected slabs waiting to be taken. */
   readonly cached: number;
   /** Slabs handed out again / newly allocated, so far. */
@@ -29,11 +31,14 @@ export interface ViewReturns {
   view(mapping: PoolMapping, offset: number, length: number, id: number, counted: boolean): Buffer;
   /** Moves the ids of collected views into `out`; returns how many. */
   drain(out: Uint32Array): number;
+  /** Drops the onCollected callback (the owner is done; it held the owner alive). */
+  close(): void;
 }
 
 interface ReturnedBuffersBinding {
   SlabRecycler: new (slabSize: number, keep: number) => SlabRecycler;
-  ViewReturns: new () => ViewReturns;
+  /** onCollected(): a collected view's id was queued and none was waiting (called from the event loop). */
+  ViewReturns: new (onCollected?: () => void) => ViewReturns;
 }
 
 export const returnedBuffers = native as unknown as ReturnedBuffersBinding;

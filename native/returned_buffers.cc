@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "addon_data.h"
 #include "errors.h"
 #include "pool_mapping.h"
 
@@ -66,6 +67,7 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "SlabRecycler",
                        {InstanceMethod("take", &SlabRecycler::Take),
+                        InstanceMethod("trim", &SlabRecycler::Trim),
                         InstanceAccessor("cached", &SlabRecycler::Cached, nullptr),
                         InstanceAccessor("reused", &SlabRecycler::Reused, nullptr),
                         InstanceAccessor("fresh", &SlabRecycler::Fresh, nullptr)});
@@ -114,6 +116,22 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
     return slab;
   }
 
+  // trim(keep): frees cached slabs beyond `keep` (memory back to the system
+  // once receiving has gone quiet).
+  Napi::Value Trim(const Napi::CallbackInfo& info) {
+    size_t keep = static_cast<size_t>(IntArg(info, 0, "keep", 0, 1 << 16));
+    std::vector<void*> drop;
+    {
+      std::lock_guard<std::mutex> lock(cache_->mu);
+      while (cache_->free.size() > keep) {
+        drop.push_back(cache_->free.front());
+        cache_->free.erase(cache_->free.begin());
+      }
+    }
+    for (void* p : drop) std::free(p);
+    return Napi::Number::New(info.Env(), static_cast<double>(drop.size()));
+  }
+
   Napi::Value Cached(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(cache_->mu);
     return Napi::Number::New(info.Env(), static_cast<double>(cache_->free.size()));
@@ -132,10 +150,13 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
 
 // ---------------------------------------------------------------- views
 
-// Ids of collected views, until drain() takes them.
+// Ids of collected views, until drain() takes them, and whom to tell when
+// the first one arrives (the receiver may be idle: nothing else would look).
 struct ReturnList {
   std::mutex mu;
   std::vector<uint32_t> ids;
+  napi_env env = nullptr;
+  napi_ref notify = nullptr;  // strong until close(): the owner must close
 };
 
 struct ReturningViewHint {
@@ -146,9 +167,24 @@ struct ReturningViewHint {
 };
 
 void ViewCollected(Napi::Env env, uint8_t*, ReturningViewHint* hint) {
+  bool first;
   {
     std::lock_guard<std::mutex> lock(hint->list->mu);
+    first = hint->list->ids.empty();
     hint->list->ids.push_back(hint->id);
+  }
+  // Node 20 runs buffer finalizers from the event loop (not inside the GC),
+  // where calling JS is allowed; not while the environment is torn down.
+  napi_ref notify = hint->list->notify;
+  if (first && notify != nullptr && !GetAddonData(env)->tearing_down) {
+    Napi::HandleScope scope(env);
+    napi_value fn, global, ignored;
+    if (napi_get_reference_value(env, notify, &fn) == napi_ok && fn != nullptr && napi_get_global(env, &global) == napi_ok &&
+        napi_call_function(env, global, fn, 0, nullptr, &ignored) != napi_ok) {
+      // The callback catches its own errors; anything left is not ours to throw from a finalizer.
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+    }
   }
   if (hint->uncounted != 0) {
     int64_t ignored;
@@ -162,11 +198,21 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "ViewReturns",
-                       {InstanceMethod("view", &ViewReturns::View), InstanceMethod("drain", &ViewReturns::Drain)});
+                       {InstanceMethod("view", &ViewReturns::View), InstanceMethod("drain", &ViewReturns::Drain),
+                        InstanceMethod("close", &ViewReturns::Close)});
   }
 
+  // new ViewReturns(onCollected?): onCollected() runs (from the event loop)
+  // when a collected view's id is queued and none was waiting; close() drops it.
   explicit ViewReturns(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<ViewReturns>(info), list_(std::make_shared<ReturnList>()) {}
+      : Napi::ObjectWrap<ViewReturns>(info), list_(std::make_shared<ReturnList>()) {
+    if (info.Length() > 0 && info[0].IsFunction()) {
+      list_->env = info.Env();
+      if (napi_create_reference(info.Env(), info[0], 1, &list_->notify) != napi_ok) list_->notify = nullptr;
+    }
+  }
+
+  ~ViewReturns() override { DropNotify(); }
 
  private:
   // view(mapping, offset, length, id, counted) -> a Buffer over the mapping's
@@ -223,6 +269,17 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
       }
     }
     return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    DropNotify();
+    return info.Env().Undefined();
+  }
+
+  void DropNotify() {
+    if (list_->notify == nullptr) return;
+    napi_delete_reference(list_->env, list_->notify);
+    list_->notify = nullptr;
   }
 
   std::shared_ptr<ReturnList> list_;

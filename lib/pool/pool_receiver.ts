@@ -4,7 +4,11 @@
  * next payload, delivers a payload as a view of the peer's pages (or, where
  * the peer is not trusted with views, as a private copy), and hands extents
  * back through the completion queue on release(), on garbage collection and
- * all at once at close.
+ * all at once at close. A view reports its own collection (its native
+ * finalizer, which runs after minor GCs too; a FinalizationRegistry target
+ * only comes back at a full GC), so a plain 'data' consumer that drops its
+ * Buffers returns their pages within ~32 MiB of allocation, and V8 counts
+ * view bytes as it counts any buffer's, which paces those GCs.
  *
  * Ordering contract with the ring (see docs/pool.md): the caller reads the
  * ring's readable count BEFORE poll(), and never reads more ring bytes than
@@ -17,6 +21,7 @@ import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
 import { Extent, ReceiveTable } from './receive_table';
+import { returnedBuffers } from '../returned_buffers';
 
 export interface PoolReceiverOptions {
   /** The peer's region for this direction, mapped writable (completions are written into it). */
@@ -26,26 +31,32 @@ export interface PoolReceiverOptions {
   init: boolean;
   /** Deliver views of the shared pages (true) or private copies (false). */
   views: boolean;
-  /** A completion could not be sent from a GC callback: the connection must fail. */
+  /** Giving back collected views failed outside a read (the peer rewound our queue): the connection must fail. */
   onError?: (err: Error) => void;
 }
 
 const HI = 0x100000000;
+/**
+ * Views up to this size count as new external memory for V8 (which paces
+ * the minor GCs that return dropped ones); larger ones do not: each would
+ * cross V8's external-memory limit and start a full GC (measured before: ~1 ms,
+ * most of a 16 MiB hand-off). Ordinary writes copied into the pool are never
+ * larger (DEFAULT_COPY_MAX); large allocBuffer payloads are released by
+ * their reader, or return at a full GC.
+ */
+const COUNTED_VIEW_MAX = 4 << 20;
 
 export class PoolReceiver {
   readonly stats: PoolStats;
   private readonly table: ReceiveTable;
   private readonly queues: DirectionQueues;
-  private readonly extents = new WeakMap<ArrayBuffer, Extent>();
-  private readonly collected = new FinalizationRegistry<Extent>((extent) => {
-    if (this.closed || !this.table.holds(extent)) return;
-    try {
-      this.giveBack(extent);
-      this.stats.releasedByGC++;
-    } catch (err) {
-      this.options.onError?.(err as Error);
-    }
-  });
+  /** The view's id (see ViewReturns), for release(). */
+  private readonly viewIds = new WeakMap<ArrayBuffer, number>();
+  /** Views delivered and not yet returned, by id. */
+  private readonly live = new Map<number, Extent>();
+  private readonly returns = new returnedBuffers.ViewReturns(() => this.onCollected());
+  private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
+  private nextId = 0;
   private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
   private readonly completion = new Uint32Array(COMPLETION_WORDS);
   private closed = false;
@@ -61,6 +72,7 @@ export class PoolReceiver {
   /** Takes the descriptors the peer published. `consumed`: ring bytes read so far. */
   poll(consumed: number): void {
     if (this.closed) return;
+    if (this.live.size > 0) this.returnCollected();
     const d = this.descriptors;
     const n = this.queues.descriptors.pop(d, QUEUE_SLOTS);
     if (n === 0) return;
@@ -116,9 +128,10 @@ export class PoolReceiver {
     if (this.table.nextPosition() !== consumed) return null;
     const extent = this.deliverOne();
     let view: Buffer | null = null;
+    const id = this.nextId;
     if (this.options.views) {
       try {
-        view = this.options.mapping.view(POOL_DATA_OFFSET + extent.offset, extent.length);
+        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
       } catch {
         // A runtime without external buffers: deliver a copy instead.
       }
@@ -129,21 +142,50 @@ export class PoolReceiver {
       this.giveBack(extent);
       return copy;
     }
-    this.extents.set(view.buffer as ArrayBuffer, extent);
-    // Registered on the ArrayBuffer: subarrays the user keeps hold it alive.
-    this.collected.register(view.buffer, extent, extent);
+    this.nextId = (id + 1) >>> 0;
+    // Keyed by the ArrayBuffer: subarrays the user keeps hold it alive.
+    this.viewIds.set(view.buffer as ArrayBuffer, id);
+    this.live.set(id, extent);
     this.stats.held = this.table.heldBytes;
     return view;
   }
 
   /** Hands a received view back early. False when `buf` is not a view we hold. */
   release(buf: Uint8Array): boolean {
-    const extent = this.extents.get(buf.buffer as ArrayBuffer);
+    const id = this.viewIds.get(buf.buffer as ArrayBuffer);
+    const extent = id === undefined ? undefined : this.live.get(id);
     if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
-    this.collected.unregister(extent);
+    this.live.delete(id!);
     this.giveBack(extent);
     this.stats.released++;
     return true;
+  }
+
+  /** A view was collected while no read was under way to look: give it back now (the sender may be waiting for room). */
+  private onCollected(): void {
+    if (this.closed) return;
+    try {
+      this.returnCollected();
+    } catch (err) {
+      this.options.onError?.(err as Error);
+    }
+  }
+
+  /** Gives back the extents of views V8 collected (ids of released ones are stale: skipped). */
+  private returnCollected(): void {
+    const ids = this.collectedIds;
+    for (;;) {
+      const n = this.returns.drain(ids);
+      for (let i = 0; i < n; i++) {
+        const extent = this.live.get(ids[i]);
+        if (extent === undefined) continue;
+        this.live.delete(ids[i]);
+        if (!this.table.holds(extent)) continue;
+        this.giveBack(extent);
+        this.stats.releasedByGC++;
+      }
+      if (n < ids.length) return;
+    }
   }
 
   /** Payloads announced but not yet taken. */
@@ -162,6 +204,8 @@ export class PoolReceiver {
     if (this.closed) return;
     this.closed = true;
     this.partial = null;
+    this.live.clear();
+    this.returns.close();
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
     this.queues.close();

@@ -12,14 +12,49 @@
  */
 import { returnedBuffers, type SlabRecycler } from '../returned_buffers';
 
-/** Collected slabs kept for reuse, per slab size, for the whole process. */
+/**
+ * Collected slabs kept for reuse, per slab size, for the whole process. A
+ * receiver has ~32 MiB of slabs out between two minor GCs (V8 runs one when
+ * young buffers reach twice the semi-space), so fewer would send most takes
+ * to fresh memory again.
+ */
 const KEEP_BYTES = 48 << 20;
-const recyclers = new Map<number, SlabRecycler>();
+/** A recycler that handed out no slab for this long gives its cache back. */
+const IDLE_TRIM_MS = 2000;
 
-function recyclerFor(size: number): SlabRecycler {
+class Recycler {
+  readonly slabs: SlabRecycler;
+  private taken = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(size: number) {
+    this.slabs = new returnedBuffers.SlabRecycler(size, Math.max(2, Math.floor(KEEP_BYTES / size)));
+  }
+
+  take(): Buffer {
+    this.taken = true;
+    // Unref'd: a quiet process may exit with slabs cached.
+    this.timer ??= setTimeout(this.checkIdle, IDLE_TRIM_MS).unref();
+    return this.slabs.take();
+  }
+
+  private readonly checkIdle = (): void => {
+    if (this.taken) {
+      this.taken = false;
+      this.timer = setTimeout(this.checkIdle, IDLE_TRIM_MS).unref();
+      return;
+    }
+    this.timer = null;
+    this.slabs.trim(0);
+  };
+}
+
+const recyclers = new Map<number, Recycler>();
+
+function recyclerFor(size: number): Recycler {
   let r = recyclers.get(size);
   if (r === undefined) {
-    r = new returnedBuffers.SlabRecycler(size, Math.max(2, Math.floor(KEEP_BYTES / size)));
+    r = new Recycler(size);
     recyclers.set(size, r);
   }
   return r;
@@ -28,7 +63,7 @@ function recyclerFor(size: number): SlabRecycler {
 export class ReadPool {
   private slab: Buffer;
   private used = 0;
-  private readonly recycler: SlabRecycler;
+  private readonly recycler: Recycler;
 
   constructor(private readonly slabSize: number) {
     this.recycler = recyclerFor(slabSize);

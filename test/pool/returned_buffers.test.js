@@ -1,0 +1,79 @@
+'use strict';
+// The native pieces behind recycled receive memory (native/returned_buffers.cc):
+// a slab is handed out again only once V8 has collected it, never while any
+// Buffer (or subarray) of it is reachable; a pool view reports its id only
+// once collected, and minor GCs (not only full ones) return both.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { returnedBuffers } = require('../../dist/returned_buffers');
+const { poolNative } = require('../../dist/pool/native_pool');
+
+const settle = () => new Promise((r) => setImmediate(r)).then(() => new Promise((r) => setImmediate(r)));
+
+/** Collects with minor GCs only, then lets the finalizers (queued to the loop) run. */
+async function minorGc() {
+  for (let i = 0; i < 3; i++) {
+    global.gc({ type: 'minor' });
+    await settle();
+  }
+}
+
+describe('returned buffers: recycled slabs and self-reporting pool views', () => {
+  it('hands a slab out again only after it was collected, never one still held (a subarray holds it)', async () => {
+    const r = new returnedBuffers.SlabRecycler(64 * 1024, 8);
+    const held = r.take().subarray(100, 200).fill(7);
+    (() => {
+      for (let i = 0; i < 4; i++) r.take().fill(1);
+    })();
+    assert.equal(r.fresh, 5);
+    await minorGc();
+    assert.equal(r.cached, 4, 'the four dropped slabs came back after minor GCs');
+    const again = [];
+    for (let i = 0; i < 6; i++) again.push(r.take().fill(9));
+    assert.equal(r.reused, 4);
+    assert.equal(r.fresh, 7, 'the held slab was not among them: two more were new');
+    assert.ok(held.every((b) => b === 7), 'the held subarray was never overwritten');
+    assert.equal(held.buffer.byteLength, 64 * 1024);
+    assert.equal(again.length, 6);
+  });
+
+  it('keeps at most `keep` collected slabs, and trim() frees them', async () => {
+    const r = new returnedBuffers.SlabRecycler(4096, 2);
+    (() => {
+      for (let i = 0; i < 5; i++) r.take();
+    })();
+    await minorGc();
+    assert.equal(r.cached, 2);
+    assert.equal(r.trim(1), 1);
+    assert.equal(r.cached, 1);
+    assert.equal(r.trim(0), 1);
+    assert.equal(r.cached, 0);
+  });
+
+  it('a pool view reports its id once collected by a minor GC; a held one never does', async () => {
+    const file = path.join(os.tmpdir(), `xenring-returned-${process.pid}`);
+    fs.writeFileSync(file, Buffer.alloc(1 << 20));
+    const fd = fs.openSync(file, 'r+');
+    fs.unlinkSync(file);
+    const mapping = new poolNative.PoolMapping(fd, 1 << 20, true);
+    fs.closeSync(fd);
+    const views = new returnedBuffers.ViewReturns();
+    const kept = views.view(mapping, 4096, 8192, 1, true).subarray(10, 20);
+    (() => {
+      for (let id = 2; id < 6; id++) views.view(mapping, 4096 * id, 4096, id, id % 2 === 0);
+    })();
+    assert.equal(mapping.holders, 5);
+    await minorGc();
+    const out = new Uint32Array(16);
+    const n = views.drain(out);
+    assert.deepEqual([...out.subarray(0, n)].sort(), [2, 3, 4, 5]);
+    assert.equal(views.drain(out), 0, 'each id once');
+    assert.equal(mapping.holders, 1, 'collected views dropped their hold on the pages');
+    assert.equal(kept.length, 10);
+    assert.throws(() => views.view(mapping, 1 << 20, 1, 7, true), { code: 'ERR_OUT_OF_RANGE' });
+    mapping.close();
+    assert.throws(() => views.view(mapping, 0, 1, 8, true), { code: 'ERR_INVALID_STATE' });
+  });
+});
