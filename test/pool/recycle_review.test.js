@@ -36,6 +36,9 @@ describe('recycling review: kept Buffers survive recycling under them (real proc
       const { port } = await peer.next('ready');
       const { sent, stats } = await sendTo(port, pool);
       const r = await peer.next('done');
+      // It exits on its own; something left open would keep it alive.
+      const stuck = setTimeout(() => peer.child.kill('SIGKILL'), 20000);
+      peer.exited.then(() => clearTimeout(stuck));
       if (process.env.RECYCLE_REVIEW_DEBUG) console.log(JSON.stringify({ byPath: r.byPath, stats: r.stats, weakAlive: r.weakAlive }));
       const [code, signal] = await peer.exited;
       assert.equal(sent, total);

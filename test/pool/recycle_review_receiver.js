@@ -6,8 +6,8 @@
 // can keep one reachable (below), forcing minor and full GCs as it goes. The
 // rest of the stream (opts.total) recycles slabs and pool extents under
 // whatever it kept. At 'end' it closes the socket and the server, collects
-// again and checks every kept byte, then exits with the views and slabs still
-// held (finalizers at exit). opts.worker: the socket lives in a worker thread
+// again and checks every kept byte, then exits on its own with the views and
+// slabs still held (their finalizers run at environment teardown). opts.worker: the socket lives in a worker thread
 // that posts copies (and transfer attempts) of Buffers here and is terminated
 // with live slabs and views in the middle of the stream.
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
@@ -245,10 +245,10 @@ async function asServer() {
   send({ event: 'ready', port: server.address().port });
   const report = await done;
   send({ event: 'done', ...report });
-  // Exit with the kept views and slabs still reachable: their finalizers
-  // (or none) at exit must not crash.
+  // Exit on its own (the environment is torn down: cleanup hooks run every
+  // live view's and slab's finalizer) with the kept ones still reachable.
   globalThis.keepUntilExit = keeper;
-  setTimeout(() => process.exit(0), 10);
+  process.disconnect();
 }
 
 async function withWorker() {
