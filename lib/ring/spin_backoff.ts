@@ -68,8 +68,7 @@ let spare = true;
  * Whether every task runnable on the host right now (this process included)
  * has a CPU, from /proc/loadavg's count of runnable tasks (`3/467`: 3), read
  * at most every SAMPLE_MS (a read costs 15-50 µs on a busy host). True where
- * it cannot be read. In a Xen guest the count is the guest's own: a peer in
- * another domain runs on vCPUs we cannot take, but our own tasks would wait.
+ * it cannot be read.
  */
 export function hostHasSpareCpu(): boolean {
   const now = performance.now();
