@@ -24,9 +24,7 @@ export interface SocketOptions {
    * Spin up to this many µs for data before sleeping on the wake-up fd, and
    * for room when writing into a full ring (latency vs CPU). Default 50;
    * adaptive: after spins that find nothing, exponentially more of the next
-   * chances are skipped until the connection's spins mostly succeed again,
-   * and nothing spins while the host has more runnable tasks than CPUs (a
-   * spin would take the CPU from someone, perhaps the peer). 0 disables spinning.
+   * chances are skipped; a spin that succeeds resets that. 0 disables spinning.
    */
   spinMicros?: number;
   /**

@@ -43,8 +43,6 @@ export interface ReaderOptions {
   turnBytes?: number;
   /** Reads per turn before yielding (default 1024). */
   turnReads?: number;
-  /** Whether a spin now takes the CPU from no one (default: the host's run queue, see spin_backoff.ts). */
-  spareCpu?: () => boolean;
 }
 
 /** As net reads a bounded amount per loop turn: then timers and other sockets run. */
@@ -72,10 +70,10 @@ export class RingReader {
   /** Bytes and reads of the turn so far, carried into pumps chained by in-tick spins. */
   private turnUsedBytes = 0;
   private turnUsedReads = 0;
-  private readonly tickSpin: SpinBackoff;
+  private readonly tickSpin = new SpinBackoff();
   private yieldScheduled = false;
   private pool: ReadPool | null = null;
-  private readonly spin: SpinBackoff;
+  private readonly spin = new SpinBackoff();
   private readonly turnBytes: number;
   private readonly turnReads: number;
   /** Bytes read so far: out of the ring, or received by reference. */
@@ -95,8 +93,6 @@ export class RingReader {
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
     this.turnReads = options.turnReads ?? TURN_READS;
-    this.spin = new SpinBackoff(options.spareCpu);
-    this.tickSpin = new SpinBackoff(options.spareCpu);
   }
 
   /** True while delivering, or waiting for the peer's next bytes. */

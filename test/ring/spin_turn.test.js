@@ -4,8 +4,7 @@
 // turn (a turn costs about a third of a spinning round trip), but at most
 // TICK_SPINS times in a row, so timers, I/O and promises still run. Real
 // rings in one process; the "peer" answers at once from inside the handler,
-// as a peer on the other vCPU would while we spin. The host counts as having
-// a spare CPU (spareCpu): a busy test machine would otherwise turn spinning off.
+// as a peer on the other vCPU would while we spin.
 const assert = require('node:assert/strict');
 const { RingReader } = require('../../dist/ring/reader');
 const { VchanState } = require('../../dist/ring/vchan_state');
@@ -27,7 +26,7 @@ function run({ reply, answers, turnReads }) {
     channelActivity() {},
   };
   const host = { endOfData() {}, fail: (e) => assert.fail(e), written: () => written };
-  const reader = new RingReader(state, sink, host, { maxChunk: 4096, spinMicros: 50, turnReads, spareCpu: () => true });
+  const reader = new RingReader(state, sink, host, { maxChunk: 4096, spinMicros: 50, turnReads });
   pair.client.write(Buffer.of(1));
   return new Promise((resolve) => {
     const perTurn = [];
