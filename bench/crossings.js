@@ -21,6 +21,7 @@
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { once } = require('node:events');
+const { countedClass } = require('./counted_class');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -39,37 +40,22 @@ const now = () => Number(process.hrtime.bigint());
 // Busy time per message received (forked mode): from the call that found it
 // (waitData or service) to the next waitData(), which starts waiting again.
 const busy = { found: 0, start: 0, samples: [], on: false };
-// The addon's methods are read-only on the prototype: count through own
-// properties of each instance (defineProperty passes the inherited read-only).
 // RingEndpoint's calls are named as they are; another class's (the pool's
 // PoolQueue, polled by the reader when a pool is on) get its name as prefix.
 function counted(Class, prefix) {
-  // Methods only: an accessor (PoolQueue's index) is read, not called.
-  const methods = Object.getOwnPropertyNames(Class.prototype).filter(
-    (k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(Class.prototype, k).value === 'function',
-  );
-  return function Counted(...a) {
-    const obj = new Class(...a);
-    for (const k of methods) {
-      const f = Class.prototype[k];
-      const name = prefix + k;
-      Object.defineProperty(obj, k, {
-        value(...x) {
-          counts[name] = (counts[name] || 0) + 1;
-          const t = busy.on ? now() : 0;
-          if (k === 'waitData' && busy.start) {
-            busy.samples.push(t - busy.start);
-            busy.start = 0;
-          }
-          const r = f.apply(obj, x);
-          if (k === 'waitData' || k === 'service') busy.found = now();
-          else if (k === 'read' && r > 0 && busy.on && !busy.start) busy.start = busy.found;
-          return r;
-        },
-      });
+  return countedClass(Class, (k, call) => {
+    const name = prefix + k;
+    counts[name] = (counts[name] || 0) + 1;
+    const t = busy.on ? now() : 0;
+    if (k === 'waitData' && busy.start) {
+      busy.samples.push(t - busy.start);
+      busy.start = 0;
     }
-    return obj;
-  };
+    const r = call();
+    if (k === 'waitData' || k === 'service') busy.found = now();
+    else if (k === 'read' && r > 0 && busy.on && !busy.start) busy.start = busy.found;
+    return r;
+  });
 }
 native.RingEndpoint = counted(native.RingEndpoint, '');
 if (native.PoolQueue) native.PoolQueue = counted(native.PoolQueue, 'PoolQueue.');

@@ -29,6 +29,7 @@
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { parseSize } = require('./common');
+const { countedClass } = require('./counted_class');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : def);
@@ -40,23 +41,14 @@ const ring = args.includes('--ring');
 const isChild = args.includes('--child');
 const now = () => Number(process.hrtime.bigint());
 
-// Count native calls through own properties of each instance (the addon's
-// methods are read-only on the prototype), as bench/crossings.js does.
+// Count native calls per method (bench/counted_class.js, as bench/crossings.js does).
 const { native } = require(path.join(dist, 'native'));
 const calls = {};
-function counted(Class, prefix) {
-  const methods = Object.getOwnPropertyNames(Class.prototype).filter(
-    (k) => k !== 'constructor' && typeof Object.getOwnPropertyDescriptor(Class.prototype, k).value === 'function',
-  );
-  return function Counted(...a) {
-    const obj = new Class(...a);
-    for (const k of methods) {
-      const f = Class.prototype[k];
-      Object.defineProperty(obj, k, { value: (...x) => ((calls[prefix + k] = (calls[prefix + k] || 0) + 1), f.apply(obj, x)) });
-    }
-    return obj;
-  };
-}
+const counted = (Class, prefix) =>
+  countedClass(Class, (k, call) => {
+    calls[prefix + k] = (calls[prefix + k] || 0) + 1;
+    return call();
+  });
 native.RingEndpoint = counted(native.RingEndpoint, '');
 native.PoolQueue = counted(native.PoolQueue, 'PoolQueue.');
 const xenring = require(dist);
