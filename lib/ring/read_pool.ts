@@ -1,7 +1,7 @@
 /**
  * Receive buffers carved from large slabs, so a read costs a subarray instead
  * of an allocation per chunk. A slab is dropped once full; the chunks handed
- * out keep it alive as long as the user does. Slabs come from a process-wide
+ * out keep it alive as long as the user does. Slabs come from a per-thread
  * recycler: once V8 has collected a slab (every chunk of it unreachable) it
  * is handed out again, its pages still faulted in and likely in cache. A
  * fresh slab costs a page fault per 4 KiB (2.5-7 µs each on our VM; most of
@@ -13,10 +13,10 @@
 import { returnedBuffers, type SlabRecycler } from '../returned_buffers';
 
 /**
- * Collected slabs kept for reuse, per slab size, for the whole process. A
- * receiver has ~32 MiB of slabs out between two minor GCs (V8 runs one when
- * young buffers reach twice the semi-space), so fewer would send most takes
- * to fresh memory again.
+ * Collected slabs kept for reuse, per slab size, per thread (each worker has
+ * its own cache). A receiver has ~32 MiB of slabs out between two minor GCs
+ * (V8 runs one when young buffers reach twice the semi-space), so fewer would
+ * send most takes to fresh memory again.
  */
 const KEEP_BYTES = 48 << 20;
 /** A recycler that handed out no slab for this long gives its cache back. */
