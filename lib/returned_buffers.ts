@@ -12,7 +12,7 @@ import type { PoolMapping } from './pool/native_pool';
 export interface SlabRecycler {
   /** A slab (old contents: the caller overwrites what it hands on). */
   take(): Buffer;
-  /** Frees collected slabs beyond `keep`; returns how many were freed. */
+  /** Frees collected slabs beyond `keep`, and until the next take() those collected later; returns how many were freed now. */
   trim(keep: number): number;
   /** Collected slabs waiting to be taken. */
   readonly cached: number;

@@ -23,12 +23,15 @@ constexpr size_t kPage = 4096;
 // out (through their finalizers), so a slab collected after the object is
 // gone is still freed.
 struct SlabCache {
-  SlabCache(size_t size, size_t keep) : size(size), keep(keep) {}
+  SlabCache(size_t size, size_t keep) : size(size), keep(keep), limit(keep) {}
   ~SlabCache() {
     for (void* p : free) std::free(p);
   }
   const size_t size;
   const size_t keep;
+  // keep, or what trim() left until the next take(): slabs collected while
+  // idle (GC runs late in a quiet process) are freed, not cached for good.
+  size_t limit;
   std::mutex mu;
   std::vector<void*> free;
   double reused = 0;
@@ -42,7 +45,7 @@ struct SlabHint {
 void ReturnSlab(Napi::Env, uint8_t* data, SlabHint* hint) {
   {
     std::lock_guard<std::mutex> lock(hint->cache->mu);
-    if (hint->cache->free.size() < hint->cache->keep) {
+    if (hint->cache->free.size() < hint->cache->limit) {
       hint->cache->free.push_back(data);
       data = nullptr;
     }
@@ -90,6 +93,7 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
     void* p = nullptr;
     {
       std::lock_guard<std::mutex> lock(cache_->mu);
+      cache_->limit = cache_->keep;
       if (!cache_->free.empty()) {
         p = cache_->free.back();
         cache_->free.pop_back();
@@ -117,12 +121,14 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
   }
 
   // trim(keep): frees cached slabs beyond `keep` (memory back to the system
-  // once receiving has gone quiet).
+  // once receiving has gone quiet); until the next take(), slabs collected
+  // beyond `keep` are freed too.
   Napi::Value Trim(const Napi::CallbackInfo& info) {
     size_t keep = static_cast<size_t>(IntArg(info, 0, "keep", 0, 1 << 16));
     std::vector<void*> drop;
     {
       std::lock_guard<std::mutex> lock(cache_->mu);
+      cache_->limit = std::min(keep, cache_->keep);
       while (cache_->free.size() > keep) {
         drop.push_back(cache_->free.front());
         cache_->free.erase(cache_->free.begin());

@@ -51,6 +51,11 @@ class Recycler {
 
 const recyclers = new Map<number, Recycler>();
 
+/** Collected slabs of `slabSize` bytes waiting to be reused (for tests). */
+export function cachedSlabs(slabSize: number): number {
+  return recyclers.get(slabSize)?.slabs.cached ?? 0;
+}
+
 function recyclerFor(size: number): Recycler {
   let r = recyclers.get(size);
   if (r === undefined) {

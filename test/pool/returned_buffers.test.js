@@ -77,3 +77,29 @@ describe('returned buffers: recycled slabs and self-reporting pool views', () =>
     assert.throws(() => views.view(mapping, 0, 1, 8, true), { code: 'ERR_INVALID_STATE' });
   });
 });
+
+describe('ring/read_pool: receive slabs from the recycler', () => {
+  const { ReadPool, cachedSlabs } = require('../../dist/ring/read_pool');
+  const SLAB = 192 * 1024; // a size no connection of this process uses
+
+  it('reuses collected slabs and gives the cache back once receiving stops', async () => {
+    const pool = new ReadPool(SLAB);
+    const chunks = [];
+    for (let i = 0; i < 9; i++) { // three slabs, each filled
+      const room = pool.space(64 * 1024);
+      room.buffer.fill(i, room.offset, room.offset + room.length);
+      chunks.push(pool.take(room.length));
+    }
+    const kept = chunks[0];
+    chunks.length = 0;
+    await minorGc();
+    assert.ok(cachedSlabs(SLAB) >= 1, 'dropped slabs were collected into the cache');
+    const cached = cachedSlabs(SLAB);
+    const room = pool.space(64 * 1024); // a slab from the cache (re-arms the idle check)
+    room.buffer.fill(255);
+    assert.equal(cachedSlabs(SLAB), cached - 1);
+    assert.ok(kept.every((b) => b === 0), 'the slab of a kept chunk is never handed out again');
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.equal(cachedSlabs(SLAB), 0, 'freed after 2 s without a take');
+  });
+});

@@ -52,17 +52,30 @@ function countingBindings(storeOptions) {
   return { b, counts };
 }
 
+/** One connect / 1 KiB echo / close cycle; resolves with the ms to 'connect', to the echo, and to 'close'. */
 function echoOnce(port, pool) {
   return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const ms = () => Number(process.hrtime.bigint() - t0) / 1e6;
+    const phases = {};
     const s = xenring.connect({ port, transport: 'xen', domid: 0, pool });
     let n = 0;
-    s.on('connect', () => s.write(Buffer.alloc(1024, 7)));
+    s.on('connect', () => {
+      phases.connect = ms();
+      s.write(Buffer.alloc(1024, 7));
+    });
     s.on('data', (d) => {
       n += d.length;
-      if (n >= 1024) s.end();
+      if (n < 1024) return;
+      phases.echo = ms();
+      s.end();
     });
     s.on('error', reject);
-    s.on('close', () => (n === 1024 ? resolve() : reject(new Error(`echoed ${n}`))));
+    s.on('close', () => {
+      phases.close = ms();
+      if (n === 1024) resolve(phases);
+      else reject(new Error(`echoed ${n}`));
+    });
   });
 }
 
@@ -79,11 +92,13 @@ async function variant(name, { pool, storeOptions }) {
   await new Promise((r) => setTimeout(r, 300));
   counts.requests = counts.poolMs = counts.poolCalls = counts.otherMs = 0;
   const times = [];
+  const phases = { connect: [], echo: [], close: [] };
   for (let i = 0; i < cycles; i++) {
-    const t0 = process.hrtime.bigint();
-    await echoOnce(port, pool);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const p = await echoOnce(port, pool);
+    times.push(p.close);
+    for (const k of Object.keys(phases)) phases[k].push(p[k]);
   }
+  const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1].toFixed(1);
   await new Promise((r) => setTimeout(r, 300)); // the last close's requests
   const requests = counts.requests / cycles;
   await new Promise((r) => server.close(r));
@@ -91,7 +106,8 @@ async function variant(name, { pool, storeOptions }) {
   const med = times[times.length >> 1];
   console.log(
     `setup-cost ${name.padEnd(13)} cycle median ${med.toFixed(1)} ms (${times[0].toFixed(1)}-${times[times.length - 1].toFixed(1)}), ` +
-      `${requests.toFixed(1)} xenstore requests/connection, pool grant calls ${(counts.poolMs / cycles).toFixed(1)} ms/connection (${(counts.poolCalls / cycles).toFixed(1)} calls), ring and grant-list calls ${(counts.otherMs / cycles).toFixed(1)} ms`,
+      `${requests.toFixed(1)} xenstore requests/connection, pool grant calls ${(counts.poolMs / cycles).toFixed(1)} ms/connection (${(counts.poolCalls / cycles).toFixed(1)} calls), ring and grant-list calls ${(counts.otherMs / cycles).toFixed(1)} ms; ` +
+      `medians: connect ${median(phases.connect)}, echoed ${median(phases.echo)}, closed ${median(phases.close)} ms from the start`,
   );
 }
 
