@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "fast_copy.h"
 #include "pool_queue.h"
+#include "region_view.h"
 
 namespace xenring {
 
@@ -126,20 +127,7 @@ Napi::Value PoolMapping::View(const Napi::CallbackInfo& info) {
   int64_t offset = IntArg(info, 0, "offset", 0, static_cast<int64_t>(length_) - 1);
   int64_t length = IntArg(info, 1, "length", 1, static_cast<int64_t>(length_) - offset);
   region_->Ref();
-  auto* hint = new ViewHint{region_, length};
-  // Taken off first: V8 checks its limit as it adds the new buffer (a single
-  // 64 MiB view would cross it).
-  int64_t ignored;
-  napi_adjust_external_memory(env, -length, &ignored);
-  try {
-    return Napi::Buffer<uint8_t>::New(env, region_->base() + offset, static_cast<size_t>(length), DropViewRef, hint);
-  } catch (...) {
-    // e.g. a runtime that refuses external buffers: the caller falls back to a copy.
-    napi_adjust_external_memory(env, length, &ignored);
-    delete hint;
-    region_->Unref();
-    throw;
-  }
+  return NewRegionView(env, region_, offset, length, true, DropViewRef, new ViewHint{region_, length});
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "pool_mapping.h"
+#include "region_view.h"
 
 namespace xenring {
 
@@ -241,18 +242,8 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
       throw;
     }
     bool counted = info.Length() > 4 && info[4].ToBoolean();
-    auto* hint = new ReturningViewHint{region, list_, id, counted ? 0 : length};
-    int64_t ignored;
-    if (!counted) napi_adjust_external_memory(env, -length, &ignored);
-    Napi::Value view;
-    try {
-      view = Napi::Buffer<uint8_t>::New(env, region->base() + offset, static_cast<size_t>(length), ViewCollected, hint);
-    } catch (...) {
-      if (!counted) napi_adjust_external_memory(env, length, &ignored);
-      delete hint;
-      region->Unref();
-      throw;
-    }
+    Napi::Value view = NewRegionView(env, region, offset, length, !counted, ViewCollected,
+                                     new ReturningViewHint{region, list_, id, counted ? 0 : length});
     if (counted) NudgeScavenge(env);
     return view;
   }
