@@ -9,7 +9,7 @@
  */
 import { MAX_DOMID } from '../../constants';
 import type { XenBindings } from './bindings';
-import { HEADER, PAYLOAD_MAX } from './xenbus_connection';
+import { encodeMessage, HEADER, PAYLOAD_MAX, parseDecimal } from './xenbus_connection';
 
 const OP_READ = 2;
 /** Longest the loop thread waits for the reply (once per process at most, see knownDomid()). */
@@ -25,11 +25,8 @@ export function readOwnDomidSync(b: Pick<XenBindings, 'xen' | 'closeFd'>, timeou
   }
   try {
     const body = Buffer.from('domid\0', 'latin1');
-    const msg = Buffer.alloc(HEADER + body.length);
-    msg.writeUInt32LE(OP_READ, 0);
+    const msg = encodeMessage(OP_READ, 0, body);
     msg.writeUInt32LE(1, 4); // req_id: the only request on this fd
-    msg.writeUInt32LE(body.length, 12);
-    body.copy(msg, HEADER);
     if (b.xen.fdWrite(fd, msg) !== msg.length) return null;
     const end = Date.now() + timeoutMs;
     let got = Buffer.alloc(0);
@@ -39,10 +36,7 @@ export function readOwnDomidSync(b: Pick<XenBindings, 'xen' | 'closeFd'>, timeou
         if (len > PAYLOAD_MAX) return null;
         if (got.length >= HEADER + len) {
           if (got.readUInt32LE(0) !== OP_READ || got.readUInt32LE(4) !== 1) return null; // an error reply, or not ours
-          const s = got.toString('latin1', HEADER, HEADER + len);
-          if (!/^(0|[1-9][0-9]{0,4})$/.test(s)) return null;
-          const d = Number(s);
-          return d <= MAX_DOMID ? d : null;
+          return parseDecimal(got.toString('latin1', HEADER, HEADER + len), 0, MAX_DOMID);
         }
       }
       const left = end - Date.now();

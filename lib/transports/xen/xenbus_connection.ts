@@ -20,6 +20,23 @@ export const OP_WATCH_EVENT = 15;
 export const OP_TRANSACTION_START = 6;
 export const OP_TRANSACTION_END = 7;
 
+/** A request as xenstored reads it: the header (req_id 0: the connection numbers it) and `body`. */
+export function encodeMessage(op: number, tx: number, body: Buffer): Buffer {
+  const msg = Buffer.alloc(HEADER + body.length);
+  msg.writeUInt32LE(op, 0);
+  msg.writeUInt32LE(tx >>> 0, 8);
+  msg.writeUInt32LE(body.length, 12);
+  body.copy(msg, HEADER);
+  return msg;
+}
+
+/** A plain decimal string (no sign, no spaces, no leading zeros) in [lo, hi], else null: how xenstore values are read. */
+export function parseDecimal(s: string, lo: number, hi: number): number | null {
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(s)) return null;
+  const n = Number(s);
+  return n >= lo && n <= hi ? n : null;
+}
+
 /** A request as the client queues it; the connection stamps its req_id when it sends it. */
 export interface XsRequest {
   readonly op: number;

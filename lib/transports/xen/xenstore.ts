@@ -24,13 +24,14 @@ import { MAX_DOMID } from '../../constants';
 import { systemError } from '../../errors';
 import { addonBindings, type XenBindings } from './bindings';
 import {
-  HEADER,
+  encodeMessage,
   OP_ERROR,
   OP_TRANSACTION_END,
   OP_TRANSACTION_START,
   PAYLOAD_MAX,
   XenbusConnection,
   opName,
+  parseDecimal,
   type ConnectionEvents,
   type XsRequest,
 } from './xenbus_connection';
@@ -468,11 +469,7 @@ export class XenStore {
       pin = this.txConns.get(tx) ?? null;
       if (!pin || pin.closed) return Promise.reject(systemError('ECONNRESET', name, `${path}: transaction ${tx} is gone`));
     }
-    const msg = Buffer.alloc(HEADER + body.length);
-    msg.writeUInt32LE(op, 0);
-    msg.writeUInt32LE(tx >>> 0, 8);
-    msg.writeUInt32LE(body.length, 12);
-    body.copy(msg, HEADER);
+    const msg = encodeMessage(op, tx, body);
     // Transactions see their own snapshot, watches order nothing: only plain requests keep a path order.
     const key = tx === 0 && path !== '' && op !== Op.Watch && op !== Op.Unwatch ? this.keyOf(path) : null;
     return new Promise<Buffer>((resolve, reject) => {
@@ -765,12 +762,7 @@ function parsePerm(s: string): XsPerm {
   return { domid, perm };
 }
 
-/** A plain decimal string (no sign, no spaces, no leading zeros) in [lo, hi], else null. */
-export function parseDecimal(s: string, lo: number, hi: number): number | null {
-  if (!/^(0|[1-9][0-9]{0,9})$/.test(s)) return null;
-  const n = Number(s);
-  return n >= lo && n <= hi ? n : null;
-}
+export { parseDecimal };
 
 
 /**
