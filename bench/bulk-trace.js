@@ -104,7 +104,7 @@ if (isChild) {
   process.on('disconnect', () => process.exit(0));
 } else {
   (async () => {
-    const child = fork(__filename, [...args, '--child'], { execArgv: ['--expose-gc'] });
+    const child = fork(__filename, [...args, '--child'], { execArgv: [...process.execArgv, '--expose-gc'] });
     const [{ port }] = await once(child, 'message');
     const resultP = once(child, 'message');
     const c = xenring.connect({ port, transport: 'local', pool: poolOpt });
