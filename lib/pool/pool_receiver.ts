@@ -8,7 +8,9 @@
  * finalizer, which runs after minor GCs too; a FinalizationRegistry target
  * only comes back at a full GC), so a plain 'data' consumer that drops its
  * Buffers returns their pages within ~32 MiB of allocation, and V8 counts
- * view bytes as it counts any buffer's, which paces those GCs.
+ * view bytes as it counts any buffer's, which paces those GCs. A released
+ * view is detached at once (it reads as empty): its pages may carry the
+ * next payload, and V8 drops its bytes from the count without a GC.
  *
  * Ordering contract with the ring (see docs/pool.md): the caller reads the
  * ring's readable count BEFORE poll(), and never reads more ring bytes than
@@ -16,7 +18,7 @@
  * @internal
  */
 import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
-import type { PoolMapping } from './native_pool';
+import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
@@ -36,15 +38,6 @@ export interface PoolReceiverOptions {
 }
 
 const HI = 0x100000000;
-/**
- * Views up to this size count as new external memory for V8 (which paces
- * the minor GCs that return dropped ones); larger ones do not: each would
- * cross V8's external-memory limit and start a full GC (measured before: ~1 ms,
- * most of a 16 MiB hand-off). Ordinary writes copied into the pool are never
- * larger (DEFAULT_COPY_MAX); large allocBuffer payloads are released by
- * their reader, or return at a full GC.
- */
-const COUNTED_VIEW_MAX = 4 << 20;
 
 export class PoolReceiver {
   readonly stats: PoolStats;
@@ -131,7 +124,7 @@ export class PoolReceiver {
     const id = this.nextId;
     if (this.options.views) {
       try {
-        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
+        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id);
       } catch {
         // A runtime without external buffers: deliver a copy instead.
       }
@@ -150,12 +143,15 @@ export class PoolReceiver {
     return view;
   }
 
-  /** Hands a received view back early. False when `buf` is not a view we hold. */
+  /** Hands a received view back early and detaches it (it and its subarrays read as empty). False when `buf` is not a view we hold. */
   release(buf: Uint8Array): boolean {
-    const id = this.viewIds.get(buf.buffer as ArrayBuffer);
+    const ab = buf.buffer as ArrayBuffer;
+    const id = this.viewIds.get(ab);
     const extent = id === undefined ? undefined : this.live.get(id);
     if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
     this.live.delete(id!);
+    this.viewIds.delete(ab);
+    poolNative.detachView(ab);
     this.giveBack(extent);
     this.stats.released++;
     return true;
