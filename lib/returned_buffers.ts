@@ -25,10 +25,10 @@ export interface SlabRecycler {
 export interface ViewReturns {
   /**
    * A Buffer over the mapping's [offset, offset + length) (bounds checked);
-   * once V8 collects it, `id` is queued for drain(). V8 counts its bytes as
-   * external memory (GCs are paced by them) until it is detached or collected.
+   * once V8 collects it, `id` is queued for drain(). `counted`: V8 counts its
+   * bytes as new external memory (GCs are paced by them).
    */
-  view(mapping: PoolMapping, offset: number, length: number, id: number): Buffer;
+  view(mapping: PoolMapping, offset: number, length: number, id: number, counted: boolean): Buffer;
   /** Moves the ids of collected views into `out`; returns how many. */
   drain(out: Uint32Array): number;
   /** Drops the onCollected callback (the owner is done; it held the owner alive). */

@@ -170,6 +170,7 @@ struct ReturningViewHint {
   PoolRegion* region;
   std::shared_ptr<ReturnList> list;
   uint32_t id;
+  int64_t uncounted;  // bytes taken off V8's external count when made
 };
 
 void ViewCollected(Napi::Env env, uint8_t*, ReturningViewHint* hint) {
@@ -191,6 +192,10 @@ void ViewCollected(Napi::Env env, uint8_t*, ReturningViewHint* hint) {
       napi_value err;
       napi_get_and_clear_last_exception(env, &err);
     }
+  }
+  if (hint->uncounted != 0) {
+    int64_t ignored;
+    napi_adjust_external_memory(env, hint->uncounted, &ignored);
   }
   hint->region->Unref();
   delete hint;
@@ -217,10 +222,10 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
   ~ViewReturns() override { DropNotify(); }
 
  private:
-  // view(mapping, offset, length, id) -> a Buffer over the mapping's
+  // view(mapping, offset, length, id, counted) -> a Buffer over the mapping's
   // [offset, offset + length) whose collection queues `id` for drain().
-  // V8 counts its bytes as external memory until it is detached or collected
-  // (region_view.h).
+  // counted: V8 counts its bytes as new external memory (which paces GCs by
+  // them); otherwise they are taken off its count, as PoolMapping.view does.
   Napi::Value View(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     PoolRegion* region = PoolMapping::Acquire(info.Length() > 0 ? info[0] : env.Undefined());
@@ -236,8 +241,10 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
       region->Unref();
       throw;
     }
-    Napi::Value view = NewRegionView(env, region, offset, length, ViewCollected, new ReturningViewHint{region, list_, id});
-    NudgeScavenge(env);
+    bool counted = info.Length() > 4 && info[4].ToBoolean();
+    Napi::Value view = NewRegionView(env, region, offset, length, !counted, ViewCollected,
+                                     new ReturningViewHint{region, list_, id, counted ? 0 : length});
+    if (counted) NudgeScavenge(env);
     return view;
   }
 

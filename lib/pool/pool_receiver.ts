@@ -10,7 +10,7 @@
  * Buffers returns their pages within ~32 MiB of allocation, and V8 counts
  * view bytes as it counts any buffer's, which paces those GCs. A released
  * view is detached at once (it reads as empty): its pages may carry the
- * next payload, and V8 drops its bytes from the count without a GC.
+ * next payload, and V8 drops the buffer then rather than at a GC.
  *
  * Ordering contract with the ring (see docs/pool.md): the caller reads the
  * ring's readable count BEFORE poll(), and never reads more ring bytes than
@@ -38,6 +38,15 @@ export interface PoolReceiverOptions {
 }
 
 const HI = 0x100000000;
+/**
+ * Views up to this size count as new external memory for V8 (which paces
+ * the minor GCs that return dropped ones); larger ones do not: each would
+ * cross V8's external-memory limit and start a full GC (measured before: ~1 ms,
+ * most of a 16 MiB hand-off). Ordinary writes copied into the pool are never
+ * larger (DEFAULT_COPY_MAX); large allocBuffer payloads are released by
+ * their reader, or return at a full GC.
+ */
+const COUNTED_VIEW_MAX = 4 << 20;
 
 export class PoolReceiver {
   readonly stats: PoolStats;
@@ -124,7 +133,7 @@ export class PoolReceiver {
     const id = this.nextId;
     if (this.options.views) {
       try {
-        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id);
+        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
       } catch {
         // A runtime without external buffers: deliver a copy instead.
       }

@@ -2,10 +2,11 @@
 // The hand-off of large allocBuffer() messages must cost V8 nothing that
 // grows with them: a 16 MiB loan sent by reference and a 16 MiB view
 // released by its reader are detached at once (they read as empty), so V8
-// takes their bytes off its external-memory count then, instead of keeping
-// 32 MiB per message counted until a GC. Before, a long hand-off loop ran
-// a major GC every ~30 messages in each process (its external count swung
-// as views were collected and their lengths given back): here 1000 messages,
+// drops them then, not at a GC. Before, each was dropped for a GC to find:
+// V8 lowered its external-memory count as it swept them and reset its limit
+// to that low, the views' finalizers then gave their lengths back (they are
+// kept off the count while alive) and crossed the limit, and a long hand-off
+// loop ran a major GC every ~30 messages in each process: here 1000 messages,
 // answered on arrival, must start (almost) none in either process. Counts, not times.
 const assert = require('node:assert/strict');
 const path = require('node:path');
