@@ -285,9 +285,10 @@ export class Server extends EventEmitter {
 
   /**
    * `{ address, family, port }` once bound, else null. As net's, it is
-   * known right after listen(): locally at once; on Xen as soon as the
-   * domain id is (at once in dom0 and after the process's first xenstore
-   * use in a guest), though connections are accepted only from 'listening'.
+   * known right after listen(): locally at once; on Xen at once in dom0,
+   * and in a guest whose first xenstore read has not answered yet this call
+   * reads the domain id (once per process, waiting at most 100 ms; listen()
+   * itself never waits). Connections are accepted only from 'listening'.
    */
   address(): TransportAddress | null {
     if (this.listener) return this.listener.address();

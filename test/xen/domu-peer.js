@@ -120,10 +120,10 @@ async function main() {
     child.stdout.on('data', (d) => (out += d));
     const code = await new Promise((resolve) => child.on('exit', resolve));
     if (code !== 0) throw new Error(`guest_address.js exited ${code}: ${out}`);
-    const { early, listenMs } = JSON.parse(out.split('\n')[0]);
+    const { early, listenMs, addressMs } = JSON.parse(out.split('\n')[0]);
     const want = { address: String(U), family: 'xen', port: 7012 };
     if (JSON.stringify(early) !== JSON.stringify(want)) throw new Error(`address() right after listen(): ${JSON.stringify(early)}, want ${JSON.stringify(want)}`);
-    return `address ${JSON.stringify(early)}, listen() took ${listenMs} ms`;
+    return `address ${JSON.stringify(early)}, listen() took ${listenMs} ms, the first address() ${addressMs} ms`;
   });
   await timed('step13 Socket allocBuffer payloads both ways with dom0 (pool by reference), every byte checked', async () => {
     const { socketPoolExchange, xenMappings, settleMappings } = require('./pool_helpers');

@@ -617,10 +617,11 @@ function listen(
 ): PendingListener {
   // What address() reports while xenstore is being set up (net has bound by
   // the time listen() returns): the port (a free one is picked now for 0) and
-  // our domid (dom0 knows it at once; a guest reads it from xenstore once,
-  // synchronously with a short bound, see own_domid.ts; null only if that
-  // read failed, until the asynchronous one answers).
-  const bound: { self: number | null; port: number | string } = { self: null, port: 0 };
+  // our domid. listen() itself never waits for it: address() asks only when
+  // the asynchronous read has not answered yet (dom0 knows it at once; a
+  // guest reads it from xenstore once per process, synchronously with a short
+  // bound, see own_domid.ts; null only if that read failed).
+  const bound: { self: number | null; port: number | string; xs?: XenStore } = { self: null, port: 0 };
   const run = async (): Promise<XenListener> => {
     const x = req as XenListenRequest;
     const only = req.domid === undefined ? undefined : checkDomid(req.domid);
@@ -637,9 +638,9 @@ function listen(
       maxPendingGrants: positive(x.maxPendingGrants, 'maxPendingGrants', DEFAULT_MAX_PENDING_GRANTS),
       pool: xenPoolOptions(x.pool),
     };
-    const xs = xenStoreFor(b);
+    const xs = (bound.xs = xenStoreFor(b));
     bound.port = port;
-    bound.self = xs.knownDomid ?? b.knownDomid?.() ?? null;
+    bound.self = xs.knownDomid;
     const self = await xs.ownDomid();
     bound.self = self;
     for (let attempt = 0; ; attempt++) {
@@ -663,7 +664,10 @@ function listen(
     l.close(); // came up after the server was closed
     throw signal.reason;
   });
-  pending.address = () => (bound.self === null ? null : xenAddress(bound.self, bound.port));
+  pending.address = () => {
+    if (bound.self === null && bound.xs) bound.self = bound.xs.knownDomid ?? b.knownDomid?.() ?? null;
+    return bound.self === null ? null : xenAddress(bound.self, bound.port);
+  };
   return pending;
 }
 
