@@ -64,7 +64,8 @@ function runOne(phase) {
     const w = new Worker(prelude + phases[phase], { eval: true, workerData: { pkg, port } });
     let outcome = 'exited';
     w.on('error', (e) => {
-      outcome = e.message === 'listener threw' ? 'threw' : `error: ${e.message}`;
+      // An unexpected error keeps its stack: the report says where it came from.
+      outcome = e.message === 'listener threw' ? 'threw' : `error: ${e?.stack ?? e}`;
     });
     w.on('message', (m) => {
       if (m === 'now') w.terminate();
