@@ -307,9 +307,10 @@ export class RingWriter {
       const c = all[p.next];
       if (sender.goesByReference(c)) {
         if (p.chunks.length > 0) break; // its position is after these ring bytes
+        const n = c.length; // send() detaches a loan it sent
         if (sender.send(c, this.ringWritten)) {
           p.next++;
-          this.bytesWritten += c.length;
+          this.bytesWritten += n;
           sent = true;
           continue;
         }

@@ -96,13 +96,23 @@ describe("xen lab: load through transport 'xen'", function () {
     assert.strictEqual(xenStore().connections, base);
   });
 
-  it('200 connect/echo/close cycles, nothing left behind', async () => {
-    await measured('200 cycles', () =>
+  it('200 connect/echo/close cycles (fewer if the emulated CPU is slow: at least 40 in 150 s), nothing left behind', async () => {
+    // Scaled to what the emulated CPU allows, as the issue asks: on a busy
+    // host QEMU gets a fraction of a vCPU and a cycle takes seconds, and a
+    // test cut off by mocha's timeout would leave its connections to the next.
+    const BUDGET_MS = 150000;
+    const MIN = 40;
+    let done = 0;
+    await measured('cycles', () =>
       withEchoServer(async (port) => {
         const t0 = Date.now();
-        for (let i = 0; i < 200; i++) await echoOnce(port, 1024);
-        return `200 cycles in ${Date.now() - t0} ms`;
+        while (done < 200 && (done < MIN || Date.now() - t0 < BUDGET_MS)) {
+          await echoOnce(port, 1024);
+          done++;
+        }
+        return `${done} cycles in ${Date.now() - t0} ms${done < 200 ? ` (stopped at the ${BUDGET_MS / 1000} s budget)` : ''}`;
       }),
     );
+    assert.ok(done >= MIN, `${done} cycles`);
   });
 });
