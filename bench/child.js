@@ -151,7 +151,7 @@ async function main() {
     // cfg.read false: it looks at one byte per 'data' chunk only (the
     // hand-off as issue 13 states it: sent and acknowledged).
     const stride = cfg.read === false ? Infinity : 4096;
-    const ready = await listenMsg(cfg.kind, (sock) => {
+    const ready = await listenMsg(cfg.kind, { spin: cfg.spin, before: cfg.before }, (sock) => {
       const ack = Buffer.from([0x61]);
       let got = 0;
       let msgs = 0;
@@ -218,9 +218,10 @@ async function main() {
 
 /**
  * Listens for the pool family: 'pool' (xenring, local, default pool), 'ring'
- * (xenring, local, pool: false), 'uds', 'tcp'. One connection.
+ * (xenring, local, pool: false), 'uds', 'tcp'. One connection. `o.spin`:
+ * spinMicros (undefined: the default); `o.before`: the build in XENRING_BENCH_BEFORE.
  */
-function listenMsg(kind, onConnection) {
+function listenMsg(kind, o, onConnection) {
   if (kind === 'uds' || kind === 'tcp') {
     return T.listen(kind, {}, (sock, server) => {
       server.close();
@@ -228,7 +229,7 @@ function listenMsg(kind, onConnection) {
     });
   }
   return new Promise((resolve, reject) => {
-    const server = T.xenring().createServer({ pool: kind === 'ring' ? false : undefined }, (sock) => {
+    const server = T.xenring(o.before ? 'xenring-before' : undefined).createServer({ pool: kind === 'ring' ? false : undefined, spinMicros: o.spin }, (sock) => {
       server.close();
       onConnection(sock);
     });

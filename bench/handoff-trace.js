@@ -113,6 +113,10 @@ if (isChild) {
     };
     console.log(`hand-off trace, ${size} B x ${count}${ring ? ' through the ring' : ''}${read ? ', the server reads a byte per page' : ''}, medians in µs (load ${require('node:os').loadavg()[0].toFixed(1)}):`);
     console.log('  ' + Object.keys(steps[0]).map((k) => `${k} ${median(k)}`).join(' | '));
+    // The medians hide the GC pauses; the mean and p90 of the whole hand-off show them.
+    const totals = steps.map((s) => s.total).sort((x, y) => x - y);
+    const mean = totals.reduce((x, y) => x + y, 0) / totals.length;
+    console.log(`  total: mean ${(mean / 1000).toFixed(1)}, p90 ${(totals[Math.floor(totals.length * 0.9)] / 1000).toFixed(1)}, p99 ${(totals[Math.floor(totals.length * 0.99)] / 1000).toFixed(1)}`);
     console.log(`  native calls per message: client ${clientCalls}; server ${serverCalls}`);
     if (!ring && sock.poolStats().sentByRef !== count) throw new Error(`only ${sock.poolStats().sentByRef} of ${count} went by reference`);
   });

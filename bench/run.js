@@ -51,6 +51,8 @@
  *   --pool-sizes LIST   pool family message sizes (default 64K,1M,16M,64M; quick 64K,16M)
  *   --pool-iters N      messages per size and transport (default 20; quick 5)
  *   --pool-stream N     16 MiB messages per streaming run (default 16; quick 4)
+ *   --handoff-iters N   timed messages per hand-off and 1-byte case (default 300; quick 100)
+ *   --handoff-warm N    untimed messages before them (default 100; quick 50)
  *   --transports LIST   xenring,xenring-spin,xenring-nospin,xenring-onread,uds,uds-onread,tcp
  *                       [,xenring-xen,xenring-xen-spin]; -onread rows: bulk only, the
  *                       receiver reads with net's onread option into one reused buffer
@@ -125,6 +127,8 @@ function config(argv) {
     poolSizes: list(a['pool-sizes'] ?? (quick ? '64K,16M' : '64K,1M,16M,64M')).map(C.parseSize),
     poolIters: Number(a['pool-iters'] ?? (quick ? 5 : 20)),
     poolStream: Number(a['pool-stream'] ?? (quick ? 4 : 16)),
+    handoffIters: Number(a['handoff-iters'] ?? (quick ? 100 : 300)),
+    handoffWarm: Number(a['handoff-warm'] ?? (quick ? 50 : 100)),
     bulkTransports: transports || dflt(['xenring', 'xenring-onread', 'xenring-xen', 'uds', 'uds-onread', 'tcp']),
     ppTransports: (transports && transports.filter((t) => !T.usesOnread(t))) || dflt(['xenring', 'xenring-spin', 'xenring-nospin', 'xenring-xen', 'xenring-xen-spin', 'uds', 'tcp']),
     chunks: list(a.chunks ?? '64,1K,64K,1M').map(C.parseSize),
@@ -403,30 +407,35 @@ async function runPingpong(transport, size, cfg) {
 const POOL_KINDS = ['pool', 'ring', 'uds', 'tcp'];
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
-async function connectMsg(kind, ready) {
+/** `o.spin`: spinMicros on both sides (undefined: the default); `o.before`: the build in XENRING_BENCH_BEFORE. */
+async function connectMsg(kind, ready, o = {}) {
   if (kind === 'uds' || kind === 'tcp') return T.connect(kind, ready, {});
-  const sock = T.xenring().connect({ port: ready.port, transport: 'local', pool: kind === 'ring' ? false : undefined });
+  const lib = T.xenring(o.before ? 'xenring-before' : undefined);
+  const sock = lib.connect({ port: ready.port, transport: 'local', pool: kind === 'ring' ? false : undefined, spinMicros: o.spin });
   await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
   return sock;
 }
 
-/** The message to write: for 'pool' a fresh allocBuffer() (the pages of the last one, once it came back). */
+/** The message to write: for 'pool' a fresh allocBuffer() (the pages of the last one, once it came back), unless `plain`. */
 function messageFor(kind, sock, size, prebuilt) {
-  return kind === 'pool' ? sock.allocBuffer(size) : prebuilt;
+  return prebuilt ?? sock.allocBuffer(size);
 }
 
 /**
  * One pool-family case: `count` messages of `size` bytes; with `ackEvery` 1
  * each is timed from write() to its 1-byte answer (µs); with ackEvery =
  * count they stream back to back and the whole run is timed.
+ * `o`: { read (default true: the receiver reads a byte per page), plain
+ * (an ordinary Buffer even on a pool connection), spin, before (see connectMsg) }.
  */
-async function runMsg(kind, size, count, ackEvery, cfg, read = true) {
-  const child = forkChild({ transport: kind, mode: 'msg', kind, size, ackEvery, read }, cfg);
+async function runMsg(kind, size, count, ackEvery, cfg, o = {}) {
+  const read = o.read ?? true;
+  const child = forkChild({ transport: kind, mode: 'msg', kind, size, ackEvery, read, spin: o.spin, before: Boolean(o.before) }, cfg);
   let sock = null;
   try {
     const ready = await waitMsg(child, 'ready', 30000);
-    sock = await connectMsg(kind, ready);
-    const prebuilt = kind === 'pool' ? null : C.makePattern(size);
+    sock = await connectMsg(kind, ready, o);
+    const prebuilt = kind === 'pool' && !o.plain ? null : C.makePattern(size);
     let acks = 0;
     let wake = null;
     sock.on('data', (d) => { acks += d.length; if (wake) wake(); });
@@ -463,7 +472,7 @@ async function runMsg(kind, size, count, ackEvery, cfg, read = true) {
     const result = waitMsg(child, 'result', cfg.timeoutMs);
     sock.end();
     const r = await result;
-    return { kind, size, count, ackEvery, read, us: times, ok: r.msgs === (ackEvery === 1 ? count : 3 * count), byRef: stats ? stats.sentByRef : 0,
+    return { kind, size, count, ackEvery, read, spin: o.spin, before: Boolean(o.before), plain: Boolean(o.plain), us: times, ok: r.msgs === (ackEvery === 1 ? count : 3 * count), byRef: stats ? stats.sentByRef : 0,
       fallbacks: stats ? stats.fallbacks - fallbacks0 : 0 };
   } finally {
     if (sock && !sock.destroyed) sock.destroy();
@@ -489,7 +498,6 @@ async function runPool(cfg, rep, onRow) {
     progress.done++;
   };
   const trim = (r) => ({ ...r, us: r.us.slice(warm) });
-  await add('ping 1 B', async () => ({ ...trim(await runMsg('ring', 1, cfg.poolIters * 5 + warm, 1, cfg)), kind: 'ping' }));
   for (const size of cfg.poolSizes) {
     const iters = size >= 64 * C.MiB ? Math.max(3, cfg.poolIters >> 2) : cfg.poolIters;
     for (const kind of POOL_KINDS) await add(`${kind} ${C.sizeName(size)}`, async () => trim(await runMsg(kind, size, iters + warm, 1, cfg)));
@@ -497,8 +505,25 @@ async function runPool(cfg, rep, onRow) {
   // The hand-off target as issue 13 states it (sent and acknowledged): the
   // receiver answers on arrival instead of reading a byte per page, which
   // costs ~4 ns per page here (16-35 µs per 16 MiB: TLB refills) and grows
-  // with the payload by the reader's choice.
-  await add('pool 16M, answered on arrival', async () => trim(await runMsg('pool', 16 * C.MiB, cfg.poolIters + warm, 1, cfg, false)));
+  // with the payload by the reader's choice. Divided by a 1-byte round trip
+  // on the same kind of connection (a pool connection, an ordinary 1-byte
+  // Buffer) with the same spin settings: the default (both sides spin before
+  // sleeping) and spinMicros 0 (both sleep: every hop a wake-up); with
+  // XENRING_BENCH_BEFORE, the default on that build too. Each case first
+  // sends cfg.handoffWarm untimed messages: the first tens of a fresh
+  // process are slower (JIT, and failed spins make the next ones rarer), and
+  // a 1-byte run of 100 timed messages against a 16 MiB run of 20 was
+  // comparing a warm case with a cold one.
+  const hw = cfg.handoffWarm;
+  const trimH = (r) => ({ ...r, us: r.us.slice(hw) });
+  const modes = [{ mode: 'spin' }, { mode: 'sleep', spin: 0 }];
+  if (process.env.XENRING_BENCH_BEFORE) modes.push({ mode: 'spin, before', before: true });
+  for (const m of modes) {
+    await add(`ping 1 B (${m.mode})`, async () =>
+      ({ ...trimH(await runMsg('pool', 1, hw + cfg.handoffIters, 1, cfg, { plain: true, spin: m.spin, before: m.before })), kind: 'ping', mode: m.mode }));
+    await add(`hand-off 16M (${m.mode})`, async () =>
+      ({ ...trimH(await runMsg('pool', 16 * C.MiB, hw + cfg.handoffIters, 1, cfg, { read: false, spin: m.spin, before: m.before })), mode: m.mode }));
+  }
   for (const kind of ['pool', 'ring']) {
     await add(`stream ${kind}`, async () => ({ ...(await runMsg(kind, 16 * C.MiB, cfg.poolStream, cfg.poolStream, cfg)), stream: true }));
   }
@@ -512,7 +537,7 @@ function poolReport(all) {
   const med = (rows) => C.summary(rows.flatMap((r) => r.us || []));
   const fmt = (s) => (s ? `${Math.round(s.median)} (${Math.round(s.min)}–${Math.round(s.max)})` : '—');
   const pick = (kind, size, stream = false, read = true) =>
-    all.filter((r) => r.kind === kind && r.size === size && Boolean(r.stream) === stream && (r.read !== false) === read && !r.error);
+    all.filter((r) => r.kind === kind && r.size === size && Boolean(r.stream) === stream && (r.read !== false) === read && !r.error && !r.before);
   const sizes = [...new Set(all.filter((r) => r.kind === 'pool' && !r.stream && r.read !== false && r.size).map((r) => r.size))];
   w('## Page-reference path (pool): one message + 1-byte answer, µs');
   w();
@@ -526,11 +551,12 @@ function poolReport(all) {
     const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(1)}×` : '—');
     w(`| ${C.sizeName(size)} | ${cells.map(fmt).join(' | ')} | ${ratio(cells[1], cells[0])} | ${ratio(cells[2], cells[0])} |`);
   }
-  const ping = med(all.filter((r) => r.kind === 'ping' && !r.error));
+  const modes = [...new Set(all.filter((r) => r.mode).map((r) => r.mode))];
+  const ping = (mode) => med(all.filter((r) => r.kind === 'ping' && r.mode === mode && !r.error));
+  const handoff = (mode) => med(all.filter((r) => r.kind === 'pool' && r.mode === mode && !r.error));
   const sixteen = med(pick('pool', 16 * C.MiB));
-  const sixteenOnArrival = med(pick('pool', 16 * C.MiB, false, false));
   w();
-  w(`1-byte round trip (xenring): ${fmt(ping)} µs.`);
+  w('1-byte round trip on a pool connection (an ordinary 1-byte Buffer): ' + modes.map((m) => `${m} ${fmt(ping(m))} µs`).join('; ') + '.');
   const byRef = all.filter((r) => r.kind === 'pool' && !r.error);
   // (warm-up messages and the untimed streaming rounds included)
   const sent = byRef.reduce((n, r) => n + (r.stream ? 3 * r.count : r.count), 0);
@@ -544,13 +570,17 @@ function poolReport(all) {
   w();
   w('| case | target | measured | met? |');
   w('|:---|---:|---:|---:|');
-  if (sixteenOnArrival && ping) {
-    const r = sixteenOnArrival.median / ping.median;
-    w(`| hand-off 16 MiB allocBuffer + 1-byte answer on arrival ÷ 1-byte round trip | ≤ 2× | ${r.toFixed(1)}× (${fmt(sixteenOnArrival)} ÷ ${fmt(ping)} µs) | ${r <= 2 ? 'yes' : '**no**'} |`);
+  const modeAbout = { spin: 'default spin', sleep: 'spinMicros 0, both sides sleep', 'spin, before': 'default spin, the XENRING_BENCH_BEFORE build' };
+  for (const m of modes) {
+    const h = handoff(m);
+    const p = ping(m);
+    if (!h || !p) continue;
+    const r = h.median / p.median;
+    w(`| hand-off 16 MiB allocBuffer + 1-byte answer on arrival ÷ 1-byte round trip, same connection kind (${modeAbout[m] ?? m}) | ≤ 2× | ${r.toFixed(1)}× (${fmt(h)} ÷ ${fmt(p)} µs) | ${r <= 2 ? 'yes' : '**no**'} |`);
   }
-  if (sixteen && ping) {
-    const r = sixteen.median / ping.median;
-    w(`| the same, the receiver reading a byte per 4 KiB page first (the table above) | — | ${r.toFixed(1)}× (${fmt(sixteen)} ÷ ${fmt(ping)} µs) | — |`);
+  if (sixteen && ping('spin')) {
+    const r = sixteen.median / ping('spin').median;
+    w(`| the same, the receiver reading a byte per 4 KiB page first (the table above: 2 warm-up messages per case) | — | ${r.toFixed(1)}× (${fmt(sixteen)} ÷ ${fmt(ping('spin'))} µs) | — |`);
   }
   if (sp && sr) {
     const r = sp.median / sr.median;
@@ -687,7 +717,7 @@ async function main() {
     for (const t of cfg.bulkTransports.filter((x) => T.isXenring(x) && !T.usesOnread(x))) for (const rs of cfg.memRingSizes) memCases.push({ t, rs });
     if (cfg.bulkTransports.includes('uds')) memCases.push({ t: 'uds', rs: null });
   }
-  const poolCases = cfg.cases.includes('pool') ? 1 + cfg.poolSizes.length * POOL_KINDS.length + 1 + 2 : 0;
+  const poolCases = cfg.cases.includes('pool') ? cfg.poolSizes.length * POOL_KINDS.length + 2 * (process.env.XENRING_BENCH_BEFORE ? 3 : 2) + 2 : 0;
   progress.total = cfg.reps * (bulkCases.length + ppCases.length + poolCases) + memCases.length;
   process.stderr.write(`xenring bench: ${cfg.reps} rep(s), ${progress.total} cases; node ${process.version}, ${host.cpus} CPUs` +
     `${cfg.xenPresent ? ', Xen present' : ', no Xen (local transport only)'}\n`);

@@ -648,7 +648,9 @@ export class Socket extends Duplex {
    * serve it (full, off, not connected) an ordinary Buffer, written through
    * the ring (counted in poolStats().fallbacks); never blocks, never throws
    * for lack of room. After `write(buf)` the buffer belongs to the receiver:
-   * writing into it afterwards is a bug (the reader would see it change).
+   * once sent by reference it is detached here (its `length` is 0, and so is
+   * every view of it), so writing it afterwards changes nothing the reader
+   * sees. Read `buf.length` before `write()` if you need it.
    */
   allocBuffer(size: number): Buffer {
     const pool = this.link?.pool;
@@ -658,8 +660,9 @@ export class Socket extends Duplex {
   /**
    * Hands a Buffer received from the pool ('data') back to the sender now,
    * rather than when it is garbage-collected or the socket closes. Its pages
-   * may then be reused for the next payload: do not read it afterwards.
-   * Returns false for any other Buffer (nothing happens).
+   * may then carry the next payload, so it is detached: from then on it (and
+   * every view of it) has length 0. Returns false for any other Buffer
+   * (nothing happens).
    */
   release(buf: Uint8Array): boolean {
     if (!(buf instanceof Uint8Array)) throw invalidArgType('buf', 'an instance of Buffer or Uint8Array', buf);

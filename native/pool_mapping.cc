@@ -178,6 +178,26 @@ Napi::Value PoolMapping::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// detachView(arrayBuffer): the pool is done with a view it made (a loan
+// sent, a payload released): its bytes are gone from JS (length 0 for it and
+// every view of it), so writing a sent loan can no longer change what the
+// peer reads, nor can a released view show the next payload; and V8 drops
+// the buffer now instead of at a GC. The finalizer then runs as for a
+// collected view. The caller (JS) passes only the ArrayBuffer of a view it
+// made and still tracks.
+static Napi::Value DetachView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) ThrowType(env, "The \"buffer\" argument must be an ArrayBuffer");
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, info[0], &detached) == napi_ok && detached) return env.Undefined();
+  if (napi_detach_arraybuffer(env, info[0]) != napi_ok) {
+    // Not detachable in this runtime: it goes back at a GC instead.
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+  }
+  return env.Undefined();
+}
+
 static Napi::Value RegionsAlive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(PoolRegion::Alive()));
 }
@@ -188,6 +208,7 @@ void InitPool(Napi::Env env, Napi::Object exports) {
   exports.Set("PoolMapping", ctor);
   exports.Set("PoolQueue", PoolQueue::Init(env));
   exports.Set("poolRegionsAlive", Napi::Function::New(env, RegionsAlive, "poolRegionsAlive"));
+  exports.Set("detachView", Napi::Function::New(env, DetachView, "detachView"));
 }
 
 }  // namespace xenring

@@ -62,6 +62,12 @@ export interface PoolBinding {
   PoolQueue: new (options: PoolQueueOptions) => PoolQueue;
   /** Pool mappings still mapped in this process (leak checks). */
   poolRegionsAlive(): number;
+  /**
+   * Detaches the ArrayBuffer of a view the pool made and is done with (a
+   * loan sent, a payload released): it reads as empty from then on, and V8
+   * drops its bytes from the external-memory count now instead of at a GC.
+   */
+  detachView(buffer: ArrayBuffer): void;
 }
 
 export const poolNative = native as unknown as PoolBinding;

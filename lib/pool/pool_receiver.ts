@@ -8,7 +8,9 @@
  * finalizer, which runs after minor GCs too; a FinalizationRegistry target
  * only comes back at a full GC), so a plain 'data' consumer that drops its
  * Buffers returns their pages within ~32 MiB of allocation, and V8 counts
- * view bytes as it counts any buffer's, which paces those GCs.
+ * view bytes as it counts any buffer's, which paces those GCs. A released
+ * view is detached at once (it reads as empty): its pages may carry the
+ * next payload, and V8 drops the buffer then rather than at a GC.
  *
  * Ordering contract with the ring (see docs/pool.md): the caller reads the
  * ring's readable count BEFORE poll(), and never reads more ring bytes than
@@ -16,7 +18,7 @@
  * @internal
  */
 import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
-import type { PoolMapping } from './native_pool';
+import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
@@ -150,12 +152,15 @@ export class PoolReceiver {
     return view;
   }
 
-  /** Hands a received view back early. False when `buf` is not a view we hold. */
+  /** Hands a received view back early and detaches it (it and its subarrays read as empty). False when `buf` is not a view we hold. */
   release(buf: Uint8Array): boolean {
-    const id = this.viewIds.get(buf.buffer as ArrayBuffer);
+    const ab = buf.buffer as ArrayBuffer;
+    const id = this.viewIds.get(ab);
     const extent = id === undefined ? undefined : this.live.get(id);
     if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
     this.live.delete(id!);
+    this.viewIds.delete(ab);
+    poolNative.detachView(ab);
     this.giveBack(extent);
     this.stats.released++;
     return true;

@@ -11,7 +11,7 @@
  * @internal
  */
 import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
-import type { PoolMapping } from './native_pool';
+import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
@@ -120,13 +120,14 @@ export class PoolSender {
 
   /**
    * Announces `buf` at ring position `position`. True: sent by reference (the
-   * Buffer now belongs to the receiver). False: the caller writes it through
-   * the ring, then calls recycle(buf).
+   * Buffer now belongs to the receiver; a loan is detached: read its length
+   * before). False: the caller writes it through the ring, then calls recycle(buf).
    */
   send(buf: Uint8Array, position: number): boolean {
     if (this.closed || buf.length === 0) return false;
     this.reclaim();
     let loan = this.loans.get(buf.buffer as ArrayBuffer);
+    let copied: Loan | null = null;
     if (loan !== undefined) {
       // Only a loan still unsent, written from its first byte, travels by reference.
       if (loan.state !== 'loaned' || buf.byteOffset !== 0 || !this.table.canSend()) return this.fellBack();
@@ -137,7 +138,7 @@ export class PoolSender {
       if (copy === null) return false; // an ordinary Buffer: the ring is its usual path, no fallback
 
       this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
-      loan = copy;
+      loan = copied = copy;
     }
     this.table.send(loan, buf.length);
     const d = this.descriptor;
@@ -157,6 +158,10 @@ export class PoolSender {
     this.stats.sentByRef++;
     this.stats.bytesSentByRef += buf.length;
     this.stats.inUse = this.table.inUse;
+    // A loan now belongs to the receiver: detached, it reads as empty here
+    // (writing it afterwards can no longer change what the peer reads), and
+    // V8 drops its bytes from the external count now, not at a GC.
+    if (copied === null) poolNative.detachView(buf.buffer as ArrayBuffer);
     return true;
   }
 
