@@ -14,6 +14,7 @@
         "native/pool_queue.cc",
         "native/returned_buffers.cc",
         "native/ring_endpoint.cc",
+        "native/ring_endpoint_bound.cc",
         "native/xen_devices.cc",
         "native/xen_pool.cc"
       ],

@@ -447,8 +447,13 @@ async function pgQueries(to, { queries = 1000, bytea = 8 << 20 } = {}) {
   }
 }
 
-/** ioredis over a custom connector (ring port name) or TCP (number): `ops` SET+GET pairs, a `big` value, verified. */
-async function ioredisOps(to, { ops = 5000, big = 1 << 20, batch = 100 } = {}) {
+/**
+ * ioredis over a custom connector (ring port name) or TCP (number): `ops` SET+GET pairs, then
+ * `bigTimes` SET+GETs of a `big` value, verified. The big ones are timed together: one alone
+ * takes 1-3 ms, within the noise of a shared host; the first still runs on pages the fresh
+ * connection has not touched yet.
+ */
+async function ioredisOps(to, { ops = 5000, big = 1 << 20, bigTimes = 4, batch = 100 } = {}) {
   const Redis = require('ioredis');
   const options = { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null };
   if (typeof to === 'number') Object.assign(options, { host: '127.0.0.1', port: to });
@@ -475,11 +480,13 @@ async function ioredisOps(to, { ops = 5000, big = 1 << 20, batch = 100 } = {}) {
     const ms = performance.now() - t0;
     const blob = patternBytes(big);
     const t1 = performance.now();
-    await redis.set('xenring:big', blob);
-    const back = await redis.getBuffer('xenring:big');
+    for (let i = 0; i < bigTimes; i++) {
+      await redis.set('xenring:big', blob);
+      const back = await redis.getBuffer('xenring:big');
+      check(back.equals(blob), `redis ${big}-byte value`);
+    }
     const bms = performance.now() - t1;
-    check(back.equals(blob), `redis ${big}-byte value`);
-    return { opsps: (2 * ops * 1000) / ms, bigMibps: mibps(2 * big, bms) };
+    return { opsps: (2 * ops * 1000) / ms, bigMibps: mibps(2 * big * bigTimes, bms) };
   } finally {
     redis.disconnect();
   }
@@ -680,7 +687,7 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
   }
   for (const [program, start, client, load, measure, metrics] of [
     ['pg', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', (to) => pgQueries(to, { queries: 1000, bytea: 8 << 20 }), [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
-    ['ioredis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 1 MiB value', (to) => ioredisOps(to, { ops: 5000, big: 1 << 20 }), [['opsps', 'commands/s'], ['bigMibps', '1 MiB SET+GET, MiB/s']]],
+    ['ioredis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 4 × 1 MiB value', (to) => ioredisOps(to, { ops: 5000, big: 1 << 20, bigTimes: 4 }), [['opsps', 'commands/s'], ['bigMibps', '4 × 1 MiB SET+GET, MiB/s']]],
   ]) {
     if (!want(program)) continue;
     const why = unavailable(program === 'pg' ? 'postgres' : 'redis');

@@ -77,7 +77,7 @@ export interface SocketConnectOptions extends SocketOptions {
   transport?: 'local' | 'xen';
   /** Xen: the server's domain id. */
   domid?: number;
-  /** Bytes per direction, a power of two (default 1 MiB locally, 64 KiB on Xen). */
+  /** Bytes per direction, a power of two (default 2 MiB locally, 64 KiB on Xen). */
   ringSize?: number;
   /** Local transport: rendezvous directory (default $XENRING_DIR or a per-user directory). */
   dir?: string;

@@ -337,7 +337,13 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
     uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
     CopyOut(dst, n, env);
     __atomic_store_n(rx_.cons, rx_cons_, __ATOMIC_RELEASE);
-    if (int err = SendNotify(kNotifyRead)) ThrowErrno(env, err, "kick");
+    // A writer waiting for room is woken once half the ring is free, not for
+    // every read (as TCP holds back small window updates): it then refills
+    // half a ring per wake-up while we read the other half. Until then its
+    // request stays set; a reader that keeps reading frees that half soon,
+    // and one that drained the ring always wakes it.
+    if (ready - n <= rx_.size / 2)
+      if (int err = SendNotify(kNotifyRead)) ThrowErrno(env, err, "kick");
   }
   Publish(env);
   return Napi::Number::New(env, static_cast<double>(n));

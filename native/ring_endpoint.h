@@ -26,11 +26,16 @@ enum StateWord : uint32_t {
   kStateWords = 4,
 };
 
+// bindRingMethods(endpoint) (ring_endpoint_bound.cc).
+Napi::Function BindRingMethodsFunction(Napi::Env env);
+
 class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit RingEndpoint(const Napi::CallbackInfo& info);
   ~RingEndpoint() override;
+  // ring_endpoint_bound.cc: the hot methods bound to one instance.
+  friend struct BoundRingMethods;
 
  private:
   struct Ring {

@@ -106,6 +106,10 @@ export class RingWriter {
     if (this.host.closed || this.pending || this.host.peerGone) return false;
     if (this.sender !== null && this.sender.isLoaned(chunk)) return false; // goes by reference
     const n = chunk.length;
+    // The tick's first small write goes straight into the ring (one native
+    // call, as net's try-write): a reply reaches the peer now, not after this
+    // tick's other work. Later ones are staged and go together at its end.
+    if (!this.stageFlushScheduled && n <= this.state.writable) return this.writeThrough(chunk);
     if (n > this.stageRoom || this.staged + n > STAGE_SIZE) {
       try {
         this.writeStaged();
@@ -127,6 +131,29 @@ export class RingWriter {
       this.stageFlushScheduled = true;
       process.nextTick(this.flushStaged);
     }
+    return true;
+  }
+
+  /** Writes a chunk the ring has room for (the state array says so) at once; marks the tick as written. */
+  private writeThrough(chunk: Buffer): boolean {
+    let done: number;
+    try {
+      done = this.state.endpoint.write(chunk);
+    } catch (err) {
+      this.host.fail(err as Error);
+      return false;
+    }
+    this.bytesWritten += done;
+    this.ringWritten += done;
+    this.host.activity();
+    if (done !== chunk.length) {
+      this.host.fail(systemError('EPROTO', 'write', 'peer took back ring space'));
+      return false;
+    }
+    // Room as the write just published it (nothing is staged).
+    this.stageRoom = this.state.writable;
+    this.stageFlushScheduled = true;
+    process.nextTick(this.flushStaged);
     return true;
   }
 

@@ -208,8 +208,12 @@ describe('xenring command', function () {
         const s = net.connect({ port: tcpPort, host: '127.0.0.1', allowHalfOpen: true });
         s.on('error', () => {});
         await once(s, 'connect');
-        s.end(data);
-        // Wait until the pipeline is full: the sender's backlog stops shrinking.
+        // In 64 KiB writes: writableLength counts a write until all of it is
+        // out, so one 64 MiB write would read 64 MiB however much had left.
+        for (let i = 0; i < data.length; i += 64 << 10) s.write(data.subarray(i, i + (64 << 10)));
+        s.end();
+        // Wait until the pipeline is full: the sender's backlog stops shrinking
+        // (sampled until it stays put for 300 ms; bounded by the test's timeout).
         let last = -1;
         while (s.writableLength !== last) {
           last = s.writableLength;

@@ -21,14 +21,31 @@ function setup(order = 12) {
 const tick = () => new Promise((r) => process.nextTick(r));
 
 describe('ring: RingWriter', function () {
-  it('stages small writes and moves them into the ring together at the end of the tick', async function () {
+  it("writes a tick's first small write at once, stages the rest and moves them into the ring together at the end of the tick", async function () {
     const { pair, writer, drain } = setup();
+    const writes = [];
+    const write = pair.client.write;
+    // The addon's methods are read-only on the prototype: an own property counts the calls.
+    Object.defineProperty(pair.client, 'write', {
+      value: (...args) => {
+        writes.push(Buffer.concat([args[0]].flat()).toString());
+        return write.apply(pair.client, args);
+      },
+    });
     assert.equal(writer.stage(Buffer.from('ab')), true);
+    assert.equal(pair.server.readable(), 2, 'the first write is in the ring before stage() returns');
     assert.equal(writer.stage(Buffer.from('cd')), true);
-    assert.equal(pair.server.readable(), 0, 'nothing in the ring yet');
+    assert.equal(writer.stage(Buffer.from('ef')), true);
+    assert.equal(pair.server.readable(), 2, 'the later ones are staged');
     await tick();
-    assert.equal(drain().toString(), 'abcd');
-    assert.equal(writer.bytesWritten, 4);
+    assert.equal(drain().toString(), 'abcdef');
+    assert.equal(writer.bytesWritten, 6);
+    assert.deepEqual(writes, ['ab', 'cdef'], 'one native write for the first, one for the rest of the tick');
+    // The next tick's first write goes at once again.
+    assert.equal(writer.stage(Buffer.from('g')), true);
+    assert.equal(drain().toString(), 'g');
+    await tick();
+    assert.deepEqual(writes, ['ab', 'cdef', 'g']);
     pair.close();
   });
 

@@ -1,0 +1,57 @@
+// bindRingMethods(endpoint): makes the endpoint's per-message methods (read,
+// write, waitData, service) own properties of that instance, each a function
+// bound to it. A prototype method finds its C++ object with napi_unwrap, a
+// property lookup that was about a third of a small call (issue 10 item 7);
+// a bound function gets it from its own data pointer. Each function keeps
+// its endpoint alive (a hidden reference), so it can never outlive the
+// object it points to. The prototype methods stay (and are what the fuzz
+// target drives): the bound ones run the same member functions.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "ring_endpoint.h"
+
+namespace xenring {
+
+struct BoundRingMethods {
+  template <Napi::Value (RingEndpoint::*M)(const Napi::CallbackInfo&)>
+  static Napi::Value Call(const Napi::CallbackInfo& info) {
+    return (static_cast<RingEndpoint*>(info.Data())->*M)(info);
+  }
+
+  template <Napi::Value (RingEndpoint::*M)(const Napi::CallbackInfo&)>
+  static void Bind(Napi::Env env, Napi::Object self, RingEndpoint* ep, const char* name) {
+    // An own property already there (a test's spy, bench/crossings.js's
+    // counter) stays: it calls the prototype method.
+    if (self.HasOwnProperty(name)) return;
+    Napi::Function f = Napi::Function::New<Call<M>>(env, name, ep);
+    // The function holds its endpoint, so the C++ object outlives every call.
+    f.DefineProperty(Napi::PropertyDescriptor::Value("endpoint", self, napi_default));
+    // Configurable: a test may still put a spy in its place.
+    self.DefineProperty(Napi::PropertyDescriptor::Value(name, f, napi_configurable));
+  }
+
+  static Napi::Value Install(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject())
+      throw Napi::TypeError::New(env, "The \"endpoint\" argument must be a RingEndpoint");
+    Napi::Object self = info[0].As<Napi::Object>();
+    if (!self.InstanceOf(GetAddonData(env)->ring_ctor.Value()))
+      throw Napi::TypeError::New(env, "The \"endpoint\" argument must be a RingEndpoint");
+    // Not Napi's Unwrap: an object made with the prototype but never constructed fails here too.
+    void* ep = nullptr;
+    if (napi_unwrap(env, self, &ep) != napi_ok || ep == nullptr) throw Napi::TypeError::New(env, "The \"endpoint\" argument must be a RingEndpoint");
+    auto* endpoint = static_cast<RingEndpoint*>(ep);
+    Bind<&RingEndpoint::Read>(env, self, endpoint, "read");
+    Bind<&RingEndpoint::Write>(env, self, endpoint, "write");
+    Bind<&RingEndpoint::WaitData>(env, self, endpoint, "waitData");
+    Bind<&RingEndpoint::Service>(env, self, endpoint, "service");
+    return env.Undefined();
+  }
+};
+
+Napi::Function BindRingMethodsFunction(Napi::Env env) {
+  return Napi::Function::New<BoundRingMethods::Install>(env, "bindRingMethods");
+}
+
+}  // namespace xenring
