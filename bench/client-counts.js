@@ -72,7 +72,7 @@ if (require.main !== module) {
   process.on('SIGUSR2', () => {
     const dir = process.env.XENRING_COUNTS_DIR || os.tmpdir();
     const role = process.argv.slice(2).join(' ');
-    fs.writeFileSync(path.join(dir, `${process.pid}.json`), JSON.stringify({ role, counts, cpuMs: cpuMs(process.pid) }));
+    fs.writeFileSync(path.join(dir, `${process.pid}.json`), JSON.stringify({ role, counts }));
   });
 } else {
   main().catch((e) => {
@@ -81,14 +81,9 @@ if (require.main !== module) {
   });
 }
 
-/** CPU ms (user + system) process `pid` has used, from /proc. */
+/** CPU ms (user + system) process `pid` has used (bench/real.js reads /proc). */
 function cpuMs(pid) {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10; // USER_HZ 100
-  } catch {
-    return 0;
-  }
+  return require('./real').cpuSeconds(pid) * 1000;
 }
 
 /** Our child Node processes (the forked server, the proxies): not redis-server or postgres. */
@@ -158,7 +153,7 @@ async function main() {
     for (const f of fs.readdirSync(dir)) sides.push(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
     console.log(`${kind} over the ring: ${JSON.stringify(result)} in ${ms.toFixed(0)} ms; counts per ${per}`);
     for (const s of sides) {
-      console.log(`  ${s.role}${s.cpuMs !== undefined && s === sides[0] ? `, ${s.cpuMs.toFixed(0)} ms CPU` : ''}`);
+      console.log(`  ${s.role}${s.cpuMs !== undefined ? `, ${s.cpuMs.toFixed(0)} ms CPU` : ''}`);
       for (const [k, v] of Object.entries(s.counts).sort()) console.log(`    ${k.padEnd(24)} ${String(v).padStart(10)}  ${(v / per).toFixed(2)}`);
     }
     if (args.includes('--tcp')) {
