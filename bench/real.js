@@ -718,7 +718,7 @@ function cli(argv) {
 }
 
 module.exports = {
-  main: cli, unavailable, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench,
+  main: cli, unavailable, cpuSeconds, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench,
   startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
 };
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * Counts, per process, what one load of a Node client from bench/real.js
+ * costs on the ring: native ring calls (write, read, waitData, service, ...),
+ * wake-ups (the ring's fd watcher firing), Socket writes (_write, _writev and
+ * their chunks), 'data' chunks pushed, pause()/resume(), and CPU time. Every
+ * process on the path counts (the client here, the forked server or the
+ * `xenring proxy` bridge), so "writes per http2 window" or "wake-ups per pg
+ * query" can be read off. Counts do not depend on the host's load; the CPU
+ * and rate lines do (compare same-run ratios only).
+ *
+ *   node bench/client-counts.js h2|undici|pg|ioredis [--per N] [--tcp]
+ *
+ * --tcp also times the same load over TCP (direct), three rounds alternating.
+ * Loads: h2 200 streams of 256 KiB; undici 2,000 GETs of 4 KiB; pg 1,000
+ * queries; ioredis 4 SET+GETs of 1 MiB. Counts are divided by --per (default:
+ * streams, requests, queries, 1).
+ *
+ * The child processes load this file with -r (NODE_OPTIONS): there it only
+ * installs the counters; SIGUSR1 resets them, SIGUSR2 writes them to
+ * $XENRING_COUNTS_DIR/<pid>.json.
+ */
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { countedClass } = require('./counted_class');
+
+const dist = path.join(__dirname, '..', 'dist');
+const counts = {};
+const inc = (k, n = 1) => (counts[k] = (counts[k] || 0) + n);
+
+function install() {
+  const { native } = require(path.join(dist, 'native'));
+  native.RingEndpoint = countedClass(native.RingEndpoint, (k, call) => {
+    inc(`ring.${k}`);
+    const r = call();
+    if (k === 'write' || k === 'read') inc(`ring.${k} bytes`, r);
+    return r;
+  });
+  const Watcher = native.FdWatcher;
+  native.FdWatcher = function CountedWatcher(fd, cb) {
+    return new Watcher(fd, (events) => (inc('wake-ups'), cb(events)));
+  };
+  const P = require(path.join(dist, 'socket')).Socket.prototype;
+  const wrap = (name, count) => {
+    const f = P[name];
+    P[name] = function (...a) {
+      inc(`socket.${name}`);
+      if (count) count(...a);
+      return f.apply(this, a);
+    };
+  };
+  wrap('_write', (chunk) => inc('socket._write bytes', chunk.length));
+  wrap('_writev', (chunks) => {
+    inc('socket._writev chunks', chunks.length);
+    for (const c of chunks) inc('socket._writev bytes', c.chunk.length);
+  });
+  wrap('push', (chunk) => chunk && inc('socket.push bytes', chunk.length));
+  wrap('pause');
+  wrap('resume');
+  const reset = () => {
+    for (const k of Object.keys(counts)) delete counts[k];
+  };
+  return reset;
+}
+
+if (require.main !== module) {
+  // Preloaded into a child (the forked server or a proxy).
+  const reset = install();
+  process.on('SIGUSR1', reset);
+  process.on('SIGUSR2', () => {
+    const dir = process.env.XENRING_COUNTS_DIR || os.tmpdir();
+    const role = process.argv.slice(2).join(' ');
+    fs.writeFileSync(path.join(dir, `${process.pid}.json`), JSON.stringify({ role, counts }));
+  });
+} else {
+  main().catch((e) => {
+    console.error(e && e.stack ? e.stack : e);
+    process.exitCode = 1;
+  });
+}
+
+/** CPU ms (user + system) process `pid` has used (bench/real.js reads /proc). */
+function cpuMs(pid) {
+  return require('./real').cpuSeconds(pid) * 1000;
+}
+
+/** Our child Node processes (the forked server, the proxies): not redis-server or postgres. */
+function nodeChildren() {
+  const out = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(p)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.split(') ')[1].split(' ')[1]);
+      if (ppid === process.pid && fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'node') out.push(Number(p));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const kind = args[0];
+  const perIdx = args.indexOf('--per');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-counts-'));
+  process.env.XENRING_COUNTS_DIR = dir;
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS || ''} -r ${__filename}`.trim();
+  const reset = install();
+  const real = require('./real');
+  const stops = [];
+  let load;
+  let to;
+  let tcp;
+  let per;
+  if (kind === 'h2' || kind === 'undici') {
+    const server = await real.startNodeServer(kind === 'h2' ? 'h2' : 'http');
+    stops.push(server.stop);
+    [to, tcp] = [server.ring, server.tcp];
+    if (kind === 'h2') [load, per] = [(t) => real.h2Streams(t, { streams: 200, size: 256 << 10 }), 200];
+    else [load, per] = [(t) => real.undiciRequests(t, { requests: 2000, size: 4096 }), 2000];
+  } else if (kind === 'pg' || kind === 'ioredis') {
+    const why = real.unavailable(kind === 'pg' ? 'postgres' : 'redis');
+    if (why) throw new Error(why);
+    const server = kind === 'pg' ? await real.startPostgres() : await real.startRedis();
+    const bridge = await real.startRingBridge(server.port);
+    stops.push(bridge.stop, server.stop);
+    [to, tcp] = [bridge.ring, server.port];
+    if (kind === 'pg') [load, per] = [(t) => real.pgQueries(t, { queries: 1000, bytea: 0 }), 1000];
+    else [load, per] = [(t) => real.ioredisOps(t, { ops: 0, big: 1 << 20, bigTimes: 4 }), 1];
+  } else {
+    throw new Error('usage: node bench/client-counts.js h2|undici|pg|ioredis [--per N] [--tcp]');
+  }
+  if (perIdx >= 0) per = Number(args[perIdx + 1]);
+  try {
+    await load(to); // warm-up, uncounted
+    await new Promise((r) => setTimeout(r, 200)); // the children have loaded this file by now
+    const kids = nodeChildren();
+    for (const p of kids) process.kill(p, 'SIGUSR1');
+    reset();
+    await new Promise((r) => setTimeout(r, 100));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const result = await load(to);
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const sides = [{ role: 'client (this process)', counts: { ...counts }, cpuMs: (cpu.user + cpu.system) / 1000 }];
+    for (const p of kids) process.kill(p, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const f of fs.readdirSync(dir)) sides.push(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+    console.log(`${kind} over the ring: ${JSON.stringify(result)} in ${ms.toFixed(0)} ms; counts per ${per}`);
+    for (const s of sides) {
+      console.log(`  ${s.role}${s.cpuMs !== undefined ? `, ${s.cpuMs.toFixed(0)} ms CPU` : ''}`);
+      for (const [k, v] of Object.entries(s.counts).sort()) console.log(`    ${k.padEnd(24)} ${String(v).padStart(10)}  ${(v / per).toFixed(2)}`);
+    }
+    if (args.includes('--tcp')) {
+      for (let i = 0; i < 3; i++) {
+        for (const [name, t] of [['ring', to], ['tcp', tcp]]) {
+          const c0 = process.cpuUsage();
+          const k0 = kids.map(cpuMs);
+          const r = await load(t);
+          const c = process.cpuUsage(c0);
+          const k = kids.map((p, j) => cpuMs(p) - k0[j]);
+          console.log(`  ${name.padEnd(4)} ${JSON.stringify(r)}; CPU ms: client ${((c.user + c.system) / 1000).toFixed(0)}, children ${k.join(', ')}`);
+        }
+      }
+    }
+  } finally {
+    for (const s of stops) await s();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
