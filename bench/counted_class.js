@@ -12,7 +12,8 @@ function countedClass(Class, around) {
     const obj = new Class(...a);
     for (const k of methods) {
       const f = Class.prototype[k];
-      Object.defineProperty(obj, k, { value: (...x) => around(k, () => f.apply(obj, x)) });
+      // Configurable: a later wrapper (crossings.js's, over bindRingMethods) may replace it.
+      Object.defineProperty(obj, k, { value: (...x) => around(k, () => f.apply(obj, x)), configurable: true });
     }
     return obj;
   };

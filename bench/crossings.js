@@ -42,8 +42,8 @@ const now = () => Number(process.hrtime.bigint());
 const busy = { found: 0, start: 0, samples: [], on: false };
 // RingEndpoint's calls are named as they are; another class's (the pool's
 // PoolQueue, polled by the reader when a pool is on) get its name as prefix.
-function counted(Class, prefix) {
-  return countedClass(Class, (k, call) => {
+function counter(prefix) {
+  return (k, call) => {
     const name = prefix + k;
     counts[name] = (counts[name] || 0) + 1;
     const t = busy.on ? now() : 0;
@@ -55,10 +55,23 @@ function counted(Class, prefix) {
     if (k === 'waitData' || k === 'service') busy.found = now();
     else if (k === 'read' && r > 0 && busy.on && !busy.start) busy.start = busy.found;
     return r;
-  });
+  };
 }
-native.RingEndpoint = counted(native.RingEndpoint, '');
-if (native.PoolQueue) native.PoolQueue = counted(native.PoolQueue, 'PoolQueue.');
+const countRing = counter('');
+native.RingEndpoint = countedClass(native.RingEndpoint, countRing);
+if (native.PoolQueue) native.PoolQueue = countedClass(native.PoolQueue, counter('PoolQueue.'));
+// The library binds the per-message methods to each endpoint (no napi_unwrap
+// per call): count those bound functions, so the busy times are the real path's.
+const bindRingMethods = native.bindRingMethods;
+native.bindRingMethods = (ep) => {
+  const hot = ['read', 'write', 'waitData', 'service'];
+  for (const k of hot) delete ep[k]; // countedClass's wrappers of the prototype methods
+  bindRingMethods(ep);
+  for (const k of hot) {
+    const f = ep[k];
+    Object.defineProperty(ep, k, { value: (...x) => countRing(k, () => f(...x)), configurable: true });
+  }
+};
 const xenring = require(dist);
 
 function resetCounts() {

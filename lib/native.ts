@@ -100,8 +100,8 @@ export interface ReceivedMessage {
 export interface NativeBinding {
   SharedMapping: new (fd: number, length: number, writable: boolean, offset?: number) => SharedMapping;
   RingEndpoint: new (options: RingEndpointOptions) => RingEndpoint;
-  /** Makes `endpoint`'s read, write, waitData and service own properties bound to it (no napi_unwrap per call); any own property already there is kept. */
-  bindRingMethods(endpoint: RingEndpoint): void;
+  /** Makes `endpoint`'s read, write, waitData and service own properties bound to it (no napi_unwrap per call); any own property already there is kept. False (nothing done) if it is not a native RingEndpoint. */
+  bindRingMethods(endpoint: RingEndpoint): boolean;
   /** Not constructible with a use from JS: transports make Notifiers. */
   Notifier: new () => Notifier;
   FdWatcher: new (fd: number, callback: (events: number) => void) => FdWatcher;

@@ -232,14 +232,17 @@ Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();
     ThrowErrno(env, errno, "recvmsg");
   }
-  Napi::Array fds = Napi::Array::New(env);
-  uint32_t nfds = 0;
+  // Every received fd is owned before any N-API call: those fail once a
+  // worker is being terminated, and an fd not yet owned would stay open for good.
+  std::vector<int> got;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     int* p = reinterpret_cast<int*>(CMSG_DATA(c));
-    for (size_t i = 0; i < count; i++) fds.Set(nfds++, Napi::Number::New(env, OwnFd(env, p[i])));
+    for (size_t i = 0; i < count; i++) got.push_back(OwnFd(env, p[i]));
   }
+  Napi::Array fds = Napi::Array::New(env);
+  for (uint32_t i = 0; i < got.size(); i++) fds.Set(i, Napi::Number::New(env, got[i]));
   Napi::Object out = Napi::Object::New(env);
   out.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)));
   out.Set("fds", fds);
@@ -343,9 +346,12 @@ Napi::Value WakePair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int p[2];
   if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) ThrowErrno(env, errno, "pipe2");
+  // Both owned before any N-API call, which fails once a worker is being terminated.
+  OwnFd(env, p[0]);
+  OwnFd(env, p[1]);
   Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, OwnFd(env, p[0])));
-  out.Set(1u, Napi::Number::New(env, OwnFd(env, p[1])));
+  out.Set(0u, Napi::Number::New(env, p[0]));
+  out.Set(1u, Napi::Number::New(env, p[1]));
   return out;
 }
 

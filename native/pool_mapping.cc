@@ -71,13 +71,16 @@ PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pool
   bool writable = info.Length() > 2 && info[2].ToBoolean();
   int64_t offset = info.Length() > 3 && !info[3].IsUndefined() ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
   if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
+  // Tagged before mapping: a constructor that throws never runs ~PoolMapping,
+  // and once a worker is being terminated every N-API call that may run JS
+  // fails (tagging after the mmap leaked the mapping for good).
+  info.This().As<Napi::Object>().TypeTag(&kPoolMappingTag);
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   g_alive.fetch_add(1, std::memory_order_relaxed);
   region_ = new PoolRegion(static_cast<uint8_t*>(p), static_cast<size_t>(length));
   length_ = static_cast<size_t>(length);
-  info.This().As<Napi::Object>().TypeTag(&kPoolMappingTag);
 }
 
 PoolMapping::~PoolMapping() {

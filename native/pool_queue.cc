@@ -60,6 +60,9 @@ PoolQueue::PoolQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolQueu
   limit_ = static_cast<uint32_t>(UintOption(env, o, "limit", 1, 0xffffffffull));
   uint64_t offset = UintOption(env, o, "offset", 0, uint64_t(1) << 40);
   if (offset % 64 != 0) ThrowRange(env, "options.offset must be 64-byte aligned");
+  // Every option is read before the region is taken: a throw after it (e.g.
+  // any N-API call once a worker is being terminated) would keep it mapped.
+  bool init = o.Get("init").ToBoolean();
   PoolRegion* region = PoolMapping::Acquire(o.Get("mapping"));
   if (region == nullptr) ThrowType(env, "options.mapping must be an open PoolMapping");
   uint64_t bytes = kEntries + uint64_t(slots_) * words_ * 4;
@@ -72,7 +75,7 @@ PoolQueue::PoolQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolQueu
   prod_ = reinterpret_cast<volatile uint32_t*>(at + kProd);
   cons_ = reinterpret_cast<volatile uint32_t*>(at + kCons);
   entries_ = reinterpret_cast<volatile uint32_t*>(at + kEntries);
-  if (o.Get("init").ToBoolean()) {
+  if (init) {
     __atomic_store_n(prod_, 0u, __ATOMIC_RELAXED);
     __atomic_store_n(cons_, 0u, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -10,8 +10,9 @@ import { invalidArgType, outOfRange } from '../errors';
  * Default bytes per direction. Large enough that bulk streams rarely sleep:
  * a writer waiting for room is woken once half the ring is free, so it
  * refills 1 MiB per wake-up while the reader reads the other half (64 KiB
- * bulk: ~12 % less CPU per MiB than 1 MiB rings, 4 MiB rings no better;
- * docs/benchmark.md). Pages are touched only as data flows through them.
+ * bulk: 17-19 % less CPU per MiB than 1 MiB rings woken on every read;
+ * 4 MiB rings no better: docs/benchmark.md). Pages are touched only as
+ * data flows through them.
  */
 export const DEFAULT_RING_SIZE = 2 << 20;
 /** Smallest ring xenring↔xenring connections use (out-of-page, so the extension area is free). */

@@ -100,7 +100,7 @@ export class VchanState {
   ) {
     endpoint.bindState(this.words);
     // The per-message calls skip napi_unwrap (~1/3 of a small call): bound to this endpoint.
-    if (endpoint instanceof native.RingEndpoint) native.bindRingMethods(endpoint);
+    native.bindRingMethods(endpoint);
   }
 
   /** Readable bytes as of the last call. */

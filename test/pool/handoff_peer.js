@@ -1,40 +1,77 @@
 'use strict';
-// The other process of test/pool/handoff_gc.test.js: a xenring server that
-// answers every 16 MiB pool message with 1 byte on arrival, after releasing
-// it, and counts its own major GCs. Messages: { event: 'ready', port },
-// { event: 'done', msgs, majorGCs, releasedEmpty, stats }.
+// The two processes of test/pool/handoff_gc.test.js (each a fresh process,
+// so the counts are the hand-off's, not what earlier tests left in a heap):
+//   receiver  a xenring server that releases every 16 MiB pool message on
+//             arrival and answers it with 1 byte;
+//   sender    connects to argv[4], sends `warm` messages, zeroes its counts,
+//             then `count` more, each allocBuffer() + write() + wait for the answer.
+// Each counts its own major GCs. Messages: { event: 'ready', port } (receiver),
+// { event: 'counted', msgs, majorGCs, empty, stats } (the receiver on 'count',
+// the sender when done; `empty`: Buffers that read as empty after release/write).
 const { PerformanceObserver, constants } = require('node:perf_hooks');
 const xenring = require('../..');
 
-const size = Number(process.argv[2]);
+const [role, sizeArg, warmArg, countArg, portArg] = process.argv.slice(2);
+const size = Number(sizeArg);
 let majors = 0;
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors++;
 }).observe({ entryTypes: ['gc'] });
+// Observer entries arrive asynchronously: let them in before reporting.
+const report = (m) => setImmediate(() => process.send({ event: 'counted', majorGCs: majors, ...m }));
+process.on('disconnect', () => process.exit(0));
 
-const server = xenring.createServer((sock) => {
-  server.close();
-  let got = 0;
+if (role === 'receiver') {
   let msgs = 0;
-  let releasedEmpty = 0;
-  const ack = Buffer.from([1]);
-  sock.on('data', (d) => {
-    got += d.length;
-    if (sock.release(d) && d.length === 0) releasedEmpty++;
-    for (; got >= size; got -= size) {
-      msgs++;
-      sock.write(ack);
-    }
-  });
+  let empty = 0;
+  let conn = null;
   process.on('message', (m) => {
     if (m !== 'count') return;
-    // Observer entries arrive asynchronously: let them in first.
-    setImmediate(() => {
-      process.send({ event: 'counted', msgs, majorGCs: majors, releasedEmpty, stats: sock.poolStats() });
-      majors = 0;
-    });
+    report({ msgs, empty, stats: conn && conn.poolStats() });
+    majors = 0;
+    empty = 0;
   });
-  sock.on('end', () => sock.end());
-});
-server.listen({ port: 0, transport: 'local' }, () => process.send({ event: 'ready', port: server.address().port }));
-process.on('disconnect', () => process.exit(0));
+  const server = xenring.createServer((sock) => {
+    server.close();
+    conn = sock;
+    let got = 0;
+    const ack = Buffer.from([1]);
+    sock.on('data', (d) => {
+      got += d.length;
+      if (sock.release(d) && d.length === 0) empty++;
+      for (; got >= size; got -= size) {
+        msgs++;
+        sock.write(ack);
+      }
+    });
+    sock.on('end', () => sock.end());
+  });
+  server.listen({ port: 0, transport: 'local' }, () => process.send({ event: 'ready', port: server.address().port }));
+} else {
+  const sock = xenring.connect({ port: Number(portArg), transport: 'local', pool: { size: 64 << 20 } });
+  sock.once('connect', async () => {
+    let acks = 0;
+    let wake = null;
+    sock.on('data', (d) => {
+      acks += d.length;
+      if (wake) wake();
+    });
+    const answered = (n) => new Promise((resolve) => (acks >= n ? resolve() : (wake = resolve)));
+    let empty = 0;
+    const warm = Number(warmArg);
+    const total = warm + Number(countArg);
+    for (let i = 0; i < total; i++) {
+      if (i === warm) {
+        await new Promise((r) => setImmediate(r));
+        majors = 0;
+        empty = 0;
+      }
+      const buf = sock.allocBuffer(size);
+      buf[0] = i & 0xff;
+      sock.write(buf);
+      if (buf.length === 0) empty++;
+      await answered(i + 1);
+    }
+    report({ msgs: total, empty, stats: sock.poolStats() });
+  });
+}

@@ -78,7 +78,7 @@ describe('pool: review findings (real processes)', function () {
     let accepted;
     const got = new Promise((r) => (accepted = r));
     const srv = xenring.createServer((s) => accepted(s));
-    srv.listen({ port: 0 });
+    srv.listen({ port: 0, ringSize: 1 << 20 }); // 300 x 8 KiB exceeds the pool plus this ring
     await once(srv, 'listening');
     // The Python peer (standard library) maps everything, goes live, then does nothing at all.
     const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'client', JSON.stringify({ path: srv.address().address, poolSize: 1 << 20, scenario: 'none' })], { stdio: ['pipe', 'pipe', 'inherit'] });
