@@ -101,6 +101,16 @@ export class PoolSender {
     return loan !== undefined && loan.state === 'loaned';
   }
 
+  /**
+   * Whether `buf` is a loan already sent by reference: detached (length 0),
+   * its bytes now the receiver's. Writing it again would send nothing.
+   */
+  wasSent(buf: Uint8Array): boolean {
+    if (buf.length !== 0) return false;
+    const loan = this.loans.get(buf.buffer as ArrayBuffer);
+    return loan !== undefined && loan.state !== 'loaned';
+  }
+
   /** Whether the writer should offer `buf` to send() (a loan of ours, or an ordinary Buffer to copy in). */
   goesByReference(buf: Uint8Array): boolean {
     return (buf.length >= this.copyThreshold && buf.length <= this.copyMax) || this.isLoaned(buf);

@@ -6,7 +6,7 @@
  * ring.
  * @internal
  */
-import { systemError } from '../errors';
+import { codedError, systemError } from '../errors';
 import type { PoolSender } from '../pool/pool_sender';
 import { SpinBackoff } from './spin_backoff';
 import type { VchanState } from './vchan_state';
@@ -104,7 +104,7 @@ export class RingWriter {
    */
   stage(chunk: Buffer): boolean {
     if (this.host.closed || this.pending || this.host.peerGone) return false;
-    if (this.sender !== null && this.sender.isLoaned(chunk)) return false; // goes by reference
+    if (this.sender !== null && (this.sender.isLoaned(chunk) || this.sender.wasSent(chunk))) return false; // by reference, or refused by write()
     const n = chunk.length;
     // The tick's first small write goes straight into the ring (one native
     // call, as net's try-write): a reply reaches the peer now, not after this
@@ -190,6 +190,12 @@ export class RingWriter {
   write(chunks: Buffer[], callback: (err?: Error | null) => void): void {
     if (this.host.closed) {
       callback(systemError('EPIPE', 'write'));
+      return;
+    }
+    // A loan written again after it went by reference has no bytes left to
+    // send (detached): fail loudly instead of sending nothing in its place.
+    if (this.sender !== null && chunks.some((c) => this.sender!.wasSent(c))) {
+      callback(sentAgain());
       return;
     }
     const err = this.writeStagedOrFail(); // staged bytes come first
@@ -305,6 +311,7 @@ export class RingWriter {
     let sent = false;
     while (p.next < all.length) {
       const c = all[p.next];
+      if (sender.wasSent(c)) throw sentAgain(); // the same loan earlier in this write went by reference
       if (sender.goesByReference(c)) {
         if (p.chunks.length > 0) break; // its position is after these ring bytes
         const n = c.length; // send() detaches a loan it sent
@@ -344,4 +351,13 @@ export class RingWriter {
     this.spin.failed();
     return false;
   }
+}
+
+/** A loan written again after it went by reference: detached, it has no bytes left to send. */
+function sentAgain(): Error {
+  return codedError(
+    'ERR_INVALID_ARG_VALUE',
+    'The chunk is an allocBuffer() Buffer already sent by reference: its bytes belong to the receiver (allocate a new one to send again)',
+    TypeError,
+  );
 }
