@@ -16,14 +16,7 @@ const PY = path.join(__dirname, 'hostile_peer.py');
 const LENGTH = 10000;
 const want = Buffer.from(Array.from({ length: LENGTH }, (_, i) => (i * 7 + 3) % 251));
 
-async function collect() {
-  for (let i = 0; i < 3; i++) {
-    global.gc({ type: 'minor' });
-    await new Promise((r) => setImmediate(r));
-  }
-  global.gc();
-  await new Promise((r) => setImmediate(r));
-}
+const { collectAll: collect } = require('../helpers/collect');
 
 describe('recycling review: a kept view outlives a hostile peer (Python process)', function () {
   this.timeout(30000);

@@ -8,16 +8,7 @@
 const assert = require('node:assert/strict');
 const { returnedBuffers } = require('../../dist/returned_buffers');
 
-const settle = () => new Promise((r) => setImmediate(r)).then(() => new Promise((r) => setImmediate(r)));
-
-async function collect() {
-  for (let i = 0; i < 3; i++) {
-    global.gc({ type: 'minor' });
-    await settle();
-  }
-  global.gc();
-  await settle();
-}
+const { collectAll: collect } = require('../helpers/collect');
 
 describe('recycling review: the idle slab free', () => {
   it('frees slabs collected after trim(0) instead of caching them; the next take() caches again', async () => {

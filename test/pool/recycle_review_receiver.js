@@ -165,17 +165,7 @@ function receive(socket, opts, keeper, onBytes) {
   });
 }
 
-const settle = () => new Promise((r) => setImmediate(r));
-
-async function collectHard() {
-  for (let i = 0; i < 3; i++) {
-    global.gc({ type: 'minor' });
-    await settle();
-  }
-  global.gc();
-  await settle();
-  await settle();
-}
+const { collectAll: collectHard } = require('../helpers/collect');
 
 const xenringOptions = (opts) => (opts.pool ? {} : { pool: false });
 

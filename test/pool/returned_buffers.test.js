@@ -10,15 +10,7 @@ const path = require('node:path');
 const { returnedBuffers } = require('../../dist/returned_buffers');
 const { poolNative } = require('../../dist/pool/native_pool');
 
-const settle = () => new Promise((r) => setImmediate(r)).then(() => new Promise((r) => setImmediate(r)));
-
-/** Collects with minor GCs only, then lets the finalizers (queued to the loop) run. */
-async function minorGc() {
-  for (let i = 0; i < 3; i++) {
-    global.gc({ type: 'minor' });
-    await settle();
-  }
-}
+const { minorGc } = require('../helpers/collect');
 
 describe('returned buffers: recycled slabs and self-reporting pool views', () => {
   it('hands a slab out again only after it was collected, never one still held (a subarray holds it)', async () => {
