@@ -47,7 +47,7 @@ describe('ring: bound endpoint methods', function () {
   });
 
   it('a bound function keeps its endpoint alive after every other reference is gone', async function () {
-    if (typeof gc !== 'function') this.skip();
+    if (typeof gc !== 'function') this.skip(); // reason: needs node --expose-gc (npm test sets it in .mocharc.json; a run without it cannot collect on demand)
     const collect = async () => {
       for (let i = 0; i < 3; i++) {
         await new Promise((r) => setImmediate(r)); // a WeakRef holds its target until the job ends
