@@ -32,12 +32,30 @@ const inc = (k, n = 1) => (counts[k] = (counts[k] || 0) + n);
 
 function install() {
   const { native } = require(path.join(dist, 'native'));
-  native.RingEndpoint = countedClass(native.RingEndpoint, (k, call) => {
+  const Counted = countedClass(native.RingEndpoint, (k, call) => {
     inc(`ring.${k}`);
     const r = call();
     if (k === 'write' || k === 'read') inc(`ring.${k} bytes`, r);
     return r;
   });
+  // Spins (waitData with a time): how many found data, and the µs spent in them,
+  // the CPU a spin takes from whatever else wants to run.
+  native.RingEndpoint = function SpinCounted(...a) {
+    const ep = new Counted(...a);
+    const waitData = ep.waitData;
+    Object.defineProperty(ep, 'waitData', {
+      value: (micros, arm) => {
+        if (!(micros > 0)) return waitData(micros, arm);
+        const t0 = process.hrtime.bigint();
+        const r = waitData(micros, arm);
+        inc('spin µs', Number(process.hrtime.bigint() - t0) / 1000);
+        inc(r > 0 ? 'spin found data' : 'spin found nothing');
+        return r;
+      },
+      configurable: true,
+    });
+    return ep;
+  };
   const Watcher = native.FdWatcher;
   native.FdWatcher = function CountedWatcher(fd, cb) {
     return new Watcher(fd, (events) => (inc('wake-ups'), cb(events)));
@@ -59,17 +77,30 @@ function install() {
   wrap('push', (chunk) => chunk && inc('socket.push bytes', chunk.length));
   wrap('pause');
   wrap('resume');
+  // CPU and context switches since the reset, as counts of their own (involuntary
+  // switches: the process was preempted, e.g. by a spinner on a busy host).
+  let usage0 = process.resourceUsage();
   const reset = () => {
     for (const k of Object.keys(counts)) delete counts[k];
+    usage0 = process.resourceUsage();
   };
-  return reset;
+  const usage = () => {
+    const u = process.resourceUsage();
+    counts['process CPU µs'] = u.userCPUTime + u.systemCPUTime - usage0.userCPUTime - usage0.systemCPUTime;
+    counts['process switches, involuntary'] = u.involuntaryContextSwitches - usage0.involuntaryContextSwitches;
+    counts['process switches, voluntary'] = u.voluntaryContextSwitches - usage0.voluntaryContextSwitches;
+    counts['process page faults'] = u.minorPageFault - usage0.minorPageFault;
+    return counts;
+  };
+  return { reset, usage };
 }
 
 if (require.main !== module) {
   // Preloaded into a child (the forked server or a proxy).
-  const reset = install();
+  const { reset, usage } = install();
   process.on('SIGUSR1', reset);
   process.on('SIGUSR2', () => {
+    usage();
     const dir = process.env.XENRING_COUNTS_DIR || os.tmpdir();
     const role = process.argv.slice(2).join(' ');
     fs.writeFileSync(path.join(dir, `${process.pid}.json`), JSON.stringify({ role, counts }));
@@ -109,7 +140,7 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-counts-'));
   process.env.XENRING_COUNTS_DIR = dir;
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS || ''} -r ${__filename}`.trim();
-  const reset = install();
+  const { reset, usage } = install();
   const real = require('./real');
   const stops = [];
   let load;
@@ -147,24 +178,26 @@ async function main() {
     const result = await load(to);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    const sides = [{ role: 'client (this process)', counts: { ...counts }, cpuMs: (cpu.user + cpu.system) / 1000 }];
+    const sides = [{ role: 'client (this process)', counts: { ...usage() }, cpuMs: (cpu.user + cpu.system) / 1000 }];
     for (const p of kids) process.kill(p, 'SIGUSR2');
     await new Promise((r) => setTimeout(r, 300));
     for (const f of fs.readdirSync(dir)) sides.push(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
     console.log(`${kind} over the ring: ${JSON.stringify(result)} in ${ms.toFixed(0)} ms; counts per ${per}`);
     for (const s of sides) {
       console.log(`  ${s.role}${s.cpuMs !== undefined ? `, ${s.cpuMs.toFixed(0)} ms CPU` : ''}`);
-      for (const [k, v] of Object.entries(s.counts).sort()) console.log(`    ${k.padEnd(24)} ${String(v).padStart(10)}  ${(v / per).toFixed(2)}`);
+      for (const [k, v] of Object.entries(s.counts).sort()) console.log(`    ${k.padEnd(24)} ${String(Math.round(v)).padStart(10)}  ${(v / per).toFixed(2)}`);
     }
     if (args.includes('--tcp')) {
       for (let i = 0; i < 3; i++) {
         for (const [name, t] of [['ring', to], ['tcp', tcp]]) {
-          const c0 = process.cpuUsage();
+          const u0 = process.resourceUsage();
           const k0 = kids.map(cpuMs);
           const r = await load(t);
-          const c = process.cpuUsage(c0);
+          const u = process.resourceUsage();
           const k = kids.map((p, j) => cpuMs(p) - k0[j]);
-          console.log(`  ${name.padEnd(4)} ${JSON.stringify(r)}; CPU ms: client ${((c.user + c.system) / 1000).toFixed(0)}, children ${k.join(', ')}`);
+          const c = (u.userCPUTime + u.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1000;
+          const faults = u.minorPageFault - u0.minorPageFault;
+          console.log(`  ${name.padEnd(4)} ${JSON.stringify(r)}; client: CPU ${c.toFixed(0)} ms, ${faults} page faults; children CPU ms ${k.join(', ')}`);
         }
       }
     }
