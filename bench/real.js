@@ -281,7 +281,10 @@ async function serve(kind) {
   const ring = `clients-${process.pid}-${kind}`;
   const ringServer = xenring.createServer((socket) => target.emit('connection', socket));
   await new Promise((resolve) => ringServer.listen(ring, resolve));
-  process.send({ ring, tcp: target.address().port });
+  // The control for Node's stream wrapper: TCP connections handed over inside a JS Duplex.
+  const wrappedServer = net.createServer((socket) => target.emit('connection', inJsDuplex(socket)));
+  await new Promise((resolve) => wrappedServer.listen(0, '127.0.0.1', resolve));
+  process.send({ ring, tcp: target.address().port, wrapped: wrappedServer.address().port });
   process.on('disconnect', () => process.exit(0));
 }
 
@@ -292,7 +295,7 @@ async function startNodeServer(kind) {
     child.once('message', resolve);
     child.once('exit', (code) => reject(new Error(`--serve ${kind} exited ${code}`)));
   });
-  return { ...ports, stop: () => (child.connected && child.disconnect(), stopChild(child)) };
+  return { ...ports, pid: child.pid, stop: () => (child.connected && child.disconnect(), stopChild(child)) };
 }
 
 /** One `xenring proxy --listen LISTEN --connect CONNECT`; resolves { listening (the bound address), port (if TCP), stop() }. */
@@ -324,9 +327,39 @@ async function startTcpRelay(port) {
   return { port: p.port, stop: p.stop };
 }
 
-/** A stream factory: a xenring socket to ring port `ring`, or (given a number) TCP to 127.0.0.1. */
+/**
+ * `socket` (TCP) inside a plain JS Duplex that forwards both ways: no libuv
+ * handle, so http2 and tls wrap it in Node's JSStreamSocket as they wrap a
+ * xenring Socket. TCP through it shows what that wrapper costs with no ring.
+ */
+function inJsDuplex(socket) {
+  const { Duplex } = require('node:stream');
+  const d = new Duplex({
+    read: () => socket.resume(),
+    write: (chunk, encoding, cb) => socket.write(chunk, encoding, cb),
+    writev: (chunks, cb) => {
+      socket.cork();
+      for (const { chunk, encoding } of chunks) socket.write(chunk, encoding);
+      socket.uncork();
+      socket.write(Buffer.alloc(0), cb); // called once the chunks before it are flushed
+    },
+    final: (cb) => socket.end(cb),
+    destroy: (err, cb) => (socket.destroy(err), cb(err)),
+  });
+  socket.on('data', (chunk) => d.push(chunk) || socket.pause());
+  socket.on('end', () => d.push(null));
+  socket.on('error', (err) => d.destroy(err));
+  socket.on('connect', () => d.emit('connect'));
+  return d;
+}
+
+/**
+ * A stream factory: a xenring socket to ring port `ring`, (given a number) TCP
+ * to 127.0.0.1, or (given { wrapped: port }) that TCP inside a JS Duplex.
+ */
 function dialer(to) {
   if (typeof to === 'number') return () => net.connect(to, '127.0.0.1');
+  if (typeof to === 'object') return () => inJsDuplex(net.connect(to.wrapped, '127.0.0.1'));
   const xenring = require('..');
   return () => xenring.connect({ port: to });
 }
@@ -616,6 +649,8 @@ async function main(argv) {
     'process and TCP hop); autocannon (a TCP-only load tool) reaches the ring through `xenring proxy --listen tcp:… --connect ring:NAME`.',
     'For those three, "TCP via a proxy" is the same client through the same extra process with TCP in place of the ring',
     '(`xenring proxy --listen tcp:… --connect tcp:…`): xenring ÷ that is what the ring gains on equal hops.',
+    'For http2 that column is TCP handed to http2 inside a plain JS Duplex on both sides: Node wraps such a stream (as any stream',
+    'without a libuv handle, a xenring socket included) in its JS stream wrapper, so xenring ÷ that is the ring on equal wrapping.',
     `Every answer is verified. Median of ${rounds} rounds (alternating, after one unrecorded warm-up round each way) with the range; ratios above 1× are better for rates, worse for latencies.`,
     '',
     '| client | load | metric | TCP | xenring | xenring ÷ TCP | TCP via a proxy | xenring ÷ TCP via a proxy |',
@@ -640,7 +675,8 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
     return `${num(med(xs), digits)} (${num(Math.min(...xs), digits)}–${num(Math.max(...xs), digits)})`;
   };
   // measure(to) -> { metricName: number }; `to` a TCP port number or a ring port name;
-  // `viaProxy`: the TCP port of the same-hops control (a proxy with TCP on both sides), if any.
+  // `viaProxy`: the TCP port of the same-hops control (a proxy with TCP on both sides), if any
+  // (http2: { wrapped: port }, TCP inside a JS Duplex).
   const compare = async (client, load, tcp, ring, measure, metrics, viaProxy) => {
     const got = { tcp: [], ring: [], proxy: [] };
     // One unrecorded round each way first: a fresh process (a proxy, the forked server, this one on
@@ -677,7 +713,8 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
           await relay.stop();
         }
       } else if (kind === 'h2') {
-        await compare('http2', '200 concurrent streams of 256 KiB', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10 }), [['mibps', 'MiB/s']]);
+        // Control: TCP inside a JS Duplex on both sides (Node's stream wrapper, as for any xenring socket, and no ring).
+        await compare('http2', '200 concurrent streams of 256 KiB', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10 }), [['mibps', 'MiB/s']], { wrapped: server.wrapped });
       } else {
         await compare('ws', '10,000 messages, then 16 MiB', server.tcp, server.ring, (to) => wsEcho(to, { messages: 10000, big: 16 << 20 }), [['msgps', 'messages/s'], ['bigMibps', '16 MiB echo, MiB/s']]);
       }
