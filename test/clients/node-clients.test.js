@@ -76,6 +76,12 @@ describe('Node clients over xenring sockets', function () {
       const r = await real.h2Streams(ctx.server.ring, { streams: 200, size: 64 << 10 });
       assert.ok(r.mibps > 0);
     });
+
+    it("the bench's control, TCP inside a plain JS Duplex on both sides (Node's stream wrapper, no ring): 200 streams of 64 KiB intact", async function () {
+      // bench/real.js compares the ring's http2 rate with this path; a control that lost or reordered bytes would make that comparison worthless.
+      const r = await real.h2Streams({ wrapped: ctx.server.wrapped }, { streams: 200, size: 64 << 10 });
+      assert.ok(r.mibps > 0);
+    });
   });
 
   describe('ws server (forked child)', function () {
