@@ -338,10 +338,10 @@ function inJsDuplex(socket) {
     read: () => socket.resume(),
     write: (chunk, encoding, cb) => socket.write(chunk, encoding, cb),
     writev: (chunks, cb) => {
+      // One writev on the TCP socket, as a xenring socket takes them; the last write's callback covers all.
       socket.cork();
-      for (const { chunk, encoding } of chunks) socket.write(chunk, encoding);
+      chunks.forEach(({ chunk, encoding }, i) => socket.write(chunk, encoding, i === chunks.length - 1 ? cb : undefined));
       socket.uncork();
-      socket.write(Buffer.alloc(0), cb); // called once the chunks before it are flushed
     },
     final: (cb) => socket.end(cb),
     destroy: (err, cb) => (socket.destroy(err), cb(err)),
