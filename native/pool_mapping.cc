@@ -89,13 +89,16 @@ PoolMapping::~PoolMapping() {
 
 Napi::Object PoolMapping::Adopt(Napi::Env env, uint8_t* base, size_t length) {
   Napi::Object obj;
+  PoolMapping* m;
+  // Unwrap() fails too once a worker is being terminated: until region_ holds
+  // the pages, unmapping them is ours.
   try {
     obj = GetAddonData(env)->pool_mapping_ctor.New({env.Undefined()});
+    m = ObjectWrap<PoolMapping>::Unwrap(obj);
   } catch (...) {
     munmap(base, length);
     throw;
   }
-  PoolMapping* m = ObjectWrap<PoolMapping>::Unwrap(obj);
   g_alive.fetch_add(1, std::memory_order_relaxed);
   m->region_ = new PoolRegion(base, length);
   m->length_ = length;

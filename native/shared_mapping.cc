@@ -45,12 +45,20 @@ void SharedMapping::Release() {
 }
 
 Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable) {
-  Napi::Object obj = GetAddonData(env)->mapping_ctor.New({env.Undefined()});
-  SharedMapping* m = ObjectWrap<SharedMapping>::Unwrap(obj);
-  m->base_ = base;
-  m->length_ = length;
-  m->writable_ = writable;
-  return obj;
+  // Until the object holds the pages nothing else will unmap them: once a
+  // worker is being terminated, New() or Unwrap() fails, and a grant mapping
+  // left behind keeps its grants and never fires its unmap notify.
+  try {
+    Napi::Object obj = GetAddonData(env)->mapping_ctor.New({env.Undefined()});
+    SharedMapping* m = ObjectWrap<SharedMapping>::Unwrap(obj);
+    m->base_ = base;
+    m->length_ = length;
+    m->writable_ = writable;
+    return obj;
+  } catch (...) {
+    munmap(base, length);
+    throw;
+  }
 }
 
 SharedMapping* SharedMapping::Unwrap(Napi::Value v) {

@@ -16,7 +16,8 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   ~SharedMapping() override;
 
   // For other native modules (e.g. the Xen devices) that map pages themselves.
-  // Takes ownership: munmap(base, length) when released.
+  // Takes ownership: munmap(base, length) when released, or before it
+  // rethrows if the object cannot be made.
   static Napi::Object Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable);
   static SharedMapping* Unwrap(Napi::Value v);
 

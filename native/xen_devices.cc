@@ -189,10 +189,14 @@ Napi::Value GntShare(const Napi::CallbackInfo& info) {
   int64_t notify_port = OptionalArg(info, 4, "notifyPort", 0xffffffffll);
   std::vector<uint32_t> ids;
   uint8_t* p = ShareGrants(env, domid, count, writable, notify_offset, notify_port, &ids);
+  // Adopted before any other N-API call: those fail once a worker is being
+  // terminated, and the pages (with their grants and unmap notify) would
+  // stay mapped for good.
+  Napi::Object mapping = SharedMapping::Adopt(env, p, size_t(count) * kXenPage, true);  // munmaps if it throws
   Napi::Array refs = Napi::Array::New(env, count);
   for (uint32_t i = 0; i < count; i++) refs.Set(i, Napi::Number::New(env, ids[i]));
   Napi::Object out = Napi::Object::New(env);
-  out.Set("mapping", SharedMapping::Adopt(env, p, size_t(count) * kXenPage, true));
+  out.Set("mapping", mapping);
   out.Set("refs", refs);
   return out;
 }
@@ -207,7 +211,7 @@ Napi::Value GntMap(const Napi::CallbackInfo& info) {
   size_t length = 0;
   uint8_t* p = MapGrants(env, domid, info.Length() > 1 ? info[1] : env.Undefined(), kMaxPages, writable,
                          notify_offset, notify_port, &length);
-  return SharedMapping::Adopt(env, p, length, writable);
+  return SharedMapping::Adopt(env, p, length, writable);  // munmaps if it throws
 }
 
 // evtchnOpen() -> fd (O_CLOEXEC so spawned children inherit no ports,

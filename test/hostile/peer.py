@@ -271,6 +271,9 @@ def mode_server(opts):
     conns = []
     for _ in range(opts.get("count", 1)):
         conn, _ = srv.accept()
+        if opts.get("sockError"):
+            sock_error(conn, opts)
+            return
         data, fds = recv_reply(conn)
         if not data:  # the client hung up on us
             close_all(fds)
@@ -284,6 +287,25 @@ def mode_server(opts):
             return
         close_all(fds)
     wait_stdin_closed()
+
+
+def sock_error(conn, opts):
+    """Leave the client's rendezvous socket with a pending error (POLLERR).
+
+    Reads the HELLO with MSG_PEEK (it stays queued), answers honestly, lets
+    the client connect, then closes the socket with the HELLO still unread:
+    the kernel then sets ECONNRESET on the client's end, which poll reports
+    as POLLERR (libuv: UV_EBADF). The ring stays mapped and our live byte
+    says connected, so only that error can tell the client.
+    """
+    conn.settimeout(5.0)
+    conn.recv(4096, socket.MSG_PEEK)  # (recv_fds drops its flags on Python 3.11)
+    order = 12
+    socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
+    time.sleep(0.5)  # the client maps the ring and connects
+    conn.close()
+    out("closed")
+    wait_stdin_closed()  # the memfd and our wake-up end stay open meanwhile
 
 
 def mode_plant(opts):
