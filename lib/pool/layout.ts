@@ -44,6 +44,14 @@ export const DEFAULT_COPY_THRESHOLD = 256 * 1024;
 export const DEFAULT_COPY_MAX = 4 << 20;
 /** Bytes copied in and not yet taken by the reader beyond which ordinary Buffers take the ring. */
 export const DEFAULT_COPY_WINDOW = 8 << 20;
+/**
+ * Ordinary writes that find the ring full are gathered into one pool extent
+ * of this size and sent as one reference (see RingWriter's runs): the reader
+ * gets one view instead of copying each write out of the ring.
+ */
+export const RUN_BYTES = 1 << 20;
+/** Runs only in pools of at least this size (a small pool, e.g. Xen's default, keeps its room for large payloads). */
+export const RUN_MIN_POOL = 16 << 20;
 /** Largest pool accepted (extent offsets are u32 on the wire). */
 export const MAX_POOL = 1 << 30;
 
