@@ -52,6 +52,8 @@ export const DEFAULT_COPY_WINDOW = 8 << 20;
 export const RUN_BYTES = 1 << 20;
 /** Runs only in pools of at least this size (a small pool, e.g. Xen's default, keeps its room for large payloads). */
 export const RUN_MIN_POOL = 16 << 20;
+/** Runs in flight (sent, not yet returned) at most, and never more than a quarter of the pool. */
+export const RUN_WINDOW = 16 << 20;
 /** Largest pool accepted (extent offsets are u32 on the wire). */
 export const MAX_POOL = 1 << 30;
 

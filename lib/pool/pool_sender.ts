@@ -10,7 +10,7 @@
  * byte past `position` before send() returns.
  * @internal
  */
-import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, RUN_BYTES, RUN_MIN_POOL } from './layout';
+import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, RUN_BYTES, RUN_MIN_POOL, RUN_WINDOW } from './layout';
 import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
@@ -56,6 +56,7 @@ export class PoolSender {
   private readonly copyThreshold: number;
   private readonly copyMax: number;
   private readonly copyWindow: number;
+  private readonly runWindow: number;
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
   private announcedHead = 0;
@@ -69,6 +70,7 @@ export class PoolSender {
     this.copyThreshold = options.copyThreshold ?? Infinity;
     this.copyMax = options.copyMax ?? Infinity;
     this.copyWindow = options.copyWindow ?? Infinity;
+    this.runWindow = Math.min(RUN_WINDOW, options.poolBytes / 4);
   }
 
   /** A Buffer of `size` bytes in the pool, or null (the caller hands out an ordinary Buffer). */
@@ -168,7 +170,11 @@ export class PoolSender {
   openRun(): Loan | null {
     if (this.closed || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
     this.reclaim();
-    if (!this.table.canSend()) return null;
+    // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
+    // allocBuffer() and large writes keep the rest, and the reader, which
+    // returns views when it collects garbage, is not handed a whole pool of
+    // pages to cycle through (each one a page fault on its first use).
+    if (!this.table.canSend() || this.table.inUse + RUN_BYTES > this.runWindow) return null;
     if (this.copyWindow !== Infinity && this.untakenBytes() + RUN_BYTES > this.copyWindow) return null;
     return this.table.loan(RUN_BYTES);
   }
