@@ -21,6 +21,16 @@ export const COMPLETION_WORDS = 2;
 const QUEUE_HEADER = 128;
 export const DESCRIPTOR_QUEUE_OFFSET = 0;
 export const COMPLETION_QUEUE_OFFSET = DESCRIPTOR_QUEUE_OFFSET + QUEUE_HEADER + QUEUE_SLOTS * DESCRIPTOR_WORDS * 4;
+/**
+ * One word the receiver writes for the sender, after the queues. Bit 0
+ * (READER_TAKES_VIEWS): payloads reach a 'data' listener as views, so runs
+ * (RUN_BYTES) save the reader its copy; an `onread` reader, or one given
+ * private copies, copies a payload anyway, and from pages colder than the
+ * ring's, so the sender gathers no runs for it. A hint only: a peer that lies
+ * costs itself speed, nothing else.
+ */
+export const READER_FLAGS_OFFSET = COMPLETION_QUEUE_OFFSET + QUEUE_HEADER + QUEUE_SLOTS * COMPLETION_WORDS * 4;
+export const READER_TAKES_VIEWS = 1;
 /** The pool starts on the page after the queues. */
 export const POOL_DATA_OFFSET = POOL_PAGE;
 

@@ -10,7 +10,17 @@
  * byte past `position` before send() returns.
  * @internal
  */
-import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, RUN_BYTES, RUN_MIN_POOL, RUN_WINDOW } from './layout';
+import {
+  COMPLETION_WORDS,
+  DESCRIPTOR_WORDS,
+  POOL_DATA_OFFSET,
+  QUEUE_SLOTS,
+  READER_FLAGS_OFFSET,
+  READER_TAKES_VIEWS,
+  RUN_BYTES,
+  RUN_MIN_POOL,
+  RUN_WINDOW,
+} from './layout';
 import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
@@ -57,6 +67,7 @@ export class PoolSender {
   private readonly copyMax: number;
   private readonly copyWindow: number;
   private readonly runWindow: number;
+  private readonly readerFlags = new Uint8Array(4);
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
   private announcedHead = 0;
@@ -163,12 +174,15 @@ export class PoolSender {
 
   /**
    * An extent to gather ordinary writes into (a run: see RingWriter), or null
-   * when this pool does not gather (copy-in off, or too small) or cannot now
+   * when this pool does not gather (copy-in off, too small, or a reader that
+   * copies payloads: READER_FLAGS_OFFSET) or cannot now
    * (full, too many in flight, or the reader has not taken what we sent).
    * Nothing is announced until sendRun().
    */
   openRun(): Loan | null {
     if (this.closed || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
+    this.options.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
+    if ((this.readerFlags[0] & READER_TAKES_VIEWS) === 0) return null;
     this.reclaim();
     // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
     // allocBuffer() and large writes keep the rest, and the reader, which
