@@ -87,6 +87,25 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     await Promise.all([closed(c), closed(s)]);
   });
 
+  it('an onread reader (it copies payloads anyway) gets runs only until it copies the first', async () => {
+    const { server, port, accepted } = await listenOnce({ ringSize: RING });
+    const p = forkPeer('socket_peer.js', { role: 'client', port, receive: 'onread', onreadSize: 20000 });
+    const s = await accepted;
+    server.close();
+    await p.next('connected');
+    const plan = Array.from({ length: 1600 }, (_, i) => [32 * KiB + (i % 7), 'buf']);
+    await writePlan(s, plan);
+    s.end();
+    const r = await p.next('received');
+    assert.equal(r.bytes, planBytes(plan));
+    assert.ok(r.ok, `wrong byte at ${r.badOffset}`);
+    // Runs opened before the reader had copied one may still go; then the ring carries the rest.
+    const st = s.poolStats();
+    assert.ok(st.bytesSentByRef < planBytes(plan) / 5, `bytesSentByRef ${st.bytesSentByRef} of ${planBytes(plan)}`);
+    await closed(s);
+    await p.exited;
+  });
+
   it('a pool the reader keeps full: writes go through the ring, no stall, held views unchanged', async () => {
     // The reader holds every view: once 16 MiB of runs are out, runs cannot open.
     const p = forkPeer('socket_peer.js', { receive: 'hold', pool: { size: 16 * MiB } });
