@@ -213,7 +213,7 @@ export class RingWriter {
     }
     let total = 0;
     for (const c of chunks) total += c.length;
-    if (this.run !== null && this.runUsed + total <= this.run.bytes && !this.byReference(chunks)) {
+    if (this.run !== null && this.runUsed + total <= this.run.bytes && !this.host.peerGone && !this.byReference(chunks)) {
       this.appendRun(chunks);
       this.gathered(total, callback);
       return;
