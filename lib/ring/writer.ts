@@ -8,7 +8,6 @@
  */
 import { codedError, systemError } from '../errors';
 import type { PoolSender } from '../pool/pool_sender';
-import type { Loan } from '../pool/send_table';
 import { SpinBackoff } from './spin_backoff';
 import type { VchanState } from './vchan_state';
 
@@ -22,6 +21,9 @@ const STAGE_SIZE = 64 * 1024;
 export const STAGE_MAX = 4 * 1024;
 /** With a pool, a write of at least this size that finds the ring full may start a run (see openRun()). */
 const RUN_FROM = BATCH_BELOW;
+
+/** An open run's extent (see RingWriter.openRun()). */
+type Run = NonNullable<ReturnType<PoolSender['openRun']>>;
 
 /** What the writer asks of the channel that owns it. */
 export interface WriterHost {
@@ -84,7 +86,7 @@ export class RingWriter {
    * and not yet announced. While a run is open no ring byte is written (its
    * position is ringWritten when it opened); sendRun() announces it.
    */
-  private run: Loan | null = null;
+  private run: Run | null = null;
   private runUsed = 0;
   /** Runs opened so far: tells the end-of-turn send which run it was for. */
   private runCount = 0;
