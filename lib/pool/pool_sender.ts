@@ -68,6 +68,8 @@ export class PoolSender {
   private readonly copyWindow: number;
   private readonly runWindow: number;
   private readonly readerFlags = new Uint8Array(4);
+  /** The reader said it copies payloads (READER_FLAGS_OFFSET): no more runs. */
+  private readerCopies = false;
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
   private announcedHead = 0;
@@ -180,9 +182,7 @@ export class PoolSender {
    * Nothing is announced until sendRun().
    */
   openRun(): Loan | null {
-    if (this.closed || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
-    this.options.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
-    if ((this.readerFlags[0] & READER_TAKES_VIEWS) === 0) return null;
+    if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
     this.reclaim();
     // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
     // allocBuffer() and large writes keep the rest, and the reader, which
@@ -190,6 +190,12 @@ export class PoolSender {
     // pages to cycle through (each one a page fault on its first use).
     if (!this.table.canSend() || this.table.inUse + RUN_BYTES > this.runWindow) return null;
     if (this.copyWindow !== Infinity && this.untakenBytes() + RUN_BYTES > this.copyWindow) return null;
+    // Last: a native read, and the checks above turn most refusals away first.
+    this.options.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
+    if ((this.readerFlags[0] & READER_TAKES_VIEWS) === 0) {
+      this.readerCopies = true; // for good: a reader clears the flag once, when it starts copying
+      return null;
+    }
     return this.table.loan(RUN_BYTES);
   }
 
