@@ -11,10 +11,14 @@
  * Counts are deterministic enough to compare on a loaded machine, which the
  * throughput is not.
  *
- *   node bench/bulk-trace.js [--chunk 64K] [--bytes 1G] [--dist DIR] [--pool 0|1] [--ring-size N]
+ *   node bench/bulk-trace.js [--chunk 64K] [--bytes 1G] [--dist DIR] [--pool 0|1] [--ring-size N] [--pin P,C]
+ *
+ * --pin P,C pins the sender to CPU P and the receiver to CPU C (as
+ * bench/run.js does). The receiver also reports its receive slabs per MiB:
+ * fresh ones (page faults, cold cache) and reused ones.
  */
 const path = require('node:path');
-const { fork } = require('node:child_process');
+const { fork, execFileSync } = require('node:child_process');
 const { once } = require('node:events');
 const { PerformanceObserver, constants: perfConstants } = require('node:perf_hooks');
 const { countedClass } = require('./counted_class');
@@ -31,6 +35,8 @@ const bytes = parseSize(opt('bytes', '1G'));
 const poolOpt = opt('pool', '1') === '0' ? false : undefined;
 const ringSize = opt('ring-size') ? parseSize(opt('ring-size')) : undefined;
 const isChild = args.includes('--child');
+const pin = opt('pin') ? opt('pin').split(',').map(Number) : null;
+if (pin && (pin.length !== 2 || !pin.every((n) => Number.isInteger(n) && n >= 0))) throw new Error('--pin must be P,C (two CPU numbers)');
 
 const { native } = require(path.join(dist, 'native'));
 const counts = {};
@@ -86,17 +92,42 @@ function measure() {
   };
 }
 
+// The receive slabs of a 'data' reader (lib/ring/read_pool.ts), when this build counts them.
+const readPool = (() => {
+  try {
+    return require(path.join(dist, 'ring', 'read_pool'));
+  } catch {
+    return {};
+  }
+})();
+const slabsNow = () => {
+  if (typeof readPool.slabCounts !== 'function') return { fresh: NaN, reused: NaN };
+  const t = { fresh: 0, reused: 0 };
+  for (const size of readPool.slabSizes()) {
+    const c = readPool.slabCounts(size);
+    t.fresh += c.fresh;
+    t.reused += c.reused;
+  }
+  return t;
+};
+
 if (isChild) {
   const server = xenring.createServer({ pool: poolOpt }, (s) => {
-    let got = 0, events = 0, stop = null, bad = 0;
+    let got = 0, events = 0, stop = null, bad = 0, slabs0 = null;
     s.on('data', (d) => {
-      if (stop === null) stop = measure();
+      if (stop === null) {
+        slabs0 = slabsNow();
+        stop = measure();
+      }
       if (d[0] !== got % PERIOD || d[d.length - 1] !== (got + d.length - 1) % PERIOD) bad++;
       got += d.length;
       events++;
     });
     s.on('end', () => {
-      process.send({ side: 'receiver', bytes: got, bad, ...stop(got, { dataEventsPerMiB: +(events / (got / (1 << 20))).toFixed(2) }) });
+      const mib = got / (1 << 20);
+      const slabs = slabsNow();
+      const slabsPerMiB = { fresh: +((slabs.fresh - slabs0.fresh) / mib).toFixed(3), reused: +((slabs.reused - slabs0.reused) / mib).toFixed(3) };
+      process.send({ side: 'receiver', bytes: got, bad, ...stop(got, { dataEventsPerMiB: +(events / mib).toFixed(2), slabsPerMiB }) });
       s.end();
     });
   });
@@ -104,7 +135,9 @@ if (isChild) {
   process.on('disconnect', () => process.exit(0));
 } else {
   (async () => {
+    if (pin) execFileSync('taskset', ['-pc', String(pin[0]), String(process.pid)], { stdio: 'ignore' });
     const child = fork(__filename, [...args, '--child'], { execArgv: [...process.execArgv, '--expose-gc'] });
+    if (pin) execFileSync('taskset', ['-pc', String(pin[1]), String(child.pid)], { stdio: 'ignore' });
     const [{ port }] = await once(child, 'message');
     const resultP = once(child, 'message');
     const c = xenring.connect({ port, transport: 'local', pool: poolOpt });

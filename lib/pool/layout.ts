@@ -21,6 +21,16 @@ export const COMPLETION_WORDS = 2;
 const QUEUE_HEADER = 128;
 export const DESCRIPTOR_QUEUE_OFFSET = 0;
 export const COMPLETION_QUEUE_OFFSET = DESCRIPTOR_QUEUE_OFFSET + QUEUE_HEADER + QUEUE_SLOTS * DESCRIPTOR_WORDS * 4;
+/**
+ * One word the receiver writes for the sender, after the queues. Bit 0
+ * (READER_TAKES_VIEWS): payloads reach a 'data' listener as views, so runs
+ * (RUN_BYTES) save the reader its copy; an `onread` reader, or one given
+ * private copies, copies a payload anyway, and from pages colder than the
+ * ring's, so the sender gathers no runs for it. A hint only: a peer that lies
+ * costs itself speed, nothing else.
+ */
+export const READER_FLAGS_OFFSET = COMPLETION_QUEUE_OFFSET + QUEUE_HEADER + QUEUE_SLOTS * COMPLETION_WORDS * 4;
+export const READER_TAKES_VIEWS = 1;
 /** The pool starts on the page after the queues. */
 export const POOL_DATA_OFFSET = POOL_PAGE;
 
@@ -44,6 +54,16 @@ export const DEFAULT_COPY_THRESHOLD = 256 * 1024;
 export const DEFAULT_COPY_MAX = 4 << 20;
 /** Bytes copied in and not yet taken by the reader beyond which ordinary Buffers take the ring. */
 export const DEFAULT_COPY_WINDOW = 8 << 20;
+/**
+ * Ordinary writes that find the ring full are gathered into one pool extent
+ * of this size and sent as one reference (see RingWriter's runs): the reader
+ * gets one view instead of copying each write out of the ring.
+ */
+export const RUN_BYTES = 1 << 20;
+/** Runs only in pools of at least this size (a small pool, e.g. Xen's default, keeps its room for large payloads). */
+export const RUN_MIN_POOL = 16 << 20;
+/** Runs in flight (sent, not yet returned) at most, and never more than a quarter of the pool. */
+export const RUN_WINDOW = 16 << 20;
 /** Largest pool accepted (extent offsets are u32 on the wire). */
 export const MAX_POOL = 1 << 30;
 

@@ -17,7 +17,7 @@
  * allowance() says.
  * @internal
  */
-import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
+import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, READER_FLAGS_OFFSET, READER_TAKES_VIEWS } from './layout';
 import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
@@ -62,6 +62,8 @@ export class PoolReceiver {
   private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
   private readonly completion = new Uint32Array(COMPLETION_WORDS);
   private closed = false;
+  /** copyInto() delivered a payload (an onread reader): the sender was told. */
+  private copies = false;
   /** A payload copyInto() has begun and not finished. */
   private partial: { extent: Extent; copied: number } | null = null;
 
@@ -69,6 +71,12 @@ export class PoolReceiver {
     this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
     this.queues = openQueues(options.mapping, options.poolBytes, 'receiver', options.init);
     this.stats = emptyPoolStats(options.poolBytes);
+    this.tellSender(options.views);
+  }
+
+  /** Tells the sender whether payloads save us a copy (see READER_FLAGS_OFFSET in layout.ts). */
+  private tellSender(views: boolean): void {
+    this.options.mapping.write(READER_FLAGS_OFFSET, Uint8Array.of(views ? READER_TAKES_VIEWS : 0, 0, 0, 0));
   }
 
   /** Takes the descriptors the peer published. `consumed`: ring bytes read so far. */
@@ -105,6 +113,10 @@ export class PoolReceiver {
     if (this.closed || max <= 0) return 0;
     if (this.partial === null) {
       if (this.table.nextPosition() !== consumed) return 0;
+      if (this.options.views && !this.copies) {
+        this.copies = true;
+        this.tellSender(false); // an onread reader copies payloads: no runs for it
+      }
       this.partial = { extent: this.deliverOne(), copied: 0 };
     }
     const { extent, copied } = this.partial;

@@ -10,7 +10,17 @@
  * byte past `position` before send() returns.
  * @internal
  */
-import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS } from './layout';
+import {
+  COMPLETION_WORDS,
+  DESCRIPTOR_WORDS,
+  POOL_DATA_OFFSET,
+  QUEUE_SLOTS,
+  READER_FLAGS_OFFSET,
+  READER_TAKES_VIEWS,
+  RUN_BYTES,
+  RUN_MIN_POOL,
+  RUN_WINDOW,
+} from './layout';
 import { poolNative, PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
@@ -56,6 +66,10 @@ export class PoolSender {
   private readonly copyThreshold: number;
   private readonly copyMax: number;
   private readonly copyWindow: number;
+  private readonly runWindow: number;
+  private readonly readerFlags = new Uint8Array(4);
+  /** The reader said it copies payloads (READER_FLAGS_OFFSET): no more runs. */
+  private readerCopies = false;
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
   private announcedHead = 0;
@@ -69,6 +83,7 @@ export class PoolSender {
     this.copyThreshold = options.copyThreshold ?? Infinity;
     this.copyMax = options.copyMax ?? Infinity;
     this.copyWindow = options.copyWindow ?? Infinity;
+    this.runWindow = Math.min(RUN_WINDOW, options.poolBytes / 4);
   }
 
   /** A Buffer of `size` bytes in the pool, or null (the caller hands out an ordinary Buffer). */
@@ -150,29 +165,77 @@ export class PoolSender {
       this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
       loan = copied = copy;
     }
-    this.table.send(loan, buf.length);
-    const d = this.descriptor;
-    d[0] = position % HI;
-    d[1] = Math.floor(position / HI);
-    d[2] = loan.offset;
-    d[3] = buf.length;
-    // Space is guaranteed by the in-flight bound; a full queue means the peer
-    // rewound our consumer index.
-    if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
-    this.announced.push(buf.length);
-    this.announcedBytes += buf.length;
-    // Forget the ones the receiver took, or the record grows by one per payload
-    // when nothing else asks (untakenBytes() runs only for copied-in Buffers).
-    if (this.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
+    this.announce(loan, buf.length, position);
     this.unsent.unregister(loan);
-    this.stats.sentByRef++;
-    this.stats.bytesSentByRef += buf.length;
-    this.stats.inUse = this.table.inUse;
     // A loan now belongs to the receiver: detached, it reads as empty here
     // (writing it afterwards can no longer change what the peer reads), and
     // V8 drops its bytes from the external count now, not at a GC.
     if (copied === null) poolNative.detachView(buf.buffer as ArrayBuffer);
     return true;
+  }
+
+  /**
+   * An extent to gather ordinary writes into (a run: see RingWriter), or null
+   * when this pool does not gather (copy-in off, too small, or a reader that
+   * copies payloads: READER_FLAGS_OFFSET) or cannot now
+   * (full, too many in flight, or the reader has not taken what we sent).
+   * Nothing is announced until sendRun().
+   */
+  openRun(): Loan | null {
+    if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
+    this.reclaim();
+    // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
+    // allocBuffer() and large writes keep the rest, and the reader, which
+    // returns views when it collects garbage, is not handed a whole pool of
+    // pages to cycle through (each one a page fault on its first use).
+    if (!this.table.canSend() || this.table.inUse + RUN_BYTES > this.runWindow) return null;
+    if (this.copyWindow !== Infinity && this.untakenBytes() + RUN_BYTES > this.copyWindow) return null;
+    // Last: a native read, and the checks above turn most refusals away first.
+    this.options.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
+    if ((this.readerFlags[0] & READER_TAKES_VIEWS) === 0) {
+      this.readerCopies = true; // for good: a reader clears the flag once, when it starts copying
+      return null;
+    }
+    return this.table.loan(RUN_BYTES);
+  }
+
+  /** Copies `chunk` into the run at byte `at` (the caller keeps within run.bytes). */
+  appendRun(run: Loan, at: number, chunk: Uint8Array): void {
+    this.options.mapping.write(POOL_DATA_OFFSET + run.offset + at, chunk);
+  }
+
+  /** Announces the run's first `length` bytes at ring position `position` (same contract as send()). */
+  sendRun(run: Loan, length: number, position: number): void {
+    if (this.closed) return;
+    this.announce(run, length, position);
+  }
+
+  /** A run that will not be sent (nothing was gathered, or the connection reset): its extent is free again. */
+  dropRun(run: Loan): void {
+    if (this.closed) return;
+    this.table.discard(run);
+    this.stats.inUse = this.table.inUse;
+  }
+
+  /** Publishes one descriptor: `loan`'s first `length` bytes at ring position `position`. */
+  private announce(loan: Loan, length: number, position: number): void {
+    this.table.send(loan, length);
+    const d = this.descriptor;
+    d[0] = position % HI;
+    d[1] = Math.floor(position / HI);
+    d[2] = loan.offset;
+    d[3] = length;
+    // Space is guaranteed by the in-flight bound; a full queue means the peer
+    // rewound our consumer index.
+    if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
+    this.announced.push(length);
+    this.announcedBytes += length;
+    // Forget the ones the receiver took, or the record grows by one per payload
+    // when nothing else asks (untakenBytes() runs only for copied-in Buffers).
+    if (this.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
+    this.stats.sentByRef++;
+    this.stats.bytesSentByRef += length;
+    this.stats.inUse = this.table.inUse;
   }
 
   /** After a loaned Buffer went through the ring: its extent is free again. */

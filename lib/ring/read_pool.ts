@@ -51,6 +51,17 @@ class Recycler {
 
 const recyclers = new Map<number, Recycler>();
 
+/** Slab sizes in use (for benches). */
+export function slabSizes(): number[] {
+  return [...recyclers.keys()];
+}
+
+/** Slabs of `slabSize` bytes handed out so far: reused after collection, or fresh (for benches). */
+export function slabCounts(slabSize: number): { reused: number; fresh: number } {
+  const r = recyclers.get(slabSize);
+  return { reused: r?.slabs.reused ?? 0, fresh: r?.slabs.fresh ?? 0 };
+}
+
 /** Collected slabs of `slabSize` bytes waiting to be reused (for tests). */
 export function cachedSlabs(slabSize: number): number {
   return recyclers.get(slabSize)?.slabs.cached ?? 0;

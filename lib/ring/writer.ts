@@ -19,6 +19,11 @@ const BATCH_BELOW = 16 * 1024;
 const STAGE_SIZE = 64 * 1024;
 /** Writes up to this size may be staged. */
 export const STAGE_MAX = 4 * 1024;
+/** With a pool, a write of at least this size that finds the ring full may start a run (see openRun()). */
+const RUN_FROM = BATCH_BELOW;
+
+/** An open run's extent (see RingWriter.openRun()). */
+type Run = NonNullable<ReturnType<PoolSender['openRun']>>;
 
 /** What the writer asks of the channel that owns it. */
 export interface WriterHost {
@@ -76,6 +81,15 @@ export class RingWriter {
   bytesWritten = 0;
   /** Ring bytes written so far (the stream positions pool descriptors name). */
   private ringWritten = 0;
+  /**
+   * With a pool: writes that found the ring full, gathered into one extent
+   * and not yet announced. While a run is open no ring byte is written (its
+   * position is ringWritten when it opened); sendRun() announces it.
+   */
+  private run: Run | null = null;
+  private runUsed = 0;
+  /** Runs opened so far: tells the end-of-turn send which run it was for. */
+  private runCount = 0;
 
   constructor(
     private readonly state: VchanState,
@@ -103,7 +117,7 @@ export class RingWriter {
    * be lost on close.
    */
   stage(chunk: Buffer): boolean {
-    if (this.host.closed || this.pending || this.host.peerGone) return false;
+    if (this.host.closed || this.pending || this.host.peerGone || this.run !== null) return false;
     if (this.sender !== null && (this.sender.isLoaned(chunk) || this.sender.wasSent(chunk))) return false; // by reference, or refused by write()
     const n = chunk.length;
     // The tick's first small write goes straight into the ring (one native
@@ -173,8 +187,9 @@ export class RingWriter {
     }
   }
 
-  /** Moves the staged bytes into the ring (they always fit: see stage()). */
+  /** Moves the staged bytes into the ring (they always fit: see stage()), or announces the open run (never both: see stage()). */
   writeStaged(): void {
+    if (this.run !== null) this.sendRun();
     const n = this.staged;
     if (n === 0 || this.host.closed) return;
     this.staged = 0;
@@ -198,14 +213,23 @@ export class RingWriter {
       callback(sentAgain());
       return;
     }
-    const err = this.writeStagedOrFail(); // staged bytes come first
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    if (this.run !== null && this.runUsed + total <= this.run.bytes && !this.host.peerGone && !this.byReference(chunks)) {
+      this.appendRun(chunks);
+      this.gathered(total, callback);
+      return;
+    }
+    const err = this.writeStagedOrFail(); // staged bytes, or the open run, come first
     if (err) {
       callback(err);
       return;
     }
     this.stageRoom = 0;
-    let total = 0;
-    for (const c of chunks) total += c.length;
+    if (this.sender !== null && this.openRun(chunks, total)) {
+      this.gathered(total, callback);
+      return;
+    }
     if (this.sender !== null && this.byReference(chunks)) {
       // Cut at each by-reference chunk: see nextPart().
       this.pending = { chunks: [], offset: 0, total: 0, callback, all: chunks, next: 0, fellBack: null };
@@ -222,8 +246,12 @@ export class RingWriter {
     return ep.writable() === this.txSize || ep.requestSpace() === this.txSize;
   }
 
-  /** Fails the pending write with EPIPE (the ring closed under it). */
+  /** Fails the pending write with EPIPE (the ring closed under it); an unsent run is dropped (a reset). */
   abort(): void {
+    if (this.run !== null) {
+      this.sender!.dropRun(this.run);
+      this.run = null;
+    }
     const p = this.pending;
     this.pending = null;
     if (p) p.callback(systemError('EPIPE', 'write'));
@@ -275,6 +303,67 @@ export class RingWriter {
   }
 
   // --- The page-reference path (pool). Kept apart from the ring's hot path. ---
+
+  /**
+   * Runs: when ordinary writes outpace the reader, the ring is full and each
+   * write would wait there to be copied in, and again out by the reader. A
+   * write that finds the ring full instead opens a run (one pool extent), and
+   * it and the writes after it are copied into the extent and complete at
+   * once; the run is announced as one payload (the reader gets one view and
+   * copies nothing) when the next write does not fit in it, one goes by
+   * reference, the stream ends, or at the end of this turn of the loop. The
+   * reader is not kept waiting: it has a full ring to read first. A pool that
+   * cannot serve leaves writes on the ring path, as before. Opens a run for
+   * `chunks` if the ring is full; true: they went into it.
+   */
+  private openRun(chunks: Buffer[], total: number): boolean {
+    if (total < RUN_FROM || this.host.peerGone || this.byReference(chunks)) return false;
+    // Room as last published first (no call); ask the ring only when that says full.
+    if (this.state.writable >= total || this.state.endpoint.writable() >= total) return false;
+    const run = this.sender!.openRun();
+    if (run === null) return false;
+    if (total > run.bytes) {
+      this.sender!.dropRun(run);
+      return false;
+    }
+    this.run = run;
+    this.runUsed = 0;
+    const count = ++this.runCount;
+    this.appendRun(chunks);
+    // Announced by the end of this turn at the latest, if no later write does it.
+    setImmediate(() => {
+      if (this.runCount === count && this.run !== null) this.writeStagedOrFail();
+    });
+    return true;
+  }
+
+  /** A write went into the run: it is done (as a write the ring took whole). */
+  private gathered(total: number, callback: (err?: Error | null) => void): void {
+    this.bytesWritten += total;
+    this.host.activity();
+    if (total < BATCH_BELOW) process.nextTick(callback);
+    else callback();
+  }
+
+  private appendRun(chunks: Buffer[]): void {
+    for (const c of chunks) {
+      if (c.length === 0) continue;
+      this.sender!.appendRun(this.run!, this.runUsed, c);
+      this.runUsed += c.length;
+    }
+  }
+
+  /** Announces the open run at the ring position where it opened (no ring byte was written since). */
+  private sendRun(): void {
+    const run = this.run!;
+    const used = this.runUsed;
+    this.run = null;
+    this.runUsed = 0;
+    if (used === 0) this.sender!.dropRun(run);
+    else this.sender!.sendRun(run, used, this.ringWritten);
+    // The peer may be asleep waiting for ring bytes that are not coming: wake it if it asked.
+    this.state.endpoint.signalWrite();
+  }
 
   /** Whether any chunk may go by reference (a loan of ours, or big enough to copy into the pool). */
   private byReference(chunks: Buffer[]): boolean {

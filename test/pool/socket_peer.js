@@ -8,6 +8,9 @@
 //               Buffer) | 'gc' (drop, and collect every 8 payloads) | 'onread'
 //   plan        after 'end', write this plan back ([size, 'alloc'|'buf'] ...) then end()
 //   endAfterAlloc  client: write one allocBuffer of this size, then end() at once
+//   allowHalfOpen  server: keep writing the plan after 'end' however long it takes
+//               (without it, net's default ends our side at 'end': a plan that
+//               waits for 'drain' would be cut short)
 // Messages: { event: 'ready', port }, { event: 'received', bytes, ok, badOffset,
 // dataAfterEnd, stats, heldViewsOk }, { event: 'error', code, message }.
 const xenring = require('../..');
@@ -71,7 +74,7 @@ if (opts.role === 'client') {
   });
   s.on('close', () => process.exit(0));
 } else {
-  const server = xenring.createServer({ pool: opts.pool }, (s) => {
+  const server = xenring.createServer({ pool: opts.pool, allowHalfOpen: opts.allowHalfOpen === true }, (s) => {
     receive(s, (report) => finish(s, report));
     s.on('close', () => {
       server.close();

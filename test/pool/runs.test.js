@@ -1,0 +1,129 @@
+'use strict';
+// Runs (lib/ring/writer.ts): ordinary writes that find the ring full are
+// gathered into one pool extent and sent as one reference. Real processes
+// (or two real sockets), every byte of an i % 251 stream checked: a run
+// announced at the wrong stream position, or a write lost or doubled while
+// gathered, breaks the pattern. A small ring fills at once, so runs happen.
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const xenring = require('../..');
+const { PatternChecker, slice } = require('../helpers/pattern');
+const { closed, listenOnce } = require('../helpers/fixtures');
+const { forkPeer } = require('./peer_process');
+const { writePlan } = require('./plan');
+
+const KiB = 1024;
+const MiB = 1 << 20;
+const RING = 64 * KiB;
+
+const planBytes = (plan) => plan.reduce((n, [size]) => n + size, 0);
+/** Writes of `plan` that go by reference without runs: loans, and ordinary Buffers of at least 256 KiB. */
+const byRefWithoutRuns = (plan) => plan.filter(([size, kind]) => kind === 'alloc' || size >= 256 * KiB).length;
+
+/** Ordinary writes around the run threshold (16 KiB) and the ring size, with small writes, loans and a copy-in between. */
+function runPlan(rounds) {
+  const plan = [];
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < 8; k++) plan.push([16 * KiB + ((r * 8 + k) % 5) * 12345, 'buf']);
+    plan.push([7 + r, 'buf'], [65536 + 3, 'buf'], [50001, 'alloc'], [3000, 'buf'], [300007, 'buf'], [20000, 'buf'], [1, 'buf']);
+  }
+  return plan;
+}
+
+describe('pool: runs gather ordinary writes behind a full ring into one reference', function () {
+  this.timeout(60000);
+
+  it('mixed writes, both directions, through a 64 KiB ring: every byte in order, runs sent by reference', async () => {
+    const back = runPlan(6);
+    const p = forkPeer('socket_peer.js', { receive: 'release', plan: back, allowHalfOpen: true });
+    const { port } = await p.next('ready');
+    const s = xenring.connect({ port, ringSize: RING });
+    await once(s, 'connect');
+    const checker = new PatternChecker();
+    s.on('data', (d) => {
+      checker.update(d);
+      s.release(d);
+    });
+    const ended = once(s, 'end');
+    const plan = runPlan(8);
+    await writePlan(s, plan);
+    s.end();
+    const r = await p.next('received');
+    assert.equal(r.bytes, planBytes(plan));
+    assert.ok(r.ok, `server saw a wrong byte at ${r.badOffset}`);
+    await ended;
+    assert.equal(checker.received, planBytes(back));
+    assert.ok(checker.ok, `client saw a wrong byte at ${checker.badOffset}`);
+    const st = s.poolStats();
+    // More references than loans and copy-ins: ordinary writes went as runs, both ways.
+    assert.ok(st.sentByRef > byRefWithoutRuns(plan), `sentByRef ${st.sentByRef}, without runs ${byRefWithoutRuns(plan)}`);
+    assert.ok(st.receivedByRef > byRefWithoutRuns(back), `receivedByRef ${st.receivedByRef}, without runs ${byRefWithoutRuns(back)}`);
+    assert.equal(r.stats.receivedByRef, st.sentByRef);
+    assert.ok(st.bytesSentByRef < planBytes(plan), 'some bytes went through the ring');
+    await closed(s);
+    await p.exited;
+  });
+
+  it('a run the writer leaves open is sent by the end of the loop turn (no later write, no end())', async () => {
+    const { server, port, accepted } = await listenOnce();
+    const c = xenring.connect({ port, ringSize: RING });
+    await once(c, 'connect');
+    const s = await accepted;
+    server.close();
+    // Both ends in this process: the reader cannot read until this tick is
+    // over, so the first write fills the ring and the second opens a run.
+    c.write(slice(0, RING));
+    c.write(slice(RING, 20000));
+    const checker = new PatternChecker();
+    s.on('data', (d) => checker.update(d));
+    const deadline = Date.now() + 10000;
+    while (checker.received < RING + 20000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(checker.received, RING + 20000, 'the gathered write never arrived');
+    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
+    assert.equal(c.poolStats().sentByRef, 1, 'the second write went as a run');
+    assert.equal(c.poolStats().bytesSentByRef, 20000);
+    c.end();
+    s.end();
+    await Promise.all([closed(c), closed(s)]);
+  });
+
+  it('an onread reader (it copies payloads anyway) gets runs only until it copies the first', async () => {
+    const { server, port, accepted } = await listenOnce({ ringSize: RING });
+    const p = forkPeer('socket_peer.js', { role: 'client', port, receive: 'onread', onreadSize: 20000 });
+    const s = await accepted;
+    server.close();
+    await p.next('connected');
+    const plan = Array.from({ length: 1600 }, (_, i) => [32 * KiB + (i % 7), 'buf']);
+    await writePlan(s, plan);
+    s.end();
+    const r = await p.next('received');
+    assert.equal(r.bytes, planBytes(plan));
+    assert.ok(r.ok, `wrong byte at ${r.badOffset}`);
+    // Runs opened before the reader had copied one may still go; then the ring carries the rest.
+    const st = s.poolStats();
+    assert.ok(st.bytesSentByRef < planBytes(plan) / 5, `bytesSentByRef ${st.bytesSentByRef} of ${planBytes(plan)}`);
+    await closed(s);
+    await p.exited;
+  });
+
+  it('a pool the reader keeps full: writes go through the ring, no stall, held views unchanged', async () => {
+    // The reader holds every view: once 16 MiB of runs are out, runs cannot open.
+    const p = forkPeer('socket_peer.js', { receive: 'hold', pool: { size: 16 * MiB } });
+    const { port } = await p.next('ready');
+    const s = xenring.connect({ port, ringSize: RING, pool: { size: 16 * MiB } });
+    await once(s, 'connect');
+    const plan = Array.from({ length: 1500 }, (_, i) => [32 * KiB + (i % 3), 'buf']);
+    await writePlan(s, plan);
+    s.end();
+    const r = await p.next('received');
+    assert.equal(r.bytes, planBytes(plan));
+    assert.ok(r.ok, `wrong byte at ${r.badOffset}`);
+    assert.ok(r.heldViewsOk, 'views held by the reader changed');
+    const st = s.poolStats();
+    assert.ok(st.sentByRef >= 1, 'runs were sent');
+    assert.ok(st.bytesSentByRef <= 16 * MiB, `bytesSentByRef ${st.bytesSentByRef}`);
+    assert.ok(st.bytesSentByRef < planBytes(plan) / 2, 'most bytes went through the ring once the pool was full');
+    await closed(s);
+    await p.exited;
+  });
+});
