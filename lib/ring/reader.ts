@@ -48,8 +48,6 @@ export interface ReaderOptions {
 /** As net reads a bounded amount per loop turn: then timers and other sockets run. */
 export const TURN_BYTES = 1024 * 1024;
 export const TURN_READS = 1024;
-/** With a pool, the spin checks for payloads this often (µs). */
-const SPIN_SLICE_MICROS = 5;
 /** A spin that skips the loop turn (see spinSoon) lasts at most this (µs):
  * a peer in this same process cannot answer until the loop turns. */
 const TICK_SPIN_MICROS = 10;
@@ -80,8 +78,17 @@ export class RingReader {
   bytesRead = 0;
   /** Ring bytes read so far (the stream positions pool descriptors name). */
   private ringRead = 0;
-  /** The last thing delivered was a pool payload: the next spin also watches for payloads. */
-  private lastWasPayload = false;
+  /**
+   * Never spinning (spinMicros 0): each read that empties the ring also asks
+   * for a wake-up, so an empty ring needs no further call before sleeping.
+   */
+  private readonly armOnRead: boolean;
+  /**
+   * A read left the ring empty with a wake-up requested, and no wake-up was
+   * consumed since: the peer's next write wakes us (its kick clears the
+   * request and makes our fd readable, and onWake() clears this).
+   */
+  private armed = false;
 
   constructor(
     private readonly state: VchanState,
@@ -93,6 +100,11 @@ export class RingReader {
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
     this.turnReads = options.turnReads ?? TURN_READS;
+    this.armOnRead = options.spinMicros === 0;
+    // With a pool, the native spin also watches the peer's descriptor index:
+    // a payload ends it as a ring byte does.
+    const word = receiver?.announceWord ?? null;
+    if (word !== null) state.endpoint.bindWatch?.(word);
   }
 
   /** True while delivering, or waiting for the peer's next bytes. */
@@ -119,6 +131,7 @@ export class RingReader {
 
   /** The peer woke us and the state array is current (service() ran). */
   onWake(): void {
+    this.armed = false;
     if (this.reading) this.pump(true);
   }
 
@@ -147,7 +160,6 @@ export class RingReader {
           const payload = this.takePayload(target);
           if (payload === null) return; // a zero-length onread buffer: nothing can move
           const n = typeof payload === 'number' ? payload : payload.length;
-          this.lastWasPayload = true;
           this.delivered(n, false);
           bytes += n;
           delivering = true;
@@ -172,9 +184,11 @@ export class RingReader {
             }
             return;
           }
-          // Ask for a wake-up and re-check in one call; sleep if still nothing
-          // (a payload may have been announced meanwhile: checked after asking).
-          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
+          // Ask for a wake-up and re-check in one call (unless the read that
+          // emptied the ring did); sleep if still nothing (a payload may have
+          // been announced meanwhile: checked after asking).
+          if ((this.armed || ep.waitData(0, true) === 0) && !this.state.peerDoneWriting && !this.payloadDue()) return;
+          this.armed = false;
           continue;
         }
         if (this.turnSpent(bytes, reads)) return;
@@ -183,7 +197,8 @@ export class RingReader {
         let got: number;
         if (target !== null) {
           // The owner's own buffer (onread): nothing allocated per read.
-          got = ep.read(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length);
+          got = ep.read(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length, this.armOnRead);
+          this.armed = this.armOnRead && this.state.readable === 0;
           if (got === 0) continue;
           this.delivered(got);
           bytes += got;
@@ -195,7 +210,8 @@ export class RingReader {
         const want = Math.min(this.state.readable, this.options.maxChunk, allowance);
         this.pool ??= new ReadPool(2 * this.options.maxChunk);
         const room = this.pool.space(want);
-        got = ep.read(room.buffer, room.offset, room.length);
+        got = ep.read(room.buffer, room.offset, room.length, this.armOnRead);
+        this.armed = this.armOnRead && this.state.readable === 0;
         if (got === 0) continue;
         this.delivered(got);
         bytes += got;
@@ -216,10 +232,7 @@ export class RingReader {
 
   private delivered(n: number, ring = true): void {
     this.bytesRead += n;
-    if (ring) {
-      this.ringRead += n;
-      this.lastWasPayload = false;
-    }
+    if (ring) this.ringRead += n;
     this.sink.channelActivity();
   }
 
@@ -253,26 +266,14 @@ export class RingReader {
   }
 
   /**
-   * The ring's own spin (one native call), then, with a pool, one look for a
-   * payload after asking for a wake-up: a stream of small messages pays
-   * nothing for the pool it does not use (slicing the spin cost ~6 µs of a
-   * ~35 µs round trip).
+   * Spins up to `micros` for ring bytes or (with a pool) an announced
+   * payload, in one native call: the spin watches the peer's descriptor
+   * index beside the ring. `arm`: if neither came, asks for a wake-up and
+   * re-checks. True if either arrived.
    */
-  private spinForRing(): boolean {
-    return this.state.endpoint.waitData(this.options.spinMicros, true) > 0 || this.payloadDue();
-  }
-
-  /**
-   * The spin after a payload, with a pool: ring bytes or a payload, whichever comes first,
-   * in short slices (the native spin watches the ring only); then asks for a
-   * wake-up and checks both once more. True if either arrived.
-   */
-  private spinForPayload(): boolean {
-    const ep = this.state.endpoint;
-    for (let t = 0; t < this.options.spinMicros; t += SPIN_SLICE_MICROS) {
-      if (ep.waitData(SPIN_SLICE_MICROS) > 0 || this.payloadDue()) return true;
-    }
-    return ep.waitData(0, true) > 0 || this.payloadDue();
+  private spinFor(micros: number, arm: boolean): boolean {
+    const rx = this.receiver;
+    return this.state.endpoint.waitData(micros, arm, rx?.announceMark) > 0 || this.payloadDue();
   }
 
   /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
@@ -312,7 +313,7 @@ export class RingReader {
     if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
       let got: boolean;
       try {
-        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS)) > 0 || this.payloadDue();
+        got = this.spinFor(Math.min(this.options.spinMicros, TICK_SPIN_MICROS), false);
       } catch (err) {
         this.spinScheduled = false;
         this.stop();
@@ -338,7 +339,7 @@ export class RingReader {
     if (this.stopped || !this.reading) return;
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
-      if (this.receiver !== null && this.lastWasPayload ? this.spinForPayload() : this.spinForRing()) {
+      if (this.spinFor(this.options.spinMicros, true)) {
         this.spin.succeeded();
       } else {
         this.spin.failed();
