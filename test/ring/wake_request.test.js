@@ -3,38 +3,13 @@
 // that empties the ring (no extra call before it sleeps), and a spin can
 // watch one more peer-written word (a pool's descriptor index) besides the ring.
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const { Worker } = require('node:worker_threads');
 const { native } = require('../../dist/native');
 const { RingReader } = require('../../dist/ring/reader');
 const { VchanState } = require('../../dist/ring/vchan_state');
+const { ringPair } = require('./pair');
 
-/** A ring pair in one memfd with eventfd wake-ups, so kicks can be counted. */
-function wiredPair(order = 12) {
-  const size = 4096 + 2 * (1 << order);
-  const fd = native.memfdCreate('wake-request-test', size);
-  const m = new native.SharedMapping(fd, size, true);
-  fs.closeSync(fd);
-  const place = { control: m, controlOffset: 0, left: { mapping: m, offset: 4096, order }, right: { mapping: m, offset: 4096 + (1 << order), order } };
-  const server = new native.RingEndpoint({ role: 'server', init: true, ext: true, ...place });
-  const client = new native.RingEndpoint({ role: 'client', init: false, ext: true, ...place });
-  const c2s = native.eventfdCreate();
-  const s2c = native.eventfdCreate();
-  server.setNotifier(native.eventfdNotifier(s2c, c2s));
-  client.setNotifier(native.eventfdNotifier(c2s, s2c));
-  client.setLive(1);
-  return {
-    server,
-    client,
-    close() {
-      server.close();
-      client.close();
-      m.unmap();
-      fs.closeSync(c2s);
-      fs.closeSync(s2c);
-    },
-  };
-}
+const wiredPair = () => ringPair(12, { wired: true });
 
 /** A reader on the server end, with its endpoint's waitData calls counted. */
 function countedReader(pair, spinMicros) {
