@@ -33,11 +33,20 @@ export interface RingEndpointOptions {
 }
 
 /** One side of a vchan ring pair. Every peer-written index is validated (EPROTO). */
+/** Flags of RingEndpoint.read() (native/ring_endpoint.h ReadFlag). */
+export const enum ReadFlag {
+  Ack = 1,
+}
+
 export interface RingEndpoint {
   /** Copies as much of `chunks` (from byte `offset` on) as fits; returns bytes copied. */
   write(chunks: Uint8Array | Uint8Array[], offset?: number): number;
-  /** Copies up to `max` readable bytes into `target` at `offset`; returns bytes copied. `arm`: if that emptied the ring, also asks for a wake-up (requestData). */
-  read(target: Uint8Array, offset: number, max: number, arm?: boolean): number;
+  /**
+   * Copies up to `max` readable bytes into `target` at `offset`; returns
+   * bytes copied. `flags` (ReadFlag): Ack first consumes pending wake-ups
+   * (as service()). `watched`: read nothing if the bindWatch() word differs from it.
+   */
+  read(target: Uint8Array, offset: number, max: number, flags?: number, watched?: number): number;
   readable(): number;
   writable(): number;
   /** Sets the "wake me on data" bit in the peer's notify byte, then re-checks. */

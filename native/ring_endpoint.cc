@@ -325,10 +325,15 @@ Napi::Value RingEndpoint::SignalWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// read(target: Uint8Array, offset, max, arm = false) -> bytes copied out of
-// the ring. `arm`: if that emptied the ring, ask for a wake-up (as
-// waitData(0, true) would) before the state is published, so a reader that
-// sleeps when the ring is empty needs no further call before it sleeps.
+// read(target: Uint8Array, offset, max, flags = 0, watched?) -> bytes
+// copied out of the ring. flags:
+// - kReadAck: first consume our pending wake-ups (what service() does), so
+//   a woken reader reads in one call. Before the read: a wake-up that comes
+//   after it is kept, and its bytes read next time.
+// `watched` (a number): if the word bound by bindWatch() differs from it
+// once the ring's producer index has been read, nothing is read: the peer
+// announced a payload the caller has not seen, which may lie inside these
+// bytes (a pool descriptor is published before the ring bytes after it).
 Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -337,7 +342,16 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
   size_t len = ta.ByteLength();
   int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(len));
   int64_t max = IntArg(info, 2, "max", 0, static_cast<int64_t>(len) - offset);
+  uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  if ((flags & kReadAck) != 0 && notifier_ != nullptr) ThrowIfNotifyFailed(env, notifier_->Ack(), "ack");
   uint32_t ready = Available(env);
+  if (info.Length() > 4 && info[4].IsNumber()) {
+    const volatile uint32_t* w = Watched();
+    if (w != nullptr && __atomic_load_n(w, __ATOMIC_ACQUIRE) != info[4].As<Napi::Number>().Uint32Value()) {
+      Publish(env);
+      return Napi::Number::New(env, 0);
+    }
+  }
   size_t n = ready < static_cast<uint64_t>(max) ? ready : static_cast<size_t>(max);
   if (n > 0) {
     uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
@@ -351,8 +365,6 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
     if (ready - n <= rx_.size / 2)
       if (int err = SendNotify(kNotifyRead)) ThrowErrno(env, err, "kick");
   }
-  // Publish() re-reads prod after the request: bytes written since are seen.
-  if (n == ready && info.Length() > 3 && info[3].ToBoolean()) RequestNotify(kNotifyWrite);
   Publish(env);
   return Napi::Number::New(env, static_cast<double>(n));
 }

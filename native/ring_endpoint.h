@@ -26,6 +26,11 @@ enum StateWord : uint32_t {
   kStateWords = 4,
 };
 
+// Flags of read() (lib/ring/reader.ts).
+enum ReadFlag : uint32_t {
+  kReadAck = 1,  // consume pending wake-ups first (a woken reader)
+};
+
 // bindRingMethods(endpoint) (ring_endpoint_bound.cc).
 Napi::Function BindRingMethodsFunction(Napi::Env env);
 

@@ -6,6 +6,7 @@
  * macrotask for more than a turn's budget, however fast the peer produces.
  * @internal
  */
+import { ReadFlag } from '../native';
 import type { PoolReceiver } from '../pool/pool_receiver';
 import { ReadPool } from './read_pool';
 import { SpinBackoff } from './spin_backoff';
@@ -79,16 +80,11 @@ export class RingReader {
   /** Ring bytes read so far (the stream positions pool descriptors name). */
   private ringRead = 0;
   /**
-   * Never spinning (spinMicros 0): each read that empties the ring also asks
-   * for a wake-up, so an empty ring needs no further call before sleeping.
+   * Woken while reading: the wake-ups are consumed by the pump's first ring
+   * read (one call instead of service() then read()), or by service() when
+   * the pump ends without one. Until then the state array is stale.
    */
-  private readonly armOnRead: boolean;
-  /**
-   * A read left the ring empty with a wake-up requested, and no wake-up was
-   * consumed since: the peer's next write wakes us (its kick clears the
-   * request and makes our fd readable, and onWake() clears this).
-   */
-  private armed = false;
+  private ackPending = false;
 
   constructor(
     private readonly state: VchanState,
@@ -100,7 +96,6 @@ export class RingReader {
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
     this.turnReads = options.turnReads ?? TURN_READS;
-    this.armOnRead = options.spinMicros === 0;
     // With a pool, the native spin also watches the peer's descriptor index:
     // a payload ends it as a ring byte does.
     const word = receiver?.announceWord ?? null;
@@ -129,10 +124,15 @@ export class RingReader {
     this.reading = false;
   }
 
-  /** The peer woke us and the state array is current (service() ran). */
-  onWake(): void {
-    this.armed = false;
-    if (this.reading) this.pump(true);
+  /**
+   * The peer woke us. `consume`: the wake-ups are still pending, for the
+   * first read to consume (the channel did not call service(): only when
+   * reading); otherwise service() ran and the state array is current.
+   */
+  onWake(consume = false): void {
+    if (!this.reading) return;
+    this.ackPending = consume;
+    this.pump(true);
   }
 
   /** `chained`: called by an in-tick spin, in the macrotask of the pump before it. */
@@ -167,7 +167,7 @@ export class RingReader {
           delivering = false;
           continue;
         }
-        if (this.state.readable === 0) {
+        if (this.state.readable === 0 && !this.ackPending) {
           // The array was filled peer state first, then indices: fin with an
           // empty ring means every byte was read.
           if (this.state.peerDoneWriting) {
@@ -184,11 +184,12 @@ export class RingReader {
             }
             return;
           }
-          // Ask for a wake-up and re-check in one call (unless the read that
-          // emptied the ring did); sleep if still nothing (a payload may have
-          // been announced meanwhile: checked after asking).
-          if ((this.armed || ep.waitData(0, true) === 0) && !this.state.peerDoneWriting && !this.payloadDue()) return;
-          this.armed = false;
+          // Ask for a wake-up and re-check in one call; sleep if still nothing
+          // (a payload may have been announced meanwhile: checked after asking).
+          // As late as this: a reply that comes back before it costs the peer
+          // no kick and us no wake-up (asking in the read that emptied the
+          // ring saved this call but lost that: 1.2 µs more per round trip).
+          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
           continue;
         }
         if (this.turnSpent(bytes, reads)) return;
@@ -197,8 +198,7 @@ export class RingReader {
         let got: number;
         if (target !== null) {
           // The owner's own buffer (onread): nothing allocated per read.
-          got = ep.read(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length, this.armOnRead);
-          this.armed = this.armOnRead && this.state.readable === 0;
+          got = this.readRing(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length);
           if (got === 0) continue;
           this.delivered(got);
           bytes += got;
@@ -207,11 +207,11 @@ export class RingReader {
           delivering = false;
           continue;
         }
-        const want = Math.min(this.state.readable, this.options.maxChunk, allowance);
+        // Woken: the readable count is not known until the read.
+        const want = Math.min(this.ackPending ? this.options.maxChunk : this.state.readable, this.options.maxChunk, allowance);
         this.pool ??= new ReadPool(2 * this.options.maxChunk);
         const room = this.pool.space(want);
-        got = ep.read(room.buffer, room.offset, room.length, this.armOnRead);
-        this.armed = this.armOnRead && this.state.readable === 0;
+        got = this.readRing(room.buffer, room.offset, room.length);
         if (got === 0) continue;
         this.delivered(got);
         bytes += got;
@@ -227,6 +227,31 @@ export class RingReader {
       this.pumping = false;
       this.turnUsedBytes = bytes;
       this.turnUsedReads = reads;
+      // No ring read took the wake-ups: consume them (and refresh the state) now.
+      if (this.ackPending) this.consumeWake();
+    }
+  }
+
+  /**
+   * One ring read. Woken, it consumes the wake-ups first (what service()
+   * did, in the same call); with a pool it then reads nothing if a payload
+   * was announced since poll() (it may lie inside these bytes: the caller
+   * polls and reads again).
+   */
+  private readRing(target: Uint8Array, offset: number, max: number): number {
+    if (!this.ackPending) return this.state.endpoint.read(target, offset, max);
+    this.ackPending = false;
+    return this.state.endpoint.read(target, offset, max, ReadFlag.Ack, this.receiver?.announceMark);
+  }
+
+  private consumeWake(): void {
+    this.ackPending = false;
+    if (this.stopped) return;
+    try {
+      this.state.service();
+    } catch (err) {
+      this.stop();
+      this.host.fail(err as Error);
     }
   }
 
@@ -276,9 +301,9 @@ export class RingReader {
     return this.state.endpoint.waitData(micros, arm, rx?.announceMark) > 0 || this.payloadDue();
   }
 
-  /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
+  /** What a read into the owner's buffer may take: no more than the ring showed (unknown when woken), nor past the next payload. */
   private ringCap(length: number, allowance: number): number {
-    return Math.min(length, this.state.readable, allowance);
+    return Math.min(length, this.ackPending ? length : this.state.readable, allowance);
   }
 
   /**

@@ -1,7 +1,7 @@
 'use strict';
-// How a reader asks to be woken: a reader that never spins asks in the read
-// that empties the ring (no extra call before it sleeps), and a spin can
-// watch one more peer-written word (a pool's descriptor index) besides the ring.
+// How a reader is woken: a woken reader consumes its wake-ups in its first
+// read (one call, not service() then read()), and a spin can watch one more
+// peer-written word (a pool's descriptor index) besides the ring.
 const assert = require('node:assert/strict');
 const { Worker } = require('node:worker_threads');
 const { native } = require('../../dist/native');
@@ -11,78 +11,65 @@ const { ringPair } = require('./pair');
 
 const wiredPair = () => ringPair(12, { wired: true });
 
-/** A reader on the server end, with its endpoint's waitData calls counted. */
-function countedReader(pair, spinMicros) {
-  const calls = { waitData: 0 };
-  const wait = native.RingEndpoint.prototype.waitData;
-  // An own property before VchanState binds its methods: the spy stays (bound_methods.test.js).
-  Object.defineProperty(pair.server, 'waitData', {
-    value: (...a) => (calls.waitData++, wait.apply(pair.server, a)),
-    configurable: true,
-  });
+/** A reader on the server end, with its endpoint's service and waitData calls counted. */
+function countedReader(pair, spinMicros, options = {}) {
+  const calls = { service: 0, waitData: 0 };
+  for (const k of Object.keys(calls)) {
+    const f = native.RingEndpoint.prototype[k];
+    // An own property before VchanState binds its methods: the spy stays (bound_methods.test.js).
+    Object.defineProperty(pair.server, k, { value: (...a) => (calls[k]++, f.apply(pair.server, a)), configurable: true });
+  }
   const state = new VchanState(pair.server, true);
   const chunks = [];
   const sink = { channelData: (c) => (chunks.push(Buffer.from(c)), true), channelActivity() {} };
   const host = { endOfData() {}, fail: (e) => assert.fail(e) };
-  const reader = new RingReader(state, sink, host, { maxChunk: 4096, spinMicros });
+  const reader = new RingReader(state, sink, host, { maxChunk: 4096, spinMicros, ...options });
   return { reader, chunks, calls };
 }
 
-describe('ring: asking for a wake-up', function () {
-  it('spinMicros 0: the read that empties the ring asks for the next write, and the peer\'s next write wakes the reader', function () {
+/** read()'s flag: consume the pending wake-ups first (lib/native.ts ReadFlag.Ack). */
+const READ_ACK = 1;
+
+describe('ring: a woken reader', function () {
+  for (const spinMicros of [0, 50]) {
+    it(`consumes its wake-ups in its first read, not in a service() call before it (spinMicros ${spinMicros})`, function () {
+      const pair = wiredPair();
+      const { reader, chunks, calls } = countedReader(pair, spinMicros);
+      reader.resume(); // nothing yet: it asks for a wake-up
+      assert.equal(pair.client.write(Buffer.from('first')), 5, 'a kick: the reader asked');
+      reader.onWake(true); // as the channel does for a reader that is reading
+      assert.equal(Buffer.concat(chunks).toString(), 'first');
+      assert.equal(calls.service, 0);
+      assert.equal(pair.server.ack(), 0, 'the read consumed the kick');
+      reader.stop();
+      pair.close();
+    });
+  }
+
+  it('a pump that ends before any read (here: the turn\'s budget is spent) consumes the wake-ups with service()', function () {
     const pair = wiredPair();
-    const { reader, chunks, calls } = countedReader(pair, 0);
-    // The server asked for the client's first write at init; consume that kick.
-    assert.equal(pair.client.write(Buffer.from('first')), 5);
-    assert.equal(pair.server.ack(), 1);
-    pair.server.service(); // as the channel does on a wake-up: the state array is current
-    reader.resume(true);
-    assert.deepEqual(Buffer.concat(chunks).toString(), 'first');
-    assert.equal(calls.waitData, 0, 'asleep with no call after the read');
-    // No wake-up lost: the next write kicks the reader, once.
-    assert.equal(pair.client.write(Buffer.from('second')), 6);
-    assert.equal(pair.server.ack(), 1, 'the write kicked the reader');
-    assert.equal(pair.client.write(Buffer.from('!')), 1);
-    assert.equal(pair.server.ack(), 0, 'one kick until the reader asks again');
-    pair.server.service();
-    reader.onWake();
-    assert.equal(Buffer.concat(chunks).toString(), 'firstsecond!');
-    assert.equal(calls.waitData, 0);
+    const { reader, chunks, calls } = countedReader(pair, 0, { turnReads: 0 });
+    reader.resume();
+    pair.client.write(Buffer.from('y'));
+    reader.onWake(true);
+    assert.equal(chunks.length, 0, 'it yielded to the loop first');
+    assert.equal(calls.service, 1);
+    assert.equal(pair.server.ack(), 0, 'consumed: the fd does not stay readable');
     reader.stop();
     pair.close();
   });
 
-  it('a read that leaves bytes in the ring asks for nothing; neither does a read when asked not to', function () {
+  it('with a watched word that moved, the read consumes the wake-ups but reads nothing (a payload announced since the caller looked may lie inside)', function () {
     const pair = wiredPair();
-    const out = Buffer.alloc(6);
     pair.client.write(Buffer.from('x')); // the init request's kick
-    assert.equal(pair.server.ack(), 1);
-    assert.equal(pair.server.read(out, 0, 6), 1);
-    assert.equal(pair.client.write(Buffer.from('abcdef')), 6);
-    assert.equal(pair.server.ack(), 0, 'nobody asked');
-    assert.equal(pair.server.read(out, 0, 4, true), 4, 'bytes left: no request');
-    assert.equal(pair.client.write(Buffer.from('g')), 1);
-    assert.equal(pair.server.ack(), 0);
-    assert.equal(pair.server.read(out, 0, 6, false), 3, 'emptied, but not asked to arm');
-    assert.equal(pair.client.write(Buffer.from('h')), 1);
-    assert.equal(pair.server.ack(), 0);
-    assert.equal(pair.server.read(out, 0, 6, true), 1, 'emptied and armed');
-    assert.equal(pair.client.write(Buffer.from('i')), 1);
-    assert.equal(pair.server.ack(), 1);
-    pair.close();
-  });
-
-  it('a spinning reader (spinMicros > 0) does not ask in its reads: the peer stays silent while it spins', function () {
-    const pair = wiredPair();
-    const { reader, chunks } = countedReader(pair, 50);
-    pair.client.write(Buffer.from('a'));
-    pair.server.service();
-    reader.resume(true);
-    assert.equal(Buffer.concat(chunks).toString(), 'a');
-    // Its spin is scheduled for later; until it sleeps, a write costs the peer no kick.
-    pair.client.write(Buffer.from('b'));
-    assert.equal(pair.server.ack(), 0);
-    reader.stop();
+    const word = new Uint32Array([5]);
+    pair.server.bindWatch(word);
+    const out = Buffer.alloc(8);
+    assert.equal(pair.server.read(out, 0, 8, READ_ACK, 4), 0, 'the word moved: nothing read');
+    assert.equal(pair.server.ack(), 0, 'the kick was consumed first');
+    assert.equal(pair.server.readable(), 1);
+    assert.equal(pair.server.read(out, 0, 8, READ_ACK, 5), 1, 'the word as seen: the read goes ahead');
+    assert.equal(out[0], 'x'.charCodeAt(0));
     pair.close();
   });
 });
