@@ -43,7 +43,7 @@ const { native } = require(path.join(dist, 'native'));
 const counts = {};
 const now = () => Number(process.hrtime.bigint());
 // Busy time per message received (forked mode): from the call that found it
-// (waitData or service) to the next waitData(), which starts waiting again.
+// (waitData, service, or a woken read) to the next waitData(), which starts waiting again.
 const busy = { found: 0, start: 0, samples: [], on: false, woke: 0, replies: [] };
 /** read()'s flag: it consumed the wake-ups itself (lib/native.ts ReadFlag.Ack). */
 const READ_ACK = 1;
@@ -65,7 +65,10 @@ function counter(prefix) {
       busy.woke = 0;
     }
     if (k === 'waitData' || k === 'service') busy.found = now();
-    else if (k === 'read' && r > 0 && busy.on && !busy.start) busy.start = busy.found;
+    else if (k === 'read') {
+      if (x && x[3] & READ_ACK) busy.found = t; // a woken read: it found the message itself
+      if (r > 0 && busy.on && !busy.start) busy.start = busy.found;
+    }
     return r;
   };
 }
