@@ -424,16 +424,19 @@ const volatile uint32_t* RingEndpoint::Watched() {
 // goes to sleep on the fd. `arm`: if still empty, ask for a wake-up and
 // re-check (what requestData() does), saving the caller a second call.
 // `watched` (a number): the spin also ends once the word bound by
-// bindWatch() differs from it (a pool payload announced beside the ring).
+// bindWatch() differs from it (a pool payload announced beside the ring);
+// then `arm` asks for nothing.
 Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
   const volatile uint32_t* w = micros > 0 && info.Length() > 2 && info[2].IsNumber() ? Watched() : nullptr;
   uint32_t seen = w != nullptr ? info[2].As<Napi::Number>().Uint32Value() : 0;
-  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); },
-                       [&] { return w != nullptr && __atomic_load_n(w, __ATOMIC_RELAXED) != seen; });
-  if (n == 0 && info.Length() > 1 && info[1].ToBoolean()) {
+  auto moved = [&] { return w != nullptr && __atomic_load_n(w, __ATOMIC_RELAXED) != seen; };
+  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); }, moved);
+  // A payload ended the spin: the caller takes it, so no wake-up is asked
+  // for (the peer's next write would kick us for nothing).
+  if (n == 0 && info.Length() > 1 && info[1].ToBoolean() && !moved()) {
     RequestNotify(kNotifyWrite);
     n = Available(env);
   }

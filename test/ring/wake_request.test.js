@@ -104,6 +104,25 @@ describe('ring: a spin watching a second word', function () {
     pair.close();
   });
 
+  it('a spin the watched word ended asks for no wake-up, even when told to arm (the caller takes the payload)', function () {
+    const pair = wiredPair();
+    const out = Buffer.alloc(4);
+    pair.client.write(Buffer.from('x')); // the init request's kick
+    assert.equal(pair.server.ack(), 1);
+    assert.equal(pair.server.read(out, 0, 4), 1);
+    const word = new Uint32Array([9]);
+    pair.server.bindWatch(word);
+    assert.equal(pair.server.waitData(1_000_000, true, 8), 0, 'the word moved: the spin ends');
+    pair.client.write(Buffer.from('y'));
+    assert.equal(pair.server.ack(), 0, 'no wake-up was asked for');
+    // Neither data nor a moved word: arm as before, and the next write kicks.
+    assert.equal(pair.server.read(out, 0, 4), 1);
+    assert.equal(pair.server.waitData(1_000, true, 9), 0);
+    pair.client.write(Buffer.from('z'));
+    assert.equal(pair.server.ack(), 1);
+    pair.close();
+  });
+
   it('drops a watched word whose buffer was detached (its memory may be gone) and spins on the ring alone', function () {
     const pair = wiredPair();
     const ab = new ArrayBuffer(4);
