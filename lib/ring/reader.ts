@@ -188,7 +188,8 @@ export class RingReader {
           // (a payload may have been announced meanwhile: checked after asking).
           // As late as this: a reply that comes back before it costs the peer
           // no kick and us no wake-up (asking in the read that emptied the
-          // ring saved this call but lost that: 1.2 µs more per round trip).
+          // ring saved this call but lost that: 1.5-2.5 µs more per round
+          // trip as bench/crossings.js --spin-micros 0 --fork counts it).
           if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
           continue;
         }
