@@ -17,6 +17,11 @@
  * turn). That is one side's software path, which a loaded machine inflates
  * far less than the wall-clock round trip (time sliced away still counts,
  * so compare medians of several runs). Includes ~0.1 µs of timing.
+ * With --spin-micros 0 each side also reports its wake-to-reply time: the
+ * median from the call that consumed a wake-up (service(), or a read() that
+ * consumes it itself) to the end of the next write() (the echo or next ping,
+ * whose kick wakes the peer): the software on the round trip's critical path
+ * after the poll returns.
  */
 const path = require('node:path');
 const { fork } = require('node:child_process');
@@ -38,22 +43,32 @@ const { native } = require(path.join(dist, 'native'));
 const counts = {};
 const now = () => Number(process.hrtime.bigint());
 // Busy time per message received (forked mode): from the call that found it
-// (waitData or service) to the next waitData(), which starts waiting again.
-const busy = { found: 0, start: 0, samples: [], on: false };
+// (waitData, service, or a woken read) to the next waitData(), which starts waiting again.
+const busy = { found: 0, start: 0, samples: [], on: false, woke: 0, replies: [] };
+/** read()'s flag: it consumed the wake-ups itself (lib/native.ts ReadFlag.Ack). */
+const READ_ACK = 1;
 // RingEndpoint's calls are named as they are; another class's (the pool's
 // PoolQueue, polled by the reader when a pool is on) get its name as prefix.
 function counter(prefix) {
-  return (k, call) => {
+  return (k, call, x) => {
     const name = prefix + k;
     counts[name] = (counts[name] || 0) + 1;
     const t = busy.on ? now() : 0;
+    if (busy.on && (k === 'service' || (k === 'read' && x && x[3] & READ_ACK))) busy.woke = t;
     if (k === 'waitData' && busy.start) {
       busy.samples.push(t - busy.start);
       busy.start = 0;
     }
     const r = call();
+    if (k === 'write' && busy.woke) {
+      busy.replies.push(now() - busy.woke);
+      busy.woke = 0;
+    }
     if (k === 'waitData' || k === 'service') busy.found = now();
-    else if (k === 'read' && r > 0 && busy.on && !busy.start) busy.start = busy.found;
+    else if (k === 'read') {
+      if (x && x[3] & READ_ACK) busy.found = t; // a woken read: it found the message itself
+      if (r > 0 && busy.on && !busy.start) busy.start = busy.found;
+    }
     return r;
   };
 }
@@ -69,20 +84,21 @@ native.bindRingMethods = (ep) => {
   bindRingMethods(ep);
   for (const k of hot) {
     const f = ep[k];
-    Object.defineProperty(ep, k, { value: (...x) => countRing(k, () => f(...x)), configurable: true });
+    Object.defineProperty(ep, k, { value: (...x) => countRing(k, () => f(...x), x), configurable: true });
   }
 };
 const xenring = require(dist);
 
 function resetCounts() {
   for (const k of Object.keys(counts)) delete counts[k];
-  Object.assign(busy, { found: 0, start: 0, samples: [], on: true });
+  Object.assign(busy, { found: 0, start: 0, samples: [], on: true, woke: 0, replies: [] });
 }
 
-function busyMedianMicros() {
-  const s = busy.samples.sort((a, b) => a - b);
+function medianMicros(samples) {
+  const s = samples.sort((a, b) => a - b);
   return s.length ? +(s[s.length >> 1] / 1000).toFixed(2) : NaN;
 }
+const busyMedianMicros = () => medianMicros(busy.samples);
 
 function echoServer() {
   return xenring.createServer({ spinMicros }, (s) => s.on('data', (d) => s.write(d)));
@@ -93,7 +109,7 @@ if (isChild) {
   server.listen(0, () => process.send({ port: server.address().port }));
   process.on('message', (m) => {
     if (m === 'reset') resetCounts();
-    if (m === 'report') process.send({ counts, busy: busyMedianMicros() });
+    if (m === 'report') process.send({ counts, busy: busyMedianMicros(), reply: medianMicros(busy.replies) });
   });
   process.on('disconnect', () => process.exit(0));
 } else {
@@ -136,7 +152,7 @@ if (isChild) {
     resetCounts();
     if (child) child.send('reset');
     await run(roundTrips);
-    const sides = [{ counts: { ...counts }, busy: busyMedianMicros() }];
+    const sides = [{ counts: { ...counts }, busy: busyMedianMicros(), reply: medianMicros(busy.replies) }];
     if (child) {
       child.send('report');
       sides.push((await once(child, 'message'))[0]);
@@ -147,7 +163,8 @@ if (isChild) {
     const total = Object.values(all).reduce((a, b) => a + b, 0);
     const detail = Object.entries(all).map(([k, v]) => `${k} ${perSide(v)}`).join(', ');
     console.log(`spinMicros ${spinMicros}: ${perSide(total)} native calls per side per round trip (${detail})`);
-    if (child) console.log(`busy µs per message (median): client ${sides[0].busy}, server ${sides[1].busy}`);
+    if (child && spinMicros > 0) console.log(`busy µs per message (median): client ${sides[0].busy}, server ${sides[1].busy}`);
+    if (child && spinMicros === 0) console.log(`wake-to-reply µs (median): client ${sides[0].reply}, server ${sides[1].reply} (${sides[0].reply + sides[1].reply} per round trip)`);
     c.destroy();
     if (server) server.close();
     if (child) child.disconnect();

@@ -33,19 +33,30 @@ export interface RingEndpointOptions {
 }
 
 /** One side of a vchan ring pair. Every peer-written index is validated (EPROTO). */
+/** Flags of RingEndpoint.read() (native/ring_endpoint.h ReadFlag). */
+export const enum ReadFlag {
+  Ack = 1,
+}
+
 export interface RingEndpoint {
   /** Copies as much of `chunks` (from byte `offset` on) as fits; returns bytes copied. */
   write(chunks: Uint8Array | Uint8Array[], offset?: number): number;
-  /** Copies up to `max` readable bytes into `target` at `offset`; returns bytes copied. */
-  read(target: Uint8Array, offset: number, max: number): number;
+  /**
+   * Copies up to `max` readable bytes into `target` at `offset`; returns
+   * bytes copied. `flags` (ReadFlag): Ack first consumes pending wake-ups
+   * (as service()). `watched`: read nothing if the bindWatch() word differs from it.
+   */
+  read(target: Uint8Array, offset: number, max: number, flags?: number, watched?: number): number;
   readable(): number;
   writable(): number;
   /** Sets the "wake me on data" bit in the peer's notify byte, then re-checks. */
   requestData(): number;
   /** Sets the "wake me on space" bit in the peer's notify byte, then re-checks. */
   requestSpace(): number;
-  /** Spins up to `micros` µs for data; `arm`: if still empty, asks for a wake-up (requestData). Returns readable bytes. */
-  waitData(micros: number, arm?: boolean): number;
+  /** Spins up to `micros` µs for data; `arm`: if still empty, asks for a wake-up (requestData); `watched`: the spin also ends once the bindWatch() word differs from it. Returns readable bytes. */
+  waitData(micros: number, arm?: boolean, watched?: number): number;
+  /** The peer-written word (its first element) that waitData()'s `watched` compares with; null unbinds. Dropped once its buffer is detached. */
+  bindWatch?(word: Uint32Array | null): void;
   /** Spins up to `micros` µs until `want` bytes are free; returns writable bytes. */
   waitSpace(micros: number, want: number): number;
   /** live | (fin << 8); decode with ring/vchan_state's decodePeerState. */

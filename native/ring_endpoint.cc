@@ -91,6 +91,7 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("ack", &RingEndpoint::Ack),
                       InstanceMethod("close", &RingEndpoint::Close),
                       InstanceMethod("bindState", &RingEndpoint::BindState),
+                      InstanceMethod("bindWatch", &RingEndpoint::BindWatch),
                       InstanceMethod("service", &RingEndpoint::Service),
                       InstanceMethod("info", &RingEndpoint::Info)});
 }
@@ -193,6 +194,8 @@ void RingEndpoint::ReleaseAll() {
   if (!notifier_ref_.IsEmpty()) notifier_ref_.Reset();
   state_ = nullptr;
   if (!state_ref_.IsEmpty()) state_ref_.Reset();
+  watch_ = nullptr;
+  if (!watch_ref_.IsEmpty()) watch_ref_.Reset();
 }
 
 void RingEndpoint::CheckOpen(Napi::Env env) const {
@@ -322,7 +325,15 @@ Napi::Value RingEndpoint::SignalWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// read(target: Uint8Array, offset, max) -> bytes copied out of the ring.
+// read(target: Uint8Array, offset, max, flags = 0, watched?) -> bytes
+// copied out of the ring. flags:
+// - kReadAck: first consume our pending wake-ups (what service() does), so
+//   a woken reader reads in one call. Before the read: a wake-up that comes
+//   after it is kept, and its bytes read next time.
+// `watched` (a number): if the word bound by bindWatch() differs from it
+// once the ring's producer index has been read, nothing is read: the peer
+// announced a payload the caller has not seen, which may lie inside these
+// bytes (a pool descriptor is published before the ring bytes after it).
 Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -331,7 +342,16 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
   size_t len = ta.ByteLength();
   int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(len));
   int64_t max = IntArg(info, 2, "max", 0, static_cast<int64_t>(len) - offset);
+  uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  if ((flags & kReadAck) != 0 && notifier_ != nullptr) ThrowIfNotifyFailed(env, notifier_->Ack(), "ack");
   uint32_t ready = Available(env);
+  if (info.Length() > 4 && info[4].IsNumber()) {
+    const volatile uint32_t* w = Watched();
+    if (w != nullptr && __atomic_load_n(w, __ATOMIC_ACQUIRE) != info[4].As<Napi::Number>().Uint32Value()) {
+      Publish(env);
+      return Napi::Number::New(env, 0);
+    }
+  }
   size_t n = ready < static_cast<uint64_t>(max) ? ready : static_cast<size_t>(max);
   if (n > 0) {
     uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
@@ -375,30 +395,48 @@ Napi::Value RingEndpoint::RequestSpace(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Space(info.Env()));
 }
 
-template <typename Measure>
-uint32_t RingEndpoint::SpinFor(int64_t micros, uint32_t want, Measure measure) const {
+template <typename Measure, typename Stop>
+uint32_t RingEndpoint::SpinFor(int64_t micros, uint32_t want, Measure measure, Stop stop) const {
   uint32_t got = measure();
-  if (got >= want || micros == 0) return got;
+  if (got >= want || micros == 0 || stop()) return got;
   uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
   uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
   for (uint32_t i = 1;; i++) {
     XR_CPU_RELAX();
     got = measure();
-    if (got >= want || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live) return got;
+    if (got >= want || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live || stop()) return got;
     if ((i & 63) == 0 && NowNanos() >= deadline) return got;
   }
 }
 
-// waitData(micros, arm = false) -> readable bytes: spins up to `micros` for
-// data (or a change of the peer's live byte) before the caller goes to sleep
-// on the fd. `arm`: if still empty, ask for a wake-up and re-check (what
-// requestData() does), saving the caller a second call.
+const volatile uint32_t* RingEndpoint::Watched() {
+  if (watch_ == nullptr) return nullptr;
+  // Detached: the queue closed and its pages may be unmapped; never read it again.
+  if (watch_ref_.Value().IsDetached()) {
+    watch_ = nullptr;
+    watch_ref_.Reset();
+  }
+  return watch_;
+}
+
+// waitData(micros, arm = false, watched?) -> readable bytes: spins up to
+// `micros` for data (or a change of the peer's live byte) before the caller
+// goes to sleep on the fd. `arm`: if still empty, ask for a wake-up and
+// re-check (what requestData() does), saving the caller a second call.
+// `watched` (a number): the spin also ends once the word bound by
+// bindWatch() differs from it (a pool payload announced beside the ring);
+// then `arm` asks for nothing.
 Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
-  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); });
-  if (n == 0 && info.Length() > 1 && info[1].ToBoolean()) {
+  const volatile uint32_t* w = micros > 0 && info.Length() > 2 && info[2].IsNumber() ? Watched() : nullptr;
+  uint32_t seen = w != nullptr ? info[2].As<Napi::Number>().Uint32Value() : 0;
+  auto moved = [&] { return w != nullptr && __atomic_load_n(w, __ATOMIC_RELAXED) != seen; };
+  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); }, moved);
+  // A payload ended the spin: the caller takes it, so no wake-up is asked
+  // for (the peer's next write would kick us for nothing).
+  if (n == 0 && info.Length() > 1 && info[1].ToBoolean() && !moved()) {
     RequestNotify(kNotifyWrite);
     n = Available(env);
   }
@@ -414,7 +452,7 @@ Napi::Value RingEndpoint::WaitSpace(const Napi::CallbackInfo& info) {
   CheckOpen(env);
   int64_t micros = IntArg(info, 0, "micros", 0, 1000000);
   uint32_t want = static_cast<uint32_t>(IntArg(info, 1, "want", 1, tx_.size));
-  uint32_t n = SpinFor(micros, want, [&] { return Space(env); });
+  uint32_t n = SpinFor(micros, want, [&] { return Space(env); }, [] { return false; });
   Publish(env);
   return Napi::Number::New(env, n);
 }
@@ -480,6 +518,24 @@ Napi::Value RingEndpoint::BindState(const Napi::CallbackInfo& info) {
   state_ref_.Reset(a.ArrayBuffer(), 1);
   state_ = a.Data();
   Publish(env);
+  return env.Undefined();
+}
+
+// bindWatch(word: Uint32Array | null): the word a spin in waitData() also
+// watches (its first element), e.g. a pool queue's peerIndex() view. Held
+// until replaced; once its buffer is detached (the queue closed) it is dropped.
+Napi::Value RingEndpoint::BindWatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  watch_ = nullptr;
+  if (!watch_ref_.IsEmpty()) watch_ref_.Reset();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) return env.Undefined();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    ThrowType(env, "The \"word\" argument must be a Uint32Array or null");
+  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+  if (a.ElementLength() < 1 || a.ArrayBuffer().IsDetached()) ThrowRange(env, "The watched array is empty");
+  watch_ref_.Reset(a.ArrayBuffer(), 1);
+  watch_ = a.Data();
   return env.Undefined();
 }
 

@@ -26,6 +26,11 @@ enum StateWord : uint32_t {
   kStateWords = 4,
 };
 
+// Flags of read() (lib/ring/reader.ts).
+enum ReadFlag : uint32_t {
+  kReadAck = 1,  // consume pending wake-ups first (a woken reader)
+};
+
 // bindRingMethods(endpoint) (ring_endpoint_bound.cc).
 Napi::Function BindRingMethodsFunction(Napi::Env env);
 
@@ -62,6 +67,7 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value Ack(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value BindState(const Napi::CallbackInfo& info);
+  Napi::Value BindWatch(const Napi::CallbackInfo& info);
   Napi::Value Service(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
 
@@ -72,10 +78,12 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   uint16_t LoadPeerState(Napi::Env env) const;  // live | fin << 8, validated
   uint32_t Available(Napi::Env env) const;   // bytes readable from rx
   uint32_t Space(Napi::Env env) const;       // bytes writable into tx
-  // Spins up to `micros` µs until measure() >= want or the peer's live byte
-  // changes; returns the last measure().
-  template <typename Measure>
-  uint32_t SpinFor(int64_t micros, uint32_t want, Measure measure) const;
+  // Spins up to `micros` µs until measure() >= want, the peer's live byte
+  // changes or stop() is true; returns the last measure().
+  template <typename Measure, typename Stop>
+  uint32_t SpinFor(int64_t micros, uint32_t want, Measure measure, Stop stop) const;
+  // The watched word (bindWatch), or nullptr when none is bound or its buffer was detached.
+  const volatile uint32_t* Watched();
   size_t CopyIn(const uint8_t* src, size_t n);
   size_t CopyOut(uint8_t* dst, size_t n, Napi::Env env);
   // Wakes the peer if it asked for `bit`; returns 0 or the kick's errno.
@@ -103,6 +111,11 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   // JS-owned Uint32Array (never a view of the shared page), see StateWord.
   uint32_t* state_ = nullptr;
   Napi::Reference<Napi::ArrayBuffer> state_ref_;
+
+  // A peer-written word bindWatch() bound (a pool's descriptor index): a
+  // spin also ends when it moves. Only compared, never used as an index.
+  const volatile uint32_t* watch_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> watch_ref_;
 
   SharedMapping* mappings_[3] = {nullptr, nullptr, nullptr};
   Napi::ObjectReference mapping_refs_[3];

@@ -64,6 +64,16 @@ export class PoolReceiver {
   private closed = false;
   /** copyInto() delivered a payload (an onread reader): the sender was told. */
   private copies = false;
+  /**
+   * The peer's descriptor index (a view of the shared word, read as a hint
+   * only) and how far we popped: a spin watches the word for a payload, and
+   * a look at it costs no native call. null where external buffers are refused.
+   */
+  private readonly descriptorWord: Uint32Array | null;
+  private descriptorsTaken: number;
+  /** The peer's completion index (a hint, as above) and our own: completions it has not taken, without a native call. */
+  private readonly completionWord: Uint32Array | null;
+  private completionsPushed: number;
   /** A payload copyInto() has begun and not finished. */
   private partial: { extent: Extent; copied: number } | null = null;
 
@@ -71,12 +81,26 @@ export class PoolReceiver {
     this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
     this.queues = openQueues(options.mapping, options.poolBytes, 'receiver', options.init);
     this.stats = emptyPoolStats(options.poolBytes);
+    this.descriptorWord = peerWord(this.queues.descriptors);
+    this.descriptorsTaken = this.queues.descriptors.index;
+    this.completionWord = peerWord(this.queues.completions);
+    this.completionsPushed = this.queues.completions.index;
     this.tellSender(options.views);
   }
 
   /** Tells the sender whether payloads save us a copy (see READER_FLAGS_OFFSET in layout.ts). */
   private tellSender(views: boolean): void {
     this.options.mapping.write(READER_FLAGS_OFFSET, Uint8Array.of(views ? READER_TAKES_VIEWS : 0, 0, 0, 0));
+  }
+
+  /** The peer-written word that moves when a payload is announced (for a spin to watch), or null. */
+  get announceWord(): Uint32Array | null {
+    return this.descriptorWord;
+  }
+
+  /** announceWord's value while nothing new is announced. */
+  get announceMark(): number {
+    return this.descriptorsTaken;
   }
 
   /** Takes the descriptors the peer published. `consumed`: ring bytes read so far. */
@@ -86,10 +110,11 @@ export class PoolReceiver {
     const d = this.descriptors;
     const n = this.queues.descriptors.pop(d, QUEUE_SLOTS);
     if (n === 0) return;
+    this.descriptorsTaken = (this.descriptorsTaken + n) >>> 0;
     // Read after the pop: the peer takes a completion before it reuses the
     // slot for a new descriptor, so a count read earlier could be stale-high
     // and flag an honest peer.
-    const unreturned = this.queues.completions.pending();
+    const unreturned = this.unreturned();
     for (let i = 0; i < n; i++) {
       const at = i * DESCRIPTOR_WORDS;
       this.table.accept(d[at] + d[at + 1] * HI, d[at + 2], d[at + 3], consumed, unreturned);
@@ -242,5 +267,29 @@ export class PoolReceiver {
     this.completion[1] = extent.length;
     // The in-flight bound leaves room; a full queue means the peer rewound our index.
     if (this.queues.completions.push(this.completion, 1) !== 1) throw poolProtocolError('completion queue index rewound');
+    this.completionsPushed = (this.completionsPushed + 1) >>> 0;
+  }
+
+  /**
+   * Completions the peer has not taken: what pending() counts, from the
+   * shared word in JS (one native call less per payload). A count no honest
+   * peer can cause goes to pending(), which fails with EPROTO.
+   */
+  private unreturned(): number {
+    const taken = this.completionWord?.[0];
+    if (taken !== undefined) {
+      const queued = (this.completionsPushed - taken) >>> 0;
+      if (queued <= QUEUE_SLOTS) return queued;
+    }
+    return this.queues.completions.pending();
+  }
+}
+
+/** A queue's view of the peer's index, or null where the runtime refuses external buffers. */
+function peerWord(queue: DirectionQueues['descriptors']): Uint32Array | null {
+  try {
+    return queue.peerIndex();
+  } catch {
+    return null;
   }
 }

@@ -4,7 +4,9 @@
  * checked before its extent is touched: page-aligned and inside the pool,
  * overlapping nothing announced or held, at a stream position that does not
  * go backwards, and within the in-flight bound both sides agreed on.
- * Violations throw EPROTO.
+ * Violations throw EPROTO. The overlap check compares page ranges with the
+ * extents in flight (at most the bound, usually one or two): a page map cost
+ * a 16 MiB payload ~2 µs to scan and mark, a tenth of its hand-off.
  * @internal
  */
 import { POOL_PAGE } from './layout';
@@ -21,8 +23,6 @@ export class ReceiveTable {
   private readonly pending: Extent[] = [];
   private pendingHead = 0;
   private readonly held = new Map<number, Extent>();
-  /** 1 for every page announced or held: overlap checks without a search. */
-  private readonly pages: Uint8Array;
   private lastPosition = 0;
   /** Bytes held (delivered, not released). */
   heldBytes = 0;
@@ -30,9 +30,7 @@ export class ReceiveTable {
   constructor(
     readonly poolBytes: number,
     readonly maxInFlight: number,
-  ) {
-    this.pages = new Uint8Array(Math.floor(poolBytes / POOL_PAGE));
-  }
+  ) {}
 
   /** Extents announced and not yet delivered. */
   get pendingCount(): number {
@@ -55,13 +53,22 @@ export class ReceiveTable {
       throw poolProtocolError(`extent ${offset}+${length} is outside the pool`);
     if (this.pendingCount + this.held.size + unreturned >= this.maxInFlight)
       throw poolProtocolError('more extents in flight than the queues allow');
-    const first = offset / POOL_PAGE;
-    const end = first + Math.ceil(length / POOL_PAGE);
-    if (this.pages.subarray(first, end).indexOf(1) !== -1)
-      throw poolProtocolError(`extent ${offset}+${length} overlaps one in flight`);
-    this.pages.fill(1, first, end);
+    if (this.overlapsInFlight(offset, length)) throw poolProtocolError(`extent ${offset}+${length} overlaps one in flight`);
     this.lastPosition = position;
     this.pending.push({ position, offset, length });
+  }
+
+  /** Whether the pages of [offset, offset + length) (offset page-aligned) share a page with an extent announced or held. */
+  private overlapsInFlight(offset: number, length: number): boolean {
+    const end = pageEnd(offset, length);
+    for (let i = this.pendingHead; i < this.pending.length; i++) {
+      const e = this.pending[i];
+      if (offset < pageEnd(e.offset, e.length) && e.offset < end) return true;
+    }
+    for (const e of this.held.values()) {
+      if (offset < pageEnd(e.offset, e.length) && e.offset < end) return true;
+    }
+    return false;
   }
 
   /** Stream position of the next payload to insert, or -1 when none is announced. */
@@ -92,7 +99,6 @@ export class ReceiveTable {
     if (!this.holds(extent)) throw new Error('pool: releasing an extent that is not held');
     this.held.delete(extent.offset);
     this.heldBytes -= extent.length;
-    this.pages.fill(0, extent.offset / POOL_PAGE, extent.offset / POOL_PAGE + Math.ceil(extent.length / POOL_PAGE));
   }
 
   /** The connection is gone: forget everything; returns how many were held. */
@@ -101,8 +107,12 @@ export class ReceiveTable {
     this.held.clear();
     this.pending.length = 0;
     this.pendingHead = 0;
-    this.pages.fill(0);
     this.heldBytes = 0;
     return n;
   }
+}
+
+/** End of the last page an extent at page-aligned `offset` touches. */
+function pageEnd(offset: number, length: number): number {
+  return offset + Math.ceil(length / POOL_PAGE) * POOL_PAGE;
 }

@@ -215,13 +215,18 @@ export class RingChannel {
       this.fail(pollError(events));
       return;
     }
-    try {
-      this.state.service(); // wake-ups consumed, state published: one call
-    } catch (err) {
-      this.fail(err as Error);
-      return;
+    // A reading reader consumes the wake-ups in its first read (one call);
+    // otherwise service() does: wake-ups consumed, state published.
+    const reading = this.reader.isReading;
+    if (!reading) {
+      try {
+        this.state.service();
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
     }
-    this.reader.onWake();
+    this.reader.onWake(reading);
     if (this.writer.hasPending) this.writer.flush();
     if (!this.life.closed && !this.reader.isReading && !this.writer.hasPending && this.state.peerGone) {
       this.life.on('peerGone');

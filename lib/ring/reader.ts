@@ -6,6 +6,7 @@
  * macrotask for more than a turn's budget, however fast the peer produces.
  * @internal
  */
+import { ReadFlag } from '../native';
 import type { PoolReceiver } from '../pool/pool_receiver';
 import { ReadPool } from './read_pool';
 import { SpinBackoff } from './spin_backoff';
@@ -48,8 +49,6 @@ export interface ReaderOptions {
 /** As net reads a bounded amount per loop turn: then timers and other sockets run. */
 export const TURN_BYTES = 1024 * 1024;
 export const TURN_READS = 1024;
-/** With a pool, the spin checks for payloads this often (µs). */
-const SPIN_SLICE_MICROS = 5;
 /** A spin that skips the loop turn (see spinSoon) lasts at most this (µs):
  * a peer in this same process cannot answer until the loop turns. */
 const TICK_SPIN_MICROS = 10;
@@ -80,8 +79,12 @@ export class RingReader {
   bytesRead = 0;
   /** Ring bytes read so far (the stream positions pool descriptors name). */
   private ringRead = 0;
-  /** The last thing delivered was a pool payload: the next spin also watches for payloads. */
-  private lastWasPayload = false;
+  /**
+   * Woken while reading: the wake-ups are consumed by the pump's first ring
+   * read (one call instead of service() then read()), or by service() when
+   * the pump ends without one. Until then the state array is stale.
+   */
+  private ackPending = false;
 
   constructor(
     private readonly state: VchanState,
@@ -93,6 +96,10 @@ export class RingReader {
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
     this.turnReads = options.turnReads ?? TURN_READS;
+    // With a pool, the native spin also watches the peer's descriptor index:
+    // a payload ends it as a ring byte does.
+    const word = receiver?.announceWord ?? null;
+    if (word !== null) state.endpoint.bindWatch?.(word);
   }
 
   /** True while delivering, or waiting for the peer's next bytes. */
@@ -117,9 +124,15 @@ export class RingReader {
     this.reading = false;
   }
 
-  /** The peer woke us and the state array is current (service() ran). */
-  onWake(): void {
-    if (this.reading) this.pump(true);
+  /**
+   * The peer woke us. `consume`: the wake-ups are still pending, for the
+   * first read to consume (the channel did not call service(): only when
+   * reading); otherwise service() ran and the state array is current.
+   */
+  onWake(consume = false): void {
+    if (!this.reading) return;
+    this.ackPending = consume;
+    this.pump(true);
   }
 
   /** `chained`: called by an in-tick spin, in the macrotask of the pump before it. */
@@ -147,7 +160,6 @@ export class RingReader {
           const payload = this.takePayload(target);
           if (payload === null) return; // a zero-length onread buffer: nothing can move
           const n = typeof payload === 'number' ? payload : payload.length;
-          this.lastWasPayload = true;
           this.delivered(n, false);
           bytes += n;
           delivering = true;
@@ -155,7 +167,7 @@ export class RingReader {
           delivering = false;
           continue;
         }
-        if (this.state.readable === 0) {
+        if (this.state.readable === 0 && !this.ackPending) {
           // The array was filled peer state first, then indices: fin with an
           // empty ring means every byte was read.
           if (this.state.peerDoneWriting) {
@@ -174,6 +186,10 @@ export class RingReader {
           }
           // Ask for a wake-up and re-check in one call; sleep if still nothing
           // (a payload may have been announced meanwhile: checked after asking).
+          // As late as this: a reply that comes back before it costs the peer
+          // no kick and us no wake-up (asking in the read that emptied the
+          // ring saved this call but lost that: 1.5-2.5 µs more per round
+          // trip as bench/crossings.js --spin-micros 0 --fork counts it).
           if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
           continue;
         }
@@ -183,7 +199,7 @@ export class RingReader {
         let got: number;
         if (target !== null) {
           // The owner's own buffer (onread): nothing allocated per read.
-          got = ep.read(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length);
+          got = this.readRing(target, 0, this.receiver !== null ? this.ringCap(target.length, allowance) : target.length);
           if (got === 0) continue;
           this.delivered(got);
           bytes += got;
@@ -192,10 +208,11 @@ export class RingReader {
           delivering = false;
           continue;
         }
-        const want = Math.min(this.state.readable, this.options.maxChunk, allowance);
+        // Woken: the readable count is not known until the read.
+        const want = Math.min(this.ackPending ? this.options.maxChunk : this.state.readable, this.options.maxChunk, allowance);
         this.pool ??= new ReadPool(2 * this.options.maxChunk);
         const room = this.pool.space(want);
-        got = ep.read(room.buffer, room.offset, room.length);
+        got = this.readRing(room.buffer, room.offset, room.length);
         if (got === 0) continue;
         this.delivered(got);
         bytes += got;
@@ -211,15 +228,37 @@ export class RingReader {
       this.pumping = false;
       this.turnUsedBytes = bytes;
       this.turnUsedReads = reads;
+      // No ring read took the wake-ups: consume them (and refresh the state) now.
+      if (this.ackPending) this.consumeWake();
+    }
+  }
+
+  /**
+   * One ring read. Woken, it consumes the wake-ups first (what service()
+   * did, in the same call); with a pool it then reads nothing if a payload
+   * was announced since poll() (it may lie inside these bytes: the caller
+   * polls and reads again).
+   */
+  private readRing(target: Uint8Array, offset: number, max: number): number {
+    if (!this.ackPending) return this.state.endpoint.read(target, offset, max);
+    this.ackPending = false;
+    return this.state.endpoint.read(target, offset, max, ReadFlag.Ack, this.receiver?.announceMark);
+  }
+
+  private consumeWake(): void {
+    this.ackPending = false;
+    if (this.stopped) return;
+    try {
+      this.state.service();
+    } catch (err) {
+      this.stop();
+      this.host.fail(err as Error);
     }
   }
 
   private delivered(n: number, ring = true): void {
     this.bytesRead += n;
-    if (ring) {
-      this.ringRead += n;
-      this.lastWasPayload = false;
-    }
+    if (ring) this.ringRead += n;
     this.sink.channelActivity();
   }
 
@@ -253,31 +292,19 @@ export class RingReader {
   }
 
   /**
-   * The ring's own spin (one native call), then, with a pool, one look for a
-   * payload after asking for a wake-up: a stream of small messages pays
-   * nothing for the pool it does not use (slicing the spin cost ~6 µs of a
-   * ~35 µs round trip).
+   * Spins up to `micros` for ring bytes or (with a pool) an announced
+   * payload, in one native call: the spin watches the peer's descriptor
+   * index beside the ring. `arm`: if neither came, asks for a wake-up and
+   * re-checks. True if either arrived.
    */
-  private spinForRing(): boolean {
-    return this.state.endpoint.waitData(this.options.spinMicros, true) > 0 || this.payloadDue();
+  private spinFor(micros: number, arm: boolean): boolean {
+    const rx = this.receiver;
+    return this.state.endpoint.waitData(micros, arm, rx?.announceMark) > 0 || this.payloadDue();
   }
 
-  /**
-   * The spin after a payload, with a pool: ring bytes or a payload, whichever comes first,
-   * in short slices (the native spin watches the ring only); then asks for a
-   * wake-up and checks both once more. True if either arrived.
-   */
-  private spinForPayload(): boolean {
-    const ep = this.state.endpoint;
-    for (let t = 0; t < this.options.spinMicros; t += SPIN_SLICE_MICROS) {
-      if (ep.waitData(SPIN_SLICE_MICROS) > 0 || this.payloadDue()) return true;
-    }
-    return ep.waitData(0, true) > 0 || this.payloadDue();
-  }
-
-  /** What a read into the owner's buffer may take: no more than the ring showed, nor past the next payload. */
+  /** What a read into the owner's buffer may take: no more than the ring showed (unknown when woken), nor past the next payload. */
   private ringCap(length: number, allowance: number): number {
-    return Math.min(length, this.state.readable, allowance);
+    return Math.min(length, this.ackPending ? length : this.state.readable, allowance);
   }
 
   /**
@@ -312,7 +339,7 @@ export class RingReader {
     if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
       let got: boolean;
       try {
-        got = this.state.endpoint.waitData(Math.min(this.options.spinMicros, TICK_SPIN_MICROS)) > 0 || this.payloadDue();
+        got = this.spinFor(Math.min(this.options.spinMicros, TICK_SPIN_MICROS), false);
       } catch (err) {
         this.spinScheduled = false;
         this.stop();
@@ -338,7 +365,7 @@ export class RingReader {
     if (this.stopped || !this.reading) return;
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
-      if (this.receiver !== null && this.lastWasPayload ? this.spinForPayload() : this.spinForRing()) {
+      if (this.spinFor(this.options.spinMicros, true)) {
         this.spin.succeeded();
       } else {
         this.spin.failed();
