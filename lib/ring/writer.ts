@@ -226,7 +226,18 @@ export class RingWriter {
       return;
     }
     this.stageRoom = 0;
-    if (this.sender !== null && this.openRun(chunks, total)) {
+    let gathered: boolean;
+    try {
+      gathered = this.sender !== null && this.openRun(chunks, total);
+    } catch (err) {
+      // Opening a run takes the peer's completions first: a forged one (or
+      // a broken ring) fails the connection, as in flush(); never a throw
+      // out of socket.write().
+      callback(err as Error);
+      this.host.fail(err as Error);
+      return;
+    }
+    if (gathered) {
       this.gathered(total, callback);
       return;
     }
