@@ -412,6 +412,12 @@ export class RingWriter {
     while (p.next < all.length) {
       const c = all[p.next];
       if (sender.wasSent(c)) throw sentAgain(); // the same loan earlier in this write went by reference
+      if (c.length === 0) {
+        // Nothing to move; kept in `chunks`, it made a part of no bytes that
+        // read as the end of the write, and the chunks after it were lost.
+        p.next++;
+        continue;
+      }
       if (sender.goesByReference(c)) {
         if (p.chunks.length > 0) break; // its position is after these ring bytes
         const n = c.length; // send() detaches a loan it sent

@@ -109,4 +109,33 @@ describe('pool: runs, review — a write completed into an open run is never los
     s.end();
     await Promise.all([closed(c), closed(s)]);
   });
+
+  it('a zero-length chunk ahead of a by-reference one in a writev: the chunks after it are still sent', async () => {
+    // Found by runs_mix.test.js (seed 20261202): the writev's part before the
+    // copy-in held only the empty chunk, read as "write complete", and the
+    // copy-in and everything after it were dropped, reported as written.
+    const { c, s, checker, ended } = await pair();
+    let pos = 0;
+    c.cork();
+    c.write(Buffer.alloc(0));
+    for (const n of [300007, 92112, 0, 674]) {
+      c.write(bytes(pos, n));
+      pos += n;
+    }
+    const loan = c.allocBuffer(50001);
+    loan.set(slice(pos, 50001));
+    c.write(Buffer.alloc(0));
+    c.write(loan);
+    pos += 50001;
+    c.uncork();
+    c.end();
+    await once(c, 'finish');
+    assert.equal(c.bytesWritten, pos);
+    await ended;
+    assert.equal(checker.received, pos);
+    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
+    assert.equal(c.poolStats().sentByRef, 2, 'the copy-in and the loan went by reference');
+    s.end();
+    await Promise.all([closed(c), closed(s)]);
+  });
 });
