@@ -226,7 +226,18 @@ export class RingWriter {
       return;
     }
     this.stageRoom = 0;
-    if (this.sender !== null && this.openRun(chunks, total)) {
+    let gathered: boolean;
+    try {
+      gathered = this.sender !== null && this.openRun(chunks, total);
+    } catch (err) {
+      // Opening a run takes the peer's completions first: a forged one (or
+      // a broken ring) fails the connection, as in flush(); never a throw
+      // out of socket.write().
+      callback(err as Error);
+      this.host.fail(err as Error);
+      return;
+    }
+    if (gathered) {
       this.gathered(total, callback);
       return;
     }
@@ -401,6 +412,12 @@ export class RingWriter {
     while (p.next < all.length) {
       const c = all[p.next];
       if (sender.wasSent(c)) throw sentAgain(); // the same loan earlier in this write went by reference
+      if (c.length === 0) {
+        // Nothing to move; kept in `chunks`, it made a part of no bytes that
+        // read as the end of the write, and the chunks after it were lost.
+        p.next++;
+        continue;
+      }
       if (sender.goesByReference(c)) {
         if (p.chunks.length > 0) break; // its position is after these ring bytes
         const n = c.length; // send() detaches a loan it sent

@@ -35,6 +35,7 @@ PAGE = 4096
 SLOTS = 128
 DESC_PROD, DESC_CONS, DESC_ENTRIES = 0, 64, 128
 COMP_PROD, COMP_CONS, COMP_ENTRIES = 2176, 2240, 2304
+READER_FLAGS = COMP_PROD + 128 + SLOTS * 8  # lib/pool/layout.ts READER_FLAGS_OFFSET
 CLI_LIVE = 20
 
 
@@ -94,6 +95,7 @@ def client(opts):
     if len(data) == 24:
         res["toServer"], res["toClient"] = struct.unpack_from("<II", data, 16)
     order = struct.unpack_from("<I", data, 8)[0]
+    res["ringBytes"] = 1 << order
     ring = mmap.mmap(rfds[0], PAGE + 2 * (1 << order), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     kick_fd = rfds[1]
     theirs = None
@@ -129,6 +131,18 @@ def client(opts):
         struct.pack_into("<I", region, DESC_PROD, 0x80000000)
     elif scenario == "forged-completion":
         push_completion(theirs, 0, PAGE)
+    elif scenario == "views-forged-completion":
+        # Say we take views (the reader flags word after the queues), so the
+        # server gathers runs for us, and never read the ring, so it fills.
+        # Once told (a line on stdin: the test has filled the ring), return
+        # an extent that was never sent, without a wake-up: the server's next
+        # send is the first to look.
+        struct.pack_into("<I", theirs, READER_FLAGS, 1)
+        res["scenario"] = scenario
+        out(res)
+        sys.stdin.readline()
+        push_completion(theirs, 0, PAGE)
+        out({"forged": True})
     elif scenario == "double-release":
         # Take the server's first payload, then return it twice.
         if not wait_for(lambda: u32(theirs, DESC_PROD) >= 1):
