@@ -207,6 +207,7 @@ export class PoolSender {
   /** Announces the run's first `length` bytes at ring position `position` (same contract as send()). */
   sendRun(run: Loan, length: number, position: number): void {
     if (this.closed) return;
+    this.table.trim(run, length);
     this.announce(run, length, position);
   }
 

@@ -15,8 +15,8 @@ import { poolProtocolError } from './protocol_error';
 export interface Loan {
   /** Byte offset of the extent in the pool (page-aligned). */
   readonly offset: number;
-  /** Bytes of the extent (whole pages). */
-  readonly bytes: number;
+  /** Bytes of the extent (whole pages; trim() may shrink an unsent one). */
+  bytes: number;
   state: 'loaned' | 'sent' | 'free';
   /** Bytes the descriptor announced (set by send()). */
   sentLength: number;
@@ -71,6 +71,21 @@ export class SendTable {
     loan.state = 'sent';
     loan.sentLength = length;
     this.sentCount++;
+  }
+
+  /**
+   * An unsent loan keeps only the pages its first `length` bytes need; the
+   * rest go back to the pool at once (a run opened at 1 MiB and sent part
+   * full would otherwise hold its empty tail until the peer returns it).
+   */
+  trim(loan: Loan, length: number): void {
+    if (loan.state !== 'loaned' || this.byOffset.get(loan.offset) !== loan) throw new Error('pool: trimming an extent that is not loaned');
+    if (!(length >= 1 && length <= loan.bytes)) throw new RangeError('pool: trimmed length outside the loan');
+    const keep = Math.ceil(length / POOL_PAGE) * POOL_PAGE;
+    if (keep === loan.bytes) return;
+    this.allocator.release((loan.offset + keep) / POOL_PAGE, (loan.bytes - keep) / POOL_PAGE);
+    this.inUse -= loan.bytes - keep;
+    loan.bytes = keep;
   }
 
   /** A loan that was never sent goes back to the pool. No-op for any other state. */

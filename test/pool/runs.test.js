@@ -75,13 +75,19 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     c.write(slice(0, RING));
     c.write(slice(RING, 20000));
     const checker = new PatternChecker();
-    s.on('data', (d) => checker.update(d));
+    const held = []; // the view keeps the run in flight (not returned) while we look at the sender's count
+    s.on('data', (d) => {
+      checker.update(d);
+      held.push(d);
+    });
     const deadline = Date.now() + 10000;
     while (checker.received < RING + 20000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.equal(checker.received, RING + 20000, 'the gathered write never arrived');
     assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
     assert.equal(c.poolStats().sentByRef, 1, 'the second write went as a run');
     assert.equal(c.poolStats().bytesSentByRef, 20000);
+    // The run opened at 1 MiB; sent with 20000 bytes it holds only their 5 pages.
+    assert.equal(c.poolStats().inUse, 5 * 4096, 'a part-full run gives its empty tail back when sent');
     c.end();
     s.end();
     await Promise.all([closed(c), closed(s)]);

@@ -73,6 +73,26 @@ describe('pool: in-flight table (sender)', function () {
     assert.equal(t.loan(4 * POOL_PAGE).offset, 0);
   });
 
+  it('trim() gives an unsent loan\'s empty tail back at once (a part-full run holds only its pages)', function () {
+    const t = new SendTable(8 * POOL_PAGE, QUEUE_SLOTS);
+    const run = t.loan(8 * POOL_PAGE);
+    assert.equal(t.loan(1), null, 'the run holds the whole pool');
+    t.trim(run, POOL_PAGE + 1);
+    assert.deepEqual([run.offset, run.bytes, t.inUse], [0, 2 * POOL_PAGE, 2 * POOL_PAGE]);
+    const next = t.loan(6 * POOL_PAGE);
+    assert.equal(next.offset, 2 * POOL_PAGE, 'the tail is free for the next loan');
+    t.send(run, POOL_PAGE + 1);
+    assert.throws(() => t.trim(run, 1), /not loaned/);
+    assert.throws(() => t.trim(next, 6 * POOL_PAGE + 1), RangeError);
+    t.trim(next, 6 * POOL_PAGE); // whole pages already: nothing to give back
+    assert.equal(next.bytes, 6 * POOL_PAGE);
+    t.complete(0, POOL_PAGE + 1);
+    assert.equal(t.inUse, 6 * POOL_PAGE);
+    t.discard(next);
+    assert.equal(t.inUse, 0);
+    assert.equal(t.loan(8 * POOL_PAGE).offset, 0, 'every page back, coalesced');
+  });
+
   it('completions that do not name an extent in flight are EPROTO', function () {
     const t = new SendTable(8 * POOL_PAGE, QUEUE_SLOTS);
     const a = t.loan(100);
