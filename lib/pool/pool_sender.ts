@@ -196,7 +196,9 @@ export class PoolSender {
       this.readerCopies = true; // for good: a reader clears the flag once, when it starts copying
       return null;
     }
-    return this.table.loan(RUN_BYTES);
+    const run = this.table.loan(RUN_BYTES);
+    this.stats.inUse = this.table.inUse;
+    return run;
   }
 
   /** Copies `chunk` into the run at byte `at` (the caller keeps within run.bytes). */
