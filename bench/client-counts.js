@@ -12,7 +12,9 @@
  *
  *   node bench/client-counts.js h2|undici|pg|ioredis [--per N] [--tcp]
  *
- * --tcp also times the same load over TCP (direct), three rounds alternating.
+ * --tcp also times the same load over TCP (direct), three rounds alternating;
+ * for pg and ioredis also through a TCP relay (`xenring proxy` with TCP on
+ * both sides: the bridge's hop without the ring).
  * Loads: h2 200 streams of 256 KiB; undici 2,000 GETs of 4 KiB; pg 1,000
  * queries; ioredis 4 SET+GETs of 1 MiB. Counts are divided by --per (default:
  * streams, requests, queries, 1).
@@ -80,9 +82,11 @@ function install() {
   // CPU and context switches since the reset, as counts of their own (involuntary
   // switches: the process was preempted, e.g. by a spinner on a busy host).
   let usage0 = process.resourceUsage();
+  let wait0 = runQueueWaitUs(process.pid);
   const reset = () => {
     for (const k of Object.keys(counts)) delete counts[k];
     usage0 = process.resourceUsage();
+    wait0 = runQueueWaitUs(process.pid);
   };
   const usage = () => {
     const u = process.resourceUsage();
@@ -90,6 +94,9 @@ function install() {
     counts['process switches, involuntary'] = u.involuntaryContextSwitches - usage0.involuntaryContextSwitches;
     counts['process switches, voluntary'] = u.voluntaryContextSwitches - usage0.voluntaryContextSwitches;
     counts['process page faults'] = u.minorPageFault - usage0.minorPageFault;
+    // Runnable but not running (waiting for a CPU): where a request/reply
+    // path on a busy host loses time that its CPU figures do not show.
+    counts['process run-queue wait µs'] = runQueueWaitUs(process.pid) - wait0;
     return counts;
   };
   return { reset, usage };
@@ -115,6 +122,15 @@ if (require.main !== module) {
 /** CPU ms (user + system) process `pid` has used (bench/real.js reads /proc). */
 function cpuMs(pid) {
   return require('./real').cpuSeconds(pid) * 1000;
+}
+
+/** µs process `pid` has spent runnable, waiting for a CPU (/proc/PID/schedstat; 0 where there is none). */
+function runQueueWaitUs(pid) {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1000;
+  } catch {
+    return 0;
+  }
 }
 
 /** Our child Node processes (the forked server, the proxies): not redis-server or postgres. */
@@ -147,6 +163,7 @@ async function main() {
   let to;
   let tcp;
   let per;
+  let relay = null;
   if (kind === 'h2' || kind === 'undici') {
     const server = await real.startNodeServer(kind === 'h2' ? 'h2' : 'http');
     stops.push(server.stop);
@@ -158,7 +175,9 @@ async function main() {
     if (why) throw new Error(why);
     const server = kind === 'pg' ? await real.startPostgres() : await real.startRedis();
     const bridge = await real.startRingBridge(server.port);
-    stops.push(bridge.stop, server.stop);
+    // The relay is started after the bridge: nodeChildren() then lists the bridge first.
+    relay = await real.startTcpRelay(server.port);
+    stops.push(bridge.stop, relay.stop, server.stop);
     [to, tcp] = [bridge.ring, server.port];
     if (kind === 'pg') [load, per] = [(t) => real.pgQueries(t, { queries: 1000, bytea: 0 }), 1000];
     else [load, per] = [(t) => real.ioredisOps(t, { ops: 0, big: 1 << 20, bigTimes: 4 }), 1];
@@ -188,16 +207,21 @@ async function main() {
       for (const [k, v] of Object.entries(s.counts).sort()) console.log(`    ${k.padEnd(24)} ${String(Math.round(v)).padStart(10)}  ${(v / per).toFixed(2)}`);
     }
     if (args.includes('--tcp')) {
+      const paths = [['ring', to], ['tcp', tcp]];
+      if (relay !== null) paths.splice(1, 0, ['relay', relay.port]);
+      const all = [...kids, ...nodeChildren().filter((p) => !kids.includes(p))];
       for (let i = 0; i < 3; i++) {
-        for (const [name, t] of [['ring', to], ['tcp', tcp]]) {
+        for (const [name, t] of paths) {
           const u0 = process.resourceUsage();
-          const k0 = kids.map(cpuMs);
+          const k0 = all.map(cpuMs);
+          const w0 = [process.pid, ...all].map(runQueueWaitUs);
           const r = await load(t);
           const u = process.resourceUsage();
-          const k = kids.map((p, j) => cpuMs(p) - k0[j]);
+          const k = all.map((p, j) => (cpuMs(p) - k0[j]).toFixed(0));
+          const w = [process.pid, ...all].map((p, j) => ((runQueueWaitUs(p) - w0[j]) / 1000).toFixed(0));
           const c = (u.userCPUTime + u.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1000;
           const faults = u.minorPageFault - u0.minorPageFault;
-          console.log(`  ${name.padEnd(4)} ${JSON.stringify(r)}; client: CPU ${c.toFixed(0)} ms, ${faults} page faults; children CPU ms ${k.join(', ')}`);
+          console.log(`  ${name.padEnd(5)} ${JSON.stringify(r)}; client: CPU ${c.toFixed(0)} ms, ${faults} page faults; children CPU ms ${k.join(', ')}; run-queue wait ms, client then children: ${w.join(', ')}`);
         }
       }
     }

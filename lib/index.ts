@@ -12,9 +12,18 @@ import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOptions, type SocketOptions } from './socket';
 import { FallbackSocket, type FallbackConnectOptions } from './fallback';
 
-/** Makes a class callable without `new`, as net's Socket and Server are (instanceof still works). */
+/**
+ * Makes a class callable without `new`, as net's Socket and Server are (instanceof still works).
+ * The construct trap passes the class itself as new.target (a subclass keeps its own): with the
+ * proxy as new.target, V8 gave every instance a hidden class of its own, so each new connection
+ * deoptimized the code handling sockets (pg through a bridge: twice the client CPU per query).
+ */
 function callable<C extends new (...args: never[]) => object, A extends unknown[]>(cls: C): C & ((...args: A) => InstanceType<C>) {
-  return new Proxy(cls, { apply: (target, _this, args: unknown[]) => Reflect.construct(target, args) }) as C & ((...args: A) => InstanceType<C>);
+  const proxy: C = new Proxy(cls, {
+    apply: (target, _this, args: unknown[]) => Reflect.construct(target, args),
+    construct: (target, args: unknown[], newTarget: object) => Reflect.construct(target, args, newTarget === proxy ? target : (newTarget as C)),
+  });
+  return proxy as C & ((...args: A) => InstanceType<C>);
 }
 
 /** A stream over a xenring connection, shaped like net.Socket; `Socket()` without `new` works too. */
