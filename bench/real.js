@@ -364,6 +364,10 @@ function dialer(to) {
   return () => xenring.connect({ port: to });
 }
 
+/** The two ways the Node-client rows use a connection (labels of their load column). */
+const FRESH = 'new connection per round';
+const WARM = 'one warm connection, reused';
+
 /** a ÷ b as a table cell ('–' when b is 0 or missing). */
 const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–');
 const mibps = (bytes, ms) => bytes / (1 << 20) / (ms / 1000);
@@ -371,28 +375,58 @@ function check(ok, what) {
   if (!ok) throw new Error(`wrong answer: ${what}`);
 }
 
-/** undici Client (one connection, `pipelining` deep) over dial(); GETs `requests` bodies of `size`, verified. */
-async function undiciRequests(to, { requests = 1000, size = 1024, pipelining = 8 } = {}) {
+/**
+ * The one-shot form of a session opener: open a connection, run one round on
+ * it, close it (what a client that connects per job sees, warm-up included).
+ */
+function oneRound(open) {
+  return async (to, options = {}) => {
+    const session = await open(to, options);
+    try {
+      return await session.run(options);
+    } finally {
+      await session.close();
+    }
+  };
+}
+
+/**
+ * An undici Client (one connection, `pipelining` deep) over dial(): a session,
+ * { run({ requests, size }) -> { rps }, close() }; each run GETs `requests`
+ * bodies of `size`, verified, and fails if the Client had to dial again (the
+ * rounds of a session are meant to share one connection).
+ */
+async function undiciSession(to, { pipelining = 8 } = {}) {
   const { Client } = require('undici');
   const dial = dialer(to);
+  let dials = 0;
   const client = new Client('http://ring', {
     pipelining,
     connect: (_opts, callback) => {
+      dials++;
       const socket = dial();
       socket.once('connect', () => callback(null, socket)).once('error', (err) => callback(err, null));
     },
   });
-  const want = patternBytes(size);
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: requests }, async () => {
-    const { statusCode, body } = await client.request({ path: `/bytes/${size}`, method: 'GET' });
-    const got = Buffer.from(await body.arrayBuffer());
-    check(statusCode === 200 && got.equals(want), `undici status ${statusCode}, ${got.length} bytes`);
-  }));
-  const ms = performance.now() - t0;
-  await client.close();
-  return { rps: (requests * 1000) / ms };
+  return {
+    async run({ requests = 1000, size = 1024 } = {}) {
+      const want = patternBytes(size);
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: requests }, async () => {
+        const { statusCode, body } = await client.request({ path: `/bytes/${size}`, method: 'GET' });
+        const got = Buffer.from(await body.arrayBuffer());
+        check(statusCode === 200 && got.equals(want), `undici status ${statusCode}, ${got.length} bytes`);
+      }));
+      const ms = performance.now() - t0;
+      check(dials === 1, `undici dialed ${dials} connections for one session`);
+      return { rps: (requests * 1000) / ms };
+    },
+    close: () => client.close(),
+  };
 }
+
+/** undici Client on a new connection: GETs `requests` bodies of `size`, verified (see undiciSession). */
+const undiciRequests = oneRound(undiciSession);
 
 /** One http2 session over dial(); `streams` concurrent GETs of `size` bytes each, verified. */
 async function h2Streams(to, { streams = 200, size = 64 << 10 } = {}) {
@@ -452,8 +486,13 @@ async function wsEcho(to, { messages = 10000, big = 16 << 20 } = {}) {
   return { msgps: (messages * 1000) / smallMs, bigMibps: mibps(2 * big, bigMs) };
 }
 
-/** pg Client over a xenring socket (ring port name) or TCP (number): `queries` queries, a `bytea` round trip, verified. */
-async function pgQueries(to, { queries = 1000, bytea = 8 << 20 } = {}) {
+/**
+ * A pg Client over a xenring socket (ring port name) or TCP (number), connected:
+ * a session, { run({ queries, bytea }) -> { qps, byteaMibps }, close() }; each
+ * run makes `queries` queries in turn and a `bytea` round trip, verified. A pg
+ * Client is one connection and never reconnects, so runs share it.
+ */
+async function pgSession(to) {
   const pg = require('pg');
   const xenring = require('..');
   const config = { user: 'postgres', database: 'postgres', host: '127.0.0.1' };
@@ -462,31 +501,39 @@ async function pgQueries(to, { queries = 1000, bytea = 8 << 20 } = {}) {
   else config.stream = () => new xenring.Socket({ port: to });
   const client = new pg.Client(config);
   await client.connect();
-  try {
-    const t0 = performance.now();
-    for (let i = 0; i < queries; i++) {
-      const { rows } = await client.query('SELECT $1::int + 1 AS n', [i]);
-      check(rows[0].n === i + 1, `pg ${i} + 1 = ${rows[0].n}`);
-    }
-    const qms = performance.now() - t0;
-    const blob = patternBytes(bytea);
-    const t1 = performance.now();
-    const { rows } = await client.query('SELECT $1::bytea AS b, length($1::bytea) AS n', [blob]);
-    const bms = performance.now() - t1;
-    check(rows[0].n === bytea && rows[0].b.equals(blob), `pg bytea of ${rows[0].n} bytes`);
-    return { qps: (queries * 1000) / qms, byteaMibps: mibps(2 * bytea, bms) };
-  } finally {
-    await client.end();
-  }
+  return {
+    async run({ queries = 1000, bytea = 8 << 20 } = {}) {
+      const t0 = performance.now();
+      for (let i = 0; i < queries; i++) {
+        const { rows } = await client.query('SELECT $1::int + 1 AS n', [i]);
+        check(rows[0].n === i + 1, `pg ${i} + 1 = ${rows[0].n}`);
+      }
+      const qms = performance.now() - t0;
+      const blob = patternBytes(bytea);
+      const t1 = performance.now();
+      const { rows } = await client.query('SELECT $1::bytea AS b, length($1::bytea) AS n', [blob]);
+      const bms = performance.now() - t1;
+      check(rows[0].n === bytea && rows[0].b.equals(blob), `pg bytea of ${rows[0].n} bytes`);
+      return { qps: (queries * 1000) / qms, byteaMibps: mibps(2 * bytea, bms) };
+    },
+    /** The server process serving this connection (a reused connection keeps it). */
+    backendPid: async () => (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid,
+    close: () => client.end(),
+  };
 }
 
+/** pg Client on a new connection: `queries` queries, a `bytea` round trip, verified (see pgSession). */
+const pgQueries = oneRound(pgSession);
+
 /**
- * ioredis over a custom connector (ring port name) or TCP (number): `ops` SET+GET pairs, then
- * `bigTimes` SET+GETs of a `big` value, verified. The big ones are timed together: one alone
- * takes 1-3 ms, within the noise of a shared host; the first still runs on pages the fresh
- * connection has not touched yet.
+ * ioredis over a custom connector (ring port name) or TCP (number), connected,
+ * never reconnecting (so runs share one connection): a session,
+ * { run({ ops, big, bigTimes, batch }) -> { opsps, bigMibps }, close() }; each run
+ * makes `ops` SET+GET pairs, then `bigTimes` SET+GETs of a `big` value, verified.
+ * The big ones are timed together: one alone takes 1-3 ms, within the noise of a
+ * shared host; on a fresh connection the first still runs on pages it has not touched yet.
  */
-async function ioredisOps(to, { ops = 5000, big = 1 << 20, bigTimes = 4, batch = 100 } = {}) {
+async function ioredisSession(to) {
   const Redis = require('ioredis');
   const options = { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null };
   if (typeof to === 'number') Object.assign(options, { host: '127.0.0.1', port: to });
@@ -502,28 +549,34 @@ async function ioredisOps(to, { ops = 5000, big = 1 << 20, bigTimes = 4, batch =
   }
   const redis = new Redis(options);
   await redis.connect();
-  try {
-    const t0 = performance.now();
-    for (let i = 0; i < ops; i += batch) {
-      const keys = Array.from({ length: Math.min(batch, ops - i) }, (_, j) => i + j);
-      await Promise.all(keys.map((k) => redis.set(`xenring:${k}`, `value ${k}`)));
-      const got = await Promise.all(keys.map((k) => redis.get(`xenring:${k}`)));
-      got.forEach((v, j) => check(v === `value ${keys[j]}`, `redis GET xenring:${keys[j]} = ${v}`));
-    }
-    const ms = performance.now() - t0;
-    const blob = patternBytes(big);
-    const t1 = performance.now();
-    for (let i = 0; i < bigTimes; i++) {
-      await redis.set('xenring:big', blob);
-      const back = await redis.getBuffer('xenring:big');
-      check(back.equals(blob), `redis ${big}-byte value`);
-    }
-    const bms = performance.now() - t1;
-    return { opsps: (2 * ops * 1000) / ms, bigMibps: mibps(2 * big * bigTimes, bms) };
-  } finally {
-    redis.disconnect();
-  }
+  return {
+    async run({ ops = 5000, big = 1 << 20, bigTimes = 4, batch = 100 } = {}) {
+      const t0 = performance.now();
+      for (let i = 0; i < ops; i += batch) {
+        const keys = Array.from({ length: Math.min(batch, ops - i) }, (_, j) => i + j);
+        await Promise.all(keys.map((k) => redis.set(`xenring:${k}`, `value ${k}`)));
+        const got = await Promise.all(keys.map((k) => redis.get(`xenring:${k}`)));
+        got.forEach((v, j) => check(v === `value ${keys[j]}`, `redis GET xenring:${keys[j]} = ${v}`));
+      }
+      const ms = performance.now() - t0;
+      const blob = patternBytes(big);
+      const t1 = performance.now();
+      for (let i = 0; i < bigTimes; i++) {
+        await redis.set('xenring:big', blob);
+        const back = await redis.getBuffer('xenring:big');
+        check(back.equals(blob), `redis ${big}-byte value`);
+      }
+      const bms = performance.now() - t1;
+      return { opsps: (2 * ops * 1000) / ms, bigMibps: mibps(2 * big * bigTimes, bms) };
+    },
+    /** redis-server's id of this connection (a reused connection keeps it). */
+    clientId: () => redis.client('ID'),
+    close: async () => redis.disconnect(),
+  };
 }
+
+/** ioredis on a new connection: `ops` SET+GET pairs, then `bigTimes` SET+GETs of a `big` value (see ioredisSession). */
+const ioredisOps = oneRound(ioredisSession);
 
 /** autocannon against http://127.0.0.1:<port>/bytes/<size>; rejects on any error, timeout or non-2xx. */
 async function autocannonLoad(port, { seconds = 2, connections = 10, size = 1024 } = {}) {
@@ -652,6 +705,9 @@ async function main(argv) {
     'For http2 that column is TCP handed to http2 inside a plain JS Duplex on both sides: Node wraps such a stream (as any stream',
     'without a libuv handle, a xenring socket included) in its JS stream wrapper, so xenring ÷ that is the ring on equal wrapping.',
     `Every answer is verified. Median of ${rounds} rounds (alternating, after one unrecorded warm-up round each way) with the range; ratios above 1× are better for rates, worse for latencies.`,
+    `undici, pg and ioredis have two rows per metric. "${FRESH}": connect, one round, close (so it measures mostly a new`,
+    `connection's warm-up, JIT included). "${WARM}": one connection per path opened once, its first round unrecorded, then`,
+    'every round on it (the steady state a pooled client such as pg.Pool or ioredis sees).',
     '',
     '| client | load | metric | TCP | xenring | xenring ÷ TCP | TCP via a proxy | xenring ÷ TCP via a proxy |',
     '|:---|:---|:---|---:|---:|---:|---:|---:|',
@@ -696,12 +752,29 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
       rows.push([client, load, label, fmt(t), fmt(r), ratio(med(r), med(t)), ...control]);
     }
   };
+  // The same comparison on warm connections: one session (connection) per path, opened once and
+  // reused for every round; compare's unrecorded round is then the warm-up on that connection.
+  // Steady state, what a pooled client (pg.Pool, ioredis, an undici Pool) sees after its first jobs.
+  const compareWarm = async (client, load, tcp, ring, open, options, metrics, viaProxy) => {
+    const sessions = new Map();
+    try {
+      for (const to of [tcp, ring, viaProxy]) if (to !== undefined) sessions.set(to, await open(to, options));
+      await compare(client, load, tcp, ring, (to) => sessions.get(to).run(options), metrics, viaProxy);
+    } finally {
+      for (const session of sessions.values()) await session.close();
+    }
+  };
   const kinds = { http: want('undici') || want('autocannon'), h2: want('http2'), ws: want('ws') };
   for (const kind of ['http', 'h2', 'ws'].filter((k) => kinds[k])) {
     const server = await startNodeServer(kind);
     try {
       if (kind === 'http') {
-        if (want('undici')) await compare('undici Client', '2,000 GETs of 4 KiB, pipelining 8', server.tcp, server.ring, (to) => undiciRequests(to, { requests: 2000, size: 4096 }), [['rps', 'requests/s']]);
+        if (want('undici')) {
+          const load = '2,000 GETs of 4 KiB, pipelining 8';
+          const options = { requests: 2000, size: 4096 };
+          await compare('undici Client', `${load}; ${FRESH}`, server.tcp, server.ring, (to) => undiciRequests(to, options), [['rps', 'requests/s']]);
+          await compareWarm('undici Client', `${load}; ${WARM}`, server.tcp, server.ring, undiciSession, options, [['rps', 'requests/s']]);
+        }
         if (!want('autocannon')) continue;
         const bridge = await startTcpBridge(server.ring);
         const relay = await startTcpRelay(server.tcp);
@@ -722,9 +795,9 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
       await server.stop();
     }
   }
-  for (const [program, start, client, load, measure, metrics] of [
-    ['pg', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', (to) => pgQueries(to, { queries: 1000, bytea: 8 << 20 }), [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
-    ['ioredis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 4 × 1 MiB value', (to) => ioredisOps(to, { ops: 5000, big: 1 << 20, bigTimes: 4 }), [['opsps', 'commands/s'], ['bigMibps', '4 × 1 MiB SET+GET, MiB/s']]],
+  for (const [program, start, client, load, open, options, metrics] of [
+    ['pg', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', pgSession, { queries: 1000, bytea: 8 << 20 }, [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
+    ['ioredis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 4 × 1 MiB value', ioredisSession, { ops: 5000, big: 1 << 20, bigTimes: 4 }, [['opsps', 'commands/s'], ['bigMibps', '4 × 1 MiB SET+GET, MiB/s']]],
   ]) {
     if (!want(program)) continue;
     const why = unavailable(program === 'pg' ? 'postgres' : 'redis');
@@ -736,7 +809,9 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
     const bridge = await startRingBridge(server.port);
     const relay = await startTcpRelay(server.port);
     try {
-      await compare(client, load, server.port, bridge.ring, measure, metrics, relay.port);
+      // Fresh connections first, as before: the warm rows then run in a process whose shared code is warm too.
+      await compare(client, `${load}; ${FRESH}`, server.port, bridge.ring, (to) => oneRound(open)(to, options), metrics, relay.port);
+      await compareWarm(client, `${load}; ${WARM}`, server.port, bridge.ring, open, options, metrics, relay.port);
     } finally {
       await bridge.stop();
       await relay.stop();
@@ -757,6 +832,7 @@ function cli(argv) {
 module.exports = {
   main: cli, unavailable, cpuSeconds, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench,
   startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
+  undiciSession, pgSession, ioredisSession,
 };
 
 if (require.main === module) {

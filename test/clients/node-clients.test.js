@@ -57,6 +57,15 @@ describe('Node clients over xenring sockets', function () {
       assert.ok(r.rps > 0);
     });
 
+    it("the bench's warm undici session: 3 rounds of 500 GETs on one connection (its run fails if undici dialed again)", async function () {
+      const session = await real.undiciSession(ctx.server.ring);
+      try {
+        for (let i = 0; i < 3; i++) assert.ok((await session.run({ requests: 500, size: 4096 })).rps > 0);
+      } finally {
+        await session.close();
+      }
+    });
+
     it('autocannon (10 connections, 2 s) through `xenring proxy` tcp -> ring: no errors, all 2xx', async function () {
       const bridge = await real.startTcpBridge(ctx.server.ring);
       try {
@@ -102,6 +111,25 @@ describe('Node clients over xenring sockets', function () {
       assert.ok(r.qps > 0 && r.byteaMibps > 0);
     });
 
+    it("the bench's warm pg session runs every round on one connection (same backend process), every answer intact", async function () {
+      // bench/real.js labels these rounds "one warm connection, reused": a session that reconnected would measure warm-up again.
+      const session = await real.pgSession(ctx.front.ring);
+      let pid;
+      try {
+        pid = await session.backendPid();
+        for (let i = 0; i < 3; i++) assert.ok((await session.run({ queries: 200, bytea: 1 << 20 })).qps > 0);
+        assert.equal(await session.backendPid(), pid);
+      } finally {
+        await session.close();
+      }
+      const other = await real.pgSession(ctx.front.ring);
+      try {
+        assert.notEqual(await other.backendPid(), pid, 'a new connection is served by another backend (the probe tells them apart)');
+      } finally {
+        await other.close();
+      }
+    });
+
     it('a pg error arrives as pg reports it over TCP (syntax error, the connection stays usable)', async function () {
       const pg = require('pg');
       const client = new pg.Client({ user: 'postgres', database: 'postgres', stream: () => new xenring.Socket({ port: ctx.front.ring }) });
@@ -121,6 +149,24 @@ describe('Node clients over xenring sockets', function () {
     it('ioredis with a custom Connector: 2,000 SET/GET pairs and a 1 MiB value', async function () {
       const r = await real.ioredisOps(ctx.front.ring, { ops: 2000, big: 1 << 20 });
       assert.ok(r.opsps > 0 && r.bigMibps > 0);
+    });
+
+    it("the bench's warm ioredis session runs every round on one connection (same CLIENT ID), every answer intact", async function () {
+      const session = await real.ioredisSession(ctx.front.ring);
+      let id;
+      try {
+        id = await session.clientId();
+        for (let i = 0; i < 3; i++) assert.ok((await session.run({ ops: 500, big: 64 << 10, bigTimes: 2 })).opsps > 0);
+        assert.equal(await session.clientId(), id);
+      } finally {
+        await session.close();
+      }
+      const other = await real.ioredisSession(ctx.front.ring);
+      try {
+        assert.notEqual(await other.clientId(), id, 'a new connection has a new CLIENT ID');
+      } finally {
+        await other.close();
+      }
     });
   });
 });
