@@ -25,6 +25,29 @@ function nodeServer(kind) {
 /** For the enclosing describe: `program` with a ring bridge in front (ctx.front.ring: its ring port). */
 const bridgedServer = (program, start) => frontedServer(program, start, real.startRingBridge);
 
+/**
+ * Three rounds on one bench session (`open()`), with the server's id of the
+ * connection (`probe(session)`) the same before and after, and another on a
+ * second session (so the probe does tell connections apart).
+ */
+async function assertOneConnection(open, probe, options) {
+  const session = await open();
+  let id;
+  try {
+    id = await probe(session);
+    for (let i = 0; i < 3; i++) await session.run(options);
+    assert.equal(await probe(session), id, 'the rounds of a session share one connection');
+  } finally {
+    await session.close();
+  }
+  const other = await open();
+  try {
+    assert.notEqual(await probe(other), id, 'a new connection has another id');
+  } finally {
+    await other.close();
+  }
+}
+
 describe('Node clients over xenring sockets', function () {
   this.timeout(120000);
 
@@ -113,21 +136,7 @@ describe('Node clients over xenring sockets', function () {
 
     it("the bench's warm pg session runs every round on one connection (same backend process), every answer intact", async function () {
       // bench/real.js labels these rounds "one warm connection, reused": a session that reconnected would measure warm-up again.
-      const session = await real.pgSession(ctx.front.ring);
-      let pid;
-      try {
-        pid = await session.backendPid();
-        for (let i = 0; i < 3; i++) assert.ok((await session.run({ queries: 200, bytea: 1 << 20 })).qps > 0);
-        assert.equal(await session.backendPid(), pid);
-      } finally {
-        await session.close();
-      }
-      const other = await real.pgSession(ctx.front.ring);
-      try {
-        assert.notEqual(await other.backendPid(), pid, 'a new connection is served by another backend (the probe tells them apart)');
-      } finally {
-        await other.close();
-      }
+      await assertOneConnection(() => real.pgSession(ctx.front.ring), (s) => s.backendPid(), { queries: 200, bytea: 1 << 20 });
     });
 
     it('a pg error arrives as pg reports it over TCP (syntax error, the connection stays usable)', async function () {
@@ -152,21 +161,7 @@ describe('Node clients over xenring sockets', function () {
     });
 
     it("the bench's warm ioredis session runs every round on one connection (same CLIENT ID), every answer intact", async function () {
-      const session = await real.ioredisSession(ctx.front.ring);
-      let id;
-      try {
-        id = await session.clientId();
-        for (let i = 0; i < 3; i++) assert.ok((await session.run({ ops: 500, big: 64 << 10, bigTimes: 2 })).opsps > 0);
-        assert.equal(await session.clientId(), id);
-      } finally {
-        await session.close();
-      }
-      const other = await real.ioredisSession(ctx.front.ring);
-      try {
-        assert.notEqual(await other.clientId(), id, 'a new connection has a new CLIENT ID');
-      } finally {
-        await other.close();
-      }
+      await assertOneConnection(() => real.ioredisSession(ctx.front.ring), (s) => s.clientId(), { ops: 500, big: 64 << 10, bigTimes: 2 });
     });
   });
 });
