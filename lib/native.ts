@@ -32,12 +32,12 @@ export interface RingEndpointOptions {
   right: RingPlacement;
 }
 
-/** One side of a vchan ring pair. Every peer-written index is validated (EPROTO). */
 /** Flags of RingEndpoint.read() (native/ring_endpoint.h ReadFlag). */
 export const enum ReadFlag {
   Ack = 1,
 }
 
+/** One side of a vchan ring pair. Every peer-written index is validated (EPROTO). */
 export interface RingEndpoint {
   /** Copies as much of `chunks` (from byte `offset` on) as fits; returns bytes copied. */
   write(chunks: Uint8Array | Uint8Array[], offset?: number): number;
