@@ -72,7 +72,8 @@ export class RingReader {
   private readonly tickSpin = new SpinBackoff();
   private yieldScheduled = false;
   private pool: ReadPool | null = null;
-  private readonly spin = new SpinBackoff();
+  /** Its misses mean wake-ups: one miss is forgiven (see SpinBackoff). */
+  private readonly spin = new SpinBackoff(1);
   private readonly turnBytes: number;
   private readonly turnReads: number;
   /** Bytes read so far: out of the ring, or received by reference. */
