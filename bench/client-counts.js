@@ -267,10 +267,10 @@ async function main() {
           const s = [process.pid, ...all].map((p, j) => sleeps(p) - s0[j]);
           const u = process.resourceUsage();
           const k = all.map((p, j) => (cpuMs(p) - k0[j]).toFixed(2));
-          const w = [process.pid, ...all].map((p, j) => ((runQueueWaitUs(p) - w0[j]) / 1000).toFixed(0));
+          const w = [process.pid, ...all].map((p, j) => ((runQueueWaitUs(p) - w0[j]) / 1000).toFixed(2));
           const c = (u.userCPUTime + u.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1000;
           const faults = u.minorPageFault - u0.minorPageFault;
-          seen.get(name).push([r, c, faults, ...k.map(Number), ...s]);
+          seen.get(name).push([r, c, faults, ...k.map(Number), ...s, ...w.map(Number)]);
           console.log(`  ${name.padEnd(5)} ${JSON.stringify(r)}; client: CPU ${c.toFixed(1)} ms, ${faults} page faults; children CPU ms ${k.join(', ')}; run-queue wait ms, client then children: ${w.join(', ')}; sleeps ${s.join(', ')}`);
         }
       }
@@ -282,7 +282,8 @@ async function main() {
         const rate = Object.entries(rows[0][0]).map(([key]) => `${key} ${median(rows.map((row) => row[0][key])).toFixed(0)}`);
         const kids = all.map((p, j) => `${(col(3 + j) * 1000).toFixed(0)}`);
         const slept = [process.pid, ...all].map((p, j) => col(3 + all.length + j).toFixed(1));
-        console.log(`  ${name.padEnd(5)} ${rate.join(', ')}; client CPU µs ${(col(1) * 1000).toFixed(0)}, page faults ${col(2).toFixed(1)}; children CPU µs ${kids.join(', ')}; sleeps, client then children ${slept.join(', ')}`);
+        const waited = [process.pid, ...all].map((p, j) => (col(4 + 2 * all.length + j) * 1000).toFixed(0));
+        console.log(`  ${name.padEnd(5)} ${rate.join(', ')}; client CPU µs ${(col(1) * 1000).toFixed(0)}, page faults ${col(2).toFixed(1)}; children CPU µs ${kids.join(', ')}; sleeps, client then children ${slept.join(', ')}; run-queue wait µs ${waited.join(', ')}`);
       }
     }
   } finally {
