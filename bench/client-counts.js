@@ -10,14 +10,16 @@
  * query" can be read off. Counts do not depend on the host's load; the CPU
  * and rate lines do (compare same-run ratios only).
  *
- *   node bench/client-counts.js h2|undici|pg|ioredis [--per N] [--tcp]
+ *   node bench/client-counts.js h2|undici|pg|ioredis [--per N] [--tcp [--rounds N]] [--warm]
  *
- * --tcp also times the same load over TCP (direct), three rounds alternating;
+ * --tcp also times the same load over TCP (direct), --rounds N (3) rounds alternating;
  * for pg and ioredis also through a TCP relay (`xenring proxy` with TCP on
  * both sides: the bridge's hop without the ring).
  * Loads: h2 200 streams of 256 KiB; undici 2,000 GETs of 4 KiB; pg 1,000
  * queries; ioredis 4 SET+GETs of 1 MiB. Counts are divided by --per (default:
- * streams, requests, queries, 1).
+ * streams, requests, queries, 1; with --warm, ioredis per SET+GET).
+ * --warm (ioredis): one connection per path, warmed by an uncounted round and
+ * reused by every load after it, instead of a new connection per load.
  *
  * The child processes load this file with -r (NODE_OPTIONS): there it only
  * installs the counters; SIGUSR1 resets them, SIGUSR2 writes them to
@@ -119,9 +121,30 @@ if (require.main !== module) {
   });
 }
 
-/** CPU ms (user + system) process `pid` has used (bench/real.js reads /proc). */
+/** CPU ms process `pid` has used, to the ns (/proc/PID/schedstat; /proc/PID/stat's ticks are 10 ms, a whole 1 MiB round). */
 function cpuMs(pid) {
-  return require('./real').cpuSeconds(pid) * 1000;
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return require('./real').cpuSeconds(pid) * 1000;
+  }
+}
+
+/**
+ * Times process `pid` went to sleep waiting (voluntary context switches, all
+ * threads): each is a wake-up to pay for, a scheduling delay on a busy host.
+ */
+function sleeps(pid) {
+  let n = 0;
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      const m = /voluntary_ctxt_switches:\s+([0-9]+)/.exec(fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'));
+      if (m) n += Number(m[1]);
+    }
+  } catch {
+    /* gone meanwhile */
+  }
+  return n;
 }
 
 /** µs process `pid` has spent runnable, waiting for a CPU (/proc/PID/schedstat; 0 where there is none). */
@@ -147,6 +170,25 @@ function nodeChildren() {
     }
   }
   return out;
+}
+
+/**
+ * A load on one warm connection per path: the first call for a path opens a
+ * session and runs one uncounted round on it; every call after reuses it (what
+ * bench/real.js's warm rows measure). The sessions close with `stops`.
+ */
+function warmLoad(open, options, stops) {
+  const sessions = new Map();
+  return async (to) => {
+    let s = sessions.get(to);
+    if (s === undefined) {
+      s = await open(to);
+      sessions.set(to, s);
+      stops.unshift(() => s.close());
+      await s.run(options);
+    }
+    return s.run(options);
+  };
 }
 
 async function main() {
@@ -180,6 +222,7 @@ async function main() {
     stops.push(bridge.stop, relay.stop, server.stop);
     [to, tcp] = [bridge.ring, server.port];
     if (kind === 'pg') [load, per] = [(t) => real.pgQueries(t, { queries: 1000, bytea: 0 }), 1000];
+    else if (args.includes('--warm')) [load, per] = [warmLoad(real.ioredisSession, { ops: 0, big: 1 << 20, bigTimes: 4 }, stops), 4];
     else [load, per] = [(t) => real.ioredisOps(t, { ops: 0, big: 1 << 20, bigTimes: 4 }), 1];
   } else {
     throw new Error('usage: node bench/client-counts.js h2|undici|pg|ioredis [--per N] [--tcp]');
@@ -210,19 +253,37 @@ async function main() {
       const paths = [['ring', to], ['tcp', tcp]];
       if (relay !== null) paths.splice(1, 0, ['relay', relay.port]);
       const all = [...kids, ...nodeChildren().filter((p) => !kids.includes(p))];
-      for (let i = 0; i < 3; i++) {
-        for (const [name, t] of paths) {
+      const roundsIdx = args.indexOf('--rounds');
+      const rounds = roundsIdx >= 0 ? Number(args[roundsIdx + 1]) : 3;
+      const seen = new Map(paths.map(([name]) => [name, []]));
+      for (let i = 0; i < rounds; i++) {
+        // Alternate which path goes first (the first after a pause finds caches and CPUs cold).
+        for (const [name, t] of i % 2 ? paths.slice().reverse() : paths) {
           const u0 = process.resourceUsage();
           const k0 = all.map(cpuMs);
           const w0 = [process.pid, ...all].map(runQueueWaitUs);
+          const s0 = [process.pid, ...all].map(sleeps);
           const r = await load(t);
+          const s = [process.pid, ...all].map((p, j) => sleeps(p) - s0[j]);
           const u = process.resourceUsage();
-          const k = all.map((p, j) => (cpuMs(p) - k0[j]).toFixed(0));
-          const w = [process.pid, ...all].map((p, j) => ((runQueueWaitUs(p) - w0[j]) / 1000).toFixed(0));
+          const k = all.map((p, j) => (cpuMs(p) - k0[j]).toFixed(2));
+          const w = [process.pid, ...all].map((p, j) => ((runQueueWaitUs(p) - w0[j]) / 1000).toFixed(2));
           const c = (u.userCPUTime + u.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1000;
           const faults = u.minorPageFault - u0.minorPageFault;
-          console.log(`  ${name.padEnd(5)} ${JSON.stringify(r)}; client: CPU ${c.toFixed(0)} ms, ${faults} page faults; children CPU ms ${k.join(', ')}; run-queue wait ms, client then children: ${w.join(', ')}`);
+          seen.get(name).push([r, c, faults, ...k.map(Number), ...s, ...w.map(Number)]);
+          console.log(`  ${name.padEnd(5)} ${JSON.stringify(r)}; client: CPU ${c.toFixed(1)} ms, ${faults} page faults; children CPU ms ${k.join(', ')}; run-queue wait ms, client then children: ${w.join(', ')}; sleeps ${s.join(', ')}`);
         }
+      }
+      // Medians per path and per --per unit: the figures to compare (same run, alternating).
+      const median = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+      console.log(`  medians of ${rounds} rounds, per ${per}: children in the order ${all.join(', ')}`);
+      for (const [name, rows] of seen) {
+        const col = (j) => median(rows.map((row) => row[j])) / per;
+        const rate = Object.entries(rows[0][0]).map(([key]) => `${key} ${median(rows.map((row) => row[0][key])).toFixed(0)}`);
+        const kids = all.map((p, j) => `${(col(3 + j) * 1000).toFixed(0)}`);
+        const slept = [process.pid, ...all].map((p, j) => col(3 + all.length + j).toFixed(1));
+        const waited = [process.pid, ...all].map((p, j) => (col(4 + 2 * all.length + j) * 1000).toFixed(0));
+        console.log(`  ${name.padEnd(5)} ${rate.join(', ')}; client CPU µs ${(col(1) * 1000).toFixed(0)}, page faults ${col(2).toFixed(1)}; children CPU µs ${kids.join(', ')}; sleeps, client then children ${slept.join(', ')}; run-queue wait µs ${waited.join(', ')}`);
       }
     }
   } finally {
