@@ -300,7 +300,14 @@ export class RingReader {
    */
   private spinFor(micros: number, arm: boolean): boolean {
     const rx = this.receiver;
-    return this.state.endpoint.waitData(micros, arm, rx?.announceMark) > 0 || this.payloadDue();
+    const mark = rx?.announceMark;
+    if (this.state.endpoint.waitData(micros, arm, mark) > 0 || this.payloadDue()) return true;
+    // A spin ended by a payload's announcement asks for no wake-up (we take
+    // the payload instead). But a payload placed after ring bytes the spin
+    // did not see yet is not due: without asking now we would sleep with
+    // those bytes unread, and the peer, never asked, would never kick.
+    if (arm && rx !== null && rx.announceMark !== mark) return this.state.endpoint.waitData(0, true) > 0 || this.payloadDue();
+    return false;
   }
 
   /** What a read into the owner's buffer may take: no more than the ring showed (unknown when woken), nor past the next payload. */
