@@ -26,7 +26,8 @@ constexpr size_t kPage = 4096;
 
 // Maps a fresh slab's pages in one call. The reader fills a slab whole, and
 // one populate call costs ~10-15 % less CPU than a page fault per 4 KiB as
-// the copies reach the pages (measured in docs/pool.md, "Fresh memory").
+// the copies reach the pages (docs/benchmark.md, "Bulk 64 KiB: what each
+// MiB costs").
 // Best effort: a kernel without MADV_POPULATE_WRITE fails the call and the
 // pages fault in on first touch, as before.
 void Prefault(void* p, size_t n) { (void)madvise(p, n & ~(kPage - 1), MADV_POPULATE_WRITE); }
