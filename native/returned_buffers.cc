@@ -228,6 +228,10 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
   // them); otherwise they are taken off its count, as PoolMapping.view does.
   Napi::Value View(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    // Before the region is taken: once a worker is being terminated any N-API
+    // call that may run JS (this coercion is one) can fail, and a throw after
+    // Acquire() kept the region mapped for good.
+    bool counted = info.Length() > 4 && info[4].ToBoolean();
     PoolRegion* region = PoolMapping::Acquire(info.Length() > 0 ? info[0] : env.Undefined());
     if (region == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
     int64_t offset, length;
@@ -241,7 +245,6 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
       region->Unref();
       throw;
     }
-    bool counted = info.Length() > 4 && info[4].ToBoolean();
     Napi::Value view = NewRegionView(env, region, offset, length, !counted, ViewCollected,
                                      new ReturningViewHint{region, list_, id, counted ? 0 : length});
     if (counted) NudgeScavenge(env);
