@@ -11,6 +11,7 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "external_buffer.h"
 #include "pool_mapping.h"
 #include "region_view.h"
 
@@ -57,7 +58,8 @@ struct SlabHint {
   std::shared_ptr<SlabCache> cache;
 };
 
-void ReturnSlab(Napi::Env, uint8_t* data, SlabHint* hint) {
+void ReturnSlab(napi_env, void* data, void* arg) {
+  auto* hint = static_cast<SlabHint*>(arg);
   {
     std::lock_guard<std::mutex> lock(hint->cache->mu);
     if (hint->cache->free.size() < hint->cache->limit) {
@@ -125,11 +127,14 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
     }
     auto* hint = new SlabHint{cache_};
     Napi::Value slab;
+    bool taken = false;
     try {
-      slab = Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), cache_->size, ReturnSlab, hint);
+      slab = NewExternalBuffer(env, p, cache_->size, ReturnSlab, hint, &taken);
     } catch (...) {
-      delete hint;
-      std::free(p);
+      if (!taken) {  // else ReturnSlab has it (external_buffer.h)
+        delete hint;
+        std::free(p);
+      }
       throw;
     }
     NudgeScavenge(env);
@@ -188,7 +193,8 @@ struct ReturningViewHint {
   int64_t uncounted;  // bytes taken off V8's external count when made
 };
 
-void ViewCollected(Napi::Env env, uint8_t*, ReturningViewHint* hint) {
+void ViewCollected(napi_env env, void*, void* arg) {
+  auto* hint = static_cast<ReturningViewHint*>(arg);
   bool first;
   {
     std::lock_guard<std::mutex> lock(hint->list->mu);
@@ -198,7 +204,7 @@ void ViewCollected(Napi::Env env, uint8_t*, ReturningViewHint* hint) {
   // Node 20 runs buffer finalizers from the event loop (not inside the GC),
   // where calling JS is allowed; not while the environment is torn down.
   napi_ref notify = hint->list->notify;
-  if (first && notify != nullptr && !GetAddonData(env)->tearing_down) {
+  if (first && notify != nullptr && !GetAddonData(Napi::Env(env))->tearing_down) {
     Napi::HandleScope scope(env);
     napi_value fn, global, ignored;
     if (napi_get_reference_value(env, notify, &fn) == napi_ok && fn != nullptr && napi_get_global(env, &global) == napi_ok &&
@@ -243,6 +249,10 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
   // them); otherwise they are taken off its count, as PoolMapping.view does.
   Napi::Value View(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    // Before the region is taken: once a worker is being terminated any N-API
+    // call that may run JS (this coercion is one) can fail, and a throw after
+    // Acquire() kept the region mapped for good.
+    bool counted = info.Length() > 4 && info[4].ToBoolean();
     PoolRegion* region = PoolMapping::Acquire(info.Length() > 0 ? info[0] : env.Undefined());
     if (region == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
     int64_t offset, length;
@@ -256,7 +266,6 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
       region->Unref();
       throw;
     }
-    bool counted = info.Length() > 4 && info[4].ToBoolean();
     Napi::Value view = NewRegionView(env, region, offset, length, !counted, ViewCollected,
                                      new ReturningViewHint{region, list_, id, counted ? 0 : length});
     if (counted) NudgeScavenge(env);
