@@ -85,6 +85,7 @@ describe('hostile peer: rendezvous directory', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-ours-'));
     fs.chmodSync(dir, 0o770);
     assert.equal(await listenResult({ dir }), 'EACCES');
+    assert.equal(await connectOutcome({ port: 'squat', dir }), 'EACCES');
   });
 
   it('creates a missing directory 0700 and the socket 0600', async function () {
