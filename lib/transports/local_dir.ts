@@ -28,8 +28,25 @@ export function rendezvousPath(dir: unknown): string {
     (dir as string | undefined) ||
       process.env.XENRING_DIR ||
       (process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'xenring') : '') ||
-      path.join(os.tmpdir(), `xenring-${ownUid()}`),
+      path.join(tmpdir(), `xenring-${ownUid()}`),
   );
+}
+
+let tmpdirKey: string | null = null;
+let tmpdirValue = '';
+/**
+ * os.tmpdir(), recomputed only when the variables it reads change: each call
+ * costs up to 15 syscalls (Node checks credentials before each getenv), paid on
+ * every connect otherwise.
+ */
+function tmpdir(): string {
+  const { TMPDIR, TMP, TEMP } = process.env;
+  const key = `${TMPDIR}\0${TMP}\0${TEMP}`;
+  if (key !== tmpdirKey) {
+    tmpdirValue = os.tmpdir();
+    tmpdirKey = key;
+  }
+  return tmpdirValue;
 }
 
 /** The rendezvous directory's path, created owner-only (0700) when missing; not checked. */
