@@ -107,4 +107,51 @@ describe('pool: loans and the garbage collector (a real process with --expose-gc
     const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' }));
     assert.deepEqual(out, { fullBefore: true, reloaned: true, aliveWithView: 1, viewReadable: true, aliveAfter: 0 });
   });
+
+  // A view longer than a Buffer may be (over 4 GiB) is refused by Node after
+  // N-API has taken the view's finalizer, which it then runs at once: the
+  // view's reference is dropped there only. Undoing it again in the caller
+  // dropped the mapping's own reference too (a double free: the process
+  // aborted, or later read unmapped pages). Pools are smaller than that; this
+  // is the one refusal a test can provoke in a running environment.
+  it('a view Node refuses after taking its finalizer drops its reference once', function () {
+    const { spawnSync } = require('node:child_process');
+    const script = `
+      const { native } = require(${JSON.stringify(require.resolve('../../dist/native'))});
+      const { poolNative } = require(${JSON.stringify(require.resolve('../../dist/pool/native_pool'))});
+      const { returnedBuffers } = require(${JSON.stringify(require.resolve('../../dist/returned_buffers'))});
+      const len = 2 ** 32 + 8192; // sparse: no page is touched beyond the first
+      const fd = native.memfdCreate('pool-big', len);
+      const m = new poolNative.PoolMapping(fd, len, true);
+      const views = new returnedBuffers.ViewReturns(() => {});
+      m.write(0, Buffer.from([1, 2, 3, 4]));
+      const out = { codes: [] };
+      const code = (f) => { try { f(); return 'made'; } catch (e) { return e.code; } };
+      for (let i = 0; i < 4; i++) {
+        out.codes.push(code(() => m.view(0, 2 ** 32 + 4096)));
+        out.codes.push(code(() => views.view(m, 0, 2 ** 32 + 4096, i, i % 2 === 0)));
+      }
+      const tick = () => new Promise((r) => setImmediate(r));
+      (async () => {
+        for (let i = 0; i < 5; i++) { global.gc(); await tick(); }
+        out.holders = m.holders;
+        out.alive = poolNative.poolRegionsAlive();
+        const t = Buffer.alloc(4);
+        m.read(0, t, 0, 4);
+        out.bytes = [...t];
+        m.close();
+        out.aliveAfterClose = poolNative.poolRegionsAlive();
+        console.log(JSON.stringify(out));
+      })();
+    `;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `child ended with ${r.status ?? r.signal}: ${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      codes: Array(8).fill('ERR_BUFFER_TOO_LARGE'),
+      holders: 0,
+      alive: 1,
+      bytes: [1, 2, 3, 4],
+      aliveAfterClose: 0,
+    });
+  });
 });
