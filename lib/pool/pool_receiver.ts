@@ -168,6 +168,9 @@ export class PoolReceiver {
     const extent = this.deliverOne();
     let view: Buffer | null = null;
     const id = this.nextId;
+    // Spent even when no view is made: a view Node refused after taking its
+    // finalizer may still report this id, which must never name a later view.
+    this.nextId = (id + 1) >>> 0;
     if (this.options.views) {
       try {
         view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
@@ -181,7 +184,6 @@ export class PoolReceiver {
       this.giveBack(extent);
       return copy;
     }
-    this.nextId = (id + 1) >>> 0;
     // Keyed by the ArrayBuffer: subarrays the user keeps hold it alive.
     this.viewIds.set(view.buffer as ArrayBuffer, id);
     this.live.set(id, extent);
