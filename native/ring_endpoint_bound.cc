@@ -36,11 +36,8 @@ struct BoundRingMethods {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) return Napi::Boolean::New(env, false);
     Napi::Object self = info[0].As<Napi::Object>();
-    if (!self.InstanceOf(GetAddonData(env)->ring_ctor.Value())) return Napi::Boolean::New(env, false);
-    // Not Napi's Unwrap (it throws): an object made from the prototype but never constructed has no wrap.
-    void* ep = nullptr;
-    if (napi_unwrap(env, self, &ep) != napi_ok || ep == nullptr) return Napi::Boolean::New(env, false);
-    auto* endpoint = static_cast<RingEndpoint*>(ep);
+    RingEndpoint* endpoint = RingEndpoint::FromValue(self);
+    if (endpoint == nullptr) return Napi::Boolean::New(env, false);
     Bind<&RingEndpoint::Read>(env, self, endpoint, "read");
     Bind<&RingEndpoint::Write>(env, self, endpoint, "write");
     Bind<&RingEndpoint::WaitData>(env, self, endpoint, "waitData");
