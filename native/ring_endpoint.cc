@@ -7,7 +7,6 @@
 #include <cstring>
 #include <string>
 
-#include "addon_data.h"
 #include "errors.h"
 #include "fast_copy.h"
 #include "vchan_layout.h"
@@ -400,16 +399,6 @@ int64_t RingEndpoint::WakeRead(Napi::Env env) {
   if (max == 0 || offset + max > len) return -1;
   uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
   return static_cast<int64_t>(ReadInto(env, dst, max, true, wake_[kWakeWatch] != 0, wake_[kWakeMark]));
-}
-
-RingEndpoint* RingEndpoint::FromValue(Napi::Value v) {
-  if (!v.IsObject()) return nullptr;
-  Napi::Object o = v.As<Napi::Object>();
-  if (!o.InstanceOf(GetAddonData(v.Env())->ring_ctor.Value())) return nullptr;
-  // Not Napi's Unwrap (it throws): an object made from the prototype but never constructed has no wrap.
-  void* ep = nullptr;
-  if (napi_unwrap(v.Env(), o, &ep) != napi_ok) return nullptr;
-  return static_cast<RingEndpoint*>(ep);
 }
 
 Napi::Value RingEndpoint::Readable(const Napi::CallbackInfo& info) {

@@ -53,7 +53,7 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   // ring_endpoint_bound.cc: the hot methods bound to one instance.
   friend struct BoundRingMethods;
 
-  // nullptr unless `v` is a constructed RingEndpoint.
+  // nullptr unless `v` is a constructed RingEndpoint (ring_endpoint_bound.cc).
   static RingEndpoint* FromValue(Napi::Value v);
   // A wake-up's read (fd_watcher.cc, before it calls JS): if JS armed one
   // (kWakeArmed), disarms it, consumes the wake-ups and reads up to

@@ -13,6 +13,17 @@
 
 namespace xenring {
 
+// Here, not in ring_endpoint.cc: the fuzz build of that file has no napi_unwrap.
+RingEndpoint* RingEndpoint::FromValue(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  Napi::Object o = v.As<Napi::Object>();
+  if (!o.InstanceOf(GetAddonData(v.Env())->ring_ctor.Value())) return nullptr;
+  // Not Napi's Unwrap (it throws): an object made from the prototype but never constructed has no wrap.
+  void* ep = nullptr;
+  if (napi_unwrap(v.Env(), o, &ep) != napi_ok) return nullptr;
+  return static_cast<RingEndpoint*>(ep);
+}
+
 struct BoundRingMethods {
   template <Napi::Value (RingEndpoint::*M)(const Napi::CallbackInfo&)>
   static Napi::Value Call(const Napi::CallbackInfo& info) {
