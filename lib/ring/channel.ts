@@ -1,8 +1,10 @@
 /**
  * RingChannel: drives one RingLink for a stream. It sleeps on the link's wait
- * fd through libuv and, on each wake-up, services the ring in one native call
- * (service(): wake-ups consumed, ring state published), then lets its
- * reader (reader.ts) and writer (writer.ts) move bytes. The connection's
+ * fd through libuv. A reader that went to sleep armed its next read, which
+ * the fd's watcher does natively before calling back (wake-ups consumed,
+ * bytes read, ring state published: one crossing per wake-up); otherwise a
+ * wake-up is serviced in one native call. Then its reader (reader.ts) and
+ * writer (writer.ts) move bytes. The connection's
  * lifecycle is one explicit state (lifecycle.ts); the vchan bytes are read
  * and written through vchan_state.ts. It knows nothing about how the pages
  * were shared.
