@@ -48,6 +48,16 @@ struct RingSpec {
   uint32_t size;
 };
 
+// The "words" argument of bindState() / bindWakeRead(): a Uint32Array of at least `min` words.
+Napi::Uint32Array WordsArg(const Napi::CallbackInfo& info, size_t min, const char* too_short) {
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    ThrowType(info.Env(), "The \"words\" argument must be a Uint32Array");
+  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+  if (a.ElementLength() < min) ThrowRange(info.Env(), too_short);
+  return a;
+}
+
 RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
   Napi::Value v = opts.Get(name);
   if (!v.IsObject()) ThrowType(env, (std::string("options.") + name + " must be an object").c_str());
@@ -542,11 +552,7 @@ Napi::Value RingEndpoint::Ack(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::BindState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    ThrowType(env, "The \"words\" argument must be a Uint32Array");
-  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
-  if (a.ElementLength() < kStateWords) ThrowRange(env, "The state array is too short");
+  Napi::Uint32Array a = WordsArg(info, kStateWords, "The state array is too short");
   state_ref_.Reset(a.ArrayBuffer(), 1);
   state_ = a.Data();
   Publish(env);
@@ -577,11 +583,7 @@ Napi::Value RingEndpoint::BindWatch(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::BindWakeRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    ThrowType(env, "The \"words\" argument must be a Uint32Array");
-  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
-  if (a.ElementLength() < kWakeWords) ThrowRange(env, "The wake-read array is too short");
+  Napi::Uint32Array a = WordsArg(info, kWakeWords, "The wake-read array is too short");
   wake_ref_.Reset(a.ArrayBuffer(), 1);
   wake_ = a.Data();
   return env.Undefined();

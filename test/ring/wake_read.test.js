@@ -192,15 +192,7 @@ describe('ring: a wake-up read natively (FdWatcher.bindRing)', function () {
       channelEnd() {},
       channelError: (err) => (failed = err),
     };
-    const link = {
-      endpoint: pair.server,
-      waitFd: pair.serverWaitFd,
-      hangupFd: null,
-      ext: true,
-      local: { address: 'a', family: 'local', port: 1 },
-      remote: { address: 'b', family: 'local', port: 2 },
-      release() {},
-    };
+    const link = serverLink(pair);
     const channel = new RingChannel(link, owner, { spinMicros: 0 });
     channel.resume(); // nothing to read: it asks for a wake-up and sleeps, its read armed
     const bad = Buffer.alloc(4);
@@ -235,12 +227,9 @@ describe('ring: a wake-up read natively (FdWatcher.bindRing)', function () {
   });
 });
 
-/** A channel on the server end of a wired pair, spinMicros 0, reading and asleep; its watcher's callbacks recorded. */
-function sleepingChannel() {
-  const pair = ringPair(12, { wired: true });
-  const chunks = [];
-  const owner = { channelData: (c) => (chunks.push(Buffer.from(c)), true), channelActivity() {}, channelEnd() {}, channelError: (e) => assert.fail(e) };
-  const link = {
+/** A RingLink over the server end of a wired pair (no transport: the ring alone). */
+function serverLink(pair) {
+  return {
     endpoint: pair.server,
     waitFd: pair.serverWaitFd,
     hangupFd: null,
@@ -249,6 +238,14 @@ function sleepingChannel() {
     remote: { address: 'b', family: 'local', port: 2 },
     release() {},
   };
+}
+
+/** A channel on the server end of a wired pair, spinMicros 0, reading and asleep; its watcher's callbacks recorded. */
+function sleepingChannel() {
+  const pair = ringPair(12, { wired: true });
+  const chunks = [];
+  const owner = { channelData: (c) => (chunks.push(Buffer.from(c)), true), channelActivity() {}, channelEnd() {}, channelError: (e) => assert.fail(e) };
+  const link = serverLink(pair);
   const record = [];
   let wake = null;
   const Real = native.FdWatcher;
