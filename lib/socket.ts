@@ -140,6 +140,8 @@ export class Socket extends Duplex {
   private readonly spinMicros: number;
   /** The constructor's `port` option; checked by connect() (accepted sockets never use it). */
   private readonly presetPort: unknown;
+  /** The constructor's `signal` option: once aborted, connect() does nothing (see connect()). */
+  private readonly abortSignal: AbortSignal | undefined;
   /** Bytes handed to the channel (as net counts at dispatch, even if the write then fails). */
   private bytesDone = 0;
   /** Of those, bytes whose write has not called back yet (still in writableLength). */
@@ -191,6 +193,7 @@ export class Socket extends Duplex {
     this.spinMicros = validateSpin(options.spinMicros) ?? DEFAULT_SPIN_MICROS;
     this.userBuffer = UserBuffer.from(options.onread);
     this.presetPort = options.port;
+    this.abortSignal = options.signal;
     this.on('end', () => this.onReadableEnd());
   }
 
@@ -219,6 +222,10 @@ export class Socket extends Duplex {
       pool: transportPoolOptions(options.pool, transport.name),
     };
     if (options.connectTimeout !== undefined) validateMsecs(options.connectTimeout, 'options.connectTimeout');
+    // Destroyed by its own signal (AbortError): no connection. Undestroying
+    // here would connect a socket that already emitted 'close', and the link
+    // it got would keep the server's side open for good.
+    if (this.abortSignal?.aborted) return this;
     if (this.destroyed) {
       // Reconnecting a closed socket, as net allows; the counters restart
       // with the new connection (net's come from the new handle).

@@ -5,6 +5,8 @@
 #include <napi.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "addon_data.h"
 #include "errors.h"
 #include "fd_watcher.h"
@@ -31,6 +33,11 @@ void TearDown(void* arg) {
   for (FdWatcher* w : watchers) w->Shutdown();
   for (int fd : data->fds) close(fd);
   data->fds.clear();
+  // Release() and Unmap() leave their lists.
+  std::vector<SharedMapping*> mappings(data->mappings.begin(), data->mappings.end());
+  for (SharedMapping* m : mappings) m->Release();
+  std::vector<PoolRegion*> regions(data->regions.begin(), data->regions.end());
+  for (PoolRegion* r : regions) r->Unmap();
 }
 
 // Node unloads an addon when the last environment that loaded it goes away

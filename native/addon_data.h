@@ -6,8 +6,13 @@
 // before any finalizer: it marks the state torn down, closes every live
 // FdWatcher, so no libuv callback can reach JS afterwards, and closes the fds
 // this environment still owns (JS closes them normally, but a terminated
-// worker never will: its peers would wait for a hang-up forever). N-API then runs
-// the finalizers newest object first; this state, set in Init, goes last.
+// worker never will: its peers would wait for a hang-up forever). It also
+// unmaps every mapping and pool region still mapped here, whatever still
+// refers to them: no JS runs after it, and the finalizers that follow only
+// drop references (a reference that a native call took just before a
+// termination cut it short would otherwise keep its pages mapped for good).
+// N-API then runs the finalizers newest object first; this state, set in
+// Init, goes last.
 #pragma once
 #include <napi.h>
 
@@ -16,6 +21,8 @@
 namespace xenring {
 
 class FdWatcher;
+class PoolRegion;
+class SharedMapping;
 
 struct AddonData {
   Napi::FunctionReference mapping_ctor;
@@ -25,6 +32,8 @@ struct AddonData {
   bool tearing_down = false;
   std::unordered_set<FdWatcher*> watchers;  // started or not, until closed
   std::unordered_set<int> fds;              // made or received here, not yet closeFd()'d
+  std::unordered_set<SharedMapping*> mappings;  // mapped here, not yet unmapped
+  std::unordered_set<PoolRegion*> regions;      // mapped here, not yet unmapped
 };
 
 inline AddonData* GetAddonData(Napi::Env env) { return env.GetInstanceData<AddonData>(); }

@@ -31,7 +31,8 @@ struct ViewHint {
   int64_t length;
 };
 
-void DropViewRef(Napi::Env env, uint8_t*, ViewHint* hint) {
+void DropViewRef(napi_env env, void*, void* arg) {
+  auto* hint = static_cast<ViewHint*>(arg);
   int64_t ignored;
   napi_adjust_external_memory(env, hint->length, &ignored);
   hint->region->Unref();
@@ -39,9 +40,25 @@ void DropViewRef(Napi::Env env, uint8_t*, ViewHint* hint) {
 }
 }  // namespace
 
-PoolRegion::~PoolRegion() {
+PoolRegion::PoolRegion(uint8_t* base, size_t length, AddonData* owner) : base_(base), length_(length) {
+  g_alive.fetch_add(1, std::memory_order_relaxed);
+  try {
+    owner->regions.insert(this);
+    owner_ = owner;
+  } catch (...) {
+    // Out of memory: untracked, it is still unmapped by its last holder.
+  }
+}
+
+PoolRegion::~PoolRegion() { Unmap(); }
+
+void PoolRegion::Unmap() {
+  if (base_ == nullptr) return;
   munmap(base_, length_);
+  base_ = nullptr;
   g_alive.fetch_sub(1, std::memory_order_relaxed);
+  if (owner_ != nullptr) owner_->regions.erase(this);
+  owner_ = nullptr;
 }
 
 void PoolRegion::Unref() {
@@ -75,11 +92,11 @@ PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pool
   // and once a worker is being terminated every N-API call that may run JS
   // fails (tagging after the mmap leaked the mapping for good).
   info.This().As<Napi::Object>().TypeTag(&kPoolMappingTag);
+  AddonData* owner = GetAddonData(env);
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  g_alive.fetch_add(1, std::memory_order_relaxed);
-  region_ = new PoolRegion(static_cast<uint8_t*>(p), static_cast<size_t>(length));
+  region_ = new PoolRegion(static_cast<uint8_t*>(p), static_cast<size_t>(length), owner);
   length_ = static_cast<size_t>(length);
 }
 
@@ -90,17 +107,18 @@ PoolMapping::~PoolMapping() {
 Napi::Object PoolMapping::Adopt(Napi::Env env, uint8_t* base, size_t length) {
   Napi::Object obj;
   PoolMapping* m;
+  AddonData* owner;
   // Unwrap() fails too once a worker is being terminated: until region_ holds
   // the pages, unmapping them is ours.
   try {
-    obj = GetAddonData(env)->pool_mapping_ctor.New({env.Undefined()});
+    owner = GetAddonData(env);
+    obj = owner->pool_mapping_ctor.New({env.Undefined()});
     m = ObjectWrap<PoolMapping>::Unwrap(obj);
   } catch (...) {
     munmap(base, length);
     throw;
   }
-  g_alive.fetch_add(1, std::memory_order_relaxed);
-  m->region_ = new PoolRegion(base, length);
+  m->region_ = new PoolRegion(base, length, owner);
   m->length_ = length;
   obj.TypeTag(&kPoolMappingTag);
   return obj;

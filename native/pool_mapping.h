@@ -3,8 +3,9 @@
 // whose memory never reaches JS, a pool hands out Buffers that view its pages
 // directly. So the mapping is reference-counted: the JS object holds one
 // reference, every view and every PoolQueue holds one more, and munmap runs
-// only when the last is dropped. A view can outlive close() and the socket;
-// it can never point at unmapped memory.
+// only when the last is dropped (or when the environment is torn down, after
+// its last JS). A view can outlive close() and the socket; it can never point
+// at unmapped memory that JS can still read.
 #pragma once
 #include <napi.h>
 
@@ -14,16 +15,24 @@
 
 namespace xenring {
 
+struct AddonData;
+
 // The mapped pages and their holders. Shared by the JS object, its views
-// (through their finalizers) and queues; freed by the last Unref().
+// (through their finalizers) and queues; freed by the last Unref(), or
+// unmapped at the teardown of the environment that mapped them (`owner`,
+// addon_data.h) if holders are left then.
 class PoolRegion {
  public:
-  PoolRegion(uint8_t* base, size_t length) : base_(base), length_(length) {}
+  // Takes [base, base + length), mapped; never throws.
+  PoolRegion(uint8_t* base, size_t length, AddonData* owner);
   uint8_t* base() const { return base_; }
   size_t length() const { return length_; }
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref();  // munmap and delete at zero
   int refs() const { return refs_.load(std::memory_order_relaxed); }
+  // Environment teardown (addon.cc): the pages go now; the object goes with
+  // its last reference. Idempotent.
+  void Unmap();
   // Regions still mapped in this process (for leak tests).
   static int64_t Alive();
 
@@ -31,6 +40,7 @@ class PoolRegion {
   ~PoolRegion();
   uint8_t* base_;
   size_t length_;
+  AddonData* owner_ = nullptr;  // until unmapped
   std::atomic<int> refs_{1};
 };
 

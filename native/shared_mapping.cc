@@ -28,20 +28,33 @@ SharedMapping::SharedMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   int64_t offset = info.Length() > 3 && !info[3].IsUndefined()
                        ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
   if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
+  AddonData* owner = GetAddonData(env);
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   base_ = static_cast<uint8_t*>(p);
   length_ = static_cast<size_t>(length);
   writable_ = writable;
+  Track(owner);
 }
 
 SharedMapping::~SharedMapping() { Release(); }
+
+void SharedMapping::Track(AddonData* owner) {
+  try {
+    owner->mappings.insert(this);
+    owner_ = owner;
+  } catch (...) {
+    // Out of memory: untracked, it is still unmapped by unmap() or the finalizer.
+  }
+}
 
 void SharedMapping::Release() {
   if (base_ != nullptr) munmap(base_, length_);
   base_ = nullptr;
   length_ = 0;
+  if (owner_ != nullptr) owner_->mappings.erase(this);
+  owner_ = nullptr;
 }
 
 Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable) {
@@ -49,11 +62,13 @@ Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, b
   // worker is being terminated, New() or Unwrap() fails, and a grant mapping
   // left behind keeps its grants and never fires its unmap notify.
   try {
-    Napi::Object obj = GetAddonData(env)->mapping_ctor.New({env.Undefined()});
+    AddonData* owner = GetAddonData(env);
+    Napi::Object obj = owner->mapping_ctor.New({env.Undefined()});
     SharedMapping* m = ObjectWrap<SharedMapping>::Unwrap(obj);
     m->base_ = base;
     m->length_ = length;
     m->writable_ = writable;
+    m->Track(owner);
     return obj;
   } catch (...) {
     munmap(base, length);

@@ -9,6 +9,8 @@
 
 namespace xenring {
 
+struct AddonData;
+
 class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
  public:
   static Napi::Function Init(Napi::Env env, Napi::FunctionReference* ctor);
@@ -26,16 +28,21 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   bool writable() const { return writable_; }
   void Pin() { pins_++; }
   void Unpin() { if (pins_ > 0) pins_--; }
+  // munmap now (unmap(), the finalizer, or environment teardown in addon.cc,
+  // pinned or not). Idempotent.
+  void Release();
 
  private:
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value Unmap(const Napi::CallbackInfo& info);
-  void Release();
+  // Takes base_..base_ + length_ into the environment's list (addon_data.h).
+  void Track(AddonData* owner);
 
   uint8_t* base_ = nullptr;
   size_t length_ = 0;
   bool writable_ = false;
   int pins_ = 0;
+  AddonData* owner_ = nullptr;  // while mapped
 };
 
 }  // namespace xenring

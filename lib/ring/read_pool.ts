@@ -76,6 +76,9 @@ function recyclerFor(size: number): Recycler {
   return r;
 }
 
+/** The first slab of a connection (see ReadPool's constructor). */
+const FIRST_SLAB = 64 * 1024;
+
 export class ReadPool {
   private slab: Buffer;
   private used = 0;
@@ -83,12 +86,17 @@ export class ReadPool {
 
   constructor(private readonly slabSize: number) {
     this.recycler = recyclerFor(slabSize);
-    this.slab = this.recycler.take();
+    // A connection's first slab is small: V8 counts every slab handed out as
+    // external memory until a GC, so a full one per short connection (a
+    // request or two) started a major GC every ~64 connections.
+    this.slab = slabSize > FIRST_SLAB ? recyclerFor(FIRST_SLAB).take() : this.recycler.take();
   }
 
   /** Room for up to `want` bytes (at least 1): fill it, then call take(n). */
   space(want: number): { buffer: Buffer; offset: number; length: number } {
-    if (this.slabSize - this.used < Math.min(want, 64 * 1024) || this.used === this.slab.length) {
+    // The first slab is used up to its last KiB: a short connection needs no second one.
+    const minRoom = this.slab.length < this.slabSize ? 1024 : 64 * 1024;
+    if (this.slab.length - this.used < Math.min(want, minRoom) || this.used === this.slab.length) {
       this.slab = want > this.slabSize ? Buffer.allocUnsafeSlow(want) : this.recycler.take();
       this.used = 0;
     }

@@ -317,6 +317,8 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
     if (!link) {
       closeQuietly(conn);
       closeQuietly(waitFd);
+      closeQuietly(peerEnd);
+      closeQuietly(regionFd);
       ownRegion?.mapping.close();
     }
     ownRegion = null;
@@ -329,11 +331,24 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   };
 
   let attempts = 0;
+  // The fds the HELLO carries, ours until sent (closed by finish otherwise).
+  let peerEnd = -1;
+  let regionFd = -1;
   const attempt = () => {
     timer = null;
     if (done) return; // cancelled before the attempt ran
     try {
       path ||= socketPath(rendezvousDir(req.dir, 'connect', allowed), port);
+      // Made before connecting, so that the HELLO follows the connect at
+      // once: the server then usually finds it queued when it accepts.
+      if (waitFd < 0) {
+        [waitFd, peerEnd] = native.wakePair(); // our wake-up end stays with us; the server gets the other one
+        if (poolOptions.size > 0) {
+          const region = createLocalRegion(poolOptions.size);
+          regionFd = region.fd;
+          ownRegion = { mapping: region.mapping, poolBytes: poolOptions.size };
+        }
+      }
     } catch (e) {
       finish(e as Error);
       return;
@@ -359,21 +374,13 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
     }
     const hello = buildHello({ order, pid: process.pid, poolSize: poolOptions.size });
     try {
-      // Our wake-up end stays with us; the server gets the other one.
-      const [wait, peerEnd] = native.wakePair();
-      waitFd = wait;
-      let regionFd = -1;
       let sent: number;
       try {
-        if (poolOptions.size > 0) {
-          const region = createLocalRegion(poolOptions.size);
-          regionFd = region.fd;
-          ownRegion = { mapping: region.mapping, poolBytes: poolOptions.size };
-        }
         sent = native.sendMessage(conn, hello, regionFd >= 0 ? [peerEnd, regionFd] : [peerEnd]);
       } finally {
         closeQuietly(peerEnd);
         closeQuietly(regionFd); // the server has its copy, our mapping keeps the pages
+        peerEnd = regionFd = -1;
       }
       // A fresh connection's send buffer is empty: EAGAIN here means the
       // kernel is out of buffers, and a HELLO never sent would only time out.
@@ -524,48 +531,53 @@ class LocalListener implements Listener {
   }
 
   private awaitHello(conn: number, peer: { pid: number; uid: number }): void {
-    const drop = () => {
-      const p = this.pending.get(conn);
-      if (!p) return;
-      this.pending.delete(conn);
-      clearTimeout(p.timer);
-      p.watcher.close();
-    };
-    // Returns false while the HELLO has not arrived; otherwise the handshake is over.
-    const ready = (events: number): boolean => {
-      let msg = null;
-      try {
-        msg = events < 0 ? null : native.recvMessage(conn);
-        if (msg === null && events >= 0) return false;
-      } catch {
-        msg = null;
-      }
-      drop();
-      if (msg === null || msg.data.length === 0 || this.closed) {
-        msg?.fds.forEach(closeQuietly);
-        closeQuietly(conn);
-        return true;
-      }
-      let link: RingLink;
-      try {
-        // serveHello keeps the one fd a HELLO carries, or closes them all.
-        link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.poolOptions, this.path, this.port);
-      } catch {
-        closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
-        return true;
-      }
-      this.onLink(link);
-      return true;
-    };
-    const watcher = new native.FdWatcher(conn, (events) => void ready(events));
+    // A client sends its HELLO right after connecting, so it is often queued
+    // already: served now, without a watcher and a timer (fewer syscalls).
+    if (this.helloReady(conn, peer, UV_READABLE)) return;
+    const watcher = new native.FdWatcher(conn, (events) => void this.helloReady(conn, peer, events));
     watcher.start(UV_READABLE | UV_DISCONNECT);
     if (!this.refed) watcher.unref();
     const timer = setTimeout(() => {
-      drop();
+      this.dropPending(conn);
       closeQuietly(conn);
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
-    this.pending.set(conn, { watcher, timer, ready });
+    this.pending.set(conn, { watcher, timer, ready: (events) => this.helloReady(conn, peer, events) });
+  }
+
+  private dropPending(conn: number): void {
+    const p = this.pending.get(conn);
+    if (!p) return;
+    this.pending.delete(conn);
+    clearTimeout(p.timer);
+    p.watcher.close();
+  }
+
+  /** Handles `conn`'s HELLO if it is there (or its failure): false while it has not arrived; otherwise the handshake is over. */
+  private helloReady(conn: number, peer: { pid: number; uid: number }, events: number): boolean {
+    let msg = null;
+    try {
+      msg = events < 0 ? null : native.recvMessage(conn);
+      if (msg === null && events >= 0) return false;
+    } catch {
+      msg = null;
+    }
+    this.dropPending(conn);
+    if (msg === null || msg.data.length === 0 || this.closed) {
+      msg?.fds.forEach(closeQuietly);
+      closeQuietly(conn);
+      return true;
+    }
+    let link: RingLink;
+    try {
+      // serveHello keeps the one fd a HELLO carries, or closes them all.
+      link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.poolOptions, this.path, this.port);
+    } catch {
+      closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
+      return true;
+    }
+    this.onLink(link);
+    return true;
   }
 
   address(): TransportAddress {

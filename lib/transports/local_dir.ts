@@ -28,8 +28,25 @@ export function rendezvousPath(dir: unknown): string {
     (dir as string | undefined) ||
       process.env.XENRING_DIR ||
       (process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'xenring') : '') ||
-      path.join(os.tmpdir(), `xenring-${ownUid()}`),
+      path.join(tmpdir(), `xenring-${ownUid()}`),
   );
+}
+
+let tmpdirKey: string | null = null;
+let tmpdirValue = '';
+/**
+ * os.tmpdir(), recomputed only when the variables it reads change: each call
+ * costs up to 15 syscalls (Node checks credentials before each getenv), paid on
+ * every connect otherwise.
+ */
+function tmpdir(): string {
+  const { TMPDIR, TMP, TEMP } = process.env;
+  const key = `${TMPDIR}\0${TMP}\0${TEMP}`;
+  if (key !== tmpdirKey) {
+    tmpdirValue = os.tmpdir();
+    tmpdirKey = key;
+  }
+  return tmpdirValue;
 }
 
 /** The rendezvous directory's path, created owner-only (0700) when missing; not checked. */
@@ -55,7 +72,14 @@ export function ensureRendezvousDir(dir: unknown): string {
  * a server of another user). Throws EACCES for a directory we must not trust.
  */
 export function rendezvousDir(dir: unknown, syscall: string, owners: readonly number[] = []): string {
-  const chosen = ensureRendezvousDir(dir);
+  // Fast path, once per connect: one lstat, which sees what open(O_NOFOLLOW)
+  // + fstat below would (a symlink at the path itself, the owner, the mode),
+  // without the mkdirs and their EEXIST errors (a third of a connect's CPU).
+  const chosen = rendezvousPath(dir);
+  const st = fs.lstatSync(chosen, { throwIfNoEntry: false });
+  if (st?.isSymbolicLink()) throw untrusted(syscall, chosen, 'is a symlink');
+  if (st?.isDirectory()) return checkOwner(st, chosen, owners, syscall);
+  ensureRendezvousDir(dir);
   // O_NOFOLLOW: a symlink (to anywhere) planted at this path is refused, not followed.
   let fd: number;
   try {
@@ -68,14 +92,18 @@ export function rendezvousDir(dir: unknown, syscall: string, owners: readonly nu
     throw e;
   }
   try {
-    const st = fs.fstatSync(fd);
-    if (st.uid !== ownUid() && !(owners.length > 0 && (st.uid === 0 || owners.includes(st.uid)))) {
-      throw untrusted(syscall, chosen, `is owned by uid ${st.uid}`);
-    }
-    if ((st.mode & 0o022) !== 0) throw untrusted(syscall, chosen, `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`);
+    return checkOwner(fs.fstatSync(fd), chosen, owners, syscall);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** `chosen` if its owner and mode make it trusted; else throws EACCES. */
+function checkOwner(st: fs.Stats, chosen: string, owners: readonly number[], syscall: string): string {
+  if (st.uid !== ownUid() && !(owners.length > 0 && (st.uid === 0 || owners.includes(st.uid)))) {
+    throw untrusted(syscall, chosen, `is owned by uid ${st.uid}`);
+  }
+  if ((st.mode & 0o022) !== 0) throw untrusted(syscall, chosen, `is writable by other users (mode ${(st.mode & 0o777).toString(8)})`);
   return chosen;
 }
 

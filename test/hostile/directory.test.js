@@ -73,9 +73,15 @@ describe('hostile peer: rendezvous directory', function () {
     const saved = keys.map((k) => process.env[k]);
     delete process.env.XENRING_DIR;
     delete process.env.XDG_RUNTIME_DIR;
-    process.env.TMPDIR = tmp;
     try {
+      // A client first under a TMPDIR of ours (nothing listens there), then
+      // under the planted one: it must look in the new TMPDIR (the tmpdir is
+      // cached per TMPDIR/TMP/TEMP), not reuse the directory it checked before.
+      process.env.TMPDIR = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-ours-'));
+      assert.equal(await connectOutcome({ port: 'squat' }), 'ECONNREFUSED');
+      process.env.TMPDIR = tmp;
       assert.equal(await listenResult({}), 'EACCES');
+      assert.equal(await connectOutcome({ port: 'squat' }), 'EACCES');
     } finally {
       keys.forEach((k, i) => (saved[i] === undefined ? delete process.env[k] : (process.env[k] = saved[i])));
     }
@@ -85,6 +91,7 @@ describe('hostile peer: rendezvous directory', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-ours-'));
     fs.chmodSync(dir, 0o770);
     assert.equal(await listenResult({ dir }), 'EACCES');
+    assert.equal(await connectOutcome({ port: 'squat', dir }), 'EACCES');
   });
 
   it('creates a missing directory 0700 and the socket 0600', async function () {

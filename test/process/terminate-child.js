@@ -10,7 +10,7 @@ const { Worker } = require('node:worker_threads');
 const [port, rounds] = [Number(process.argv[2]), Number(process.argv[3])];
 const pkg = require.resolve('../..');
 const countFds = () => fs.readdirSync('/proc/self/fd').length;
-const countMemfdMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:xenring')).length;
+const memfdMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:xenring'));
 
 const prelude = `
   const { parentPort, workerData } = require('node:worker_threads');
@@ -81,14 +81,17 @@ let warm = null;
 process.on('message', async ({ phase }) => {
   warm ??= runOne('mid-transfer'); // the addon and modules load once per process
   await warm;
-  const before = { fds: countFds(), memfdMaps: countMemfdMaps() };
+  const mapsBefore = memfdMaps();
+  const before = { fds: countFds(), memfdMaps: mapsBefore.length };
   const results = {};
   for (let i = 0; i < rounds; i++) {
     const outcome = await runOne(phase);
     results[outcome] = (results[outcome] || 0) + 1;
   }
   await new Promise((r) => setTimeout(r, 50)); // let closing handles finish
-  const after = { fds: countFds(), memfdMaps: countMemfdMaps() };
-  process.send({ phase, results, before, after });
+  const mapsAfter = memfdMaps();
+  const after = { fds: countFds(), memfdMaps: mapsAfter.length };
+  // Name and size of any mapping left say what it was (a ring, a pool region).
+  process.send({ phase, results, before, after, left: mapsAfter.filter((l) => !mapsBefore.includes(l)) });
 });
 process.on('disconnect', () => process.exit(0));

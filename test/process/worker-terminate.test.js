@@ -58,7 +58,7 @@ describe('process safety: terminating workers', function () {
       ]);
       const want = phase === 'throw-in-data' ? { threw: ROUNDS } : { exited: ROUNDS };
       assert.deepEqual(report.results, want, harness.output());
-      assert.deepEqual(report.after, report.before, 'fds and memfd mappings back to the start');
+      assert.deepEqual(report.after, report.before, `fds and memfd mappings back to the start; left:\n${report.left.join('\n')}`);
       // The harness is still alive: the hang-ups come from the terminated
       // workers' own fds, closed at their teardown.
       let stats = await serverStats(server);

@@ -10,7 +10,18 @@ std::atomic<int64_t> g_alive{0};
 Napi::FunctionReference g_class;  // Acquire() unwraps only objects of this class
 }  // namespace
 
-PoolRegion::~PoolRegion() { g_alive.fetch_sub(1, std::memory_order_relaxed); }
+PoolRegion::PoolRegion(uint8_t* base, size_t length, AddonData*) : base_(base), length_(length) {
+  g_alive.fetch_add(1, std::memory_order_relaxed);
+}
+
+PoolRegion::~PoolRegion() { Unmap(); }
+
+// The harness owns the memory: nothing to unmap, only the count.
+void PoolRegion::Unmap() {
+  if (base_ == nullptr) return;
+  base_ = nullptr;
+  g_alive.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void PoolRegion::Unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
@@ -27,8 +38,7 @@ Napi::Function PoolMapping::Init(Napi::Env env) {
 // new PoolMapping(view: TypedArray): the view's memory, owned by the harness.
 PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolMapping>(info) {
   Napi::TypedArray view = info[0].As<Napi::TypedArray>();
-  g_alive.fetch_add(1, std::memory_order_relaxed);
-  region_ = new PoolRegion(static_cast<uint8_t*>(view.ArrayBuffer().Data()), view.ByteLength());
+  region_ = new PoolRegion(static_cast<uint8_t*>(view.ArrayBuffer().Data()), view.ByteLength(), nullptr);
   length_ = view.ByteLength();
 }
 
