@@ -25,6 +25,7 @@ const TRANSPORTS = {
   // The same default options, on another build of the library (the path in
   // XENRING_BENCH_BEFORE): a before/after pair measured in one run.
   'xenring-before': { xr: { transport: 'local', spinMicros: undefined }, before: true, about: 'xenring, local transport, default options, the build in $XENRING_BENCH_BEFORE' },
+  'xenring-nospin-before': { xr: { transport: 'local', spinMicros: 0 }, before: true, about: 'xenring, local transport, spinMicros 0 on both sides, the build in $XENRING_BENCH_BEFORE' },
   'xenring-xen': { xr: { transport: 'xen', spinMicros: undefined }, about: 'xenring, Xen transport, default options' },
   'xenring-xen-spin': { xr: { transport: 'xen', spinMicros: SPIN_US }, about: `xenring, Xen transport, spinMicros ${SPIN_US} on both sides` },
   uds: { net: 'uds', about: 'node:net over a UNIX socket path' },

@@ -37,6 +37,20 @@ export const enum ReadFlag {
   Ack = 1,
 }
 
+/** Words of the wake-read array (native/ring_endpoint.h WakeWord). */
+export const enum WakeWord {
+  /** 1: the next wake-up reads (natively, before JS runs); cleared when it does. */
+  Armed = 0,
+  /** Where in the setWakeTarget() buffer the bytes go. */
+  Offset = 1,
+  /** At most this many bytes. */
+  Max = 2,
+  /** 1: read nothing if the bindWatch() word differs from Mark. */
+  Watch = 3,
+  Mark = 4,
+  Count = 5,
+}
+
 /** One side of a vchan ring pair. Every peer-written index is validated (EPROTO). */
 export interface RingEndpoint {
   /** Copies as much of `chunks` (from byte `offset` on) as fits; returns bytes copied. */
@@ -57,6 +71,15 @@ export interface RingEndpoint {
   waitData(micros: number, arm?: boolean, watched?: number): number;
   /** The peer-written word (its first element) that waitData()'s `watched` compares with; null unbinds. Dropped once its buffer is detached. */
   bindWatch?(word: Uint32Array | null): void;
+  /**
+   * The wake-read words (WakeWord): once armed, the next wake-up of an
+   * FdWatcher bound to this endpoint (bindRing) consumes the wake-ups and
+   * reads up to Max bytes into the setWakeTarget() buffer at Offset before
+   * calling JS. Absent on fakes.
+   */
+  bindWakeRead?(words: Uint32Array): void;
+  /** The buffer an armed wake-up reads into (null: none). */
+  setWakeTarget?(target: Uint8Array | null): void;
   /** Spins up to `micros` µs until `want` bytes are free; returns writable bytes. */
   waitSpace(micros: number, want: number): number;
   /** live | (fin << 8); decode with ring/vchan_state's decodePeerState. */
@@ -94,8 +117,18 @@ export interface Notifier {
   readonly waitFd: number;
 }
 
+/**
+ * An FdWatcher's callback: `events` (< 0: a libuv error). With a ring bound
+ * (bindRing), a readable event also passes the armed wake-up read's result:
+ * `read` bytes (-1: none was armed; the wake-ups are still pending) or the
+ * `error` it threw.
+ */
+export type FdWatcherCallback = (events: number, read?: number, error?: Error) => void;
+
 export interface FdWatcher {
   start(events: number): void;
+  /** Readable events first do the wake-up read armed on `endpoint` (RingEndpoint.bindWakeRead). */
+  bindRing(endpoint: RingEndpoint | null): void;
   stop(): void;
   ref(): void;
   unref(): void;
@@ -115,7 +148,7 @@ export interface NativeBinding {
   bindRingMethods(endpoint: RingEndpoint): boolean;
   /** Not constructible with a use from JS: transports make Notifiers. */
   Notifier: new () => Notifier;
-  FdWatcher: new (fd: number, callback: (events: number) => void) => FdWatcher;
+  FdWatcher: new (fd: number, callback: FdWatcherCallback) => FdWatcher;
   memfdCreate(name: string, size: number): number;
   memfdCheck(fd: number, size: number): void;
   eventfdCreate(): number;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "errors.h"
+#include "ring_endpoint.h"
 
 namespace xenring {
 
@@ -32,10 +33,13 @@ Napi::Function FdWatcher::Init(Napi::Env env) {
                       InstanceMethod("stop", &FdWatcher::Stop),
                       InstanceMethod("ref", &FdWatcher::Ref),
                       InstanceMethod("unref", &FdWatcher::Unref),
-                      InstanceMethod("close", &FdWatcher::Close)});
+                      InstanceMethod("close", &FdWatcher::Close),
+                      InstanceMethod("bindRing", &FdWatcher::BindRing)});
 }
 
-// new FdWatcher(fd, callback(events: number /* <0: uv error */))
+// new FdWatcher(fd, callback(events: number /* <0: uv error */[, read, error]))
+// With a ring bound (bindRing), a readable event also passes the wake-up's
+// read: the bytes it read (-1: none was armed) or the Error it threw.
 FdWatcher::FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatcher>(info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -102,7 +106,20 @@ void FdWatcher::Deliver(int value) {
   bool failed = false;
   napi_value thrown = nullptr;
   try {
-    callback_.MakeCallback(Value(), {Napi::Number::New(env, value)}, *context_);
+    Napi::Value events = Napi::Number::New(env, value);
+    if (ring_ != nullptr && value > 0 && (value & UV_READABLE) != 0) {
+      int64_t n = -1;
+      Napi::Value error = Napi::Env(env).Undefined();
+      try {
+        n = ring_->WakeRead(env);
+      } catch (const Napi::Error& e) {
+        // The ring's error is the channel's (it fails), not a listener's.
+        if (!e.IsEmpty()) error = e.Value();
+      }
+      callback_.MakeCallback(Value(), {events, Napi::Number::New(env, static_cast<double>(n)), error}, *context_);
+    } else {
+      callback_.MakeCallback(Value(), {events}, *context_);
+    }
   } catch (const Napi::Error& e) {
     failed = true;
     try {
@@ -119,6 +136,20 @@ void FdWatcher::Deliver(int value) {
       StopPolling();  // JS is gone: nothing to tell, and the fd would fire again
   }
   napi_close_handle_scope(env, scope);
+}
+
+// bindRing(endpoint | null): a readable event first does the read the
+// endpoint's reader armed (RingEndpoint::WakeRead) and passes its result.
+Napi::Value FdWatcher::BindRing(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ring_ = nullptr;
+  if (!ring_ref_.IsEmpty()) ring_ref_.Reset();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) return env.Undefined();
+  RingEndpoint* ep = RingEndpoint::FromValue(info[0]);
+  if (ep == nullptr) ThrowType(env, "The \"endpoint\" argument must be a RingEndpoint or null");
+  ring_ref_.Reset(info[0].As<Napi::Object>(), 1);
+  ring_ = ep;
+  return env.Undefined();
 }
 
 // start(events): UV_READABLE=1 | UV_WRITABLE=2 | UV_DISCONNECT=4
@@ -159,6 +190,8 @@ Napi::Value FdWatcher::Unref(const Napi::CallbackInfo& info) {
 Napi::Value FdWatcher::Close(const Napi::CallbackInfo& info) {
   Stop(info);
   Release();
+  ring_ = nullptr;
+  if (!ring_ref_.IsEmpty()) ring_ref_.Reset();
   callback_.Reset();  // the async context lives until the finalizer: close() may run inside the callback
   return info.Env().Undefined();
 }

@@ -48,6 +48,16 @@ struct RingSpec {
   uint32_t size;
 };
 
+// The "words" argument of bindState() / bindWakeRead(): a Uint32Array of at least `min` words.
+Napi::Uint32Array WordsArg(const Napi::CallbackInfo& info, size_t min, const char* too_short) {
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    ThrowType(info.Env(), "The \"words\" argument must be a Uint32Array");
+  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+  if (a.ElementLength() < min) ThrowRange(info.Env(), too_short);
+  return a;
+}
+
 RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
   Napi::Value v = opts.Get(name);
   if (!v.IsObject()) ThrowType(env, (std::string("options.") + name + " must be an object").c_str());
@@ -92,6 +102,8 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("close", &RingEndpoint::Close),
                       InstanceMethod("bindState", &RingEndpoint::BindState),
                       InstanceMethod("bindWatch", &RingEndpoint::BindWatch),
+                      InstanceMethod("bindWakeRead", &RingEndpoint::BindWakeRead),
+                      InstanceMethod("setWakeTarget", &RingEndpoint::SetWakeTarget),
                       InstanceMethod("service", &RingEndpoint::Service),
                       InstanceMethod("info", &RingEndpoint::Info)});
 }
@@ -196,6 +208,9 @@ void RingEndpoint::ReleaseAll() {
   if (!state_ref_.IsEmpty()) state_ref_.Reset();
   watch_ = nullptr;
   if (!watch_ref_.IsEmpty()) watch_ref_.Reset();
+  wake_ = nullptr;
+  if (!wake_ref_.IsEmpty()) wake_ref_.Reset();
+  if (!wake_target_.IsEmpty()) wake_target_.Reset();
 }
 
 void RingEndpoint::CheckOpen(Napi::Env env) const {
@@ -343,18 +358,25 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
   int64_t offset = IntArg(info, 1, "offset", 0, static_cast<int64_t>(len));
   int64_t max = IntArg(info, 2, "max", 0, static_cast<int64_t>(len) - offset);
   uint32_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
-  if ((flags & kReadAck) != 0 && notifier_ != nullptr) ThrowIfNotifyFailed(env, notifier_->Ack(), "ack");
+  bool check = info.Length() > 4 && info[4].IsNumber();
+  uint32_t watched = check ? info[4].As<Napi::Number>().Uint32Value() : 0;
+  uint8_t* dst = len > 0 ? static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset : nullptr;
+  size_t n = ReadInto(env, dst, static_cast<size_t>(max), (flags & kReadAck) != 0, check, watched);
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+size_t RingEndpoint::ReadInto(Napi::Env env, uint8_t* dst, size_t max, bool ack, bool check_watch, uint32_t watched) {
+  if (ack && notifier_ != nullptr) ThrowIfNotifyFailed(env, notifier_->Ack(), "ack");
   uint32_t ready = Available(env);
-  if (info.Length() > 4 && info[4].IsNumber()) {
+  if (check_watch) {
     const volatile uint32_t* w = Watched();
-    if (w != nullptr && __atomic_load_n(w, __ATOMIC_ACQUIRE) != info[4].As<Napi::Number>().Uint32Value()) {
+    if (w != nullptr && __atomic_load_n(w, __ATOMIC_ACQUIRE) != watched) {
       Publish(env);
-      return Napi::Number::New(env, 0);
+      return 0;
     }
   }
-  size_t n = ready < static_cast<uint64_t>(max) ? ready : static_cast<size_t>(max);
+  size_t n = ready < max ? ready : max;
   if (n > 0) {
-    uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
     CopyOut(dst, n, env);
     __atomic_store_n(rx_.cons, rx_cons_, __ATOMIC_RELEASE);
     // A writer waiting for room is woken once half the ring is free, not for
@@ -366,7 +388,27 @@ Napi::Value RingEndpoint::Read(const Napi::CallbackInfo& info) {
       if (int err = SendNotify(kNotifyRead)) ThrowErrno(env, err, "kick");
   }
   Publish(env);
-  return Napi::Number::New(env, static_cast<double>(n));
+  return n;
+}
+
+int64_t RingEndpoint::WakeRead(Napi::Env env) {
+  if (ctrl_ == nullptr || wake_ == nullptr) return -1;
+  // A detached array is no longer ours (as the state array): stop.
+  if (wake_ref_.Value().IsDetached()) {
+    wake_ = nullptr;
+    wake_ref_.Reset();
+    return -1;
+  }
+  if (wake_[kWakeArmed] == 0) return -1;
+  wake_[kWakeArmed] = 0;
+  if (wake_target_.IsEmpty()) return -1;
+  // Measured now, not when it was set: the buffer may have been detached
+  // (its length is then 0) or be a view that no longer reaches that far.
+  Napi::TypedArray ta = wake_target_.Value().As<Napi::TypedArray>();
+  uint64_t len = ta.ByteLength(), offset = wake_[kWakeOffset], max = wake_[kWakeMax];
+  if (max == 0 || offset + max > len) return -1;
+  uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
+  return static_cast<int64_t>(ReadInto(env, dst, max, true, wake_[kWakeWatch] != 0, wake_[kWakeMark]));
 }
 
 Napi::Value RingEndpoint::Readable(const Napi::CallbackInfo& info) {
@@ -510,11 +552,7 @@ Napi::Value RingEndpoint::Ack(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::BindState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-    ThrowType(env, "The \"words\" argument must be a Uint32Array");
-  Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
-  if (a.ElementLength() < kStateWords) ThrowRange(env, "The state array is too short");
+  Napi::Uint32Array a = WordsArg(info, kStateWords, "The state array is too short");
   state_ref_.Reset(a.ArrayBuffer(), 1);
   state_ = a.Data();
   Publish(env);
@@ -536,6 +574,31 @@ Napi::Value RingEndpoint::BindWatch(const Napi::CallbackInfo& info) {
   if (a.ElementLength() < 1 || a.ArrayBuffer().IsDetached()) ThrowRange(env, "The watched array is empty");
   watch_ref_.Reset(a.ArrayBuffer(), 1);
   watch_ = a.Data();
+  return env.Undefined();
+}
+
+// bindWakeRead(words: Uint32Array): the wake-read words (WakeWord) a wake-up
+// reads by, natively, before JS runs (an FdWatcher bound to this endpoint
+// with bindRing()). JS owns the array; arming is a store into it, no call.
+Napi::Value RingEndpoint::BindWakeRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  Napi::Uint32Array a = WordsArg(info, kWakeWords, "The wake-read array is too short");
+  wake_ref_.Reset(a.ArrayBuffer(), 1);
+  wake_ = a.Data();
+  return env.Undefined();
+}
+
+// setWakeTarget(target: Uint8Array | null): the buffer a wake-up reads into
+// (at the words' offset). Held until replaced or the endpoint closes.
+Napi::Value RingEndpoint::SetWakeTarget(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (!wake_target_.IsEmpty()) wake_target_.Reset();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) return env.Undefined();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowType(env, "The \"target\" argument must be a Uint8Array or null");
+  wake_target_.Reset(info[0].As<Napi::Object>(), 1);
   return env.Undefined();
 }
 

@@ -31,6 +31,17 @@ enum ReadFlag : uint32_t {
   kReadAck = 1,  // consume pending wake-ups first (a woken reader)
 };
 
+// Words of the wake-read array bindWakeRead() takes (lib/ring/reader.ts): what
+// the next wake-up reads, natively, before JS runs (WakeRead()).
+enum WakeWord : uint32_t {
+  kWakeArmed = 0,   // 1: read on the next wake-up; cleared when it does
+  kWakeOffset = 1,  // where in the target (setWakeTarget()) the bytes go
+  kWakeMax = 2,     // at most this many bytes
+  kWakeWatch = 3,   // 1: read nothing if the bindWatch() word differs from kWakeMark
+  kWakeMark = 4,
+  kWakeWords = 5,
+};
+
 // bindRingMethods(endpoint) (ring_endpoint_bound.cc).
 Napi::Function BindRingMethodsFunction(Napi::Env env);
 
@@ -41,6 +52,16 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   ~RingEndpoint() override;
   // ring_endpoint_bound.cc: the hot methods bound to one instance.
   friend struct BoundRingMethods;
+
+  // nullptr unless `v` is a constructed RingEndpoint (ring_endpoint_bound.cc).
+  static RingEndpoint* FromValue(Napi::Value v);
+  // A wake-up's read (fd_watcher.cc, before it calls JS): if JS armed one
+  // (kWakeArmed), disarms it, consumes the wake-ups and reads up to
+  // kWakeMax bytes into the wake target, as read(..., Ack, mark) would.
+  // Returns the bytes read, or -1 when nothing was armed (or the target no
+  // longer fits the words): JS then services the wake-up itself. Throws
+  // what read() throws.
+  int64_t WakeRead(Napi::Env env);
 
  private:
   struct Ring {
@@ -68,6 +89,8 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value BindState(const Napi::CallbackInfo& info);
   Napi::Value BindWatch(const Napi::CallbackInfo& info);
+  Napi::Value BindWakeRead(const Napi::CallbackInfo& info);
+  Napi::Value SetWakeTarget(const Napi::CallbackInfo& info);
   Napi::Value Service(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
 
@@ -84,6 +107,9 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   uint32_t SpinFor(int64_t micros, uint32_t want, Measure measure, Stop stop) const;
   // The watched word (bindWatch), or nullptr when none is bound or its buffer was detached.
   const volatile uint32_t* Watched();
+  // read()'s body: `ack` consumes the wake-ups first; with `check_watch`,
+  // nothing is read if the watched word differs from `watched`.
+  size_t ReadInto(Napi::Env env, uint8_t* dst, size_t max, bool ack, bool check_watch, uint32_t watched);
   size_t CopyIn(const uint8_t* src, size_t n);
   size_t CopyOut(uint8_t* dst, size_t n, Napi::Env env);
   // Wakes the peer if it asked for `bit`; returns 0 or the kick's errno.
@@ -116,6 +142,11 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   // spin also ends when it moves. Only compared, never used as an index.
   const volatile uint32_t* watch_ = nullptr;
   Napi::Reference<Napi::ArrayBuffer> watch_ref_;
+
+  // JS-owned Uint32Array (WakeWord) and the Uint8Array a wake-up reads into.
+  uint32_t* wake_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> wake_ref_;
+  Napi::ObjectReference wake_target_;
 
   SharedMapping* mappings_[3] = {nullptr, nullptr, nullptr};
   Napi::ObjectReference mapping_refs_[3];

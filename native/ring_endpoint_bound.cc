@@ -13,6 +13,17 @@
 
 namespace xenring {
 
+// Here, not in ring_endpoint.cc: the fuzz build of that file has no napi_unwrap.
+RingEndpoint* RingEndpoint::FromValue(Napi::Value v) {
+  if (!v.IsObject()) return nullptr;
+  Napi::Object o = v.As<Napi::Object>();
+  if (!o.InstanceOf(GetAddonData(v.Env())->ring_ctor.Value())) return nullptr;
+  // Not Napi's Unwrap (it throws): an object made from the prototype but never constructed has no wrap.
+  void* ep = nullptr;
+  if (napi_unwrap(v.Env(), o, &ep) != napi_ok) return nullptr;
+  return static_cast<RingEndpoint*>(ep);
+}
+
 struct BoundRingMethods {
   template <Napi::Value (RingEndpoint::*M)(const Napi::CallbackInfo&)>
   static Napi::Value Call(const Napi::CallbackInfo& info) {
@@ -36,11 +47,8 @@ struct BoundRingMethods {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) return Napi::Boolean::New(env, false);
     Napi::Object self = info[0].As<Napi::Object>();
-    if (!self.InstanceOf(GetAddonData(env)->ring_ctor.Value())) return Napi::Boolean::New(env, false);
-    // Not Napi's Unwrap (it throws): an object made from the prototype but never constructed has no wrap.
-    void* ep = nullptr;
-    if (napi_unwrap(env, self, &ep) != napi_ok || ep == nullptr) return Napi::Boolean::New(env, false);
-    auto* endpoint = static_cast<RingEndpoint*>(ep);
+    RingEndpoint* endpoint = RingEndpoint::FromValue(self);
+    if (endpoint == nullptr) return Napi::Boolean::New(env, false);
     Bind<&RingEndpoint::Read>(env, self, endpoint, "read");
     Bind<&RingEndpoint::Write>(env, self, endpoint, "write");
     Bind<&RingEndpoint::WaitData>(env, self, endpoint, "waitData");

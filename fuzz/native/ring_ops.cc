@@ -5,6 +5,11 @@
 // peer's writes: honest produce/consume, arbitrary indices, scribbles on any
 // control-page byte, live/fin/notify bytes and ring data.
 //
+// It also drives the pool's watched word (bindWatch(); read()'s and
+// waitData()'s `watched` argument) and the wake-up read an FdWatcher does
+// before calling JS (WakeRead(), armed through bindWakeRead() words and a
+// setWakeTarget() buffer), from spare values of the close step's byte.
+//
 // Every call is checked against an exact model, not only for crashes:
 // - the result (bytes read/written, readable/writable counts, peer state) or
 //   the error (EPROTO when the peer's index or state byte is impossible; the
@@ -61,6 +66,10 @@ struct Harness : fuzz::Memory {
   Napi::Object notifier_obj;
   int expect_kicks = 0;
   uint32_t* words = nullptr;  // the bound state array, if any
+  uint32_t* watch = nullptr;  // the bindWatch() word, if any (the peer moves it)
+  uint32_t* wake = nullptr;   // the bindWakeRead() words, if any (the harness arms them, as JS)
+  uint8_t* wake_target = nullptr;  // the setWakeTarget() buffer, if any
+  size_t wake_target_len = 0;
   uint32_t seq = 0;  // pattern generator for the bytes the harness writes
 
   uint8_t Pattern() { return static_cast<uint8_t>((seq++ * 2654435761u) >> 24); }
@@ -279,6 +288,30 @@ struct Harness : fuzz::Memory {
     ExpectNumber("write", v, static_cast<double>(n));
   }
 
+  // read()'s body (RingEndpoint::ReadInto): `ack` consumes the wake-ups
+  // first; with `check`, a watched word that differs from `watched` reads
+  // nothing. `put(i, byte)` records where the i-th byte must land.
+  template <typename Put>
+  std::string ModelRead(size_t max, bool ack, bool check, uint32_t watched, size_t* n_out, Put put) {
+    std::string code;
+    if (ack && notifier != nullptr && !closed && notifier->ack_ret < 0) code = Errno(static_cast<int>(-notifier->ack_ret));
+    uint32_t ready;
+    bool ok = ReadyOk(&ready);
+    if (code.empty() && !ok) code = "EPROTO";
+    bool moved = code.empty() && check && watch != nullptr && *watch != watched;
+    size_t n = code.empty() && !moved ? std::min<size_t>(ready, max) : 0;
+    if (code.empty() && !closed) {
+      for (size_t i = 0; i < n; i++) put(i, Before(rx.data + ((rx_cons + i) & (rx.size - 1))));
+      if (n > 0) ExpectU32(rx.cons, rx_cons + static_cast<uint32_t>(n));
+      rx_cons += static_cast<uint32_t>(n);
+      // A waiting writer is woken once half the ring is free (ring_endpoint.cc ReadInto).
+      if (n > 0 && ready - n <= rx.size / 2) code = ExpectNotifySent(kNotifyRead);
+      code = First(code, ExpectPublish());
+    }
+    *n_out = n;
+    return code;
+  }
+
   void Read(fuzz::Input& in) {
     uint32_t len = in.upto(rx.size + 64);
     std::unique_ptr<uint8_t[]> buf(new uint8_t[len ? len : 1]);
@@ -289,35 +322,100 @@ struct Harness : fuzz::Memory {
     // and a failing ack throws before the ring is looked at. From a spare bit of
     // the same byte, so older corpus inputs keep their meaning.
     bool ack = (mode & 0x10) != 0;
+    // The watched argument (a pool's descriptor mark), as seen or stale: spare
+    // bits again, and no more input, so older inputs still decode in step.
+    bool pass_watch = (mode & 0x20) != 0;
+    uint32_t watched = watch == nullptr ? 0 : (mode & 0x40) ? *watch : *watch + 1;
     double offset = weird ? in.weird_double(0) : in.upto(len);
     double max = weird ? in.weird_double(len) : in.upto(len - static_cast<uint32_t>(offset));
     std::string code;
     if (!ValidInt(offset, 0, len) || !ValidInt(max, 0, len - (ValidInt(offset, 0, len) ? offset : 0)))
       code = "ERR_OUT_OF_RANGE";
     Snapshot();
-    if (code.empty() && ack && notifier != nullptr && !closed && notifier->ack_ret < 0)
-      code = Errno(static_cast<int>(-notifier->ack_ret));
-    uint32_t ready;
-    bool ok = ReadyOk(&ready);
-    if (code.empty() && !ok) code = "EPROTO";
-    size_t n = code.empty() ? std::min<size_t>(ready, static_cast<size_t>(max)) : 0;
     // The caller's buffer is checked like a mapping.
     std::vector<uint8_t> expect_buf(buf.get(), buf.get() + len);
-    if (code.empty() && !closed) {
-      for (size_t i = 0; i < n; i++)
-        expect_buf[static_cast<size_t>(offset) + i] = Before(rx.data + ((rx_cons + i) & (rx.size - 1)));
-      if (n > 0) ExpectU32(rx.cons, rx_cons + static_cast<uint32_t>(n));
-      rx_cons += static_cast<uint32_t>(n);
-      // A waiting writer is woken once half the ring is free (ring_endpoint.cc Read).
-      if (n > 0 && ready - n <= rx.size / 2) code = ExpectNotifySent(kNotifyRead);
-      code = First(code, ExpectPublish());
-    }
+    size_t n = 0;
+    if (code.empty())
+      code = ModelRead(static_cast<size_t>(max), ack, pass_watch, watched, &n,
+                       [&](size_t i, uint8_t b) { expect_buf[static_cast<size_t>(offset) + i] = b; });
     Napi::Value v = Expect("read", code, [&] {
+      if (pass_watch)
+        return fuzz::Call(ep, "read", {w.View(buf.get(), len), w.Num(offset), w.Num(max), w.Num(ack ? 1 : 0), w.Num(watched)});
       if (ack) return fuzz::Call(ep, "read", {w.View(buf.get(), len), w.Num(offset), w.Num(max), w.Num(1)});
       return fuzz::Call(ep, "read", {w.View(buf.get(), len), w.Num(offset), w.Num(max)});
     });
     ExpectNumber("read", v, static_cast<double>(n));
     if (len > 0 && memcmp(buf.get(), expect_buf.data(), len) != 0) fuzz::Fail("read: target bytes differ from the ring's");
+  }
+
+  // WakeRead(): what an FdWatcher bound to the endpoint does on a wake-up
+  // before calling JS. -1 unless armed (and then disarmed) with a target
+  // that holds the armed range; otherwise read(target, offset, max, Ack, mark).
+  void WakeRead() {
+    Snapshot();
+    double expect = -1;
+    std::string code;
+    if (!closed && wake != nullptr && wake[xenring::kWakeArmed] != 0) {
+      ExpectU32(wake + xenring::kWakeArmed, 0);
+      uint64_t off = wake[xenring::kWakeOffset], max = wake[xenring::kWakeMax];
+      if (wake_target != nullptr && max != 0 && off + max <= wake_target_len) {
+        size_t n = 0;
+        code = ModelRead(max, true, wake[xenring::kWakeWatch] != 0, wake[xenring::kWakeMark], &n,
+                         [&](size_t i, uint8_t b) { *Expected(wake_target + off + i) = b; });
+        expect = static_cast<double>(n);
+      }
+    }
+    auto* raw = Napi::ObjectWrap<xenring::RingEndpoint>::Unwrap(ep);
+    Napi::Value v = CallExpecting("wakeRead", code, [&] {
+      return Napi::Value(Napi::Number::New(w.env, static_cast<double>(raw->WakeRead(w.env))));
+    });
+    if (code.empty()) ExpectNumber("wakeRead", v, expect);
+  }
+
+  // bindWakeRead(words) (what 0), setWakeTarget(buffer) (1), bindWatch(word)
+  // (2): a Uint32Array of at least 5 words, a Uint8Array of any length or
+  // null, a Uint32Array of at least 1 word or null. setWakeTarget and
+  // bindWatch drop what was bound before they check; bindWakeRead keeps it.
+  void BindArray(fuzz::Input& in, int what) {
+    static const char* kNames[] = {"bindWakeRead", "setWakeTarget", "bindWatch"};
+    uint8_t k = in.u8();
+    bool null = (k & 0x0f) == 0;
+    bool wrong = (k & 0x70) == 0x70;
+    bool as_bytes = (what == 1) != wrong;  // the type passed
+    size_t elems = as_bytes ? in.upto(rx.size + 64) : (k & 0x80) ? k % 8 : (what == 0 ? xenring::kWakeWords : 1) + (k & 3);
+    size_t unit = as_bytes ? 1 : 4;
+    fuzz::Block* b = Alloc(elems * unit);
+    size_t least = what == 0 ? xenring::kWakeWords : what == 2 ? 1 : 0;
+    Snapshot();
+    std::string code;
+    if (null) code = what == 0 ? "ERR_INVALID_ARG_TYPE" : "";
+    else if (wrong) code = "ERR_INVALID_ARG_TYPE";
+    else if (elems < least) code = "ERR_OUT_OF_RANGE";
+    if (!closed) {
+      bool bound = code.empty() && !null;
+      if (what == 0 && bound) wake = reinterpret_cast<uint32_t*>(b->mem.get());
+      if (what == 1) {
+        wake_target = bound ? b->mem.get() : nullptr;
+        wake_target_len = bound ? elems : 0;
+      }
+      if (what == 2) watch = bound ? reinterpret_cast<uint32_t*>(b->mem.get()) : nullptr;
+    }
+    Napi::Value arg = null ? w.env.Null()
+                           : Napi::Value(Napi::TypedArray::NewView(w.env, b->mem.get(), elems * unit,
+                                                                   as_bytes ? napi_uint8_array : napi_uint32_array));
+    Expect(kNames[what], code, [&] { return fuzz::Call(ep, kNames[what], {arg}); });
+  }
+
+  // What JS does to arm a wake-up read: plain stores into the words.
+  void Arm(fuzz::Input& in) {
+    if (wake == nullptr) return;
+    uint8_t k = in.u8();
+    uint32_t len = static_cast<uint32_t>(wake_target_len);
+    wake[xenring::kWakeArmed] = (k & 1) ? 1 : in.u32();
+    wake[xenring::kWakeOffset] = (k & 2) ? in.u32() : in.upto(len);
+    wake[xenring::kWakeMax] = (k & 4) ? in.u32() : in.upto(len - std::min(len, wake[xenring::kWakeOffset]));
+    wake[xenring::kWakeWatch] = (k >> 3) & 1;
+    wake[xenring::kWakeMark] = watch != nullptr && (k & 0x10) ? *watch : in.u32();
   }
 
   // requestData / requestSpace / waitData(arm): set our bit in the peer's
@@ -370,16 +468,23 @@ struct Harness : fuzz::Memory {
       case 6: Request(true); break;
       case 7: Request(false); break;
       case 8: {
-        double micros = in.u8() & 1;
+        // Spare bits of the micros byte: pass the watched argument, as seen or moved.
+        uint8_t m = in.u8();
+        double micros = m & 1;
+        bool pass_watch = (m & 2) != 0;
+        uint32_t watched = watch == nullptr ? 0 : (m & 4) ? *watch : *watch + 1;
         bool arm = in.u8() & 1;
         Snapshot();
         ok = ReadyOk(&v);
         std::string code = Code(ok);
+        // A spin the watched word ended asks for no wake-up (only a spin looks at it).
+        bool moved = micros > 0 && pass_watch && watch != nullptr && *watch != watched;
         if (ok && !closed) {
-          if (v == 0 && arm) *Expected(ctrl + peer_notify) |= kNotifyWrite;
+          if (v == 0 && arm && !moved) *Expected(ctrl + peer_notify) |= kNotifyWrite;
           code = ExpectPublish();
         }
         ExpectNumber("waitData", Expect("waitData", code, [&] {
+          if (pass_watch) return fuzz::Call(ep, "waitData", {w.Num(micros), w.Bool(arm), w.Num(watched)});
           return fuzz::Call(ep, "waitData", {w.Num(micros), w.Bool(arm)});
         }), v);
         break;
@@ -469,13 +574,27 @@ struct Harness : fuzz::Memory {
         notifier->ack_ret = kAcks[in.u8() % 5];
         break;
       }
-      case 18:
-        if ((in.u8() & 7) != 0) break;  // rare: everything after it must fail cleanly
-        Snapshot();
-        fuzz::Call(ep, "close");
-        Verify("close");
-        closed = true;
+      case 18: {
+        uint8_t k = in.u8();
+        switch (k & 7) {
+          case 0:  // rare: everything after it must fail cleanly
+            Snapshot();
+            fuzz::Call(ep, "close");
+            Verify("close");
+            closed = true;
+            break;
+          case 1: BindArray(in, 2); break;  // bindWatch
+          case 2:  // the peer announces: its watched word moves
+            if (watch != nullptr) *watch += 1 + (k >> 3);
+            break;
+          case 3: WakeRead(); break;
+          case 4: BindArray(in, 0); break;  // bindWakeRead
+          case 5: BindArray(in, 1); break;  // setWakeTarget
+          case 6: Arm(in); break;
+          default: break;
+        }
         break;
+      }
       // ---- the peer ----------------------------------------------------------
       case 19: case 20: {  // produce k bytes honestly (or overfill: k up to the ring size)
         uint32_t k = in.upto(rx.size), prod = *rx.prod;

@@ -1,8 +1,10 @@
 /**
  * RingChannel: drives one RingLink for a stream. It sleeps on the link's wait
- * fd through libuv and, on each wake-up, services the ring in one native call
- * (service(): wake-ups consumed, ring state published), then lets its
- * reader (reader.ts) and writer (writer.ts) move bytes. The connection's
+ * fd through libuv. A reader that went to sleep armed its next read, which
+ * the fd's watcher does natively before calling back (wake-ups consumed,
+ * bytes read, ring state published: one crossing per wake-up); otherwise a
+ * wake-up is serviced in one native call. Then its reader (reader.ts) and
+ * writer (writer.ts) move bytes. The connection's
  * lifecycle is one explicit state (lifecycle.ts); the vchan bytes are read
  * and written through vchan_state.ts. It knows nothing about how the pages
  * were shared.
@@ -84,7 +86,9 @@ export class RingChannel {
     );
     // A completion sent from a GC callback failed: the peer broke the pool protocol.
     if (pool) pool.onError = (err) => this.fail(err);
-    this.waitWatcher = new native.FdWatcher(link.waitFd, (events) => this.onWake(events));
+    this.waitWatcher = new native.FdWatcher(link.waitFd, (events, read, error) => this.onWake(events, read, error));
+    // A wake-up then reads natively what the sleeping reader armed (one crossing).
+    if (this.reader.readsOnWake) this.waitWatcher.bindRing(link.endpoint);
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
       this.hangupWatcher = new native.FdWatcher(link.hangupFd, (events) => (events < 0 ? this.fail(pollError(events)) : this.onHangup()));
@@ -209,24 +213,33 @@ export class RingChannel {
     this.hangupWatcher?.unref();
   }
 
-  private onWake(events: number): void {
+  /** `read` (>= 0): the wake-up's native read armed by the reader took the wake-ups and these bytes; `error`: it failed. */
+  private onWake(events: number, read = -1, error?: Error): void {
     if (this.life.closed) return;
     if (events < 0) {
       this.fail(pollError(events));
       return;
     }
+    if (error !== undefined) {
+      this.fail(error);
+      return;
+    }
     // A reading reader consumes the wake-ups in its first read (one call);
     // otherwise service() does: wake-ups consumed, state published.
-    const reading = this.reader.isReading;
-    if (!reading) {
-      try {
-        this.state.service();
-      } catch (err) {
-        this.fail(err as Error);
-        return;
+    if (read >= 0) {
+      this.reader.onWokenRead(read);
+    } else {
+      const reading = this.reader.isReading;
+      if (!reading) {
+        try {
+          this.state.service();
+        } catch (err) {
+          this.fail(err as Error);
+          return;
+        }
       }
+      this.reader.onWake(reading);
     }
-    this.reader.onWake(reading);
     if (this.writer.hasPending) this.writer.flush();
     if (!this.life.closed && !this.reader.isReading && !this.writer.hasPending && this.state.peerGone) {
       this.life.on('peerGone');

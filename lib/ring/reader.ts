@@ -6,7 +6,7 @@
  * macrotask for more than a turn's budget, however fast the peer produces.
  * @internal
  */
-import { ReadFlag } from '../native';
+import { ReadFlag, WakeWord } from '../native';
 import type { PoolReceiver } from '../pool/pool_receiver';
 import { ReadPool } from './read_pool';
 import { SpinBackoff } from './spin_backoff';
@@ -86,6 +86,16 @@ export class RingReader {
    * the pump ends without one. Until then the state array is stale.
    */
   private ackPending = false;
+  /**
+   * The wake-read words (native WakeWord): armed when the pump goes to sleep,
+   * so the next wake-up reads natively before JS runs (one crossing per
+   * wake-up: onWokenRead() gets the bytes). null: the endpoint cannot (a fake).
+   */
+  private readonly wake: Uint32Array | null = null;
+  /** The buffer the endpoint reads into on a wake-up (bound natively). */
+  private wakeTarget: Uint8Array | null = null;
+  /** The armed read goes to the owner's buffer (onread), not the read pool. */
+  private wakeIntoTarget = false;
 
   constructor(
     private readonly state: VchanState,
@@ -101,6 +111,15 @@ export class RingReader {
     // a payload ends it as a ring byte does.
     const word = receiver?.announceWord ?? null;
     if (word !== null) state.endpoint.bindWatch?.(word);
+    if (typeof state.endpoint.bindWakeRead === 'function') {
+      this.wake = new Uint32Array(WakeWord.Count);
+      state.endpoint.bindWakeRead(this.wake);
+    }
+  }
+
+  /** Wake-ups may read natively (the channel binds its watcher to the endpoint). */
+  get readsOnWake(): boolean {
+    return this.wake !== null;
   }
 
   /** True while delivering, or waiting for the peer's next bytes. */
@@ -117,12 +136,14 @@ export class RingReader {
 
   pause(): void {
     this.reading = false;
+    this.disarm();
   }
 
   /** For good (the channel closed or failed). */
   stop(): void {
     this.stopped = true;
     this.reading = false;
+    this.disarm();
   }
 
   /**
@@ -136,10 +157,24 @@ export class RingReader {
     this.pump(true);
   }
 
-  /** `chained`: called by an in-tick spin, in the macrotask of the pump before it. */
-  private pump(fresh: boolean, chained = false): void {
+  /**
+   * The peer woke us and the endpoint already did the read armed when we
+   * went to sleep (armWake): the wake-ups are consumed, `got` bytes are in
+   * the armed buffer and the state array is current.
+   */
+  onWokenRead(got: number): void {
+    if (!this.reading || this.stopped) return; // never armed so: pause() and stop() disarm
+    this.pump(true, false, got);
+  }
+
+  /**
+   * `chained`: called by an in-tick spin, in the macrotask of the pump before it.
+   * `woken`: bytes a wake-up already read into the armed buffer.
+   */
+  private pump(fresh: boolean, chained = false, woken = 0): void {
     if (this.pumping) return;
     this.pumping = true;
+    this.disarm();
     const ep = this.state.endpoint;
     // Why: an exception thrown by the owner's handlers (user code) is the
     // user's, as with net (uncaught); only the ring's own errors fail the channel.
@@ -150,6 +185,14 @@ export class RingReader {
     try {
       if (!fresh) ep.waitData(0); // publishes the state without spinning
       this.writtenMark = this.host.written?.() ?? 0;
+      if (woken > 0) {
+        reads++;
+        this.delivered(woken);
+        bytes += woken;
+        delivering = true;
+        if (!(this.wakeIntoTarget ? this.sink.channelRead!(woken) : this.sink.channelData(this.pool!.take(woken)))) this.reading = false;
+        delivering = false;
+      }
       while (this.reading && !this.stopped) {
         // With a pool: how many ring bytes may be read before the next payload (0: it is due now).
         const allowance = this.receiver !== null ? this.poolAllowance() : Infinity;
@@ -191,7 +234,10 @@ export class RingReader {
           // no kick and us no wake-up (asking in the read that emptied the
           // ring saved this call but lost that: 1.5-2.5 µs more per round
           // trip as bench/crossings.js --spin-micros 0 --fork counts it).
-          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) return;
+          if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) {
+            this.armWake();
+            return;
+          }
           continue;
         }
         if (this.turnSpent(bytes, reads)) return;
@@ -244,6 +290,46 @@ export class RingReader {
     if (!this.ackPending) return this.state.endpoint.read(target, offset, max);
     this.ackPending = false;
     return this.state.endpoint.read(target, offset, max, ReadFlag.Ack, this.receiver?.announceMark);
+  }
+
+  /**
+   * Going to sleep: has the next wake-up read natively (see onWokenRead)
+   * into the buffer the pump would read into next, no further than a pool
+   * payload due (its allowance; the watched mark covers one announced later).
+   */
+  private armWake(): void {
+    const w = this.wake;
+    if (w === null || !this.reading || this.stopped) return;
+    // payloadDue() just polled: the allowance is current.
+    const allowance = this.receiver !== null ? this.receiver.allowance(this.ringRead) : Infinity;
+    if (allowance === 0) return;
+    const target = this.sink.channelTarget?.() ?? null;
+    let buffer: Uint8Array;
+    if (target !== null) {
+      buffer = target;
+      w[WakeWord.Offset] = 0;
+      w[WakeWord.Max] = Math.min(target.length, allowance);
+    } else {
+      this.pool ??= new ReadPool(2 * this.options.maxChunk);
+      const room = this.pool.space(Math.min(this.options.maxChunk, allowance));
+      buffer = room.buffer;
+      w[WakeWord.Offset] = room.offset;
+      w[WakeWord.Max] = room.length;
+    }
+    // A new slab, or the owner's next buffer: one call (a slab serves many reads).
+    if (buffer !== this.wakeTarget) {
+      this.state.endpoint.setWakeTarget!(buffer);
+      this.wakeTarget = buffer;
+    }
+    const mark = this.receiver?.announceMark;
+    w[WakeWord.Watch] = mark === undefined ? 0 : 1;
+    w[WakeWord.Mark] = mark ?? 0;
+    this.wakeIntoTarget = target !== null;
+    w[WakeWord.Armed] = 1;
+  }
+
+  private disarm(): void {
+    if (this.wake !== null) this.wake[WakeWord.Armed] = 0;
   }
 
   private consumeWake(): void {
@@ -377,7 +463,10 @@ export class RingReader {
         this.spin.succeeded();
       } else {
         this.spin.failed();
-        if (!this.state.peerDoneWriting) return; // sleep until woken
+        if (!this.state.peerDoneWriting) {
+          this.armWake();
+          return; // sleep until woken
+        }
       }
     } catch (err) {
       this.stop();
