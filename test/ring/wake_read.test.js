@@ -14,7 +14,7 @@ const { ringPair } = require('./pair');
 const xenring = require('../..');
 
 /** lib/native.ts WakeWord (a const enum: gone from dist). */
-const W = { Armed: 0, Offset: 1, Max: 2, Watch: 3, Mark: 4, Count: 5 };
+const W = { Armed: 0, Offset: 1, Max: 2, Watch: 3, Mark: 4, Sleep: 5, Count: 6 };
 const LEFT_PROD = native.layout.leftProd; // the server's rx ring: the client's producer index
 
 /**
