@@ -174,4 +174,18 @@ describe('hostile peer: the wake-up read of a sleeping reader', function () {
     });
   }
 
+  it('an onread buffer detached while the read is armed fails the socket with ERR_INVALID_STATE (no read into it, no busy loop)', async function () {
+    const { peer, port } = await attacker('later', { first: 50, total: 3000 });
+    const v = victim(port, 100);
+    assert.equal(await within(peer.line(), 20000, 'asleep'), 'asleep');
+    assert.ok(Buffer.concat(v.chunks).equals(pattern(50)));
+    const before = { ...woken };
+    // The user gives the buffer's memory away (as postMessage's transfer list would).
+    structuredClone(v.onread.buffer, { transfer: [v.onread.buffer] });
+    assert.equal(v.onread.length, 0);
+    peer.child.stdin.write('go\n');
+    assert.deepEqual(await within(v.done, 10000, 'a detached buffer'), { how: 'error', code: 'ERR_INVALID_STATE' });
+    assert.equal(woken.bytes, before.bytes, 'nothing was read into the detached buffer');
+    await nothingLeaked(v, peer);
+  });
 });
