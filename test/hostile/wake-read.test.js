@@ -16,6 +16,8 @@ const { native } = require('../../dist/native');
 const xenring = require('../..');
 
 let serial = 0;
+/** Peers and sockets of the running test: a failed one leaves none to the next. */
+const live = new Set();
 
 /** Our mappings of the peer's memfd (peer.py names it "hostile"): the ring pages. */
 function ringMappings() {
@@ -33,6 +35,7 @@ function pattern(n) {
 async function attacker(attack, opts = {}) {
   const port = `wake-${process.pid}-${serial++}`;
   const peer = hostilePeer('ring', { path: path.join(process.env.XENRING_DIR, `${port}.sock`), reply: 'honest', attack, ...opts });
+  live.add(peer);
   assert.equal(await peer.line(), 'ready');
   return { peer, port };
 }
@@ -59,6 +62,7 @@ function victim(port, onreadSize = 0) {
   if (onreadSize === 0) socket.on('data', keep);
   const timer = setInterval(() => result.ticks++, 10);
   result.socket = socket;
+  live.add(socket);
   result.done = new Promise((resolve) => {
     const finish = (how, err) => {
       clearInterval(timer);
@@ -99,6 +103,18 @@ describe('hostile peer: the wake-up read of a sleeping reader', function () {
   });
   after(function () {
     native.FdWatcher = RealWatcher;
+  });
+
+  afterEach(async function () {
+    for (const x of live) {
+      if (x.destroy) {
+        x.destroy();
+      } else if (x.child.exitCode === null && x.child.signalCode === null) {
+        x.child.kill('SIGKILL'); // a peer stuck in a send the client never drains
+        await x.exited;
+      }
+    }
+    live.clear();
   });
 
   let fdsBefore;
