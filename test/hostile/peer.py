@@ -438,13 +438,16 @@ def attack_garbage(ring, opts):
 
 def attack_later(ring, opts):
     """Sends `first` bytes, says "asleep" once the client sleeps with its read
-    armed, then on a "go" line from the test sends `total` more (the test
-    acts on the client in between)."""
+    armed, then on a "go" line from the test sends `total` more with `storm`
+    extra kicks per chunk and while the ring is full, and fin (the test acts
+    on the client in between)."""
     ring.send(pattern(opts["first"]), 0, 1000)
     ring.wait_asleep()
     out("asleep")
     sys.stdin.readline()
-    ring.send(pattern(opts["total"]), 0, 1000)
+    ring.send(pattern(opts["total"]), opts.get("storm", 0), 1000)
+    ring.mem[SRV_FIN] = 1
+    ring.kick()
     out({"sent": opts["total"]})
 
 

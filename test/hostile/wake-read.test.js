@@ -204,4 +204,23 @@ describe('hostile peer: the wake-up read of a sleeping reader', function () {
     assert.equal(woken.bytes, before.bytes, 'nothing was read into the detached buffer');
     await nothingLeaked(v, peer);
   });
+
+  it('paused while the read is armed, then stormed with the ring full: no data event, the loop turns; resume() delivers every byte', async function () {
+    const total = 64 * 1024;
+    const { peer, port } = await attacker('later', { first: 50, total, storm: 16 });
+    const v = victim(port);
+    assert.equal(await within(peer.line(), 20000, 'asleep'), 'asleep');
+    v.socket.pause();
+    const delivered = v.chunks.length;
+    const ticks = v.ticks;
+    peer.child.stdin.write('go\n');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(v.chunks.length, delivered, 'data while paused');
+    assert.ok(v.ticks - ticks >= 20, `the event loop turned only ${v.ticks - ticks} times in a second`);
+    v.socket.resume();
+    assert.deepEqual(await within(v.done, 30000, 'resumed'), { how: 'end', code: undefined });
+    assert.deepEqual(await peer.line(), { sent: total });
+    assert.ok(Buffer.concat(v.chunks).equals(Buffer.concat([pattern(50), pattern(total)])), 'bytes differ');
+    await nothingLeaked(v, peer);
+  });
 });
