@@ -12,7 +12,7 @@ const { once } = require('node:events');
 const fs = require('node:fs');
 const { countFds } = require('../helpers/fixtures');
 const { hostilePeer } = require('./helpers');
-const { native } = require('../../dist/native');
+const { countWokenReads } = require('../helpers/wake_read');
 const xenring = require('../..');
 
 let serial = 0;
@@ -84,42 +84,11 @@ function within(promise, ms, what) {
 describe('hostile peer: the wake-up read of a sleeping reader', function () {
   this.timeout(60000);
 
-  // The wait fds' watchers are wrapped to count the wake-ups whose read was
-  // done natively (read >= 0) or failed there (error): the path under attack.
-  let RealWatcher;
-  let woken;
-  before(function () {
-    RealWatcher = native.FdWatcher;
-    native.FdWatcher = function CountingWatcher(fd, callback) {
-      return new RealWatcher(fd, (events, read, error) => {
-        if (read !== undefined && read >= 0) {
-          woken.calls++;
-          woken.bytes += read;
-        }
-        if (error !== undefined) woken.errors.push(error.code);
-        return callback(events, read, error);
-      });
-    };
-  });
-  after(function () {
-    native.FdWatcher = RealWatcher;
-  });
-
-  afterEach(async function () {
-    for (const x of live) {
-      if (x.destroy) {
-        x.destroy();
-      } else if (x.child.exitCode === null && x.child.signalCode === null) {
-        x.child.kill('SIGKILL'); // a peer stuck in a send the client never drains
-        await x.exited;
-      }
-    }
-    live.clear();
-  });
+  // Wake-ups whose read the watcher did natively, or that failed there: the path under attack.
+  const woken = countWokenReads();
 
   let fdsBefore;
   beforeEach(function () {
-    woken = { calls: 0, bytes: 0, errors: [] };
     fdsBefore = countFds();
   });
 

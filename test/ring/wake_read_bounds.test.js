@@ -7,9 +7,7 @@
 const assert = require('node:assert/strict');
 const { native } = require('../../dist/native');
 const { ringPair } = require('./pair');
-
-/** lib/native.ts WakeWord (a const enum: gone from dist). */
-const W = { Armed: 0, Offset: 1, Max: 2, Watch: 3, Mark: 4, Count: 5 };
+const { W, arm } = require('../helpers/wake_read');
 const GUARD = 64;
 
 describe('ring: the wake-up read never writes outside its target', function () {
@@ -32,11 +30,7 @@ describe('ring: the wake-up read never writes outside its target', function () {
 
   /** Arms with raw words, has the client write `bytes` and kick: resolves with the callback's { read, error }. */
   function wake(offset, max, bytes, mark) {
-    words[W.Offset] = offset;
-    words[W.Max] = max;
-    words[W.Watch] = mark === undefined ? 0 : 1;
-    words[W.Mark] = mark ?? 0;
-    words[W.Armed] = 1;
+    arm(words, offset, max, mark);
     pair.server.requestData();
     const done = new Promise((resolve) => (pending = (r) => ((pending = null), resolve(r))));
     pair.client.write(bytes);
