@@ -350,13 +350,17 @@ class RightRing:
     def __init__(self, mem, order, kick_fd):
         self.mem, self.size, self.kick_fd = mem, 1 << order, kick_fd
         self.base = 4096 + self.size
+        # Indices as whole aligned words: struct's "<I" packs and unpacks a
+        # byte at a time, so the client could see (and we could read) a torn
+        # index, which is corrupt: an honest peer must not write one.
+        self.words = memoryview(mem).cast("I")
         self.prod = self.u32(PROD)
 
     def u32(self, off):
-        return struct.unpack_from("<I", self.mem, off)[0]
+        return self.words[off // 4]
 
     def set_prod(self, v):
-        struct.pack_into("<I", self.mem, PROD, v & 0xFFFFFFFF)
+        self.words[PROD // 4] = v & 0xFFFFFFFF
 
     def kick(self, times=1):
         # As an honest writer does before it kicks: the client's request is answered.
