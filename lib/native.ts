@@ -48,7 +48,9 @@ export const enum WakeWord {
   /** 1: read nothing if the bindWatch() word differs from Mark. */
   Watch = 3,
   Mark = 4,
-  Count = 5,
+  /** 1: once the watcher's callback returns, ask for a wake-up and re-check (natively: waitData(0, true)). */
+  Sleep = 5,
+  Count = 6,
 }
 
 /** One side of a vchan ring pair. Every peer-written index is validated (EPROTO). */
@@ -121,9 +123,12 @@ export interface Notifier {
  * An FdWatcher's callback: `events` (< 0: a libuv error). With a ring bound
  * (bindRing), a readable event also passes the armed wake-up read's result:
  * `read` bytes (-1: none was armed; the wake-ups are still pending) or the
- * `error` it threw.
+ * `error` it threw, and its `round`: 0 for the wake-up; after a callback
+ * that set WakeWord.Sleep, the watcher asks for the wake-up, and if bytes
+ * (or the peer's fin, or a payload) came first, reads and calls again with
+ * the next round instead of sleeping.
  */
-export type FdWatcherCallback = (events: number, read?: number, error?: Error) => void;
+export type FdWatcherCallback = (events: number, read?: number, error?: Error, round?: number) => void;
 
 export interface FdWatcher {
   start(events: number): void;

@@ -39,7 +39,9 @@ Napi::Function FdWatcher::Init(Napi::Env env) {
 
 // new FdWatcher(fd, callback(events: number /* <0: uv error */[, read, error]))
 // With a ring bound (bindRing), a readable event also passes the wake-up's
-// read: the bytes it read (-1: none was armed) or the Error it threw.
+// read: the bytes it read (-1: none was armed) or the Error it threw, and
+// the round (0: the wake-up; n: the n-th reply found after a callback that
+// asked to sleep, see RingEndpoint::SleepOnReturn).
 FdWatcher::FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatcher>(info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -108,15 +110,29 @@ void FdWatcher::Deliver(int value) {
   try {
     Napi::Value events = Napi::Number::New(env, value);
     if (ring_ != nullptr && value > 0 && (value & UV_READABLE) != 0) {
-      int64_t n = -1;
-      Napi::Value error = Napi::Env(env).Undefined();
-      try {
-        n = ring_->WakeRead(env);
-      } catch (const Napi::Error& e) {
-        // The ring's error is the channel's (it fails), not a listener's.
-        if (!e.IsEmpty()) error = e.Value();
+      // Round 0 is the wake-up; each later round is a reply that came before
+      // the reader slept (SleepOnReturn), read and delivered without waiting
+      // for the poll. JS bounds the rounds (it passes on asking to sleep).
+      for (uint32_t round = 0;; round++) {
+        int64_t n = -1;
+        Napi::Value error = Napi::Env(env).Undefined();
+        bool again = false;
+        try {
+          n = ring_->WakeRead(env, round == 0);
+        } catch (const Napi::Error& e) {
+          // The ring's error is the channel's (it fails), not a listener's.
+          if (!e.IsEmpty()) error = e.Value();
+        }
+        callback_.MakeCallback(Value(), {events, Napi::Number::New(env, static_cast<double>(n)), error,
+                                         Napi::Number::New(env, round)}, *context_);
+        if (ring_ == nullptr || !error.IsUndefined()) break;  // closed by the callback, or failed
+        try {
+          again = ring_->SleepOnReturn(env);
+        } catch (const Napi::Error&) {
+          again = true;  // the next round's read meets the same error and reports it
+        }
+        if (!again) break;
       }
-      callback_.MakeCallback(Value(), {events, Napi::Number::New(env, static_cast<double>(n)), error}, *context_);
     } else {
       callback_.MakeCallback(Value(), {events}, *context_);
     }

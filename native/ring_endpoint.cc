@@ -391,7 +391,7 @@ size_t RingEndpoint::ReadInto(Napi::Env env, uint8_t* dst, size_t max, bool ack,
   return n;
 }
 
-int64_t RingEndpoint::WakeRead(Napi::Env env) {
+int64_t RingEndpoint::WakeRead(Napi::Env env, bool ack) {
   if (ctrl_ == nullptr || wake_ == nullptr) return -1;
   // A detached array is no longer ours (as the state array): stop.
   if (wake_ref_.Value().IsDetached()) {
@@ -408,7 +408,25 @@ int64_t RingEndpoint::WakeRead(Napi::Env env) {
   uint64_t len = ta.ByteLength(), offset = wake_[kWakeOffset], max = wake_[kWakeMax];
   if (max == 0 || offset + max > len) return -1;
   uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset() + offset;
-  return static_cast<int64_t>(ReadInto(env, dst, max, true, wake_[kWakeWatch] != 0, wake_[kWakeMark]));
+  return static_cast<int64_t>(ReadInto(env, dst, max, ack, wake_[kWakeWatch] != 0, wake_[kWakeMark]));
+}
+
+bool RingEndpoint::SleepOnReturn(Napi::Env env) {
+  if (ctrl_ == nullptr || wake_ == nullptr || wake_[kWakeSleep] == 0) return false;
+  if (wake_ref_.Value().IsDetached()) {
+    wake_ = nullptr;
+    wake_ref_.Reset();
+    return false;
+  }
+  wake_[kWakeSleep] = 0;
+  RequestNotify(kNotifyWrite);
+  Publish(env);
+  // The peer finished or left: JS ends the stream (read by peerDoneWriting).
+  uint16_t peer = LoadPeerState(env);
+  if ((peer >> 8) != 0 || (peer & 0xff) == kLiveGone) return true;
+  if (Available(env) > 0) return true;
+  const volatile uint32_t* w = wake_[kWakeWatch] != 0 ? Watched() : nullptr;
+  return w != nullptr && __atomic_load_n(w, __ATOMIC_ACQUIRE) != wake_[kWakeMark];
 }
 
 Napi::Value RingEndpoint::Readable(const Napi::CallbackInfo& info) {

@@ -39,7 +39,8 @@ enum WakeWord : uint32_t {
   kWakeMax = 2,     // at most this many bytes
   kWakeWatch = 3,   // 1: read nothing if the bindWatch() word differs from kWakeMark
   kWakeMark = 4,
-  kWakeWords = 5,
+  kWakeSleep = 5,   // 1: ask for the wake-up once the callback returned (SleepOnReturn)
+  kWakeWords = 6,
 };
 
 // bindRingMethods(endpoint) (ring_endpoint_bound.cc).
@@ -56,12 +57,18 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   // nullptr unless `v` is a constructed RingEndpoint (ring_endpoint_bound.cc).
   static RingEndpoint* FromValue(Napi::Value v);
   // A wake-up's read (fd_watcher.cc, before it calls JS): if JS armed one
-  // (kWakeArmed), disarms it, consumes the wake-ups and reads up to
+  // (kWakeArmed), disarms it, consumes the wake-ups (`ack`) and reads up to
   // kWakeMax bytes into the wake target, as read(..., Ack, mark) would.
   // Returns the bytes read, or -1 when nothing was armed (or the target no
   // longer fits the words): JS then services the wake-up itself. Throws
   // what read() throws.
-  int64_t WakeRead(Napi::Env env);
+  int64_t WakeRead(Napi::Env env, bool ack);
+  // After the callback returned (fd_watcher.cc): if JS asked (kWakeSleep),
+  // asks the peer for a wake-up and re-checks, as waitData(0, true) would.
+  // True when it must not sleep: bytes arrived, the peer finished or left,
+  // or the watched word moved (then the watcher calls back again, without
+  // waiting for a wake-up). Throws what waitData() throws.
+  bool SleepOnReturn(Napi::Env env);
 
  private:
   struct Ring {

@@ -351,7 +351,8 @@ struct Harness : fuzz::Memory {
   // WakeRead(): what an FdWatcher bound to the endpoint does on a wake-up
   // before calling JS. -1 unless armed (and then disarmed) with a target
   // that holds the armed range; otherwise read(target, offset, max, Ack, mark).
-  void WakeRead() {
+  // `ack`: false for the later rounds after SleepOnReturn (no wake-up to consume).
+  void WakeRead(bool ack) {
     Snapshot();
     double expect = -1;
     std::string code;
@@ -360,14 +361,14 @@ struct Harness : fuzz::Memory {
       uint64_t off = wake[xenring::kWakeOffset], max = wake[xenring::kWakeMax];
       if (wake_target != nullptr && max != 0 && off + max <= wake_target_len) {
         size_t n = 0;
-        code = ModelRead(max, true, wake[xenring::kWakeWatch] != 0, wake[xenring::kWakeMark], &n,
+        code = ModelRead(max, ack, wake[xenring::kWakeWatch] != 0, wake[xenring::kWakeMark], &n,
                          [&](size_t i, uint8_t b) { *Expected(wake_target + off + i) = b; });
         expect = static_cast<double>(n);
       }
     }
     auto* raw = Napi::ObjectWrap<xenring::RingEndpoint>::Unwrap(ep);
     Napi::Value v = CallExpecting("wakeRead", code, [&] {
-      return Napi::Value(Napi::Number::New(w.env, static_cast<double>(raw->WakeRead(w.env))));
+      return Napi::Value(Napi::Number::New(w.env, static_cast<double>(raw->WakeRead(w.env, ack))));
     });
     if (code.empty()) ExpectNumber("wakeRead", v, expect);
   }
@@ -587,7 +588,7 @@ struct Harness : fuzz::Memory {
           case 2:  // the peer announces: its watched word moves
             if (watch != nullptr) *watch += 1 + (k >> 3);
             break;
-          case 3: WakeRead(); break;
+          case 3: WakeRead((k & 8) == 0); break;
           case 4: BindArray(in, 0); break;  // bindWakeRead
           case 5: BindArray(in, 1); break;  // setWakeTarget
           case 6: Arm(in); break;

@@ -86,7 +86,7 @@ export class RingChannel {
     );
     // A completion sent from a GC callback failed: the peer broke the pool protocol.
     if (pool) pool.onError = (err) => this.fail(err);
-    this.waitWatcher = new native.FdWatcher(link.waitFd, (events, read, error) => this.onWake(events, read, error));
+    this.waitWatcher = new native.FdWatcher(link.waitFd, (events, read, error, round) => this.onWake(events, read, error, round));
     // A wake-up then reads natively what the sleeping reader armed (one crossing).
     if (this.reader.readsOnWake) this.waitWatcher.bindRing(link.endpoint);
     this.waitWatcher.start(UV_READABLE);
@@ -213,8 +213,8 @@ export class RingChannel {
     this.hangupWatcher?.unref();
   }
 
-  /** `read` (>= 0): the wake-up's native read armed by the reader took the wake-ups and these bytes; `error`: it failed. */
-  private onWake(events: number, read = -1, error?: Error): void {
+  /** `read` (>= 0): the wake-up's native read armed by the reader took the wake-ups and these bytes (`round`: see FdWatcherCallback); `error`: it failed. */
+  private onWake(events: number, read = -1, error?: Error, round = 0): void {
     if (this.life.closed) return;
     if (events < 0) {
       this.fail(pollError(events));
@@ -227,7 +227,7 @@ export class RingChannel {
     // A reading reader consumes the wake-ups in its first read (one call);
     // otherwise service() does: wake-ups consumed, state published.
     if (read >= 0) {
-      this.reader.onWokenRead(read);
+      this.reader.onWokenRead(read, round);
     } else {
       const reading = this.reader.isReading;
       if (!reading) {

@@ -55,6 +55,11 @@ const TICK_SPIN_MICROS = 10;
 /** In-tick spins in a row before one loop turn, so a ping-pong cannot starve
  * timers, I/O and promises. */
 const TICK_SPINS = 16;
+/** Rounds of one wake-up's callback that may ask to sleep (see onWokenRead);
+ * the round after the last asks in the pump. More than one kept the process
+ * in one macrotask for up to that many replies: with 16, a 16 MiB hand-off
+ * loop ran 5 major GCs instead of 0 (test/pool/handoff_gc.test.js). */
+const WAKE_ROUNDS = 1;
 
 export class RingReader {
   private reading = false;
@@ -96,6 +101,8 @@ export class RingReader {
   private wakeTarget: Uint8Array | null = null;
   /** The armed read goes to the owner's buffer (onread), not the read pool. */
   private wakeIntoTarget = false;
+  /** Inside the wait watcher's callback: its round (see onWokenRead); -1 outside. */
+  private wakeRound = -1;
 
   constructor(
     private readonly state: VchanState,
@@ -160,11 +167,20 @@ export class RingReader {
   /**
    * The peer woke us and the endpoint already did the read armed when we
    * went to sleep (armWake): the wake-ups are consumed, `got` bytes are in
-   * the armed buffer and the state array is current.
+   * the armed buffer and the state array is current. A pump that empties
+   * the ring here asks for its next wake-up only once this callback has
+   * returned (the watcher does it natively: one call fewer); if the reply
+   * came first, the watcher reads it and calls again with the next `round`.
    */
-  onWokenRead(got: number): void {
+  onWokenRead(got: number, round = 0): void {
     if (!this.reading || this.stopped) return; // never armed so: pause() and stop() disarm
-    this.pump(true, false, got);
+    this.wakeRound = round;
+    try {
+      // A later round is the same macrotask: it goes on with the turn's budget.
+      this.pump(true, round > 0, got);
+    } finally {
+      this.wakeRound = -1;
+    }
   }
 
   /**
@@ -234,6 +250,12 @@ export class RingReader {
           // no kick and us no wake-up (asking in the read that emptied the
           // ring saved this call but lost that: 1.5-2.5 µs more per round
           // trip as bench/crossings.js --spin-micros 0 --fork counts it).
+          // In the watcher's callback, the watcher asks once it returns
+          // (later still, and without a call; it re-checks for all of these).
+          if (this.wakeRound >= 0 && this.wakeRound < WAKE_ROUNDS && this.armWake()) {
+            this.wake![WakeWord.Sleep] = 1;
+            return;
+          }
           if (ep.waitData(0, true) === 0 && !this.state.peerDoneWriting && !this.payloadDue()) {
             this.armWake();
             return;
@@ -297,12 +319,12 @@ export class RingReader {
    * into the buffer the pump would read into next, no further than a pool
    * payload due (its allowance; the watched mark covers one announced later).
    */
-  private armWake(): void {
+  private armWake(): boolean {
     const w = this.wake;
-    if (w === null || !this.reading || this.stopped) return;
-    // payloadDue() just polled: the allowance is current.
+    if (w === null || !this.reading || this.stopped) return false;
+    // The pool was just polled (payloadDue(), or the pump's turn): the allowance is current.
     const allowance = this.receiver !== null ? this.receiver.allowance(this.ringRead) : Infinity;
-    if (allowance === 0) return;
+    if (allowance === 0) return false;
     const target = this.sink.channelTarget?.() ?? null;
     let buffer: Uint8Array;
     if (target !== null) {
@@ -326,10 +348,13 @@ export class RingReader {
     w[WakeWord.Mark] = mark ?? 0;
     this.wakeIntoTarget = target !== null;
     w[WakeWord.Armed] = 1;
+    return true;
   }
 
   private disarm(): void {
-    if (this.wake !== null) this.wake[WakeWord.Armed] = 0;
+    if (this.wake === null) return;
+    this.wake[WakeWord.Armed] = 0;
+    this.wake[WakeWord.Sleep] = 0;
   }
 
   private consumeWake(): void {

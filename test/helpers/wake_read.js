@@ -5,7 +5,7 @@
 const { native } = require('../../dist/native');
 
 /** lib/native.ts WakeWord (a const enum: gone from dist). */
-const W = { Armed: 0, Offset: 1, Max: 2, Watch: 3, Mark: 4, Count: 5 };
+const W = { Armed: 0, Offset: 1, Max: 2, Watch: 3, Mark: 4, Sleep: 5, Count: 6 };
 
 /** Arms `words` for up to `max` bytes at `offset` of the wake target; with `mark`, read nothing if the watched word moved from it. */
 function arm(words, offset, max, mark) {
@@ -27,13 +27,15 @@ function countWokenReads() {
   before(function () {
     Real = native.FdWatcher;
     native.FdWatcher = function CountingWatcher(fd, callback) {
-      return new Real(fd, (events, read, error) => {
+      // Every argument passes through (events, read, error, round, ...).
+      return new Real(fd, (...args) => {
+        const [, read, error] = args;
         if (read !== undefined && read >= 0) {
           woken.calls++;
           woken.bytes += read;
         }
         if (error !== undefined) woken.errors.push(error.code);
-        return callback(events, read, error);
+        return callback(...args);
       });
     };
   });

@@ -38,6 +38,8 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     const p = forkPeer('socket_peer.js', { receive: 'release', plan: back, allowHalfOpen: true });
     const { port } = await p.next('ready');
     const s = xenring.connect({ port, ringSize: RING });
+    // Listened for now: the socket may close before the peer's report comes.
+    const sClosed = closed(s);
     await once(s, 'connect');
     const checker = new PatternChecker();
     s.on('data', (d) => {
@@ -60,7 +62,7 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     assert.ok(st.receivedByRef > byRefWithoutRuns(back), `receivedByRef ${st.receivedByRef}, without runs ${byRefWithoutRuns(back)}`);
     assert.equal(r.stats.receivedByRef, st.sentByRef);
     assert.ok(st.bytesSentByRef < planBytes(plan), 'some bytes went through the ring');
-    await closed(s);
+    await sClosed;
     await p.exited;
   });
 
@@ -97,6 +99,8 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     const { server, port, accepted } = await listenOnce({ ringSize: RING });
     const p = forkPeer('socket_peer.js', { role: 'client', port, receive: 'onread', onreadSize: 20000 });
     const s = await accepted;
+    // Listened for now: the peer's fin can close the socket before its report comes.
+    const sClosed = closed(s);
     server.close();
     await p.next('connected');
     const plan = Array.from({ length: 1600 }, (_, i) => [32 * KiB + (i % 7), 'buf']);
@@ -108,7 +112,7 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     // Runs opened before the reader had copied one may still go; then the ring carries the rest.
     const st = s.poolStats();
     assert.ok(st.bytesSentByRef < planBytes(plan) / 5, `bytesSentByRef ${st.bytesSentByRef} of ${planBytes(plan)}`);
-    await closed(s);
+    await sClosed;
     await p.exited;
   });
 
@@ -117,6 +121,7 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     const p = forkPeer('socket_peer.js', { receive: 'hold', pool: { size: 16 * MiB } });
     const { port } = await p.next('ready');
     const s = xenring.connect({ port, ringSize: RING, pool: { size: 16 * MiB } });
+    const sClosed = closed(s); // listened for now, as above
     await once(s, 'connect');
     const plan = Array.from({ length: 1500 }, (_, i) => [32 * KiB + (i % 3), 'buf']);
     await writePlan(s, plan);
@@ -129,7 +134,7 @@ describe('pool: runs gather ordinary writes behind a full ring into one referenc
     assert.ok(st.sentByRef >= 1, 'runs were sent');
     assert.ok(st.bytesSentByRef <= 16 * MiB, `bytesSentByRef ${st.bytesSentByRef}`);
     assert.ok(st.bytesSentByRef < planBytes(plan) / 2, 'most bytes went through the ring once the pool was full');
-    await closed(s);
+    await sClosed;
     await p.exited;
   });
 });
