@@ -4,7 +4,7 @@
  * and are announced through a callback instead of 'data' events. Nothing is
  * allocated per read, which is what lets a receiver run at ring speed.
  */
-import { invalidArgType } from './errors';
+import { codedError, invalidArgType } from './errors';
 
 /** `options.onread`, as in net.connect(). */
 export interface OnReadOptions {
@@ -49,9 +49,12 @@ export class UserBuffer {
     if (this.generate && this.current === null) this.current = this.next();
   }
 
-  /** Where the next read goes. */
+  /** Where the next read goes. Throws once the buffer is gone: the reader fails the socket with it. */
   target(): Uint8Array {
     if (this.current === null) this.current = this.next();
+    // Checked at every read: the user may transfer (detach) or shrink it at
+    // any time, and an empty buffer would have the reader retry for ever.
+    if (this.current.length === 0) throw codedError('ERR_INVALID_STATE', 'Invalid state: the onread buffer was detached or shrunk to nothing');
     return this.current;
   }
 

@@ -334,12 +334,150 @@ def mode_flood(opts):
     wait_stdin_closed()
 
 
+# --- A peer that attacks a sleeping client's reader (issue 12: the wake-up read) ---
+
+PROD, CONS, SRV_NOTIFY, SRV_FIN = 12, 8, 23, 3077  # the right ring: we produce, the client consumes
+
+
+def pattern(n):
+    """The bytes the "stream" attacks send (the test computes the same)."""
+    return bytes((i * 7 + (i >> 9)) & 0xFF for i in range(n))
+
+
+class RightRing:
+    """The server-to-client ring of an accepted client, and the client's wake-up pipe."""
+
+    def __init__(self, mem, order, kick_fd):
+        self.mem, self.size, self.kick_fd = mem, 1 << order, kick_fd
+        self.base = 4096 + self.size
+        # Indices as whole aligned words: struct's "<I" packs and unpacks a
+        # byte at a time, so the client could see (and we could read) a torn
+        # index, which is corrupt: an honest peer must not write one.
+        self.words = memoryview(mem).cast("I")
+        self.prod = self.u32(PROD)
+
+    def u32(self, off):
+        return self.words[off // 4]
+
+    def set_prod(self, v):
+        self.words[PROD // 4] = v & 0xFFFFFFFF
+
+    def kick(self, times=1):
+        # As an honest writer does before it kicks: the client's request is answered.
+        self.mem[SRV_NOTIFY] &= ~1
+        for _ in range(times):
+            try:
+                os.write(self.kick_fd, b"x")
+            except BlockingIOError:  # the client's pipe is full: it is awake anyway
+                return
+            except BrokenPipeError:  # the client closed the ring (it failed it)
+                return
+
+    def wait_asleep(self, timeout=10.0):
+        """Until the client read all we wrote and asked to hear of our next
+        write (it armed its read and sleeps)."""
+        end = time.monotonic() + timeout
+        while not self.mem[SRV_NOTIFY] & 1 or self.u32(CONS) != self.prod:
+            if time.monotonic() > end:
+                raise TimeoutError("the client never went to sleep")
+            time.sleep(0.001)
+        time.sleep(0.05)  # past its arming, in the same JS turn as the request
+
+    def send(self, data, storm, chunk):
+        """Writes `data` honestly (never past the client's consumer index), kicking
+        `storm` extra times per chunk and while waiting for room."""
+        pos = 0
+        while pos < len(data):
+            used = (self.prod - self.u32(CONS)) & 0xFFFFFFFF
+            room = self.size - used
+            if room <= 0:
+                self.kick(storm)
+                time.sleep(0.0002)
+                continue
+            n = min(room, len(data) - pos, chunk)
+            at = self.prod & (self.size - 1)
+            first = min(n, self.size - at)
+            self.mem[self.base + at:self.base + at + first] = data[pos:pos + first]
+            if n > first:
+                self.mem[self.base:self.base + n - first] = data[pos + first:pos + n]
+            self.prod = (self.prod + n) & 0xFFFFFFFF
+            self.set_prod(self.prod)
+            pos += n
+            self.kick(1 + storm)
+
+
+def attack_stream(ring, opts):
+    """Every byte of a pattern, in uneven chunks, with a kick storm throughout; then fin."""
+    ring.send(pattern(opts["total"]), opts.get("storm", 0), opts.get("chunk", 1000))
+    ring.mem[SRV_FIN] = 1
+    ring.kick()
+    out({"sent": opts["total"]})
+
+
+def attack_storm(ring, opts):
+    """Kicks with nothing written for `seconds` while the client sleeps, then streams."""
+    ring.wait_asleep()
+    kicks = 0
+    end = time.monotonic() + opts["seconds"]
+    while time.monotonic() < end:
+        ring.kick(64)
+        kicks += 64
+    out({"kicks": kicks})
+    attack_stream(ring, opts)
+
+
+def attack_garbage(ring, opts):
+    """While the client sleeps (its read armed), a producer index it cannot
+    accept (opts["index"]: "over" the ring, "behind" its consumer index, or
+    "huge"), with some honest bytes first (opts["first"]); then kicks."""
+    if opts.get("first"):
+        ring.send(pattern(opts["first"]), 0, 1000)
+    ring.wait_asleep()
+    cons = ring.u32(CONS)
+    bad = {"over": cons + ring.size + 1, "behind": cons - 1, "huge": cons + 0x80000000}[opts["index"]]
+    ring.set_prod(bad)
+    ring.kick(opts.get("storm", 1))
+    out("attacked")
+
+
+def attack_later(ring, opts):
+    """Sends `first` bytes, says "asleep" once the client sleeps with its read
+    armed, then on a "go" line from the test sends `total` more with `storm`
+    extra kicks per chunk and while the ring is full, and fin (the test acts
+    on the client in between)."""
+    ring.send(pattern(opts["first"]), 0, 1000)
+    ring.wait_asleep()
+    out("asleep")
+    sys.stdin.readline()
+    ring.send(pattern(opts["total"]), opts.get("storm", 0), 1000)
+    ring.mem[SRV_FIN] = 1
+    ring.kick()
+    out({"sent": opts["total"]})
+
+
+def mode_ring(opts):
+    """Accept one client honestly, then attack the reader of its ring as opts["attack"] says."""
+    srv = listen(opts["path"], opts)
+    out("ready")
+    conn, _ = srv.accept()
+    data, hello_fds = recv_reply(conn)
+    order = 12
+    socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
+    fds = opts["_fds"]
+    mem = mmap.mmap(fds[0], 4096 + 2 * (1 << order))
+    os.set_blocking(hello_fds[0], False)
+    ring = RightRing(mem, order, hello_fds[0])
+    {"stream": attack_stream, "storm": attack_storm, "garbage": attack_garbage, "later": attack_later}[opts["attack"]](ring, opts)
+    wait_stdin_closed()
+
+
 MODES = {
     "flood": mode_flood,
     "plant": mode_plant,
     "server": mode_server,
     "hello-fds": mode_hello_fds,
     "ask": mode_ask,
+    "ring": mode_ring,
 }
 
 if __name__ == "__main__":

@@ -50,6 +50,17 @@ const phases = {
       s.on('error', () => {});
       s.once('data', () => post('now'));
     });`,
+  // spinMicros 0: terminated while its reader sleeps with the next read armed
+  // (the wait fd's watcher would read natively), then while the echoes of a
+  // stream wake it (and that read runs) over and over
+  armed: `
+    const s = xenring.connect({ port: workerData.port, spinMicros: 0 }, () => s.write('x'));
+    s.on('error', () => {});
+    s.once('data', () => setTimeout(() => post('now'), 5));`,
+  'armed-streaming': `
+    const s = xenring.connect({ port: workerData.port, spinMicros: 0 }, () => pump(s));
+    s.on('error', () => {});
+    s.once('data', () => post('now'));`,
   // terminated at a random moment (0-20 ms after start), whatever it is doing
   random: `
     const server = xenring.createServer((c) => c.pipe(c));

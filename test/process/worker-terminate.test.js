@@ -12,7 +12,7 @@ const { once } = require('node:events');
 require('../helpers/fixtures');
 
 const ROUNDS = Number(process.env.XENRING_TERMINATE_ROUNDS || 4);
-const PHASES = ['connecting', 'mid-transfer', 'destroy-in-data', 'exit-in-data', 'throw-in-data', 'listening', 'random'];
+const PHASES = ['connecting', 'mid-transfer', 'destroy-in-data', 'exit-in-data', 'throw-in-data', 'listening', 'armed', 'armed-streaming', 'random'];
 
 function forkQuiet(file, args) {
   const child = fork(path.join(__dirname, file), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

@@ -11,10 +11,9 @@ const { once } = require('node:events');
 const { native } = require('../../dist/native');
 const { RingChannel } = require('../../dist/ring/channel');
 const { ringPair } = require('./pair');
+const { W, arm, countWokenReads } = require('../helpers/wake_read');
 const xenring = require('../..');
 
-/** lib/native.ts WakeWord (a const enum: gone from dist). */
-const W = { Armed: 0, Offset: 1, Max: 2, Watch: 3, Mark: 4, Sleep: 5, Count: 6 };
 const LEFT_PROD = native.layout.leftProd; // the server's rx ring: the client's producer index
 
 /**
@@ -45,14 +44,6 @@ function watchedPair(options = {}) {
       pair.close();
     },
   };
-}
-
-function arm(words, offset, max, mark) {
-  words[W.Offset] = offset;
-  words[W.Max] = max;
-  words[W.Watch] = mark === undefined ? 0 : 1;
-  words[W.Mark] = mark ?? 0;
-  words[W.Armed] = 1;
 }
 
 describe('ring: a wake-up read natively (FdWatcher.bindRing)', function () {
@@ -274,28 +265,7 @@ function sleepingChannel() {
  */
 describe('ring: wake-up reads across processes (spinMicros 0)', function () {
   this.timeout(60000);
-  let RealWatcher;
-  const woken = { calls: 0, bytes: 0 };
-
-  before(function () {
-    RealWatcher = native.FdWatcher;
-    native.FdWatcher = function CountingWatcher(fd, callback) {
-      return new RealWatcher(fd, (events, read, error) => {
-        if (read !== undefined && read >= 0) {
-          woken.calls++;
-          woken.bytes += read;
-        }
-        return callback(events, read, error);
-      });
-    };
-  });
-  after(function () {
-    native.FdWatcher = RealWatcher;
-  });
-  beforeEach(function () {
-    woken.calls = 0;
-    woken.bytes = 0;
-  });
+  const woken = countWokenReads();
 
   async function echoPeer() {
     const child = fork(path.join(__dirname, 'fixtures', 'wake_echo.js'), ['0'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
