@@ -6,6 +6,7 @@
  * macrotask for more than a turn's budget, however fast the peer produces.
  * @internal
  */
+import { codedError } from '../errors';
 import { ReadFlag, WakeWord } from '../native';
 import type { PoolReceiver } from '../pool/pool_receiver';
 import { ReadPool } from './read_pool';
@@ -173,7 +174,13 @@ export class RingReader {
    * came first, the watcher reads it and calls again with the next `round`.
    */
   onWokenRead(got: number, round = 0): void {
-    if (!this.reading || this.stopped) return; // never armed so: pause() and stop() disarm
+    if (this.stopped) return; // closing: nothing more is delivered
+    if (!this.reading || this.pumping) {
+      // Never armed so (pause() and every pump disarm): bytes already taken
+      // out of the ring would be lost, so fail loudly rather than drop them.
+      if (got > 0) this.host.fail(codedError('ERR_INTERNAL_ASSERTION', `a wake-up read ${got} bytes for a reader that was not waiting`));
+      return;
+    }
     this.wakeRound = round;
     try {
       // A later round is the same macrotask: it goes on with the turn's budget.

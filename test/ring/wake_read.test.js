@@ -196,6 +196,26 @@ describe('ring: a wake-up read natively (FdWatcher.bindRing)', function () {
     pair.close();
   });
 
+  it('bytes a wake-up read for a reader that was not waiting fail the channel (ERR_INTERNAL_ASSERTION) instead of vanishing', function () {
+    const pair = ringPair(12, { wired: true });
+    let failed = null;
+    const owner = {
+      channelData: () => true,
+      channelActivity() {},
+      channelEnd() {},
+      channelError: (err) => (failed = err),
+    };
+    const channel = new RingChannel(serverLink(pair), owner, { spinMicros: 0 });
+    // Never resumed: nothing armed, so no wake-up can have read for it. A
+    // report of bytes read anyway (a bug) must not be dropped silently.
+    channel.reader.onWokenRead(0);
+    assert.equal(failed, null, 'no bytes: nothing to report');
+    channel.reader.onWokenRead(5);
+    assert.equal(failed?.code, 'ERR_INTERNAL_ASSERTION');
+    channel.close(true);
+    pair.close();
+  });
+
   it('a channel paused while its reader sleeps reads nothing on the next wake-up; resume() delivers it', async function () {
     const { channel, pair, chunks, calls } = sleepingChannel();
     channel.pause();
