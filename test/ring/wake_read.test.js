@@ -174,44 +174,43 @@ describe('ring: a wake-up read natively (FdWatcher.bindRing)', function () {
     pair.close();
   });
 
-  it('a channel whose sleeping reader finds a hostile index on a wake-up fails with EPROTO', async function () {
-    const pair = ringPair(12, { wired: true, keepFd: true });
-    let failed = null;
+  /** A channel owner that takes every chunk and keeps the channel's error. */
+  function failingOwner() {
     const owner = {
+      failed: null,
       channelData: () => true,
       channelActivity() {},
       channelEnd() {},
-      channelError: (err) => (failed = err),
+      channelError: (err) => (owner.failed = err),
     };
-    const link = serverLink(pair);
-    const channel = new RingChannel(link, owner, { spinMicros: 0 });
+    return owner;
+  }
+
+  it('a channel whose sleeping reader finds a hostile index on a wake-up fails with EPROTO', async function () {
+    const pair = ringPair(12, { wired: true, keepFd: true });
+    const owner = failingOwner();
+    const channel = new RingChannel(serverLink(pair), owner, { spinMicros: 0 });
     channel.resume(); // nothing to read: it asks for a wake-up and sleeps, its read armed
     const bad = Buffer.alloc(4);
     bad.writeUInt32LE(0xfffffff0);
     fs.writeSync(pair.fd, bad, 0, 4, LEFT_PROD);
     pair.client.kick();
-    for (let i = 0; i < 200 && failed === null; i++) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(failed?.code, 'EPROTO');
+    for (let i = 0; i < 200 && owner.failed === null; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(owner.failed?.code, 'EPROTO');
     channel.close(true);
     pair.close();
   });
 
   it('bytes a wake-up read for a reader that was not waiting fail the channel (ERR_INTERNAL_ASSERTION) instead of vanishing', function () {
     const pair = ringPair(12, { wired: true });
-    let failed = null;
-    const owner = {
-      channelData: () => true,
-      channelActivity() {},
-      channelEnd() {},
-      channelError: (err) => (failed = err),
-    };
+    const owner = failingOwner();
     const channel = new RingChannel(serverLink(pair), owner, { spinMicros: 0 });
     // Never resumed: nothing armed, so no wake-up can have read for it. A
     // report of bytes read anyway (a bug) must not be dropped silently.
     channel.reader.onWokenRead(0);
-    assert.equal(failed, null, 'no bytes: nothing to report');
+    assert.equal(owner.failed, null, 'no bytes: nothing to report');
     channel.reader.onWokenRead(5);
-    assert.equal(failed?.code, 'ERR_INTERNAL_ASSERTION');
+    assert.equal(owner.failed?.code, 'ERR_INTERNAL_ASSERTION');
     channel.close(true);
     pair.close();
   });
