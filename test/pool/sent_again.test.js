@@ -25,6 +25,7 @@ srv.listen({ port: 0, ringSize: 1 << 20 }, () => console.log(JSON.stringify({ po
 
 async function scenario(fillFirst) {
   const child = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit'); // listened for now: it may exit before its last line is read
   const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const { port } = JSON.parse((await lines.next()).value);
   const c = xenring.connect({ port, pool: { size: 8 << 20 } });
@@ -36,7 +37,7 @@ async function scenario(fillFirst) {
   c.write(loan);
   const [err] = await once(c, 'error');
   const { got } = JSON.parse((await lines.next()).value);
-  await once(child, 'exit');
+  await exited;
   return { err, got };
 }
 

@@ -288,11 +288,15 @@ describe('ring: wake-up reads across processes (spinMicros 0)', function () {
 
   async function echoPeer() {
     const child = fork(path.join(__dirname, 'fixtures', 'wake_echo.js'), ['0'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Listened for from the start: a parent held up (load, a GC) can see the
+    // child's exit before its own socket's 'close' (finish() then waited for
+    // an 'exit' already emitted, until the test timed out).
+    const exited = once(child, 'exit');
     const messages = [];
     child.on('message', (m) => messages.push(m));
     const [first] = await once(child, 'message');
     assert.equal(first.event, 'listening');
-    return { child, port: first.port, messages };
+    return { child, exited, port: first.port, messages };
   }
 
   /** Sends each message, waits for all of its bytes back and checks them; returns the socket. */
@@ -324,10 +328,11 @@ describe('ring: wake-up reads across processes (spinMicros 0)', function () {
   }
 
   async function finish(socket, peer) {
+    const closed = once(socket, 'close');
     socket.end();
     await once(socket, 'end');
-    await once(socket, 'close');
-    const [code] = await once(peer.child, 'exit');
+    await closed;
+    const [code] = await peer.exited;
     assert.equal(code, 0);
     assert.equal(peer.messages.filter((m) => m.event === 'error').length, 0, JSON.stringify(peer.messages));
     return peer.messages.find((m) => m.event === 'close');
