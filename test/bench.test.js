@@ -29,6 +29,7 @@ describe('bench', function () {
     assert.match(stdout, /\| \*\*xenring-onread ÷ uds-onread\*\* \|/);
     assert.match(stdout, /\| bulk 64 KiB \| ≥ 4× \| [0-9.]+× \| (yes|\*\*no\*\*) \| (receiver-bound|sender-bound|neither side)/);
     assert.match(stdout, /\| round trip 1 B, default options \| ≤ 0\.5× \|/);
+    assert.match(stdout, /\| round trip 1 B, default options \(issue 10\) \| ≤ 2 µs \| [0-9.]+ µs \| (yes|\*\*no\*\*) \|/);
     const recs = fs.readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const run = recs.find((r) => r.tool === 'node-baseline');
     assert.ok(run, 'a node-baseline record');
