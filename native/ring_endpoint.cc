@@ -391,15 +391,18 @@ size_t RingEndpoint::ReadInto(Napi::Env env, uint8_t* dst, size_t max, bool ack,
   return n;
 }
 
-int64_t RingEndpoint::WakeRead(Napi::Env env, bool ack) {
-  if (ctrl_ == nullptr || wake_ == nullptr) return -1;
+uint32_t* RingEndpoint::WakeWords() {
+  if (ctrl_ == nullptr || wake_ == nullptr) return nullptr;
   // A detached array is no longer ours (as the state array): stop.
   if (wake_ref_.Value().IsDetached()) {
     wake_ = nullptr;
     wake_ref_.Reset();
-    return -1;
   }
-  if (wake_[kWakeArmed] == 0) return -1;
+  return wake_;
+}
+
+int64_t RingEndpoint::WakeRead(Napi::Env env, bool ack) {
+  if (WakeWords() == nullptr || wake_[kWakeArmed] == 0) return -1;
   wake_[kWakeArmed] = 0;
   if (wake_target_.IsEmpty()) return -1;
   // Measured now, not when it was set: the buffer may have been detached
@@ -412,12 +415,7 @@ int64_t RingEndpoint::WakeRead(Napi::Env env, bool ack) {
 }
 
 bool RingEndpoint::SleepOnReturn(Napi::Env env) {
-  if (ctrl_ == nullptr || wake_ == nullptr || wake_[kWakeSleep] == 0) return false;
-  if (wake_ref_.Value().IsDetached()) {
-    wake_ = nullptr;
-    wake_ref_.Reset();
-    return false;
-  }
+  if (WakeWords() == nullptr || wake_[kWakeSleep] == 0) return false;
   wake_[kWakeSleep] = 0;
   RequestNotify(kNotifyWrite);
   Publish(env);

@@ -114,6 +114,9 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   uint32_t SpinFor(int64_t micros, uint32_t want, Measure measure, Stop stop) const;
   // The watched word (bindWatch), or nullptr when none is bound or its buffer was detached.
   const volatile uint32_t* Watched();
+  // The wake-read words (bindWakeRead), or nullptr when the endpoint is closed,
+  // none are bound or their buffer was detached.
+  uint32_t* WakeWords();
   // read()'s body: `ack` consumes the wake-ups first; with `check_watch`,
   // nothing is read if the watched word differs from `watched`.
   size_t ReadInto(Napi::Env env, uint8_t* dst, size_t max, bool ack, bool check_watch, uint32_t watched);

@@ -533,8 +533,9 @@ class LocalListener implements Listener {
   private awaitHello(conn: number, peer: { pid: number; uid: number }): void {
     // A client sends its HELLO right after connecting, so it is often queued
     // already: served now, without a watcher and a timer (fewer syscalls).
-    if (this.helloReady(conn, peer, UV_READABLE)) return;
-    const watcher = new native.FdWatcher(conn, (events) => void this.helloReady(conn, peer, events));
+    const ready = (events: number): boolean => this.helloReady(conn, peer, events);
+    if (ready(UV_READABLE)) return;
+    const watcher = new native.FdWatcher(conn, (events) => void ready(events));
     watcher.start(UV_READABLE | UV_DISCONNECT);
     if (!this.refed) watcher.unref();
     const timer = setTimeout(() => {
@@ -542,7 +543,7 @@ class LocalListener implements Listener {
       closeQuietly(conn);
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
-    this.pending.set(conn, { watcher, timer, ready: (events) => this.helloReady(conn, peer, events) });
+    this.pending.set(conn, { watcher, timer, ready });
   }
 
   private dropPending(conn: number): void {
