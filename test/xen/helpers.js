@@ -159,13 +159,15 @@ async function vchanToolOrSkip(ctx) {
   }
 }
 
-// Fails fast when the domU half died: xenlab-wait-domu answers 124 while it runs.
+// Fails fast when the domU half died: xenlab-wait-domu answers 124 while it
+// runs. It calls a domU gone after 3 looks 0.5 s apart, so a shorter
+// --timeout (it was 1 s) answered 124 before it could ever say 125.
 let domuDead = null;
 function domuMonitor() {
   if (!domuDead) {
     domuDead = new Promise((resolve, reject) => {
       const poll = async () => {
-        const r = await run('xenlab-wait-domu', ['-q', '--timeout', '1']);
+        const r = await run('xenlab-wait-domu', ['-q', '--timeout', '5']);
         if (r.code === 124) return setTimeout(poll, 3000).unref();
         if (r.code !== 0) reject(new Error(`domU peer exited with status ${r.code}`));
       };

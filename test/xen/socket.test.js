@@ -355,7 +355,7 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
   const U = Number(process.env.XENLAB_DOMU_DOMID);
   before(function () {
     if (!xenAvailable() || !process.env.XENLAB_DOMU_DOMID || !Number.isInteger(U)) {
-      console.log('      (skipped: needs the lab with --domu and test/xen/domu-peer.js steps 10, 12, 13; run `npm run test:xen`)');
+      console.log(process.env.XENRING_NO_DOMU ? `      (skipped: ${process.env.XENRING_NO_DOMU})` : '      (skipped: needs the lab with --domu and test/xen/domu-peer.js steps 10, 12, 13; run `npm run test:xen`)');
       this.skip();
     }
   });
