@@ -82,7 +82,9 @@ const countRing = counter('');
 const woken = {};
 const FdWatcher = native.FdWatcher;
 native.FdWatcher = function CountedWatcher(fd, callback) {
-  return new FdWatcher(fd, (events, read, error) => {
+  // Every argument passes through (events, read, error, round): the round bounds a wake-up's callback.
+  return new FdWatcher(fd, (...args) => {
+    const read = args[1];
     if (read !== undefined && read >= 0) {
       woken.reads = (woken.reads || 0) + 1;
       if (busy.on) {
@@ -92,7 +94,7 @@ native.FdWatcher = function CountedWatcher(fd, callback) {
         if (read > 0 && !busy.start) busy.start = t;
       }
     }
-    return callback(events, read, error);
+    return callback(...args);
   });
 };
 native.RingEndpoint = countedClass(native.RingEndpoint, countRing);
