@@ -12,7 +12,7 @@
  */
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { systemError } from '../errors';
+import { codedError, systemError } from '../errors';
 import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
 import { Lifecycle } from './lifecycle';
 import type { RingLink } from './link';
@@ -214,7 +214,7 @@ export class RingChannel {
   }
 
   /** `read` (>= 0): the wake-up's native read armed by the reader took the wake-ups and these bytes (`round`: see FdWatcherCallback); `error`: it failed. */
-  private onWake(events: number, read = -1, error?: Error, round = 0): void {
+  private onWake(events: number, read?: number, error?: Error, round = 0): void {
     if (this.life.closed) return;
     if (events < 0) {
       this.fail(pollError(events));
@@ -224,9 +224,16 @@ export class RingChannel {
       this.fail(error);
       return;
     }
+    if (read === undefined && events > 0 && this.reader.readsOnWake) {
+      // The bound watcher reports every readable event's read (-1: none armed).
+      // Called back without it (a wrapper that dropped the arguments), the
+      // bytes that read took out of the ring are gone: fail, never sleep on.
+      this.fail(codedError('ERR_INTERNAL_ASSERTION', 'the wait watcher called back without its wake-up read: bytes it read are lost'));
+      return;
+    }
     // A reading reader consumes the wake-ups in its first read (one call);
     // otherwise service() does: wake-ups consumed, state published.
-    if (read >= 0) {
+    if (read !== undefined && read >= 0) {
       this.reader.onWokenRead(read, round);
     } else {
       const reading = this.reader.isReading;
