@@ -260,9 +260,11 @@ function sleepingChannel() {
   let wake = null;
   const Real = native.FdWatcher;
   native.FdWatcher = function RecordingWatcher(fd, callback) {
-    return new Real(fd, (events, read, error) => {
+    // Every argument passes through (the round bounds a wake-up's callback).
+    return new Real(fd, (...args) => {
+      const [events, read, error] = args;
       record.push({ events, read, error });
-      callback(events, read, error);
+      callback(...args);
       if (wake) wake(record[record.length - 1]);
     });
   };
