@@ -10,7 +10,7 @@ void FastCopy(void* dst, const void* src, size_t n);
 // The same copy with streaming (non-temporal) stores: for a destination that
 // this thread will not read and that cycles through more memory than the
 // cache holds (pool extents: docs/benchmark.md "Pool copies past the cache").
-// Not reading each destination line before writing it halves the memory
-// traffic of a cold copy. Ends with a store fence.
+// It does not read each destination line before writing it, which saves a
+// cold copy about half its memory traffic. Ends with a store fence.
 void FastCopyStreaming(void* dst, const void* src, size_t n);
 }
