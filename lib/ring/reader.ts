@@ -216,6 +216,7 @@ export class RingReader {
     if (this.pumping) return;
     this.pumping = true;
     this.disarm();
+    this.state.used();
     const ep = this.state.endpoint;
     // Why: an exception thrown by the owner's handlers (user code) is the
     // user's, as with net (uncaught); only the ring's own errors fail the channel.

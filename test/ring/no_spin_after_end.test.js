@@ -25,11 +25,11 @@ function round(port, bytes, endAtOnce) {
     const s = xenring.connect({ port, spinMicros: 50 }, () => {
       const ep = s.channel.link.endpoint;
       const waitData = ep.waitData;
-      // The bound method is a configurable own property: the reader calls it through the endpoint.
+      // An own property (binding later keeps it): the reader calls it through the endpoint.
       Object.defineProperty(ep, 'waitData', {
         value: (micros, ...rest) => {
           if (micros > 0) spins[finished ? 'afterFinish' : 'beforeFinish']++;
-          return waitData(micros, ...rest);
+          return waitData.call(ep, micros, ...rest);
         },
         configurable: true,
       });
