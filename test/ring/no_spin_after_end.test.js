@@ -6,9 +6,7 @@
 // wait meets an empty ring; every byte it sends is checked.
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { fork } = require('node:child_process');
-const { once } = require('node:events');
-const { children } = require('../helpers/fixtures');
+const { forkServer } = require('../helpers/fixtures');
 const { slice } = require('../helpers/pattern');
 const xenring = require('../..');
 
@@ -54,19 +52,11 @@ describe('ring: no spin once our side has ended', function () {
   let port;
 
   before(async function () {
-    server = fork(path.join(__dirname, 'fixtures', 'late_replier.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.add(server);
-    server.once('exit', () => children.delete(server));
-    [{ port }] = await once(server, 'message');
+    server = await forkServer(path.join(__dirname, 'fixtures', 'late_replier.js'));
+    port = server.port;
   });
 
-  after(async function () {
-    if (server.exitCode === null && server.signalCode === null) {
-      const exited = once(server, 'exit');
-      server.disconnect();
-      await exited;
-    }
-  });
+  after(() => server.stop());
 
   it('before end() the reader spins for the late answer', async function () {
     const r = await round(port, 4, false);
