@@ -24,7 +24,9 @@ export interface SocketOptions {
    * Spin up to this many µs for data before sleeping on the wake-up fd, and
    * for room when writing into a full ring (latency vs CPU). Default 50;
    * adaptive: after spins that find nothing, exponentially more of the next
-   * chances are skipped; a spin that succeeds resets that. 0 disables spinning.
+   * chances are skipped; a spin that succeeds resets that. Once this side
+   * has ended (`end()`), reads wait asleep: what the peer still sends (its
+   * end, a last reply) is not spun for. 0 disables spinning.
    */
   spinMicros?: number;
   /**

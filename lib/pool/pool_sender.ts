@@ -53,7 +53,12 @@ const HI = 0x100000000;
 export class PoolSender {
   readonly stats: PoolStats;
   private readonly table: SendTable;
-  private readonly queues: DirectionQueues;
+  /**
+   * Opened at the first descriptor (see queues): most connections never send
+   * one, and opening them (two native queues, the first touch of the queue
+   * page: a page fault) was ~30-40 µs of every new connection. Null until then.
+   */
+  private opened: DirectionQueues | null = null;
   private readonly loans = new WeakMap<ArrayBuffer, Loan>();
   // A loan dropped unsent (never written) goes back to the pool when its
   // Buffer is collected; the pool never *waits* for this.
@@ -78,7 +83,8 @@ export class PoolSender {
 
   constructor(private readonly options: PoolSenderOptions) {
     this.table = new SendTable(options.poolBytes, QUEUE_SLOTS);
-    this.queues = openQueues(options.mapping, options.poolBytes, 'sender', options.init);
+    // Indices to zero: before the peer maps the region, so now.
+    if (options.init) this.opened = openQueues(options.mapping, options.poolBytes, 'sender', true);
     this.stats = emptyPoolStats(options.poolBytes);
     this.copyThreshold = options.copyThreshold ?? Infinity;
     this.copyMax = options.copyMax ?? Infinity;
@@ -131,8 +137,24 @@ export class PoolSender {
     return (buf.length >= this.copyThreshold && buf.length <= this.copyMax) || this.isLoaned(buf);
   }
 
+  /**
+   * The queues, opened on first use. Nothing was announced before, so the
+   * peer (an honest one) has written nothing to them: no completion, no
+   * consumer index; a peer that did meets the same checks, only later.
+   */
+  private get queues(): DirectionQueues {
+    return (this.opened ??= openQueues(this.options.mapping, this.options.poolBytes, 'sender', false));
+  }
+
+  /** About to send: the queues open, and the peer's completions (a forged one among them) are checked first, as ever. */
+  private reclaimBeforeSend(): void {
+    void this.queues;
+    this.reclaim();
+  }
+
   /** Bytes announced by descriptors the receiver has not taken from the queue yet. */
   untakenBytes(): number {
+    if (this.opened === null) return 0; // nothing announced yet
     const untaken = this.queues.descriptors.pending();
     // Everything older than the last `untaken` descriptors was taken.
     while (this.announced.length - this.announcedHead > untaken) this.announcedBytes -= this.announced[this.announcedHead++];
@@ -150,7 +172,7 @@ export class PoolSender {
    */
   send(buf: Uint8Array, position: number): boolean {
     if (this.closed || buf.length === 0) return false;
-    this.reclaim();
+    this.reclaimBeforeSend();
     let loan = this.loans.get(buf.buffer as ArrayBuffer);
     let copied: Loan | null = null;
     if (loan !== undefined) {
@@ -183,7 +205,7 @@ export class PoolSender {
    */
   openRun(): Loan | null {
     if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
-    this.reclaim();
+    this.reclaimBeforeSend();
     // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
     // allocBuffer() and large writes keep the rest, and the reader, which
     // returns views when it collects garbage, is not handed a whole pool of
@@ -252,7 +274,7 @@ export class PoolSender {
 
   /** Takes the peer's completions; EPROTO for any that does not name an extent in flight. */
   reclaim(): number {
-    if (this.closed) return 0;
+    if (this.closed || this.opened === null) return 0; // nothing sent: nothing to take back
     const c = this.completions;
     let total = 0;
     for (;;) {
@@ -277,7 +299,8 @@ export class PoolSender {
     this.closed = true;
     this.table.closeAll();
     this.stats.inUse = 0;
-    this.queues.close();
+    if (this.opened !== null) this.opened.close();
+    else this.options.mapping.close(); // what closing the queues does to it
   }
 
   private fellBack(): false {

@@ -66,9 +66,27 @@ async function listenOnce(options = {}) {
   return { server, port: server.address().port, accepted };
 }
 
+/**
+ * Forks `file`, a server that reports { port } over IPC first and exits when
+ * the test process disconnects: resolves with { child, port, stop() }.
+ */
+async function forkServer(file) {
+  const child = fork(file, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const [{ port }] = await once(child, 'message');
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.disconnect();
+    await exited;
+  };
+  return { child, port, stop };
+}
+
 /** Resolves with hadError on 'close' (events.once would reject on 'error'). */
 function closed(socket) {
   return new Promise((resolve) => socket.once('close', resolve));
 }
 
-module.exports = { forkPeer, listenOnce, countFds, countMaps, closed, children };
+module.exports = { forkPeer, forkServer, listenOnce, countFds, countMaps, closed, children };
