@@ -9,8 +9,9 @@
  * only comes back at a full GC), so a plain 'data' consumer that drops its
  * Buffers returns their pages within ~32 MiB of allocation, and V8 counts
  * view bytes as it counts any buffer's, which paces those GCs. A released
- * view is detached at once (it reads as empty): its pages may carry the
- * next payload, and V8 drops the buffer then rather than at a GC.
+ * view is kept and delivered again for the same extent (no Buffer made or
+ * dropped per payload), or detached when it is not (V8 drops it then, not
+ * at a GC).
  *
  * Ordering contract with the ring (see docs/pool.md): the caller reads the
  * ring's readable count BEFORE poll(), and never reads more ring bytes than
@@ -38,6 +39,8 @@ export interface PoolReceiverOptions {
 }
 
 const HI = 0x100000000;
+/** Released views kept for delivery again (see PoolReceiver.spare); equal messages need one per extent in flight. */
+const SPARE_VIEWS = 16;
 /**
  * Views up to this size count as new external memory for V8 (which paces
  * the minor GCs that return dropped ones); larger ones do not: each would
@@ -56,6 +59,18 @@ export class PoolReceiver {
   private readonly viewIds = new WeakMap<ArrayBuffer, number>();
   /** Views delivered and not yet returned, by id. */
   private readonly live = new Map<number, Extent>();
+  /**
+   * Released views by extent offset, oldest first: take() delivers one again
+   * when the peer announces the same extent with the same length (a sender
+   * of equal messages reuses the extent just returned), instead of making a
+   * new external Buffer and detaching the old one (each a native call, and
+   * each detached one a wake-up of our event loop for Node to run its
+   * finalizer: docs/benchmark.md). A released Buffer may thus show a later
+   * payload: reading it after release() is a bug (README). Only released
+   * views are kept here: a delivered one must stay collectable, for a
+   * reader that drops it without release().
+   */
+  private readonly spare = new Map<number, ArrayBuffer>();
   private readonly returns = new returnedBuffers.ViewReturns(() => this.onCollected());
   private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
   private nextId = 0;
@@ -166,6 +181,13 @@ export class PoolReceiver {
     }
     if (this.table.nextPosition() !== consumed) return null;
     const extent = this.deliverOne();
+    const spare = this.takeSpare(extent);
+    if (spare !== null) {
+      // Its id (viewIds) stays the ArrayBuffer's: a collection still names this extent.
+      this.live.set(this.viewIds.get(spare)!, extent);
+      this.stats.held = this.table.heldBytes;
+      return Buffer.from(spare, 0, extent.length);
+    }
     let view: Buffer | null = null;
     const id = this.nextId;
     // Spent even when no view is made: a view Node refused after taking its
@@ -191,18 +213,55 @@ export class PoolReceiver {
     return view;
   }
 
-  /** Hands a received view back early and detaches it (it and its subarrays read as empty). False when `buf` is not a view we hold. */
+  /**
+   * Hands a received view back early; its ArrayBuffer is kept to deliver the
+   * same extent again (see spare). False when `buf` is not a view we hold.
+   */
   release(buf: Uint8Array): boolean {
     const ab = buf.buffer as ArrayBuffer;
     const id = this.viewIds.get(ab);
     const extent = id === undefined ? undefined : this.live.get(id);
     if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
     this.live.delete(id!);
-    this.viewIds.delete(ab);
-    poolNative.detachView(ab);
+    this.keepSpare(extent.offset, ab);
     this.giveBack(extent);
     this.stats.released++;
     return true;
+  }
+
+  /** The spare view of exactly `extent`, taken out of the spares, or null. */
+  private takeSpare(extent: Extent): ArrayBuffer | null {
+    const ab = this.spare.get(extent.offset);
+    if (ab === undefined) return null;
+    this.spare.delete(extent.offset);
+    if (ab.byteLength === extent.length) return ab;
+    this.dropSpare(ab);
+    return null;
+  }
+
+  /** Keeps a released view for take() to deliver again; the oldest goes when there are SPARE_VIEWS. */
+  private keepSpare(offset: number, ab: ArrayBuffer): void {
+    const old = this.spare.get(offset);
+    if (old !== undefined) {
+      this.spare.delete(offset);
+      this.dropSpare(old);
+    }
+    if (this.spare.size >= SPARE_VIEWS) {
+      const [oldest, view] = this.spare.entries().next().value as [number, ArrayBuffer];
+      this.spare.delete(oldest);
+      this.dropSpare(view);
+    }
+    this.spare.set(offset, ab);
+  }
+
+  /**
+   * A released view we will not deliver again: detached (it and its
+   * subarrays read as empty), so V8 drops it now and not at a GC (a dropped
+   * view swings V8's external-memory count: docs/benchmark.md).
+   */
+  private dropSpare(ab: ArrayBuffer): void {
+    this.viewIds.delete(ab);
+    poolNative.detachView(ab);
   }
 
   /** A view was collected while no read was under way to look: give it back now (the sender may be waiting for room). */
@@ -249,6 +308,9 @@ export class PoolReceiver {
     this.closed = true;
     this.partial = null;
     this.live.clear();
+    // Released views are not the user's: they let go of the peer's region now.
+    for (const ab of this.spare.values()) this.dropSpare(ab);
+    this.spare.clear();
     this.returns.close();
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;

@@ -49,6 +49,8 @@ export interface PoolSenderOptions {
 }
 
 const HI = 0x100000000;
+/** Views of sent loans kept for reuse (see PoolSender.spare); a pool of equal messages needs one per extent in flight. */
+const SPARE_VIEWS = 16;
 
 export class PoolSender {
   readonly stats: PoolStats;
@@ -72,6 +74,18 @@ export class PoolSender {
   private readerCopies = false;
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
+  /**
+   * The views of loans sent by reference, by extent offset, oldest first:
+   * allocBuffer() hands one out again when it loans the same extent with the
+   * same size (first fit from the lowest page: the usual case for a stream
+   * of equal messages), instead of making a new external Buffer and
+   * detaching the old one. Each made and each detached costs a native call,
+   * and each detached one a wake-up of our own event loop for Node to run
+   * its finalizer (docs/benchmark.md, the 16 MiB hand-off). A Buffer written
+   * by reference may thus come back from a later allocBuffer(): writing into
+   * it after write() is a bug (README).
+   */
+  private readonly spare = new Map<number, ArrayBuffer>();
   private announcedHead = 0;
   private announcedBytes = 0;
   private closed = false;
@@ -96,18 +110,47 @@ export class PoolSender {
       return null;
     }
     let buf: Buffer;
-    try {
-      buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
-    } catch {
-      // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
-      this.table.discard(loan);
-      this.stats.fallbacks++;
-      return null;
+    const spare = this.takeSpare(loan.offset, size);
+    if (spare !== null) {
+      buf = Buffer.from(spare, 0, size);
+    } else {
+      try {
+        buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+      } catch {
+        // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
+        this.table.discard(loan);
+        this.stats.fallbacks++;
+        return null;
+      }
     }
     this.loans.set(buf.buffer as ArrayBuffer, loan);
     this.unsent.register(buf.buffer, loan, loan);
     this.stats.inUse = this.table.inUse;
     return buf;
+  }
+
+  /** A spare view of exactly [offset, offset + size), taken out of the spares, or null. */
+  private takeSpare(offset: number, size: number): ArrayBuffer | null {
+    const ab = this.spare.get(offset);
+    if (ab === undefined) return null;
+    this.spare.delete(offset);
+    if (ab.byteLength === size) return ab;
+    poolNative.detachView(ab); // another size: dropped now, not left for a GC (see send())
+    return null;
+  }
+
+  /** Keeps the view of a loan just sent by reference for allocBuffer() to hand out again. */
+  private keepSpare(offset: number, ab: ArrayBuffer): void {
+    const old = this.spare.get(offset);
+    if (old === ab) return;
+    if (old !== undefined) poolNative.detachView(old);
+    this.spare.delete(offset);
+    if (this.spare.size >= SPARE_VIEWS) {
+      const [oldest, view] = this.spare.entries().next().value as [number, ArrayBuffer];
+      this.spare.delete(oldest);
+      poolNative.detachView(view);
+    }
+    this.spare.set(offset, ab);
   }
 
   /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
@@ -117,11 +160,10 @@ export class PoolSender {
   }
 
   /**
-   * Whether `buf` is a loan already sent by reference: detached (length 0),
-   * its bytes now the receiver's. Writing it again would send nothing.
+   * Whether `buf` is a loan already sent by reference (and not loaned out
+   * again by allocBuffer()): its bytes are now the receiver's, or free.
    */
   wasSent(buf: Uint8Array): boolean {
-    if (buf.length !== 0) return false;
     const loan = this.loans.get(buf.buffer as ArrayBuffer);
     return loan !== undefined && loan.state !== 'loaned';
   }
@@ -145,8 +187,8 @@ export class PoolSender {
 
   /**
    * Announces `buf` at ring position `position`. True: sent by reference (the
-   * Buffer now belongs to the receiver; a loan is detached: read its length
-   * before). False: the caller writes it through the ring, then calls recycle(buf).
+   * Buffer now belongs to the receiver; a loan's view is kept for a later
+   * allocBuffer()). False: the caller writes it through the ring, then calls recycle(buf).
    */
   send(buf: Uint8Array, position: number): boolean {
     if (this.closed || buf.length === 0) return false;
@@ -166,11 +208,12 @@ export class PoolSender {
       loan = copied = copy;
     }
     this.announce(loan, buf.length, position);
-    this.unsent.unregister(loan);
-    // A loan now belongs to the receiver: detached, it reads as empty here
-    // (writing it afterwards can no longer change what the peer reads), and
-    // V8 drops its bytes from the external count now, not at a GC.
-    if (copied === null) poolNative.detachView(buf.buffer as ArrayBuffer);
+    if (copied === null) {
+      this.unsent.unregister(loan);
+      // Kept, not dropped: a view dropped for a GC to sweep swings V8's
+      // external-memory count and starts major GCs (docs/benchmark.md).
+      this.keepSpare(loan.offset, buf.buffer as ArrayBuffer);
+    }
     return true;
   }
 
@@ -277,6 +320,9 @@ export class PoolSender {
     this.closed = true;
     this.table.closeAll();
     this.stats.inUse = 0;
+    // Sent loans are not the user's: their views let go of the region now.
+    for (const ab of this.spare.values()) poolNative.detachView(ab);
+    this.spare.clear();
     this.queues.close();
   }
 
