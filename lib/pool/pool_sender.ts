@@ -52,15 +52,22 @@ const HI = 0x100000000;
 /** Views of sent loans kept for reuse (see PoolSender.spare); a pool of equal messages needs one per extent in flight. */
 const SPARE_VIEWS = 16;
 
+/** A view's current loan (mutable: see PoolSender.loans). */
+interface ViewLoan {
+  loan: Loan;
+}
+
 export class PoolSender {
   readonly stats: PoolStats;
   private readonly table: SendTable;
   private readonly queues: DirectionQueues;
-  private readonly loans = new WeakMap<ArrayBuffer, Loan>();
+  /** Each view's current loan (a view handed out again gets the new one). */
+  private readonly loans = new WeakMap<ArrayBuffer, ViewLoan>();
   // A loan dropped unsent (never written) goes back to the pool when its
-  // Buffer is collected; the pool never *waits* for this.
-  private readonly unsent = new FinalizationRegistry<Loan>((loan) => {
-    if (!this.closed) this.table.discard(loan);
+  // Buffer is collected; the pool never *waits* for this. Registered once
+  // per view: discard() ignores a loan that was sent, or is already free.
+  private readonly unsent = new FinalizationRegistry<ViewLoan>((held) => {
+    if (!this.closed) this.table.discard(held.loan);
     this.stats.inUse = this.table.inUse;
   });
   private readonly descriptor = new Uint32Array(DESCRIPTOR_WORDS);
@@ -109,22 +116,24 @@ export class PoolSender {
       this.stats.fallbacks++;
       return null;
     }
-    let buf: Buffer;
     const spare = this.takeSpare(loan.offset, size);
     if (spare !== null) {
-      buf = Buffer.from(spare, 0, size);
-    } else {
-      try {
-        buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
-      } catch {
-        // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
-        this.table.discard(loan);
-        this.stats.fallbacks++;
-        return null;
-      }
+      this.loans.get(spare)!.loan = loan;
+      this.stats.inUse = this.table.inUse;
+      return Buffer.from(spare, 0, size);
     }
-    this.loans.set(buf.buffer as ArrayBuffer, loan);
-    this.unsent.register(buf.buffer, loan, loan);
+    let buf: Buffer;
+    try {
+      buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+    } catch {
+      // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
+      this.table.discard(loan);
+      this.stats.fallbacks++;
+      return null;
+    }
+    const held: ViewLoan = { loan };
+    this.loans.set(buf.buffer as ArrayBuffer, held);
+    this.unsent.register(buf.buffer, held);
     this.stats.inUse = this.table.inUse;
     return buf;
   }
@@ -155,8 +164,8 @@ export class PoolSender {
 
   /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
   isLoaned(buf: Uint8Array): boolean {
-    const loan = this.loans.get(buf.buffer as ArrayBuffer);
-    return loan !== undefined && loan.state === 'loaned';
+    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    return held !== undefined && held.loan.state === 'loaned';
   }
 
   /**
@@ -164,8 +173,8 @@ export class PoolSender {
    * again by allocBuffer()): its bytes are now the receiver's, or free.
    */
   wasSent(buf: Uint8Array): boolean {
-    const loan = this.loans.get(buf.buffer as ArrayBuffer);
-    return loan !== undefined && loan.state !== 'loaned';
+    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    return held !== undefined && held.loan.state !== 'loaned';
   }
 
   /** Whether the writer should offer `buf` to send() (a loan of ours, or an ordinary Buffer to copy in). */
@@ -193,7 +202,7 @@ export class PoolSender {
   send(buf: Uint8Array, position: number): boolean {
     if (this.closed || buf.length === 0) return false;
     this.reclaim();
-    let loan = this.loans.get(buf.buffer as ArrayBuffer);
+    let loan = this.loans.get(buf.buffer as ArrayBuffer)?.loan;
     let copied: Loan | null = null;
     if (loan !== undefined) {
       // Only a loan still unsent, written from its first byte, travels by reference.
@@ -209,7 +218,6 @@ export class PoolSender {
     }
     this.announce(loan, buf.length, position);
     if (copied === null) {
-      this.unsent.unregister(loan);
       // Kept, not dropped: a view dropped for a GC to sweep swings V8's
       // external-memory count and starts major GCs (docs/benchmark.md).
       this.keepSpare(loan.offset, buf.buffer as ArrayBuffer);
@@ -286,10 +294,9 @@ export class PoolSender {
 
   /** After a loaned Buffer went through the ring: its extent is free again. */
   recycle(buf: Uint8Array): void {
-    const loan = this.loans.get(buf.buffer as ArrayBuffer);
-    if (loan === undefined || this.closed) return;
-    this.table.discard(loan);
-    this.unsent.unregister(loan);
+    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    if (held === undefined || this.closed) return;
+    this.table.discard(held.loan);
     this.stats.inUse = this.table.inUse;
   }
 
