@@ -24,6 +24,7 @@ import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
 import { Extent, ReceiveTable } from './receive_table';
+import { SpareViews } from './spare_views';
 import { returnedBuffers } from '../returned_buffers';
 
 export interface PoolReceiverOptions {
@@ -39,8 +40,6 @@ export interface PoolReceiverOptions {
 }
 
 const HI = 0x100000000;
-/** Released views kept for delivery again (see PoolReceiver.spare); equal messages need one per extent in flight. */
-const SPARE_VIEWS = 16;
 /**
  * Views up to this size count as new external memory for V8 (which paces
  * the minor GCs that return dropped ones); larger ones do not: each would
@@ -60,17 +59,13 @@ export class PoolReceiver {
   /** Views delivered and not yet returned, by id. */
   private readonly live = new Map<number, Extent>();
   /**
-   * Released views by extent offset, oldest first: take() delivers one again
-   * when the peer announces the same extent with the same length (a sender
-   * of equal messages reuses the extent just returned), instead of making a
-   * new external Buffer and detaching the old one (each a native call, and
-   * each detached one a wake-up of our event loop for Node to run its
-   * finalizer: docs/benchmark.md). A released Buffer may thus show a later
-   * payload: reading it after release() is a bug (README). Only released
-   * views are kept here: a delivered one must stay collectable, for a
-   * reader that drops it without release().
+   * Released views, for take() to deliver again for the same extent
+   * (spare_views.ts): a released Buffer may show a later payload, so reading
+   * it after release() is a bug (README). Only released views are kept: a
+   * delivered one must stay collectable, for a reader that drops it without
+   * release(). A view not kept forgets its id.
    */
-  private readonly spare = new Map<number, ArrayBuffer>();
+  private readonly spare = new SpareViews((ab) => this.viewIds.delete(ab));
   private readonly returns = new returnedBuffers.ViewReturns(() => this.onCollected());
   private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
   private nextId = 0;
@@ -181,12 +176,12 @@ export class PoolReceiver {
     }
     if (this.table.nextPosition() !== consumed) return null;
     const extent = this.deliverOne();
-    const spare = this.takeSpare(extent);
+    const spare = this.spare.take(extent.offset, extent.length);
     if (spare !== null) {
       // Its id (viewIds) stays the ArrayBuffer's: a collection still names this extent.
-      this.live.set(this.viewIds.get(spare)!, extent);
+      this.live.set(this.viewIds.get(spare.buffer as ArrayBuffer)!, extent);
       this.stats.held = this.table.heldBytes;
-      return Buffer.from(spare, 0, extent.length);
+      return spare;
     }
     let view: Buffer | null = null;
     const id = this.nextId;
@@ -223,45 +218,10 @@ export class PoolReceiver {
     const extent = id === undefined ? undefined : this.live.get(id);
     if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
     this.live.delete(id!);
-    this.keepSpare(extent.offset, ab);
+    this.spare.keep(extent.offset, buf);
     this.giveBack(extent);
     this.stats.released++;
     return true;
-  }
-
-  /** The spare view of exactly `extent`, taken out of the spares, or null. */
-  private takeSpare(extent: Extent): ArrayBuffer | null {
-    const ab = this.spare.get(extent.offset);
-    if (ab === undefined) return null;
-    this.spare.delete(extent.offset);
-    if (ab.byteLength === extent.length) return ab;
-    this.dropSpare(ab);
-    return null;
-  }
-
-  /** Keeps a released view for take() to deliver again; the oldest goes when there are SPARE_VIEWS. */
-  private keepSpare(offset: number, ab: ArrayBuffer): void {
-    const old = this.spare.get(offset);
-    if (old !== undefined) {
-      this.spare.delete(offset);
-      this.dropSpare(old);
-    }
-    if (this.spare.size >= SPARE_VIEWS) {
-      const [oldest, view] = this.spare.entries().next().value as [number, ArrayBuffer];
-      this.spare.delete(oldest);
-      this.dropSpare(view);
-    }
-    this.spare.set(offset, ab);
-  }
-
-  /**
-   * A released view we will not deliver again: detached (it and its
-   * subarrays read as empty), so V8 drops it now and not at a GC (a dropped
-   * view swings V8's external-memory count: docs/benchmark.md).
-   */
-  private dropSpare(ab: ArrayBuffer): void {
-    this.viewIds.delete(ab);
-    poolNative.detachView(ab);
   }
 
   /** A view was collected while no read was under way to look: give it back now (the sender may be waiting for room). */
@@ -309,7 +269,6 @@ export class PoolReceiver {
     this.partial = null;
     this.live.clear();
     // Released views are not the user's: they let go of the peer's region now.
-    for (const ab of this.spare.values()) this.dropSpare(ab);
     this.spare.clear();
     this.returns.close();
     this.stats.releasedAtClose += this.table.releaseAll();

@@ -26,6 +26,7 @@ import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
 import { Loan, SendTable } from './send_table';
+import { SpareViews } from './spare_views';
 
 export interface PoolSenderOptions {
   /** This direction's region, mapped writable. */
@@ -49,9 +50,6 @@ export interface PoolSenderOptions {
 }
 
 const HI = 0x100000000;
-/** Views of sent loans kept for reuse (see PoolSender.spare); a pool of equal messages needs one per extent in flight. */
-const SPARE_VIEWS = 16;
-
 /** A view's current loan (mutable: see PoolSender.loans). */
 interface ViewLoan {
   loan: Loan;
@@ -82,17 +80,11 @@ export class PoolSender {
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
   /**
-   * The views of loans sent by reference, by extent offset, oldest first:
-   * allocBuffer() hands one out again when it loans the same extent with the
-   * same size (first fit from the lowest page: the usual case for a stream
-   * of equal messages), instead of making a new external Buffer and
-   * detaching the old one. Each made and each detached costs a native call,
-   * and each detached one a wake-up of our own event loop for Node to run
-   * its finalizer (docs/benchmark.md, the 16 MiB hand-off). A Buffer written
-   * by reference may thus come back from a later allocBuffer(): writing into
-   * it after write() is a bug (README).
+   * Views of loans sent by reference, for allocBuffer() to hand out again
+   * (spare_views.ts): a Buffer written by reference may come back from a
+   * later allocBuffer(), so writing into it after write() is a bug (README).
    */
-  private readonly spare = new Map<number, ArrayBuffer>();
+  private readonly spare = new SpareViews();
   private announcedHead = 0;
   private announcedBytes = 0;
   private closed = false;
@@ -116,11 +108,11 @@ export class PoolSender {
       this.stats.fallbacks++;
       return null;
     }
-    const spare = this.takeSpare(loan.offset, size);
+    const spare = this.spare.take(loan.offset, size);
     if (spare !== null) {
-      this.loans.get(spare)!.loan = loan;
+      this.loans.get(spare.buffer as ArrayBuffer)!.loan = loan;
       this.stats.inUse = this.table.inUse;
-      return Buffer.from(spare, 0, size);
+      return spare;
     }
     let buf: Buffer;
     try {
@@ -136,30 +128,6 @@ export class PoolSender {
     this.unsent.register(buf.buffer, held);
     this.stats.inUse = this.table.inUse;
     return buf;
-  }
-
-  /** A spare view of exactly [offset, offset + size), taken out of the spares, or null. */
-  private takeSpare(offset: number, size: number): ArrayBuffer | null {
-    const ab = this.spare.get(offset);
-    if (ab === undefined) return null;
-    this.spare.delete(offset);
-    if (ab.byteLength === size) return ab;
-    poolNative.detachView(ab); // another size: dropped now, not left for a GC (see send())
-    return null;
-  }
-
-  /** Keeps the view of a loan just sent by reference for allocBuffer() to hand out again. */
-  private keepSpare(offset: number, ab: ArrayBuffer): void {
-    const old = this.spare.get(offset);
-    if (old === ab) return;
-    if (old !== undefined) poolNative.detachView(old);
-    this.spare.delete(offset);
-    if (this.spare.size >= SPARE_VIEWS) {
-      const [oldest, view] = this.spare.entries().next().value as [number, ArrayBuffer];
-      this.spare.delete(oldest);
-      poolNative.detachView(view);
-    }
-    this.spare.set(offset, ab);
   }
 
   /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
@@ -220,7 +188,7 @@ export class PoolSender {
     if (copied === null) {
       // Kept, not dropped: a view dropped for a GC to sweep swings V8's
       // external-memory count and starts major GCs (docs/benchmark.md).
-      this.keepSpare(loan.offset, buf.buffer as ArrayBuffer);
+      this.spare.keep(loan.offset, buf);
     }
     return true;
   }
@@ -328,7 +296,6 @@ export class PoolSender {
     this.table.closeAll();
     this.stats.inUse = 0;
     // Sent loans are not the user's: their views let go of the region now.
-    for (const ab of this.spare.values()) poolNative.detachView(ab);
     this.spare.clear();
     this.queues.close();
   }
