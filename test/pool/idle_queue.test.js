@@ -87,7 +87,7 @@ describe('pool: small messages on a pool connection', function () {
         assert.equal(pops.n, 0, `${pops.n} pops for 300 round trips without a payload`);
         // The look is not blind: a payload goes by reference, arrives, is echoed, and comes back.
         const buf = s.allocBuffer(256 * 1024).fill(7);
-        const size = buf.length; // a loan sent by reference is detached (reads as empty)
+        const size = buf.length;
         const echoed = new Promise((resolve) => {
           let n = 0;
           const onData = (d) => {
