@@ -130,6 +130,11 @@ export class PoolSender {
     return buf;
   }
 
+  /** Whether `buf` views this pool (a loan, sent or not): one look, for the writer's small-chunk path. */
+  isPoolView(buf: Uint8Array): boolean {
+    return this.loans.has(buf.buffer as ArrayBuffer);
+  }
+
   /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
   isLoaned(buf: Uint8Array): boolean {
     const held = this.loans.get(buf.buffer as ArrayBuffer);
@@ -142,7 +147,8 @@ export class PoolSender {
    */
   wasSent(buf: Uint8Array): boolean {
     const held = this.loans.get(buf.buffer as ArrayBuffer);
-    return held !== undefined && held.loan.state !== 'loaned';
+    // sentLength: announced (a loan that fell back to the ring never was, and may be written again).
+    return held !== undefined && held.loan.state !== 'loaned' && held.loan.sentLength > 0;
   }
 
   /** Whether the writer should offer `buf` to send() (a loan of ours, or an ordinary Buffer to copy in). */

@@ -100,6 +100,12 @@ describe('pool: views handed out again', function () {
       assert.equal(d.sender.allocBuffer(2 * P), buf);
       assert.equal(d.sender.wasSent(buf), false);
       assert.equal(d.sender.isLoaned(buf), true);
+      // A loan that falls back to the ring (here: written from its second
+      // byte) was never sent by reference: it may be written again.
+      assert.equal(d.sender.send(buf.subarray(1), 0), false);
+      d.sender.recycle(buf);
+      assert.equal(d.sender.isLoaned(buf), false);
+      assert.equal(d.sender.wasSent(buf), false, 'a loan that went through the ring counts as sent by reference');
     } finally {
       d.close();
     }
