@@ -14,7 +14,7 @@ const { once } = require('node:events');
 const xenring = require('../..');
 const pool = require('../../dist/pool');
 const { SPARE_VIEWS } = require('../../dist/pool/spare_views');
-const { closed } = require('../helpers/fixtures');
+const { endPair, poolInodes } = require('../helpers/fixtures');
 
 const P = pool.POOL_PAGE;
 
@@ -44,16 +44,6 @@ function handOver(d, buf) {
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
-
-/** The pool memfds mapped in this process (one inode string per region). */
-const poolInodes = () =>
-  new Set(
-    fs
-      .readFileSync('/proc/self/maps', 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('memfd:xenring-pool'))
-      .map((l) => l.split(/\s+/)[4]),
-  );
 
 describe('pool: views handed out again', function () {
   it('the same extent and length: the same Buffer on both sides, with the new bytes; another length: new views, the kept ones detached', () => {
@@ -181,10 +171,7 @@ describe('pool: views handed out again', function () {
     assert.equal(sent[0].length, 64 * 1024);
     const ours = [...poolInodes()].filter((i) => !before.has(i));
     assert.ok(ours.length >= 2, `the pools are mapped while open (new regions: ${ours.length})`);
-    s.end();
-    server.end();
-    await Promise.all([closed(s), closed(server)]);
-    srv.close();
+    await endPair(srv, s, server);
     assert.equal(sent[0].length, 0, 'the sender\'s kept view is detached at close');
     assert.equal(kept[0].length, 0, 'the receiver\'s kept view is detached at close');
     // The detached views' finalizers run from the event loop.
