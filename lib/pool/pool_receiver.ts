@@ -19,7 +19,7 @@
  * @internal
  */
 import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, READER_FLAGS_OFFSET, READER_TAKES_VIEWS } from './layout';
-import { poolNative, PoolMapping } from './native_pool';
+import { PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
@@ -209,8 +209,8 @@ export class PoolReceiver {
   }
 
   /**
-   * Hands a received view back early; its ArrayBuffer is kept to deliver the
-   * same extent again (see spare). False when `buf` is not a view we hold.
+   * Hands a received view back early; the view is kept to deliver the same
+   * extent again (see spare). False when `buf` is not a view we hold.
    */
   release(buf: Uint8Array): boolean {
     const ab = buf.buffer as ArrayBuffer;

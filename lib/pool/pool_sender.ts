@@ -21,7 +21,7 @@ import {
   RUN_MIN_POOL,
   RUN_WINDOW,
 } from './layout';
-import { poolNative, PoolMapping } from './native_pool';
+import { PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
@@ -79,14 +79,14 @@ export class PoolSender {
   private readerCopies = false;
   /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
   private readonly announced: number[] = [];
+  private announcedHead = 0;
+  private announcedBytes = 0;
   /**
    * Views of loans sent by reference, for allocBuffer() to hand out again
    * (spare_views.ts): a Buffer written by reference may come back from a
    * later allocBuffer(), so writing into it after write() is a bug (README).
    */
   private readonly spare = new SpareViews();
-  private announcedHead = 0;
-  private announcedBytes = 0;
   private closed = false;
 
   constructor(private readonly options: PoolSenderOptions) {
@@ -191,11 +191,10 @@ export class PoolSender {
       loan = copied = copy;
     }
     this.announce(loan, buf.length, position);
-    if (copied === null) {
-      // Kept, not dropped: a view dropped for a GC to sweep swings V8's
-      // external-memory count and starts major GCs (docs/benchmark.md).
-      this.spare.keep(loan.offset, buf);
-    }
+    // The loan's view is kept for the next loan of this extent: detaching it
+    // cost a wake-up of our loop for its finalizer, and leaving it for a GC
+    // swings V8's external-memory count (docs/benchmark.md).
+    if (copied === null) this.spare.keep(loan.offset, buf);
     return true;
   }
 
