@@ -118,7 +118,7 @@ export class RingWriter {
    */
   stage(chunk: Buffer): boolean {
     if (this.host.closed || this.pending || this.host.peerGone || this.run !== null) return false;
-    if (this.sender !== null && (this.sender.isLoaned(chunk) || this.sender.wasSent(chunk))) return false; // by reference, or refused by write()
+    if (this.sender !== null && this.sender.isPoolView(chunk)) return false; // by reference, or refused by write()
     const n = chunk.length;
     // The tick's first small write goes straight into the ring (one native
     // call, as net's try-write): a reply reaches the peer now, not after this

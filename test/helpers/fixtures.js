@@ -52,6 +52,17 @@ function countMaps() {
   return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length;
 }
 
+/** The pool memfds mapped in this process, as "inode" strings (one per distinct region). */
+function poolInodes() {
+  return new Set(
+    fs
+      .readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('memfd:xenring-pool'))
+      .map((l) => l.split(/\s+/)[4]),
+  );
+}
+
 /**
  * A xenring server on a free port that accepts one socket:
  * resolves with { server, port, accepted: Promise<socket> }.
@@ -89,4 +100,12 @@ function closed(socket) {
   return new Promise((resolve) => socket.once('close', resolve));
 }
 
-module.exports = { forkPeer, forkServer, listenOnce, countFds, countMaps, closed, children };
+/** Ends both sockets of a pair, waits until both closed, then closes their server. */
+async function endPair(server, a, b) {
+  a.end();
+  b.end();
+  await Promise.all([closed(a), closed(b)]);
+  server.close();
+}
+
+module.exports = { forkPeer, forkServer, listenOnce, countFds, countMaps, poolInodes, closed, endPair, children };
