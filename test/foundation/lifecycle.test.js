@@ -88,7 +88,7 @@ describe('foundation: lifecycle', function () {
     ['reading from', true],
     ['blocked writing to', false],
   ]) {
-    it(`SIGKILL of a child we are ${label}: ECONNRESET then close(true) within 1 s`, async function () {
+    it(`SIGKILL of a child we are ${label}: ECONNRESET then close(true) within 3 s`, async function () {
       const { server, port, accepted } = await listenOnce({ ringSize: 64 * 1024 });
       const peer = forkPeer('hold', { port, flood });
       const socket = await accepted;
@@ -110,7 +110,9 @@ describe('foundation: lifecycle', function () {
       const elapsed = Date.now() - t0;
       assert.deepEqual(events, ['error ECONNRESET']);
       assert.equal(hadError, true);
-      assert.ok(elapsed < 1000, `close took ${elapsed} ms`);
+      // The hang-up is an event (no poll on the local transport): the bound
+      // only tells it from a timeout. 1 s failed once at load 10 on 2 vCPUs.
+      assert.ok(elapsed < 3000, `close took ${elapsed} ms`);
     });
   }
 
