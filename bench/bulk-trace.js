@@ -11,11 +11,15 @@
  * Counts are deterministic enough to compare on a loaded machine, which the
  * throughput is not.
  *
- *   node bench/bulk-trace.js [--chunk 64K] [--bytes 1G] [--dist DIR] [--pool 0|1] [--ring-size N] [--pin P,C]
+ *   node bench/bulk-trace.js [--chunk 64K] [--bytes 1G] [--dist DIR] [--pool 0|1] [--ring-size N] [--pin P,C] [--read-all]
  *
  * --pin P,C pins the sender to CPU P and the receiver to CPU C (as
  * bench/run.js does). The receiver also reports its receive slabs per MiB:
  * fresh ones (page faults, cold cache) and reused ones.
+ *
+ * --read-all: the receiver also reads every byte it gets (a memchr for a
+ * byte the pattern never holds), as a receiver that parses or stores the
+ * data would: what the bytes cost to reach from the receiver's CPU.
  */
 const path = require('node:path');
 const { fork, execFileSync } = require('node:child_process');
@@ -35,6 +39,7 @@ const bytes = parseSize(opt('bytes', '1G'));
 const poolOpt = opt('pool', '1') === '0' ? false : undefined;
 const ringSize = opt('ring-size') ? parseSize(opt('ring-size')) : undefined;
 const isChild = args.includes('--child');
+const readAll = args.includes('--read-all');
 const pin = opt('pin') ? opt('pin').split(',').map(Number) : null;
 if (pin && (pin.length !== 2 || !pin.every((n) => Number.isInteger(n) && n >= 0))) throw new Error('--pin must be P,C (two CPU numbers)');
 
@@ -120,6 +125,7 @@ if (isChild) {
         stop = measure();
       }
       if (d[0] !== got % PERIOD || d[d.length - 1] !== (got + d.length - 1) % PERIOD) bad++;
+      if (readAll && d.indexOf(0xff) !== -1) bad++; // the pattern's bytes are 0..PERIOD-1 < 255
       got += d.length;
       events++;
     });

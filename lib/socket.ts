@@ -24,7 +24,9 @@ export interface SocketOptions {
    * Spin up to this many µs for data before sleeping on the wake-up fd, and
    * for room when writing into a full ring (latency vs CPU). Default 50;
    * adaptive: after spins that find nothing, exponentially more of the next
-   * chances are skipped; a spin that succeeds resets that. 0 disables spinning.
+   * chances are skipped; a spin that succeeds resets that. Once this side
+   * has ended (`end()`), reads wait asleep: what the peer still sends (its
+   * end, a last reply) is not spun for. 0 disables spinning.
    */
   spinMicros?: number;
   /**
@@ -654,10 +656,10 @@ export class Socket extends Duplex {
    * a reference, the receiver gets the same pages. When the pool cannot
    * serve it (full, off, not connected) an ordinary Buffer, written through
    * the ring (counted in poolStats().fallbacks); never blocks, never throws
-   * for lack of room. After `write(buf)` the buffer belongs to the receiver:
-   * once sent by reference it is detached here (its `length` is 0, and so is
-   * every view of it), so writing it afterwards changes nothing the reader
-   * sees. Read `buf.length` before `write()` if you need it.
+   * for lack of room. After `write(buf)` the buffer belongs to the receiver
+   * until it is released: writing into it afterwards is a bug (the reader
+   * may see it). Once its pages are back, a later allocBuffer() of the same
+   * size may return this same Buffer (no Buffer is made per message).
    */
   allocBuffer(size: number): Buffer {
     const pool = this.link?.pool;
@@ -666,10 +668,10 @@ export class Socket extends Duplex {
 
   /**
    * Hands a Buffer received from the pool ('data') back to the sender now,
-   * rather than when it is garbage-collected or the socket closes. Its pages
-   * may then carry the next payload, so it is detached: from then on it (and
-   * every view of it) has length 0. Returns false for any other Buffer
-   * (nothing happens).
+   * rather than when it is garbage-collected or the socket closes. Reading
+   * it afterwards is a bug: the next payload of the same size may arrive in
+   * these pages, delivered as this same Buffer. Returns false for any other
+   * Buffer (nothing happens).
    */
   release(buf: Uint8Array): boolean {
     if (!(buf instanceof Uint8Array)) throw invalidArgType('buf', 'an instance of Buffer or Uint8Array', buf);

@@ -182,7 +182,9 @@ Napi::Value PoolMapping::Read(const Napi::CallbackInfo& info) {
 }
 
 // write(offset, source): copies a Buffer into the pool (an ordinary write
-// above the copy threshold; the pool side is page-aligned, see fast_copy.h).
+// above the copy threshold, or into a run; the pool side is page-aligned,
+// see fast_copy.h). Streaming stores: the extents cycle through far more
+// memory than the cache, and the peer, not this thread, reads them.
 Napi::Value PoolMapping::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (region_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "pool mapping is closed");
@@ -190,7 +192,7 @@ Napi::Value PoolMapping::Write(const Napi::CallbackInfo& info) {
   size_t n = 0;
   const uint8_t* src = BytesArg(info, 1, "source", &n);
   if (n > length_ - static_cast<size_t>(offset)) ThrowRange(env, "The source does not fit inside the mapping");
-  FastCopy(region_->base() + offset, src, n);
+  FastCopyStreaming(region_->base() + offset, src, n);
   return env.Undefined();
 }
 

@@ -31,10 +31,13 @@ lab() { # lab <1 on the last attempt>
   "$LAB" --timeout "${XENLAB_TIMEOUT:-900}" --domu --domu-cmd 'node test/xen/domu-peer.js' -- bash -c '
   last='"$1"' nodomu=0
   # The lab builds the domU with `xl create` in the background (~12 s, 80 s
-  # and more under host load) while this runs: wait for that command to
-  # end, then see whether the domain exists.
-  for i in $(seq 600); do pgrep -f "^xl create" >/dev/null || break; sleep 0.5; done
-  if ! xl domid xenlab-domu >/dev/null 2>&1; then
+  # and more under host load) while this runs; the domain stays paused
+  # (state "--p---") until it is built, and is gone if the build failed.
+  for i in $(seq 600); do
+    st=$(xl list xenlab-domu 2>/dev/null | awk "NR == 2 { print \$5 }")
+    case "$st" in *p*) sleep 0.5 ;; *) break ;; esac
+  done
+  if [ -z "$st" ]; then
     echo "test:xen: the lab did not build its domU (its xl create failed)"
     [ "$last" = 1 ] || exit 75
     nodomu=1

@@ -9,8 +9,9 @@
  * only comes back at a full GC), so a plain 'data' consumer that drops its
  * Buffers returns their pages within ~32 MiB of allocation, and V8 counts
  * view bytes as it counts any buffer's, which paces those GCs. A released
- * view is detached at once (it reads as empty): its pages may carry the
- * next payload, and V8 drops the buffer then rather than at a GC.
+ * view is kept and delivered again for the same extent (no Buffer made or
+ * dropped per payload), or detached when it is not (V8 drops it then, not
+ * at a GC).
  *
  * Ordering contract with the ring (see docs/pool.md): the caller reads the
  * ring's readable count BEFORE poll(), and never reads more ring bytes than
@@ -18,11 +19,12 @@
  * @internal
  */
 import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, READER_FLAGS_OFFSET, READER_TAKES_VIEWS } from './layout';
-import { poolNative, PoolMapping } from './native_pool';
+import { PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
 import { Extent, ReceiveTable } from './receive_table';
+import { SpareViews } from './spare_views';
 import { returnedBuffers } from '../returned_buffers';
 
 export interface PoolReceiverOptions {
@@ -56,6 +58,14 @@ export class PoolReceiver {
   private readonly viewIds = new WeakMap<ArrayBuffer, number>();
   /** Views delivered and not yet returned, by id. */
   private readonly live = new Map<number, Extent>();
+  /**
+   * Released views, for take() to deliver again for the same extent
+   * (spare_views.ts): a released Buffer may show a later payload, so reading
+   * it after release() is a bug (README). Only released views are kept: a
+   * delivered one must stay collectable, for a reader that drops it without
+   * release(). A view not kept forgets its id.
+   */
+  private readonly spare = new SpareViews((ab) => this.viewIds.delete(ab));
   private readonly returns = new returnedBuffers.ViewReturns(() => this.onCollected());
   private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
   private nextId = 0;
@@ -166,6 +176,13 @@ export class PoolReceiver {
     }
     if (this.table.nextPosition() !== consumed) return null;
     const extent = this.deliverOne();
+    const spare = this.spare.take(extent.offset, extent.length);
+    if (spare !== null) {
+      // Its id (viewIds) stays the ArrayBuffer's: a collection still names this extent.
+      this.live.set(this.viewIds.get(spare.buffer as ArrayBuffer)!, extent);
+      this.stats.held = this.table.heldBytes;
+      return spare;
+    }
     let view: Buffer | null = null;
     const id = this.nextId;
     // Spent even when no view is made: a view Node refused after taking its
@@ -191,15 +208,17 @@ export class PoolReceiver {
     return view;
   }
 
-  /** Hands a received view back early and detaches it (it and its subarrays read as empty). False when `buf` is not a view we hold. */
+  /**
+   * Hands a received view back early; the view is kept to deliver the same
+   * extent again (see spare). False when `buf` is not a view we hold.
+   */
   release(buf: Uint8Array): boolean {
     const ab = buf.buffer as ArrayBuffer;
     const id = this.viewIds.get(ab);
     const extent = id === undefined ? undefined : this.live.get(id);
     if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
     this.live.delete(id!);
-    this.viewIds.delete(ab);
-    poolNative.detachView(ab);
+    this.spare.keep(extent.offset, buf);
     this.giveBack(extent);
     this.stats.released++;
     return true;
@@ -249,6 +268,8 @@ export class PoolReceiver {
     this.closed = true;
     this.partial = null;
     this.live.clear();
+    // Released views are not the user's: they let go of the peer's region now.
+    this.spare.clear();
     this.returns.close();
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;

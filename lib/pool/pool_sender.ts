@@ -21,11 +21,12 @@ import {
   RUN_MIN_POOL,
   RUN_WINDOW,
 } from './layout';
-import { poolNative, PoolMapping } from './native_pool';
+import { PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
 import { openQueues, DirectionQueues } from './queues';
 import { Loan, SendTable } from './send_table';
+import { SpareViews } from './spare_views';
 
 export interface PoolSenderOptions {
   /** This direction's region, mapped writable. */
@@ -49,16 +50,27 @@ export interface PoolSenderOptions {
 }
 
 const HI = 0x100000000;
+/** A view's current loan (mutable: see PoolSender.loans). */
+interface ViewLoan {
+  loan: Loan;
+}
 
 export class PoolSender {
   readonly stats: PoolStats;
   private readonly table: SendTable;
-  private readonly queues: DirectionQueues;
-  private readonly loans = new WeakMap<ArrayBuffer, Loan>();
+  /**
+   * Opened at the first descriptor (see queues): most connections never send
+   * one, and opening them (two native queues, the first touch of the queue
+   * page: a page fault) was ~30-40 µs of every new connection. Null until then.
+   */
+  private opened: DirectionQueues | null = null;
+  /** Each view's current loan (a view handed out again gets the new one). */
+  private readonly loans = new WeakMap<ArrayBuffer, ViewLoan>();
   // A loan dropped unsent (never written) goes back to the pool when its
-  // Buffer is collected; the pool never *waits* for this.
-  private readonly unsent = new FinalizationRegistry<Loan>((loan) => {
-    if (!this.closed) this.table.discard(loan);
+  // Buffer is collected; the pool never *waits* for this. Registered once
+  // per view: discard() ignores a loan that was sent, or is already free.
+  private readonly unsent = new FinalizationRegistry<ViewLoan>((held) => {
+    if (!this.closed) this.table.discard(held.loan);
     this.stats.inUse = this.table.inUse;
   });
   private readonly descriptor = new Uint32Array(DESCRIPTOR_WORDS);
@@ -74,11 +86,18 @@ export class PoolSender {
   private readonly announced: number[] = [];
   private announcedHead = 0;
   private announcedBytes = 0;
+  /**
+   * Views of loans sent by reference, for allocBuffer() to hand out again
+   * (spare_views.ts): a Buffer written by reference may come back from a
+   * later allocBuffer(), so writing into it after write() is a bug (README).
+   */
+  private readonly spare = new SpareViews();
   private closed = false;
 
   constructor(private readonly options: PoolSenderOptions) {
     this.table = new SendTable(options.poolBytes, QUEUE_SLOTS);
-    this.queues = openQueues(options.mapping, options.poolBytes, 'sender', options.init);
+    // Indices to zero: before the peer maps the region, so now.
+    if (options.init) this.opened = openQueues(options.mapping, options.poolBytes, 'sender', true);
     this.stats = emptyPoolStats(options.poolBytes);
     this.copyThreshold = options.copyThreshold ?? Infinity;
     this.copyMax = options.copyMax ?? Infinity;
@@ -95,6 +114,12 @@ export class PoolSender {
       this.stats.fallbacks++;
       return null;
     }
+    const spare = this.spare.take(loan.offset, size);
+    if (spare !== null) {
+      this.loans.get(spare.buffer as ArrayBuffer)!.loan = loan;
+      this.stats.inUse = this.table.inUse;
+      return spare;
+    }
     let buf: Buffer;
     try {
       buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
@@ -104,26 +129,32 @@ export class PoolSender {
       this.stats.fallbacks++;
       return null;
     }
-    this.loans.set(buf.buffer as ArrayBuffer, loan);
-    this.unsent.register(buf.buffer, loan, loan);
+    const held: ViewLoan = { loan };
+    this.loans.set(buf.buffer as ArrayBuffer, held);
+    this.unsent.register(buf.buffer, held);
     this.stats.inUse = this.table.inUse;
     return buf;
   }
 
+  /** Whether `buf` views this pool (a loan, sent or not): one look, for the writer's small-chunk path. */
+  isPoolView(buf: Uint8Array): boolean {
+    return this.loans.has(buf.buffer as ArrayBuffer);
+  }
+
   /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
   isLoaned(buf: Uint8Array): boolean {
-    const loan = this.loans.get(buf.buffer as ArrayBuffer);
-    return loan !== undefined && loan.state === 'loaned';
+    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    return held !== undefined && held.loan.state === 'loaned';
   }
 
   /**
-   * Whether `buf` is a loan already sent by reference: detached (length 0),
-   * its bytes now the receiver's. Writing it again would send nothing.
+   * Whether `buf` is a loan already sent by reference (and not loaned out
+   * again by allocBuffer()): its bytes are now the receiver's, or free.
    */
   wasSent(buf: Uint8Array): boolean {
-    if (buf.length !== 0) return false;
-    const loan = this.loans.get(buf.buffer as ArrayBuffer);
-    return loan !== undefined && loan.state !== 'loaned';
+    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    // sentLength: announced (a loan that fell back to the ring never was, and may be written again).
+    return held !== undefined && held.loan.state !== 'loaned' && held.loan.sentLength > 0;
   }
 
   /** Whether the writer should offer `buf` to send() (a loan of ours, or an ordinary Buffer to copy in). */
@@ -131,8 +162,24 @@ export class PoolSender {
     return (buf.length >= this.copyThreshold && buf.length <= this.copyMax) || this.isLoaned(buf);
   }
 
+  /**
+   * The queues, opened on first use. Nothing was announced before, so the
+   * peer (an honest one) has written nothing to them: no completion, no
+   * consumer index; a peer that did meets the same checks, only later.
+   */
+  private get queues(): DirectionQueues {
+    return (this.opened ??= openQueues(this.options.mapping, this.options.poolBytes, 'sender', false));
+  }
+
+  /** About to send: the queues open, and the peer's completions (a forged one among them) are checked first, as ever. */
+  private reclaimBeforeSend(): void {
+    void this.queues;
+    this.reclaim();
+  }
+
   /** Bytes announced by descriptors the receiver has not taken from the queue yet. */
   untakenBytes(): number {
+    if (this.opened === null) return 0; // nothing announced yet
     const untaken = this.queues.descriptors.pending();
     // Everything older than the last `untaken` descriptors was taken.
     while (this.announced.length - this.announcedHead > untaken) this.announcedBytes -= this.announced[this.announcedHead++];
@@ -145,13 +192,13 @@ export class PoolSender {
 
   /**
    * Announces `buf` at ring position `position`. True: sent by reference (the
-   * Buffer now belongs to the receiver; a loan is detached: read its length
-   * before). False: the caller writes it through the ring, then calls recycle(buf).
+   * Buffer now belongs to the receiver; a loan's view is kept for a later
+   * allocBuffer()). False: the caller writes it through the ring, then calls recycle(buf).
    */
   send(buf: Uint8Array, position: number): boolean {
     if (this.closed || buf.length === 0) return false;
-    this.reclaim();
-    let loan = this.loans.get(buf.buffer as ArrayBuffer);
+    this.reclaimBeforeSend();
+    let loan = this.loans.get(buf.buffer as ArrayBuffer)?.loan;
     let copied: Loan | null = null;
     if (loan !== undefined) {
       // Only a loan still unsent, written from its first byte, travels by reference.
@@ -166,11 +213,10 @@ export class PoolSender {
       loan = copied = copy;
     }
     this.announce(loan, buf.length, position);
-    this.unsent.unregister(loan);
-    // A loan now belongs to the receiver: detached, it reads as empty here
-    // (writing it afterwards can no longer change what the peer reads), and
-    // V8 drops its bytes from the external count now, not at a GC.
-    if (copied === null) poolNative.detachView(buf.buffer as ArrayBuffer);
+    // The loan's view is kept for the next loan of this extent: detaching it
+    // cost a wake-up of our loop for its finalizer, and leaving it for a GC
+    // swings V8's external-memory count (docs/benchmark.md).
+    if (copied === null) this.spare.keep(loan.offset, buf);
     return true;
   }
 
@@ -183,7 +229,7 @@ export class PoolSender {
    */
   openRun(): Loan | null {
     if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
-    this.reclaim();
+    this.reclaimBeforeSend();
     // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
     // allocBuffer() and large writes keep the rest, and the reader, which
     // returns views when it collects garbage, is not handed a whole pool of
@@ -243,16 +289,15 @@ export class PoolSender {
 
   /** After a loaned Buffer went through the ring: its extent is free again. */
   recycle(buf: Uint8Array): void {
-    const loan = this.loans.get(buf.buffer as ArrayBuffer);
-    if (loan === undefined || this.closed) return;
-    this.table.discard(loan);
-    this.unsent.unregister(loan);
+    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    if (held === undefined || this.closed) return;
+    this.table.discard(held.loan);
     this.stats.inUse = this.table.inUse;
   }
 
   /** Takes the peer's completions; EPROTO for any that does not name an extent in flight. */
   reclaim(): number {
-    if (this.closed) return 0;
+    if (this.closed || this.opened === null) return 0; // nothing sent: nothing to take back
     const c = this.completions;
     let total = 0;
     for (;;) {
@@ -277,7 +322,10 @@ export class PoolSender {
     this.closed = true;
     this.table.closeAll();
     this.stats.inUse = 0;
-    this.queues.close();
+    // Sent loans are not the user's: their views let go of the region now.
+    this.spare.clear();
+    if (this.opened !== null) this.opened.close();
+    else this.options.mapping.close(); // what closing the queues does to it
   }
 
   private fellBack(): false {

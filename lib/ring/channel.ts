@@ -137,6 +137,7 @@ export class RingChannel {
    */
   finish(): void {
     if (this.life.closed) return;
+    this.reader.noMoreSpins();
     if (this.writer.writeStagedOrFail()) return;
     try {
       if (finish(this.link.endpoint)) return;

@@ -104,6 +104,13 @@ export class RingReader {
   private wakeIntoTarget = false;
   /** Inside the wait watcher's callback: its round (see onWokenRead); -1 outside. */
   private wakeRound = -1;
+  /**
+   * Spinning for the peer's bytes is on (spinMicros > 0, and our side has not
+   * finished writing: after that what comes is the peer's end, or a reply to
+   * a request already complete, and a short connection's spins for them
+   * were most of its extra CPU against TCP; see noMoreSpins()).
+   */
+  private spins: boolean;
 
   constructor(
     private readonly state: VchanState,
@@ -114,6 +121,7 @@ export class RingReader {
     private readonly receiver: PoolReceiver | null = null,
   ) {
     this.turnBytes = options.turnBytes ?? TURN_BYTES;
+    this.spins = options.spinMicros > 0;
     this.turnReads = options.turnReads ?? TURN_READS;
     // With a pool, the native spin also watches the peer's descriptor index:
     // a payload ends it as a ring byte does.
@@ -145,6 +153,16 @@ export class RingReader {
   pause(): void {
     this.reading = false;
     this.disarm();
+  }
+
+  /**
+   * Our side finished writing (end()): wait for the peer's bytes asleep from
+   * now on. What is still to come answers nothing we could write next, so a
+   * spin only burns CPU both processes share: 1-byte echo connections spent
+   * ~100 µs per connection spinning for the peer's end (bench/connect.js).
+   */
+  noMoreSpins(): void {
+    this.spins = false;
   }
 
   /** For good (the channel closed or failed). */
@@ -198,6 +216,7 @@ export class RingReader {
     if (this.pumping) return;
     this.pumping = true;
     this.disarm();
+    this.state.used();
     const ep = this.state.endpoint;
     // Why: an exception thrown by the owner's handlers (user code) is the
     // user's, as with net (uncaught); only the ring's own errors fail the channel.
@@ -242,7 +261,7 @@ export class RingReader {
             this.host.endOfData();
             return;
           }
-          if (this.options.spinMicros > 0 && this.spin.take()) {
+          if (this.spins && this.spin.take()) {
             // Spin later, once this tick's 'data' handlers have run (and
             // perhaps written the message whose reply we are waiting for).
             if (!this.spinScheduled) {
@@ -462,7 +481,7 @@ export class RingReader {
       this.spinScheduled = false;
       return;
     }
-    if ((this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
+    if (this.spins && (this.host.written?.() ?? 0) !== this.writtenMark && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
       let got: boolean;
       try {
         got = this.spinFor(Math.min(this.options.spinMicros, TICK_SPIN_MICROS), false);
@@ -491,7 +510,7 @@ export class RingReader {
     if (this.stopped || !this.reading) return;
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
-      if (this.spinFor(this.options.spinMicros, true)) {
+      if (this.spinFor(this.spins ? this.options.spinMicros : 0, true)) {
         this.spin.succeeded();
       } else {
         this.spin.failed();

@@ -84,6 +84,9 @@ const enum Word {
   Count = 4,
 }
 
+/** Reader and writer passes after which the endpoint's per-message methods are bound (see VchanState.used()). */
+export const BIND_AFTER_PASSES = 128;
+
 /**
  * One endpoint's protocol state as the stream layers see it. The addon
  * leaves the ring's state in a JS-owned array after each read, write, wait,
@@ -92,6 +95,7 @@ const enum Word {
  */
 export class VchanState {
   private readonly words = new Uint32Array(Word.Count);
+  private passes = 0;
 
   constructor(
     readonly endpoint: RingEndpoint,
@@ -99,8 +103,16 @@ export class VchanState {
     readonly ext: boolean,
   ) {
     endpoint.bindState(this.words);
-    // The per-message calls skip napi_unwrap (~1/3 of a small call): bound to this endpoint.
-    native.bindRingMethods(endpoint);
+  }
+
+  /**
+   * One pass of the reader or the writer (a native call or more). After
+   * BIND_AFTER_PASSES the per-message calls are bound to this endpoint and
+   * skip napi_unwrap (~1/3 of a small call); binding costs ~15-20 µs (four
+   * new native functions), so a short connection never pays it.
+   */
+  used(): void {
+    if (++this.passes === BIND_AFTER_PASSES) native.bindRingMethods(this.endpoint);
   }
 
   /** Readable bytes as of the last call. */

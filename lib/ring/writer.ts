@@ -118,7 +118,7 @@ export class RingWriter {
    */
   stage(chunk: Buffer): boolean {
     if (this.host.closed || this.pending || this.host.peerGone || this.run !== null) return false;
-    if (this.sender !== null && (this.sender.isLoaned(chunk) || this.sender.wasSent(chunk))) return false; // by reference, or refused by write()
+    if (this.sender !== null && this.sender.isPoolView(chunk)) return false; // by reference, or refused by write()
     const n = chunk.length;
     // The tick's first small write goes straight into the ring (one native
     // call, as net's try-write): a reply reaches the peer now, not after this
@@ -151,6 +151,7 @@ export class RingWriter {
   /** Writes a chunk the ring has room for (the state array says so) at once; marks the tick as written. */
   private writeThrough(chunk: Buffer): boolean {
     let done: number;
+    this.state.used();
     try {
       done = this.state.endpoint.write(chunk);
     } catch (err) {
@@ -193,6 +194,7 @@ export class RingWriter {
     const n = this.staged;
     if (n === 0 || this.host.closed) return;
     this.staged = 0;
+    this.state.used();
     const done = this.state.endpoint.write(this.stageBuf!.subarray(0, n));
     this.bytesWritten += done;
     this.ringWritten += done;
@@ -273,6 +275,7 @@ export class RingWriter {
     const p = this.pending;
     if (!p) return;
     const ep = this.state.endpoint;
+    this.state.used();
     try {
       for (;;) {
         if (this.host.peerGone) {

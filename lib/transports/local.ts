@@ -166,13 +166,15 @@ function serveHello(
     if (offered !== null) {
       const size = agreePoolSize(poolOptions.size, offered);
       agreed = { toServer: size, toClient: size };
-      // Our region first (we send in it), so that its queues are zeroed before the client maps it.
+      // Our region (we send in it): a fresh memfd, its queues already read as
+      // zero, so nothing is written to it before a payload (the sender opens
+      // its queues then).
       const own = size > 0 ? createLocalRegion(size) : null;
       poolFd = own?.fd ?? -1;
       pool = makePoolLink(
         own && { mapping: own.mapping, poolBytes: size },
         size > 0 ? { fd: clientRegion, poolBytes: size, announced: offered } : null,
-        true,
+        false,
         peer.uid,
         poolOptions,
       );

@@ -88,7 +88,7 @@ describe('foundation: lifecycle', function () {
     ['reading from', true],
     ['blocked writing to', false],
   ]) {
-    it(`SIGKILL of a child we are ${label}: ECONNRESET then close(true) within 1 s`, async function () {
+    it(`SIGKILL of a child we are ${label}: ECONNRESET then close(true) within 3 s`, async function () {
       const { server, port, accepted } = await listenOnce({ ringSize: 64 * 1024 });
       const peer = forkPeer('hold', { port, flood });
       const socket = await accepted;
@@ -110,7 +110,9 @@ describe('foundation: lifecycle', function () {
       const elapsed = Date.now() - t0;
       assert.deepEqual(events, ['error ECONNRESET']);
       assert.equal(hadError, true);
-      assert.ok(elapsed < 1000, `close took ${elapsed} ms`);
+      // The hang-up is an event (no poll on the local transport): the bound
+      // only tells it from a timeout. 1 s failed once at load 10 on 2 vCPUs.
+      assert.ok(elapsed < 3000, `close took ${elapsed} ms`);
     });
   }
 
@@ -137,9 +139,9 @@ describe('foundation: lifecycle', function () {
     const maps = countRingMaps();
     for (let i = 0; i < 1000; i++) await cycle();
     await drained();
-    // Resources of earlier tests (forked children) may still be closing, so
-    // allow a few; a per-cycle leak would show up as hundreds.
-    assert.ok(countFds() <= fds + 3, `fds grew from ${fds} to ${countFds()}`);
+    // No more than before: fds close with the socket, not at a GC. (Fewer is
+    // fine: an earlier test's child may still be closing its IPC socket.)
+    assert.ok(countFds() <= fds, `fds grew from ${fds} to ${countFds()}`);
     // Ring mappings only: V8 grows its young generation with the allocation
     // rate (256 KiB mappings) as it likes; a leaked ring is a memfd mapping
     // per side and cycle, i.e. thousands here.

@@ -52,6 +52,17 @@ function countMaps() {
   return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length;
 }
 
+/** The pool memfds mapped in this process, as "inode" strings (one per distinct region). */
+function poolInodes() {
+  return new Set(
+    fs
+      .readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('memfd:xenring-pool'))
+      .map((l) => l.split(/\s+/)[4]),
+  );
+}
+
 /**
  * A xenring server on a free port that accepts one socket:
  * resolves with { server, port, accepted: Promise<socket> }.
@@ -66,9 +77,35 @@ async function listenOnce(options = {}) {
   return { server, port: server.address().port, accepted };
 }
 
+/**
+ * Forks `file`, a server that reports { port } over IPC first and exits when
+ * the test process disconnects: resolves with { child, port, stop() }.
+ */
+async function forkServer(file) {
+  const child = fork(file, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const [{ port }] = await once(child, 'message');
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.disconnect();
+    await exited;
+  };
+  return { child, port, stop };
+}
+
 /** Resolves with hadError on 'close' (events.once would reject on 'error'). */
 function closed(socket) {
   return new Promise((resolve) => socket.once('close', resolve));
 }
 
-module.exports = { forkPeer, listenOnce, countFds, countMaps, closed, children };
+/** Ends both sockets of a pair, waits until both closed, then closes their server. */
+async function endPair(server, a, b) {
+  a.end();
+  b.end();
+  await Promise.all([closed(a), closed(b)]);
+  server.close();
+}
+
+module.exports = { forkPeer, forkServer, listenOnce, countFds, countMaps, poolInodes, closed, endPair, children };

@@ -1,12 +1,16 @@
 'use strict';
 // The hand-off of large allocBuffer() messages must cost V8 nothing that
-// grows with them: a 16 MiB loan sent by reference and a 16 MiB view
-// released by its reader are detached at once (they read as empty), so V8
-// drops them then, not at a GC. Before, each was dropped for a GC to find:
-// V8 lowered its external-memory count as it swept them and reset its limit
-// to that low, the views' finalizers then gave their lengths back (they are
-// kept off the count while alive) and crossed the limit, and a long hand-off
-// loop ran a major GC every ~30 messages in each process. Here 1000
+// grows with them, nor make and drop a Buffer per message: the sender's
+// next allocBuffer() of the extent that came back is the Buffer it sent,
+// and the receiver's next payload in it is the view it released (same
+// object, the new message's bytes). Dropping a view per message was
+// costly twice: detached at once, Node ran its finalizer through an extra
+// wake-up of the event loop per message and side; left for a GC to find
+// (before that), V8 lowered its external-memory count as it swept them and
+// reset its limit to that low, the views' finalizers then gave their
+// lengths back (they are kept off the count while alive) and crossed the
+// limit, and a long hand-off loop ran a major GC every ~30 messages in each
+// process. Here 1000
 // messages between two fresh processes, answered on arrival, must start
 // (almost) none in either. Counts, not times.
 const assert = require('node:assert/strict');
@@ -29,7 +33,7 @@ const next = async (child, event) => {
 describe('pool: 16 MiB hand-offs start no major GC', function () {
   this.timeout(120000);
 
-  it('1000 allocBuffer messages answered on arrival: no major GC in either process, loans and released views detached, all by reference', async () => {
+  it('1000 allocBuffer messages answered on arrival: no major GC in either process, the same Buffer reused on both sides with every message\'s bytes, all by reference', async () => {
     const opts = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] };
     const receiver = fork(PEER, ['receiver', String(SIZE)], opts);
     let sender = null;
@@ -44,8 +48,10 @@ describe('pool: 16 MiB hand-offs start no major GC', function () {
       assert.equal(s.stats.sentByRef, WARM + COUNT, 'every message went by reference');
       assert.equal(s.stats.fallbacks, 0);
       assert.equal(r.msgs, WARM + COUNT);
-      assert.equal(s.empty, COUNT, 'a loan sent by reference reads as empty (detached)');
-      assert.equal(r.empty, WARM + COUNT, 'a released view reads as empty (detached)');
+      // Before: 0 and 0 (a new view each time on both sides, the old one detached).
+      assert.equal(s.same, COUNT, 'allocBuffer() hands out the Buffer of the extent that came back');
+      assert.equal(r.same, WARM + COUNT - 1, 'the payload arrives in the view released before it');
+      assert.equal(r.wrong, 0, 'a reused view showed another message\'s bytes');
       // Before: 41-53 in the sender, 0 in the receiver (three runs; 16-42 in
       // the receiver in an earlier form of this test). Two
       // are allowed for an ordinary heap-growth GC.

@@ -6,8 +6,11 @@
 //   sender    connects to argv[4], sends `warm` messages, zeroes its counts,
 //             then `count` more, each allocBuffer() + write() + wait for the answer.
 // Each counts its own major GCs. Messages: { event: 'ready', port } (receiver),
-// { event: 'counted', msgs, majorGCs, empty, stats } (the receiver on 'count',
-// the sender when done; `empty`: Buffers that read as empty after release/write).
+// { event: 'counted', msgs, majorGCs, same, wrong, stats } (the receiver on
+// 'count', the sender when done; `same`: Buffers that are the one before
+// (allocBuffer() on the sender, 'data' on the receiver); `wrong`: payloads
+// whose marks are not their message's (the receiver)). The sender marks
+// message i's first and last bytes.
 const { PerformanceObserver, constants } = require('node:perf_hooks');
 const xenring = require('../..');
 
@@ -23,13 +26,15 @@ process.on('disconnect', () => process.exit(0));
 
 if (role === 'receiver') {
   let msgs = 0;
-  let empty = 0;
+  let same = 0;
+  let wrong = 0;
+  let last = null;
   let conn = null;
   process.on('message', (m) => {
     if (m !== 'count') return;
-    report({ msgs, empty, stats: conn && conn.poolStats() });
+    report({ msgs, same, wrong, stats: conn && conn.poolStats() });
     majors = 0;
-    empty = 0;
+    same = 0;
   });
   const server = xenring.createServer((sock) => {
     server.close();
@@ -38,7 +43,10 @@ if (role === 'receiver') {
     const ack = Buffer.from([1]);
     sock.on('data', (d) => {
       got += d.length;
-      if (sock.release(d) && d.length === 0) empty++;
+      if (d === last) same++;
+      last = d;
+      if (d.length !== size || d[0] !== (msgs & 0xff) || d[size - 1] !== ((msgs * 7) & 0xff)) wrong++;
+      sock.release(d);
       for (; got >= size; got -= size) {
         msgs++;
         sock.write(ack);
@@ -57,21 +65,24 @@ if (role === 'receiver') {
       if (wake) wake();
     });
     const answered = (n) => new Promise((resolve) => (acks >= n ? resolve() : (wake = resolve)));
-    let empty = 0;
+    let same = 0;
+    let last = null;
     const warm = Number(warmArg);
     const total = warm + Number(countArg);
     for (let i = 0; i < total; i++) {
       if (i === warm) {
         await new Promise((r) => setImmediate(r));
         majors = 0;
-        empty = 0;
+        same = 0;
       }
       const buf = sock.allocBuffer(size);
+      if (buf === last) same++;
+      last = buf;
       buf[0] = i & 0xff;
+      buf[size - 1] = (i * 7) & 0xff;
       sock.write(buf);
-      if (buf.length === 0) empty++;
       await answered(i + 1);
     }
-    report({ msgs: total, empty, stats: sock.poolStats() });
+    report({ msgs: total, same, stats: sock.poolStats() });
   });
 }

@@ -6,22 +6,11 @@
 // closed link leaves nothing mapped without waiting for a GC (the first try,
 // c5b0e97, kept the peer's region mapped until the next GC).
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { poolNative } = require('../../dist/pool/native_pool');
 const { native } = require('../../dist/native');
-const { closed } = require('../helpers/fixtures');
-
-/** The pool memfds mapped in this process, as "inode" strings (one per distinct region). */
-const poolInodes = () =>
-  new Set(
-    fs
-      .readFileSync('/proc/self/maps', 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('memfd:xenring-pool'))
-      .map((l) => l.split(/\s+/)[4]),
-  );
+const { endPair, poolInodes } = require('../helpers/fixtures');
 
 /** Counts native pop() calls on every PoolQueue made while `fn` runs. */
 async function countingPops(fn) {
@@ -87,7 +76,7 @@ describe('pool: small messages on a pool connection', function () {
         assert.equal(pops.n, 0, `${pops.n} pops for 300 round trips without a payload`);
         // The look is not blind: a payload goes by reference, arrives, is echoed, and comes back.
         const buf = s.allocBuffer(256 * 1024).fill(7);
-        const size = buf.length; // a loan sent by reference is detached (reads as empty)
+        const size = buf.length;
         const echoed = new Promise((resolve) => {
           let n = 0;
           const onData = (d) => {
@@ -156,10 +145,7 @@ describe('pool: small messages on a pool connection', function () {
     await pingPong(s, 50);
     const ours = [...poolInodes()].filter((i) => !before.has(i));
     assert.ok(ours.length >= 2, `the pools are mapped while open (new regions: ${ours.length})`);
-    s.end();
-    server.end();
-    await Promise.all([closed(s), closed(server)]);
-    srv.close();
+    await endPair(srv, s, server);
     // Both sockets (and so their receivers' views of the peers' indices) are
     // still reachable here: only a view that holds no reference lets go.
     assert.ok(s.destroyed && server.destroyed);

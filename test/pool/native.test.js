@@ -44,6 +44,31 @@ describe('pool: native mapping and queue', function () {
     fs.closeSync(fd);
   });
 
+  it('write() (streaming stores from 2 KiB on) lands every byte at any alignment, seen through a second mapping', function () {
+    const size = 64 * 1024;
+    const fd = native.memfdCreate('pool-native', size);
+    const m = new poolNative.PoolMapping(fd, size, true);
+    // Another mapping of the same pages: what the peer reads.
+    const peer = new poolNative.PoolMapping(fd, size, true).view(0, size);
+    const src = Buffer.from([...Array(20000).keys()].map((i) => (i * 7) % 251));
+    // Lengths around the 2 KiB switch and the 128-byte loop step; offsets off
+    // every 32-byte boundary; source views at odd offsets too.
+    for (const len of [2047, 2048, 2049, 4096 + 31, 8191, 16384 + 100]) {
+      for (const at of [0, 1, 31, 32, 33, 4095, 4096 + 17]) {
+        for (const from of [0, 3]) {
+          peer.fill(0xee);
+          const chunk = src.subarray(from, from + len);
+          m.write(at, chunk);
+          assert.ok(peer.subarray(at, at + len).equals(chunk), `${len} bytes at ${at} from +${from}`);
+          assert.ok(peer.subarray(0, at).every((b) => b === 0xee), `${len} bytes at ${at}: wrote before`);
+          assert.ok(peer.subarray(at + len).every((b) => b === 0xee), `${len} bytes at ${at}: wrote after`);
+        }
+      }
+    }
+    m.close();
+    fs.closeSync(fd);
+  });
+
   it('a queue holds the mapping and refuses bad placements and options', function () {
     const fd = native.memfdCreate('pool-native', 4096);
     const m = new poolNative.PoolMapping(fd, 4096, true);

@@ -235,6 +235,32 @@ describe('pool: the page-reference path through connect/createServer (real proce
     await p.exited;
   });
 
+  it('a sender opens its queues at its first payload, not at connect; payloads then go by reference both ways', async () => {
+    // The server sends back a small write, then a payload: its queues too open late.
+    const back = [[64, 'buf'], [MiB, 'alloc'], [100, 'buf']];
+    const p = peer({ receive: 'release', plan: back });
+    const { port } = await p.next('ready');
+    const s = xenring.connect({ port });
+    await once(s, 'connect');
+    const received = receiveAll(s);
+    const sender = s.channel.link.pool.sender;
+    let pos = await writePlan(s, [[100, 'buf']]);
+    assert.equal(sender.opened, null, 'the queues were opened before any payload');
+    pos = await writePlan(s, [[MiB, 'alloc'], [300, 'buf']], pos);
+    assert.notEqual(sender.opened, null);
+    s.end();
+    const r = await p.next('received');
+    assert.equal(r.bytes, pos);
+    assert.ok(r.ok, `server saw a wrong byte at ${r.badOffset}`);
+    assert.equal(r.stats.receivedByRef, 1, 'the payload went by reference');
+    const mine = await received;
+    assert.equal(mine.received, planBytes(back));
+    assert.ok(mine.ok, `client saw a wrong byte at ${mine.badOffset}`);
+    assert.equal(s.poolStats().receivedByRef, 1, "the server's payload came by reference");
+    await closed(s);
+    await p.exited;
+  });
+
   it('pool: false, or a peer offering none: no pool, the ring carries everything', async () => {
     const p = peer({ receive: 'release', pool: false });
     const { port } = await p.next('ready');

@@ -1,21 +1,34 @@
 'use strict';
 // native.bindRingMethods: the per-message endpoint methods become own
-// functions bound to one instance (no napi_unwrap per call). They must move
-// the same bytes, keep their endpoint alive, leave anything but an
-// endpoint (a fake) alone, and a spy already in place alone.
+// functions bound to one instance (no napi_unwrap per call), once a
+// VchanState has seen BIND_AFTER_PASSES passes of its reader or writer (a
+// short connection never pays for binding). They must move the same bytes,
+// keep their endpoint alive, leave anything but an endpoint (a fake) alone,
+// and a spy already in place alone.
 const assert = require('node:assert/strict');
 const { native } = require('../../dist/native');
-const { VchanState } = require('../../dist/ring/vchan_state');
+const { VchanState, BIND_AFTER_PASSES } = require('../../dist/ring/vchan_state');
 const { ringPair } = require('./pair');
 
 const HOT = ['read', 'write', 'waitData', 'service'];
 
+/** A VchanState on `ep` past the passes after which it binds. */
+function boundState(ep) {
+  const state = new VchanState(ep, true);
+  for (let i = 0; i < BIND_AFTER_PASSES; i++) state.used();
+  return state;
+}
+
 describe('ring: bound endpoint methods', function () {
-  it('a VchanState binds read, write, waitData and service to its endpoint; bytes move as through the prototype', function () {
+  it('a VchanState binds read, write, waitData and service to its endpoint after its passes; bytes move as through the prototype', function () {
     const pair = ringPair();
     const proto = native.RingEndpoint.prototype;
-    const client = new VchanState(pair.client, true);
-    const server = new VchanState(pair.server, true);
+    const early = new VchanState(pair.client, true);
+    for (let i = 1; i < BIND_AFTER_PASSES; i++) early.used();
+    for (const k of HOT) assert.equal(Object.hasOwn(pair.client, k), false, `${k} bound before ${BIND_AFTER_PASSES} passes`);
+    early.used();
+    const client = early;
+    const server = boundState(pair.server);
     for (const ep of [pair.client, pair.server]) {
       for (const k of HOT) {
         assert.ok(Object.hasOwn(ep, k), `${k} is an own property`);
@@ -39,7 +52,7 @@ describe('ring: bound endpoint methods', function () {
 
   it('argument errors are the prototype methods\' own', function () {
     const pair = ringPair();
-    new VchanState(pair.server, true);
+    boundState(pair.server);
     assert.throws(() => pair.server.read('x', 0, 1), { name: 'TypeError' });
     assert.throws(() => pair.server.waitData(-1), { name: 'RangeError' });
     assert.throws(() => pair.server.write([1]), { name: 'TypeError' });
@@ -57,7 +70,7 @@ describe('ring: bound endpoint methods', function () {
     // Only the bound `read` (and a WeakRef) reach the server endpoint.
     const make = () => {
       const pair = ringPair();
-      new VchanState(pair.server, true);
+      boundState(pair.server);
       return { read: pair.server.read, weak: new WeakRef(pair.server), client: pair.client };
     };
     let { read, weak, client } = make();
@@ -86,7 +99,7 @@ describe('ring: bound endpoint methods', function () {
     let calls = 0;
     const real = pair.server.read;
     Object.defineProperty(pair.server, 'read', { value: (...a) => (calls++, real.apply(pair.server, a)), configurable: true });
-    new VchanState(pair.server, true);
+    boundState(pair.server);
     pair.server.read(Buffer.alloc(1), 0, 1);
     assert.equal(calls, 1, 'the spy stayed');
     assert.notEqual(pair.server.write, native.RingEndpoint.prototype.write, 'the others were bound');

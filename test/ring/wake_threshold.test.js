@@ -17,13 +17,21 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe('ring: a waiting writer is woken once half the ring is free', function () {
   let child = null;
-  afterEach(() => {
-    if (child) child.kill('SIGKILL');
+  let childClosed = null;
+  // Waits for the child's 'close' (its IPC socket closed), not just the kill:
+  // a writer still dying under load would close that socket during the next
+  // file's test, whose fd count then comes out one short.
+  afterEach(async () => {
+    if (child) {
+      child.kill('SIGKILL');
+      await childClosed;
+    }
     child = null;
   });
 
   it('reads of less than half leave it asleep; crossing half wakes it; the stream arrives whole', async function () {
     child = fork(path.join(__dirname, 'fixtures', 'paced_writer.js'), [String(TOTAL), String(RING)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    childClosed = once(child, 'close');
     const [{ port }] = await once(child, 'message');
     const written = async () => {
       child.send('written');

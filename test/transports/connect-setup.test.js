@@ -6,9 +6,8 @@
 // slab: V8 counts it as external memory and collects more often).
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { fork } = require('node:child_process');
 const { once } = require('node:events');
-const { children } = require('../helpers/fixtures');
+const { forkServer } = require('../helpers/fixtures');
 const { slice, PatternChecker, writePattern } = require('../helpers/pattern');
 const xenring = require('../..');
 
@@ -33,19 +32,11 @@ describe('local transport: connection set-up', function () {
   let port;
 
   before(async function () {
-    server = fork(path.join(__dirname, 'echo-server.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.add(server);
-    server.once('exit', () => children.delete(server));
-    [{ port }] = await once(server, 'message');
+    server = await forkServer(path.join(__dirname, 'echo-server.js'));
+    port = server.port;
   });
 
-  after(async function () {
-    if (server.exitCode === null && server.signalCode === null) {
-      const exited = once(server, 'exit');
-      server.disconnect();
-      await exited;
-    }
-  });
+  after(() => server.stop());
 
   it('serves many handshakes at once; every echoed byte is verified', async function () {
     // Some HELLOs are queued by the time the server accepts, others come later: both paths.

@@ -1,0 +1,249 @@
+'use strict';
+// What one NEW connection costs: N sequential connections, each connect +
+// 1-byte echo + end + 'close', after a warm-up, per transport in one run
+// (rounds alternate the order). Per connection: wall time, CPU of the client
+// (this process) and of the server (a forked child, which reports its own
+// process.cpuUsage()), minor page faults on both sides, and with --strace
+// the syscalls of both processes (strace -c -f attached for the measured
+// connections only). Medians and ranges over the rounds.
+//
+//   node bench/connect.js [--conns 1000] [--warmup 200] [--rounds 5]
+//        [--transports xenring,uds,tcp] [--strace] [--ring-size N] [--json FILE]
+//   XENRING_BENCH_BEFORE=/work/wt/before node bench/connect.js --transports xenring,xenring-before,uds,tcp
+
+const { fork, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { TRANSPORTS, listen, connect, removeSocketFile } = require('./transports');
+const { parseSize } = require('./common');
+
+function usage(status) {
+  process.stdout.write(`usage: node bench/connect.js [options]
+  --conns N          measured connections per round (default 1000)
+  --warmup N         unmeasured connections first, in each round (default 200)
+  --rounds N         rounds; each runs every transport once, order alternating (default 5)
+  --transports LIST  from: ${Object.keys(TRANSPORTS).filter((n) => !TRANSPORTS[n].onread && !/xen-/.test(n)).join(', ')} (default xenring,uds,tcp;
+                     xenring-before needs XENRING_BENCH_BEFORE=<built checkout>)
+  --ring-size N      ringSize for the xenring rows (default: the library's)
+  --strace           also count syscalls of both processes (strace -c -f), measured connections only
+  --json FILE        write one JSON line per transport and round
+`);
+  process.exit(status);
+}
+
+function parseArgs(argv) {
+  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, ringSize: undefined, json: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = () => {
+      if (i + 1 >= argv.length) usage(2);
+      return argv[++i];
+    };
+    if (a === '--conns') o.conns = Number(next());
+    else if (a === '--warmup') o.warmup = Number(next());
+    else if (a === '--rounds') o.rounds = Number(next());
+    else if (a === '--transports') o.transports = next().split(',').filter(Boolean);
+    else if (a === '--ring-size') o.ringSize = parseSize(next());
+    else if (a === '--strace') o.strace = true;
+    else if (a === '--json') o.json = next();
+    else if (a === '--help' || a === '-h') usage(0);
+    else usage(2);
+  }
+  for (const t of o.transports) if (!TRANSPORTS[t]) throw new Error(`unknown transport ${t}`);
+  if (!(o.conns > 0) || !(o.warmup >= 0) || !(o.rounds > 0)) usage(2);
+  return o;
+}
+
+function counters() {
+  const cpu = process.cpuUsage();
+  const ru = process.resourceUsage();
+  return { user: cpu.user, system: cpu.system, faults: ru.minorPageFault + ru.majorPageFault };
+}
+const diff = (a, b) => ({ user: b.user - a.user, system: b.system - a.system, faults: b.faults - a.faults });
+
+// ---- child: an echo server on one transport --------------------------------
+async function child(name, ringSize) {
+  const ready = await listen(name, { ringSize, echo: true }, (sock) => {
+    sock.on('data', (d) => sock.write(d));
+    sock.on('end', () => sock.end());
+    sock.on('error', (err) => process.send({ error: `server socket: ${err.code || err.message}` }));
+  });
+  process.on('message', (m) => {
+    if (m === 'counters') process.send({ counters: counters() });
+    else if (m === 'exit') {
+      ready.server.close();
+      removeSocketFile(ready.cleanupPath);
+      process.exit(0);
+    }
+  });
+  process.send({ ready: { port: ready.port, path: ready.path } });
+}
+
+// ---- parent -----------------------------------------------------------------
+function ask(cp, what) {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m) => {
+      if (m && m[what] !== undefined) {
+        cp.off('message', onMsg);
+        resolve(m[what]);
+      } else if (m && m.error) reject(new Error(m.error));
+    };
+    cp.on('message', onMsg);
+    if (what === 'counters') cp.send('counters');
+  });
+}
+
+/** One connection: connect, send one byte, wait for it back, end, wait for 'close'. */
+async function oneConnection(name, ready, opts, byte) {
+  const sock = await connect(name, ready, { ringSize: opts.ringSize, echo: true });
+  await new Promise((resolve, reject) => {
+    let got = null;
+    sock.on('error', reject);
+    sock.on('data', (d) => {
+      if (got !== null || d.length !== 1 || d[0] !== byte) reject(new Error(`echo: expected one byte ${byte}, got ${d.toString('hex')}`));
+      got = d[0];
+      sock.end();
+    });
+    sock.on('close', () => (got === byte ? resolve() : reject(new Error('closed before the echo'))));
+    sock.write(Buffer.from([byte]));
+  });
+}
+
+/** strace -c -f on both pids; stop() resolves with the total syscall count. */
+function startStrace(pids) {
+  const out = path.join(os.tmpdir(), `xenring-connect-strace-${process.pid}-${Date.now()}.txt`);
+  const args = ['-c', '-f', '-o', out];
+  for (const p of pids) args.push('-p', String(p));
+  const st = spawn('strace', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  st.stderr.on('data', (d) => (err += d));
+  // strace says "Process N attached" for each process it has attached to.
+  const attached = new Promise((resolve, reject) => {
+    const check = () => {
+      if (pids.every((p) => err.includes(`Process ${p} attached`))) resolve();
+    };
+    st.stderr.on('data', check);
+    st.on('exit', (code) => reject(new Error(`strace exited (${code}): ${err.trim()}`)));
+    setTimeout(resolve, 2000); // older straces say less: go on after 2 s
+  });
+  return {
+    attached,
+    stop: () => new Promise((resolve) => {
+      st.removeAllListeners('exit');
+      st.on('exit', () => {
+        let total = NaN;
+        try {
+          const text = fs.readFileSync(out, 'utf8');
+          const m = /^\s*100\.00\s+\S+\s+\S+\s+(\d+)\s+(\d+\s+)?total\s*$/m.exec(text) || /^\s*[\d.]+\s+[\d.]+\s+\d*\s*(\d+)\s+\d*\s*total/m.exec(text);
+          if (m) total = Number(m[1]);
+          fs.rmSync(out, { force: true });
+        } catch { /* no output */ }
+        resolve(total);
+      });
+      st.kill('SIGINT');
+    }),
+  };
+}
+
+async function round(name, opts, log) {
+  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const ready = await Promise.race([
+      ask(cp, 'ready'),
+      new Promise((_, reject) => cp.once('exit', (code) => reject(new Error(`${name} server exited (${code})`)))),
+    ]);
+    for (let i = 0; i < opts.warmup; i++) await oneConnection(name, ready, opts, (i * 7 + 1) & 0xff);
+    if (global.gc) global.gc();
+    let strace = null;
+    if (opts.strace) {
+      strace = startStrace([process.pid, cp.pid]);
+      await strace.attached;
+    }
+    const s0 = await ask(cp, 'counters');
+    const c0 = counters();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < opts.conns; i++) await oneConnection(name, ready, opts, (i * 13 + 5) & 0xff);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    const c1 = counters();
+    const s1 = await ask(cp, 'counters');
+    const syscalls = strace ? await strace.stop() : NaN;
+    const c = diff(c0, c1);
+    const s = diff(s0, s1);
+    const n = opts.conns;
+    const r = {
+      transport: name,
+      conns: n,
+      wallUs: wall / n,
+      clientCpuUs: (c.user + c.system) / n,
+      clientSysUs: c.system / n,
+      serverCpuUs: (s.user + s.system) / n,
+      serverSysUs: s.system / n,
+      clientFaults: c.faults / n,
+      serverFaults: s.faults / n,
+      // ask()'s IPC and strace's own pipe are included: a few syscalls per round, not per connection
+      syscalls: syscalls / n,
+      load: os.loadavg()[0],
+    };
+    log(r);
+    return r;
+  } finally {
+    cp.send('exit');
+    await new Promise((resolve) => (cp.exitCode !== null ? resolve() : cp.once('exit', resolve)));
+  }
+}
+
+function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+function cell(xs, digits = 0) {
+  const s = xs.filter((x) => Number.isFinite(x));
+  if (s.length === 0) return '–';
+  const f = (x) => x.toFixed(digits);
+  return s.length === 1 ? f(s[0]) : `${f(median(s))} (${f(Math.min(...s))}–${f(Math.max(...s))})`;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const results = Object.fromEntries(opts.transports.map((t) => [t, []]));
+  const started = new Date();
+  const loads = [os.loadavg()[0]];
+  const json = opts.json ? fs.openSync(opts.json, 'a') : null;
+  for (let r = 0; r < opts.rounds; r++) {
+    const order = r % 2 === 0 ? opts.transports : [...opts.transports].reverse();
+    for (const t of order) {
+      const res = await round(t, opts, (x) => process.stderr.write(`round ${r + 1} ${t}: ${x.wallUs.toFixed(0)} µs/conn, client ${x.clientCpuUs.toFixed(0)} µs, server ${x.serverCpuUs.toFixed(0)} µs, load ${x.load.toFixed(2)}\n`));
+      results[t].push(res);
+      loads.push(os.loadavg()[0]);
+      if (json !== null) fs.writeSync(json, JSON.stringify({ tool: 'xenring-bench-connect', round: r + 1, ...res }) + '\n');
+    }
+  }
+  if (json !== null) fs.closeSync(json);
+  const secs = ((Date.now() - started) / 1000).toFixed(0);
+  console.log(`### New connections: connect + 1-byte echo + end + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
+  console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection${opts.ringSize ? `, ringSize ${opts.ringSize}` : ''}\n`);
+  const ref = results.tcp ? 'tcp' : null;
+  console.log(`| transport | wall µs | client CPU µs (sys) | server CPU µs (sys) | client faults | server faults | syscalls (both) |${ref ? ' CPU both ÷ TCP |' : ''}`);
+  console.log(`|:---|---:|---:|---:|---:|---:|---:|${ref ? '---:|' : ''}`);
+  const both = (rs) => median(rs.map((x) => x.clientCpuUs + x.serverCpuUs));
+  for (const t of opts.transports) {
+    const rs = results[t];
+    const col = (k, d) => cell(rs.map((x) => x[k]), d);
+    const ratio = ref ? ` ${(both(rs) / both(results[ref])).toFixed(2)}× |` : '';
+    console.log(`| ${t} | ${col('wallUs')} | ${col('clientCpuUs')} (${median(rs.map((x) => x.clientSysUs)).toFixed(0)}) | ${col('serverCpuUs')} (${median(rs.map((x) => x.serverSysUs)).toFixed(0)}) | ${col('clientFaults', 1)} | ${col('serverFaults', 1)} | ${col('syscalls', 1)} |${ratio}`);
+  }
+}
+
+if (process.argv[2] === '--child') {
+  child(process.argv[3], Number(process.argv[4]) || undefined).catch((err) => {
+    process.send({ error: err.message });
+    process.exit(1);
+  });
+} else {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
