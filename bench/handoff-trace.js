@@ -7,7 +7,9 @@
  * process.hrtime (CLOCK_MONOTONIC: comparable across processes), and the
  * medians of each step are printed:
  *
- *   node bench/handoff-trace.js [--size 16m] [--count 600] [--read] [--ring] [--dist DIR]
+ *   node bench/handoff-trace.js [--size 16m] [--count 600] [--read] [--ring] [--dist DIR] [--pin]
+ *
+ * --pin: this process on CPU 0, the server on CPU 1 (as bench/run.js --pin 0,1).
  *
  * --ring: ordinary Buffers through the ring instead (--size 1 --ring is the
  * 1-byte round trip the hand-off is compared with).
@@ -27,7 +29,7 @@
  * the same minutes, never absolute times.
  */
 const path = require('node:path');
-const { fork } = require('node:child_process');
+const { fork, execFileSync } = require('node:child_process');
 const { parseSize } = require('./common');
 const { countedClass } = require('./counted_class');
 
@@ -78,6 +80,10 @@ if (isChild) {
   server.listen({ port: 0, transport: 'local' }, () => process.send({ port: server.address().port }));
 } else {
   const child = fork(__filename, [...args, '--child']);
+  if (args.includes('--pin')) {
+    execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-pc', '1', String(child.pid)], { stdio: 'ignore' });
+  }
   child.once('message', async ({ port }) => {
     const sock = xenring.connect({ port, transport: 'local' });
     await new Promise((r) => sock.once('connect', r));
