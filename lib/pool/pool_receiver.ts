@@ -165,9 +165,13 @@ export class PoolReceiver {
     return n;
   }
 
+  /** take()'s last payload was copied (not a view): the reader counts its bytes as read work. */
+  copiedLast = false;
+
   /** The payload inserted at ring position `consumed`, or null when none is due there. */
   take(consumed: number): Buffer | null {
     if (this.closed) return null;
+    this.copiedLast = true;
     if (this.partial !== null) {
       // The rest of a payload copyInto() began (the user switched off onread).
       const rest = Buffer.allocUnsafeSlow(this.partial.extent.length - this.partial.copied);
@@ -177,6 +181,7 @@ export class PoolReceiver {
     if (this.table.nextPosition() !== consumed) return null;
     const extent = this.deliverOne();
     const spare = this.spare.take(extent.offset, extent.length);
+    this.copiedLast = false;
     if (spare !== null) {
       // Its id (viewIds) stays the ArrayBuffer's: a collection still names this extent.
       this.live.set(this.viewIds.get(spare.buffer as ArrayBuffer)!, extent);
@@ -196,6 +201,7 @@ export class PoolReceiver {
       }
     }
     if (view === null) {
+      this.copiedLast = true;
       const copy = Buffer.allocUnsafeSlow(extent.length);
       this.options.mapping.read(POOL_DATA_OFFSET + extent.offset, copy, 0, extent.length);
       this.giveBack(extent);

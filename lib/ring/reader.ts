@@ -249,7 +249,10 @@ export class RingReader {
           if (payload === null) return; // a zero-length onread buffer: nothing can move
           const n = typeof payload === 'number' ? payload : payload.length;
           this.delivered(n, false);
-          bytes += n;
+          // A view costs this turn one read, whatever its length: counted as
+          // bytes, every 16 MiB payload ended the turn (a loop turn and a
+          // state refresh per hand-off). Copies are work: they count.
+          if (typeof payload === 'number' || this.receiver!.copiedLast) bytes += n;
           delivering = true;
           if (typeof payload === 'number' ? !this.sink.channelRead!(n) : !this.sink.channelData(payload)) this.reading = false;
           delivering = false;
