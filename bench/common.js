@@ -108,11 +108,32 @@ function xenPresent() {
   }
 }
 
+/** Pins this process to CPU 0 and `child` to CPU 1 (a spinning pair kept apart, as run.js --pin 0,1). */
+function pinPair(child) {
+  const { execFileSync } = require('node:child_process');
+  execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+  execFileSync('taskset', ['-pc', '1', String(child.pid)], { stdio: 'ignore' });
+}
+
+/**
+ * The parent side of a script that forks itself as its server (`--child`
+ * appended; the child sends { port } once listening): forks it (pinned with
+ * --pin, see pinPair) and connects `lib` to that port. Resolves { child, sock }.
+ */
+async function connectForkedSelf(lib, filename, args) {
+  const child = require('node:child_process').fork(filename, [...args, '--child']);
+  if (args.includes('--pin')) pinPair(child);
+  const { port } = await new Promise((resolve) => child.once('message', resolve));
+  const sock = lib.connect({ port, transport: 'local' });
+  await new Promise((resolve) => sock.once('connect', resolve));
+  return { child, sock };
+}
+
 /** The library under test: this checkout (its package main, i.e. dist/). */
 const LIB_PATH = path.resolve(__dirname, '..');
 
 module.exports = {
   KiB, MiB, GiB, PERIOD, REF_SPAN, CHECK_EVERY,
   makePattern, patternOk, parseSize, sizeName, latencyStats, summary, r1, r2,
-  procMemory, getGc, xenPresent, LIB_PATH,
+  procMemory, getGc, xenPresent, pinPair, connectForkedSelf, LIB_PATH,
 };

@@ -29,8 +29,7 @@
  * the same minutes, never absolute times.
  */
 const path = require('node:path');
-const { fork, execFileSync } = require('node:child_process');
-const { parseSize } = require('./common');
+const { parseSize, connectForkedSelf } = require('./common');
 const { countedClass } = require('./counted_class');
 
 const args = process.argv.slice(2);
@@ -79,14 +78,7 @@ if (isChild) {
   });
   server.listen({ port: 0, transport: 'local' }, () => process.send({ port: server.address().port }));
 } else {
-  const child = fork(__filename, [...args, '--child']);
-  if (args.includes('--pin')) {
-    execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
-    execFileSync('taskset', ['-pc', '1', String(child.pid)], { stdio: 'ignore' });
-  }
-  child.once('message', async ({ port }) => {
-    const sock = xenring.connect({ port, transport: 'local' });
-    await new Promise((r) => sock.once('connect', r));
+  connectForkedSelf(xenring, __filename, args).then(async ({ child, sock }) => {
     let acks = 0;
     let tAck = 0;
     let wake = null;

@@ -14,7 +14,7 @@
  * CPU 0, the child on CPU 1. Node flags (e.g. --jitless) reach the child too.
  */
 const path = require('node:path');
-const { fork, execFileSync } = require('node:child_process');
+const { connectForkedSelf } = require('./common');
 
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : def);
@@ -31,14 +31,7 @@ if (args.includes('--child')) {
   });
   server.listen({ port: 0, transport: 'local' }, () => process.send({ port: server.address().port }));
 } else {
-  const child = fork(__filename, [...args, '--child']);
-  if (args.includes('--pin')) {
-    execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
-    execFileSync('taskset', ['-pc', '1', String(child.pid)], { stdio: 'ignore' });
-  }
-  child.once('message', async ({ port }) => {
-    const sock = xenring.connect({ port, transport: 'local' });
-    await new Promise((resolve) => sock.once('connect', resolve));
+  connectForkedSelf(xenring, __filename, args).then(async ({ child, sock }) => {
     const msg = Buffer.from([1]);
     const us = [];
     const cpu0 = process.cpuUsage();
