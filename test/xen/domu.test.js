@@ -4,7 +4,7 @@
 // half and runs the same numbered steps in the same order.
 const assert = require('node:assert');
 const path = require('node:path');
-const { pump, waitPeerState, run, root, connectRetry, withDomu } = require('./helpers');
+const { pump, waitPeerState, run, root, connectRetry, withDomu, domuSkipReason } = require('./helpers');
 const dist = path.join(root, 'dist', 'transports', 'xen');
 const { vchanServer, vchanClient, xenAvailable } = require(path.join(dist, 'handshake.js'));
 const { xenTransport } = require(path.join(dist, 'transport.js'));
@@ -21,7 +21,7 @@ describe('xen lab: dom0 <-> domU', function () {
   this.timeout(WAIT + 60000);
   before(function () {
     if (!xenAvailable() || !process.env.XENLAB_DOM0 || !Number.isInteger(U) || !process.env.XENLAB_DOMU_DOMID) {
-      console.log(process.env.XENRING_NO_DOMU ? `      (skipped: ${process.env.XENRING_NO_DOMU})` : '      (skipped: needs the lab with --domu; run `npm run test:xen`)');
+      console.log(`      (skipped: ${domuSkipReason('needs the lab with --domu; run `npm run test:xen`')})`);
       this.skip();
     }
   });

@@ -178,5 +178,7 @@ function domuMonitor() {
   return domuDead;
 }
 const withDomu = (fn) => () => Promise.race([fn(), domuMonitor()]);
+/** Why a domU test skips: the lab's own reason when it could not build its domU (scripts/test-xen.sh), else `usual`. */
+const domuSkipReason = (usual) => process.env.XENRING_NO_DOMU || usual;
 
-module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry, vchanToolOrSkip, withDomu };
+module.exports = { root, pump, waitPeerState, run, PATTERN, ownDomidOrSkip, connectRetry, vchanToolOrSkip, withDomu, domuSkipReason };

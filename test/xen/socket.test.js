@@ -7,7 +7,7 @@
 const assert = require('node:assert');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { PATTERN, root, ownDomidOrSkip, vchanToolOrSkip, withDomu } = require('./helpers');
+const { PATTERN, root, ownDomidOrSkip, vchanToolOrSkip, withDomu, domuSkipReason } = require('./helpers');
 const xenring = require(path.join(root, 'dist', 'index.js'));
 const { xenAvailable } = require(path.join(root, 'dist', 'transports', 'xen', 'handshake.js'));
 const { xenStore } = require(path.join(root, 'dist', 'transports', 'xen', 'xenstore.js'));
@@ -355,7 +355,7 @@ describe("xen lab: Socket across domains (dom0 Server, domU client Socket, trans
   const U = Number(process.env.XENLAB_DOMU_DOMID);
   before(function () {
     if (!xenAvailable() || !process.env.XENLAB_DOMU_DOMID || !Number.isInteger(U)) {
-      console.log(process.env.XENRING_NO_DOMU ? `      (skipped: ${process.env.XENRING_NO_DOMU})` : '      (skipped: needs the lab with --domu and test/xen/domu-peer.js steps 10, 12, 13; run `npm run test:xen`)');
+      console.log(`      (skipped: ${domuSkipReason('needs the lab with --domu and test/xen/domu-peer.js steps 10, 12, 13; run `npm run test:xen`')})`);
       this.skip();
     }
   });
