@@ -3,6 +3,7 @@
 #include <uv.h>
 
 #include <cmath>
+#include <new>
 #include <string>
 
 namespace xenring {
@@ -54,6 +55,22 @@ void ThrowType(Napi::Env env, const char* message) {
 
 void ThrowRange(Napi::Env env, const char* message) {
   ThrowBuilt(env, napi_create_range_error, "ERR_OUT_OF_RANGE", message);
+}
+
+void ThrowPendingFromCurrent(Napi::Env env) noexcept {
+  try {
+    throw;
+  } catch (const Napi::Error& e) {
+    try {
+      if (!e.IsEmpty()) napi_throw(env, e.Value());
+    } catch (...) {
+      // Its value is out of reach: the environment is being torn down.
+    }
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory");
+  } catch (...) {
+    napi_throw_error(env, "ERR_INTERNAL", "unexpected native error");
+  }
 }
 
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {

@@ -18,6 +18,29 @@ namespace xenring {
 [[noreturn]] void ThrowType(Napi::Env env, const char* message);
 [[noreturn]] void ThrowRange(Napi::Env env, const char* message);
 
+// Inside a catch block: makes the C++ exception being handled the pending JS
+// exception (dropped if the environment can no longer take one). Never throws.
+void ThrowPendingFromCurrent(Napi::Env env) noexcept;
+
+// Runs the body of an ObjectWrap constructor. Such a constructor must not
+// throw once its base has wrapped `this`: node-addon-api then frees the object
+// and asks N-API to remove the wrap, which N-API refuses while an exception is
+// pending (as one is after a failed call in a worker being terminated), so
+// the wrap's finalizer later frees the object again or calls through freed
+// memory (a segfault in CI; napi_remove_wrap refused in 466 of 600 PoolQueue
+// constructions cut short by worker.terminate()). Here what the body throws
+// becomes the pending JS exception instead: `new` still throws, and the
+// object, as the body left it, is freed once, by its finalizer (so every
+// destructor copes with any state its constructor's body can leave).
+template <typename Body>
+void GuardConstructor(Napi::Env env, Body&& body) noexcept {
+  try {
+    body();
+  } catch (...) {
+    ThrowPendingFromCurrent(env);
+  }
+}
+
 // Argument helpers that throw ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE.
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi);
 int FdArg(const Napi::CallbackInfo& info, size_t i);

@@ -43,30 +43,32 @@ Napi::Function FdWatcher::Init(Napi::Env env) {
 // the round (0: the wake-up; n: the n-th reply found after a callback that
 // asked to sleep, see RingEndpoint::SleepOnReturn).
 FdWatcher::FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatcher>(info) {
-  Napi::Env env = info.Env();
-  int fd = FdArg(info, 0);
-  if (info.Length() < 2 || !info[1].IsFunction())
-    ThrowType(env, "The \"callback\" argument must be of type function");
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
-    ThrowCode(env, "ERR_INTERNAL", "no event loop for this environment");
-  // Everything that can throw comes before uv_poll_init: a constructor that
-  // throws runs no destructor, and a handle left open on a worker's loop
-  // aborts the process when that loop closes.
-  callback_ = Napi::Persistent(info[1].As<Napi::Function>());
-  AddonData* data = GetAddonData(env);
-  auto context = std::make_unique<Napi::AsyncContext>(env, "xenring:FdWatcher");
-  poll_ = new uv_poll_t;
-  int rc = uv_poll_init(loop, poll_, fd);
-  if (rc != 0) {
-    delete poll_;
-    poll_ = nullptr;
-    ThrowErrno(env, -rc, "uv_poll_init");
-  }
-  poll_->data = this;
-  context_ = context.release();
-  data_ = data;
-  data_->watchers.insert(this);
+  GuardConstructor(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    int fd = FdArg(info, 0);
+    if (info.Length() < 2 || !info[1].IsFunction())
+      ThrowType(env, "The \"callback\" argument must be of type function");
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+      ThrowCode(env, "ERR_INTERNAL", "no event loop for this environment");
+    // Everything that can throw comes before uv_poll_init: a failed
+    // constructor leaves no handle behind (one left open on a worker's loop
+    // aborts the process when that loop closes).
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    AddonData* data = GetAddonData(env);
+    auto context = std::make_unique<Napi::AsyncContext>(env, "xenring:FdWatcher");
+    poll_ = new uv_poll_t;
+    int rc = uv_poll_init(loop, poll_, fd);
+    if (rc != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      ThrowErrno(env, -rc, "uv_poll_init");
+    }
+    poll_->data = this;
+    context_ = context.release();
+    data_ = data;
+    data_->watchers.insert(this);
+  });
 }
 
 // During teardown the cleanup hook has already run Shutdown(), so a

@@ -81,23 +81,25 @@ Napi::Function PoolMapping::Init(Napi::Env env) {
 // new PoolMapping(undefined) is used by Adopt() (and is a closed mapping if
 // JS makes one).
 PoolMapping::PoolMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolMapping>(info) {
-  Napi::Env env = info.Env();
-  if (info.Length() >= 1 && info[0].IsUndefined()) return;
-  int fd = FdArg(info, 0);
-  int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 36);
-  bool writable = info.Length() > 2 && info[2].ToBoolean();
-  int64_t offset = info.Length() > 3 && !info[3].IsUndefined() ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
-  if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
-  // Tagged before mapping: a constructor that throws never runs ~PoolMapping,
-  // and once a worker is being terminated every N-API call that may run JS
-  // fails (tagging after the mmap leaked the mapping for good).
-  info.This().As<Napi::Object>().TypeTag(&kPoolMappingTag);
-  AddonData* owner = GetAddonData(env);
-  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
-  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  region_ = new PoolRegion(static_cast<uint8_t*>(p), static_cast<size_t>(length), owner);
-  length_ = static_cast<size_t>(length);
+  GuardConstructor(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    if (info.Length() >= 1 && info[0].IsUndefined()) return;
+    int fd = FdArg(info, 0);
+    int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 36);
+    bool writable = info.Length() > 2 && info[2].ToBoolean();
+    int64_t offset = info.Length() > 3 && !info[3].IsUndefined() ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
+    if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
+    // Tagged before mapping: once a worker is being terminated every N-API
+    // call that may run JS fails, and nothing may fail once the pages are
+    // mapped (region_ is set last).
+    info.This().As<Napi::Object>().TypeTag(&kPoolMappingTag);
+    AddonData* owner = GetAddonData(env);
+    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+    void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+    if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+    region_ = new PoolRegion(static_cast<uint8_t*>(p), static_cast<size_t>(length), owner);
+    length_ = static_cast<size_t>(length);
+  });
 }
 
 PoolMapping::~PoolMapping() {

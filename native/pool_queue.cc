@@ -47,41 +47,43 @@ Napi::Function PoolQueue::Init(Napi::Env env) {
 //   role: 'producer' | 'consumer'; init: zero both indices (the creator, once);
 //   limit: every entry's extent must lie in [0, limit).
 PoolQueue::PoolQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PoolQueue>(info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "The \"options\" argument must be of type object");
-  Napi::Object o = info[0].As<Napi::Object>();
-  Napi::Value role = o.Get("role");
-  std::string r = role.IsString() ? role.As<Napi::String>().Utf8Value() : "";
-  if (r != "producer" && r != "consumer") ThrowType(env, "options.role must be 'producer' or 'consumer'");
-  producer_ = r == "producer";
-  slots_ = static_cast<uint32_t>(UintOption(env, o, "slots", 1, 65536));
-  if ((slots_ & (slots_ - 1)) != 0) ThrowRange(env, "options.slots must be a power of two");
-  words_ = static_cast<uint32_t>(UintOption(env, o, "words", 2, 16));
-  limit_ = static_cast<uint32_t>(UintOption(env, o, "limit", 1, 0xffffffffull));
-  uint64_t offset = UintOption(env, o, "offset", 0, uint64_t(1) << 40);
-  if (offset % 64 != 0) ThrowRange(env, "options.offset must be 64-byte aligned");
-  // Every option is read before the region is taken: a throw after it (e.g.
-  // any N-API call once a worker is being terminated) would keep it mapped.
-  bool init = o.Get("init").ToBoolean();
-  PoolRegion* region = PoolMapping::Acquire(o.Get("mapping"));
-  if (region == nullptr) ThrowType(env, "options.mapping must be an open PoolMapping");
-  uint64_t bytes = kEntries + uint64_t(slots_) * words_ * 4;
-  if (offset + bytes > region->length()) {
-    region->Unref();
-    ThrowRange(env, "the queue does not fit inside its mapping");
-  }
-  region_ = region;
-  uint8_t* at = region->base() + offset;
-  prod_ = reinterpret_cast<volatile uint32_t*>(at + kProd);
-  cons_ = reinterpret_cast<volatile uint32_t*>(at + kCons);
-  entries_ = reinterpret_cast<volatile uint32_t*>(at + kEntries);
-  if (init) {
-    __atomic_store_n(prod_, 0u, __ATOMIC_RELAXED);
-    __atomic_store_n(cons_, 0u, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  }
-  // The shadow starts from the shared value once; afterwards only we write it.
-  shadow_ = __atomic_load_n(producer_ ? prod_ : cons_, __ATOMIC_ACQUIRE);
+  GuardConstructor(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "The \"options\" argument must be of type object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Value role = o.Get("role");
+    std::string r = role.IsString() ? role.As<Napi::String>().Utf8Value() : "";
+    if (r != "producer" && r != "consumer") ThrowType(env, "options.role must be 'producer' or 'consumer'");
+    producer_ = r == "producer";
+    slots_ = static_cast<uint32_t>(UintOption(env, o, "slots", 1, 65536));
+    if ((slots_ & (slots_ - 1)) != 0) ThrowRange(env, "options.slots must be a power of two");
+    words_ = static_cast<uint32_t>(UintOption(env, o, "words", 2, 16));
+    limit_ = static_cast<uint32_t>(UintOption(env, o, "limit", 1, 0xffffffffull));
+    uint64_t offset = UintOption(env, o, "offset", 0, uint64_t(1) << 40);
+    if (offset % 64 != 0) ThrowRange(env, "options.offset must be 64-byte aligned");
+    // Every option is read before the region is taken: a throw after it (e.g.
+    // any N-API call once a worker is being terminated) would keep it mapped.
+    bool init = o.Get("init").ToBoolean();
+    PoolRegion* region = PoolMapping::Acquire(o.Get("mapping"));
+    if (region == nullptr) ThrowType(env, "options.mapping must be an open PoolMapping");
+    uint64_t bytes = kEntries + uint64_t(slots_) * words_ * 4;
+    if (offset + bytes > region->length()) {
+      region->Unref();
+      ThrowRange(env, "the queue does not fit inside its mapping");
+    }
+    region_ = region;
+    uint8_t* at = region->base() + offset;
+    prod_ = reinterpret_cast<volatile uint32_t*>(at + kProd);
+    cons_ = reinterpret_cast<volatile uint32_t*>(at + kCons);
+    entries_ = reinterpret_cast<volatile uint32_t*>(at + kEntries);
+    if (init) {
+      __atomic_store_n(prod_, 0u, __ATOMIC_RELAXED);
+      __atomic_store_n(cons_, 0u, __ATOMIC_RELAXED);
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    }
+    // The shadow starts from the shared value once; afterwards only we write it.
+    shadow_ = __atomic_load_n(producer_ ? prod_ : cons_, __ATOMIC_ACQUIRE);
+  });
 }
 
 PoolQueue::~PoolQueue() { Release(); }

@@ -96,9 +96,11 @@ class SlabRecycler : public Napi::ObjectWrap<SlabRecycler> {
   // new SlabRecycler(slabSize, keep): slabs of slabSize bytes (page-aligned);
   // up to `keep` collected ones are kept for reuse, the rest freed.
   explicit SlabRecycler(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SlabRecycler>(info) {
-    int64_t size = IntArg(info, 0, "slabSize", 1, int64_t(1) << 30);
-    int64_t keep = IntArg(info, 1, "keep", 0, 1 << 16);
-    cache_ = std::make_shared<SlabCache>(static_cast<size_t>(size), static_cast<size_t>(keep));
+    GuardConstructor(info.Env(), [&] {
+      int64_t size = IntArg(info, 0, "slabSize", 1, int64_t(1) << 30);
+      int64_t keep = IntArg(info, 1, "keep", 0, 1 << 16);
+      cache_ = std::make_shared<SlabCache>(static_cast<size_t>(size), static_cast<size_t>(keep));
+    });
   }
 
  private:
@@ -232,12 +234,14 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
 
   // new ViewReturns(onCollected?): onCollected() runs (from the event loop)
   // when a collected view's id is queued and none was waiting; close() drops it.
-  explicit ViewReturns(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<ViewReturns>(info), list_(std::make_shared<ReturnList>()) {
-    if (info.Length() > 0 && info[0].IsFunction()) {
-      list_->env = info.Env();
-      if (napi_create_reference(info.Env(), info[0], 1, &list_->notify) != napi_ok) list_->notify = nullptr;
-    }
+  explicit ViewReturns(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ViewReturns>(info) {
+    GuardConstructor(info.Env(), [&] {
+      list_ = std::make_shared<ReturnList>();
+      if (info.Length() > 0 && info[0].IsFunction()) {
+        list_->env = info.Env();
+        if (napi_create_reference(info.Env(), info[0], 1, &list_->notify) != napi_ok) list_->notify = nullptr;
+      }
+    });
   }
 
   ~ViewReturns() override { DropNotify(); }
@@ -298,7 +302,7 @@ class ViewReturns : public Napi::ObjectWrap<ViewReturns> {
   }
 
   void DropNotify() {
-    if (list_->notify == nullptr) return;
+    if (list_ == nullptr || list_->notify == nullptr) return;
     napi_delete_reference(list_->env, list_->notify);
     list_->notify = nullptr;
   }

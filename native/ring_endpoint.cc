@@ -110,87 +110,89 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
 
 // new RingEndpoint({ role, init, ext, control, controlOffset, left, right })
 RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingEndpoint>(info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "The \"options\" argument must be of type object");
-  Napi::Object opts = info[0].As<Napi::Object>();
-  Napi::Value role = opts.Get("role");
-  if (!role.IsString()) ThrowType(env, "options.role must be 'server' or 'client'");
-  std::string r = role.As<Napi::String>().Utf8Value();
-  if (r != "server" && r != "client") ThrowType(env, "options.role must be 'server' or 'client'");
-  server_ = r == "server";
-  ext_ = opts.Get("ext").ToBoolean();
-  bool init = opts.Get("init").ToBoolean();
+  GuardConstructor(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "The \"options\" argument must be of type object");
+    Napi::Object opts = info[0].As<Napi::Object>();
+    Napi::Value role = opts.Get("role");
+    if (!role.IsString()) ThrowType(env, "options.role must be 'server' or 'client'");
+    std::string r = role.As<Napi::String>().Utf8Value();
+    if (r != "server" && r != "client") ThrowType(env, "options.role must be 'server' or 'client'");
+    server_ = r == "server";
+    ext_ = opts.Get("ext").ToBoolean();
+    bool init = opts.Get("init").ToBoolean();
 
-  SharedMapping* cm = SharedMapping::Unwrap(opts.Get("control"));
-  if (cm == nullptr || cm->base() == nullptr || !cm->writable())
-    ThrowType(env, "options.control must be a live, writable SharedMapping");
-  Napi::Value co = opts.Get("controlOffset");
-  double coff = co.IsNumber() ? co.As<Napi::Number>().DoubleValue() : 0;
-  if (!(coff >= 0) || coff >= 9007199254740992.0 || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
-      uint64_t(coff) + kPageSize > cm->length())
-    ThrowRange(env, "options.controlOffset does not leave a whole control page inside the mapping");
-  ctrl_ = cm->base() + uint64_t(coff);
+    SharedMapping* cm = SharedMapping::Unwrap(opts.Get("control"));
+    if (cm == nullptr || cm->base() == nullptr || !cm->writable())
+      ThrowType(env, "options.control must be a live, writable SharedMapping");
+    Napi::Value co = opts.Get("controlOffset");
+    double coff = co.IsNumber() ? co.As<Napi::Number>().DoubleValue() : 0;
+    if (!(coff >= 0) || coff >= 9007199254740992.0 || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
+        uint64_t(coff) + kPageSize > cm->length())
+      ThrowRange(env, "options.controlOffset does not leave a whole control page inside the mapping");
+    ctrl_ = cm->base() + uint64_t(coff);
 
-  RingSpec left = ParseRing(env, opts, "left");
-  RingSpec right = ParseRing(env, opts, "right");
-  RingSpec& rx = server_ ? left : right;
-  RingSpec& tx = server_ ? right : left;
-  if (!tx.mapping->writable()) ThrowType(env, "the ring this side writes must be mapped writable");
+    RingSpec left = ParseRing(env, opts, "left");
+    RingSpec right = ParseRing(env, opts, "right");
+    RingSpec& rx = server_ ? left : right;
+    RingSpec& tx = server_ ? right : left;
+    if (!tx.mapping->writable()) ThrowType(env, "the ring this side writes must be mapped writable");
 
-  // No ring may overlap the other, the header, or (with ext) the extension.
-  Range l{left.data, left.data + left.size}, rr{right.data, right.data + right.size};
-  Range hdr{ctrl_, ctrl_ + kHeaderSize}, ext{ctrl_ + kExtMagic, ctrl_ + kExtEnd};
-  if (Overlaps(l, rr) || Overlaps(l, hdr) || Overlaps(rr, hdr) ||
-      (ext_ && (Overlaps(l, ext) || Overlaps(rr, ext))))
-    ThrowRange(env, "ring placement overlaps another ring or the control header");
+    // No ring may overlap the other, the header, or (with ext) the extension.
+    Range l{left.data, left.data + left.size}, rr{right.data, right.data + right.size};
+    Range hdr{ctrl_, ctrl_ + kHeaderSize}, ext{ctrl_ + kExtMagic, ctrl_ + kExtEnd};
+    if (Overlaps(l, rr) || Overlaps(l, hdr) || Overlaps(rr, hdr) ||
+        (ext_ && (Overlaps(l, ext) || Overlaps(rr, ext))))
+      ThrowRange(env, "ring placement overlaps another ring or the control header");
 
-  rx_.data = rx.data;
-  rx_.size = rx.size;
-  tx_.data = tx.data;
-  tx_.size = tx.size;
-  auto u32 = [this](size_t off) { return reinterpret_cast<volatile uint32_t*>(ctrl_ + off); };
-  if (server_) {
-    rx_.prod = u32(kLeftProd);   rx_.cons = u32(kLeftCons);
-    tx_.prod = u32(kRightProd);  tx_.cons = u32(kRightCons);
-    own_live_ = ctrl_ + kSrvLive;     peer_live_ = ctrl_ + kCliLive;
-    own_notify_ = ctrl_ + kSrvNotify; peer_notify_ = ctrl_ + kCliNotify;
-    own_fin_ = ctrl_ + kExtSrvFin;    peer_fin_ = ctrl_ + kExtCliFin;
-  } else {
-    rx_.prod = u32(kRightProd);  rx_.cons = u32(kRightCons);
-    tx_.prod = u32(kLeftProd);   tx_.cons = u32(kLeftCons);
-    own_live_ = ctrl_ + kCliLive;     peer_live_ = ctrl_ + kSrvLive;
-    own_notify_ = ctrl_ + kCliNotify; peer_notify_ = ctrl_ + kSrvNotify;
-    own_fin_ = ctrl_ + kExtCliFin;    peer_fin_ = ctrl_ + kExtSrvFin;
-  }
-
-  if (init) {
-    if (!server_) ThrowType(env, "only the server initialises the control page");
-    memset(ctrl_, 0, kHeaderSize);
-    auto* orders = reinterpret_cast<volatile uint16_t*>(ctrl_ + kLeftOrder);
-    orders[0] = static_cast<uint16_t>(__builtin_ctz(left.size));
-    orders[1] = static_cast<uint16_t>(__builtin_ctz(right.size));
-    ctrl_[kCliLive] = kLiveWaiting;
-    ctrl_[kSrvLive] = kLiveConnected;
-    ctrl_[kCliNotify] = kNotifyWrite;  // tell us about the client's first write
-    if (ext_) {
-      memset(ctrl_ + kExtMagic, 0, kExtEnd - kExtMagic);
-      *reinterpret_cast<volatile uint32_t*>(ctrl_ + kExtMagic) = kExtMagicValue;
+    rx_.data = rx.data;
+    rx_.size = rx.size;
+    tx_.data = tx.data;
+    tx_.size = tx.size;
+    auto u32 = [this](size_t off) { return reinterpret_cast<volatile uint32_t*>(ctrl_ + off); };
+    if (server_) {
+      rx_.prod = u32(kLeftProd);   rx_.cons = u32(kLeftCons);
+      tx_.prod = u32(kRightProd);  tx_.cons = u32(kRightCons);
+      own_live_ = ctrl_ + kSrvLive;     peer_live_ = ctrl_ + kCliLive;
+      own_notify_ = ctrl_ + kSrvNotify; peer_notify_ = ctrl_ + kCliNotify;
+      own_fin_ = ctrl_ + kExtSrvFin;    peer_fin_ = ctrl_ + kExtCliFin;
+    } else {
+      rx_.prod = u32(kRightProd);  rx_.cons = u32(kRightCons);
+      tx_.prod = u32(kLeftProd);   tx_.cons = u32(kLeftCons);
+      own_live_ = ctrl_ + kCliLive;     peer_live_ = ctrl_ + kSrvLive;
+      own_notify_ = ctrl_ + kCliNotify; peer_notify_ = ctrl_ + kSrvNotify;
+      own_fin_ = ctrl_ + kExtCliFin;    peer_fin_ = ctrl_ + kExtSrvFin;
     }
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  } else if (ext_ && *reinterpret_cast<volatile uint32_t*>(ctrl_ + kExtMagic) != kExtMagicValue) {
-    ThrowCode(env, "EPROTO", "peer does not speak the xenring extension");
-  }
-  // Shadows start from the shared values once; afterwards only we write them.
-  rx_cons_ = __atomic_load_n(rx_.cons, __ATOMIC_ACQUIRE);
-  tx_prod_ = __atomic_load_n(tx_.prod, __ATOMIC_ACQUIRE);
 
-  SharedMapping* ms[3] = {cm, left.mapping, right.mapping};
-  Napi::Object objs[3] = {opts.Get("control").As<Napi::Object>(), left.object, right.object};
-  for (int i = 0; i < 3; i++) {
-    mappings_[i] = ms[i];
-    ms[i]->Pin();
-    mapping_refs_[i] = Napi::Persistent(objs[i]);
-  }
+    if (init) {
+      if (!server_) ThrowType(env, "only the server initialises the control page");
+      memset(ctrl_, 0, kHeaderSize);
+      auto* orders = reinterpret_cast<volatile uint16_t*>(ctrl_ + kLeftOrder);
+      orders[0] = static_cast<uint16_t>(__builtin_ctz(left.size));
+      orders[1] = static_cast<uint16_t>(__builtin_ctz(right.size));
+      ctrl_[kCliLive] = kLiveWaiting;
+      ctrl_[kSrvLive] = kLiveConnected;
+      ctrl_[kCliNotify] = kNotifyWrite;  // tell us about the client's first write
+      if (ext_) {
+        memset(ctrl_ + kExtMagic, 0, kExtEnd - kExtMagic);
+        *reinterpret_cast<volatile uint32_t*>(ctrl_ + kExtMagic) = kExtMagicValue;
+      }
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    } else if (ext_ && *reinterpret_cast<volatile uint32_t*>(ctrl_ + kExtMagic) != kExtMagicValue) {
+      ThrowCode(env, "EPROTO", "peer does not speak the xenring extension");
+    }
+    // Shadows start from the shared values once; afterwards only we write them.
+    rx_cons_ = __atomic_load_n(rx_.cons, __ATOMIC_ACQUIRE);
+    tx_prod_ = __atomic_load_n(tx_.prod, __ATOMIC_ACQUIRE);
+
+    SharedMapping* ms[3] = {cm, left.mapping, right.mapping};
+    Napi::Object objs[3] = {opts.Get("control").As<Napi::Object>(), left.object, right.object};
+    for (int i = 0; i < 3; i++) {
+      mappings_[i] = ms[i];
+      ms[i]->Pin();
+      mapping_refs_[i] = Napi::Persistent(objs[i]);
+    }
+  });
 }
 
 RingEndpoint::~RingEndpoint() { ReleaseAll(); }

@@ -20,22 +20,24 @@ Napi::Function SharedMapping::Init(Napi::Env env, Napi::FunctionReference* ctor)
 // new SharedMapping(fd, length, writable, offset = 0)
 // new SharedMapping(undefined) is used by Adopt() to wrap an existing mapping.
 SharedMapping::SharedMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SharedMapping>(info) {
-  if (info.Length() >= 1 && info[0].IsUndefined()) return;
-  Napi::Env env = info.Env();
-  int fd = FdArg(info, 0);
-  int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 40);
-  bool writable = info.Length() > 2 && info[2].ToBoolean();
-  int64_t offset = info.Length() > 3 && !info[3].IsUndefined()
-                       ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
-  if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
-  AddonData* owner = GetAddonData(env);
-  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
-  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  base_ = static_cast<uint8_t*>(p);
-  length_ = static_cast<size_t>(length);
-  writable_ = writable;
-  Track(owner);
+  GuardConstructor(info.Env(), [&] {
+    if (info.Length() >= 1 && info[0].IsUndefined()) return;
+    Napi::Env env = info.Env();
+    int fd = FdArg(info, 0);
+    int64_t length = IntArg(info, 1, "length", 1, int64_t(1) << 40);
+    bool writable = info.Length() > 2 && info[2].ToBoolean();
+    int64_t offset = info.Length() > 3 && !info[3].IsUndefined()
+                         ? IntArg(info, 3, "offset", 0, int64_t(1) << 50) : 0;
+    if (offset % 4096 != 0) ThrowRange(env, "The value of \"offset\" must be page-aligned");
+    AddonData* owner = GetAddonData(env);
+    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+    void* p = mmap(nullptr, static_cast<size_t>(length), prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+    if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+    base_ = static_cast<uint8_t*>(p);
+    length_ = static_cast<size_t>(length);
+    writable_ = writable;
+    Track(owner);
+  });
 }
 
 SharedMapping::~SharedMapping() { Release(); }
