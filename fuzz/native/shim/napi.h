@@ -68,6 +68,8 @@ struct EnvData {
   // Values made through the C API (napi_value is a raw pointer): kept alive
   // here until they are attached to something, trimmed now and then.
   std::vector<NodePtr> arena;
+  // What napi_throw left pending (a guarded constructor's failure).
+  NodePtr pending;
 };
 
 inline NodePtr Make(Kind k) {
@@ -296,6 +298,9 @@ class Error : public Object, public std::exception {
     auto it = n_->props.find("name");
     return it == n_->props.end() ? std::string() : it->second->string;
   }
+  bool IsEmpty() const { return n_->kind == fake::Kind::kUndefined; }
+  // The error object, as napi_value (real node-addon-api: ObjectReference::Value()).
+  fake::Node* Value() const { return n_.get(); }
   std::string Code() const {
     auto it = n_->props.find("code");
     return it == n_->props.end() ? std::string() : it->second->string;
@@ -365,6 +370,14 @@ class Function : public Object {
     fake::CallbackInfoData d{env_, self, {}};
     for (const auto& a : args) d.args.push_back(a.node());
     self->wrapped = n_->cls->make(d);
+    // A guarded constructor (native/errors.h) fails by leaving its error
+    // pending: `new` throws it, and the unreachable object is finalized when
+    // `self` goes, as a GC would.
+    if (env_.data() != nullptr && env_.data()->pending) {
+      fake::NodePtr err = std::move(env_.data()->pending);
+      env_.data()->pending.reset();
+      throw Error(env_, err);
+    }
     return Object(env_, self);
   }
   Object New(std::initializer_list<Napi::Value> args) const { return New(std::vector<Napi::Value>(args)); }
@@ -494,6 +507,18 @@ inline napi_status napi_create_int32(napi_env env, int32_t v, napi_value* result
 inline napi_status napi_set_named_property(napi_env, napi_value obj, const char* key, napi_value v) {
   obj->props[key] = v->shared_from_this();
   return napi_ok;
+}
+inline napi_status napi_throw(napi_env env, napi_value error) {
+  if (env == nullptr || error == nullptr) return napi_generic_failure;
+  env->pending = error->shared_from_this();
+  return napi_ok;
+}
+inline napi_status napi_throw_error(napi_env env, const char* code, const char* msg) {
+  napi_value c, m, e;
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  Napi::fake::MakeError(env, "Error", c, m, &e);
+  return napi_throw(env, e);
 }
 inline napi_status napi_create_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
   return Napi::fake::MakeError(env, "Error", code, msg, result);
