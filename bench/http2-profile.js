@@ -15,6 +15,14 @@
  * xenring socket, without the ring), ring-before (the ring with the built
  * checkout `--before DIR`, default /work/wt/before: an A/B in one run).
  * A fresh server and client process per path, so each profile is one path's.
+ *
+ *   node bench/http2-profile.js --ab [--paths ring,ring-before,wrapped,tcp] [--rounds 9] [--window BYTES]
+ *
+ * --ab: no profiler; one server per library, every path in turn each round
+ * (the order rotating), and per path the median rate with its range and
+ * the median CPU per 64 KiB of body of the client and of the server (all
+ * their threads, /proc/PID/task/N/schedstat, to the ns). `--window`: the
+ * client's receive window (session and streams; default http2's 64 KiB).
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -81,5 +89,77 @@ async function main() {
   }
 }
 
+/** CPU ms used so far by every thread of `pid` (/proc/PID/task/N/schedstat: ns on CPU). */
+function cpuMsAll(pid) {
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* the thread ended meanwhile */
+    }
+  }
+  return ns / 1e6;
+}
+
+async function ab() {
+  const paths = arg('--paths', 'ring,ring-before,wrapped,tcp').split(',');
+  const rounds = Number(arg('--rounds', 9));
+  const streams = Number(arg('--streams', 200));
+  const size = Number(arg('--size', 256 << 10));
+  const window = process.argv.includes('--window') ? Number(arg('--window')) : undefined;
+  const before = arg('--before', '/work/wt/before');
+  const real = require('./real');
+  const windows = (streams * size) / 65536;
+  console.log(`${new Date().toISOString()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${streams} streams of ${size} B, window ${window ?? 'default'}, ${rounds} rounds`);
+  // One server per library; the wrapped and tcp paths use the first one's.
+  const servers = {};
+  const serverFor = async (p) => {
+    const key = p === 'ring-before' ? 'before' : 'this';
+    if (!servers[key]) {
+      if (key === 'before') process.env.XENRING_BENCH_LIB = before;
+      servers[key] = await real.startNodeServer('h2');
+      delete process.env.XENRING_BENCH_LIB;
+    }
+    return servers[key];
+  };
+  // The client side of ring-before: the same library as its server, loaded once here.
+  const targets = {};
+  for (const p of paths) {
+    const s = await serverFor(p);
+    targets[p] = p.startsWith('ring') ? s.ring : p === 'wrapped' ? { wrapped: s.wrapped } : s.tcp;
+  }
+  const run = (p) => {
+    if (p === 'ring-before') process.env.XENRING_BENCH_LIB = before; // read by real.js's dialer at dial time
+    try {
+      return real.h2Streams(targets[p], { streams, size, window });
+    } finally {
+      delete process.env.XENRING_BENCH_LIB;
+    }
+  };
+  const got = Object.fromEntries(paths.map((p) => [p, { rate: [], client: [], server: [] }]));
+  for (const p of paths) await run(p); // warm-up, unrecorded
+  for (let i = 0; i < rounds; i++) {
+    const order = paths.map((_, j) => paths[(i + j) % paths.length]);
+    for (const p of order) {
+      const server = await serverFor(p);
+      const c0 = cpuMsAll(process.pid);
+      const s0 = cpuMsAll(server.pid);
+      const r = await run(p);
+      got[p].rate.push(r.mibps);
+      got[p].client.push(((cpuMsAll(process.pid) - c0) * 1000) / windows);
+      got[p].server.push(((cpuMsAll(server.pid) - s0) * 1000) / windows);
+    }
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const fmt = (xs, d = 0) => `${med(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
+  console.log('| path | MiB/s | client CPU µs per 64 KiB | server CPU µs per 64 KiB |');
+  console.log('|:---|---:|---:|---:|');
+  for (const p of paths) console.log(`| ${p} | ${fmt(got[p].rate)} | ${fmt(got[p].client)} | ${fmt(got[p].server)} |`);
+  console.log(`load after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  for (const s of Object.values(servers)) await s.stop();
+}
+
 if (process.argv[2] === '--client') client().catch((e) => (console.error(e), process.exit(1)));
+else if (process.argv.includes('--ab')) ab().catch((e) => (console.error(e), process.exit(1)));
 else main().catch((e) => (console.error(e), process.exit(1)));

@@ -458,6 +458,7 @@ async function h2Streams(to, { streams = 200, size = 64 << 10, window } = {}) {
   const session = http2.connect('http://ring', options);
   await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
   if (window !== undefined) session.setLocalWindowSize(window);
+  const windowSize = session.state.effectiveLocalWindowSize;
   const want = patternBytes(size);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: streams }, () => new Promise((resolve, reject) => {
@@ -476,7 +477,7 @@ async function h2Streams(to, { streams = 200, size = 64 << 10, window } = {}) {
   })));
   const ms = performance.now() - t0;
   await new Promise((resolve) => session.close(resolve));
-  return { mibps: mibps(streams * size, ms) };
+  return { mibps: mibps(streams * size, ms), windowSize };
 }
 
 /** ws over dial(): `messages` small messages echoed in order, then one `big` message echoed intact. */
