@@ -23,6 +23,17 @@
  * the median CPU per 64 KiB of body of the client and of the server (all
  * their threads, /proc/PID/task/N/schedstat, to the ns). `--window`: the
  * client's receive window (session and streams; default http2's 64 KiB).
+ *
+ *   node bench/http2-profile.js --trace [--streams 200] [--size 262144]
+ *
+ * --trace: where one round trip of the ring path goes. Both processes log,
+ * with the monotonic clock (one clock on one host), every native ring
+ * write (start, end, bytes), wake-up and chunk pushed to the stream (and
+ * whether the stream was paused then: http2 pauses its socket while a write
+ * is in flight); one round after two unrecorded ones. Per window (the
+ * server's 64 KiB write to the next one): server write → client push,
+ * client push → its WINDOW_UPDATE write, that write's own duration, →
+ * server push, → next server write; medians, means and 90th percentiles.
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -160,6 +171,141 @@ async function ab() {
   for (const s of Object.values(servers)) await s.stop();
 }
 
-if (process.argv[2] === '--client') client().catch((e) => (console.error(e), process.exit(1)));
+/** The --trace event log of this process (installed by traceInstall()). */
+const events = [];
+
+/**
+ * Logs ring writes, wake-ups, pushes and pauses of this process into
+ * `events` while on (SIGUSR1 starts, SIGUSR2 writes $XENRING_H2TRACE_DIR/PID.json).
+ * Every wrapper passes every argument through (see bench/client-counts.js).
+ */
+function traceInstall() {
+  const dist = path.join(__dirname, '..', 'dist');
+  const { native } = require(path.join(dist, 'native'));
+  let on = false;
+  const now = () => Number(process.hrtime.bigint() / 1000n);
+  const Endpoint = native.RingEndpoint;
+  const write = Endpoint.prototype.write;
+  native.RingEndpoint = function TracedEndpoint(...a) {
+    const ep = new Endpoint(...a);
+    Object.defineProperty(ep, 'write', {
+      configurable: true,
+      value: (...x) => {
+        const t0 = now();
+        const n = write.apply(ep, x);
+        if (on) events.push(['write', t0, now(), n]);
+        return n;
+      },
+    });
+    return ep;
+  };
+  const Watcher = native.FdWatcher;
+  native.FdWatcher = function TracedWatcher(fd, cb) {
+    return new Watcher(fd, (...a) => (on && events.push(['wake', now()]), cb(...a)));
+  };
+  const P = require(path.join(dist, 'socket')).Socket.prototype;
+  const push = P.push;
+  P.push = function (chunk, ...rest) {
+    if (on && chunk) events.push(['push', now(), chunk.length, this.isPaused() ? 1 : 0]);
+    return push.call(this, chunk, ...rest);
+  };
+  process.on('SIGUSR1', () => ((on = true), (events.length = 0)));
+  process.on('SIGUSR2', () => {
+    on = false;
+    fs.writeFileSync(path.join(process.env.XENRING_H2TRACE_DIR, `${process.pid}.json`), JSON.stringify(events));
+  });
+}
+
+async function trace() {
+  const streams = Number(arg('--streams', 200));
+  const size = Number(arg('--size', 256 << 10));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-h2trace-'));
+  process.env.XENRING_H2TRACE_DIR = dir;
+  process.env.XENRING_H2TRACE = 'child'; // the forked server preloads this file in that role
+  traceInstall();
+  const real = require('./real');
+  const server = await real.startNodeServer('h2', ['-r', __filename]);
+  delete process.env.XENRING_H2TRACE;
+  try {
+    console.log(`${new Date().toISOString()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${streams} streams of ${size} B over the ring`);
+    for (let i = 0; i < 2; i++) await real.h2Streams(server.ring, { streams, size });
+    process.kill(server.pid, 'SIGUSR1');
+    process.emit('SIGUSR1');
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await real.h2Streams(server.ring, { streams, size });
+    process.kill(server.pid, 'SIGUSR2');
+    process.emit('SIGUSR2');
+    await new Promise((r) => setTimeout(r, 300));
+    const load = (pid) => JSON.parse(fs.readFileSync(path.join(dir, `${pid}.json`), 'utf8'));
+    traceReport(load(process.pid), load(server.pid), r.mibps);
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Splits each window's round trip into its steps (see --trace in the header). */
+function traceReport(client, server, mibps) {
+  const big = 32 << 10;
+  const serverWrites = server.filter((e) => e[0] === 'write' && e[3] >= big);
+  const clientPushes = client.filter((e) => e[0] === 'push' && e[2] >= big);
+  const clientWrites = client.filter((e) => e[0] === 'write' && e[3] > 0 && e[3] < big);
+  const serverPushes = server.filter((e) => e[0] === 'push' && e[2] < big);
+  // The first event of `list` at or after time t (lists are in time order).
+  const firstAfter = (list, t) => {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (list[m][1] < t) lo = m + 1;
+      else hi = m;
+    }
+    return list[lo];
+  };
+  const steps = {
+    'server write → client push': [],
+    'client push → its write': [],
+    "client's write (copy + kick)": [],
+    'client write end → server push': [],
+    'server push → next server write': [],
+    "server's write (copy + kick)": [],
+    'whole window': [],
+  };
+  const pausedSteps = { client: [[], []], server: [[], []] };
+  for (const w of serverWrites) {
+    const p = firstAfter(clientPushes, w[1]);
+    const cw = p && firstAfter(clientWrites, p[1]);
+    const sp = cw && firstAfter(serverPushes, cw[1]);
+    const next = sp && firstAfter(serverWrites, sp[1]);
+    if (!next) break;
+    steps['server write → client push'].push(p[1] - w[2]);
+    steps['client push → its write'].push(cw[1] - p[1]);
+    steps["client's write (copy + kick)"].push(cw[2] - cw[1]);
+    steps['client write end → server push'].push(sp[1] - cw[2]);
+    steps['server push → next server write'].push(next[1] - sp[1]);
+    steps["server's write (copy + kick)"].push(w[2] - w[1]);
+    steps['whole window'].push(next[1] - w[1]);
+    pausedSteps.client[p[3]].push(cw[1] - p[1]);
+    pausedSteps.server[sp[3]].push(next[1] - sp[1]);
+  }
+  const sorted = (xs) => [...xs].sort((a, b) => a - b);
+  const med = (xs) => sorted(xs)[xs.length >> 1];
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const p90 = (xs) => sorted(xs)[Math.floor(xs.length * 0.9)];
+  const n = steps['whole window'].length;
+  console.log(`${mibps.toFixed(0)} MiB/s; ${n} windows; wake-ups: client ${client.filter((e) => e[0] === 'wake').length}, server ${server.filter((e) => e[0] === 'wake').length}`);
+  console.log('| step | median µs | mean µs | p90 µs |');
+  console.log('|:---|---:|---:|---:|');
+  for (const [k, xs] of Object.entries(steps)) console.log(`| ${k} | ${med(xs)} | ${mean(xs).toFixed(0)} | ${p90(xs)} |`);
+  for (const side of ['client', 'server']) {
+    const [run, paused] = pausedSteps[side];
+    const f = (xs) => (xs.length ? `${xs.length} windows, median ${med(xs)} µs, mean ${mean(xs).toFixed(0)} µs` : 'none');
+    console.log(`${side}: push → its write when the stream was flowing: ${f(run)}; paused (http2's write in flight): ${f(paused)}`);
+  }
+}
+
+if (process.env.XENRING_H2TRACE === 'child') traceInstall();
+else if (process.argv[2] === '--client') client().catch((e) => (console.error(e), process.exit(1)));
+else if (process.argv.includes('--trace')) trace().catch((e) => (console.error(e), process.exit(1)));
 else if (process.argv.includes('--ab')) ab().catch((e) => (console.error(e), process.exit(1)));
 else main().catch((e) => (console.error(e), process.exit(1)));
