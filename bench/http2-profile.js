@@ -76,7 +76,7 @@ async function main() {
     if (p === 'ring-before') process.env.XENRING_BENCH_LIB = before; // the forked server inherits it
     const server = await real.startNodeServer('h2', ['--cpu-prof', `--cpu-prof-dir=${sdir}`]);
     delete process.env.XENRING_BENCH_LIB;
-    const serverCpu0 = real.cpuSeconds(server.pid);
+    const serverCpu0 = cpuMsAll(server.pid);
     const to = p.startsWith('ring') ? server.ring : p === 'wrapped' ? server.wrapped : server.tcp;
     const child = fork(__filename, ['--client', p, String(to), String(rounds), String(streams), String(size)], {
       execArgv: ['--cpu-prof', `--cpu-prof-dir=${cdir}`],
@@ -87,10 +87,10 @@ async function main() {
       child.once('exit', (code) => reject(new Error(`client exited ${code}`)));
     });
     await new Promise((resolve) => child.once('exit', resolve));
-    const serverCpu = real.cpuSeconds(server.pid) - serverCpu0; // includes its warm-up round
+    const serverCpu = cpuMsAll(server.pid) - serverCpu0; // includes its warm-up round
     await server.stop();
     const med = [...result.rates].sort((a, b) => a - b)[result.rates.length >> 1];
-    console.log(`\n=== ${p}: MiB/s median ${med.toFixed(0)} (${Math.min(...result.rates).toFixed(0)}–${Math.max(...result.rates).toFixed(0)}); client CPU ${(result.cpuMs / rounds).toFixed(1)} ms per round; server CPU ${((serverCpu * 1000) / (rounds + 1)).toFixed(0)} ms per round (10 ms ticks, warm-up included)`);
+    console.log(`\n=== ${p}: MiB/s median ${med.toFixed(0)} (${Math.min(...result.rates).toFixed(0)}–${Math.max(...result.rates).toFixed(0)}); client CPU ${(result.cpuMs / rounds).toFixed(1)} ms per round; server CPU ${(serverCpu / (rounds + 1)).toFixed(0)} ms per round (warm-up included)`);
     for (const d of [cdir, sdir]) {
       const files = fs.readdirSync(d).map((f) => path.join(d, f));
       const out = require('node:child_process').execFileSync(process.execPath, [path.join(__dirname, 'profile-summary.js'), ...files, '--top', top]);
