@@ -22,7 +22,9 @@
  * (the order rotating), and per path the median rate with its range and
  * the median CPU per 64 KiB of body of the client and of the server (all
  * their threads, /proc/PID/task/N/schedstat, to the ns). `--window`: the
- * client's receive window (session and streams; default http2's 64 KiB).
+ * client's receive window (session and streams; default http2's 64 KiB);
+ * a path may carry its own (`--paths ring,tcp,ring@16777216,tcp@16777216`:
+ * both windows in one run).
  *
  *   node bench/http2-profile.js --trace [--streams 200] [--size 262144]
  *
@@ -118,15 +120,18 @@ async function ab() {
   const rounds = Number(arg('--rounds', 9));
   const streams = Number(arg('--streams', 200));
   const size = Number(arg('--size', 256 << 10));
-  const window = process.argv.includes('--window') ? Number(arg('--window')) : undefined;
+  const defaultWindow = process.argv.includes('--window') ? Number(arg('--window')) : undefined;
+  // A path may name its own window: ring@16777216.
+  const windowOf = (p) => (p.includes('@') ? Number(p.split('@')[1]) : defaultWindow);
+  const kindOf = (p) => p.split('@')[0];
   const before = arg('--before', '/work/wt/before');
   const real = require('./real');
   const windows = (streams * size) / 65536;
-  console.log(`${new Date().toISOString()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${streams} streams of ${size} B, window ${window ?? 'default'}, ${rounds} rounds`);
+  console.log(`${new Date().toISOString()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${streams} streams of ${size} B, window ${defaultWindow ?? 'default'}, ${rounds} rounds`);
   // One server per library; the wrapped and tcp paths use the first one's.
   const servers = {};
   const serverFor = async (p) => {
-    const key = p === 'ring-before' ? 'before' : 'this';
+    const key = kindOf(p) === 'ring-before' ? 'before' : 'this';
     if (!servers[key]) {
       if (key === 'before') process.env.XENRING_BENCH_LIB = before;
       servers[key] = await real.startNodeServer('h2');
@@ -138,12 +143,13 @@ async function ab() {
   const targets = {};
   for (const p of paths) {
     const s = await serverFor(p);
-    targets[p] = p.startsWith('ring') ? s.ring : p === 'wrapped' ? { wrapped: s.wrapped } : s.tcp;
+    const k = kindOf(p);
+    targets[p] = k.startsWith('ring') ? s.ring : k === 'wrapped' ? { wrapped: s.wrapped } : s.tcp;
   }
   const run = (p) => {
-    if (p === 'ring-before') process.env.XENRING_BENCH_LIB = before; // read by real.js's dialer at dial time
+    if (kindOf(p) === 'ring-before') process.env.XENRING_BENCH_LIB = before; // read by real.js's dialer at dial time
     try {
-      return real.h2Streams(targets[p], { streams, size, window });
+      return real.h2Streams(targets[p], { streams, size, window: windowOf(p) });
     } finally {
       delete process.env.XENRING_BENCH_LIB;
     }
