@@ -243,6 +243,15 @@ async function pgbench(port, { seconds = 3, clients = 4, init = true } = {}) {
 // on a named ring port and on 127.0.0.1 TCP at once; pg and ioredis reach their
 // servers through one `xenring proxy --listen ring:NAME --connect tcp:...`.
 
+/**
+ * The library the ring paths use: this checkout, or the built checkout named
+ * by $XENRING_BENCH_LIB (e.g. /work/wt/before, for an A/B in one run; the
+ * forked server inherits it).
+ */
+function xenringLib() {
+  return require(process.env.XENRING_BENCH_LIB ? path.resolve(process.env.XENRING_BENCH_LIB) : '..');
+}
+
 /** `n` deterministic bytes: byte i is i % 251 (a lost or shifted chunk never lines up). */
 function patternBytes(n) {
   const b = Buffer.allocUnsafe(n);
@@ -254,7 +263,7 @@ function patternBytes(n) {
 async function serve(kind) {
   const http = require('node:http');
   const http2 = require('node:http2');
-  const xenring = require('..');
+  const xenring = xenringLib();
   const cache = new Map();
   const bytes = (url) => {
     const n = Number(/^\/bytes\/([0-9]+)/.exec(url || '')?.[1] || 0);
@@ -288,14 +297,21 @@ async function serve(kind) {
   process.on('disconnect', () => process.exit(0));
 }
 
-/** Forks `--serve kind`; resolves { ring, tcp, stop() } (ring: the named ring port). */
-async function startNodeServer(kind) {
-  const child = require('node:child_process').fork(__filename, ['--serve', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** Forks `--serve kind` (with Node's `execArgv`, e.g. --cpu-prof); resolves { ring, tcp, stop() } (ring: the named ring port). */
+async function startNodeServer(kind, execArgv = process.execArgv) {
+  const child = require('node:child_process').fork(__filename, ['--serve', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const ports = await new Promise((resolve, reject) => {
     child.once('message', resolve);
     child.once('exit', (code) => reject(new Error(`--serve ${kind} exited ${code}`)));
   });
-  return { ...ports, pid: child.pid, stop: () => (child.connected && child.disconnect(), stopChild(child)) };
+  // Disconnecting makes the child exit by itself (so --cpu-prof writes its profile); SIGTERM if it has not within 2 s.
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const stop = async () => {
+    if (child.connected) child.disconnect();
+    if (!exited()) await new Promise((resolve) => setTimeout(resolve, 2000).unref() && child.once('exit', resolve));
+    await stopChild(child);
+  };
+  return { ...ports, pid: child.pid, stop };
 }
 
 /** One `xenring proxy --listen LISTEN --connect CONNECT`; resolves { listening (the bound address), port (if TCP), stop() }. */
@@ -360,7 +376,7 @@ function inJsDuplex(socket) {
 function dialer(to) {
   if (typeof to === 'number') return () => net.connect(to, '127.0.0.1');
   if (typeof to === 'object') return () => inJsDuplex(net.connect(to.wrapped, '127.0.0.1'));
-  const xenring = require('..');
+  const xenring = xenringLib();
   return () => xenring.connect({ port: to });
 }
 
@@ -428,12 +444,21 @@ async function undiciSession(to, { pipelining = 8 } = {}) {
 /** undici Client on a new connection: GETs `requests` bodies of `size`, verified (see undiciSession). */
 const undiciRequests = oneRound(undiciSession);
 
-/** One http2 session over dial(); `streams` concurrent GETs of `size` bytes each, verified. */
-async function h2Streams(to, { streams = 200, size = 64 << 10 } = {}) {
+/**
+ * One http2 session over dial(); `streams` concurrent GETs of `size` bytes
+ * each, verified. `window`: the client's receive window in bytes, for the
+ * session and for each stream (default: http2's 64 KiB, one round trip per
+ * 64 KiB whatever the transport).
+ */
+async function h2Streams(to, { streams = 200, size = 64 << 10, window } = {}) {
   const http2 = require('node:http2');
   const dial = dialer(to);
-  const session = http2.connect('http://ring', { createConnection: () => dial(), maxSessionMemory: 256 });
+  const options = { createConnection: () => dial(), maxSessionMemory: 256 };
+  if (window !== undefined) options.settings = { initialWindowSize: Math.min(window, 2 ** 31 - 1) };
+  const session = http2.connect('http://ring', options);
   await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
+  if (window !== undefined) session.setLocalWindowSize(window);
+  const windowSize = session.state.effectiveLocalWindowSize;
   const want = patternBytes(size);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: streams }, () => new Promise((resolve, reject) => {
@@ -452,7 +477,7 @@ async function h2Streams(to, { streams = 200, size = 64 << 10 } = {}) {
   })));
   const ms = performance.now() - t0;
   await new Promise((resolve) => session.close(resolve));
-  return { mibps: mibps(streams * size, ms) };
+  return { mibps: mibps(streams * size, ms), windowSize };
 }
 
 /** ws over dial(): `messages` small messages echoed in order, then one `big` message echoed intact. */
@@ -494,7 +519,7 @@ async function wsEcho(to, { messages = 10000, big = 16 << 20 } = {}) {
  */
 async function pgSession(to) {
   const pg = require('pg');
-  const xenring = require('..');
+  const xenring = xenringLib();
   const config = { user: 'postgres', database: 'postgres', host: '127.0.0.1' };
   // pg calls stream.connect(port, host) with its own port parsed as an integer: the ring port name rides in the Socket.
   if (typeof to === 'number') config.port = to;
@@ -788,6 +813,9 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
       } else if (kind === 'h2') {
         // Control: TCP inside a JS Duplex on both sides (Node's stream wrapper, as for any xenring socket, and no ring).
         await compare('http2', '200 concurrent streams of 256 KiB', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10 }), [['mibps', 'MiB/s']], { wrapped: server.wrapped });
+        // The same with a 16 MiB receive window (session and streams): http2's default of 64 KiB makes
+        // the row above one round trip per 64 KiB; this one is bound by the bytes (see README, http2).
+        await compare('http2', '200 concurrent streams of 256 KiB, 16 MiB window', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10, window: 16 << 20 }), [['mibps', 'MiB/s']], { wrapped: server.wrapped });
       } else {
         await compare('ws', '10,000 messages, then 16 MiB', server.tcp, server.ring, (to) => wsEcho(to, { messages: 10000, big: 16 << 20 }), [['msgps', 'messages/s'], ['bigMibps', '16 MiB echo, MiB/s']]);
       }

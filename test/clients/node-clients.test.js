@@ -109,6 +109,12 @@ describe('Node clients over xenring sockets', function () {
       assert.ok(r.mibps > 0);
     });
 
+    it("with a 16 MiB receive window (README's http2 advice): 200 streams of 256 KiB intact, the window in force", async function () {
+      const r = await real.h2Streams(ctx.server.ring, { streams: 200, size: 256 << 10, window: 16 << 20 });
+      assert.equal(r.windowSize, 16 << 20);
+      assert.ok(r.mibps > 0);
+    });
+
     it("the bench's control, TCP inside a plain JS Duplex on both sides (Node's stream wrapper, no ring): 200 streams of 64 KiB intact", async function () {
       // bench/real.js compares the ring's http2 rate with this path; a control that lost or reordered bytes would make that comparison worthless.
       const r = await real.h2Streams({ wrapped: ctx.server.wrapped }, { streams: 200, size: 64 << 10 });
