@@ -16,6 +16,11 @@
 #include <string>
 #include <vector>
 
+struct napi_type_tag {
+  uint64_t lower;
+  uint64_t upper;
+};
+
 enum napi_typedarray_type { napi_int8_array, napi_uint8_array, napi_uint8_clamped_array, napi_int16_array,
                             napi_uint16_array, napi_int32_array, napi_uint32_array };
 
@@ -55,6 +60,8 @@ struct Node : std::enable_shared_from_this<Node> {
   napi_typedarray_type type = napi_uint8_array;
   // An external ArrayBuffer (PoolQueue::peerIndex) after Detach().
   bool detached = false;
+  // Object::TypeTag(): the tag's address (the addon's tags are constants).
+  const napi_type_tag* tag = nullptr;
   // Objects made by a class: the wrapped instance.
   std::shared_ptr<Class> cls;
   void* wrapped = nullptr;
@@ -202,6 +209,8 @@ class Object : public Value {
   void Set(const std::string& key, uint32_t d) { Set(key, Number::New(env_, d)); }
   void Set(const std::string& key, int32_t d) { Set(key, Number::New(env_, d)); }
   bool InstanceOf(const Napi::Value& ctor) const;
+  void TypeTag(const napi_type_tag* tag) const { n_->tag = tag; }
+  bool CheckTypeTag(const napi_type_tag* tag) const { return n_->tag == tag; }
 };
 
 class Array : public Object {
