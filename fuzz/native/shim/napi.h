@@ -75,6 +75,9 @@ struct EnvData {
   // Values made through the C API (napi_value is a raw pointer): kept alive
   // here until they are attached to something, trimmed now and then.
   std::vector<NodePtr> arena;
+  // What napi_throw() made pending (errors.h GuardConstructor): the construct
+  // call that returns with it pending throws it, as N-API does.
+  NodePtr pending;
 };
 
 inline NodePtr Make(Kind k) {
@@ -296,6 +299,8 @@ class Error : public Object, public std::exception {
   Error(Napi::Env env, fake::NodePtr n) : Object(env, n) {}
   Error(Napi::Env env, fake::Node* n) : Object(env, n->shared_from_this()) {}
   static Error New(Napi::Env env, const std::string& message) { return Make(env, message, "Error"); }
+  bool IsEmpty() const { return n_ == nullptr; }
+  fake::Node* Value() const { return n_.get(); }
   const char* what() const noexcept override {
     auto it = n_->props.find("message");
     return it == n_->props.end() ? "(empty error)" : it->second->string.c_str();
@@ -374,6 +379,12 @@ class Function : public Object {
     fake::CallbackInfoData d{env_, self, {}};
     for (const auto& a : args) d.args.push_back(a.node());
     self->wrapped = n_->cls->make(d);
+    if (env_.data() != nullptr && env_.data()->pending) {
+      // The instance stays wrapped: `self` frees it once, as a finalizer would.
+      fake::NodePtr thrown = std::move(env_.data()->pending);
+      env_.data()->pending.reset();
+      throw Error(env_, thrown);
+    }
     return Object(env_, self);
   }
   Object New(std::initializer_list<Napi::Value> args) const { return New(std::vector<Napi::Value>(args)); }
@@ -509,6 +520,17 @@ inline napi_status napi_create_error(napi_env env, napi_value code, napi_value m
 }
 inline napi_status napi_create_type_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
   return Napi::fake::MakeError(env, "TypeError", code, msg, result);
+}
+inline napi_status napi_throw(napi_env env, napi_value error) {
+  env->pending = error->shared_from_this();
+  return napi_ok;
+}
+inline napi_status napi_throw_error(napi_env env, const char* code, const char* msg) {
+  napi_value c = nullptr, m, e;
+  if (code != nullptr) napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  Napi::fake::MakeError(env, "Error", c, m, &e);
+  return napi_throw(env, e);
 }
 inline napi_status napi_create_range_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
   return Napi::fake::MakeError(env, "RangeError", code, msg, result);
