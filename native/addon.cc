@@ -60,9 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     ThrowCode(env, "ERR_INTERNAL", "cannot register the environment cleanup hook");
   exports.Set("SharedMapping", SharedMapping::Init(env, &data->mapping_ctor));
   exports.Set("FdWatcher", FdWatcher::Init(env));
-  Napi::Function ring = RingEndpoint::Init(env);
-  data->ring_ctor = Napi::Persistent(ring);
-  exports.Set("RingEndpoint", ring);
+  exports.Set("RingEndpoint", RingEndpoint::Init(env));
   exports.Set("bindRingMethods", BindRingMethodsFunction(env));
   exports.Set("Notifier", NotifierHandle::Init(env, &data->notifier_ctor));
   InitLocalPrimitives(env, exports);

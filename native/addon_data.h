@@ -31,7 +31,6 @@ struct AddonData {
   Napi::FunctionReference mapping_ctor;
   Napi::FunctionReference notifier_ctor;
   Napi::FunctionReference pool_mapping_ctor;
-  Napi::FunctionReference ring_ctor;
   bool tearing_down = false;
   std::unordered_set<FdWatcher*> watchers;  // started or not, until closed
   std::unordered_set<int> fds;              // made or received here, not yet closeFd()'d

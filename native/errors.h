@@ -25,13 +25,13 @@ void ThrowPendingFromCurrent(Napi::Env env) noexcept;
 // Runs the body of an ObjectWrap constructor. Such a constructor must not
 // throw once its base has wrapped `this`: node-addon-api then frees the object
 // and asks N-API to remove the wrap, which N-API refuses while an exception is
-// pending (as one is after a failed call in a worker being terminated), so
-// the wrap's finalizer later frees the object again or calls through freed
-// memory (a segfault in CI; napi_remove_wrap refused in 466 of 600 PoolQueue
-// constructions cut short by worker.terminate()). Here what the body throws
-// becomes the pending JS exception instead: `new` still throws, and the
-// object, as the body left it, is freed once, by its finalizer (so every
-// destructor copes with any state its constructor's body can leave).
+// pending or JS may no longer run (a worker being terminated: refused in 466
+// of 600 PoolQueue constructions cut short), leaving the JS object wrapped
+// around freed memory. (Node 20 drops the wrap's finalizer with its reference,
+// so it is never called; nothing can reach that object either.) Here what the
+// body throws becomes the pending JS exception instead: `new` still throws,
+// and the object, as the body left it, is freed once, by its finalizer (so
+// every destructor copes with any state its constructor's body can leave).
 template <typename Body>
 void GuardConstructor(Napi::Env env, Body&& body) noexcept {
   try {

@@ -5,6 +5,13 @@
 
 namespace xenring {
 
+namespace {
+// Marks handles made by our constructor: FromValue() takes nothing else (an
+// instanceof test let through objects of other native classes given this
+// prototype, whose C++ objects are no NotifierHandle).
+const napi_type_tag kNotifierTag = {0x78656e72696e676eull, 0x6f74696669657231ull};
+}  // namespace
+
 Napi::Function NotifierHandle::Init(Napi::Env env, Napi::FunctionReference* ctor) {
   Napi::Function f = DefineClass(env, "Notifier",
                                  {InstanceMethod("kick", &NotifierHandle::Kick),
@@ -16,7 +23,9 @@ Napi::Function NotifierHandle::Init(Napi::Env env, Napi::FunctionReference* ctor
 
 // Constructed from JS this is an empty handle that every use rejects; the
 // transports fill it through Wrap().
-NotifierHandle::NotifierHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NotifierHandle>(info) {}
+NotifierHandle::NotifierHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NotifierHandle>(info) {
+  GuardConstructor(info.Env(), [&] { info.This().As<Napi::Object>().TypeTag(&kNotifierTag); });
+}
 
 Napi::Object NotifierHandle::Wrap(Napi::Env env, std::unique_ptr<Notifier> impl) {
   Napi::Object obj = GetAddonData(env)->notifier_ctor.New({});
@@ -27,7 +36,7 @@ Napi::Object NotifierHandle::Wrap(Napi::Env env, std::unique_ptr<Notifier> impl)
 NotifierHandle* NotifierHandle::FromValue(Napi::Value v) {
   if (!v.IsObject()) return nullptr;
   Napi::Object o = v.As<Napi::Object>();
-  if (!o.InstanceOf(GetAddonData(v.Env())->notifier_ctor.Value())) return nullptr;
+  if (!o.CheckTypeTag(&kNotifierTag)) return nullptr;
   NotifierHandle* h = ObjectWrap<NotifierHandle>::Unwrap(o);
   return h != nullptr && h->impl_ ? h : nullptr;
 }

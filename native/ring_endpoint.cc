@@ -62,7 +62,11 @@ RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
   Napi::Value v = opts.Get(name);
   if (!v.IsObject()) ThrowType(env, (std::string("options.") + name + " must be an object").c_str());
   Napi::Object o = v.As<Napi::Object>();
-  SharedMapping* m = SharedMapping::Unwrap(o.Get("mapping"));
+  // Read once: the object checked is the one the endpoint keeps alive (a
+  // getter could return another one on a second read, and the mapping in
+  // use would then be collected and unmapped under the ring).
+  Napi::Value mapping = o.Get("mapping");
+  SharedMapping* m = SharedMapping::Unwrap(mapping);
   if (m == nullptr || m->base() == nullptr)
     ThrowType(env, (std::string("options.") + name + ".mapping must be a live SharedMapping").c_str());
   Napi::Value off = o.Get("offset"), ord = o.Get("order");
@@ -77,10 +81,12 @@ RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
   if (!(offset >= 0) || offset >= 9007199254740992.0 || offset != double(uint64_t(offset)) ||
       uint64_t(offset) + size > m->length())
     ThrowRange(env, (std::string("options.") + name + " does not fit inside its mapping").c_str());
-  return RingSpec{m, o.Get("mapping").As<Napi::Object>(), m->base() + uint64_t(offset), uint32_t(size)};
+  return RingSpec{m, mapping.As<Napi::Object>(), m->base() + uint64_t(offset), uint32_t(size)};
 }
 
 }  // namespace
+
+const napi_type_tag RingEndpoint::kTag = {0x78656e72696e6772ull, 0x696e67656e647031ull};
 
 Napi::Function RingEndpoint::Init(Napi::Env env) {
   return DefineClass(env, "RingEndpoint",
@@ -122,7 +128,8 @@ RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ri
     ext_ = opts.Get("ext").ToBoolean();
     bool init = opts.Get("init").ToBoolean();
 
-    SharedMapping* cm = SharedMapping::Unwrap(opts.Get("control"));
+    Napi::Value control = opts.Get("control");  // read once, as ParseRing's mappings
+    SharedMapping* cm = SharedMapping::Unwrap(control);
     if (cm == nullptr || cm->base() == nullptr || !cm->writable())
       ThrowType(env, "options.control must be a live, writable SharedMapping");
     Napi::Value co = opts.Get("controlOffset");
@@ -186,12 +193,14 @@ RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ri
     tx_prod_ = __atomic_load_n(tx_.prod, __ATOMIC_ACQUIRE);
 
     SharedMapping* ms[3] = {cm, left.mapping, right.mapping};
-    Napi::Object objs[3] = {opts.Get("control").As<Napi::Object>(), left.object, right.object};
+    Napi::Object objs[3] = {control.As<Napi::Object>(), left.object, right.object};
     for (int i = 0; i < 3; i++) {
       mappings_[i] = ms[i];
       ms[i]->Pin();
       mapping_refs_[i] = Napi::Persistent(objs[i]);
     }
+    // Last: only a whole endpoint is ever found by FromValue().
+    info.This().As<Napi::Object>().TypeTag(&kTag);
   });
 }
 

@@ -56,6 +56,8 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
 
   // nullptr unless `v` is a constructed RingEndpoint (ring_endpoint_bound.cc).
   static RingEndpoint* FromValue(Napi::Value v);
+  // Set on an endpoint once its constructor succeeded; FromValue() checks it.
+  static const napi_type_tag kTag;
   // A wake-up's read (fd_watcher.cc, before it calls JS): if JS armed one
   // (kWakeArmed), disarms it, consumes the wake-ups (`ack`) and reads up to
   // kWakeMax bytes into the wake target, as read(..., Ack, mark) would.

@@ -8,7 +8,6 @@
 // target drives): the bound ones run the same member functions.
 #include <napi.h>
 
-#include "addon_data.h"
 #include "ring_endpoint.h"
 
 namespace xenring {
@@ -17,8 +16,10 @@ namespace xenring {
 RingEndpoint* RingEndpoint::FromValue(Napi::Value v) {
   if (!v.IsObject()) return nullptr;
   Napi::Object o = v.As<Napi::Object>();
-  if (!o.InstanceOf(GetAddonData(v.Env())->ring_ctor.Value())) return nullptr;
-  // Not Napi's Unwrap (it throws): an object made from the prototype but never constructed has no wrap.
+  // The tag, not instanceof: an object of another native class given this
+  // prototype has a wrap too, whose C++ object is no RingEndpoint.
+  if (!o.CheckTypeTag(&kTag)) return nullptr;
+  // Not Napi's Unwrap (it throws), whatever the tag says.
   void* ep = nullptr;
   if (napi_unwrap(v.Env(), o, &ep) != napi_ok) return nullptr;
   return static_cast<RingEndpoint*>(ep);

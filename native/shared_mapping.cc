@@ -9,6 +9,14 @@
 
 namespace xenring {
 
+namespace {
+// Marks objects made by our constructor: Unwrap() takes nothing else. An
+// instanceof test let an object of another native class through (one given
+// this prototype, or any object once Symbol.hasInstance is redefined), and
+// its C++ object was then used as a mapping: a ring over a heap object.
+const napi_type_tag kSharedMappingTag = {0x78656e72696e6773ull, 0x686d617070696e31ull};
+}  // namespace
+
 Napi::Function SharedMapping::Init(Napi::Env env, Napi::FunctionReference* ctor) {
   Napi::Function f = DefineClass(env, "SharedMapping",
                                  {InstanceAccessor("length", &SharedMapping::Length, nullptr),
@@ -21,6 +29,8 @@ Napi::Function SharedMapping::Init(Napi::Env env, Napi::FunctionReference* ctor)
 // new SharedMapping(undefined) is used by Adopt() to wrap an existing mapping.
 SharedMapping::SharedMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SharedMapping>(info) {
   GuardConstructor(info.Env(), [&] {
+    // Tagged first, as PoolMapping: nothing may fail once the pages are mapped.
+    info.This().As<Napi::Object>().TypeTag(&kSharedMappingTag);
     if (info.Length() >= 1 && info[0].IsUndefined()) return;
     Napi::Env env = info.Env();
     int fd = FdArg(info, 0);
@@ -81,7 +91,7 @@ Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, b
 SharedMapping* SharedMapping::Unwrap(Napi::Value v) {
   if (!v.IsObject()) return nullptr;
   Napi::Object o = v.As<Napi::Object>();
-  if (!o.InstanceOf(GetAddonData(v.Env())->mapping_ctor.Value())) return nullptr;
+  if (!o.CheckTypeTag(&kSharedMappingTag)) return nullptr;
   return ObjectWrap<SharedMapping>::Unwrap(o);
 }
 

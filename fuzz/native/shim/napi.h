@@ -16,6 +16,11 @@
 #include <string>
 #include <vector>
 
+struct napi_type_tag {
+  uint64_t lower;
+  uint64_t upper;
+};
+
 enum napi_typedarray_type { napi_int8_array, napi_uint8_array, napi_uint8_clamped_array, napi_int16_array,
                             napi_uint16_array, napi_int32_array, napi_uint32_array };
 
@@ -55,6 +60,8 @@ struct Node : std::enable_shared_from_this<Node> {
   napi_typedarray_type type = napi_uint8_array;
   // An external ArrayBuffer (PoolQueue::peerIndex) after Detach().
   bool detached = false;
+  // Object::TypeTag(): the tag's address (the addon's tags are constants).
+  const napi_type_tag* tag = nullptr;
   // Objects made by a class: the wrapped instance.
   std::shared_ptr<Class> cls;
   void* wrapped = nullptr;
@@ -68,7 +75,8 @@ struct EnvData {
   // Values made through the C API (napi_value is a raw pointer): kept alive
   // here until they are attached to something, trimmed now and then.
   std::vector<NodePtr> arena;
-  // What napi_throw left pending (a guarded constructor's failure).
+  // What napi_throw() made pending (errors.h GuardConstructor): the construct
+  // call that returns with it pending throws it, as N-API does.
   NodePtr pending;
 };
 
@@ -204,6 +212,8 @@ class Object : public Value {
   void Set(const std::string& key, uint32_t d) { Set(key, Number::New(env_, d)); }
   void Set(const std::string& key, int32_t d) { Set(key, Number::New(env_, d)); }
   bool InstanceOf(const Napi::Value& ctor) const;
+  void TypeTag(const napi_type_tag* tag) const { n_->tag = tag; }
+  bool CheckTypeTag(const napi_type_tag* tag) const { return n_->tag == tag; }
 };
 
 class Array : public Object {
@@ -289,6 +299,8 @@ class Error : public Object, public std::exception {
   Error(Napi::Env env, fake::NodePtr n) : Object(env, n) {}
   Error(Napi::Env env, fake::Node* n) : Object(env, n->shared_from_this()) {}
   static Error New(Napi::Env env, const std::string& message) { return Make(env, message, "Error"); }
+  bool IsEmpty() const { return n_ == nullptr; }
+  fake::Node* Value() const { return n_.get(); }
   const char* what() const noexcept override {
     auto it = n_->props.find("message");
     return it == n_->props.end() ? "(empty error)" : it->second->string.c_str();
@@ -298,9 +310,6 @@ class Error : public Object, public std::exception {
     auto it = n_->props.find("name");
     return it == n_->props.end() ? std::string() : it->second->string;
   }
-  bool IsEmpty() const { return n_->kind == fake::Kind::kUndefined; }
-  // The error object, as napi_value (real node-addon-api: ObjectReference::Value()).
-  fake::Node* Value() const { return n_.get(); }
   std::string Code() const {
     auto it = n_->props.find("code");
     return it == n_->props.end() ? std::string() : it->second->string;
@@ -370,13 +379,11 @@ class Function : public Object {
     fake::CallbackInfoData d{env_, self, {}};
     for (const auto& a : args) d.args.push_back(a.node());
     self->wrapped = n_->cls->make(d);
-    // A guarded constructor (native/errors.h) fails by leaving its error
-    // pending: `new` throws it, and the unreachable object is finalized when
-    // `self` goes, as a GC would.
     if (env_.data() != nullptr && env_.data()->pending) {
-      fake::NodePtr err = std::move(env_.data()->pending);
+      // The instance stays wrapped: `self` frees it once, as a finalizer would.
+      fake::NodePtr thrown = std::move(env_.data()->pending);
       env_.data()->pending.reset();
-      throw Error(env_, err);
+      throw Error(env_, thrown);
     }
     return Object(env_, self);
   }
@@ -508,23 +515,22 @@ inline napi_status napi_set_named_property(napi_env, napi_value obj, const char*
   obj->props[key] = v->shared_from_this();
   return napi_ok;
 }
-inline napi_status napi_throw(napi_env env, napi_value error) {
-  if (env == nullptr || error == nullptr) return napi_generic_failure;
-  env->pending = error->shared_from_this();
-  return napi_ok;
-}
-inline napi_status napi_throw_error(napi_env env, const char* code, const char* msg) {
-  napi_value c, m, e;
-  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  Napi::fake::MakeError(env, "Error", c, m, &e);
-  return napi_throw(env, e);
-}
 inline napi_status napi_create_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
   return Napi::fake::MakeError(env, "Error", code, msg, result);
 }
 inline napi_status napi_create_type_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
   return Napi::fake::MakeError(env, "TypeError", code, msg, result);
+}
+inline napi_status napi_throw(napi_env env, napi_value error) {
+  env->pending = error->shared_from_this();
+  return napi_ok;
+}
+inline napi_status napi_throw_error(napi_env env, const char* code, const char* msg) {
+  napi_value c = nullptr, m, e;
+  if (code != nullptr) napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  Napi::fake::MakeError(env, "Error", c, m, &e);
+  return napi_throw(env, e);
 }
 inline napi_status napi_create_range_error(napi_env env, napi_value code, napi_value msg, napi_value* result) {
   return Napi::fake::MakeError(env, "RangeError", code, msg, result);
