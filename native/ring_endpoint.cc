@@ -8,6 +8,7 @@
 #include <string>
 
 #include "errors.h"
+#include "shared_view.h"
 #include "fast_copy.h"
 #include "vchan_layout.h"
 
@@ -200,15 +201,7 @@ RingEndpoint::~RingEndpoint() { ReleaseAll(); }
 
 void RingEndpoint::ReleaseAll() {
   // The pool word's view first: no JS reads the page through it once it may go.
-  if (!pool_word_ref_.IsEmpty()) {
-    try {
-      Napi::ArrayBuffer ab = pool_word_ref_.Value();
-      if (!ab.IsDetached()) ab.Detach();
-    } catch (...) {
-      // Only when the environment is being torn down: no JS runs after that.
-    }
-    pool_word_ref_.Reset();
-  }
+  DetachSharedView(pool_word_ref_);
   for (int i = 0; i < 3; i++) {
     if (mappings_[i] != nullptr) mappings_[i]->Unpin();
     mappings_[i] = nullptr;
