@@ -74,6 +74,13 @@ export interface RingEndpoint {
   /** The peer-written word (its first element) that waitData()'s `watched` compares with; null unbinds. Dropped once its buffer is detached. */
   bindWatch?(word: Uint32Array | null): void;
   /**
+   * A 1-word view of the extension's u32 holding both fin bytes and both
+   * pool bytes (native/vchan_layout.h kExtPoolWord), for the pool's lazy
+   * opening (lib/pool/lazy_open.ts); null without the extension. Detached
+   * at close (then reads undefined). Absent on fakes.
+   */
+  poolWord?(): Uint32Array | null;
+  /**
    * The wake-read words (WakeWord): once armed, the next wake-up of an
    * FdWatcher bound to this endpoint (bindRing) consumes the wake-ups and
    * reads up to Max bytes into the setWakeTarget() buffer at Offset before

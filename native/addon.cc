@@ -89,6 +89,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set("extMagic", vchan::kExtMagic);
   set("extCliFin", vchan::kExtCliFin);
   set("extSrvFin", vchan::kExtSrvFin);
+  set("extCliPool", vchan::kExtCliPool);
+  set("extSrvPool", vchan::kExtSrvPool);
   set("liveGone", vchan::kLiveGone);
   set("liveConnected", vchan::kLiveConnected);
   set("liveWaiting", vchan::kLiveWaiting);

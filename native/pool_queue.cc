@@ -4,6 +4,7 @@
 #include <string>
 
 #include "errors.h"
+#include "shared_view.h"
 
 namespace xenring {
 
@@ -90,15 +91,7 @@ PoolQueue::~PoolQueue() { Release(); }
 
 void PoolQueue::Release() {
   // The peer-index view first: no JS can read through it once the region may go.
-  if (!peer_view_.IsEmpty()) {
-    try {
-      Napi::ArrayBuffer ab = peer_view_.Value();
-      if (!ab.IsDetached()) ab.Detach();
-    } catch (...) {
-      // Only when the environment is being torn down: no JS runs after that.
-    }
-    peer_view_.Reset();
-  }
+  DetachSharedView(peer_view_);
   if (region_ != nullptr) region_->Unref();
   region_ = nullptr;
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "errors.h"
+#include "shared_view.h"
 #include "fast_copy.h"
 #include "vchan_layout.h"
 
@@ -108,6 +109,7 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("close", &RingEndpoint::Close),
                       InstanceMethod("bindState", &RingEndpoint::BindState),
                       InstanceMethod("bindWatch", &RingEndpoint::BindWatch),
+                      InstanceMethod("poolWord", &RingEndpoint::PoolWord),
                       InstanceMethod("bindWakeRead", &RingEndpoint::BindWakeRead),
                       InstanceMethod("setWakeTarget", &RingEndpoint::SetWakeTarget),
                       InstanceMethod("service", &RingEndpoint::Service),
@@ -207,6 +209,8 @@ RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ri
 RingEndpoint::~RingEndpoint() { ReleaseAll(); }
 
 void RingEndpoint::ReleaseAll() {
+  // The pool word's view first: no JS reads the page through it once it may go.
+  DetachSharedView(pool_word_ref_);
   for (int i = 0; i < 3; i++) {
     if (mappings_[i] != nullptr) mappings_[i]->Unpin();
     mappings_[i] = nullptr;
@@ -602,6 +606,24 @@ Napi::Value RingEndpoint::BindWatch(const Napi::CallbackInfo& info) {
   watch_ref_.Reset(a.ArrayBuffer(), 1);
   watch_ = a.Data();
   return env.Undefined();
+}
+
+// poolWord() -> Uint32Array(1) over the extension's u32 at kExtPoolWord
+// (bytes: client fin, server fin, client pool, server pool), the same one on
+// every call; null without the extension. JS writes only its own pool byte
+// (through a Uint8Array of the same buffer) and reads the peer's as a hint
+// (lib/pool/lazy_open.ts). Detached at close. Throws where the runtime
+// refuses external buffers.
+Napi::Value RingEndpoint::PoolWord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (!ext_) return env.Null();
+  if (pool_word_ref_.IsEmpty()) {
+    // No finalizer: the buffer owns nothing; ReleaseAll() detaches it.
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, ctrl_ + kExtPoolWord, sizeof(uint32_t));
+    pool_word_ref_.Reset(ab, 1);
+  }
+  return Napi::Uint32Array::New(env, 1, pool_word_ref_.Value(), 0);
 }
 
 // bindWakeRead(words: Uint32Array): the wake-read words (WakeWord) a wake-up

@@ -98,6 +98,7 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value BindState(const Napi::CallbackInfo& info);
   Napi::Value BindWatch(const Napi::CallbackInfo& info);
+  Napi::Value PoolWord(const Napi::CallbackInfo& info);
   Napi::Value BindWakeRead(const Napi::CallbackInfo& info);
   Napi::Value SetWakeTarget(const Napi::CallbackInfo& info);
   Napi::Value Service(const Napi::CallbackInfo& info);
@@ -154,6 +155,10 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   // spin also ends when it moves. Only compared, never used as an index.
   const volatile uint32_t* watch_ = nullptr;
   Napi::Reference<Napi::ArrayBuffer> watch_ref_;
+
+  // poolWord()'s view of the extension's fin and pool bytes: no finalizer,
+  // owns nothing, detached by ReleaseAll() before the page can go.
+  Napi::Reference<Napi::ArrayBuffer> pool_word_ref_;
 
   // JS-owned Uint32Array (WakeWord) and the Uint8Array a wake-up reads into.
   uint32_t* wake_ = nullptr;

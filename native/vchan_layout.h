@@ -42,10 +42,15 @@ constexpr int kMaxOrder = 26;     // local transport may go beyond vchan's limit
 
 // xenring extension (only between two xenring endpoints, which use
 // out-of-page rings so that bytes 3072.. of the control page are free):
-// a half-close flag per direction, which plain vchan lacks.
+// a half-close flag per direction, which plain vchan lacks, and a pool byte
+// per side (lib/pool/lazy_open.ts: "I announce my pool's opening here" and
+// "my pool sender has opened"), which an older xenring never writes or reads.
 constexpr size_t kExtMagic = 3072;  // u32 = kExtMagicValue, set by the server
 constexpr size_t kExtCliFin = 3076; // u8: client wrote its last byte
 constexpr size_t kExtSrvFin = 3077; // u8: server wrote its last byte
+constexpr size_t kExtCliPool = 3078; // u8: client's pool byte (written by the client only)
+constexpr size_t kExtSrvPool = 3079; // u8: server's pool byte (written by the server only)
+constexpr size_t kExtPoolWord = kExtCliFin;  // the u32 that holds both fin and both pool bytes
 constexpr size_t kExtEnd = 3080;
 constexpr uint32_t kExtMagicValue = 0x31585258;  // "XRX1"
 

@@ -31,6 +31,13 @@ export const COMPLETION_QUEUE_OFFSET = DESCRIPTOR_QUEUE_OFFSET + QUEUE_HEADER + 
  */
 export const READER_FLAGS_OFFSET = COMPLETION_QUEUE_OFFSET + QUEUE_HEADER + QUEUE_SLOTS * COMPLETION_WORDS * 4;
 export const READER_TAKES_VIEWS = 1;
+/**
+ * Bit 1: the receiver has written the word. A lazy receiver (lazy_open.ts)
+ * writes it only when it opens, after the first descriptor; until then a
+ * sender whose peer announces lazy opening reads "not yet known", not "copies".
+ * An older receiver writes only bit 0, at once.
+ */
+export const READER_FLAGS_SET = 2;
 /** The pool starts on the page after the queues. */
 export const POOL_DATA_OFFSET = POOL_PAGE;
 

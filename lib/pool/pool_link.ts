@@ -13,6 +13,7 @@ import { poolNative, PoolMapping } from './native_pool';
 import { PoolReceiver } from './pool_receiver';
 import { PoolSender } from './pool_sender';
 import { connectionPoolStats, PoolStats } from './pool_stats';
+import type { LazyOpen } from './lazy_open';
 
 /** The size both sides use for one direction: the smaller offer; 0 if either is 0. */
 export function agreePoolSize(ours: number, theirs: number): number {
@@ -66,6 +67,8 @@ export interface PoolLinkOptions {
   copyWindow?: number;
   /** A GC-driven completion failed (EPROTO): the connection must fail. */
   onError?: (err: Error) => void;
+  /** The pool bytes of the ring's control page (local): the receiver opens once the peer's sender has. Absent: at once. */
+  lazy?: LazyOpen | null;
 }
 
 export class PoolLink {
@@ -81,11 +84,11 @@ export class PoolLink {
   constructor(private readonly options: PoolLinkOptions) {
     const { own, peer } = options;
     this.sender = own && own.poolBytes > 0
-      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow })
+      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow, lazy: options.lazy })
       : null;
     try {
       this.receiver = peer && peer.poolBytes > 0
-        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: (err) => this.failed(err) })
+        ? new PoolReceiver({ mapping: peer.mapping, poolBytes: peer.poolBytes, init: options.createdPeer, views: options.views, onError: (err) => this.failed(err), lazy: options.lazy })
         : null;
     } catch (err) {
       this.sender?.close();

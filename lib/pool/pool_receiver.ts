@@ -18,7 +18,8 @@
  * allowance() says.
  * @internal
  */
-import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, READER_FLAGS_OFFSET, READER_TAKES_VIEWS } from './layout';
+import { COMPLETION_WORDS, DESCRIPTOR_WORDS, POOL_DATA_OFFSET, QUEUE_SLOTS, READER_FLAGS_OFFSET, READER_FLAGS_SET, READER_TAKES_VIEWS } from './layout';
+import type { LazyOpen } from './lazy_open';
 import { PoolMapping } from './native_pool';
 import { emptyPoolStats, PoolStats } from './pool_stats';
 import { poolProtocolError } from './protocol_error';
@@ -37,6 +38,8 @@ export interface PoolReceiverOptions {
   views: boolean;
   /** Giving back collected views failed outside a read (the peer rewound our queue): the connection must fail. */
   onError?: (err: Error) => void;
+  /** Open only once the peer's sender has (lazy_open.ts); absent: open now. */
+  lazy?: LazyOpen | null;
 }
 
 const HI = 0x100000000;
@@ -53,7 +56,6 @@ const COUNTED_VIEW_MAX = 4 << 20;
 export class PoolReceiver {
   readonly stats: PoolStats;
   private readonly table: ReceiveTable;
-  private readonly queues: DirectionQueues;
   /** The view's id (see ViewReturns), for release(). */
   private readonly viewIds = new WeakMap<ArrayBuffer, number>();
   /** Views delivered and not yet returned, by id. */
@@ -66,7 +68,8 @@ export class PoolReceiver {
    * release(). A view not kept forgets its id.
    */
   private readonly spare = new SpareViews((ab) => this.viewIds.delete(ab));
-  private readonly returns = new returnedBuffers.ViewReturns(() => this.onCollected());
+  /** Made at open() (a native object: nothing to return before a payload). */
+  private returns: InstanceType<typeof returnedBuffers.ViewReturns> | null = null;
   private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
   private nextId = 0;
   private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
@@ -79,46 +82,73 @@ export class PoolReceiver {
    * only) and how far we popped: a spin watches the word for a payload, and
    * a look at it costs no native call. null where external buffers are refused.
    */
-  private readonly descriptorWord: Uint32Array | null;
-  private descriptorsTaken: number;
+  private descriptorWord: Uint32Array | null = null;
+  private descriptorsTaken = 0;
   /** The peer's completion index (a hint, as above) and our own: completions it has not taken, without a native call. */
-  private readonly completionWord: Uint32Array | null;
-  private completionsPushed: number;
+  private completionWord: Uint32Array | null = null;
+  private completionsPushed = 0;
+  /**
+   * Null until open(): at once, or (lazy) once the peer's sender opened.
+   * Until then nothing of the peer's region is touched, and the announce
+   * word is the peer's pool byte's (lazyMark: its value at the last look).
+   */
+  private queues: DirectionQueues | null = null;
+  private lazyMark = 0;
   /** A payload copyInto() has begun and not finished. */
   private partial: { extent: Extent; copied: number } | null = null;
 
   constructor(private readonly options: PoolReceiverOptions) {
     this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
-    this.queues = openQueues(options.mapping, options.poolBytes, 'receiver', options.init);
     this.stats = emptyPoolStats(options.poolBytes);
-    this.descriptorWord = peerWord(this.queues.descriptors);
-    this.descriptorsTaken = this.queues.descriptors.index;
-    this.completionWord = peerWord(this.queues.completions);
-    this.completionsPushed = this.queues.completions.index;
-    this.tellSender(options.views);
+    if (options.lazy) this.lazyMark = options.lazy.word[0];
+    else this.open();
+  }
+
+  /** Opens the queues (their first look at the peer's page) and tells the sender how we read. */
+  private open(): DirectionQueues {
+    const queues = openQueues(this.options.mapping, this.options.poolBytes, 'receiver', this.options.init);
+    this.queues = queues;
+    this.returns = new returnedBuffers.ViewReturns(() => this.onCollected());
+    this.descriptorWord = peerWord(queues.descriptors);
+    this.descriptorsTaken = queues.descriptors.index;
+    this.completionWord = peerWord(queues.completions);
+    this.completionsPushed = queues.completions.index;
+    this.tellSender(this.options.views && !this.copies);
+    return queues;
+  }
+
+  /** The queues if open, opening them if the peer's sender has (one look at its pool byte); null while it has not. */
+  private opened(): DirectionQueues | null {
+    if (this.queues !== null) return this.queues;
+    const lazy = this.options.lazy!;
+    const value = lazy.word[0];
+    if (value !== undefined) this.lazyMark = value;
+    return lazy.peerOpened(value) ? this.open() : null;
   }
 
   /** Tells the sender whether payloads save us a copy (see READER_FLAGS_OFFSET in layout.ts). */
   private tellSender(views: boolean): void {
-    this.options.mapping.write(READER_FLAGS_OFFSET, Uint8Array.of(views ? READER_TAKES_VIEWS : 0, 0, 0, 0));
+    this.options.mapping.write(READER_FLAGS_OFFSET, Uint8Array.of(READER_FLAGS_SET | (views ? READER_TAKES_VIEWS : 0), 0, 0, 0));
   }
 
-  /** The peer-written word that moves when a payload is announced (for a spin to watch), or null. */
+  /** The peer-written word that moves when a payload is announced (for a spin to watch), or null. Until open: the word of the peer's pool byte. */
   get announceWord(): Uint32Array | null {
-    return this.descriptorWord;
+    return this.queues === null && this.options.lazy ? this.options.lazy.word : this.descriptorWord;
   }
 
-  /** announceWord's value while nothing new is announced. */
+  /** announceWord's value while nothing new is announced (as of the last poll). */
   get announceMark(): number {
-    return this.descriptorsTaken;
+    return this.queues === null && this.options.lazy ? this.lazyMark : this.descriptorsTaken;
   }
 
   /** Takes the descriptors the peer published. `consumed`: ring bytes read so far. */
   poll(consumed: number): void {
     if (this.closed) return;
+    const queues = this.opened();
+    if (queues === null) return;
     if (this.live.size > 0) this.returnCollected();
     const d = this.descriptors;
-    const n = this.queues.descriptors.pop(d, QUEUE_SLOTS);
+    const n = queues.descriptors.pop(d, QUEUE_SLOTS);
     if (n === 0) return;
     this.descriptorsTaken = (this.descriptorsTaken + n) >>> 0;
     // Read after the pop: the peer takes a completion before it reuses the
@@ -195,7 +225,7 @@ export class PoolReceiver {
     this.nextId = (id + 1) >>> 0;
     if (this.options.views) {
       try {
-        view = this.returns.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
+        view = this.returns!.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
       } catch {
         // A runtime without external buffers: deliver a copy instead.
       }
@@ -244,7 +274,7 @@ export class PoolReceiver {
   private returnCollected(): void {
     const ids = this.collectedIds;
     for (;;) {
-      const n = this.returns.drain(ids);
+      const n = this.returns!.drain(ids);
       for (let i = 0; i < n; i++) {
         const extent = this.live.get(ids[i]);
         if (extent === undefined) continue;
@@ -265,7 +295,8 @@ export class PoolReceiver {
   /** Whether the peer announced payloads we have not delivered (a close then resets, as unread ring bytes do). */
   hasUnread(): boolean {
     if (this.closed) return false;
-    return this.partial !== null || this.table.pendingCount > 0 || this.queues.descriptors.pending() > 0;
+    const queues = this.opened();
+    return queues !== null && (this.partial !== null || this.table.pendingCount > 0 || queues.descriptors.pending() > 0);
   }
 
   /** The connection is gone: every held extent counts as returned; views the user holds stay readable. */
@@ -276,10 +307,11 @@ export class PoolReceiver {
     this.live.clear();
     // Released views are not the user's: they let go of the peer's region now.
     this.spare.clear();
-    this.returns.close();
+    this.returns?.close();
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
-    this.queues.close();
+    if (this.queues !== null) this.queues.close();
+    else this.options.mapping.close(); // what closing the queues does to it
   }
 
   private deliverOne(): Extent {
@@ -295,7 +327,7 @@ export class PoolReceiver {
     this.completion[0] = extent.offset;
     this.completion[1] = extent.length;
     // The in-flight bound leaves room; a full queue means the peer rewound our index.
-    if (this.queues.completions.push(this.completion, 1) !== 1) throw poolProtocolError('completion queue index rewound');
+    if (this.queues!.completions.push(this.completion, 1) !== 1) throw poolProtocolError('completion queue index rewound');
     this.completionsPushed = (this.completionsPushed + 1) >>> 0;
   }
 
@@ -310,7 +342,7 @@ export class PoolReceiver {
       const queued = (this.completionsPushed - taken) >>> 0;
       if (queued <= QUEUE_SLOTS) return queued;
     }
-    return this.queues.completions.pending();
+    return this.queues!.completions.pending();
   }
 }
 

@@ -16,6 +16,7 @@ import {
   POOL_DATA_OFFSET,
   QUEUE_SLOTS,
   READER_FLAGS_OFFSET,
+  READER_FLAGS_SET,
   READER_TAKES_VIEWS,
   RUN_BYTES,
   RUN_MIN_POOL,
@@ -47,6 +48,12 @@ export interface PoolSenderOptions {
    * does that). Default: no limit.
    */
   copyWindow?: number;
+  /**
+   * Lazy opening (lazy_open.ts): `opened()` is told before the first
+   * descriptor; while `peerAnnounces()`, reader flags not yet written mean
+   * "not known yet" (its receiver opens at our first descriptor).
+   */
+  lazy?: { opened(): void; peerAnnounces(): boolean } | null;
 }
 
 const HI = 0x100000000;
@@ -168,7 +175,11 @@ export class PoolSender {
    * consumer index; a peer that did meets the same checks, only later.
    */
   private get queues(): DirectionQueues {
-    return (this.opened ??= openQueues(this.options.mapping, this.options.poolBytes, 'sender', false));
+    if (this.opened === null) {
+      this.opened = openQueues(this.options.mapping, this.options.poolBytes, 'sender', false);
+      this.options.lazy?.opened(); // before the first descriptor: the peer's receiver opens on it
+    }
+    return this.opened;
   }
 
   /** About to send: the queues open, and the peer's completions (a forged one among them) are checked first, as ever. */
@@ -238,7 +249,10 @@ export class PoolSender {
     if (this.copyWindow !== Infinity && this.untakenBytes() + RUN_BYTES > this.copyWindow) return null;
     // Last: a native read, and the checks above turn most refusals away first.
     this.options.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
-    if ((this.readerFlags[0] & READER_TAKES_VIEWS) === 0) {
+    const flags = this.readerFlags[0];
+    // A lazy receiver writes its flags when it opens, at our first descriptor: until then, gather.
+    const unknown = (flags & READER_FLAGS_SET) === 0 && this.options.lazy?.peerAnnounces() === true;
+    if (!unknown && (flags & READER_TAKES_VIEWS) === 0) {
       this.readerCopies = true; // for good: a reader clears the flag once, when it starts copying
       return null;
     }

@@ -113,6 +113,8 @@ export class RingReader {
    * were most of its extra CPU against TCP; see noMoreSpins()).
    */
   private spins: boolean;
+  /** The word bound with bindWatch() (see watchMark()). */
+  private watched: Uint32Array | null = null;
 
   constructor(
     private readonly state: VchanState,
@@ -129,6 +131,7 @@ export class RingReader {
     // a payload ends it as a ring byte does.
     const word = receiver?.announceWord ?? null;
     if (word !== null) state.endpoint.bindWatch?.(word);
+    this.watched = word;
     if (typeof state.endpoint.bindWakeRead === 'function') {
       this.wake = new Uint32Array(WakeWord.Count);
       state.endpoint.bindWakeRead(this.wake);
@@ -343,7 +346,7 @@ export class RingReader {
   private readRing(target: Uint8Array, offset: number, max: number): number {
     if (!this.ackPending) return this.state.endpoint.read(target, offset, max);
     this.ackPending = false;
-    return this.state.endpoint.read(target, offset, max, ReadFlag.Ack, this.receiver?.announceMark);
+    return this.state.endpoint.read(target, offset, max, ReadFlag.Ack, this.watchMark());
   }
 
   /**
@@ -375,7 +378,7 @@ export class RingReader {
       this.state.endpoint.setWakeTarget!(buffer);
       this.wakeTarget = buffer;
     }
-    const mark = this.receiver?.announceMark;
+    const mark = this.watchMark();
     w[WakeWord.Watch] = mark === undefined ? 0 : 1;
     w[WakeWord.Mark] = mark ?? 0;
     this.wakeIntoTarget = target !== null;
@@ -430,6 +433,22 @@ export class RingReader {
     return rx.allowance(this.ringRead);
   }
 
+  /**
+   * The mark of the word the receiver watches for announcements, after
+   * binding that word to the endpoint if it changed (a lazy receiver
+   * watches the peer's pool byte until it opens, then the descriptor index).
+   */
+  private watchMark(): number | undefined {
+    const rx = this.receiver;
+    if (rx === null) return undefined;
+    const word = rx.announceWord;
+    if (word !== this.watched) {
+      this.watched = word;
+      this.state.endpoint.bindWatch?.(word);
+    }
+    return rx.announceMark;
+  }
+
   /** After asking for a wake-up on an empty ring: is a payload due anyway? */
   private payloadDue(): boolean {
     return this.receiver !== null && this.poolAllowance() === 0;
@@ -443,7 +462,7 @@ export class RingReader {
    */
   private spinFor(micros: number, arm: boolean): boolean {
     const rx = this.receiver;
-    const mark = rx?.announceMark;
+    const mark = this.watchMark();
     if (this.state.endpoint.waitData(micros, arm, mark) > 0 || this.payloadDue()) return true;
     // A spin ended by a payload's announcement asks for no wake-up (we take
     // the payload instead). But a payload placed after ring bytes the spin

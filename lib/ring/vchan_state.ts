@@ -27,6 +27,8 @@ export const CONTROL = Object.freeze({
   extMagic: 3072,
   extCliFin: 3076,
   extSrvFin: 3077,
+  extCliPool: 3078,
+  extSrvPool: 3079,
 });
 
 /** Values of a live byte. */

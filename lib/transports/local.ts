@@ -18,8 +18,9 @@ import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONN
 import { DEFAULT_COPY_MAX, DEFAULT_COPY_THRESHOLD, DEFAULT_COPY_WINDOW, DEFAULT_LOCAL_POOL, type PoolOptions } from '../pool/layout';
 import type { PoolMapping } from '../pool/native_pool';
 import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from '../pool/pool_link';
+import { LazyOpen } from '../pool/lazy_open';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
-import { clientConnect } from '../ring/vchan_state';
+import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
 import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
@@ -97,6 +98,7 @@ function makePoolLink(
   createdOwn: boolean,
   peerUid: number,
   options: PoolOptions,
+  lazy: LazyOpen | null,
 ): PoolLink | null {
   let peerMapping: PoolMapping | null = null;
   if (own !== null && own.poolBytes === 0) {
@@ -115,12 +117,36 @@ function makePoolLink(
       copyThreshold: DEFAULT_COPY_THRESHOLD,
       copyMax: DEFAULT_COPY_MAX,
       copyWindow: DEFAULT_COPY_WINDOW,
+      lazy,
     });
   } catch (err) {
     own?.mapping.close();
     peerMapping?.close();
     throw err;
   }
+}
+
+/**
+ * The pool bytes of a new ring's control page (lib/pool/lazy_open.ts), ours
+ * announced: set before the peer may look (the server's ACCEPT, the client's
+ * going live). Null where the runtime refuses external buffers: receivers
+ * then open at once, as an older xenring's do.
+ */
+function lazyOpen(endpoint: RingEndpoint, role: 'client' | 'server'): LazyOpen | null {
+  let word: Uint32Array | null;
+  try {
+    word = endpoint.poolWord?.() ?? null;
+  } catch {
+    return null;
+  }
+  if (word === null) return null;
+  // A server's client that does not announce is an older xenring once it is
+  // live (a newer one sets its byte first); a client's server announced
+  // before its ACCEPT or never will.
+  const peerStarted = role === 'server' ? () => decodePeerState(endpoint.peerState()).live !== Live.Waiting : () => true;
+  const lazy = new LazyOpen(word, role, peerStarted);
+  lazy.announce();
+  return lazy;
 }
 
 function address(path: string, port: number | string): TransportAddress {
@@ -161,24 +187,6 @@ function serveHello(
     const hello = parseHello(msg, fds.length);
     const order = grantOrder(hello.order, ceiling);
     const [kickFd, clientRegion] = fds; // wakes the client; the client's pool region
-    let agreed: Accept['pool'] = null;
-    const offered = hello.poolSize ?? null; // null: an older client, no pool fields
-    if (offered !== null) {
-      const size = agreePoolSize(poolOptions.size, offered);
-      agreed = { toServer: size, toClient: size };
-      // Our region (we send in it): a fresh memfd, its queues already read as
-      // zero, so nothing is written to it before a payload (the sender opens
-      // its queues then).
-      const own = size > 0 ? createLocalRegion(size) : null;
-      poolFd = own?.fd ?? -1;
-      pool = makePoolLink(
-        own && { mapping: own.mapping, poolBytes: size },
-        size > 0 ? { fd: clientRegion, poolBytes: size, announced: offered } : null,
-        false,
-        peer.uid,
-        poolOptions,
-      );
-    }
     checkWakeEnd(kickFd, peer.uid, 'accept');
     const { size, leftOffset, rightOffset } = ringLayout(order, order);
     memfd = native.memfdCreate('xenring', size);
@@ -192,6 +200,25 @@ function serveHello(
       left: { mapping, offset: leftOffset, order },
       right: { mapping, offset: rightOffset, order },
     });
+    let agreed: Accept['pool'] = null;
+    const offered = hello.poolSize ?? null; // null: an older client, no pool fields
+    if (offered !== null) {
+      const poolSize = agreePoolSize(poolOptions.size, offered);
+      agreed = { toServer: poolSize, toClient: poolSize };
+      // Our region (we send in it): a fresh memfd, its queues already read as
+      // zero, so nothing is written to it before a payload (the sender opens
+      // its queues then).
+      const own = poolSize > 0 ? createLocalRegion(poolSize) : null;
+      poolFd = own?.fd ?? -1;
+      pool = makePoolLink(
+        own && { mapping: own.mapping, poolBytes: poolSize },
+        poolSize > 0 ? { fd: clientRegion, poolBytes: poolSize, announced: offered } : null,
+        false,
+        peer.uid,
+        poolOptions,
+        poolSize > 0 ? lazyOpen(endpoint, 'server') : null,
+      );
+    }
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
@@ -247,20 +274,6 @@ function acceptReply(
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
     checkWakeEnd(kickFd, peerUid, 'connect');
-    // An older server (no pool fields) or a size of 0 each way: no pool.
-    const own = ownRegion;
-    ownRegion = null; // makePoolLink owns it now
-    pool = makePoolLink(
-      own && { mapping: own.mapping, poolBytes: agreed?.toServer ?? 0 },
-      agreed && agreed.toClient > 0 ? { fd: serverRegion, poolBytes: agreed.toClient, announced: agreed.toClient } : null,
-      false, // our region is a fresh memfd: its queues already read as zero
-      peerUid,
-      poolOptions,
-    );
-    if (fds.length > 2) {
-      closeQuietly(serverRegion);
-      fds[2] = -1;
-    }
     mapping = new native.SharedMapping(memfd, size, true);
     closeQuietly(memfd);
     fds[0] = -1;
@@ -273,6 +286,21 @@ function acceptReply(
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
+    // An older server (no pool fields) or a size of 0 each way: no pool.
+    const own = ownRegion;
+    ownRegion = null; // makePoolLink owns it now
+    pool = makePoolLink(
+      own && { mapping: own.mapping, poolBytes: agreed?.toServer ?? 0 },
+      agreed && agreed.toClient > 0 ? { fd: serverRegion, poolBytes: agreed.toClient, announced: agreed.toClient } : null,
+      false, // our region is a fresh memfd: its queues already read as zero
+      peerUid,
+      poolOptions,
+      agreed && (agreed.toClient > 0 || agreed.toServer > 0) ? lazyOpen(endpoint, 'client') : null, // before we go live (clientConnect)
+    );
+    if (fds.length > 2) {
+      closeQuietly(serverRegion);
+      fds[2] = -1;
+    }
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);

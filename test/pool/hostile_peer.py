@@ -15,7 +15,11 @@ The second form connects to a xenring server over the real rendezvous socket
 (handshake version 3 with the pool fields, or without them as an older
 xenring), maps the ring and both pool regions, then plays one scenario
 (see SCENARIOS in client()) and reports one JSON line; it holds the
-connection until its stdin closes.
+connection until its stdin closes. With "lazy" it speaks the lazy opening
+(lib/pool/lazy_open.ts): announces in its pool byte before going live, sets
+OPENED before its first descriptor, and reports how many blocks of its
+region the server touched before that ("regionBlocks", after one ring
+message the server has read, told by a line on stdin).
 """
 import fcntl
 import json
@@ -37,6 +41,8 @@ DESC_PROD, DESC_CONS, DESC_ENTRIES = 0, 64, 128
 COMP_PROD, COMP_CONS, COMP_ENTRIES = 2176, 2240, 2304
 READER_FLAGS = COMP_PROD + 128 + SLOTS * 8  # lib/pool/layout.ts READER_FLAGS_OFFSET
 CLI_LIVE = 20
+CLI_POOL, SRV_POOL = 3078, 3079  # pool bytes (lib/pool/lazy_open.ts)
+POOL_ANNOUNCES, POOL_OPENED = 1, 2
 
 
 def out(obj):
@@ -101,7 +107,11 @@ def client(opts):
     theirs = None
     if len(rfds) > 2:
         theirs = mmap.mmap(rfds[2], PAGE + res["toClient"], mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    lazy = opts.get("lazy", False)
+    if lazy:
+        ring[CLI_POOL] = POOL_ANNOUNCES  # before going live: the server then waits for OPENED
     ring[CLI_LIVE] = 1  # connected (the server does not need our ring bytes)
+    res["serverPoolByte"] = ring[SRV_POOL]
 
     def kick():
         try:
@@ -112,21 +122,36 @@ def client(opts):
     kick()
     scenario = opts.get("scenario", "none")
     size = res.get("toServer", 0)
+    if lazy and region is not None:
+        # One ring message (left ring: ours to write, at PAGE), read by the
+        # server; once the test saw it, the blocks of our region the server
+        # touched so far (a lazy receiver: none).
+        msg = b"lazy"
+        ring[PAGE:PAGE + len(msg)] = msg
+        struct.pack_into("<I", ring, 4, len(msg))  # left prod
+        kick()
+        out({"ringSent": len(msg)})
+        sys.stdin.readline()
+        res["regionBlocks"] = os.fstat(rfd).st_blocks
+        ring[CLI_POOL] = POOL_ANNOUNCES | POOL_OPENED  # before the first descriptor
+        base = len(msg)  # the descriptors' stream positions count those ring bytes
+    else:
+        base = 0
     if scenario == "honest":
         # A positive control: a valid payload, the bytes the test expects.
         n = opts["length"]
         region[PAGE:PAGE + n] = bytes((i * 7 + 3) % 251 for i in range(n))
-        push_descriptor(region, 0, 0, n)
+        push_descriptor(region, base, 0, n)
     elif scenario == "out-of-range":
-        push_descriptor(region, 0, size, PAGE)
+        push_descriptor(region, base, size, PAGE)
     elif scenario == "wraps":
-        push_descriptor(region, 0, size - PAGE, 0xFFFFF000)
+        push_descriptor(region, base, size - PAGE, 0xFFFFF000)
     elif scenario == "overlap":
-        push_descriptor(region, 0, 0, 2 * PAGE)
-        push_descriptor(region, 0, PAGE, PAGE)
+        push_descriptor(region, base, 0, 2 * PAGE)
+        push_descriptor(region, base, PAGE, PAGE)
     elif scenario == "backwards":
-        push_descriptor(region, 100, 0, PAGE)
-        push_descriptor(region, 50, PAGE, PAGE)
+        push_descriptor(region, base + 100, 0, PAGE)
+        push_descriptor(region, base + 50, PAGE, PAGE)
     elif scenario == "rewound-index":
         struct.pack_into("<I", region, DESC_PROD, 0x80000000)
     elif scenario == "forged-completion":

@@ -144,6 +144,61 @@ describe('pool: a hostile peer over a real connection (Python client)', function
   });
 });
 
+describe('pool: a hostile peer that speaks the lazy opening (Python client)', function () {
+  this.timeout(30000);
+  const POOL = 1 << 20;
+
+  /**
+   * The Python client with "lazy": it announces, sends "lazy" through the
+   * ring; once our server read it, the client reports how much of its region
+   * the server touched, sets OPENED and plays `scenario`.
+   */
+  async function lazyClient(p, conns, scenario, extra = {}) {
+    const py = spawn('python3', [PY, 'client', JSON.stringify({ path: p, poolSize: POOL, lazy: true, scenario, ...extra })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = readline.createInterface({ input: py.stdout })[Symbol.asyncIterator]();
+    const next = async () => JSON.parse((await lines.next()).value);
+    assert.equal((await next()).ringSent, 4);
+    await until('the ring message', () => conns.at(-1) && Buffer.concat(conns.at(-1).data).toString() === 'lazy');
+    py.stdin.write('go\n');
+    const report = await next();
+    return {
+      report,
+      async end() {
+        py.stdin.end();
+        await once(py, 'exit');
+      },
+    };
+  }
+
+  it('positive control: our server announces, touches nothing of the peer\'s region before OPENED, then takes its payload', async () => {
+    const { srv, conns, path: p } = await server();
+    const py = await lazyClient(p, conns, 'honest', { length: 10000 });
+    assert.equal(py.report.serverPoolByte, 1, 'the server announced (and has not opened its sender)');
+    assert.equal(py.report.regionBlocks, 0, 'nothing of the client\'s region touched before OPENED');
+    await until('the payload', () => conns[0].data.reduce((n, d) => n + d.length, 0) >= 4 + 10000);
+    const got = Buffer.concat(conns[0].data).subarray(4);
+    assert.ok(got.equals(Buffer.from(Array.from({ length: 10000 }, (_, i) => (i * 7 + 3) % 251))));
+    assert.equal(conns[0].s.poolStats().receivedByRef, 1);
+    assert.equal(conns[0].error, null);
+    await py.end();
+    srv.close();
+  });
+
+  for (const scenario of ['out-of-range', 'wraps', 'overlap', 'backwards', 'rewound-index']) {
+    it(`a forged descriptor (${scenario}) at the opening fails the connection with EPROTO; nothing of it is delivered`, async () => {
+      const { srv, conns, path: p } = await server();
+      const py = await lazyClient(p, conns, scenario);
+      assert.equal(py.report.regionBlocks, 0);
+      await until('the connection to fail', () => conns[0].error);
+      assert.equal(conns[0].error.code, 'EPROTO');
+      await conns[0].closed;
+      assert.equal(Buffer.concat(conns[0].data).toString(), 'lazy', 'only the ring bytes before the forgery');
+      await py.end();
+      srv.close();
+    });
+  }
+});
+
 describe('pool: our client against an older server (Python, 16-byte ACCEPT)', function () {
   this.timeout(30000);
   it('connects with no pool and moves bytes through the ring', async () => {
