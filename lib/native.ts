@@ -4,6 +4,7 @@
  * @internal
  */
 import * as path from 'node:path';
+import { avoidExternalBufferRace } from './array_buffer_sweeping';
 
 /** Pages mapped MAP_SHARED; never readable from JS. */
 export interface SharedMapping {
@@ -206,4 +207,5 @@ export const UV_DISCONNECT = 4;
 const load: (dir: string) => unknown = require('node-gyp-build');
 
 /** The loaded addon. */
+avoidExternalBufferRace();
 export const native = load(path.join(__dirname, '..')) as NativeBinding;
