@@ -12,7 +12,7 @@ const LIB = path.resolve(__dirname, '..', '..', 'lib');
 /** The layer of a file under lib/ (path without .ts), bottom = 0; null when unranked. */
 function rank(rel) {
   if (['constants', 'errors', 'validators'].includes(rel)) return 0; // shared by every layer
-  if (['native', 'returned_buffers', 'user_buffer', 'pool/native_pool'].includes(rel)) return 1;
+  if (['native', 'array_buffer_sweeping', 'returned_buffers', 'user_buffer', 'pool/native_pool'].includes(rel)) return 1;
   if (rel.startsWith('pool/')) return 2;
   if (rel.startsWith('ring/')) return 3;
   if (rel.startsWith('transports/')) return 4;
