@@ -12,6 +12,7 @@ const { PatternChecker, slice } = require('../helpers/pattern');
 const { closed, listenOnce } = require('../helpers/fixtures');
 const { forkPeer } = require('./peer_process');
 const { writePlan } = require('./plan');
+const { localPair } = require('./local_pair');
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -29,6 +30,17 @@ function runPlan(rounds) {
     plan.push([7 + r, 'buf'], [65536 + 3, 'buf'], [50001, 'alloc'], [3000, 'buf'], [300007, 'buf'], [20000, 'buf'], [1, 'buf']);
   }
   return plan;
+}
+
+/** A held pair (local_pair.js); arrived(n) waits for n bytes at the reader. */
+async function heldPair() {
+  const pair = await localPair({ hold: true });
+  const arrived = async (n) => {
+    const deadline = Date.now() + 10000;
+    while (pair.checker.received < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(pair.checker.received, n, 'the writes never arrived');
+  };
+  return { ...pair, arrived };
 }
 
 describe('pool: runs gather ordinary writes behind unread ring bytes into one reference', function () {
@@ -68,24 +80,12 @@ describe('pool: runs gather ordinary writes behind unread ring bytes into one re
   });
 
   it('a run the writer leaves open is sent by the end of the loop turn (no later write, no end())', async () => {
-    const { server, port, accepted } = await listenOnce();
-    const c = xenring.connect({ port, ringSize: RING });
-    await once(c, 'connect');
-    const s = await accepted;
-    server.close();
+    const { c, s, checker, arrived } = await heldPair();
     // Both ends in this process: the reader cannot read until this tick is
-    // over, so the first write fills the ring and the second opens a run.
+    // over, so the first write fills the ring and the second, behind it, opens a run.
     c.write(slice(0, RING));
     c.write(slice(RING, 20000));
-    const checker = new PatternChecker();
-    const held = []; // the view keeps the run in flight (not returned) while we look at the sender's count
-    s.on('data', (d) => {
-      checker.update(d);
-      held.push(d);
-    });
-    const deadline = Date.now() + 10000;
-    while (checker.received < RING + 20000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(checker.received, RING + 20000, 'the gathered write never arrived');
+    await arrived(RING + 20000);
     assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
     assert.equal(c.poolStats().sentByRef, 1, 'the second write went as a run');
     assert.equal(c.poolStats().bytesSentByRef, 20000);
@@ -97,32 +97,17 @@ describe('pool: runs gather ordinary writes behind unread ring bytes into one re
   });
 
   it('a write to an empty ring goes into the ring; one behind unread bytes opens a run, with room left in the ring', async () => {
-    const { server, port, accepted } = await listenOnce();
-    const c = xenring.connect({ port, ringSize: RING });
-    await once(c, 'connect');
-    const s = await accepted;
-    server.close();
-    const checker = new PatternChecker();
-    const held = []; // the views keep the run in flight while we look at the sender's counts
-    s.on('data', (d) => {
-      checker.update(d);
-      held.push(d);
-    });
-    const waitFor = async (n) => {
-      const deadline = Date.now() + 10000;
-      while (checker.received < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      assert.equal(checker.received, n, 'the writes never arrived');
-    };
+    const { c, s, checker, arrived } = await heldPair();
     // An idle connection: a request, however large, is not held back for a run.
     c.write(slice(0, 20000));
-    await waitFor(20000);
+    await arrived(20000);
     assert.equal(c.poolStats().sentByRef, 0, 'a write to an empty ring went as a run');
     // Both ends in this process: the reader cannot read until this tick is
     // over, so the second write finds the first unread (the ring is far from
     // full: 40000 of 64 KiB) and opens a run.
     c.write(slice(20000, 20000));
     c.write(slice(40000, 20000));
-    await waitFor(60000);
+    await arrived(60000);
     assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
     assert.equal(c.poolStats().sentByRef, 1, 'the write behind unread bytes went as a run');
     assert.equal(c.poolStats().bytesSentByRef, 20000);
