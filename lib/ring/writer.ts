@@ -327,9 +327,11 @@ export class RingWriter {
    * and complete at once; the run is announced as one payload (the reader
    * gets one view and copies nothing) when the next write does not fit in
    * it, one goes by reference, the stream ends, or at the end of this turn of
-   * the loop. The reader is not kept waiting: it has ring bytes to read
-   * first. A write to an empty ring (a reader that keeps up, a request on an
-   * idle connection) goes straight into it, woken at once. A pool that cannot
+   * the loop. Meanwhile the reader has the unread ring bytes (no ring byte is
+   * written while a run is open, so one that finishes them waits for the
+   * run, at most until the end of this turn). A write to an empty ring (a
+   * reader that keeps up, a request on an idle connection) goes straight
+   * into it, woken at once. A pool that cannot
    * serve leaves writes on the ring path, as before. Opens a run for
    * `chunks` if the ring holds unread bytes; true: they went into it.
    */
