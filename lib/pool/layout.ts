@@ -62,15 +62,20 @@ export const DEFAULT_COPY_MAX = 4 << 20;
 /** Bytes copied in and not yet taken by the reader beyond which ordinary Buffers take the ring. */
 export const DEFAULT_COPY_WINDOW = 8 << 20;
 /**
- * Ordinary writes that find the ring full are gathered into one pool extent
+ * Ordinary writes that find the reader behind are gathered into one pool extent
  * of this size and sent as one reference (see RingWriter's runs): the reader
  * gets one view instead of copying each write out of the ring.
  */
 export const RUN_BYTES = 1 << 20;
 /** Runs only in pools of at least this size (a small pool, e.g. Xen's default, keeps its room for large payloads). */
 export const RUN_MIN_POOL = 16 << 20;
-/** Runs in flight (sent, not yet returned) at most, and never more than a quarter of the pool. */
-export const RUN_WINDOW = 16 << 20;
+/**
+ * Runs in flight (sent, not yet returned) at most, and never more than half
+ * the pool. A 'data' reader returns views only at its minor GCs, which V8
+ * runs every ~32 MiB of young buffers: a smaller window runs dry between two
+ * and sends the rest through the ring (16 MiB: about half the bytes).
+ */
+export const RUN_WINDOW = 32 << 20;
 /** Largest pool accepted (extent offsets are u32 on the wire). */
 export const MAX_POOL = 1 << 30;
 

@@ -109,7 +109,7 @@ export class PoolSender {
     this.copyThreshold = options.copyThreshold ?? Infinity;
     this.copyMax = options.copyMax ?? Infinity;
     this.copyWindow = options.copyWindow ?? Infinity;
-    this.runWindow = Math.min(RUN_WINDOW, options.poolBytes / 4);
+    this.runWindow = Math.min(RUN_WINDOW, options.poolBytes / 2);
   }
 
   /** A Buffer of `size` bytes in the pool, or null (the caller hands out an ordinary Buffer). */
@@ -241,7 +241,7 @@ export class PoolSender {
   openRun(): Loan | null {
     if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
     this.reclaimBeforeSend();
-    // Runs take at most a quarter of the pool (RUN_WINDOW of the default):
+    // Runs take at most half the pool (RUN_WINDOW of the default):
     // allocBuffer() and large writes keep the rest, and the reader, which
     // returns views when it collects garbage, is not handed a whole pool of
     // pages to cycle through (each one a page fault on its first use).

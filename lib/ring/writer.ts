@@ -19,7 +19,7 @@ const BATCH_BELOW = 16 * 1024;
 const STAGE_SIZE = 64 * 1024;
 /** Writes up to this size may be staged. */
 export const STAGE_MAX = 4 * 1024;
-/** With a pool, a write of at least this size that finds the ring full may start a run (see openRun()). */
+/** With a pool, a write of at least this size that finds unread bytes in the ring may start a run (see openRun()). */
 const RUN_FROM = BATCH_BELOW;
 
 /** An open run's extent (see RingWriter.openRun()). */
@@ -319,21 +319,26 @@ export class RingWriter {
   // --- The page-reference path (pool). Kept apart from the ring's hot path. ---
 
   /**
-   * Runs: when ordinary writes outpace the reader, the ring is full and each
-   * write would wait there to be copied in, and again out by the reader. A
-   * write that finds the ring full instead opens a run (one pool extent), and
-   * it and the writes after it are copied into the extent and complete at
-   * once; the run is announced as one payload (the reader gets one view and
-   * copies nothing) when the next write does not fit in it, one goes by
-   * reference, the stream ends, or at the end of this turn of the loop. The
-   * reader is not kept waiting: it has a full ring to read first. A pool that
-   * cannot serve leaves writes on the ring path, as before. Opens a run for
-   * `chunks` if the ring is full; true: they went into it.
+   * Runs: when ordinary writes outpace the reader, each one would be copied
+   * into the ring, and again out by the reader (into memory that is cold by
+   * then: its receive slabs come back only at its GCs). A write that finds
+   * the reader behind (unread bytes in the ring) instead opens a run (one
+   * pool extent), and it and the writes after it are copied into the extent
+   * and complete at once; the run is announced as one payload (the reader
+   * gets one view and copies nothing) when the next write does not fit in
+   * it, one goes by reference, the stream ends, or at the end of this turn of
+   * the loop. Meanwhile the reader has the unread ring bytes (no ring byte is
+   * written while a run is open, so one that finishes them waits for the
+   * run, at most until the end of this turn). A write to an empty ring (a
+   * reader that keeps up, a request on an idle connection) goes straight
+   * into it, woken at once. A pool that cannot
+   * serve leaves writes on the ring path, as before. Opens a run for
+   * `chunks` if the ring holds unread bytes; true: they went into it.
    */
   private openRun(chunks: Buffer[], total: number): boolean {
     if (total < RUN_FROM || this.host.peerGone || this.byReference(chunks)) return false;
-    // Room as last published first (no call); ask the ring only when that says full.
-    if (this.state.writable >= total || this.state.endpoint.writable() >= total) return false;
+    // An empty ring as last published first (no call); ask the ring only when that says otherwise.
+    if (this.state.writable >= this.txSize || this.state.endpoint.writable() >= this.txSize) return false;
     const run = this.sender!.openRun();
     if (run === null) return false;
     if (total > run.bytes) {

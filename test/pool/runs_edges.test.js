@@ -9,28 +9,14 @@
 // run, which is still open when the case's last step runs.
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
-const xenring = require('../..');
-const { PatternChecker, slice } = require('../helpers/pattern');
-const { closed, listenOnce } = require('../helpers/fixtures');
+const { slice } = require('../helpers/pattern');
+const { closed } = require('../helpers/fixtures');
+const { RING, localPair } = require('./local_pair');
 
 const KiB = 1024;
-const RING = 64 * KiB;
 
 /** A connected pair through a 64 KiB ring; the reader checks every byte. */
-async function pair() {
-  const { server, port, accepted } = await listenOnce();
-  const c = xenring.connect({ port, ringSize: RING });
-  await once(c, 'connect');
-  const s = await accepted;
-  server.close();
-  const checker = new PatternChecker();
-  s.on('data', (d) => {
-    checker.update(d);
-    s.release(d);
-  });
-  const ended = once(s, 'end');
-  return { c, s, checker, ended };
-}
+const pair = () => localPair();
 
 /** Ends the writer; `pos` bytes must be counted as written and arrive, every one right. */
 async function endAndCheck(c, checker, ended, pos) {

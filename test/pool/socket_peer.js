@@ -6,6 +6,7 @@
 //   pool        the pool option for createServer / connect
 //   receive     'release' (release(d) after checking) | 'hold' (keep every
 //               Buffer) | 'gc' (drop, and collect every 8 payloads) | 'onread'
+//               | 'drop' (check, then drop: a plain 'data' listener)
 //   plan        after 'end', write this plan back ([size, 'alloc'|'buf'] ...) then end()
 //   endAfterAlloc  client: write one allocBuffer of this size, then end() at once
 //   allowHalfOpen  server: keep writing the plan after 'end' however long it takes
