@@ -44,7 +44,9 @@ describe('returned buffers: recycled slabs and self-reporting pool views', () =>
     const before = process.resourceUsage().minorPageFault;
     slab.fill(0xa5);
     const faults = process.resourceUsage().minorPageFault - before;
-    if (populates) assert.ok(faults < 16, `${faults} page faults filling a fresh ${size}-byte slab (${size / 4096} pages)`);
+    // The count is the whole process's (V8's GC threads fault too: 28 seen
+    // in CI); unpopulated, filling the slab alone takes one per page (1024).
+    if (populates) assert.ok(faults < size / 4096 / 8, `${faults} page faults filling a fresh ${size}-byte slab (${size / 4096} pages)`);
     assert.ok(slab.every((b) => b === 0xa5));
   });
 
