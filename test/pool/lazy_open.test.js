@@ -12,7 +12,7 @@ const xenring = require('../..');
 const { poolNative } = require('../../dist/pool');
 const { slice, PatternChecker } = require('../helpers/pattern');
 const { forkPeer } = require('./peer_process');
-const { poolRss } = require('./pool_rss');
+const { poolRss, poolMappings } = require('./pool_rss');
 
 const MiB = 1 << 20;
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
@@ -55,10 +55,21 @@ async function serverRss(peer) {
   return (await peer.next('rss')).kb;
 }
 
-/** Fds and pool mappings of this process once earlier tests' views are collected. */
+/**
+ * Fds and pool mappings of this process once earlier tests' views are
+ * collected. In one mocha process an earlier file may still hold views (and
+ * so regions) on purpose; those stay, and are counted here, not failed on.
+ */
 async function baseline() {
-  await gcUntil('earlier views collected', () => poolNative.poolRegionsAlive() === 0);
-  return { fds: fdCount(), regions: 0 };
+  let alive = poolNative.poolRegionsAlive();
+  for (let i = 0, still = 0; i < 300 && alive > 0 && still < 20; i++) {
+    global.gc();
+    await new Promise((r) => setTimeout(r, 10));
+    const now = poolNative.poolRegionsAlive();
+    still = now === alive ? still + 1 : 0;
+    alive = now;
+  }
+  return { fds: fdCount(), regions: alive, mappings: poolMappings() };
 }
 
 /** Collects garbage until fn() (a received view holds the peer's region until V8 collects it). */
@@ -74,11 +85,12 @@ describe('pool: receivers open lazily, at the peer\'s first payload (local)', fu
   this.timeout(60000);
 
   it('no page of either region is touched before a payload; the first payload each way arrives by reference, every byte checked', async () => {
+    const { mappings } = await baseline();
     const c = await connected();
     await ringBothWays(c);
     // Before: the receivers watched the peers' pool bytes only (an eager
     // receiver touched the peer's queue page: 4 kB on each side).
-    assert.equal(poolRss(), 0, 'client: nothing of the pool regions resident');
+    assert.equal(poolRss(mappings), 0, 'client: nothing of the pool regions resident');
     assert.equal(await serverRss(c.peer), 0, 'server: nothing of the pool regions resident');
     // First payload client -> server: the server's receiver opens on it.
     const buf = c.sock.allocBuffer(MiB);
@@ -96,7 +108,7 @@ describe('pool: receivers open lazily, at the peer\'s first payload (local)', fu
     await until('the server\'s payload', () => c.got.received === 100 + 2 * MiB);
     assert.ok(c.got.ok, `byte ${c.got.badOffset} differs`);
     assert.equal(c.sock.poolStats().receivedByRef, 1);
-    assert.ok(poolRss() > 0 && (await serverRss(c.peer)) > 0, 'both opened now');
+    assert.ok(poolRss(mappings) > 0 && (await serverRss(c.peer)) > 0, 'both opened now');
     // And the stream goes on in both directions: ring, then reference again.
     c.sock.write(Buffer.from(slice(100 + MiB, 50)));
     const again = c.sock.allocBuffer(MiB);
