@@ -12,7 +12,8 @@ const xenring = require('../..');
 const { poolNative } = require('../../dist/pool');
 const { slice, PatternChecker } = require('../helpers/pattern');
 const { forkPeer } = require('./peer_process');
-const { poolRss, poolMappings } = require('./pool_rss');
+const { poolRss } = require('./pool_rss');
+const { poolInodes } = require('../helpers/fixtures');
 
 const MiB = 1 << 20;
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
@@ -69,7 +70,7 @@ async function baseline() {
     still = now === alive ? still + 1 : 0;
     alive = now;
   }
-  return { fds: fdCount(), regions: alive, mappings: poolMappings() };
+  return { fds: fdCount(), regions: alive, inodes: poolInodes() };
 }
 
 /** Collects garbage until fn() (a received view holds the peer's region until V8 collects it). */
@@ -85,12 +86,12 @@ describe('pool: receivers open lazily, at the peer\'s first payload (local)', fu
   this.timeout(60000);
 
   it('no page of either region is touched before a payload; the first payload each way arrives by reference, every byte checked', async () => {
-    const { mappings } = await baseline();
+    const { inodes } = await baseline();
     const c = await connected();
     await ringBothWays(c);
     // Before: the receivers watched the peers' pool bytes only (an eager
     // receiver touched the peer's queue page: 4 kB on each side).
-    assert.equal(poolRss(mappings), 0, 'client: nothing of the pool regions resident');
+    assert.equal(poolRss(inodes), 0, 'client: nothing of the pool regions resident');
     assert.equal(await serverRss(c.peer), 0, 'server: nothing of the pool regions resident');
     // First payload client -> server: the server's receiver opens on it.
     const buf = c.sock.allocBuffer(MiB);
@@ -108,7 +109,7 @@ describe('pool: receivers open lazily, at the peer\'s first payload (local)', fu
     await until('the server\'s payload', () => c.got.received === 100 + 2 * MiB);
     assert.ok(c.got.ok, `byte ${c.got.badOffset} differs`);
     assert.equal(c.sock.poolStats().receivedByRef, 1);
-    assert.ok(poolRss(mappings) > 0 && (await serverRss(c.peer)) > 0, 'both opened now');
+    assert.ok(poolRss(inodes) > 0 && (await serverRss(c.peer)) > 0, 'both opened now');
     // And the stream goes on in both directions: ring, then reference again.
     c.sock.write(Buffer.from(slice(100 + MiB, 50)));
     const again = c.sock.allocBuffer(MiB);
