@@ -43,14 +43,10 @@ const { fork, execFileSync } = require('node:child_process');
 const { PerformanceObserver } = require('node:perf_hooks');
 const fs = require('node:fs');
 const os = require('node:os');
-const { parseSize, summary } = require('./common');
+const { parseSize, summary, optionValue } = require('./common');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return def;
-  return args[i].includes('=') ? args[i].split('=')[1] : args[i + 1];
-};
+const opt = (name, def) => optionValue(args, name, def);
 const reps = Number(opt('reps', 3));
 const bytes = parseSize(opt('bytes', '1G'));
 const MiB = 1 << 20;
