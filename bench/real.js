@@ -319,20 +319,20 @@ async function startNodeServer(kind, execArgv = process.execArgv) {
 async function startProxy(listen, connect) {
   const p = startCli(['proxy', '--listen', listen, '--connect', connect]);
   const listening = await p.listening;
-  return { listening, port: Number(/^tcp:.*:([0-9]+)$/.exec(listening)?.[1]), stop: () => stopChild(p.child) };
+  return { listening, port: Number(/^tcp:.*:([0-9]+)$/.exec(listening)?.[1]), pid: p.child.pid, stop: () => stopChild(p.child) };
 }
 
 /** `xenring proxy --listen ring:NAME --connect tcp:127.0.0.1:<port>`: a ring port for a TCP server. */
 async function startRingBridge(port) {
   const ring = `bridge-${process.pid}-${port}`;
   const p = await startProxy(`ring:${ring}`, `tcp:127.0.0.1:${port}`);
-  return { ring, stop: p.stop };
+  return { ring, pid: p.pid, stop: p.stop };
 }
 
 /** `xenring proxy --listen tcp:127.0.0.1:0 --connect ring:NAME`: a TCP port for a ring server (load tools). */
 async function startTcpBridge(ring) {
   const p = await startProxy('tcp:127.0.0.1:0', `ring:${ring}`);
-  return { port: p.port, stop: p.stop };
+  return { port: p.port, pid: p.pid, stop: p.stop };
 }
 
 /**
@@ -341,7 +341,7 @@ async function startTcpBridge(ring) {
  */
 async function startTcpRelay(port) {
   const p = await startProxy('tcp:127.0.0.1:0', `tcp:127.0.0.1:${port}`);
-  return { port: p.port, stop: p.stop };
+  return { port: p.port, pid: p.pid, stop: p.stop };
 }
 
 /**
