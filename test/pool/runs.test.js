@@ -43,6 +43,16 @@ async function heldPair() {
   return { ...pair, arrived };
 }
 
+/** The writer of a held pair sent one run, of `bytes`, and every byte arrived right; then both ends close. */
+async function oneRunThenClose({ c, s, checker }, bytes) {
+  assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
+  assert.equal(c.poolStats().sentByRef, 1, 'the write behind unread bytes went as a run');
+  assert.equal(c.poolStats().bytesSentByRef, bytes);
+  c.end();
+  s.end();
+  await Promise.all([closed(c), closed(s)]);
+}
+
 describe('pool: runs gather ordinary writes behind unread ring bytes into one reference', function () {
   this.timeout(60000);
   runsFromTheStart(); // these cases are about runs, not about when a connection starts them
@@ -109,12 +119,7 @@ describe('pool: runs gather ordinary writes behind unread ring bytes into one re
     c.write(slice(20000, 20000));
     c.write(slice(40000, 20000));
     await arrived(60000);
-    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
-    assert.equal(c.poolStats().sentByRef, 1, 'the write behind unread bytes went as a run');
-    assert.equal(c.poolStats().bytesSentByRef, 20000);
-    c.end();
-    s.end();
-    await Promise.all([closed(c), closed(s)]);
+    await oneRunThenClose({ c, s, checker }, 20000);
   });
 
   it('a 64 KiB stream to a slower \'data\' reader that drops its Buffers gets runs by reference, every byte checked (default ring and pool)', async () => {
@@ -214,11 +219,6 @@ describe('pool: a new connection starts its runs once its ring has been written 
     write(RING);
     write(20000); // behind unread bytes, and the ring written through enough: a run
     await arrived(pos);
-    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
-    assert.equal(c.poolStats().sentByRef, 1, 'the write behind unread bytes went as a run');
-    assert.equal(c.poolStats().bytesSentByRef, 20000);
-    c.end();
-    s.end();
-    await Promise.all([closed(c), closed(s)]);
+    await oneRunThenClose({ c, s, checker }, 20000);
   });
 });
