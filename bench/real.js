@@ -9,8 +9,8 @@
  *   postgres  PostgreSQL, driven by pgbench (TPC-B-like, 4 clients), after
  *             `pgbench -i` (which loads its tables with COPY) through the same path
  *
- *   Node clients (a second table): undici, http2, ws, pg (its `stream` option),
- *             ioredis (a Connector) over a xenring socket vs over TCP, and
+ *   Node clients (a second table): undici, http2, ws, tls (tls.connect({ socket })),
+ *             pg (its `stream` option), ioredis (a Connector) over a xenring socket vs over TCP, and
  *             autocannon against an http server through `xenring proxy`
  *             tcp -> ring; every answer verified (see nodeClientRows)
  *
@@ -23,7 +23,7 @@
  * are also used by test/cli/real-programs.test.js and test/clients.
  *
  * `--only NAME,...` runs some rows: redis, postgres, undici, autocannon,
- * http2, ws, pg, ioredis.
+ * http2, ws, tls, pg, ioredis.
  */
 const { spawn, execFile, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -260,7 +260,25 @@ function patternBytes(n) {
   return b;
 }
 
-/** The child side of startNodeServer: http (GET /bytes/N), http2 (same) or ws (echo) on ring + TCP. */
+/**
+ * A fresh self-signed key and certificate for CN=localhost in a new temporary
+ * directory (openssl): { dir, key, cert } (file paths), or null without openssl.
+ */
+function tlsKeyPair() {
+  if (!which('openssl')) return null;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-bench-tls-'));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { dir, key, cert };
+}
+
+/**
+ * The child side of startNodeServer: http (GET /bytes/N), http2 (same), ws
+ * (echo) or tls (echo; key and certificate from XENRING_BENCH_TLS_KEY and
+ * XENRING_BENCH_TLS_CERT) on ring + TCP.
+ */
 async function serve(kind) {
   const http = require('node:http');
   const http2 = require('node:http2');
@@ -272,7 +290,12 @@ async function serve(kind) {
     return cache.get(n);
   };
   let target;
-  if (kind === 'h2') {
+  if (kind === 'tls') {
+    const tls = require('node:tls');
+    const key = fs.readFileSync(process.env.XENRING_BENCH_TLS_KEY);
+    const cert = fs.readFileSync(process.env.XENRING_BENCH_TLS_CERT);
+    target = tls.createServer({ key, cert }, (s) => s.pipe(s));
+  } else if (kind === 'h2') {
     target = http2.createServer({ maxSessionMemory: 256 }); // MB: 200 concurrent streams outgrow the default 10
     target.on('stream', (stream, headers) => {
       stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
@@ -513,6 +536,41 @@ async function wsEcho(to, { messages = 10000, big = 16 << 20 } = {}) {
 }
 
 /**
+ * tls.connect({ socket: dial() }) to the tls echo server: `bytes` written in
+ * 1 MiB chunks and read back, every byte checked; MiB/s counts both ways.
+ * Over TCP TLS runs on the socket's libuv handle; over a ring (or TCP in a
+ * JS Duplex) Node wraps the stream in its JS stream wrapper first.
+ */
+async function tlsEcho(to, { bytes = 64 << 20, ca } = {}) {
+  const tls = require('node:tls');
+  const dial = dialer(to);
+  const socket = tls.connect({ socket: dial(), ca, servername: 'localhost' });
+  await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const chunk = patternBytes(1 << 20); // every chunk the same: byte p of the stream is (p mod 1 MiB) mod 251
+  let received = 0;
+  let bad = -1;
+  const t0 = performance.now();
+  const done = new Promise((resolve, reject) => {
+    socket.on('data', (d) => {
+      for (let i = 0; i < d.length && bad < 0; i++) if (d[i] !== ((received + i) % (1 << 20)) % 251) bad = received + i;
+      received += d.length;
+      if (received >= bytes) resolve();
+    });
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error(`tls closed after ${received} of ${bytes} bytes`)));
+  });
+  for (let sent = 0; sent < bytes; sent += chunk.length) {
+    if (!socket.write(sent + chunk.length <= bytes ? chunk : chunk.subarray(0, bytes - sent))) await new Promise((resolve) => socket.once('drain', resolve));
+  }
+  await done;
+  const ms = performance.now() - t0;
+  check(bad < 0 && received === bytes, `tls echo: ${received} of ${bytes} bytes, first wrong byte at ${bad}`);
+  socket.removeAllListeners('close');
+  socket.end();
+  return { mibps: mibps(2 * bytes, ms) };
+}
+
+/**
  * A pg Client over a xenring socket (ring port name) or TCP (number), connected:
  * a session, { run({ queries, bytea }) -> { qps, byteaMibps }, close() }; each
  * run makes `queries` queries in turn and a `bytea` round trip, verified. A pg
@@ -721,12 +779,12 @@ async function main(argv) {
     '',
     '## Node clients: over a xenring socket vs over TCP, same run',
     '',
-    'Each client in this process, its server in a forked Node process (http, http2, ws) listening on a ring port and on TCP at once;',
+    'Each client in this process, its server in a forked Node process (http, http2, ws, tls) listening on a ring port and on TCP at once;',
     'pg and ioredis reach PostgreSQL / redis-server through one `xenring proxy --listen ring:NAME --connect tcp:…` (so their ring path has one extra',
     'process and TCP hop); autocannon (a TCP-only load tool) reaches the ring through `xenring proxy --listen tcp:… --connect ring:NAME`.',
     'For those three, "TCP via a proxy" is the same client through the same extra process with TCP in place of the ring',
     '(`xenring proxy --listen tcp:… --connect tcp:…`): xenring ÷ that is what the ring gains on equal hops.',
-    'For http2 that column is TCP handed to http2 inside a plain JS Duplex on both sides: Node wraps such a stream (as any stream',
+    'For http2 and tls that column is TCP handed to http2 / tls inside a plain JS Duplex on both sides: Node wraps such a stream (as any stream',
     'without a libuv handle, a xenring socket included) in its JS stream wrapper, so xenring ÷ that is the ring on equal wrapping.',
     `Every answer is verified. Median of ${rounds} rounds (alternating, each round starting one path later, after one unrecorded warm-up round each way) with the range; ratios above 1× are better for rates, worse for latencies.`,
     `undici, pg and ioredis have two rows per metric. "${FRESH}": connect, one round, close (so it measures mostly a new`,
@@ -793,8 +851,14 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
       for (const session of sessions.values()) await session.close();
     }
   };
-  const kinds = { http: want('undici') || want('autocannon'), h2: want('http2'), ws: want('ws') };
-  for (const kind of ['http', 'h2', 'ws'].filter((k) => kinds[k])) {
+  const kinds = { http: want('undici') || want('autocannon'), h2: want('http2'), ws: want('ws'), tls: want('tls') };
+  const keyPair = kinds.tls ? tlsKeyPair() : null;
+  if (kinds.tls && keyPair === null) {
+    note.push('tls: skipped, openssl not installed (it makes the test certificate)');
+    kinds.tls = false;
+  }
+  if (keyPair !== null) Object.assign(process.env, { XENRING_BENCH_TLS_KEY: keyPair.key, XENRING_BENCH_TLS_CERT: keyPair.cert });
+  for (const kind of ['http', 'h2', 'ws', 'tls'].filter((k) => kinds[k])) {
     const server = await startNodeServer(kind);
     try {
       if (kind === 'http') {
@@ -820,6 +884,10 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
         // The same with a 16 MiB receive window (session and streams): http2's default of 64 KiB makes
         // the row above one round trip per 64 KiB; this one is bound by the bytes (see README, http2).
         await compare('http2', '200 concurrent streams of 256 KiB, 16 MiB window', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10, window: 16 << 20 }), [['mibps', 'MiB/s']], { wrapped: server.wrapped });
+      } else if (kind === 'tls') {
+        // Control: TCP inside a JS Duplex on both sides, wrapped by Node as a xenring socket is.
+        const ca = fs.readFileSync(keyPair.cert);
+        await compare('tls.connect({ socket })', '64 MiB echo, 1 MiB writes', server.tcp, server.ring, (to) => tlsEcho(to, { bytes: 64 << 20, ca }), [['mibps', 'MiB/s (both ways)']], { wrapped: server.wrapped });
       } else {
         await compare('ws', '10,000 messages, then 16 MiB', server.tcp, server.ring, (to) => wsEcho(to, { messages: 10000, big: 16 << 20 }), [['msgps', 'messages/s'], ['bigMibps', '16 MiB echo, MiB/s']]);
       }
@@ -827,6 +895,7 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
       await server.stop();
     }
   }
+  if (keyPair !== null) fs.rmSync(keyPair.dir, { recursive: true, force: true });
   for (const [program, start, client, load, open, options, metrics] of [
     ['pg', startPostgres, 'pg (stream: xenring.Socket)', '1,000 queries in turn; 8 MiB bytea', pgSession, { queries: 1000, bytea: 8 << 20 }, [['qps', 'queries/s'], ['byteaMibps', 'bytea round trip, MiB/s']]],
     ['ioredis', startRedis, 'ioredis (Connector)', '5,000 SET+GET, batches of 100; 4 × 1 MiB value', ioredisSession, { ops: 5000, big: 1 << 20, bigTimes: 4 }, [['opsps', 'commands/s'], ['bigMibps', '4 × 1 MiB SET+GET, MiB/s']]],
