@@ -225,7 +225,11 @@ export class Server extends EventEmitter {
     const socket = new Socket(this.socketOptions);
     // Why: paused before attaching, so that kAttach does not start reading (net's pauseOnConnect).
     if (this.pauseOnConnect) socket.pause();
-    socket[kAttach](link);
+    // A ring the client broke before we looked: dropped as a failed handshake is, never a 'connection'.
+    if (socket[kAttach](link) !== null) {
+      socket.destroy();
+      return;
+    }
     this.adopt(socket);
   }
 

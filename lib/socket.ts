@@ -310,8 +310,12 @@ export class Socket extends Duplex {
     // Why: as net's afterConnect, 'connect'/'ready' come before any 'data';
     // reading starts only after them (read(0) also starts it when nobody
     // listens for 'data', so the peer's FIN is still noticed).
-    this[kAttach](link, false);
+    const broken = this[kAttach](link, false);
     this.connecting = false;
+    if (broken !== null) {
+      this.destroy(broken); // the connect fails, as when the handshake does
+      return;
+    }
     this.emit('connect');
     this.emit('ready');
     if (!this.destroyed && this.channel) {
@@ -323,10 +327,24 @@ export class Socket extends Duplex {
     }
   }
 
-  /** @internal Binds a connected ring (client after connect, or accepted by a Server). */
-  [kAttach](link: RingLink, startReading = true): void {
+  /**
+   * @internal Binds a connected ring (client after connect, or accepted by a
+   * Server). Returns the error when the ring is already broken (the link is
+   * then released and nothing is bound), else null.
+   */
+  [kAttach](link: RingLink, startReading = true): Error | null {
     this.link = link;
-    this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
+    try {
+      this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
+    } catch (err) {
+      // The channel's first look at the control page found a byte the peer
+      // wrote that is no state (EPROTO): the handshake does not read the live
+      // bytes, so a hostile peer can have written it before we looked. The
+      // connection fails before it started; the caller says how.
+      link.release();
+      this.link = null;
+      return err as Error;
+    }
     this.active = true; // a new channel's watchers start ref'd
     this.reading = false;
     this.draining = false;
@@ -335,9 +353,9 @@ export class Socket extends Duplex {
       this.userBuffer?.start();
     } catch (err) {
       process.nextTick(() => this.destroy(err as Error));
-      return;
+      return null;
     }
-    if (!startReading) return;
+    if (!startReading) return null;
     if (this.wantRead) this.scheduleRead();
     // Why: net starts reading accepted sockets at once (read(0)); without it a
     // socket nobody reads from never sees the peer's FIN, never emits 'end'
@@ -348,6 +366,7 @@ export class Socket extends Duplex {
     setImmediate(() => {
       if (!this.destroyed && this.channel && !this.isPaused()) this.read(0);
     });
+    return null;
   }
 
   /**

@@ -35,6 +35,9 @@ describe('hostile peer: fds that are not what they claim', function () {
     ['not-memfd', 'a file that is not a memfd'],
     ['wrong-size', 'a memfd larger than the agreed rings'],
     ['extra-fds', 'more fds than an ACCEPT carries'],
+    // The handshake does not read the live bytes; the first look at them did, in the socket's
+    // attach, and its EPROTO was thrown out of the connect (the client process died).
+    ['bad-live', 'a control page whose server live byte is no state'],
   ]) {
     it(`refuses ${why} with EPROTO and keeps no fd`, async function () {
       const before = countFds();

@@ -142,6 +142,11 @@ def accept_fds(opts, order):
         mem = os.open("/dev/null", os.O_RDWR)  # F_GET_SEALS: EINVAL
     elif kind == "wrong-size":
         mem = memfd(size + 4096, RESIZE_SEALS)
+    elif kind == "bad-live":
+        # An honest layout whose server live byte (offset 21) is no state at all.
+        mem = memfd(size, 0)
+        os.pwrite(mem, bytes([0x57]), 21)
+        fcntl.fcntl(mem, fcntl.F_ADD_SEALS, RESIZE_SEALS)
     else:
         mem = memfd(size, RESIZE_SEALS)
     if opts["version"] < 2:  # wake-ups over two eventfds
