@@ -5,34 +5,9 @@
 // once fds are free. The CPU figure is a resource assertion (an idle server
 // must stay idle), not a speed goal.
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
-const { once } = require('node:events');
-const readline = require('node:readline');
-const { countFds, children } = require('../helpers/fixtures');
+const { countFds } = require('../helpers/fixtures');
 const { MAX_PENDING_HANDSHAKES } = require('../../dist/transports/local');
-const { hostilePeer, listeningServer, delay } = require('./helpers');
-
-/** The flood server in a process limited to `nofile` fds; `cmd()` sends a command, `next()` reads a reply. */
-function floodServer(nofile, port) {
-  const script = path.join(__dirname, 'flood-server.js');
-  const child = spawn('sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, script, JSON.stringify({ port })], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: process.env,
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const replies = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return {
-    child,
-    cmd: (c) => child.stdin.write(JSON.stringify(c) + '\n'),
-    next: async () => JSON.parse((await replies.next()).value),
-    async stop() {
-      child.stdin.end();
-      await once(child, 'exit');
-    },
-  };
-}
+const { hostilePeer, listeningServer, delay, serverProcess } = require('./helpers');
 
 describe('hostile peer: accept flood', function () {
   this.timeout(60000);
@@ -59,7 +34,7 @@ describe('hostile peer: accept flood', function () {
 
   it('backs off on EMFILE instead of spinning, and accepts again once fds are free', async function () {
     const port = `flood-${process.pid}`;
-    const srv = floodServer(256, port);
+    const srv = serverProcess(port, { nofile: 256 });
     let flood;
     try {
       const listening = await srv.next();

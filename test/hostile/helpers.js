@@ -5,6 +5,7 @@
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { once } = require('node:events');
+const readline = require('node:readline');
 const { HANDSHAKE_VERSION } = require('../../dist/transports/local_handshake');
 const { children } = require('../helpers/fixtures');
 
@@ -92,7 +93,36 @@ function connectOutcome(options) {
   });
 }
 
+/**
+ * A xenring server listening on ring port `port` in its own process
+ * (flood-server.js; its accepted sockets swallow their errors), with at most
+ * `nofile` fds if given: `next()` reads its next JSON line ({ event:
+ * 'listening', path } first), `cmd()` sends it a command, `stop()` ends it
+ * and resolves with its exit code (0 unless it died).
+ */
+function serverProcess(port, { nofile } = {}) {
+  const script = path.join(__dirname, 'flood-server.js');
+  const argv = [script, JSON.stringify({ port })];
+  const child = nofile
+    ? spawn('sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env })
+    : spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
+  children.add(child);
+  const exited = once(child, 'exit');
+  exited.then(() => children.delete(child));
+  const replies = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    child,
+    cmd: (c) => child.stdin.write(JSON.stringify(c) + '\n'),
+    next: async () => JSON.parse((await replies.next()).value),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.stdin.end();
+      const [code] = await exited;
+      return code;
+    },
+  };
+}
+
 /** Waits `ms` milliseconds. */
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { hostilePeer, listeningServer, connectOutcome, delay };
+module.exports = { hostilePeer, listeningServer, connectOutcome, serverProcess, delay };

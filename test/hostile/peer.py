@@ -93,6 +93,28 @@ def mode_hello_fds(opts):
     out({"accepted": accepted, "refused": refused})
 
 
+def mode_break_live(opts):
+    """`count` connections, each honest up to the ACCEPT; then, before
+    anything else, its client live byte (offset 20 of the control page) set
+    to no state at all, and hang up. The server binds the ring a moment after
+    its ACCEPT: this races that first look."""
+    broke = 0
+    for _ in range(opts["count"]):
+        s = seqpacket()
+        s.connect(opts["path"])
+        send_hello(s, opts, 12)
+        data, fds = recv_reply(s)
+        if data and fds:
+            mem = mmap.mmap(fds[0], 4096)
+            mem[20] = 0x57
+            mem.close()
+            broke += 1
+            time.sleep(0.002)  # the server takes the connection in before the hang-up
+        close_all(fds)
+        s.close()
+    out({"broke": broke})
+
+
 def mode_ask(opts):
     """Ask for ring order `order`; report what the server granted."""
     s = seqpacket()
@@ -482,6 +504,7 @@ MODES = {
     "server": mode_server,
     "hello-fds": mode_hello_fds,
     "ask": mode_ask,
+    "break-live": mode_break_live,
     "ring": mode_ring,
 }
 
