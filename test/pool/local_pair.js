@@ -12,8 +12,9 @@ const RING = 64 * 1024;
 
 /**
  * Mocha hooks for a describe() whose cases need runs on a fresh connection:
- * a writer made meanwhile may open runs from its first write (by default
- * only after its ring has been written through RUNS_AFTER_RING_PASSES times).
+ * a writer made meanwhile in this process may open runs from its first
+ * write (by default only after its ring has been written through
+ * RUNS_AFTER_RING_PASSES times). A forked peer's writers keep the default.
  */
 function runsFromTheStart() {
   const { runsGate, RUNS_AFTER_RING_PASSES } = require('../../dist/ring/writer');

@@ -195,29 +195,29 @@ describe('pool: runs gather ordinary writes behind unread ring bytes into one re
 describe('pool: a new connection starts its runs once its ring has been written through a few times', function () {
   this.timeout(30000);
 
-  it('writes behind unread bytes go through the ring (no pool page touched) until the ring has been written through RUNS_AFTER_RING_PASSES times; then they open runs', async () => {
+  it('every write behind unread bytes goes through the ring (no pool page touched) until the ring has been written through RUNS_AFTER_RING_PASSES times; the first one after opens a run', async () => {
     const { RUNS_AFTER_RING_PASSES } = require('../../dist/ring/writer');
+    const gate = RUNS_AFTER_RING_PASSES * RING;
     const { c, s, checker, arrived } = await heldPair();
     let pos = 0;
     const write = (n) => {
       c.write(slice(pos, n));
       pos += n;
     };
-    // Fresh connection, both ends in this process: the second write finds
-    // the first unread, which opens a run on a warm connection.
-    write(RING);
-    write(20000);
-    await arrived(pos);
-    assert.equal(c.poolStats().sentByRef, 0, 'a fresh connection gathered a run');
-    assert.equal(c.poolStats().inUse, 0, 'a pool extent was taken');
-    // Through the ring, to an empty ring each time, up to the passes that start runs.
-    while (pos < RUNS_AFTER_RING_PASSES * RING) {
-      write(Math.min(RING, RUNS_AFTER_RING_PASSES * RING - pos));
+    // Pairs of writes in one tick, both ends in this process: the second
+    // (20000 bytes, enough for a run) finds the first unread, so each pair
+    // asks for a run (a write to an empty ring never would, whatever the
+    // gate). The last pair asks with gate - 1 ring bytes written.
+    while (pos < gate - 1) {
+      write(Math.min(30000, gate - 1 - pos));
+      write(20000);
       await arrived(pos);
+      assert.equal(c.poolStats().sentByRef, 0, `a run opened with ${pos - 20000} of ${gate} ring bytes written`);
+      assert.equal(c.poolStats().inUse, 0, 'a pool extent was taken');
     }
-    assert.equal(c.poolStats().sentByRef, 0);
-    write(RING);
-    write(20000); // behind unread bytes, and the ring written through enough: a run
+    // Past the gate: the next write behind unread bytes opens a run.
+    write(1);
+    write(20000);
     await arrived(pos);
     await oneRunThenClose({ c, s, checker }, 20000);
   });
