@@ -182,16 +182,18 @@ export class RingChannel {
     }
     this.life.on('close');
     this.reader.stop();
+    let orderly = !doReset;
     try {
       if (doReset) reset(ep);
       else closeOrderly(ep);
     } catch {
       /* endpoint already closed, or the last wake-up failed: nothing to tell */
+      orderly = false;
     }
     this.waitWatcher.close();
     this.hangupWatcher?.close();
     this.hangupWatcher = null;
-    this.link.release();
+    this.link.release(orderly);
     this.writer.abort();
   }
 

@@ -24,6 +24,7 @@ import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
 import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
+import { keepRegion, peerIdentity, takeRegion, type PeerIdentity } from './local_recycle';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -48,6 +49,14 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/** Our pool region of a server connection that may carry the next one from the same client (local_recycle.ts). */
+interface Recyclable {
+  peer: PeerIdentity;
+  poolBytes: number;
+  /** The region's memfd, kept open to send again. */
+  fd: number;
+}
+
 /** A connected local ring and the fds/pages behind it. */
 class LocalLink implements RingLink {
   readonly ext = true;
@@ -61,16 +70,26 @@ class LocalLink implements RingLink {
     readonly local: TransportAddress,
     readonly remote: TransportAddress,
     readonly pool: PoolLink | null = null,
+    private readonly recyclable: Recyclable | null = null,
   ) {}
 
-  release(): void {
+  release(orderly = false): void {
     if (this.released) return;
     this.released = true;
-    this.pool?.close();
+    const r = this.recyclable;
+    const own = this.pool?.close(orderly && r !== null) ?? null;
     this.endpoint.close();
     this.mapping.unmap();
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
+    // Kept: the cache owns the region, its memfd and the rendezvous socket
+    // (whose EOF tells it the peer closed too).
+    if (own !== null && keepRegion(r!.peer, r!.poolBytes, own.mapping, own.settle, r!.fd, this.hangupFd)) return;
+    if (own !== null) {
+      own.settle();
+      own.mapping.close();
+    }
+    if (r !== null) closeQuietly(r.fd);
     closeQuietly(this.hangupFd);
   }
 }
@@ -183,6 +202,7 @@ function serveHello(
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
   let poolFd = -1;
+  let recyclable: Recyclable | null = null;
   try {
     const hello = parseHello(msg, fds.length);
     const order = grantOrder(hello.order, ceiling);
@@ -205,11 +225,14 @@ function serveHello(
     if (offered !== null) {
       const poolSize = agreePoolSize(poolOptions.size, offered);
       agreed = { toServer: poolSize, toClient: poolSize };
-      // Our region (we send in it): a fresh memfd, its queues already read as
-      // zero, so nothing is written to it before a payload (the sender opens
-      // its queues then).
-      const own = poolSize > 0 ? createLocalRegion(poolSize) : null;
+      // Our region (we send in it): one this client process had before
+      // (local_recycle.ts: its queue page zeroed), or a fresh memfd; its
+      // queues read as zero either way, so nothing is written to it before a
+      // payload (the sender opens its queues then).
+      const identity = poolSize > 0 ? peerIdentity(peer, hello.pid) : null;
+      const own = poolSize > 0 ? ((identity && takeRegion(identity, poolSize)) ?? createLocalRegion(poolSize)) : null;
       poolFd = own?.fd ?? -1;
+      if (identity !== null && own !== null) recyclable = { peer: identity, poolBytes: poolSize, fd: own.fd };
       pool = makePoolLink(
         own && { mapping: own.mapping, poolBytes: poolSize },
         poolSize > 0 ? { fd: clientRegion, poolBytes: poolSize, announced: offered } : null,
@@ -235,8 +258,9 @@ function serveHello(
       address: `pid:${peer.pid}`,
       family: 'local',
       port,
-    }, pool);
+    }, pool, recyclable);
     pool = null;
+    if (recyclable !== null) poolFd = -1; // the link keeps it
     return link;
   } catch (err) {
     pool?.close();

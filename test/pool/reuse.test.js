@@ -1,0 +1,153 @@
+'use strict';
+// Recycling a server's pool region for the next connection from the same
+// client process (lib/transports/local_recycle.ts, issue 14), between real
+// processes. The server (this process) keeps the memfd of its own region open
+// for the connection's life: its inode, read through /proc/self/fd, shows
+// which region a connection got. Every stream is the i % 251 pattern, checked
+// byte by byte both ways, pool payloads and ring bytes interleaved.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { once } = require('node:events');
+const xenring = require('../..');
+
+const recycle = require('../../dist/transports/local_recycle');
+const { PatternChecker } = require('../helpers/pattern');
+const { countFds } = require('../helpers/fixtures');
+const { forkPeer } = require('./peer_process');
+const { writePlan } = require('./plan');
+
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+// Pool payloads (copied in at >= 256 KiB, or loaned) and ring bytes.
+const PLAN = [[300007, 'buf'], [11, 'buf'], [500009, 'alloc'], [70001, 'buf'], [1 << 20, 'alloc'], [5, 'buf']];
+const PLAN_BYTES = PLAN.reduce((n, [size]) => n + size, 0);
+
+/** Inodes of the pool memfds this process holds open (its own regions: live connections and kept ones). */
+function ownRegionInodes() {
+  const out = new Set();
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).includes('xenring-pool')) out.add(fs.statSync(`/proc/self/fd/${fd}`).ino);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
+
+/** A server that checks each client's stream, answers with PLAN, and records the own-region inodes seen at each connection. */
+async function server() {
+  const seen = [];
+  const results = [];
+  const srv = xenring.createServer((s) => {
+    seen.push([...ownRegionInodes()]);
+    const checker = new PatternChecker();
+    s.on('data', (d) => checker.update(d));
+    s.on('end', () => {
+      results.push({ ok: checker.ok, bytes: checker.received });
+      writePlan(s, PLAN).then(() => s.end());
+    });
+    s.on('error', () => {});
+  });
+  srv.listen({ port: 0 });
+  await once(srv, 'listening');
+  return { srv, port: srv.address().port, seen, results };
+}
+
+async function runClient(port, rounds, extra = {}) {
+  const p = forkPeer('reuse_client.js', { port, rounds, plan: PLAN, ...extra });
+  const rs = [];
+  for (let i = 0; i < rounds; i++) rs.push(await p.next('round'));
+  const done = await p.next('done');
+  await p.exited;
+  return { rs, done };
+}
+
+function checkBytes(rs, results) {
+  for (const r of rs) {
+    assert.equal(r.sentBytes, PLAN_BYTES);
+    assert.ok(r.ok, `client saw a bad byte in round ${r.i}`);
+    assert.equal(r.bytes, PLAN_BYTES);
+  }
+  for (const r of results) {
+    assert.ok(r.ok, 'server saw a bad byte');
+    assert.equal(r.bytes, PLAN_BYTES);
+  }
+}
+
+async function drained() {
+  for (let i = 0; i < 400 && recycle.keptRegions() > 0; i++) await tick(10);
+}
+
+describe('pool: a server region recycled for the same client process', function () {
+  this.timeout(60000);
+  beforeEach(drained); // regions kept by an earlier test are not this one's
+
+  it('the key of a peer includes its start time', () => {
+    assert.notEqual(recycle.peerKey(1000, 42, '100'), recycle.peerKey(1000, 42, '101'));
+    assert.notEqual(recycle.peerKey(1000, 42, '100'), recycle.peerKey(1001, 42, '100'));
+    const mine = recycle.processStartTime(process.pid);
+    assert.match(mine, /^\d+$/);
+    assert.equal(recycle.processStartTime(0x7ffffff0), null);
+    // Our own process is never a peer to recycle for; nor a HELLO pid that is not the connecting one.
+    assert.equal(recycle.peerIdentity({ pid: process.pid, uid: process.getuid() }, process.pid), null);
+    assert.equal(recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() }, process.ppid + 1), null);
+    const id = recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() }, process.ppid);
+    assert.equal(id.key, recycle.peerKey(process.getuid(), process.ppid, recycle.processStartTime(process.ppid)));
+  });
+
+  it('reconnects from one process reuse the region; every byte checked both ways; a second process gets fresh memory', async () => {
+    const fdsBefore = countFds();
+    const { srv, port, seen, results } = await server();
+    const rounds = 8;
+    const a = await runClient(port, rounds);
+    checkBytes(a.rs, results);
+    // Each connection holds one own region; from the second on it is the first's.
+    assert.equal(seen.length, rounds);
+    for (const s of seen) assert.equal(s.length, 1, `own regions at a connection: ${s}`);
+    const first = seen[0][0];
+    for (let i = 1; i < rounds; i++) assert.equal(seen[i][0], first, `round ${i} got a fresh region`);
+    // Another process (same uid) right after, while the first's region is
+    // kept (its fd still open here): fresh memory, never the first's.
+    assert.equal(recycle.keptRegions(), 1);
+    const b = await runClient(port, 2);
+    checkBytes(b.rs, results);
+    assert.equal(seen[rounds].length, 2, `own regions: ${seen[rounds]}`);
+    assert.ok(seen[rounds].includes(first), "the first process's region, kept");
+    const second = seen[rounds].find((ino) => ino !== first);
+    assert.deepEqual(seen[rounds + 1].filter((ino) => ino !== first), [second], 'the second process reuses its own');
+    srv.close();
+    // Kept regions go after ~2 s unused: nothing left behind.
+    await drained();
+    assert.equal(recycle.keptRegions(), 0);
+    assert.equal(ownRegionInodes().size, 0);
+    for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
+    assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
+  });
+
+  it('a client that keeps its views: the region is not reused, and its views stay unchanged', async () => {
+    const { srv, port, seen, results } = await server();
+    const rounds = 4;
+    const a = await runClient(port, rounds, { hold: true });
+    checkBytes(a.rs, results);
+    assert.ok(a.done.heldOk, 'held views changed');
+    assert.ok(a.done.held > 0);
+    const inodes = seen.map((s) => s[s.length - 1]);
+    assert.equal(new Set(inodes).size, rounds, `regions: ${inodes}`);
+    srv.close();
+    await drained();
+  });
+
+  it('XENRING_RECYCLE=0 keeps nothing', async () => {
+    process.env.XENRING_RECYCLE = '0';
+    try {
+      const { srv, port, seen, results } = await server();
+      const a = await runClient(port, 3);
+      checkBytes(a.rs, results);
+      assert.equal(recycle.keptRegions(), 0);
+      assert.deepEqual(seen.map((s) => s.length), [0, 0, 0]); // the memfd is not kept open either
+      srv.close();
+    } finally {
+      delete process.env.XENRING_RECYCLE;
+    }
+  });
+});
