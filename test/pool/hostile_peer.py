@@ -2,6 +2,7 @@
 
     python3 hostile_peer.py <size>          (fd 3: a pool region to scribble on)
     python3 hostile_peer.py client <json>   (a xenring client of the local transport)
+    python3 hostile_peer.py recycle <json>  (two connections, then scribbles; see recycle())
 
 The first form maps the pool region it is given as fd 3 and writes whatever
 the test tells it, as a corrupt or malicious xenring peer could. Commands on
@@ -185,6 +186,80 @@ def client(opts):
     except Exception:
         pass
 
+
+def connect_pool(path, pool):
+    """One handshake with a pool both ways: (socket, ring, kick, the server's region, its inode)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    _, wake_end = os.pipe2(os.O_NONBLOCK)
+    rfd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    os.ftruncate(rfd, PAGE + pool)
+    fcntl.fcntl(rfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    socket.send_fds(s, [struct.pack("<IIIII", HELLO_MAGIC, 3, 0, os.getpid(), pool)], [wake_end, rfd])
+    s.settimeout(5)
+    data, rfds = socket.recv_fds(s, 4096, 16)[:2]
+    order = struct.unpack_from("<I", data, 8)[0]
+    to_client = struct.unpack_from("<I", data, 20)[0]
+    ring = mmap.mmap(rfds[0], PAGE + 2 * (1 << order), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    theirs = mmap.mmap(rfds[2], PAGE + to_client, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    ino = os.fstat(rfds[2]).st_ino
+
+    def kick():
+        try:
+            os.write(rfds[1], b"k")
+        except BlockingIOError:
+            pass
+
+    ring[CLI_LIVE] = 1
+    kick()
+    return s, ring, kick, theirs, ino
+
+
+def recycle(opts):
+    """Takes the server's first payload and returns it (all returned, as
+    an honest peer), closes its socket but keeps the server's region mapped,
+    connects again (the server may hand the same region back: it is ours
+    already), then, told by a line on stdin, scribbles on both mappings:
+    random queue indices, forged completions and payload bytes, for
+    opts["ms"] milliseconds. Reports the inodes and the first payload."""
+    pool = opts["poolSize"]
+    s1, ring1, kick1, old, ino1 = connect_pool(opts["path"], pool)
+    if not wait_for(lambda: u32(old, DESC_PROD) >= 1):
+        out({"error": "the server sent nothing by reference"})
+        return
+    _, _, off, length = struct.unpack_from("<IIII", old, DESC_ENTRIES)
+    payload = bytes(old[PAGE + off:PAGE + off + length])
+    struct.pack_into("<I", old, DESC_CONS, 1)
+    push_completion(old, off, length)
+    kick1()
+    wait_for(lambda: ring1[21] == 0)  # the server closed (its live byte: gone)
+    s1.close()
+    time.sleep(0.05)
+    s2, ring2, kick2, new, ino2 = connect_pool(opts["path"], pool)
+    ok = all(payload[i] == (i % 251) for i in range(len(payload)))
+    out({"ino1": ino1, "ino2": ino2, "length": length, "payloadOk": ok})
+    sys.stdin.readline()
+    end = time.time() + opts["ms"] / 1000.0
+    n = 0
+    while time.time() < end:
+        for mem in (old, new):
+            at = random.randrange(0, PAGE - 4) // 4 * 4
+            struct.pack_into("<I", mem, at, random.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, random.getrandbits(32)]))
+            push_completion(mem, random.randrange(0, pool // PAGE) * PAGE, random.choice([PAGE, length, 0xFFFFF000]))
+            at = PAGE + random.randrange(0, pool - 8)
+            mem[at:at + 8] = os.urandom(8)
+            n += 1
+        kick2()
+    out({"scribbled": n})
+    try:
+        sys.stdin.read()
+    except Exception:
+        pass
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "recycle":
+    recycle(json.loads(sys.argv[2]))
+    sys.exit(0)
 
 if len(sys.argv) > 2 and sys.argv[1] == "client":
     client(json.loads(sys.argv[2]))

@@ -13,6 +13,9 @@ const xenring = require('../..');
 const recycle = require('../../dist/transports/local_recycle');
 const { PatternChecker } = require('../helpers/pattern');
 const { countFds } = require('../helpers/fixtures');
+const path = require('node:path');
+const readline = require('node:readline');
+const { spawn } = require('node:child_process');
 const { forkPeer } = require('./peer_process');
 const { writePlan } = require('./plan');
 
@@ -34,17 +37,23 @@ function ownRegionInodes() {
   return out;
 }
 
-/** A server that checks each client's stream, answers with PLAN, and records the own-region inodes seen at each connection. */
-async function server() {
+/**
+ * A server that checks each client's stream, answers with PLAN (once the
+ * client ended, or `atOnce`), and records the own-region inodes seen at each
+ * connection.
+ */
+async function server(atOnce = false, replyPlan = PLAN) {
   const seen = [];
   const results = [];
   const srv = xenring.createServer((s) => {
     seen.push([...ownRegionInodes()]);
     const checker = new PatternChecker();
     s.on('data', (d) => checker.update(d));
+    const reply = () => writePlan(s, replyPlan).then(() => s.end(), () => {});
+    if (atOnce) reply();
     s.on('end', () => {
       results.push({ ok: checker.ok, bytes: checker.received });
-      writePlan(s, PLAN).then(() => s.end());
+      if (!atOnce) reply();
     });
     s.on('error', () => {});
   });
@@ -72,6 +81,10 @@ function checkBytes(rs, results) {
     assert.ok(r.ok, 'server saw a bad byte');
     assert.equal(r.bytes, PLAN_BYTES);
   }
+}
+
+async function until(fn) {
+  for (let i = 0; i < 1000 && !fn(); i++) await tick(10);
 }
 
 async function drained() {
@@ -135,6 +148,66 @@ describe('pool: a server region recycled for the same client process', function 
     assert.equal(new Set(inodes).size, rounds, `regions: ${inodes}`);
     srv.close();
     await drained();
+  });
+
+  it('hostile: a peer that returns everything, closes, keeps the old region and scribbles on it reaches only memory it had; another process gets fresh memory', async () => {
+    // One payload by reference, no ring byte: the Python peer need not read the ring for the server to close in order.
+    const ONE = [[300007, 'buf']];
+    const { srv, port, seen } = await server(true, ONE);
+    const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'recycle', JSON.stringify({ path: srv.address().address, poolSize: 64 << 20, ms: 500 })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const lines = readline.createInterface({ input: py.stdout });
+    const next = async () => JSON.parse((await Promise.race([once(lines, 'line'), once(py, 'exit').then(() => { throw new Error('python peer exited'); })]))[0]);
+    try {
+      const r = await next();
+      assert.equal(r.error, undefined, r.error);
+      assert.ok(r.payloadOk, 'the first payload, as the server wrote it');
+      // Its own region again: memory it already had (its first connection's pages).
+      assert.equal(r.ino2, r.ino1, 'the same process got its own region back');
+      assert.ok(seen[1].includes(r.ino1));
+      py.stdin.write('go\n');
+      const sc = await next();
+      assert.ok(sc.scribbled > 0);
+      // Another process while it scribbled: fresh memory, every byte checked both ways.
+      const b = await runClient(port, 2);
+      for (const rr of b.rs) {
+        assert.ok(rr.ok, 'the second process saw a bad byte');
+        assert.equal(rr.bytes, 300007);
+      }
+      for (const k of [2, 3]) assert.ok(!seen[k].includes(r.ino1) || seen[k].length > 1, `process 2 got the hostile peer's region: ${seen[k]}`);
+      const second = seen[2].filter((ino) => ino !== r.ino1);
+      assert.equal(second.length, 1);
+      assert.deepEqual(seen[3].filter((ino) => ino !== r.ino1), second, 'process 2 reuses its own');
+    } finally {
+      py.stdin.end();
+      await once(py, 'exit').catch(() => {});
+    }
+    // The server lives on and serves.
+    const c = await runClient(port, 1);
+    assert.ok(c.rs[0].ok);
+    srv.close();
+    await drained();
+  });
+
+  it('a client SIGKILLed mid-connection: nothing kept, nothing left behind', async () => {
+    const fdsBefore = countFds();
+    const { srv, port, seen } = await server(false); // open until the client ends: it never does
+    const closedSockets = [];
+    srv.on('connection', (s) => closedSockets.push(new Promise((r) => s.once('close', r))));
+    const p = forkPeer('reuse_client.js', { port, stall: true });
+    await p.next('connected');
+    await until(() => closedSockets.length === 1);
+    await tick(50);
+    p.child.kill('SIGKILL');
+    await p.exited;
+    await closedSockets[0];
+    assert.equal(seen[0].length, 1);
+    assert.equal(recycle.keptRegions(), 0, 'a region kept for a killed peer');
+    assert.equal(ownRegionInodes().size, 0);
+    srv.close();
+    for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
+    assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
   });
 
   it('XENRING_RECYCLE=0 keeps nothing', async () => {

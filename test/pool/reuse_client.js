@@ -2,6 +2,7 @@
 // The client process of test/pool/reuse.test.js: connects `rounds` times, one
 // connection after the other, to opts.port; each time writes a pattern plan
 // (pool payloads and ring bytes), then checks the server's plan coming back.
+//   stall: connect once, keep what arrives, wait to be killed (SIGKILL)
 //   hold: keep every Buffer received (views of the server's region) to the
 //         end, and check then that they still read as received; otherwise
 //         each is released after checking (s.release(d): the extent goes
@@ -34,7 +35,13 @@ async function round(i, held) {
   await send({ event: 'round', i, sentBytes, ok: checker.ok, bytes: checker.received });
 }
 
-(async () => {
+if (opts.stall) {
+  // Connects, takes what comes without returning it, and waits to be killed.
+  const s = xenring.connect({ port: opts.port }, () => send({ event: 'connected' }));
+  const held = [];
+  s.on('data', (d) => held.push(d));
+  setInterval(() => {}, 1000);
+} else (async () => {
   const held = [];
   for (let i = 0; i < opts.rounds; i++) await round(i, held);
   // Held views must read as what arrived, whatever later connections moved.
