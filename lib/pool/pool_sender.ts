@@ -318,6 +318,11 @@ export class PoolSender {
     return total;
   }
 
+  /** Whether a payload went by reference (the queues opened): the region's pages were touched. */
+  get used(): boolean {
+    return this.opened !== null;
+  }
+
   /** Extents sent and not yet returned. */
   get inFlight(): number {
     return this.table.inFlight;
