@@ -26,13 +26,10 @@ const { fork, execFileSync } = require('node:child_process');
 const { once } = require('node:events');
 const { PerformanceObserver, constants: perfConstants } = require('node:perf_hooks');
 const { countedClass } = require('./counted_class');
-const { parseSize, makePattern, PERIOD } = require('./common');
+const { parseSize, makePattern, PERIOD, optionValue } = require('./common');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
+const opt = (name, def) => optionValue(args, name, def);
 const dist = path.resolve(opt('dist', path.join(__dirname, '..', 'dist')));
 const chunk = parseSize(opt('chunk', '64K'));
 const bytes = parseSize(opt('bytes', '1G'));

@@ -129,11 +129,25 @@ async function connectForkedSelf(lib, filename, args) {
   return { child, sock };
 }
 
+/**
+ * The value of option `--name` in `args` (`--name VALUE` or `--name=VALUE`),
+ * else `dflt`. With `take`, the option is also removed from `args` (for a
+ * script that hands the rest of its arguments on).
+ */
+function optionValue(args, name, dflt, { take = false } = {}) {
+  const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return dflt;
+  const eq = args[i].indexOf('=');
+  const value = eq >= 0 ? args[i].slice(eq + 1) : args[i + 1];
+  if (take) args.splice(i, eq >= 0 ? 1 : 2);
+  return value;
+}
+
 /** The library under test: this checkout (its package main, i.e. dist/). */
 const LIB_PATH = path.resolve(__dirname, '..');
 
 module.exports = {
   KiB, MiB, GiB, PERIOD, REF_SPAN, CHECK_EVERY,
   makePattern, patternOk, parseSize, sizeName, latencyStats, summary, r1, r2,
-  procMemory, getGc, xenPresent, pinPair, connectForkedSelf, LIB_PATH,
+  procMemory, getGc, xenPresent, pinPair, connectForkedSelf, optionValue, LIB_PATH,
 };

@@ -32,12 +32,10 @@ const path = require('node:path');
 const { fork } = require('node:child_process');
 const { once } = require('node:events');
 const { countedClass } = require('./counted_class');
+const { optionValue } = require('./common');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
+const opt = (name, def) => optionValue(args, name, def);
 const dist = path.resolve(opt('dist', path.join(__dirname, '..', 'dist')));
 const spinMicros = Number(opt('spin-micros', 50));
 const roundTrips = Number(opt('round-trips', 2000));

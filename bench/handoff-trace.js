@@ -29,11 +29,11 @@
  * the same minutes, never absolute times.
  */
 const path = require('node:path');
-const { parseSize, connectForkedSelf } = require('./common');
+const { parseSize, connectForkedSelf, optionValue } = require('./common');
 const { countedClass } = require('./counted_class');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : def);
+const opt = (name, def) => optionValue(args, name, def);
 const dist = path.resolve(opt('dist', path.join(__dirname, '..', 'dist')));
 const size = parseSize(opt('size', '16m'));
 const count = Number(opt('count', 600));

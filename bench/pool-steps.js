@@ -17,16 +17,10 @@
  * compare trees of the same run, not absolute numbers.
  */
 const path = require('node:path');
-const { parseSize } = require('./common');
+const { parseSize, optionValue } = require('./common');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
+const opt = (name, def) => optionValue(args, name, def, { take: true }); // the rest are positional
 const size = parseSize(opt('size', '16m'));
 const count = Number(opt('count', 10000));
 const rounds = Number(opt('rounds', 5));

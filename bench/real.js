@@ -30,6 +30,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { optionValue } = require('./common');
 
 const BIN = path.join(__dirname, '..', 'bin', 'xenring.js');
 
@@ -318,20 +319,20 @@ async function startNodeServer(kind, execArgv = process.execArgv) {
 async function startProxy(listen, connect) {
   const p = startCli(['proxy', '--listen', listen, '--connect', connect]);
   const listening = await p.listening;
-  return { listening, port: Number(/^tcp:.*:([0-9]+)$/.exec(listening)?.[1]), stop: () => stopChild(p.child) };
+  return { listening, port: Number(/^tcp:.*:([0-9]+)$/.exec(listening)?.[1]), pid: p.child.pid, stop: () => stopChild(p.child) };
 }
 
 /** `xenring proxy --listen ring:NAME --connect tcp:127.0.0.1:<port>`: a ring port for a TCP server. */
 async function startRingBridge(port) {
   const ring = `bridge-${process.pid}-${port}`;
   const p = await startProxy(`ring:${ring}`, `tcp:127.0.0.1:${port}`);
-  return { ring, stop: p.stop };
+  return { ring, pid: p.pid, stop: p.stop };
 }
 
 /** `xenring proxy --listen tcp:127.0.0.1:0 --connect ring:NAME`: a TCP port for a ring server (load tools). */
 async function startTcpBridge(ring) {
   const p = await startProxy('tcp:127.0.0.1:0', `ring:${ring}`);
-  return { port: p.port, stop: p.stop };
+  return { port: p.port, pid: p.pid, stop: p.stop };
 }
 
 /**
@@ -340,7 +341,7 @@ async function startTcpBridge(ring) {
  */
 async function startTcpRelay(port) {
   const p = await startProxy('tcp:127.0.0.1:0', `tcp:127.0.0.1:${port}`);
-  return { port: p.port, stop: p.stop };
+  return { port: p.port, pid: p.pid, stop: p.stop };
 }
 
 /**
@@ -616,16 +617,14 @@ async function autocannonLoad(port, { seconds = 2, connections = 10, size = 1024
 // ------------------------------------------------------------------ report
 /** The number after `--name N` or `--name=N` in argv, else `dflt`. */
 function numberArg(argv, name, dflt) {
-  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
-  if (i < 0) return dflt;
-  return Number(argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1]) || dflt;
+  return Number(optionValue(argv, name.slice(2), dflt)) || dflt;
 }
 
 /** The names after `--only` (all rows when absent). */
 function onlyArg(argv) {
-  const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
-  if (i < 0) return () => true;
-  const names = (argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1] || '').split(',');
+  const only = optionValue(argv, 'only');
+  if (only === undefined) return () => true;
+  const names = (only || '').split(',');
   return (name) => names.includes(name);
 }
 
@@ -701,7 +700,7 @@ async function main(argv) {
     }
   }
 
-  const rounds = numberArg(argv, '--rounds', 3);
+  const rounds = numberArg(argv, '--rounds', 5);
   const clientRows = await nodeClientRows({ seconds, rounds, want }, note);
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -729,7 +728,7 @@ async function main(argv) {
     '(`xenring proxy --listen tcp:… --connect tcp:…`): xenring ÷ that is what the ring gains on equal hops.',
     'For http2 that column is TCP handed to http2 inside a plain JS Duplex on both sides: Node wraps such a stream (as any stream',
     'without a libuv handle, a xenring socket included) in its JS stream wrapper, so xenring ÷ that is the ring on equal wrapping.',
-    `Every answer is verified. Median of ${rounds} rounds (alternating, after one unrecorded warm-up round each way) with the range; ratios above 1× are better for rates, worse for latencies.`,
+    `Every answer is verified. Median of ${rounds} rounds (alternating, each round starting one path later, after one unrecorded warm-up round each way) with the range; ratios above 1× are better for rates, worse for latencies.`,
     `undici, pg and ioredis have two rows per metric. "${FRESH}": connect, one round, close (so it measures mostly a new`,
     `connection's warm-up, JIT included). "${WARM}": one connection per path opened once, its first round unrecorded, then`,
     'every round on it (the steady state a pooled client such as pg.Pool or ioredis sees).',
@@ -766,10 +765,15 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
     await measure(tcp);
     await measure(ring);
     if (viaProxy !== undefined) await measure(viaProxy);
+    // Each round starts one path later than the last (tcp, ring, proxy; ring, proxy, tcp; ...), so
+    // no path always runs right after the same other one (its garbage, its scheduling).
+    const paths = [['tcp', tcp], ['ring', ring]];
+    if (viaProxy !== undefined) paths.push(['proxy', viaProxy]);
     for (let i = 0; i < rounds; i++) {
-      got.tcp.push(await measure(tcp));
-      got.ring.push(await measure(ring));
-      if (viaProxy !== undefined) got.proxy.push(await measure(viaProxy));
+      for (let j = 0; j < paths.length; j++) {
+        const [key, to] = paths[(i + j) % paths.length];
+        got[key].push(await measure(to));
+      }
     }
     for (const [key, label] of metrics) {
       const [t, r, p] = [got.tcp, got.ring, got.proxy].map((runs) => runs.map((g) => g[key]));

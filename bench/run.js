@@ -482,6 +482,7 @@ async function runMsg(kind, size, count, ackEvery, cfg, o = {}) {
 
 /** The hand-off and its 1-byte round trip are measured in this many blocks each, in turn (see runPool). */
 const HANDOFF_BLOCKS = 4;
+const handoffBlocks = (cfg) => Math.max(1, Math.min(HANDOFF_BLOCKS, cfg.handoffIters));
 
 /** The pool family for one repetition: hand-off table, 1-byte round trip, streaming. */
 async function runPool(cfg, rep, onRow) {
@@ -529,7 +530,7 @@ async function runPool(cfg, rep, onRow) {
   // the host's phase, which lasts seconds; two cases run one after the other
   // once could each land in a different phase (0.6x in one run, 2.6x in the
   // next, 2026-12-03). Each block is a fresh connection with its own warm-up.
-  const blocks = Math.max(1, Math.min(HANDOFF_BLOCKS, cfg.handoffIters));
+  const blocks = handoffBlocks(cfg);
   const per = Math.ceil(cfg.handoffIters / blocks);
   for (const m of modes.slice(k).concat(modes.slice(0, k))) {
     for (let b = 1; b <= blocks; b++) {
@@ -732,7 +733,7 @@ async function main() {
     for (const t of cfg.bulkTransports.filter((x) => T.isXenring(x) && !T.usesOnread(x))) for (const rs of cfg.memRingSizes) memCases.push({ t, rs });
     if (cfg.bulkTransports.includes('uds')) memCases.push({ t: 'uds', rs: null });
   }
-  const poolCases = cfg.cases.includes('pool') ? cfg.poolSizes.length * POOL_KINDS.length + 2 * HANDOFF_BLOCKS * (process.env.XENRING_BENCH_BEFORE ? 3 : 2) + 2 : 0;
+  const poolCases = cfg.cases.includes('pool') ? cfg.poolSizes.length * POOL_KINDS.length + 2 * handoffBlocks(cfg) * (process.env.XENRING_BENCH_BEFORE ? 3 : 2) + 2 : 0;
   progress.total = cfg.reps * (bulkCases.length + ppCases.length + poolCases) + memCases.length;
   process.stderr.write(`xenring bench: ${cfg.reps} rep(s), ${progress.total} cases; node ${process.version}, ${host.cpus} CPUs` +
     `${cfg.xenPresent ? ', Xen present' : ', no Xen (local transport only)'}\n`);

@@ -14,10 +14,10 @@
  * CPU 0, the child on CPU 1. Node flags (e.g. --jitless) reach the child too.
  */
 const path = require('node:path');
-const { connectForkedSelf } = require('./common');
+const { connectForkedSelf, optionValue } = require('./common');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : def);
+const opt = (name, def) => optionValue(args, name, def);
 const dist = path.resolve(opt('dist', path.join(__dirname, '..', 'dist')));
 const count = Number(opt('count', 20000));
 const xenring = require(dist);

@@ -10,6 +10,17 @@ const { listenOnce } = require('../helpers/fixtures');
 
 const RING = 64 * 1024;
 
+/**
+ * Mocha hooks for a describe() whose cases need runs on a fresh connection:
+ * a writer made meanwhile may open runs from its first write (by default
+ * only after its ring has been written through RUNS_AFTER_RING_PASSES times).
+ */
+function runsFromTheStart() {
+  const { runsGate, RUNS_AFTER_RING_PASSES } = require('../../dist/ring/writer');
+  before(() => (runsGate.ringPasses = 0));
+  after(() => (runsGate.ringPasses = RUNS_AFTER_RING_PASSES));
+}
+
 async function localPair({ hold = false } = {}) {
   const { server, port, accepted } = await listenOnce();
   const c = xenring.connect({ port, ringSize: RING });
@@ -27,4 +38,4 @@ async function localPair({ hold = false } = {}) {
   return { c, s, checker, held, ended };
 }
 
-module.exports = { RING, localPair };
+module.exports = { RING, localPair, runsFromTheStart };

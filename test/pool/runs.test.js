@@ -12,7 +12,7 @@ const { PatternChecker, slice } = require('../helpers/pattern');
 const { closed, listenOnce } = require('../helpers/fixtures');
 const { forkPeer } = require('./peer_process');
 const { writePlan } = require('./plan');
-const { localPair } = require('./local_pair');
+const { localPair, runsFromTheStart } = require('./local_pair');
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -45,6 +45,7 @@ async function heldPair() {
 
 describe('pool: runs gather ordinary writes behind unread ring bytes into one reference', function () {
   this.timeout(60000);
+  runsFromTheStart(); // these cases are about runs, not about when a connection starts them
 
   it('mixed writes, both directions, through a 64 KiB ring: every byte in order, runs sent by reference', async () => {
     const back = runPlan(6);
@@ -183,5 +184,41 @@ describe('pool: runs gather ordinary writes behind unread ring bytes into one re
     assert.ok(st.bytesSentByRef < planBytes(plan) / 2, 'most bytes went through the ring once the pool was full');
     await sClosed;
     await p.exited;
+  });
+});
+
+describe('pool: a new connection starts its runs once its ring has been written through a few times', function () {
+  this.timeout(30000);
+
+  it('writes behind unread bytes go through the ring (no pool page touched) until the ring has been written through RUNS_AFTER_RING_PASSES times; then they open runs', async () => {
+    const { RUNS_AFTER_RING_PASSES } = require('../../dist/ring/writer');
+    const { c, s, checker, arrived } = await heldPair();
+    let pos = 0;
+    const write = (n) => {
+      c.write(slice(pos, n));
+      pos += n;
+    };
+    // Fresh connection, both ends in this process: the second write finds
+    // the first unread, which opens a run on a warm connection.
+    write(RING);
+    write(20000);
+    await arrived(pos);
+    assert.equal(c.poolStats().sentByRef, 0, 'a fresh connection gathered a run');
+    assert.equal(c.poolStats().inUse, 0, 'a pool extent was taken');
+    // Through the ring, to an empty ring each time, up to the passes that start runs.
+    while (pos < RUNS_AFTER_RING_PASSES * RING) {
+      write(Math.min(RING, RUNS_AFTER_RING_PASSES * RING - pos));
+      await arrived(pos);
+    }
+    assert.equal(c.poolStats().sentByRef, 0);
+    write(RING);
+    write(20000); // behind unread bytes, and the ring written through enough: a run
+    await arrived(pos);
+    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
+    assert.equal(c.poolStats().sentByRef, 1, 'the write behind unread bytes went as a run');
+    assert.equal(c.poolStats().bytesSentByRef, 20000);
+    c.end();
+    s.end();
+    await Promise.all([closed(c), closed(s)]);
   });
 });

@@ -11,7 +11,7 @@ const assert = require('node:assert/strict');
 const { once } = require('node:events');
 const { slice } = require('../helpers/pattern');
 const { closed } = require('../helpers/fixtures');
-const { RING, localPair } = require('./local_pair');
+const { RING, localPair, runsFromTheStart } = require('./local_pair');
 
 const KiB = 1024;
 
@@ -33,6 +33,7 @@ const bytes = (pos, n) => Buffer.from(slice(pos, n));
 
 describe('pool: runs, review — a write completed into an open run is never lost', function () {
   this.timeout(30000);
+  runsFromTheStart(); // these cases are about runs, not about when a connection starts them
 
   it('destroy() in the callback of a write gathered into a run: the peer still gets every byte', async () => {
     const { c, s, checker, ended } = await pair();

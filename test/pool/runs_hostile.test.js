@@ -14,11 +14,13 @@ const { spawn } = require('node:child_process');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { slice } = require('../helpers/pattern');
+const { runsFromTheStart } = require('./local_pair');
 
 const PY = path.join(__dirname, 'hostile_peer.py');
 
 describe('pool: runs, review — a hostile peer while a run opens', function () {
   this.timeout(30000);
+  runsFromTheStart(); // these cases are about runs, not about when a connection starts them
 
   it('a forged completion taken when a run opens fails the connection with EPROTO; write() does not throw', async () => {
     let conn = null;
