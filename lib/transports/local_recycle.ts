@@ -1,25 +1,30 @@
 /**
- * The local server's pool regions kept after a clean close, for the next
- * connection from the same client process (issue 14: a new connection's
- * fresh memfd costs a page fault per page it touches, ~1 ms per MiB, and
- * making and mapping it ~50 µs; a TCP connection reuses kernel buffers).
+ * What the local server keeps of a connection that closed in order, for the
+ * next connection from the same client process (issue 14: a new
+ * connection's fresh memfds cost a page fault per page first touched, 2.6-4.5
+ * µs each on this VM, and making and mapping them ~50 µs; a TCP connection
+ * reuses the kernel's warm buffers): its ring (memfd and our mapping) and
+ * its pool region (ours, the one we send in).
  *
- * Safety (README "The peer is hostile"): a region goes back only to the
- * process that already had it, and only when nothing of the old connection
- * can touch it any more:
+ * Safety (README "The peer is hostile"; docs/pool.md "Recycling"): memory
+ * goes back only to the process that already had it, and only when nothing
+ * of the old connection can touch it any more on our side:
  * - identity: the client's pid from SO_PEERCRED (the process that
  *   connected), the same pid in its HELLO, its uid ours, and its start time
- *   (/proc/<pid>/stat field 22) read at the accept and again when the region
- *   is kept: a reused pid has another start time, so another key;
- * - kept only after an orderly close, and handed out only once the old
- *   peer has closed its end of the rendezvous socket (EOF: its old receiver
- *   no longer reads or writes the queue page), every extent we sent came
- *   back (its last completions taken and checked then: the old peer holds
- *   no view of it; PoolSender.close(true)), and no view of ours is left
- *   (mapping.holders 0: no loan, no spare view). The queue page is then
- *   zeroed as a fresh memfd's reads. Old payload bytes stay: the same peer
- *   had them.
- * Only the server keeps regions: a client's SO_PEERCRED names the process
+ *   (/proc/<pid>/stat field 22) read at the accept and again when the
+ *   connection is kept: a reused pid has another start time, so another key;
+ * - kept only after an orderly close, our ring endpoint closed (nothing of
+ *   ours reads or writes the ring: no view of ring memory outlives it), and
+ *   handed out only once the old peer has closed its end of the rendezvous
+ *   socket (EOF: an honest peer has unmapped its ring and closed its pool
+ *   first). The ring's control page is then zeroed as a fresh memfd reads
+ *   (the server's usual init follows); ring data bytes stay (only the same
+ *   peer had them, and a reader reads only between the indices). A region
+ *   goes back only if every extent we sent came back (its last completions
+ *   taken and checked then: PoolSender.close(true)) and no view of ours is
+ *   left (mapping.holders 0); its queue page is zeroed. Old payload bytes
+ *   stay, as ring bytes.
+ * Only the server keeps anything: a client's SO_PEERCRED names the process
  * that called listen(), which may not be the one that accepted.
  * Bounded (per peer, in all), freed after RECYCLE_IDLE_MS unused by an
  * unref'd timer; main thread only (a worker's teardown would leave fds).
@@ -28,16 +33,17 @@
  */
 import * as fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
-import { native } from '../native';
+import { PAGE_SIZE } from '../constants';
+import { native, type SharedMapping } from '../native';
 import { POOL_DATA_OFFSET } from '../pool/layout';
 import type { PoolMapping } from '../pool/native_pool';
 import { ownUid } from './local_trust';
 
 /** A kept region unused this long is unmapped and closed. */
 export const RECYCLE_IDLE_MS = 2000;
-/** Regions kept per peer process (a client reconnecting while an older connection closes). */
+/** Connections kept per peer process (a client reconnecting while an older connection closes). */
 export const RECYCLE_PER_PEER = 2;
-/** Regions kept in all. */
+/** Connections kept in all. */
 export const RECYCLE_TOTAL = 8;
 
 /** Who a connection's client is, as far as recycling goes. */
@@ -47,19 +53,34 @@ export interface PeerIdentity {
   readonly startTime: string;
 }
 
-interface Kept {
-  key: string;
+/** A kept connection's ring: its memfd, our mapping of it (no endpoint pins it any more), its order (each direction). */
+export interface KeptRing {
+  order: number;
+  fd: number;
+  mapping: SharedMapping;
+}
+
+/** A kept connection's pool region (ours: we send in it). */
+export interface KeptRegion {
   poolBytes: number;
   mapping: PoolMapping;
   /** Takes the old peer's last completions, closes the old queues: true if every extent came back (call once). */
   settle: () => boolean;
   fd: number;
+}
+
+interface Kept {
+  key: string;
+  ring: KeptRing | null;
+  region: KeptRegion | null;
+  /** The old rendezvous socket: its EOF says the old peer let go. */
   conn: number;
   timer: NodeJS.Timeout;
 }
 
 const kept: Kept[] = [];
 let queuePageZero: Buffer | null = null;
+let controlPageZero: Buffer | null = null;
 let statBuffer: Buffer | null = null;
 
 function closeQuietly(fd: number): void {
@@ -124,11 +145,27 @@ export function peerIdentity(peer: { pid: number; uid: number }, helloPid: numbe
   return { key: peerKey(peer.uid, peer.pid, startTime), pid: peer.pid, startTime };
 }
 
-function dispose(entry: Kept, settled = false): void {
+function disposeRing(ring: KeptRing | null): void {
+  if (ring === null) return;
+  try {
+    ring.mapping.unmap();
+  } catch {
+    /* still pinned: cannot be, the endpoint closed before it was kept */
+  }
+  closeQuietly(ring.fd);
+}
+
+function disposeRegion(region: KeptRegion | null, settled = false): void {
+  if (region === null) return;
+  if (!settled) region.settle();
+  region.mapping.close(); // unmapped now: no view is left, or the last one unmaps it
+  closeQuietly(region.fd);
+}
+
+function dispose(entry: Kept): void {
   clearTimeout(entry.timer);
-  if (!settled) entry.settle();
-  entry.mapping.close(); // unmapped now: no view is left, or the last one unmaps it
-  closeQuietly(entry.fd);
+  disposeRing(entry.ring);
+  disposeRegion(entry.region);
   closeQuietly(entry.conn);
 }
 
@@ -150,19 +187,20 @@ function peerClosed(conn: number): boolean {
 }
 
 /**
- * Keeps our region of a connection that closed in order: `mapping` (open),
- * `settle` (PoolSender.close), its memfd `fd` and the old rendezvous socket
- * `conn` (to see the peer's close). False: not kept, the caller closes them.
+ * Keeps what we had of a connection that closed in order: its `ring` (our
+ * endpoint closed), our pool `region` (PoolSender.close(true)), and the old
+ * rendezvous socket `conn` (to see the peer's close). False: nothing kept,
+ * the caller frees them.
  */
-export function keepRegion(id: PeerIdentity, poolBytes: number, mapping: PoolMapping, settle: () => boolean, fd: number, conn: number): boolean {
-  if (!recyclingEnabled() || processStartTime(id.pid) !== id.startTime) return false; // gone: nobody can ask for it again
+export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: KeptRegion | null, conn: number): boolean {
+  if ((ring === null && region === null) || !recyclingEnabled() || processStartTime(id.pid) !== id.startTime) return false; // gone: nobody can ask for it again
   const same = kept.filter((e) => e.key === id.key);
   if (same.length >= RECYCLE_PER_PEER) {
     remove(same[0]);
     dispose(same[0]);
   }
   if (kept.length >= RECYCLE_TOTAL) dispose(kept.shift()!);
-  const entry: Kept = { key: id.key, poolBytes, mapping, settle, fd, conn, timer: undefined as unknown as NodeJS.Timeout };
+  const entry: Kept = { key: id.key, ring, region, conn, timer: undefined as unknown as NodeJS.Timeout };
   entry.timer = setTimeout(() => {
     remove(entry);
     dispose(entry);
@@ -172,48 +210,77 @@ export function keepRegion(id: PeerIdentity, poolBytes: number, mapping: PoolMap
   return true;
 }
 
+/** The ring with its control page zeroed (what a fresh memfd reads: the server's init follows), or null (freed). */
+function reviveRing(ring: KeptRing): { fd: number; mapping: SharedMapping } | null {
+  try {
+    // Through the memfd, the page our mapping shows: ring memory never reaches JS.
+    controlPageZero ??= Buffer.alloc(PAGE_SIZE);
+    if (fs.writeSync(ring.fd, controlPageZero, 0, PAGE_SIZE, 0) !== PAGE_SIZE) throw new Error('short write');
+  } catch {
+    disposeRing(ring);
+    return null;
+  }
+  return { fd: ring.fd, mapping: ring.mapping };
+}
+
+/** The region if nothing of the old connection holds it, its queue page zeroed; or null (freed). */
+function reviveRegion(region: KeptRegion): { fd: number; mapping: PoolMapping } | null {
+  if (!region.settle() || region.mapping.holders !== 0) {
+    disposeRegion(region, true);
+    return null;
+  }
+  try {
+    // What a fresh memfd's queue page reads: indices, entries, reader flags.
+    queuePageZero ??= Buffer.alloc(POOL_DATA_OFFSET);
+    region.mapping.write(0, queuePageZero);
+  } catch {
+    disposeRegion(region, true);
+    return null;
+  }
+  return { fd: region.fd, mapping: region.mapping };
+}
+
+/** What takeKept hands out: each part null when there is none to reuse (then a fresh memfd). */
+export interface Revived {
+  ring: { fd: number; mapping: SharedMapping } | null;
+  region: { fd: number; mapping: PoolMapping } | null;
+}
+
 /**
- * A kept region of `poolBytes` for the same peer process, its queue page
- * zeroed, or null (then a fresh memfd). Entries that fail the checks (a view
- * of ours still alive, the old peer not closed) are freed here.
+ * The newest connection kept for the same peer process with a ring of
+ * `order` or a region of `poolBytes` (0: none wanted), or null. Its parts
+ * that do not fit, and entries that fail the checks (the old peer not
+ * closed, an extent still out, a view of ours alive), are freed here.
  */
-export function takeRegion(id: PeerIdentity, poolBytes: number): { fd: number; mapping: PoolMapping } | null {
+export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Revived | null {
   for (let i = kept.length - 1; i >= 0; i--) {
     const entry = kept[i];
-    if (entry.key !== id.key || entry.poolBytes !== poolBytes) continue;
+    const ringFits = entry.ring !== null && entry.ring.order === order;
+    const regionFits = entry.region !== null && poolBytes > 0 && entry.region.poolBytes === poolBytes;
+    if (entry.key !== id.key || (!ringFits && !regionFits)) continue;
     kept.splice(i, 1);
-    // In this order: the peer closed (no completion can follow), its last
-    // completions taken (the queues close), then no holder but the mapping.
+    // First the peer's close: it then touches neither its old ring mapping
+    // (an honest peer unmapped it) nor the queues, and no completion follows.
     if (!peerClosed(entry.conn)) {
       dispose(entry);
       continue;
     }
-    if (!entry.settle() || entry.mapping.holders !== 0) {
-      dispose(entry, true);
-      continue;
-    }
     clearTimeout(entry.timer);
     closeQuietly(entry.conn);
-    try {
-      // What a fresh memfd's queue page reads: indices, entries, reader flags.
-      queuePageZero ??= Buffer.alloc(POOL_DATA_OFFSET);
-      entry.mapping.write(0, queuePageZero);
-    } catch {
-      entry.mapping.close();
-      closeQuietly(entry.fd);
-      continue;
-    }
-    return { fd: entry.fd, mapping: entry.mapping };
+    const ring = ringFits ? reviveRing(entry.ring!) : (disposeRing(entry.ring), null);
+    const region = regionFits ? reviveRegion(entry.region!) : (disposeRegion(entry.region), null);
+    if (ring === null && region === null) continue;
+    return { ring, region };
   }
   return null;
 }
 
-/** Regions kept now (tests, leak checks). */
-export function keptRegions(): number {
+/** Connections kept now (tests, leak checks). */
+export function keptConnections(): number {
   return kept.length;
 }
 
-/** Frees every kept region now. */
-export function dropKeptRegions(): void {
+/** Frees everything kept now. */
+export function dropKept(): void {
   for (const entry of kept.splice(0)) dispose(entry);
 }

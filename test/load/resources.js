@@ -32,7 +32,7 @@ function snapshot() {
  */
 async function settled() {
   const recycle = require('../../dist/transports/local_recycle');
-  for (let i = 0; i < (recycle.RECYCLE_IDLE_MS + 1000) / 10 && recycle.keptRegions() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < (recycle.RECYCLE_IDLE_MS + 1000) / 10 && recycle.keptConnections() > 0; i++) await new Promise((r) => setTimeout(r, 10));
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 30));
     if (global.gc) global.gc();

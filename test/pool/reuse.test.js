@@ -88,7 +88,7 @@ async function until(fn) {
 }
 
 async function drained() {
-  for (let i = 0; i < 400 && recycle.keptRegions() > 0; i++) await tick(10);
+  for (let i = 0; i < 400 && recycle.keptConnections() > 0; i++) await tick(10);
 }
 
 describe('pool: a server region recycled for the same client process', function () {
@@ -121,7 +121,7 @@ describe('pool: a server region recycled for the same client process', function 
     for (let i = 1; i < rounds; i++) assert.equal(seen[i][0], first, `round ${i} got a fresh region`);
     // Another process (same uid) right after, while the first's region is
     // kept (its fd still open here): fresh memory, never the first's.
-    assert.equal(recycle.keptRegions(), 1);
+    assert.equal(recycle.keptConnections(), 1);
     const b = await runClient(port, 2);
     checkBytes(b.rs, results);
     assert.equal(seen[rounds].length, 2, `own regions: ${seen[rounds]}`);
@@ -131,7 +131,7 @@ describe('pool: a server region recycled for the same client process', function 
     srv.close();
     // Kept regions go after ~2 s unused: nothing left behind.
     await drained();
-    assert.equal(recycle.keptRegions(), 0);
+    assert.equal(recycle.keptConnections(), 0);
     assert.equal(ownRegionInodes().size, 0);
     for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
     assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
@@ -203,7 +203,7 @@ describe('pool: a server region recycled for the same client process', function 
     await p.exited;
     await closedSockets[0];
     assert.equal(seen[0].length, 1);
-    assert.equal(recycle.keptRegions(), 0, 'a region kept for a killed peer');
+    assert.equal(recycle.keptConnections(), 0, 'a region kept for a killed peer');
     assert.equal(ownRegionInodes().size, 0);
     srv.close();
     for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
@@ -216,7 +216,7 @@ describe('pool: a server region recycled for the same client process', function 
       const { srv, port, seen, results } = await server();
       const a = await runClient(port, 3);
       checkBytes(a.rs, results);
-      assert.equal(recycle.keptRegions(), 0);
+      assert.equal(recycle.keptConnections(), 0);
       assert.deepEqual(seen.map((s) => s.length), [0, 0, 0]); // the memfd is not kept open either
       srv.close();
     } finally {
