@@ -312,6 +312,7 @@ export class Socket extends Duplex {
     // listens for 'data', so the peer's FIN is still noticed).
     this[kAttach](link, false);
     this.connecting = false;
+    if (!this.channel) return; // the peer broke the ring before we attached: the error follows
     this.emit('connect');
     this.emit('ready');
     if (!this.destroyed && this.channel) {
@@ -326,7 +327,17 @@ export class Socket extends Duplex {
   /** @internal Binds a connected ring (client after connect, or accepted by a Server). */
   [kAttach](link: RingLink, startReading = true): void {
     this.link = link;
-    this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
+    try {
+      this.channel = new RingChannel(link, this.owner, { spinMicros: this.spinMicros });
+    } catch (err) {
+      // The peer wrote a bad state byte before we looked (EPROTO; a
+      // recycled ring's old mapping, or a fast hostile peer): this connection
+      // fails, the process lives on.
+      link.release();
+      this.link = null;
+      process.nextTick(() => this.destroy(err as Error));
+      return;
+    }
     this.active = true; // a new channel's watchers start ref'd
     this.reading = false;
     this.draining = false;

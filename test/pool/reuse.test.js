@@ -119,6 +119,9 @@ describe('pool: a server region recycled for the same client process', function 
     for (const s of seen) assert.equal(s.length, 1, `own regions at a connection: ${s}`);
     const first = seen[0][0];
     for (let i = 1; i < rounds; i++) assert.equal(seen[i][0], first, `round ${i} got a fresh region`);
+    // The ring too, kept with the region (the client maps the server's ring memfd: its inode).
+    for (const r of a.rs) assert.equal(r.ringInodes.length, 1);
+    assert.deepEqual(a.rs.map((r) => r.ringInodes[0]), a.rs.map(() => a.rs[0].ringInodes[0]), 'a round got a fresh ring');
     // Another process (same uid) right after, while the first's region is
     // kept (its fd still open here): fresh memory, never the first's.
     assert.equal(recycle.keptConnections(), 1);
@@ -150,22 +153,38 @@ describe('pool: a server region recycled for the same client process', function 
     await drained();
   });
 
-  it('hostile: a peer that returns everything, closes, keeps the old region and scribbles on it reaches only memory it had; another process gets fresh memory', async () => {
+  it('hostile: a peer that returns everything, closes, keeps the old ring and region and scribbles on them reaches only memory it had; another process gets fresh memory', async () => {
     // One payload by reference, no ring byte: the Python peer need not read the ring for the server to close in order.
     const ONE = [[300007, 'buf']];
     const { srv, port, seen } = await server(true, ONE);
+    // The Python peer's two connections, as the server sees them: each must close (EPROTO or not), never hang.
+    const hostile = [];
+    srv.on('connection', (s) => {
+      if (hostile.length >= 2) return;
+      const h = { closed: false, error: null };
+      hostile.push(h);
+      s.on('error', (e) => (h.error = e.code));
+      if (process.env.DEBUG_HOSTILE) s.on('close', () => console.log('hostile connection', hostile.indexOf(h), h.error));
+      s.on('close', () => (h.closed = true));
+    });
     const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'recycle', JSON.stringify({ path: srv.address().address, poolSize: 64 << 20, ms: 500 })], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
+    const exited = once(py, 'exit'); // taken now: a peer that already exited must not hang the cleanup below
     const lines = readline.createInterface({ input: py.stdout });
-    const next = async () => JSON.parse((await Promise.race([once(lines, 'line'), once(py, 'exit').then(() => { throw new Error('python peer exited'); })]))[0]);
+    const next = async () => JSON.parse((await Promise.race([once(lines, 'line'), exited.then(() => { throw new Error('python peer exited'); })]))[0]);
     try {
       const r = await next();
       assert.equal(r.error, undefined, r.error);
       assert.ok(r.payloadOk, 'the first payload, as the server wrote it');
       // Its own region again: memory it already had (its first connection's pages).
+      // (What the server sent: its memfds' inodes as the peer read them. The
+      // server may fail that connection at once, EPROTO, for what the peer
+      // scribbled on the ring, and then hold nothing of it.)
       assert.equal(r.ino2, r.ino1, 'the same process got its own region back');
-      assert.ok(seen[1].includes(r.ino1));
+      // And its own ring, re-initialised while it scribbled on its old mapping of it.
+      assert.equal(r.ringIno2, r.ringIno1, 'the same process got its own ring back');
+      assert.ok(r.early > 0);
       py.stdin.write('go\n');
       const sc = await next();
       assert.ok(sc.scribbled > 0);
@@ -181,7 +200,13 @@ describe('pool: a server region recycled for the same client process', function 
       assert.deepEqual(seen[3].filter((ino) => ino !== r.ino1), second, 'process 2 reuses its own');
     } finally {
       py.stdin.end();
-      await once(py, 'exit').catch(() => {});
+      await exited;
+    }
+    await until(() => hostile.length === 2 && hostile.every((h) => h.closed));
+    assert.equal(hostile.length, 2);
+    for (const h of hostile) {
+      assert.ok(h.closed, "a hostile peer's connection never closed");
+      assert.ok(h.error === null || ['EPROTO', 'ECONNRESET'].includes(h.error), `hostile connection failed with ${h.error}`);
     }
     // The server lives on and serves.
     const c = await runClient(port, 1);

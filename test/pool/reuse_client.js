@@ -3,11 +3,16 @@
 // connection after the other, to opts.port; each time writes a pattern plan
 // (pool payloads and ring bytes), then checks the server's plan coming back.
 //   stall: connect once, keep what arrives, wait to be killed (SIGKILL)
+//   ringSizes: the ringSize asked for in each round (cycled; default: none asked)
+//   pool: the pool option of each connection (e.g. { size: 0 }: every byte through the ring)
 //   hold: keep every Buffer received (views of the server's region) to the
 //         end, and check then that they still read as received; otherwise
 //         each is released after checking (s.release(d): the extent goes
 //         back to the server at once, as a reader that is done with it).
-// Messages: { event: 'round', i, sentBytes, ok, bytes }, { event: 'done', heldOk }.
+// Messages: { event: 'round', i, sentBytes, ok, bytes, ringInodes }, { event: 'done', heldOk }.
+// ringInodes: the ring memfds this process has mapped while connected (its
+// connections are one after the other: the current one's, the server's memfd).
+const fs = require('node:fs');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { PatternChecker } = require('../helpers/pattern');
@@ -16,9 +21,21 @@ const { writePlan } = require('./plan');
 const opts = JSON.parse(process.argv[2]);
 const send = (m) => new Promise((r) => process.send(m, r));
 
+/** Inodes of the ring memfds mapped here (/proc/self/maps: the inode is field 5; pool regions are "xenring-pool"). */
+function ringInodes() {
+  const out = new Set();
+  for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[5] === '/memfd:xenring') out.add(Number(f[4]));
+  }
+  return [...out];
+}
+
 async function round(i, held) {
-  const s = xenring.connect({ port: opts.port });
+  const ringSize = opts.ringSizes?.[i % opts.ringSizes.length];
+  const s = xenring.connect({ port: opts.port, ...(ringSize && { ringSize }), ...(opts.pool && { pool: opts.pool }) });
   await once(s, 'connect');
+  const rings = ringInodes();
   const checker = new PatternChecker();
   const mine = [];
   s.on('data', (d) => {
@@ -32,7 +49,7 @@ async function round(i, held) {
   await ended;
   await once(s, 'close');
   held.push(mine);
-  await send({ event: 'round', i, sentBytes, ok: checker.ok, bytes: checker.received });
+  await send({ event: 'round', i, sentBytes, ok: checker.ok, bytes: checker.received, ringInodes: rings });
 }
 
 if (opts.stall) {
