@@ -37,8 +37,9 @@ export interface RingLink {
   readonly pool?: PoolLink | null;
   /**
    * Frees every resource the transport took (the pool too). Idempotent.
-   * `orderly`: the channel closed in order (end of data told to the peer),
-   * so a transport may keep memory of its own for a next connection.
+   * `orderly`: the channel closed in order (end of data told to the peer)
+   * and never failed (no reset, peer death or protocol error seen), so a
+   * transport may keep memory of its own for a next connection.
    */
   release(orderly?: boolean): void;
 }

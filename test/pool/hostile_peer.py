@@ -42,7 +42,8 @@ SLOTS = 128
 DESC_PROD, DESC_CONS, DESC_ENTRIES = 0, 64, 128
 COMP_PROD, COMP_CONS, COMP_ENTRIES = 2176, 2240, 2304
 READER_FLAGS = COMP_PROD + 128 + SLOTS * 8  # lib/pool/layout.ts READER_FLAGS_OFFSET
-CLI_LIVE = 20
+CLI_LIVE, SRV_LIVE = 20, 21
+CLI_FIN = 3076  # the xenring extension's client fin byte
 CLI_POOL, SRV_POOL = 3078, 3079  # pool bytes (lib/pool/lazy_open.ts)
 POOL_ANNOUNCES, POOL_OPENED = 1, 2
 
@@ -249,8 +250,13 @@ def recycle(opts):
     payload = bytes(old[PAGE + off:PAGE + off + length])
     struct.pack_into("<I", old, DESC_CONS, 1)
     push_completion(old, off, length)
+    # Close in order, as a xenring client: our fin, then live gone, a kick.
+    ring1[CLI_FIN] = 1
+    ring1[CLI_LIVE] = 0
     kick1()
-    wait_for(lambda: ring1[21] == 0)  # the server closed (its live byte: gone)
+    if not wait_for(lambda: ring1[SRV_LIVE] == 0):  # the server closed in order too
+        out({"error": "the server did not close"})
+        return
     s1.close()
     time.sleep(0.05)
     stop = threading.Event()

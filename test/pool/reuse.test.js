@@ -164,7 +164,6 @@ describe('pool: a server region recycled for the same client process', function 
       const h = { closed: false, error: null };
       hostile.push(h);
       s.on('error', (e) => (h.error = e.code));
-      if (process.env.DEBUG_HOSTILE) s.on('close', () => console.log('hostile connection', hostile.indexOf(h), h.error));
       s.on('close', () => (h.closed = true));
     });
     const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'recycle', JSON.stringify({ path: srv.address().address, poolSize: 64 << 20, ms: 500 })], {
