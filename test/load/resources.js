@@ -26,9 +26,10 @@ function snapshot() {
 }
 
 /**
- * Lets closes, finalizers and the GC settle, then snapshots. Pool regions a
- * server keeps for a client's next connection (lib/transports/local_recycle.ts)
- * are waited out: they must all be gone once unused for RECYCLE_IDLE_MS.
+ * Lets closes, finalizers and the GC settle, then snapshots. Rings and pool
+ * regions a server keeps for a client's next connection
+ * (lib/transports/local_recycle.ts) are waited out: they must all be gone
+ * once unused for RECYCLE_IDLE_MS.
  */
 async function settled() {
   const recycle = require('../../dist/transports/local_recycle');
