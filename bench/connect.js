@@ -8,7 +8,11 @@
 // connections only). Medians and ranges over the rounds.
 //
 //   node bench/connect.js [--conns 1000] [--warmup 200] [--rounds 5]
-//        [--transports xenring,uds,tcp] [--strace] [--ring-size N] [--json FILE]
+//        [--transports xenring,uds,tcp] [--strace] [--ring-size N] [--reply BYTES] [--json FILE]
+// --reply: the server also writes BYTES (one Buffer, the i % 251 pattern) before
+// the echo; the client checks them and hands each xenring Buffer back at once
+// (socket.release): a connection whose pool is used, as a reader that is done
+// with its data (lib/transports/local_recycle.ts recycles only then).
 //   XENRING_BENCH_BEFORE=/work/wt/before node bench/connect.js --transports xenring,xenring-before,uds,tcp
 
 const { fork, spawn } = require('node:child_process');
@@ -26,6 +30,7 @@ function usage(status) {
   --transports LIST  from: ${Object.keys(TRANSPORTS).filter((n) => !TRANSPORTS[n].onread && !/xen-/.test(n)).join(', ')} (default xenring,uds,tcp;
                      xenring-before needs XENRING_BENCH_BEFORE=<built checkout>)
   --ring-size N      ringSize for the xenring rows (default: the library's)
+  --reply BYTES      the server writes BYTES back before the echo (checked, released by the client)
   --strace           also count syscalls of both processes (strace -c -f), measured connections only
   --json FILE        write one JSON line per transport and round
 `);
@@ -33,7 +38,7 @@ function usage(status) {
 }
 
 function parseArgs(argv) {
-  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, ringSize: undefined, json: null };
+  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, ringSize: undefined, reply: 0, json: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -45,6 +50,7 @@ function parseArgs(argv) {
     else if (a === '--rounds') o.rounds = Number(next());
     else if (a === '--transports') o.transports = next().split(',').filter(Boolean);
     else if (a === '--ring-size') o.ringSize = parseSize(next());
+    else if (a === '--reply') o.reply = parseSize(next());
     else if (a === '--strace') o.strace = true;
     else if (a === '--json') o.json = next();
     else if (a === '--help' || a === '-h') usage(0);
@@ -63,9 +69,20 @@ function counters() {
 const diff = (a, b) => ({ user: b.user - a.user, system: b.system - a.system, faults: b.faults - a.faults });
 
 // ---- child: an echo server on one transport --------------------------------
-async function child(name, ringSize) {
+/** `n` bytes, byte i = i % 251. */
+function pattern(n) {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = i % 251;
+  return b;
+}
+
+async function child(name, ringSize, reply) {
+  const replyBytes = reply > 0 ? pattern(reply) : null;
   const ready = await listen(name, { ringSize, echo: true }, (sock) => {
-    sock.on('data', (d) => sock.write(d));
+    sock.on('data', (d) => {
+      if (replyBytes !== null) sock.write(Buffer.from(replyBytes)); // a new Buffer each time, as a server's answer
+      sock.write(d);
+    });
     sock.on('end', () => sock.end());
     sock.on('error', (err) => process.send({ error: `server socket: ${err.code || err.message}` }));
   });
@@ -94,13 +111,25 @@ function ask(cp, what) {
   });
 }
 
-/** One connection: connect, send one byte, wait for it back, end, wait for 'close'. */
+let replyPattern = null;
+/** One connection: connect, send one byte, wait for it back (after --reply bytes), end, wait for 'close'. */
 async function oneConnection(name, ready, opts, byte) {
   const sock = await connect(name, ready, { ringSize: opts.ringSize, echo: true });
+  const expect = opts.reply > 0 ? (replyPattern ??= pattern(opts.reply)) : null;
   await new Promise((resolve, reject) => {
     let got = null;
+    let at = 0;
     sock.on('error', reject);
     sock.on('data', (d) => {
+      if (expect !== null && at < expect.length) {
+        const n = Math.min(d.length, expect.length - at);
+        if (!d.subarray(0, n).equals(expect.subarray(at, at + n))) reject(new Error(`reply: wrong bytes at ${at}`));
+        at += n;
+        const rest = n < d.length ? Buffer.from(d.subarray(n)) : null;
+        if (typeof sock.release === 'function') sock.release(d); // done with it: the extent goes back now
+        if (rest === null) return;
+        d = rest;
+      }
       if (got !== null || d.length !== 1 || d[0] !== byte) reject(new Error(`echo: expected one byte ${byte}, got ${d.toString('hex')}`));
       got = d[0];
       sock.end();
@@ -147,7 +176,7 @@ function startStrace(pids) {
 }
 
 async function round(name, opts, log) {
-  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0), String(opts.reply)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const ready = await Promise.race([
       ask(cp, 'ready'),
@@ -222,7 +251,8 @@ async function main() {
   }
   if (json !== null) fs.closeSync(json);
   const secs = ((Date.now() - started) / 1000).toFixed(0);
-  console.log(`### New connections: connect + 1-byte echo + end + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
+  const what = opts.reply > 0 ? `${opts.reply}-byte reply (released) + 1-byte echo` : '1-byte echo';
+  console.log(`### New connections: connect + ${what} + end + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
   console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection${opts.ringSize ? `, ringSize ${opts.ringSize}` : ''}\n`);
   const ref = results.tcp ? 'tcp' : null;
   console.log(`| transport | wall µs | client CPU µs (sys) | server CPU µs (sys) | client faults | server faults | syscalls (both) |${ref ? ' CPU both ÷ TCP |' : ''}`);
@@ -237,7 +267,7 @@ async function main() {
 }
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3], Number(process.argv[4]) || undefined).catch((err) => {
+  child(process.argv[3], Number(process.argv[4]) || undefined, Number(process.argv[5]) || 0).catch((err) => {
     process.send({ error: err.message });
     process.exit(1);
   });

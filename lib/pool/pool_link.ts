@@ -139,9 +139,14 @@ export class PoolLink {
     else throw err;
   }
 
-  /** Both halves close; views the user holds stay readable. */
-  close(): void {
-    this.sender?.close();
+  /**
+   * Both halves close; views the user holds stay readable. `keepOwn`: our
+   * region stays mapped, for the transport to reuse once the settle function
+   * (see PoolSender.close) says every extent came back; null: closed.
+   */
+  close(keepOwn = false): { mapping: PoolMapping; settle: () => boolean } | null {
+    const settle = this.sender?.close(keepOwn) ?? null;
     this.receiver?.close();
+    return settle !== null ? { mapping: this.options.own!.mapping, settle } : null;
   }
 }

@@ -312,17 +312,15 @@ export class PoolSender {
   /** Takes the peer's completions; EPROTO for any that does not name an extent in flight. */
   reclaim(): number {
     if (this.closed || this.opened === null) return 0; // nothing sent: nothing to take back
-    const c = this.completions;
-    let total = 0;
-    for (;;) {
-      const n = this.queues.completions.pop(c, QUEUE_SLOTS);
-      for (let i = 0; i < n; i++) this.table.complete(c[i * COMPLETION_WORDS], c[i * COMPLETION_WORDS + 1]);
-      total += n;
-      if (n < QUEUE_SLOTS) break;
-    }
+    const total = this.takeCompletions(this.queues, this.table);
     this.stats.returned += total;
     this.stats.inUse = this.table.inUse;
     return total;
+  }
+
+  /** Whether a payload went by reference (the queues opened): the region's pages were touched. */
+  get used(): boolean {
+    return this.opened !== null;
   }
 
   /** Extents sent and not yet returned. */
@@ -330,16 +328,56 @@ export class PoolSender {
     return this.table.inFlight;
   }
 
-  /** The connection is gone: every loan returns, the mapping is dropped (views the user still holds keep it mapped). */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * The connection is gone: every loan returns, the mapping is dropped (views
+   * the user still holds keep it mapped). `keepRegion` (a region to reuse,
+   * transports/local_recycle.ts): the mapping and the completion queue stay
+   * open and a settle function is returned, to be called once, when the
+   * peer has closed its end (it then pushes no more completions): it takes
+   * the peer's last completions (checked as ever), closes the queues, and
+   * says whether every extent we sent came back (no view of the peer's is
+   * left). The mapping is then the caller's to close.
+   */
+  close(keepRegion = false): (() => boolean) | null {
+    if (this.closed) return null;
     this.closed = true;
-    this.table.closeAll();
     this.stats.inUse = 0;
     // Sent loans are not the user's: their views let go of the region now.
     this.spare.clear();
-    if (this.opened !== null) this.opened.close();
-    else this.options.mapping.close(); // what closing the queues does to it
+    const table = this.table;
+    const queues = this.opened;
+    if (!keepRegion) {
+      table.closeAll();
+      if (queues !== null) queues.close();
+      else this.options.mapping.close(); // what closing the queues does to it
+      return null;
+    }
+    return () => {
+      let idle = true;
+      if (queues !== null) {
+        try {
+          this.takeCompletions(queues, table);
+          idle = table.inFlight === 0;
+        } catch {
+          idle = false; // a forged completion: the region is not reused
+        }
+        queues.close(true);
+      }
+      table.closeAll();
+      return idle;
+    };
+  }
+
+  /** Pops every queued completion, each checked against the in-flight table (EPROTO otherwise). */
+  private takeCompletions(queues: DirectionQueues, table: SendTable): number {
+    const c = this.completions;
+    let total = 0;
+    for (;;) {
+      const n = queues.completions.pop(c, QUEUE_SLOTS);
+      for (let i = 0; i < n; i++) table.complete(c[i * COMPLETION_WORDS], c[i * COMPLETION_WORDS + 1]);
+      total += n;
+      if (n < QUEUE_SLOTS) return total;
+    }
   }
 
   private fellBack(): false {

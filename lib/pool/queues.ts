@@ -15,8 +15,8 @@ import { poolNative, PoolMapping, PoolQueue } from './native_pool';
 export interface DirectionQueues {
   descriptors: PoolQueue;
   completions: PoolQueue;
-  /** Closes both queues and drops the mapping (views still held keep it mapped). */
-  close(): void;
+  /** Closes both queues and drops the mapping (views still held keep it mapped); `keepMapping`: the caller keeps it open. */
+  close(keepMapping?: boolean): void;
 }
 
 /**
@@ -42,10 +42,10 @@ export function openQueues(mapping: PoolMapping, poolBytes: number, side: 'sende
   return {
     descriptors: sender ? descriptors : popWhenMoved(descriptors),
     completions: sender ? popWhenMoved(completions) : completions,
-    close() {
+    close(keepMapping = false) {
       descriptors.close();
       completions.close();
-      mapping.close();
+      if (!keepMapping) mapping.close();
     },
   };
 }

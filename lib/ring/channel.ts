@@ -49,6 +49,8 @@ export class RingChannel {
   private readonly waitWatcher: FdWatcher;
   private hangupWatcher: FdWatcher | null = null;
   private readonly life = new Lifecycle();
+  /** The channel failed (peer died or reset, broke the protocol, a wake-up failed): its close is no orderly end for release(). */
+  private failed = false;
   private readonly state: VchanState;
   private readonly reader: RingReader;
   private readonly writer: RingWriter;
@@ -182,16 +184,20 @@ export class RingChannel {
     }
     this.life.on('close');
     this.reader.stop();
+    let orderly = !doReset;
     try {
       if (doReset) reset(ep);
       else closeOrderly(ep);
     } catch {
       /* endpoint already closed, or the last wake-up failed: nothing to tell */
+      orderly = false;
     }
     this.waitWatcher.close();
     this.hangupWatcher?.close();
     this.hangupWatcher = null;
-    this.link.release();
+    // A close after a failure still tells the peer in order (as net's FIN
+    // after destroy(err)), but the connection did not end in order.
+    this.link.release(orderly && !this.failed);
     this.writer.abort();
   }
 
@@ -284,6 +290,7 @@ export class RingChannel {
     if (this.life.ended) return;
     if (this.state.peerReset) {
       // A xenring peer that closes without fin was reset (resetAndDestroy).
+      this.failed = true;
       this.owner.channelError(systemError('ECONNRESET', 'read'));
       return;
     }
@@ -293,6 +300,7 @@ export class RingChannel {
 
   private fail(err: Error): void {
     if (this.life.closed) return;
+    this.failed = true;
     this.reader.stop();
     this.owner.channelError(err);
   }

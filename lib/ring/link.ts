@@ -35,6 +35,11 @@ export interface RingLink {
    * The link owns it: release() closes it (views the user holds stay readable).
    */
   readonly pool?: PoolLink | null;
-  /** Frees every resource the transport took (the pool too). Idempotent. */
-  release(): void;
+  /**
+   * Frees every resource the transport took (the pool too). Idempotent.
+   * `orderly`: the channel closed in order (end of data told to the peer)
+   * and never failed (no reset, peer death or protocol error seen), so a
+   * transport may keep memory of its own for a next connection.
+   */
+  release(orderly?: boolean): void;
 }

@@ -24,6 +24,7 @@ import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
 import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
+import { keepConnection, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -48,6 +49,16 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/** What a server connection may hand to the next one from the same client (local_recycle.ts). */
+interface Recyclable {
+  peer: PeerIdentity;
+  /** The ring's memfd, kept open to send again, and its order. */
+  ringFd: number;
+  order: number;
+  /** Our pool region, if any: its memfd (kept open too), its size, and whether it was kept from an earlier connection. */
+  region: { fd: number; poolBytes: number; reused: boolean } | null;
+}
+
 /** A connected local ring and the fds/pages behind it. */
 class LocalLink implements RingLink {
   readonly ext = true;
@@ -61,16 +72,45 @@ class LocalLink implements RingLink {
     readonly local: TransportAddress,
     readonly remote: TransportAddress,
     readonly pool: PoolLink | null = null,
+    private readonly recyclable: Recyclable | null = null,
   ) {}
 
-  release(): void {
+  release(orderly = false): void {
     if (this.released) return;
     this.released = true;
-    this.pool?.close();
-    this.endpoint.close();
-    this.mapping.unmap();
+    const r = orderly ? this.recyclable : null;
+    // A region is worth keeping only once its pages were touched: an
+    // untouched one is cheaper to make again (~13 µs) than to keep
+    // (docs/pool.md). The ring always is (its control page at least).
+    const region = r?.region ?? null;
+    const keepOwn = region !== null && (region.reused || this.pool?.sender?.used === true);
+    const own = this.pool?.close(keepOwn) ?? null;
+    this.endpoint.close(); // unpins the mapping: nothing of ours touches the ring after this
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
+    // Kept: the cache owns the ring, the region, their memfds and the
+    // rendezvous socket (whose EOF tells it the peer closed too).
+    if (
+      r !== null &&
+      keepConnection(
+        r.peer,
+        { order: r.order, fd: r.ringFd, mapping: this.mapping },
+        own && { poolBytes: region!.poolBytes, mapping: own.mapping, settle: own.settle, fd: region!.fd },
+        this.hangupFd,
+      )
+    ) {
+      if (own === null && region !== null) closeQuietly(region.fd);
+      return;
+    }
+    if (own !== null) {
+      own.settle();
+      own.mapping.close();
+    }
+    this.mapping.unmap();
+    if (this.recyclable !== null) {
+      closeQuietly(this.recyclable.ringFd);
+      if (this.recyclable.region !== null) closeQuietly(this.recyclable.region.fd);
+    }
     closeQuietly(this.hangupFd);
   }
 }
@@ -183,14 +223,29 @@ function serveHello(
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
   let poolFd = -1;
+  let recyclable: Recyclable | null = null;
+  let kept: Revived | null = null;
   try {
     const hello = parseHello(msg, fds.length);
     const order = grantOrder(hello.order, ceiling);
     const [kickFd, clientRegion] = fds; // wakes the client; the client's pool region
     checkWakeEnd(kickFd, peer.uid, 'accept');
+    const offered = hello.poolSize ?? null; // null: an older client, no pool fields
+    const poolSize = offered !== null ? agreePoolSize(poolOptions.size, offered) : 0;
+    // The ring and our region this client process had before (local_recycle.ts:
+    // the control page and the queue page zeroed), or fresh memfds; either
+    // way they read as a fresh memfd does where anyone looks.
+    const identity = peerIdentity(peer, hello.pid);
+    kept = identity && takeKept(identity, order, poolSize);
     const { size, leftOffset, rightOffset } = ringLayout(order, order);
-    memfd = native.memfdCreate('xenring', size);
-    mapping = new native.SharedMapping(memfd, size, true);
+    if (kept?.ring) {
+      memfd = kept.ring.fd;
+      mapping = kept.ring.mapping;
+      kept.ring = null;
+    } else {
+      memfd = native.memfdCreate('xenring', size);
+      mapping = new native.SharedMapping(memfd, size, true);
+    }
     endpoint = new native.RingEndpoint({
       role: 'server',
       init: true,
@@ -201,15 +256,16 @@ function serveHello(
       right: { mapping, offset: rightOffset, order },
     });
     let agreed: Accept['pool'] = null;
-    const offered = hello.poolSize ?? null; // null: an older client, no pool fields
+    let region: Recyclable['region'] = null;
     if (offered !== null) {
-      const poolSize = agreePoolSize(poolOptions.size, offered);
       agreed = { toServer: poolSize, toClient: poolSize };
-      // Our region (we send in it): a fresh memfd, its queues already read as
-      // zero, so nothing is written to it before a payload (the sender opens
-      // its queues then).
-      const own = poolSize > 0 ? createLocalRegion(poolSize) : null;
+      // Our region (we send in it): its queues read as zero, so nothing is
+      // written to it before a payload (the sender opens its queues then).
+      const reused = kept?.region ?? null;
+      if (kept) kept.region = null;
+      const own = poolSize > 0 ? (reused ?? createLocalRegion(poolSize)) : null;
       poolFd = own?.fd ?? -1;
+      if (own !== null) region = { fd: own.fd, poolBytes: poolSize, reused: reused !== null };
       pool = makePoolLink(
         own && { mapping: own.mapping, poolBytes: poolSize },
         poolSize > 0 ? { fd: clientRegion, poolBytes: poolSize, announced: offered } : null,
@@ -219,6 +275,7 @@ function serveHello(
         poolSize > 0 ? lazyOpen(endpoint, 'server') : null,
       );
     }
+    if (identity !== null) recyclable = { peer: identity, ringFd: memfd, order, region };
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
@@ -235,13 +292,16 @@ function serveHello(
       address: `pid:${peer.pid}`,
       family: 'local',
       port,
-    }, pool);
+    }, pool, recyclable);
     pool = null;
+    if (recyclable !== null) memfd = poolFd = -1; // the link keeps them
     return link;
   } catch (err) {
     pool?.close();
     endpoint?.close();
     mapping?.unmap();
+    kept?.region?.mapping.close();
+    closeQuietly(kept?.region?.fd ?? -1);
     owned.forEach(closeQuietly);
     throw err;
   } finally {

@@ -2,6 +2,7 @@
 
     python3 hostile_peer.py <size>          (fd 3: a pool region to scribble on)
     python3 hostile_peer.py client <json>   (a xenring client of the local transport)
+    python3 hostile_peer.py recycle <json>  (two connections, then scribbles on rings and regions; see recycle())
 
 The first form maps the pool region it is given as fd 3 and writes whatever
 the test tells it, as a corrupt or malicious xenring peer could. Commands on
@@ -31,6 +32,7 @@ import mmap
 import random
 import struct
 import sys
+import threading
 
 
 HELLO_MAGIC = 0x31485258
@@ -40,7 +42,8 @@ SLOTS = 128
 DESC_PROD, DESC_CONS, DESC_ENTRIES = 0, 64, 128
 COMP_PROD, COMP_CONS, COMP_ENTRIES = 2176, 2240, 2304
 READER_FLAGS = COMP_PROD + 128 + SLOTS * 8  # lib/pool/layout.ts READER_FLAGS_OFFSET
-CLI_LIVE = 20
+CLI_LIVE, SRV_LIVE = 20, 21
+CLI_FIN = 3076  # the xenring extension's client fin byte
 CLI_POOL, SRV_POOL = 3078, 3079  # pool bytes (lib/pool/lazy_open.ts)
 POOL_ANNOUNCES, POOL_OPENED = 1, 2
 
@@ -185,6 +188,119 @@ def client(opts):
     except Exception:
         pass
 
+
+def connect_pool(path, pool):
+    """One handshake with a pool both ways: (socket, ring, kick, the server's region, its inode, the ring's inode, ring bytes each way)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    _, wake_end = os.pipe2(os.O_NONBLOCK)
+    rfd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    os.ftruncate(rfd, PAGE + pool)
+    fcntl.fcntl(rfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    socket.send_fds(s, [struct.pack("<IIIII", HELLO_MAGIC, 3, 0, os.getpid(), pool)], [wake_end, rfd])
+    s.settimeout(5)
+    data, rfds = socket.recv_fds(s, 4096, 16)[:2]
+    order = struct.unpack_from("<I", data, 8)[0]
+    to_client = struct.unpack_from("<I", data, 20)[0]
+    ring = mmap.mmap(rfds[0], PAGE + 2 * (1 << order), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    theirs = mmap.mmap(rfds[2], PAGE + to_client, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    ino = os.fstat(rfds[2]).st_ino
+    ring_ino = os.fstat(rfds[0]).st_ino
+
+    def kick():
+        try:
+            os.write(rfds[1], b"k")
+        except (BlockingIOError, BrokenPipeError):
+            pass  # full, or the server failed this connection (EPROTO): we scribble on
+
+    ring[CLI_LIVE] = 1
+    kick()
+    return s, ring, kick, theirs, ino, ring_ino, 1 << order
+
+
+# Control page fields a peer can scribble: the four indices, the orders, the
+# live and notify bytes, and the xenring extension (magic, fin and pool bytes).
+RING_FIELDS = [0, 4, 8, 12, 16, 20, 3072, 3076]
+
+
+def scribble_ring(ring, ring_bytes):
+    """One random store into a ring's control page fields and one into its data."""
+    at = random.choice(RING_FIELDS)
+    struct.pack_into("<I", ring, at, random.choice([0, 1, 2, 0x01010101, 0x7FFFFFFF, 0xFFFFFFFF, random.getrandbits(32)]))
+    at = PAGE + random.randrange(0, 2 * ring_bytes - 8)
+    ring[at:at + 8] = os.urandom(8)
+
+
+def recycle(opts):
+    """Takes the server's first payload and returns it (all returned, as
+    an honest peer), closes its socket but keeps the server's region and the
+    ring mapped, connects again while a thread scribbles on the old ring (the
+    server may hand the same ring and region back: they are ours already,
+    and the control page is re-initialised while we write to it), then, told
+    by a line on stdin, scribbles on all four mappings: ring indices, live,
+    notify and extension bytes, ring data, random queue indices, forged
+    completions and payload bytes, for opts["ms"] milliseconds. Reports the
+    inodes and the first payload."""
+    pool = opts["poolSize"]
+    s1, ring1, kick1, old, ino1, ring_ino1, ring_bytes = connect_pool(opts["path"], pool)
+    if not wait_for(lambda: u32(old, DESC_PROD) >= 1):
+        out({"error": "the server sent nothing by reference"})
+        return
+    _, _, off, length = struct.unpack_from("<IIII", old, DESC_ENTRIES)
+    payload = bytes(old[PAGE + off:PAGE + off + length])
+    struct.pack_into("<I", old, DESC_CONS, 1)
+    push_completion(old, off, length)
+    # Close in order, as a xenring client: our fin, then live gone, a kick.
+    ring1[CLI_FIN] = 1
+    ring1[CLI_LIVE] = 0
+    kick1()
+    if not wait_for(lambda: ring1[SRV_LIVE] == 0):  # the server closed in order too
+        out({"error": "the server did not close"})
+        return
+    s1.close()
+    time.sleep(0.05)
+    stop = threading.Event()
+    early = [0]
+
+    def scribble_old():
+        while not stop.is_set():
+            scribble_ring(ring1, ring_bytes)
+            early[0] += 1
+
+    t = threading.Thread(target=scribble_old)
+    t.start()
+    try:
+        s2, ring2, kick2, new, ino2, ring_ino2, _ = connect_pool(opts["path"], pool)
+    finally:
+        time.sleep(0.02)
+        stop.set()
+        t.join()
+    ok = all(payload[i] == (i % 251) for i in range(len(payload)))
+    out({"ino1": ino1, "ino2": ino2, "ringIno1": ring_ino1, "ringIno2": ring_ino2, "early": early[0], "length": length, "payloadOk": ok})
+    sys.stdin.readline()
+    end = time.time() + opts["ms"] / 1000.0
+    n = 0
+    while time.time() < end:
+        for mem in (old, new):
+            at = random.randrange(0, PAGE - 4) // 4 * 4
+            struct.pack_into("<I", mem, at, random.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, random.getrandbits(32)]))
+            push_completion(mem, random.randrange(0, pool // PAGE) * PAGE, random.choice([PAGE, length, 0xFFFFF000]))
+            at = PAGE + random.randrange(0, pool - 8)
+            mem[at:at + 8] = os.urandom(8)
+            n += 1
+        for ring in (ring1, ring2):
+            scribble_ring(ring, ring_bytes)
+        kick2()
+    out({"scribbled": n})
+    try:
+        sys.stdin.read()
+    except Exception:
+        pass
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "recycle":
+    recycle(json.loads(sys.argv[2]))
+    sys.exit(0)
 
 if len(sys.argv) > 2 and sys.argv[1] == "client":
     client(json.loads(sys.argv[2]))

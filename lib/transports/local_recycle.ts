@@ -1,0 +1,301 @@
+/**
+ * What the local server keeps of a connection that closed in order, for the
+ * next connection from the same client process (issue 14: a new
+ * connection's fresh memfds cost a page fault per page first touched, 2.6-4.5
+ * µs each on this VM, and making and mapping them ~50 µs; a TCP connection
+ * reuses the kernel's warm buffers): its ring (memfd and our mapping) and
+ * its pool region (ours, the one we send in).
+ *
+ * Safety (README "The peer is hostile"; docs/pool.md "Recycling"): memory
+ * goes back only to the process that already had it, and only when nothing
+ * of the old connection can touch it any more on our side:
+ * - identity: the client's pid from SO_PEERCRED (the process that
+ *   connected), the same pid in its HELLO, its uid ours, and its start time
+ *   (/proc/<pid>/stat field 22) read at the accept: a process that reuses
+ *   the pid later has another start time, so another key (an entry kept for
+ *   a process gone since is never asked for, and expires);
+ * - kept only after an orderly close, our ring endpoint closed (nothing of
+ *   ours reads or writes the ring: no view of ring memory outlives it), and
+ *   handed out only once the old peer has closed its end of the rendezvous
+ *   socket (EOF: an honest peer has unmapped its ring and closed its pool
+ *   first). The ring's control page is then zeroed as a fresh memfd reads
+ *   (the server's usual init follows); ring data bytes stay (only the same
+ *   peer had them, and a reader reads only between the indices). A region
+ *   goes back only if every extent we sent came back (its last completions
+ *   taken and checked then: PoolSender.close(true)) and no view of ours is
+ *   left (mapping.holders 0); its queue page is zeroed. Old payload bytes
+ *   stay, as ring bytes.
+ * Only the server keeps anything: a client's SO_PEERCRED names the process
+ * that called listen(), which may not be the one that accepted.
+ * Bounded (per peer, in all), freed after RECYCLE_IDLE_MS unused by one
+ * unref'd timer; main thread only (a worker's teardown would leave fds).
+ * XENRING_RECYCLE=0 turns it off.
+ * @internal
+ */
+import * as fs from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+import { PAGE_SIZE } from '../constants';
+import { native, type SharedMapping } from '../native';
+import { POOL_DATA_OFFSET } from '../pool/layout';
+import type { PoolMapping } from '../pool/native_pool';
+import { ownUid } from './local_trust';
+
+/** A kept region unused this long is unmapped and closed. */
+export const RECYCLE_IDLE_MS = 2000;
+/** Connections kept per peer process (a client reconnecting while an older connection closes). */
+export const RECYCLE_PER_PEER = 2;
+/** Connections kept in all. */
+export const RECYCLE_TOTAL = 8;
+
+/** Who a connection's client is, as far as recycling goes. */
+export interface PeerIdentity {
+  readonly key: string;
+  readonly pid: number;
+  readonly startTime: string;
+}
+
+/** A kept connection's ring: its memfd, our mapping of it (no endpoint pins it any more), its order (each direction). */
+export interface KeptRing {
+  order: number;
+  fd: number;
+  mapping: SharedMapping;
+}
+
+/** A kept connection's pool region (ours: we send in it). */
+export interface KeptRegion {
+  poolBytes: number;
+  mapping: PoolMapping;
+  /** Takes the old peer's last completions, closes the old queues: true if every extent came back (call once). */
+  settle: () => boolean;
+  fd: number;
+}
+
+interface Kept {
+  key: string;
+  ring: KeptRing | null;
+  region: KeptRegion | null;
+  /** The old rendezvous socket: its EOF says the old peer let go. */
+  conn: number;
+  /** Date.now() past which it is freed. */
+  expires: number;
+}
+
+/** Oldest first (so in order of expiry). */
+const kept: Kept[] = [];
+/** Frees expired entries; armed while anything is kept (one timer, not one per entry: ~5 µs a connection). */
+let sweeper: NodeJS.Timeout | null = null;
+let queuePageZero: Buffer | null = null;
+let controlPageZero: Buffer | null = null;
+let statBuffer: Buffer | null = null;
+
+function closeQuietly(fd: number): void {
+  if (fd < 0) return;
+  try {
+    native.closeFd(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+/**
+ * A process's start time (clock ticks since boot, /proc/<pid>/stat field
+ * 22) as text, or null when it is gone or a zombie (it can never connect
+ * again).
+ */
+export function processStartTime(pid: number): string | null {
+  // open/read/close into one buffer: half the CPU of readFileSync (~10 µs
+  // here), paid at each accept that may recycle.
+  let fd: number;
+  try {
+    fd = fs.openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return null;
+  }
+  let stat: string;
+  try {
+    statBuffer ??= Buffer.allocUnsafe(1024);
+    stat = statBuffer.toString('latin1', 0, fs.readSync(fd, statBuffer, 0, statBuffer.length, 0));
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+  // The command name (field 2) may hold spaces and parentheses: fields 3.. follow the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20);
+  const state = fields[0];
+  const start = fields[19];
+  if (state === 'Z' || state === 'X' || state === 'x' || start === undefined || !/^\d+$/.test(start)) return null;
+  return start;
+}
+
+/** The cache key of a peer process: a pid alone could be a later process's. */
+export function peerKey(uid: number, pid: number, startTime: string): string {
+  return `${uid}:${pid}:${startTime}`;
+}
+
+/** Off with XENRING_RECYCLE=0, and in worker threads. */
+export function recyclingEnabled(): boolean {
+  return isMainThread && process.env.XENRING_RECYCLE !== '0';
+}
+
+/**
+ * The identity of an accepted client whose regions may be recycled, or
+ * null: another uid, ourselves, a HELLO pid that is not the connecting
+ * process's, or a process already gone.
+ */
+export function peerIdentity(peer: { pid: number; uid: number }, helloPid: number): PeerIdentity | null {
+  if (!recyclingEnabled() || peer.uid !== ownUid() || !(peer.pid > 0) || peer.pid === process.pid || helloPid !== peer.pid) return null;
+  const startTime = processStartTime(peer.pid);
+  if (startTime === null) return null;
+  return { key: peerKey(peer.uid, peer.pid, startTime), pid: peer.pid, startTime };
+}
+
+function disposeRing(ring: KeptRing | null): void {
+  if (ring === null) return;
+  try {
+    ring.mapping.unmap();
+  } catch {
+    /* still pinned: cannot be, the endpoint closed before it was kept */
+  }
+  closeQuietly(ring.fd);
+}
+
+function disposeRegion(region: KeptRegion | null, settled = false): void {
+  if (region === null) return;
+  if (!settled) region.settle();
+  region.mapping.close(); // unmapped now: no view is left, or the last one unmaps it
+  closeQuietly(region.fd);
+}
+
+function dispose(entry: Kept): void {
+  disposeRing(entry.ring);
+  disposeRegion(entry.region);
+  closeQuietly(entry.conn);
+}
+
+function remove(entry: Kept): void {
+  const i = kept.indexOf(entry);
+  if (i >= 0) kept.splice(i, 1);
+}
+
+/** The old peer closed its rendezvous socket (EOF); anything it left queued there is dropped. */
+function peerClosed(conn: number): boolean {
+  try {
+    const msg = native.recvMessage(conn);
+    if (msg === null) return false;
+    msg.fds.forEach(closeQuietly);
+    return msg.data.length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Keeps what we had of a connection that closed in order: its `ring` (our
+ * endpoint closed), our pool `region` (PoolSender.close(true)), and the old
+ * rendezvous socket `conn` (to see the peer's close). False: nothing kept,
+ * the caller frees them.
+ */
+export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: KeptRegion | null, conn: number): boolean {
+  // (The start time is not read again here: a process that took the pid
+  // since has another key, and this entry just expires; ~25 µs saved.)
+  if ((ring === null && region === null) || !recyclingEnabled()) return false;
+  const same = kept.filter((e) => e.key === id.key);
+  if (same.length >= RECYCLE_PER_PEER) {
+    remove(same[0]);
+    dispose(same[0]);
+  }
+  if (kept.length >= RECYCLE_TOTAL) dispose(kept.shift()!);
+  kept.push({ key: id.key, ring, region, conn, expires: Date.now() + RECYCLE_IDLE_MS });
+  armSweeper();
+  return true;
+}
+
+function armSweeper(): void {
+  if (sweeper !== null || kept.length === 0) return;
+  sweeper = setTimeout(sweep, Math.max(1, kept[0].expires - Date.now()));
+  sweeper.unref(); // never keeps the process alive
+}
+
+function sweep(): void {
+  sweeper = null;
+  const now = Date.now();
+  while (kept.length > 0 && kept[0].expires <= now) dispose(kept.shift()!);
+  armSweeper();
+}
+
+/** The ring with its control page zeroed (what a fresh memfd reads: the server's init follows), or null (freed). */
+function reviveRing(ring: KeptRing): { fd: number; mapping: SharedMapping } | null {
+  try {
+    // Through the memfd, the page our mapping shows: ring memory never reaches JS.
+    controlPageZero ??= Buffer.alloc(PAGE_SIZE);
+    if (fs.writeSync(ring.fd, controlPageZero, 0, PAGE_SIZE, 0) !== PAGE_SIZE) throw new Error('short write');
+  } catch {
+    disposeRing(ring);
+    return null;
+  }
+  return { fd: ring.fd, mapping: ring.mapping };
+}
+
+/** The region if nothing of the old connection holds it, its queue page zeroed; or null (freed). */
+function reviveRegion(region: KeptRegion): { fd: number; mapping: PoolMapping } | null {
+  if (!region.settle() || region.mapping.holders !== 0) {
+    disposeRegion(region, true);
+    return null;
+  }
+  try {
+    // What a fresh memfd's queue page reads: indices, entries, reader flags.
+    queuePageZero ??= Buffer.alloc(POOL_DATA_OFFSET);
+    region.mapping.write(0, queuePageZero);
+  } catch {
+    disposeRegion(region, true);
+    return null;
+  }
+  return { fd: region.fd, mapping: region.mapping };
+}
+
+/** What takeKept hands out: each part null when there is none to reuse (then a fresh memfd). */
+export interface Revived {
+  ring: { fd: number; mapping: SharedMapping } | null;
+  region: { fd: number; mapping: PoolMapping } | null;
+}
+
+/**
+ * The newest connection kept for the same peer process with a ring of
+ * `order` or a region of `poolBytes` (0: none wanted), or null. Its parts
+ * that do not fit, and entries that fail the checks (the old peer not
+ * closed, an extent still out, a view of ours alive), are freed here.
+ */
+export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Revived | null {
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const entry = kept[i];
+    const ringFits = entry.ring !== null && entry.ring.order === order;
+    const regionFits = entry.region !== null && poolBytes > 0 && entry.region.poolBytes === poolBytes;
+    if (entry.key !== id.key || (!ringFits && !regionFits)) continue;
+    kept.splice(i, 1);
+    // First the peer's close: it then touches neither its old ring mapping
+    // (an honest peer unmapped it) nor the queues, and no completion follows.
+    if (!peerClosed(entry.conn)) {
+      dispose(entry);
+      continue;
+    }
+    closeQuietly(entry.conn);
+    const ring = ringFits ? reviveRing(entry.ring!) : (disposeRing(entry.ring), null);
+    const region = regionFits ? reviveRegion(entry.region!) : (disposeRegion(entry.region), null);
+    if (ring === null && region === null) continue;
+    return { ring, region };
+  }
+  return null;
+}
+
+/** Connections kept now (tests, leak checks). */
+export function keptConnections(): number {
+  return kept.length;
+}
+
+/** Frees everything kept now. */
+export function dropKept(): void {
+  for (const entry of kept.splice(0)) dispose(entry);
+  if (sweeper !== null) clearTimeout(sweeper);
+  sweeper = null;
+}

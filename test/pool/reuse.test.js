@@ -1,0 +1,250 @@
+'use strict';
+// Recycling a server's pool region for the next connection from the same
+// client process (lib/transports/local_recycle.ts, issue 14), between real
+// processes. The server (this process) keeps the memfd of its own region open
+// for the connection's life: its inode, read through /proc/self/fd, shows
+// which region a connection got. Every stream is the i % 251 pattern, checked
+// byte by byte both ways, pool payloads and ring bytes interleaved.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { once } = require('node:events');
+const xenring = require('../..');
+
+const recycle = require('../../dist/transports/local_recycle');
+const { PatternChecker } = require('../helpers/pattern');
+const { countFds } = require('../helpers/fixtures');
+const path = require('node:path');
+const readline = require('node:readline');
+const { spawn } = require('node:child_process');
+const { forkPeer } = require('./peer_process');
+const { writePlan } = require('./plan');
+
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+// Pool payloads (copied in at >= 256 KiB, or loaned) and ring bytes.
+const PLAN = [[300007, 'buf'], [11, 'buf'], [500009, 'alloc'], [70001, 'buf'], [1 << 20, 'alloc'], [5, 'buf']];
+const PLAN_BYTES = PLAN.reduce((n, [size]) => n + size, 0);
+
+/** Inodes of the pool memfds this process holds open (its own regions: live connections and kept ones). */
+function ownRegionInodes() {
+  const out = new Set();
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).includes('xenring-pool')) out.add(fs.statSync(`/proc/self/fd/${fd}`).ino);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
+
+/**
+ * A server that checks each client's stream, answers with PLAN (once the
+ * client ended, or `atOnce`), and records the own-region inodes seen at each
+ * connection.
+ */
+async function server(atOnce = false, replyPlan = PLAN) {
+  const seen = [];
+  const results = [];
+  const srv = xenring.createServer((s) => {
+    seen.push([...ownRegionInodes()]);
+    const checker = new PatternChecker();
+    s.on('data', (d) => checker.update(d));
+    const reply = () => writePlan(s, replyPlan).then(() => s.end(), () => {});
+    if (atOnce) reply();
+    s.on('end', () => {
+      results.push({ ok: checker.ok, bytes: checker.received });
+      if (!atOnce) reply();
+    });
+    s.on('error', () => {});
+  });
+  srv.listen({ port: 0 });
+  await once(srv, 'listening');
+  return { srv, port: srv.address().port, seen, results };
+}
+
+async function runClient(port, rounds, extra = {}) {
+  const p = forkPeer('reuse_client.js', { port, rounds, plan: PLAN, ...extra });
+  const rs = [];
+  for (let i = 0; i < rounds; i++) rs.push(await p.next('round'));
+  const done = await p.next('done');
+  await p.exited;
+  return { rs, done };
+}
+
+function checkBytes(rs, results) {
+  for (const r of rs) {
+    assert.equal(r.sentBytes, PLAN_BYTES);
+    assert.ok(r.ok, `client saw a bad byte in round ${r.i}`);
+    assert.equal(r.bytes, PLAN_BYTES);
+  }
+  for (const r of results) {
+    assert.ok(r.ok, 'server saw a bad byte');
+    assert.equal(r.bytes, PLAN_BYTES);
+  }
+}
+
+async function until(fn) {
+  for (let i = 0; i < 1000 && !fn(); i++) await tick(10);
+}
+
+async function drained() {
+  for (let i = 0; i < 400 && recycle.keptConnections() > 0; i++) await tick(10);
+}
+
+describe('pool: a server region recycled for the same client process', function () {
+  this.timeout(60000);
+  beforeEach(drained); // regions kept by an earlier test are not this one's
+
+  it('the key of a peer includes its start time', () => {
+    assert.notEqual(recycle.peerKey(1000, 42, '100'), recycle.peerKey(1000, 42, '101'));
+    assert.notEqual(recycle.peerKey(1000, 42, '100'), recycle.peerKey(1001, 42, '100'));
+    const mine = recycle.processStartTime(process.pid);
+    assert.match(mine, /^\d+$/);
+    assert.equal(recycle.processStartTime(0x7ffffff0), null);
+    // Our own process is never a peer to recycle for; nor a HELLO pid that is not the connecting one.
+    assert.equal(recycle.peerIdentity({ pid: process.pid, uid: process.getuid() }, process.pid), null);
+    assert.equal(recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() }, process.ppid + 1), null);
+    const id = recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() }, process.ppid);
+    assert.equal(id.key, recycle.peerKey(process.getuid(), process.ppid, recycle.processStartTime(process.ppid)));
+  });
+
+  it('reconnects from one process reuse the region; every byte checked both ways; a second process gets fresh memory', async () => {
+    const fdsBefore = countFds();
+    const { srv, port, seen, results } = await server();
+    const rounds = 8;
+    const a = await runClient(port, rounds);
+    checkBytes(a.rs, results);
+    // Each connection holds one own region; from the second on it is the first's.
+    assert.equal(seen.length, rounds);
+    for (const s of seen) assert.equal(s.length, 1, `own regions at a connection: ${s}`);
+    const first = seen[0][0];
+    for (let i = 1; i < rounds; i++) assert.equal(seen[i][0], first, `round ${i} got a fresh region`);
+    // The ring too, kept with the region (the client maps the server's ring memfd: its inode).
+    for (const r of a.rs) assert.equal(r.ringInodes.length, 1);
+    assert.deepEqual(a.rs.map((r) => r.ringInodes[0]), a.rs.map(() => a.rs[0].ringInodes[0]), 'a round got a fresh ring');
+    // Another process (same uid) right after, while the first's region is
+    // kept (its fd still open here): fresh memory, never the first's.
+    assert.equal(recycle.keptConnections(), 1);
+    const b = await runClient(port, 2);
+    checkBytes(b.rs, results);
+    assert.equal(seen[rounds].length, 2, `own regions: ${seen[rounds]}`);
+    assert.ok(seen[rounds].includes(first), "the first process's region, kept");
+    const second = seen[rounds].find((ino) => ino !== first);
+    assert.deepEqual(seen[rounds + 1].filter((ino) => ino !== first), [second], 'the second process reuses its own');
+    srv.close();
+    // Kept regions go after ~2 s unused: nothing left behind.
+    await drained();
+    assert.equal(recycle.keptConnections(), 0);
+    assert.equal(ownRegionInodes().size, 0);
+    for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
+    assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
+  });
+
+  it('a client that keeps its views: the region is not reused, and its views stay unchanged', async () => {
+    const { srv, port, seen, results } = await server();
+    const rounds = 4;
+    const a = await runClient(port, rounds, { hold: true });
+    checkBytes(a.rs, results);
+    assert.ok(a.done.heldOk, 'held views changed');
+    assert.ok(a.done.held > 0);
+    const inodes = seen.map((s) => s[s.length - 1]);
+    assert.equal(new Set(inodes).size, rounds, `regions: ${inodes}`);
+    srv.close();
+    await drained();
+  });
+
+  it('hostile: a peer that returns everything, closes, keeps the old ring and region and scribbles on them reaches only memory it had; another process gets fresh memory', async () => {
+    // One payload by reference, no ring byte: the Python peer need not read the ring for the server to close in order.
+    const ONE = [[300007, 'buf']];
+    const { srv, port, seen } = await server(true, ONE);
+    // The Python peer's two connections, as the server sees them: each must close (EPROTO or not), never hang.
+    const hostile = [];
+    srv.on('connection', (s) => {
+      if (hostile.length >= 2) return;
+      const h = { closed: false, error: null };
+      hostile.push(h);
+      s.on('error', (e) => (h.error = e.code));
+      s.on('close', () => (h.closed = true));
+    });
+    const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'recycle', JSON.stringify({ path: srv.address().address, poolSize: 64 << 20, ms: 500 })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const exited = once(py, 'exit'); // taken now: a peer that already exited must not hang the cleanup below
+    const lines = readline.createInterface({ input: py.stdout });
+    const next = async () => JSON.parse((await Promise.race([once(lines, 'line'), exited.then(() => { throw new Error('python peer exited'); })]))[0]);
+    try {
+      const r = await next();
+      assert.equal(r.error, undefined, r.error);
+      assert.ok(r.payloadOk, 'the first payload, as the server wrote it');
+      // Its own region again: memory it already had (its first connection's pages).
+      // (What the server sent: its memfds' inodes as the peer read them. The
+      // server may fail that connection at once, EPROTO, for what the peer
+      // scribbled on the ring, and then hold nothing of it.)
+      assert.equal(r.ino2, r.ino1, 'the same process got its own region back');
+      // And its own ring, re-initialised while it scribbled on its old mapping of it.
+      assert.equal(r.ringIno2, r.ringIno1, 'the same process got its own ring back');
+      assert.ok(r.early > 0);
+      py.stdin.write('go\n');
+      const sc = await next();
+      assert.ok(sc.scribbled > 0);
+      // Another process while it scribbled: fresh memory, every byte checked both ways.
+      const b = await runClient(port, 2);
+      for (const rr of b.rs) {
+        assert.ok(rr.ok, 'the second process saw a bad byte');
+        assert.equal(rr.bytes, 300007);
+      }
+      for (const k of [2, 3]) assert.ok(!seen[k].includes(r.ino1) || seen[k].length > 1, `process 2 got the hostile peer's region: ${seen[k]}`);
+      const second = seen[2].filter((ino) => ino !== r.ino1);
+      assert.equal(second.length, 1);
+      assert.deepEqual(seen[3].filter((ino) => ino !== r.ino1), second, 'process 2 reuses its own');
+    } finally {
+      py.stdin.end();
+      await exited;
+    }
+    await until(() => hostile.length === 2 && hostile.every((h) => h.closed));
+    assert.equal(hostile.length, 2);
+    for (const h of hostile) {
+      assert.ok(h.closed, "a hostile peer's connection never closed");
+      assert.ok(h.error === null || ['EPROTO', 'ECONNRESET'].includes(h.error), `hostile connection failed with ${h.error}`);
+    }
+    // The server lives on and serves.
+    const c = await runClient(port, 1);
+    assert.ok(c.rs[0].ok);
+    srv.close();
+    await drained();
+  });
+
+  it('a client SIGKILLed mid-connection: nothing kept, nothing left behind', async () => {
+    const fdsBefore = countFds();
+    const { srv, port, seen } = await server(false); // open until the client ends: it never does
+    const closedSockets = [];
+    srv.on('connection', (s) => closedSockets.push(new Promise((r) => s.once('close', r))));
+    const p = forkPeer('reuse_client.js', { port, stall: true });
+    await p.next('connected');
+    await until(() => closedSockets.length === 1);
+    await tick(50);
+    p.child.kill('SIGKILL');
+    await p.exited;
+    await closedSockets[0];
+    assert.equal(seen[0].length, 1);
+    assert.equal(recycle.keptConnections(), 0, 'a region kept for a killed peer');
+    assert.equal(ownRegionInodes().size, 0);
+    srv.close();
+    for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
+    assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
+  });
+
+  it('XENRING_RECYCLE=0 keeps nothing', async () => {
+    process.env.XENRING_RECYCLE = '0';
+    try {
+      const { srv, port, seen, results } = await server();
+      const a = await runClient(port, 3);
+      checkBytes(a.rs, results);
+      assert.equal(recycle.keptConnections(), 0);
+      assert.deepEqual(seen.map((s) => s.length), [0, 0, 0]); // the memfd is not kept open either
+      srv.close();
+    } finally {
+      delete process.env.XENRING_RECYCLE;
+    }
+  });
+});
