@@ -51,6 +51,9 @@ describe('pool: recycling and pid reuse', function () {
     let victim = null;
     try {
       const { pid } = await next();
+      // The server accepts its connection first (this loop's poll, before the
+      // timer): the HELLO, not the accept, is what comes late.
+      await tick(20);
       // The next process made gets `pid` (others on the machine may take it first: try again).
       for (let i = 0; i < 50 && victim === null; i++) {
         fs.writeFileSync(NS_LAST_PID, String(pid - 1));
