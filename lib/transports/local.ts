@@ -49,6 +49,13 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/** An accepted client: SO_PEERCRED, and its recycling identity read at the accept (null: none). */
+interface AcceptedPeer {
+  pid: number;
+  uid: number;
+  identity: PeerIdentity | null;
+}
+
 /** What a server connection may hand to the next one from the same client (local_recycle.ts). */
 interface Recyclable {
   peer: PeerIdentity;
@@ -209,7 +216,7 @@ function checkWakeEnd(fd: number, peerUid: number, syscall: string): void {
  */
 function serveHello(
   conn: number,
-  peer: { pid: number; uid: number },
+  peer: AcceptedPeer,
   msg: Buffer,
   fds: number[],
   ceiling: number,
@@ -235,7 +242,7 @@ function serveHello(
     // The ring and our region this client process had before (local_recycle.ts:
     // the control page and the queue page zeroed), or fresh memfds; either
     // way they read as a fresh memfd does where anyone looks.
-    const identity = peerIdentity(peer, hello.pid);
+    const identity = hello.pid === peer.pid ? peer.identity : null;
     kept = identity && takeKept(identity, order, poolSize);
     const { size, leftOffset, rightOffset } = ringLayout(order, order);
     if (kept?.ring) {
@@ -579,9 +586,14 @@ class LocalListener implements Listener {
       }
       this.acceptBackoffMs = 0;
       if (conn < 0) return;
-      let peer;
+      let peer: AcceptedPeer;
       try {
-        peer = trustedPeer(conn, this.allowed, 'accept');
+        const cred = trustedPeer(conn, this.allowed, 'accept');
+        // The start time now, not at the HELLO: the process that connected
+        // may exit and its pid go to another process before a HELLO sent in
+        // its name (up to HANDSHAKE_TIMEOUT_MS), which must not get that
+        // process's kept ring or region (local_recycle.ts).
+        peer = { ...cred, identity: peerIdentity(cred, cred.pid) };
       } catch {
         closeQuietly(conn); // another user, not allowed: the client sees ECONNREFUSED
         continue;
@@ -620,7 +632,7 @@ class LocalListener implements Listener {
     closeQuietly(conn);
   }
 
-  private awaitHello(conn: number, peer: { pid: number; uid: number }): void {
+  private awaitHello(conn: number, peer: AcceptedPeer): void {
     // A client sends its HELLO right after connecting, so it is often queued
     // already: served now, without a watcher and a timer (fewer syscalls).
     const ready = (events: number): boolean => this.helloReady(conn, peer, events);
@@ -645,7 +657,7 @@ class LocalListener implements Listener {
   }
 
   /** Handles `conn`'s HELLO if it is there (or its failure): false while it has not arrived; otherwise the handshake is over. */
-  private helloReady(conn: number, peer: { pid: number; uid: number }, events: number): boolean {
+  private helloReady(conn: number, peer: AcceptedPeer, events: number): boolean {
     let msg = null;
     try {
       msg = events < 0 ? null : native.recvMessage(conn);
