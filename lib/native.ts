@@ -183,6 +183,10 @@ export interface NativeBinding {
   closeFd(fd: number): void;
   /** The connected peer's credentials (SO_PEERCRED). */
   socketPeerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** A pidfd of the connected peer's process (SO_PEERPIDFD), or -1 where the kernel lacks it; the caller closes it. */
+  socketPeerPidfd(fd: number): number;
+  /** Whether the pidfd's process still exists (zombies included). */
+  pidfdAlive(pidfd: number): boolean;
   /** Constants of native/vchan_layout.h (checked by ring/vchan_state at load). */
   layout: NativeLayout;
   /** Xen device bindings (see transports/xen). */

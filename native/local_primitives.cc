@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,6 +23,11 @@
 namespace xenring {
 
 namespace {
+
+// Linux 6.5+; older headers (Debian 12's) lack the name.
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
 
 constexpr int kMaxFds = 8;
 constexpr size_t kMaxMessage = 4096;
@@ -272,6 +278,37 @@ Napi::Value SocketPeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// socketPeerPidfd(fd) -> a pidfd of the process that connected (SO_PEERPIDFD:
+// the kernel's reference taken at connect(), which a later process reusing
+// the pid cannot match), or -1 where the kernel has no such option. The
+// caller closes it.
+Napi::Value SocketPeerPidfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0) {
+    if (errno == ENOPROTOOPT || errno == EINVAL) return Napi::Number::New(env, -1);
+    ThrowErrno(env, errno, "getsockopt");
+  }
+  return Napi::Number::New(env, pidfd);
+}
+
+// pidfdAlive(pidfd) -> whether the process still exists (a zombie too: its
+// pid cannot be reused until it is reaped). Signal 0 checks without sending.
+Napi::Value PidfdAlive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pidfd = FdArg(info, 0);
+#ifdef SYS_pidfd_send_signal
+  if (syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ESRCH) return Napi::Boolean::New(env, false);
+  ThrowErrno(env, errno, "pidfd_send_signal");
+#else
+  ThrowErrno(env, ENOSYS, "pidfd_send_signal");
+#endif
+  return env.Undefined();
+}
+
 // Wake-ups over two eventfds: we write the peer's, we read our own.
 class EventfdNotifier : public Notifier {
  public:
@@ -409,6 +446,8 @@ void InitLocalPrimitives(Napi::Env env, Napi::Object exports) {
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("socketPeerCred", Napi::Function::New(env, SocketPeerCred, "socketPeerCred"));
+  exports.Set("socketPeerPidfd", Napi::Function::New(env, SocketPeerPidfd, "socketPeerPidfd"));
+  exports.Set("pidfdAlive", Napi::Function::New(env, PidfdAlive, "pidfdAlive"));
 }
 
 }  // namespace xenring

@@ -593,7 +593,7 @@ class LocalListener implements Listener {
         // may exit and its pid go to another process before a HELLO sent in
         // its name (up to HANDSHAKE_TIMEOUT_MS), which must not get that
         // process's kept ring or region (local_recycle.ts).
-        peer = { ...cred, identity: peerIdentity(cred, cred.pid) };
+        peer = { ...cred, identity: peerIdentity(cred, conn) };
       } catch {
         closeQuietly(conn); // another user, not allowed: the client sees ECONNREFUSED
         continue;

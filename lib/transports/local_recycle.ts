@@ -139,15 +139,30 @@ export function recyclingEnabled(): boolean {
 }
 
 /**
- * The identity of an accepted client whose regions may be recycled, or
- * null: another uid, ourselves, a HELLO pid that is not the connecting
- * process's, or a process already gone.
+ * The identity of the client process behind accepted socket `conn` (its
+ * SO_PEERCRED `peer`), read at the accept, or null: another uid, ourselves,
+ * a process already gone, or a kernel without SO_PEERPIDFD (then nothing is
+ * recycled). The start time comes from /proc/<pid>; then the process that
+ * connected (its pidfd, the kernel's reference taken at connect()) must
+ * still exist: while it does its pid is no other process's, so the /proc
+ * entry read was its own. A connector that exited between connect() and
+ * this accept may have left its pid to another process, whose kept ring and
+ * region would otherwise go to whoever holds the socket.
  */
-export function peerIdentity(peer: { pid: number; uid: number }, helloPid: number): PeerIdentity | null {
-  if (!recyclingEnabled() || peer.uid !== ownUid() || !(peer.pid > 0) || peer.pid === process.pid || helloPid !== peer.pid) return null;
-  const startTime = processStartTime(peer.pid);
-  if (startTime === null) return null;
-  return { key: peerKey(peer.uid, peer.pid, startTime), pid: peer.pid, startTime };
+export function peerIdentity(peer: { pid: number; uid: number }, conn: number): PeerIdentity | null {
+  if (!recyclingEnabled() || peer.uid !== ownUid() || !(peer.pid > 0) || peer.pid === process.pid) return null;
+  let pidfd = -1;
+  try {
+    pidfd = native.socketPeerPidfd(conn);
+    if (pidfd < 0) return null;
+    const startTime = processStartTime(peer.pid);
+    if (startTime === null || !native.pidfdAlive(pidfd)) return null;
+    return { key: peerKey(peer.uid, peer.pid, startTime), pid: peer.pid, startTime };
+  } catch {
+    return null; // recycling is only a saving: without a sure identity, fresh memory
+  } finally {
+    closeQuietly(pidfd);
+  }
 }
 
 function disposeRing(ring: KeptRing | null): void {

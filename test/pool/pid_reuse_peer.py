@@ -1,11 +1,11 @@
 """A process that connects to a xenring server and lets its pid go before it
 says HELLO (test/pool/pid_reuse.test.js):
 
-    python3 pid_reuse_peer.py <json: {path, order}>
+    python3 pid_reuse_peer.py <json: {path, order, pidFile?}>
 
 A child connects (so SO_PEERCRED names the child's pid), hands the connected
 socket to this process over a socketpair and exits; this process reaps it and
-prints {"pid": <the child's pid>}. On a line on stdin it sends the HELLO in
+prints {"pid": <the child's pid>} (and writes it to pidFile, if given). On a line on stdin it sends the HELLO in
 that pid's name (version 3, no pool fields: an older xenring), maps the ring
 the ACCEPT carries and prints {"marker": <times b"VICTIMSECRET" is in it>,
 "ringIno": <the ring memfd's inode>}. Standard library only.
@@ -40,6 +40,10 @@ def main():
     _, fds, _, _ = socket.recv_fds(here, 16, 1)
     os.waitpid(child, 0)  # the pid is free for the next process
     conn = socket.socket(fileno=fds[0])
+    if opts.get("pidFile"):  # for a test that waits without running its event loop
+        with open(opts["pidFile"] + ".tmp", "w") as f:
+            f.write(str(child))
+        os.rename(opts["pidFile"] + ".tmp", opts["pidFile"])
     out({"pid": child})
     sys.stdin.readline()
     wait_end, wake_end = os.pipe2(os.O_NONBLOCK)

@@ -7,6 +7,7 @@
 // byte by byte both ways, pool payloads and ring bytes interleaved.
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const os = require('node:os');
 const { once } = require('node:events');
 const xenring = require('../..');
 
@@ -101,11 +102,24 @@ describe('pool: a server region recycled for the same client process', function 
     const mine = recycle.processStartTime(process.pid);
     assert.match(mine, /^\d+$/);
     assert.equal(recycle.processStartTime(0x7ffffff0), null);
-    // Our own process is never a peer to recycle for; nor a HELLO pid that is not the connecting one.
-    assert.equal(recycle.peerIdentity({ pid: process.pid, uid: process.getuid() }, process.pid), null);
-    assert.equal(recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() }, process.ppid + 1), null);
-    const id = recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() }, process.ppid);
-    assert.equal(id.key, recycle.peerKey(process.getuid(), process.ppid, recycle.processStartTime(process.ppid)));
+    // Our own process is never a peer to recycle for, nor another uid (an accepted socket of our own connection).
+    const { native } = require('../../dist/native');
+    const sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-id-')), 's');
+    const listener = native.unixListen(sock, 4);
+    const client = native.unixConnect(sock);
+    const conn = native.unixAccept(listener);
+    try {
+      assert.equal(recycle.peerIdentity({ pid: process.pid, uid: process.getuid() }, conn), null);
+      assert.equal(recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() + 1 }, conn), null);
+      // The pidfd names the connecting process (here this one, alive); a process gone is never keyed.
+      const pidfd = native.socketPeerPidfd(conn);
+      assert.ok(pidfd >= 0, 'SO_PEERPIDFD (Linux 6.5+) on this host');
+      assert.equal(native.pidfdAlive(pidfd), true);
+      native.closeFd(pidfd);
+    } finally {
+      [conn, client, listener].forEach((fd) => native.closeFd(fd));
+      fs.rmSync(path.dirname(sock), { recursive: true, force: true });
+    }
   });
 
   it('reconnects from one process reuse the region; every byte checked both ways; a second process gets fresh memory', async () => {
