@@ -76,7 +76,7 @@ interface Kept {
   region: KeptRegion | null;
   /** The old rendezvous socket: its EOF says the old peer let go. */
   conn: number;
-  /** Date.now() past which it is freed. */
+  /** performance.now() past which it is freed (a monotonic clock: a wall-clock step back would hold it). */
   expires: number;
 }
 
@@ -193,13 +193,21 @@ function remove(entry: Kept): void {
   if (i >= 0) kept.splice(i, 1);
 }
 
-/** The old peer closed its rendezvous socket (EOF); anything it left queued there is dropped. */
+/**
+ * The old peer closed its rendezvous socket (EOF); anything it left queued
+ * there is dropped. On a SEQPACKET socket an empty record reads as EOF does
+ * (0 bytes), so EOF is confirmed by a second read: EOF reads 0 again, where
+ * an empty record, once taken, leaves nothing (EAGAIN) or the next record.
+ */
 function peerClosed(conn: number): boolean {
   try {
-    const msg = native.recvMessage(conn);
-    if (msg === null) return false;
-    msg.fds.forEach(closeQuietly);
-    return msg.data.length === 0;
+    for (let reads = 0; reads < 2; reads++) {
+      const msg = native.recvMessage(conn);
+      if (msg === null) return false;
+      msg.fds.forEach(closeQuietly);
+      if (msg.data.length !== 0) return false;
+    }
+    return true;
   } catch {
     return false;
   }
@@ -221,20 +229,20 @@ export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: 
     dispose(same[0]);
   }
   if (kept.length >= RECYCLE_TOTAL) dispose(kept.shift()!);
-  kept.push({ key: id.key, ring, region, conn, expires: Date.now() + RECYCLE_IDLE_MS });
+  kept.push({ key: id.key, ring, region, conn, expires: performance.now() + RECYCLE_IDLE_MS });
   armSweeper();
   return true;
 }
 
 function armSweeper(): void {
   if (sweeper !== null || kept.length === 0) return;
-  sweeper = setTimeout(sweep, Math.max(1, kept[0].expires - Date.now()));
+  sweeper = setTimeout(sweep, Math.max(1, kept[0].expires - performance.now()));
   sweeper.unref(); // never keeps the process alive
 }
 
 function sweep(): void {
   sweeper = null;
-  const now = Date.now();
+  const now = performance.now();
   while (kept.length > 0 && kept[0].expires <= now) dispose(kept.shift()!);
   armSweeper();
 }

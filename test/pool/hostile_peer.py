@@ -240,7 +240,8 @@ def recycle(opts):
     by a line on stdin, scribbles on all four mappings: ring indices, live,
     notify and extension bytes, ring data, random queue indices, forged
     completions and payload bytes, for opts["ms"] milliseconds. Reports the
-    inodes and the first payload."""
+    inodes and the first payload. With opts["fakeClose"] the first socket is
+    not closed: an empty record is sent on it instead."""
     pool = opts["poolSize"]
     s1, ring1, kick1, old, ino1, ring_ino1, ring_bytes = connect_pool(opts["path"], pool)
     if not wait_for(lambda: u32(old, DESC_PROD) >= 1):
@@ -257,7 +258,10 @@ def recycle(opts):
     if not wait_for(lambda: ring1[SRV_LIVE] == 0):  # the server closed in order too
         out({"error": "the server did not close"})
         return
-    s1.close()
+    if opts.get("fakeClose"):
+        s1.send(b"")  # an empty record reads as EOF does, but the socket stays open
+    else:
+        s1.close()
     time.sleep(0.05)
     stop = threading.Event()
     early = [0]

@@ -228,6 +228,31 @@ describe('pool: a server region recycled for the same client process', function 
     await drained();
   });
 
+  it('an old client that sends an empty record instead of closing its rendezvous socket gets fresh memory', async () => {
+    // On a SEQPACKET socket an empty record reads as EOF does: the server must
+    // see that the socket is still open, so the old mappings are not "let go".
+    const { srv } = await server(true, [[300007, 'buf']]);
+    srv.on('connection', (s) => s.on('error', () => {}));
+    const py = spawn('python3', [path.join(__dirname, 'hostile_peer.py'), 'recycle', JSON.stringify({ path: srv.address().address, poolSize: 64 << 20, ms: 0, fakeClose: true })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const exited = once(py, 'exit');
+    const lines = readline.createInterface({ input: py.stdout });
+    try {
+      const [line] = await Promise.race([once(lines, 'line'), exited.then(() => { throw new Error('python peer exited'); })]);
+      const r = JSON.parse(line);
+      assert.equal(r.error, undefined, r.error);
+      assert.ok(r.payloadOk);
+      assert.notEqual(r.ringIno2, r.ringIno1, 'the ring went back to a client whose old socket is open');
+      assert.notEqual(r.ino2, r.ino1, 'the region went back to a client whose old socket is open');
+    } finally {
+      py.stdin.end();
+      await exited;
+    }
+    srv.close();
+    await drained();
+  });
+
   it('a client SIGKILLed mid-connection: nothing kept, nothing left behind', async () => {
     const fdsBefore = countFds();
     const { srv, port, seen } = await server(false); // open until the client ends: it never does
