@@ -171,10 +171,12 @@ describe('pool: a server region recycled for the same client process', function 
     // One payload by reference, no ring byte: the Python peer need not read the ring for the server to close in order.
     const ONE = [[300007, 'buf']];
     const { srv, port, seen } = await server(true, ONE);
-    // The Python peer's two connections, as the server sees them: each must close (EPROTO or not), never hang.
+    // The Python peer's connections, as the server sees them: each must close (EPROTO or not), never hang.
+    // Its second may never be one: a ring it broke before the server bound it is dropped without a 'connection'.
     const hostile = [];
+    let hostilePhase = true;
     srv.on('connection', (s) => {
-      if (hostile.length >= 2) return;
+      if (!hostilePhase) return;
       const h = { closed: false, error: null };
       hostile.push(h);
       s.on('error', (e) => (h.error = e.code));
@@ -202,21 +204,24 @@ describe('pool: a server region recycled for the same client process', function 
       const sc = await next();
       assert.ok(sc.scribbled > 0);
       // Another process while it scribbled: fresh memory, every byte checked both ways.
+      hostilePhase = false;
+      const base = seen.length;
       const b = await runClient(port, 2);
       for (const rr of b.rs) {
         assert.ok(rr.ok, 'the second process saw a bad byte');
         assert.equal(rr.bytes, 300007);
       }
-      for (const k of [2, 3]) assert.ok(!seen[k].includes(r.ino1) || seen[k].length > 1, `process 2 got the hostile peer's region: ${seen[k]}`);
-      const second = seen[2].filter((ino) => ino !== r.ino1);
+      assert.equal(seen.length, base + 2);
+      for (const k of [base, base + 1]) assert.ok(!seen[k].includes(r.ino1) || seen[k].length > 1, `process 2 got the hostile peer's region: ${seen[k]}`);
+      const second = seen[base].filter((ino) => ino !== r.ino1);
       assert.equal(second.length, 1);
-      assert.deepEqual(seen[3].filter((ino) => ino !== r.ino1), second, 'process 2 reuses its own');
+      assert.deepEqual(seen[base + 1].filter((ino) => ino !== r.ino1), second, 'process 2 reuses its own');
     } finally {
       py.stdin.end();
       await exited;
     }
-    await until(() => hostile.length === 2 && hostile.every((h) => h.closed));
-    assert.equal(hostile.length, 2);
+    await until(() => hostile.length >= 1 && hostile.every((h) => h.closed));
+    assert.ok(hostile.length === 1 || hostile.length === 2, `${hostile.length} hostile connections`);
     for (const h of hostile) {
       assert.ok(h.closed, "a hostile peer's connection never closed");
       assert.ok(h.error === null || ['EPROTO', 'ECONNRESET'].includes(h.error), `hostile connection failed with ${h.error}`);
