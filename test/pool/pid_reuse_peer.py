@@ -17,13 +17,10 @@ import socket
 import struct
 import sys
 
-HELLO_MAGIC = 0x31485258
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hostile"))
+from peer import HELLO_MAGIC, out  # noqa: E402 (the hostile peer's wire constants and output)
+
 PAGE = 4096
-
-
-def out(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def main():
