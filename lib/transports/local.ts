@@ -24,7 +24,7 @@ import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
 import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
-import { keepConnection, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
+import { keepConnection, listenerClosed, listenerOpened, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -563,6 +563,7 @@ class LocalListener implements Listener {
     this.ino = fs.statSync(path).ino;
     this.watcher = new native.FdWatcher(fd, () => this.acceptAll());
     this.watcher.start(UV_READABLE);
+    listenerOpened();
   }
 
   /**
@@ -690,6 +691,7 @@ class LocalListener implements Listener {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    listenerClosed();
     this.watcher.close();
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {

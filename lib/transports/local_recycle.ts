@@ -82,6 +82,8 @@ interface Kept {
 
 /** Oldest first (so in order of expiry). */
 const kept: Kept[] = [];
+/** Local listeners open in this process: with none, nothing is kept (a closed server's connections hold nothing after them). */
+let listeners = 0;
 /** Frees expired entries; armed while anything is kept (one timer, not one per entry: ~5 µs a connection). */
 let sweeper: NodeJS.Timeout | null = null;
 let queuePageZero: Buffer | null = null;
@@ -222,7 +224,7 @@ function peerClosed(conn: number): boolean {
 export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: KeptRegion | null, conn: number): boolean {
   // (The start time is not read again here: a process that took the pid
   // since has another key, and this entry just expires; ~25 µs saved.)
-  if ((ring === null && region === null) || !recyclingEnabled()) return false;
+  if ((ring === null && region === null) || !recyclingEnabled() || listeners === 0) return false;
   const same = kept.filter((e) => e.key === id.key);
   if (same.length >= RECYCLE_PER_PEER) {
     remove(same[0]);
@@ -309,6 +311,16 @@ export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Re
     return { ring, region };
   }
   return null;
+}
+
+/** A local listener opened: connections may be kept for its next ones. */
+export function listenerOpened(): void {
+  listeners++;
+}
+
+/** A local listener closed; with the last one, what is kept goes at once (no next connection can come for it). */
+export function listenerClosed(): void {
+  if (listeners > 0 && --listeners === 0) dropKept();
 }
 
 /** Connections kept now (tests, leak checks). */

@@ -258,6 +258,19 @@ describe('pool: a server region recycled for the same client process', function 
     await drained();
   });
 
+  it('the last local listener closing drops what is kept at once', async () => {
+    const fdsBefore = countFds();
+    const { srv, port } = await server();
+    await runClient(port, 2);
+    for (let i = 0; i < 100 && recycle.keptConnections() === 0; i++) await tick(10);
+    assert.equal(recycle.keptConnections(), 1, 'nothing was kept: the test tests nothing');
+    srv.close();
+    assert.equal(recycle.keptConnections(), 0, 'kept memory outlived the last listener');
+    assert.equal(ownRegionInodes().size, 0);
+    for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
+    assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
+  });
+
   it('a client SIGKILLed mid-connection: nothing kept, nothing left behind', async () => {
     const fdsBefore = countFds();
     const { srv, port, seen } = await server(false); // open until the client ends: it never does
