@@ -213,3 +213,13 @@ const load: (dir: string) => unknown = require('node-gyp-build');
 /** The loaded addon. */
 avoidExternalBufferRace();
 export const native = load(path.join(__dirname, '..')) as NativeBinding;
+
+/** Closes an fd we own where an error is of no use (a cleanup path): -1 is nothing, an fd already closed is ignored. */
+export function closeQuietly(fd: number): void {
+  if (fd < 0) return;
+  try {
+    native.closeFd(fd);
+  } catch {
+    /* already closed */
+  }
+}

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
-import { native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
+import { closeQuietly, native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { DEFAULT_COPY_MAX, DEFAULT_COPY_THRESHOLD, DEFAULT_COPY_WINDOW, DEFAULT_LOCAL_POOL, type PoolOptions } from '../pool/layout';
 import type { PoolMapping } from '../pool/native_pool';
 import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from '../pool/pool_link';
@@ -39,15 +39,6 @@ const UV_EBADF = -9;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Connections a listener holds before their HELLO; past it the oldest is dropped. */
 export const MAX_PENDING_HANDSHAKES = 64;
-
-function closeQuietly(fd: number): void {
-  if (fd < 0) return;
-  try {
-    native.closeFd(fd);
-  } catch {
-    /* already closed */
-  }
-}
 
 /** An accepted client: SO_PEERCRED, and its recycling identity read at the accept (null: none). */
 interface AcceptedPeer {

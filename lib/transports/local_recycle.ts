@@ -35,7 +35,7 @@
 import * as fs from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { PAGE_SIZE } from '../constants';
-import { native, type SharedMapping } from '../native';
+import { closeQuietly, native, type SharedMapping } from '../native';
 import { POOL_DATA_OFFSET } from '../pool/layout';
 import type { PoolMapping } from '../pool/native_pool';
 import { ownUid } from './local_trust';
@@ -89,15 +89,6 @@ let sweeper: NodeJS.Timeout | null = null;
 let queuePageZero: Buffer | null = null;
 let controlPageZero: Buffer | null = null;
 let statBuffer: Buffer | null = null;
-
-function closeQuietly(fd: number): void {
-  if (fd < 0) return;
-  try {
-    native.closeFd(fd);
-  } catch {
-    /* already closed */
-  }
-}
 
 /**
  * A process's start time (clock ticks since boot, /proc/<pid>/stat field
