@@ -49,9 +49,8 @@ export const RECYCLE_TOTAL = 8;
 
 /** Who a connection's client is, as far as recycling goes. */
 export interface PeerIdentity {
+  /** uid, pid and start time (peerKey): all that kept entries are matched by. */
   readonly key: string;
-  readonly pid: number;
-  readonly startTime: string;
 }
 
 /** A kept connection's ring: its memfd, our mapping of it (no endpoint pins it any more), its order (each direction). */
@@ -150,7 +149,7 @@ export function peerIdentity(peer: { pid: number; uid: number }, conn: number): 
     if (pidfd < 0) return null;
     const startTime = processStartTime(peer.pid);
     if (startTime === null || !native.pidfdAlive(pidfd)) return null;
-    return { key: peerKey(peer.uid, peer.pid, startTime), pid: peer.pid, startTime };
+    return { key: peerKey(peer.uid, peer.pid, startTime) };
   } catch {
     return null; // recycling is only a saving: without a sure identity, fresh memory
   } finally {
