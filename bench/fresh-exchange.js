@@ -14,7 +14,6 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { parseSize, optionValue } = require('./common');
 const real = require('./real');
 
@@ -36,18 +35,10 @@ function minorFaults(pid) {
   return Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[7]);
 }
 
-/** `xenring proxy --listen ring:NAME --connect tcp:127.0.0.1:PORT` run from checkout `dir`. */
+/** `xenring proxy --listen ring:NAME --connect tcp:127.0.0.1:PORT` run from checkout `dir`: { to (the ring port), pid, stop() }. */
 async function ringProxy(dir, port, name) {
-  const child = spawn(process.execPath, [path.join(dir, 'bin', 'xenring.js'), 'proxy', '--listen', `ring:${name}`, '--connect', `tcp:127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  await new Promise((resolve, reject) => {
-    child.stderr.on('data', (d) => {
-      err += d;
-      if (/listening on/.test(err)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`proxy from ${dir} exited ${code}: ${err}`)));
-  });
-  return { to: name, pid: child.pid, stop: () => child.kill('SIGTERM') };
+  const p = await real.startProxy(`ring:${name}`, `tcp:127.0.0.1:${port}`, path.join(dir, 'bin', 'xenring.js'));
+  return { to: name, pid: p.pid, stop: p.stop };
 }
 
 async function main() {

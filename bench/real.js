@@ -155,8 +155,8 @@ async function startPostgres() {
 }
 
 // ------------------------------------------------------------------ proxies
-function startCli(args) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+function startCli(args, bin = BIN) {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const listening = new Promise((resolve, reject) => {
@@ -338,9 +338,9 @@ async function startNodeServer(kind, execArgv = process.execArgv) {
   return { ...ports, pid: child.pid, stop };
 }
 
-/** One `xenring proxy --listen LISTEN --connect CONNECT`; resolves { listening (the bound address), port (if TCP), stop() }. */
-async function startProxy(listen, connect) {
-  const p = startCli(['proxy', '--listen', listen, '--connect', connect]);
+/** One `xenring proxy --listen LISTEN --connect CONNECT` (the `bin` of another checkout for an A/B); resolves { listening (the bound address), port (if TCP), pid, stop() }. */
+async function startProxy(listen, connect, bin = BIN) {
+  const p = startCli(['proxy', '--listen', listen, '--connect', connect], bin);
   const listening = await p.listening;
   return { listening, port: Number(/^tcp:.*:([0-9]+)$/.exec(listening)?.[1]), pid: p.child.pid, stop: () => stopChild(p.child) };
 }
@@ -931,7 +931,7 @@ function cli(argv) {
 }
 
 module.exports = {
-  main: cli, unavailable, cpuSeconds, startRedis, startPostgres, startProxyChain, redisBenchmark, pgbench,
+  main: cli, unavailable, cpuSeconds, startRedis, startPostgres, startProxy, startProxyChain, redisBenchmark, pgbench,
   startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
   undiciSession, pgSession, ioredisSession,
 };
