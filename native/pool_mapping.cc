@@ -31,10 +31,11 @@ struct ViewHint {
   int64_t length;
 };
 
-void DropViewRef(napi_env env, void*, void* arg) {
+void DropViewRef(napi_env env, void* data, void* arg) {
   auto* hint = static_cast<ViewHint*>(arg);
   int64_t ignored;
   napi_adjust_external_memory(env, hint->length, &ignored);
+  hint->region->ViewGone(data);
   hint->region->Unref();
   delete hint;
 }
@@ -66,6 +67,31 @@ void PoolRegion::Unref() {
 }
 
 int64_t PoolRegion::Alive() { return g_alive.load(std::memory_order_relaxed); }
+
+void PoolRegion::NoteDetached(const void* data) {
+  std::lock_guard<std::mutex> lock(detached_mu_);
+  try {
+    detached_.push_back(data);
+  } catch (...) {
+    // Out of memory: it counts as a holder until its finalizer runs (the
+    // region is then only not recycled).
+  }
+}
+
+void PoolRegion::ViewGone(const void* data) {
+  std::lock_guard<std::mutex> lock(detached_mu_);
+  // Any one entry for this address: should a live view of the same extent
+  // go first, a detached one is counted live until it goes (never the reverse).
+  auto it = std::find(detached_.begin(), detached_.end(), data);
+  if (it == detached_.end()) return;
+  *it = detached_.back();
+  detached_.pop_back();
+}
+
+int PoolRegion::LiveHolders() {
+  std::lock_guard<std::mutex> lock(detached_mu_);
+  return refs() - 1 - static_cast<int>(detached_.size());
+}
 
 Napi::Function PoolMapping::Init(Napi::Env env) {
   return DefineClass(env, "PoolMapping",
@@ -139,9 +165,11 @@ Napi::Value PoolMapping::Length(const Napi::CallbackInfo& info) {
 }
 
 // holders: live views and queues of these pages (0 once closed; whether the
-// pages are still mapped after close() shows in poolRegionsAlive()).
+// pages are still mapped after close() shows in poolRegionsAlive()). A
+// detached view is none: it reaches no page, though its finalizer has yet to
+// run (a loop turn later; a server's recycling asks at the next HELLO).
 Napi::Value PoolMapping::Holders(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), region_ == nullptr ? 0 : region_->refs() - 1);
+  return Napi::Number::New(info.Env(), region_ == nullptr ? 0 : region_->LiveHolders());
 }
 
 // view(offset, length) -> Buffer over [offset, offset + length) of the pages.
@@ -218,10 +246,25 @@ static Napi::Value DetachView(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) ThrowType(env, "The \"buffer\" argument must be an ArrayBuffer");
   bool detached = false;
   if (napi_is_detached_arraybuffer(env, info[0], &detached) == napi_ok && detached) return env.Undefined();
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_get_arraybuffer_info(env, info[0], &data, &length) != napi_ok) data = nullptr;
   if (napi_detach_arraybuffer(env, info[0]) != napi_ok) {
     // Not detachable in this runtime: it goes back at a GC instead.
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
+    return env.Undefined();
+  }
+  // The region whose pages it viewed (mappings never overlap) no longer
+  // counts it as a holder.
+  if (data != nullptr && length > 0) {
+    auto* at = static_cast<const uint8_t*>(data);
+    for (PoolRegion* region : GetAddonData(env)->regions) {
+      if (region->base() != nullptr && at >= region->base() && at < region->base() + region->length()) {
+        region->NoteDetached(data);
+        break;
+      }
+    }
   }
   return env.Undefined();
 }

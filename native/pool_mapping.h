@@ -10,6 +10,8 @@
 #include <napi.h>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 #include <cstddef>
 #include <cstdint>
 
@@ -30,6 +32,14 @@ class PoolRegion {
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref();  // munmap and delete at zero
   int refs() const { return refs_.load(std::memory_order_relaxed); }
+  // A view of these pages starting at `data` was detached (detachView): it
+  // reaches nothing any more, but its finalizer, which drops its reference,
+  // runs a loop turn later. Until then it is not a live holder.
+  void NoteDetached(const void* data);
+  // A view's finalizer, before its Unref(): forgets it if it was detached.
+  void ViewGone(const void* data);
+  // References other than the mapping's own and views already detached.
+  int LiveHolders();
   // Environment teardown (addon.cc): the pages go now; the object goes with
   // its last reference. Idempotent.
   void Unmap();
@@ -42,6 +52,11 @@ class PoolRegion {
   size_t length_;
   AddonData* owner_ = nullptr;  // until unmapped
   std::atomic<int> refs_{1};
+  // Start addresses of detached views whose finalizers have not run (rare:
+  // a connection's close, or a spare view dropped). Locked: refs_ may be
+  // dropped off the JS thread.
+  std::mutex detached_mu_;
+  std::vector<const void*> detached_;
 };
 
 class PoolMapping : public Napi::ObjectWrap<PoolMapping> {

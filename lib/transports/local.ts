@@ -24,7 +24,7 @@ import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
 import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
-import { keepConnection, listenerClosed, listenerOpened, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
+import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -541,6 +541,8 @@ class LocalListener implements Listener {
   private acceptBackoffMs = 0;
   private acceptTimer: NodeJS.Timeout | null = null;
   private readonly ino: number;
+  /** What this listener's connections leave for their clients' next ones (local_recycle.ts). */
+  private readonly recycleScope = openScope();
 
   constructor(
     private readonly fd: number,
@@ -554,7 +556,6 @@ class LocalListener implements Listener {
     this.ino = fs.statSync(path).ino;
     this.watcher = new native.FdWatcher(fd, () => this.acceptAll());
     this.watcher.start(UV_READABLE);
-    listenerOpened();
   }
 
   /**
@@ -585,7 +586,7 @@ class LocalListener implements Listener {
         // may exit and its pid go to another process before a HELLO sent in
         // its name (up to HANDSHAKE_TIMEOUT_MS), which must not get that
         // process's kept ring or region (local_recycle.ts).
-        peer = { ...cred, identity: peerIdentity(cred, conn) };
+        peer = { ...cred, identity: peerIdentity(cred, conn, this.recycleScope) };
       } catch {
         closeQuietly(conn); // another user, not allowed: the client sees ECONNREFUSED
         continue;
@@ -682,7 +683,7 @@ class LocalListener implements Listener {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    listenerClosed();
+    closeScope(this.recycleScope);
     this.watcher.close();
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {

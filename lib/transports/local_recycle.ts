@@ -47,10 +47,21 @@ export const RECYCLE_PER_PEER = 2;
 /** Connections kept in all. */
 export const RECYCLE_TOTAL = 8;
 
+/**
+ * A local listener's share of the cache: what its connections leave is kept
+ * while it is open, and freed when it closes (a closed server holds nothing
+ * after it, whatever other listeners the process has).
+ */
+export interface RecycleScope {
+  closed: boolean;
+}
+
 /** Who a connection's client is, as far as recycling goes. */
 export interface PeerIdentity {
   /** uid, pid and start time (peerKey): all that kept entries are matched by. */
   readonly key: string;
+  /** The listener that accepted it. */
+  readonly scope: RecycleScope;
 }
 
 /** A kept connection's ring: its memfd, our mapping of it (no endpoint pins it any more), its order (each direction). */
@@ -71,6 +82,7 @@ export interface KeptRegion {
 
 interface Kept {
   key: string;
+  scope: RecycleScope;
   ring: KeptRing | null;
   region: KeptRegion | null;
   /** The old rendezvous socket: its EOF says the old peer let go. */
@@ -81,8 +93,6 @@ interface Kept {
 
 /** Oldest first (so in order of expiry). */
 const kept: Kept[] = [];
-/** Local listeners open in this process: with none, nothing is kept (a closed server's connections hold nothing after them). */
-let listeners = 0;
 /** Frees expired entries; armed while anything is kept (one timer, not one per entry: ~5 µs a connection). */
 let sweeper: NodeJS.Timeout | null = null;
 let queuePageZero: Buffer | null = null;
@@ -141,7 +151,7 @@ export function recyclingEnabled(): boolean {
  * this accept may have left its pid to another process, whose kept ring and
  * region would otherwise go to whoever holds the socket.
  */
-export function peerIdentity(peer: { pid: number; uid: number }, conn: number): PeerIdentity | null {
+export function peerIdentity(peer: { pid: number; uid: number }, conn: number, scope: RecycleScope): PeerIdentity | null {
   if (!recyclingEnabled() || peer.uid !== ownUid() || !(peer.pid > 0) || peer.pid === process.pid) return null;
   let pidfd = -1;
   try {
@@ -149,7 +159,7 @@ export function peerIdentity(peer: { pid: number; uid: number }, conn: number): 
     if (pidfd < 0) return null;
     const startTime = processStartTime(peer.pid);
     if (startTime === null || !native.pidfdAlive(pidfd)) return null;
-    return { key: peerKey(peer.uid, peer.pid, startTime) };
+    return { key: peerKey(peer.uid, peer.pid, startTime), scope };
   } catch {
     return null; // recycling is only a saving: without a sure identity, fresh memory
   } finally {
@@ -214,14 +224,14 @@ function peerClosed(conn: number): boolean {
 export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: KeptRegion | null, conn: number): boolean {
   // (The start time is not read again here: a process that took the pid
   // since has another key, and this entry just expires; ~25 µs saved.)
-  if ((ring === null && region === null) || !recyclingEnabled() || listeners === 0) return false;
+  if ((ring === null && region === null) || !recyclingEnabled() || id.scope.closed) return false;
   const same = kept.filter((e) => e.key === id.key);
   if (same.length >= RECYCLE_PER_PEER) {
     remove(same[0]);
     dispose(same[0]);
   }
   if (kept.length >= RECYCLE_TOTAL) dispose(kept.shift()!);
-  kept.push({ key: id.key, ring, region, conn, expires: performance.now() + RECYCLE_IDLE_MS });
+  kept.push({ key: id.key, scope: id.scope, ring, region, conn, expires: performance.now() + RECYCLE_IDLE_MS });
   armSweeper();
   return true;
 }
@@ -303,14 +313,24 @@ export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Re
   return null;
 }
 
-/** A local listener opened: connections may be kept for its next ones. */
-export function listenerOpened(): void {
-  listeners++;
+/** A local listener opened: its connections may be kept for its next ones. */
+export function openScope(): RecycleScope {
+  return { closed: false };
 }
 
-/** A local listener closed; with the last one, what is kept goes at once (no next connection can come for it). */
-export function listenerClosed(): void {
-  if (listeners > 0 && --listeners === 0) dropKept();
+/** A local listener closed: what its connections left goes at once, and nothing more is kept for it. */
+export function closeScope(scope: RecycleScope): void {
+  if (scope.closed) return;
+  scope.closed = true;
+  for (let i = kept.length - 1; i >= 0; i--) {
+    if (kept[i].scope !== scope) continue;
+    dispose(kept[i]);
+    kept.splice(i, 1);
+  }
+  if (kept.length === 0 && sweeper !== null) {
+    clearTimeout(sweeper);
+    sweeper = null;
+  }
 }
 
 /** Connections kept now (tests, leak checks). */

@@ -22,7 +22,10 @@ function snapshot() {
   // covers them); anything we map (memfds, Xen devices) has a path.
   const named = maps.filter((l) => l.split(/\s+/)[5]?.startsWith('/')).length;
   const rss = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
-  return { fds, maps: named, anonMaps: maps.length - named, memfds: memfdFds + memfdMaps, rss };
+  // Where RSS growth comes from, when it does: the JS heap, or Buffers and
+  // other memory V8 is told of (external), or neither (malloc, pages).
+  const mem = process.memoryUsage();
+  return { fds, maps: named, anonMaps: maps.length - named, memfds: memfdFds + memfdMaps, rss, heap: mem.heapTotal, external: mem.external };
 }
 
 /**
@@ -61,7 +64,8 @@ function compare(before, after) {
   if (after.rss - before.rss > RSS_TOLERANCE) problems.push(`RSS ${fmt(before.rss)} -> ${fmt(after.rss)}`);
   const text =
     `fds ${before.fds}->${after.fds}, memfds ${before.memfds}->${after.memfds}, ` +
-    `file maps ${before.maps}->${after.maps}, anon maps ${before.anonMaps}->${after.anonMaps}, RSS ${fmt(before.rss)}->${fmt(after.rss)}`;
+    `file maps ${before.maps}->${after.maps}, anon maps ${before.anonMaps}->${after.anonMaps}, RSS ${fmt(before.rss)}->${fmt(after.rss)} ` +
+    `(JS heap ${fmt(before.heap)}->${fmt(after.heap)}, external ${fmt(before.external)}->${fmt(after.external)})`;
   return { ok: problems.length === 0, text, problems };
 }
 

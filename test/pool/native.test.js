@@ -103,6 +103,33 @@ describe('pool: native mapping and queue', function () {
   });
 });
 
+describe('pool: a detached view is no holder', function () {
+  it('holders drops when a view is detached, before its finalizer runs; a live view of the same extent still counts', async function () {
+    const fd = native.memfdCreate('pool-native', 8192);
+    const m = new poolNative.PoolMapping(fd, 8192, true);
+    const a = m.view(0, 4096);
+    const b = m.view(0, 4096); // the same extent, another Buffer (a view the user kept)
+    const c = m.view(4096, 100);
+    assert.equal(m.holders, 3);
+    poolNative.detachView(a.buffer);
+    assert.equal(a.length, 0);
+    assert.equal(m.holders, 2, 'the detached view still counted (its finalizer runs a loop turn later)');
+    poolNative.detachView(a.buffer); // twice: counted once
+    poolNative.detachView(c.buffer);
+    assert.equal(m.holders, 1);
+    // Once the finalizers ran, the count is the same: each went once.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(m.holders, 1);
+    assert.equal(b[0], 0); // b still reads its page
+    poolNative.detachView(b.buffer);
+    assert.equal(m.holders, 0);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(m.holders, 0);
+    m.close();
+    fs.closeSync(fd);
+  });
+});
+
 describe('pool: loans and the garbage collector (a real process with --expose-gc)', function () {
   it('a loan dropped unsent returns to the pool, and the pages are unmapped after the last view', function () {
     const { execFileSync } = require('node:child_process');

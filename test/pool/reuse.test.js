@@ -109,8 +109,9 @@ describe('pool: a server region recycled for the same client process', function 
     const client = native.unixConnect(sock);
     const conn = native.unixAccept(listener);
     try {
-      assert.equal(recycle.peerIdentity({ pid: process.pid, uid: process.getuid() }, conn), null);
-      assert.equal(recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() + 1 }, conn), null);
+      const scope = recycle.openScope();
+      assert.equal(recycle.peerIdentity({ pid: process.pid, uid: process.getuid() }, conn, scope), null);
+      assert.equal(recycle.peerIdentity({ pid: process.ppid, uid: process.getuid() + 1 }, conn, scope), null);
       // The pidfd names the connecting process (here this one, alive); a process gone is never keyed.
       const pidfd = native.socketPeerPidfd(conn);
       assert.ok(pidfd >= 0, 'SO_PEERPIDFD (Linux 6.5+) on this host');
@@ -258,14 +259,31 @@ describe('pool: a server region recycled for the same client process', function 
     await drained();
   });
 
-  it('the last local listener closing drops what is kept at once', async () => {
+  it("a listener closing drops what its connections left at once, and only that; nothing more is kept for it", async () => {
     const fdsBefore = countFds();
-    const { srv, port } = await server();
-    await runClient(port, 2);
-    for (let i = 0; i < 100 && recycle.keptConnections() === 0; i++) await tick(10);
-    assert.equal(recycle.keptConnections(), 1, 'nothing was kept: the test tests nothing');
-    srv.close();
-    assert.equal(recycle.keptConnections(), 0, 'kept memory outlived the last listener');
+    const one = await server();
+    const two = await server();
+    await runClient(one.port, 2);
+    await runClient(two.port, 1);
+    for (let i = 0; i < 100 && recycle.keptConnections() < 2; i++) await tick(10);
+    assert.equal(recycle.keptConnections(), 2, 'nothing was kept: the test tests nothing');
+    const oneRegions = new Set(one.seen.flat());
+    const twoRegions = new Set(two.seen.flat().filter((ino) => !oneRegions.has(ino)));
+    assert.equal(twoRegions.size, 1);
+    one.srv.close();
+    assert.equal(recycle.keptConnections(), 1, "the closed listener's connection outlived it, or the open one's went with it");
+    assert.deepEqual([...ownRegionInodes()], [...twoRegions], "what is left is the open listener's region");
+    // A connection still open when its server closes, ended in order after: not kept.
+    const c = forkPeer('reuse_client.js', { port: two.port, rounds: 1, plan: PLAN, waitGo: true });
+    await c.next('connected');
+    two.srv.close();
+    assert.equal(recycle.keptConnections(), 0, 'kept memory outlived its listener');
+    c.child.send('go');
+    const r = await c.next('round');
+    await c.exited;
+    assert.ok(r.ok && r.bytes === PLAN_BYTES, 'the open connection still served in full');
+    await tick(50);
+    assert.equal(recycle.keptConnections(), 0, 'kept memory outlived its listener');
     assert.equal(ownRegionInodes().size, 0);
     for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
     assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);

@@ -5,6 +5,7 @@
 //   stall: connect once, keep what arrives, wait to be killed (SIGKILL)
 //   ringSizes: the ringSize asked for in each round (cycled; default: none asked)
 //   pool: the pool option of each connection (e.g. { size: 0 }: every byte through the ring)
+//   waitGo: once connected, say { event: 'connected', i } and wait for a message before writing
 //   hold: keep every Buffer received (views of the server's region) to the
 //         end, and check then that they still read as received; otherwise
 //         each is released after checking (s.release(d): the extent goes
@@ -36,6 +37,11 @@ async function round(i, held) {
   const s = xenring.connect({ port: opts.port, ...(ringSize && { ringSize }), ...(opts.pool && { pool: opts.pool }) });
   await once(s, 'connect');
   const rings = ringInodes();
+  if (opts.waitGo) {
+    const go = new Promise((r) => process.once('message', r));
+    await send({ event: 'connected', i });
+    await go;
+  }
   const checker = new PatternChecker();
   const mine = [];
   s.on('data', (d) => {
