@@ -42,11 +42,18 @@ export class LazyOpen {
    * @param peerStarted the peer, if it does not announce, has started (its
    *   descriptors may come): a client's server always has; a server's
    *   client once its live byte left "waiting"
+   * @param openedOnly regions on demand (transports/local_regions.ts): both
+   *   sides are this version, so the receiver opens on OPENED alone. (The
+   *   "does not announce" rule reads the byte before the live byte: a peer
+   *   that announced and went live in between would read as one that never
+   *   announces, an early open, harmless when the region was mapped at the
+   *   handshake, but here before the peer's region came.)
    */
   constructor(
     readonly word: Uint32Array,
     role: 'client' | 'server',
     private readonly peerStarted: () => boolean,
+    private readonly openedOnly = false,
   ) {
     this.bytes = new Uint8Array(word.buffer, word.byteOffset, 4);
     this.own = POOL_BYTE[role];
@@ -77,6 +84,6 @@ export class LazyOpen {
     if (value === undefined) return false;
     const b = (value >>> (8 * this.peer)) & 0xff;
     if ((b & POOL_OPENED) !== 0) return true;
-    return (b & POOL_ANNOUNCES) === 0 && this.peerStarted();
+    return !this.openedOnly && (b & POOL_ANNOUNCES) === 0 && this.peerStarted();
   }
 }

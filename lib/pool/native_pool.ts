@@ -71,3 +71,33 @@ export interface PoolBinding {
 }
 
 export const poolNative = native as unknown as PoolBinding;
+
+let externalBuffers: boolean | null = null;
+
+/**
+ * Whether this runtime lets a view of pool pages be a Buffer (some embedders
+ * refuse external buffers). Probed once, on a page of a memfd.
+ */
+export function externalBuffersWork(): boolean {
+  if (externalBuffers !== null) return externalBuffers;
+  let fd = -1;
+  let mapping: PoolMapping | null = null;
+  try {
+    fd = native.memfdCreate('xenring-probe', 4096);
+    mapping = new poolNative.PoolMapping(fd, 4096, true);
+  } catch {
+    if (fd >= 0) native.closeFd(fd);
+    return false; // out of fds or memory now: asked again next time
+  }
+  try {
+    const view = mapping.view(0, 1);
+    poolNative.detachView(view.buffer as ArrayBuffer);
+    externalBuffers = true;
+  } catch {
+    externalBuffers = false;
+  } finally {
+    mapping?.close();
+    if (fd >= 0) native.closeFd(fd);
+  }
+  return externalBuffers;
+}

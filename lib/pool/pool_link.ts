@@ -55,9 +55,9 @@ export function mapPeerRegion(fd: number, poolBytes: number, announcedBytes = po
 
 export interface PoolLinkOptions {
   /** Our region (we send in it) and its pool size; null: no pool this way. */
-  own: { mapping: PoolMapping; poolBytes: number } | null;
-  /** The peer's region (we receive in it); null: no pool that way. */
-  peer: { mapping: PoolMapping; poolBytes: number } | null;
+  own: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number } | null;
+  /** The peer's region (we receive in it); null: no pool that way. Functions: regions on demand (see PoolSender, PoolReceiver). */
+  peer: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number } | null;
   /** Whoever created a region zeroes its queues, before the other side maps it. */
   createdOwn: boolean;
   createdPeer: boolean;
@@ -147,6 +147,6 @@ export class PoolLink {
   close(keepOwn = false): { mapping: PoolMapping; settle: () => boolean } | null {
     const settle = this.sender?.close(keepOwn) ?? null;
     this.receiver?.close();
-    return settle !== null ? { mapping: this.options.own!.mapping, settle } : null;
+    return settle !== null ? { mapping: this.sender!.region!, settle } : null;
   }
 }

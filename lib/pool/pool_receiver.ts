@@ -29,8 +29,13 @@ import { SpareViews } from './spare_views';
 import { returnedBuffers } from '../returned_buffers';
 
 export interface PoolReceiverOptions {
-  /** The peer's region for this direction, mapped writable (completions are written into it). */
-  mapping: PoolMapping;
+  /**
+   * The peer's region for this direction, mapped writable (completions are
+   * written into it); or what maps it when the receiver opens (regions on
+   * demand, transports/local_handshake.ts: it throws EPROTO if the peer
+   * opened its sender without handing its region over).
+   */
+  mapping: PoolMapping | (() => PoolMapping);
   poolBytes: number;
   /** Zero the queue indices: we created the region. */
   init: boolean;
@@ -96,8 +101,11 @@ export class PoolReceiver {
   private lazyMark = 0;
   /** A payload copyInto() has begun and not finished. */
   private partial: { extent: Extent; copied: number } | null = null;
+  /** The peer's region, once mapped (see options.mapping). */
+  private made: PoolMapping | null;
 
   constructor(private readonly options: PoolReceiverOptions) {
+    this.made = typeof options.mapping === 'function' ? null : options.mapping;
     this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
     this.stats = emptyPoolStats(options.poolBytes);
     if (options.lazy) this.lazyMark = options.lazy.word[0];
@@ -106,7 +114,8 @@ export class PoolReceiver {
 
   /** Opens the queues (their first look at the peer's page) and tells the sender how we read. */
   private open(): DirectionQueues {
-    const queues = openQueues(this.options.mapping, this.options.poolBytes, 'receiver', this.options.init);
+    this.made ??= (this.options.mapping as () => PoolMapping)();
+    const queues = openQueues(this.made, this.options.poolBytes, 'receiver', this.options.init);
     this.queues = queues;
     this.returns = new returnedBuffers.ViewReturns(() => this.onCollected());
     this.descriptorWord = peerWord(queues.descriptors);
@@ -126,9 +135,14 @@ export class PoolReceiver {
     return lazy.peerOpened(value) ? this.open() : null;
   }
 
+  /** The peer's region (mapped by open(): used only once open). */
+  private get mapping(): PoolMapping {
+    return this.made!;
+  }
+
   /** Tells the sender whether payloads save us a copy (see READER_FLAGS_OFFSET in layout.ts). */
   private tellSender(views: boolean): void {
-    this.options.mapping.write(READER_FLAGS_OFFSET, Uint8Array.of(READER_FLAGS_SET | (views ? READER_TAKES_VIEWS : 0), 0, 0, 0));
+    this.mapping.write(READER_FLAGS_OFFSET, Uint8Array.of(READER_FLAGS_SET | (views ? READER_TAKES_VIEWS : 0), 0, 0, 0));
   }
 
   /** The peer-written word that moves when a payload is announced (for a spin to watch), or null. Until open: the word of the peer's pool byte. */
@@ -186,7 +200,7 @@ export class PoolReceiver {
     }
     const { extent, copied } = this.partial;
     const n = Math.min(max, extent.length - copied);
-    this.options.mapping.read(POOL_DATA_OFFSET + extent.offset + copied, target, offset, n);
+    this.mapping.read(POOL_DATA_OFFSET + extent.offset + copied, target, offset, n);
     this.partial.copied += n;
     if (this.partial.copied === extent.length) {
       this.partial = null;
@@ -225,7 +239,7 @@ export class PoolReceiver {
     this.nextId = (id + 1) >>> 0;
     if (this.options.views) {
       try {
-        view = this.returns!.view(this.options.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
+        view = this.returns!.view(this.mapping, POOL_DATA_OFFSET + extent.offset, extent.length, id, extent.length <= COUNTED_VIEW_MAX);
       } catch {
         // A runtime without external buffers: deliver a copy instead.
       }
@@ -233,7 +247,7 @@ export class PoolReceiver {
     if (view === null) {
       this.copiedLast = true;
       const copy = Buffer.allocUnsafeSlow(extent.length);
-      this.options.mapping.read(POOL_DATA_OFFSET + extent.offset, copy, 0, extent.length);
+      this.mapping.read(POOL_DATA_OFFSET + extent.offset, copy, 0, extent.length);
       this.giveBack(extent);
       return copy;
     }
@@ -311,7 +325,7 @@ export class PoolReceiver {
     this.stats.releasedAtClose += this.table.releaseAll();
     this.stats.held = 0;
     if (this.queues !== null) this.queues.close();
-    else this.options.mapping.close(); // what closing the queues does to it
+    else this.made?.close(); // what closing the queues does to it
   }
 
   private deliverOne(): Extent {

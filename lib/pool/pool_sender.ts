@@ -30,8 +30,13 @@ import { Loan, SendTable } from './send_table';
 import { SpareViews } from './spare_views';
 
 export interface PoolSenderOptions {
-  /** This direction's region, mapped writable. */
-  mapping: PoolMapping;
+  /**
+   * This direction's region, mapped writable; or what makes it (and hands it
+   * to the peer) when a payload first needs it: regions on demand
+   * (transports/local_handshake.ts). If that fails, nothing more goes by
+   * reference (the ring carries everything).
+   */
+  mapping: PoolMapping | (() => PoolMapping);
   /** Bytes of pool (the region minus the queue page). */
   poolBytes: number;
   /** Zero the queue indices: we created the region. */
@@ -100,11 +105,16 @@ export class PoolSender {
    */
   private readonly spare = new SpareViews();
   private closed = false;
+  /** The region, once there is one (see options.mapping). */
+  private made: PoolMapping | null;
+  /** Making it failed: the pool sends nothing. */
+  private unavailable = false;
 
   constructor(private readonly options: PoolSenderOptions) {
     this.table = new SendTable(options.poolBytes, QUEUE_SLOTS);
+    this.made = typeof options.mapping === 'function' ? null : options.mapping;
     // Indices to zero: before the peer maps the region, so now.
-    if (options.init) this.opened = openQueues(options.mapping, options.poolBytes, 'sender', true);
+    if (options.init) this.opened = openQueues(this.mapping, options.poolBytes, 'sender', true);
     this.stats = emptyPoolStats(options.poolBytes);
     this.copyThreshold = options.copyThreshold ?? Infinity;
     this.copyMax = options.copyMax ?? Infinity;
@@ -112,9 +122,32 @@ export class PoolSender {
     this.runWindow = Math.min(RUN_WINDOW, options.poolBytes / 2);
   }
 
+  /** The region (callers made sure there is one: a loan, or hasRegion()). */
+  private get mapping(): PoolMapping {
+    return this.made!;
+  }
+
+  /** Our region, if made (what close(true) leaves to the caller). */
+  get region(): PoolMapping | null {
+    return this.made;
+  }
+
+  /** Makes the region on first need; false if there is none and cannot be. */
+  private hasRegion(): boolean {
+    if (this.made !== null) return true;
+    if (this.unavailable || this.closed) return false;
+    try {
+      this.made = (this.options.mapping as () => PoolMapping)();
+      return true;
+    } catch {
+      this.unavailable = true; // out of fds or memory, or the peer is gone: the ring still works
+      return false;
+    }
+  }
+
   /** A Buffer of `size` bytes in the pool, or null (the caller hands out an ordinary Buffer). */
   allocBuffer(size: number): Buffer | null {
-    if (this.closed) return null;
+    if (this.closed || !this.hasRegion()) return null;
     this.reclaim();
     const loan = this.table.loan(size);
     if (loan === null) {
@@ -129,7 +162,7 @@ export class PoolSender {
     }
     let buf: Buffer;
     try {
-      buf = this.options.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
+      buf = this.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
     } catch {
       // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
       this.table.discard(loan);
@@ -176,7 +209,7 @@ export class PoolSender {
    */
   private get queues(): DirectionQueues {
     if (this.opened === null) {
-      this.opened = openQueues(this.options.mapping, this.options.poolBytes, 'sender', false);
+      this.opened = openQueues(this.mapping, this.options.poolBytes, 'sender', false);
       this.options.lazy?.opened(); // before the first descriptor: the peer's receiver opens on it
     }
     return this.opened;
@@ -208,8 +241,9 @@ export class PoolSender {
    */
   send(buf: Uint8Array, position: number): boolean {
     if (this.closed || buf.length === 0) return false;
-    this.reclaimBeforeSend();
     let loan = this.loans.get(buf.buffer as ArrayBuffer)?.loan;
+    if (loan === undefined && !this.hasRegion()) return false; // (a loan's region exists)
+    this.reclaimBeforeSend();
     let copied: Loan | null = null;
     if (loan !== undefined) {
       // Only a loan still unsent, written from its first byte, travels by reference.
@@ -220,7 +254,7 @@ export class PoolSender {
       const copy = this.table.loan(buf.length);
       if (copy === null) return false; // an ordinary Buffer: the ring is its usual path, no fallback
 
-      this.options.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
+      this.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
       loan = copied = copy;
     }
     this.announce(loan, buf.length, position);
@@ -240,6 +274,7 @@ export class PoolSender {
    */
   openRun(): Loan | null {
     if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
+    if (!this.hasRegion()) return null;
     this.reclaimBeforeSend();
     // Runs take at most half the pool (RUN_WINDOW of the default):
     // allocBuffer() and large writes keep the rest, and the reader, which
@@ -248,7 +283,7 @@ export class PoolSender {
     if (!this.table.canSend() || this.table.inUse + RUN_BYTES > this.runWindow) return null;
     if (this.copyWindow !== Infinity && this.untakenBytes() + RUN_BYTES > this.copyWindow) return null;
     // Last: a native read, and the checks above turn most refusals away first.
-    this.options.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
+    this.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
     const flags = this.readerFlags[0];
     // A lazy receiver writes its flags when it opens, at our first descriptor: until then, gather.
     const unknown = (flags & READER_FLAGS_SET) === 0 && this.options.lazy?.peerAnnounces() === true;
@@ -263,7 +298,7 @@ export class PoolSender {
 
   /** Copies `chunk` into the run at byte `at` (the caller keeps within run.bytes). */
   appendRun(run: Loan, at: number, chunk: Uint8Array): void {
-    this.options.mapping.write(POOL_DATA_OFFSET + run.offset + at, chunk);
+    this.mapping.write(POOL_DATA_OFFSET + run.offset + at, chunk);
   }
 
   /** Announces the run's first `length` bytes at ring position `position` (same contract as send()). */
@@ -349,9 +384,10 @@ export class PoolSender {
     if (!keepRegion) {
       table.closeAll();
       if (queues !== null) queues.close();
-      else this.options.mapping.close(); // what closing the queues does to it
+      else this.made?.close(); // what closing the queues does to it
       return null;
     }
+    if (this.made === null) return null; // never made: nothing to keep
     return () => {
       let idle = true;
       if (queues !== null) {

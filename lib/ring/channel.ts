@@ -262,6 +262,13 @@ export class RingChannel {
   }
 
   private onHangup(): void {
+    // A message first (its pool region): the socket is still open.
+    try {
+      if (this.link.rendezvousRead?.() === false) return;
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
     // The peer's rendezvous socket closed: its process is gone or it closed
     // the ring. If it closed properly, the live/fin bytes already say so.
     this.hangupWatcher?.close();

@@ -25,6 +25,12 @@ export interface RingLink {
   readonly waitFd: number;
   /** Optional fd that becomes readable/hung up when the peer process dies (local). */
   readonly hangupFd: number | null;
+  /**
+   * hangupFd became readable: reads what the peer sent there (a pool region,
+   * local_regions.ts). True once it hung up; absent: readable means hung up.
+   * Throws (EPROTO) for a message the peer may not send.
+   */
+  rendezvousRead?(): boolean;
   /** Both sides speak xenring's extension (half-close); false for plain vchan peers. */
   readonly ext: boolean;
   readonly local: TransportAddress;

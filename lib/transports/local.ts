@@ -16,7 +16,7 @@ import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
 import { closeQuietly, native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
 import { DEFAULT_COPY_MAX, DEFAULT_COPY_THRESHOLD, DEFAULT_COPY_WINDOW, DEFAULT_LOCAL_POOL, type PoolOptions } from '../pool/layout';
-import type { PoolMapping } from '../pool/native_pool';
+import { externalBuffersWork, type PoolMapping } from '../pool/native_pool';
 import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from '../pool/pool_link';
 import { LazyOpen } from '../pool/lazy_open';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
@@ -24,6 +24,7 @@ import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
 import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
+import { RegionExchange } from './local_regions';
 import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import type {
   ConnectRequest,
@@ -55,6 +56,12 @@ interface Recyclable {
   order: number;
   /** Our pool region, if any: its memfd (kept open too), its size, and whether it was kept from an earlier connection. */
   region: { fd: number; poolBytes: number; reused: boolean } | null;
+  /**
+   * Regions on demand: the region kept from an earlier connection, until our
+   * sender first needs one (then it is `region`); kept again at an orderly
+   * close if it never was.
+   */
+  spare: { fd: number; mapping: PoolMapping; poolBytes: number } | null;
 }
 
 /** A connected local ring and the fds/pages behind it. */
@@ -71,18 +78,38 @@ class LocalLink implements RingLink {
     readonly remote: TransportAddress,
     readonly pool: PoolLink | null = null,
     private readonly recyclable: Recyclable | null = null,
+    private readonly regions: RegionExchange | null = null,
   ) {}
+
+  /** The peer's messages on the rendezvous socket (its pool region): true once it hung up. */
+  rendezvousRead(): boolean {
+    return this.regions === null || this.regions.read();
+  }
 
   release(orderly = false): void {
     if (this.released) return;
     this.released = true;
+    this.regions?.close();
     const r = orderly ? this.recyclable : null;
     // A region is worth keeping only once its pages were touched: an
     // untouched one is cheaper to make again (~13 µs) than to keep
     // (docs/pool.md). The ring always is (its control page at least).
     const region = r?.region ?? null;
     const keepOwn = region !== null && (region.reused || this.pool?.sender?.used === true);
-    const own = this.pool?.close(keepOwn) ?? null;
+    let own = this.pool?.close(keepOwn) ?? null;
+    // A kept region this connection never needed: kept again as it was.
+    const spare = this.recyclable?.spare ?? null;
+    let spareFd = -1;
+    if (spare !== null) {
+      this.recyclable!.spare = null;
+      if (r !== null && own === null && region === null) {
+        own = { mapping: spare.mapping, settle: () => true };
+        spareFd = spare.fd;
+      } else {
+        spare.mapping.close();
+        closeQuietly(spare.fd);
+      }
+    }
     this.endpoint.close(); // unpins the mapping: nothing of ours touches the ring after this
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
@@ -93,7 +120,7 @@ class LocalLink implements RingLink {
       keepConnection(
         r.peer,
         { order: r.order, fd: r.ringFd, mapping: this.mapping },
-        own && { poolBytes: region!.poolBytes, mapping: own.mapping, settle: own.settle, fd: region!.fd },
+        own && { poolBytes: spareFd >= 0 ? spare!.poolBytes : region!.poolBytes, mapping: own.mapping, settle: own.settle, fd: spareFd >= 0 ? spareFd : region!.fd },
         this.hangupFd,
       )
     ) {
@@ -104,6 +131,7 @@ class LocalLink implements RingLink {
       own.settle();
       own.mapping.close();
     }
+    closeQuietly(spareFd);
     this.mapping.unmap();
     if (this.recyclable !== null) {
       closeQuietly(this.recyclable.ringFd);
@@ -131,25 +159,27 @@ function poolRequest(pool: PoolOptions | undefined): PoolOptions {
  * Owns the mappings: closed here if the link cannot be made.
  */
 function makePoolLink(
-  own: { mapping: PoolMapping; poolBytes: number } | null,
-  peer: { fd: number; poolBytes: number; announced: number } | null,
-  createdOwn: boolean,
+  own: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number } | null,
+  peer: { fd: number; poolBytes: number; announced: number } | { mapping: () => PoolMapping; poolBytes: number } | null,
   peerUid: number,
   options: PoolOptions,
   lazy: LazyOpen | null,
 ): PoolLink | null {
-  let peerMapping: PoolMapping | null = null;
+  let peerMapping: PoolMapping | (() => PoolMapping) | null = null;
+  const ownMapping = own?.mapping;
   if (own !== null && own.poolBytes === 0) {
-    own.mapping.close(); // offered, but nothing agreed this way
+    if (typeof ownMapping !== 'function') ownMapping?.close(); // offered, but nothing agreed this way
     own = null;
   }
   try {
-    if (peer !== null && peer.poolBytes > 0) peerMapping = mapPeerRegion(peer.fd, peer.poolBytes, peer.announced);
+    if (peer !== null && peer.poolBytes > 0) peerMapping = 'fd' in peer ? mapPeerRegion(peer.fd, peer.poolBytes, peer.announced) : peer.mapping;
     if (peerMapping === null && own === null) return null;
     return new PoolLink({
       own,
       peer: peerMapping !== null ? { mapping: peerMapping, poolBytes: peer!.poolBytes } : null,
-      createdOwn,
+      // Our region is a fresh memfd, or a kept one whose queue page was
+      // zeroed: its queues already read as zero.
+      createdOwn: false,
       createdPeer: false,
       views: viewsAllowed('local', peerUid === ownUid(), options.views),
       copyThreshold: DEFAULT_COPY_THRESHOLD,
@@ -158,8 +188,8 @@ function makePoolLink(
       lazy,
     });
   } catch (err) {
-    own?.mapping.close();
-    peerMapping?.close();
+    if (typeof ownMapping !== 'function') ownMapping?.close();
+    if (typeof peerMapping !== 'function') peerMapping?.close();
     throw err;
   }
 }
@@ -170,7 +200,7 @@ function makePoolLink(
  * going live). Null where the runtime refuses external buffers: receivers
  * then open at once, as an older xenring's do.
  */
-function lazyOpen(endpoint: RingEndpoint, role: 'client' | 'server'): LazyOpen | null {
+function lazyOpen(endpoint: RingEndpoint, role: 'client' | 'server', regionsOnDemand = false): LazyOpen | null {
   let word: Uint32Array | null;
   try {
     word = endpoint.poolWord?.() ?? null;
@@ -182,7 +212,7 @@ function lazyOpen(endpoint: RingEndpoint, role: 'client' | 'server'): LazyOpen |
   // live (a newer one sets its byte first); a client's server announced
   // before its ACCEPT or never will.
   const peerStarted = role === 'server' ? () => decodePeerState(endpoint.peerState()).live !== Live.Waiting : () => true;
-  const lazy = new LazyOpen(word, role, peerStarted);
+  const lazy = new LazyOpen(word, role, peerStarted, regionsOnDemand);
   lazy.announce();
   return lazy;
 }
@@ -198,6 +228,28 @@ function address(path: string, port: number | string): TransportAddress {
 function checkWakeEnd(fd: number, peerUid: number, syscall: string): void {
   const creator = native.wakeEndCheck(fd);
   if (creator.uid !== peerUid) throw systemError('EPROTO', syscall, `wake-up pipe made by uid ${creator.uid}, not by the peer`);
+}
+
+/**
+ * Our region, made (or, on a server, the one kept for this client process)
+ * when our sender first needs it, and handed to the peer (regions on demand,
+ * local_regions.ts). A server keeps its memfd open to reuse the region
+ * (`rec`); otherwise it is closed once sent (the mapping keeps the pages).
+ */
+function ownRegionOnDemand(exchange: RegionExchange, poolBytes: number, rec: Recyclable | null): PoolMapping {
+  const spare = rec?.spare ?? null;
+  if (rec !== null) rec.spare = null;
+  const region = spare ?? createLocalRegion(poolBytes);
+  try {
+    exchange.send(region.fd);
+  } catch (err) {
+    region.mapping.close();
+    closeQuietly(region.fd);
+    throw err;
+  }
+  if (rec !== null) rec.region = { fd: region.fd, poolBytes, reused: spare !== null };
+  else closeQuietly(region.fd);
+  return region.mapping;
 }
 
 /**
@@ -223,6 +275,7 @@ function serveHello(
   let poolFd = -1;
   let recyclable: Recyclable | null = null;
   let kept: Revived | null = null;
+  let regions: RegionExchange | null = null;
   try {
     const hello = parseHello(msg, fds.length);
     const order = grantOrder(hello.order, ceiling);
@@ -254,8 +307,34 @@ function serveHello(
       right: { mapping, offset: rightOffset, order },
     });
     let agreed: Accept['pool'] = null;
-    let region: Recyclable['region'] = null;
-    if (offered !== null) {
+    if (identity !== null) recyclable = { peer: identity, ringFd: memfd, order, region: null, spare: null };
+    const lazyRegions = hello.lazyRegions === true;
+    if (offered !== null && lazyRegions) {
+      // Regions on demand (local_regions.ts): each side's comes when its
+      // sender first needs it; the client's receiver and ours open on the
+      // control page's pool bytes, so without them (a runtime refusing
+      // external buffers) there is no pool.
+      const lazy = poolSize > 0 ? lazyOpen(endpoint, 'server', true) : null;
+      const size = lazy !== null ? poolSize : 0;
+      agreed = { toServer: size, toClient: size };
+      const spare = kept?.region ?? null;
+      if (kept) kept.region = null;
+      if (spare !== null && (recyclable === null || size === 0)) {
+        spare.mapping.close();
+        closeQuietly(spare.fd);
+      } else if (spare !== null) recyclable!.spare = { ...spare, poolBytes: size };
+      if (size > 0) {
+        const exchange = (regions = new RegionExchange(conn, size, size));
+        const rec = recyclable;
+        pool = makePoolLink(
+          { mapping: () => ownRegionOnDemand(exchange, size, rec), poolBytes: size },
+          { mapping: () => exchange.takePeer(), poolBytes: size },
+          peer.uid,
+          poolOptions,
+          lazy,
+        );
+      }
+    } else if (offered !== null) {
       agreed = { toServer: poolSize, toClient: poolSize };
       // Our region (we send in it): its queues read as zero, so nothing is
       // written to it before a payload (the sender opens its queues then).
@@ -263,21 +342,19 @@ function serveHello(
       if (kept) kept.region = null;
       const own = poolSize > 0 ? (reused ?? createLocalRegion(poolSize)) : null;
       poolFd = own?.fd ?? -1;
-      if (own !== null) region = { fd: own.fd, poolBytes: poolSize, reused: reused !== null };
+      if (own !== null && recyclable !== null) recyclable.region = { fd: own.fd, poolBytes: poolSize, reused: reused !== null };
       pool = makePoolLink(
         own && { mapping: own.mapping, poolBytes: poolSize },
         poolSize > 0 ? { fd: clientRegion, poolBytes: poolSize, announced: offered } : null,
-        false,
         peer.uid,
         poolOptions,
         poolSize > 0 ? lazyOpen(endpoint, 'server') : null,
       );
     }
-    if (identity !== null) recyclable = { peer: identity, ringFd: memfd, order, region };
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
-    const reply = buildAccept({ leftOrder: order, rightOrder: order, pool: agreed });
+    const reply = buildAccept({ leftOrder: order, rightOrder: order, pool: agreed, lazyRegions: lazyRegions && agreed !== null });
     if (native.sendMessage(conn, reply, poolFd >= 0 ? [memfd, peerEnd, poolFd] : [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
@@ -290,12 +367,17 @@ function serveHello(
       address: `pid:${peer.pid}`,
       family: 'local',
       port,
-    }, pool, recyclable);
+    }, pool, recyclable, regions);
     pool = null;
     if (recyclable !== null) memfd = poolFd = -1; // the link keeps them
     return link;
   } catch (err) {
     pool?.close();
+    regions?.close();
+    if (recyclable?.spare) {
+      recyclable.spare.mapping.close();
+      closeQuietly(recyclable.spare.fd);
+    }
     endpoint?.close();
     mapping?.unmap();
     kept?.region?.mapping.close();
@@ -315,7 +397,7 @@ function acceptReply(
   waitFd: number,
   msg: { data: Buffer; fds: number[]; truncated?: boolean },
   asked: number,
-  ownRegion: { mapping: PoolMapping; poolBytes: number } | null,
+  offered: number,
   poolOptions: PoolOptions,
   path: string,
   port: number | string,
@@ -324,11 +406,13 @@ function acceptReply(
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
+  let regions: RegionExchange | null = null;
   try {
     // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
     if (msg.truncated && fds.length < acceptFdsExpected(data)) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
-    const { leftOrder, rightOrder, pool: agreed } = parseAccept(data, fds.length, asked, poolOptions.size);
-    const [memfd, kickFd, serverRegion] = fds;
+    // Our HELLO asked for regions on demand whenever it offered a pool.
+    const { leftOrder, rightOrder, pool: agreed } = parseAccept(data, fds.length, asked, offered, offered > 0);
+    const [memfd, kickFd] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
     native.memfdCheck(memfd, size);
     checkWakeEnd(kickFd, peerUid, 'connect');
@@ -344,30 +428,28 @@ function acceptReply(
       left: { mapping, offset: leftOffset, order: leftOrder },
       right: { mapping, offset: rightOffset, order: rightOrder },
     });
-    // An older server (no pool fields) or a size of 0 each way: no pool.
-    const own = ownRegion;
-    ownRegion = null; // makePoolLink owns it now
-    pool = makePoolLink(
-      own && { mapping: own.mapping, poolBytes: agreed?.toServer ?? 0 },
-      agreed && agreed.toClient > 0 ? { fd: serverRegion, poolBytes: agreed.toClient, announced: agreed.toClient } : null,
-      false, // our region is a fresh memfd: its queues already read as zero
-      peerUid,
-      poolOptions,
-      agreed && (agreed.toClient > 0 || agreed.toServer > 0) ? lazyOpen(endpoint, 'client') : null, // before we go live (clientConnect)
-    );
-    if (fds.length > 2) {
-      closeQuietly(serverRegion);
-      fds[2] = -1;
+    // A server that agreed no pool (or an older one, no pool fields): none.
+    if (agreed && (agreed.toClient > 0 || agreed.toServer > 0)) {
+      const lazy = lazyOpen(endpoint, 'client', true); // before we go live (clientConnect)
+      if (lazy === null) throw systemError('EPROTO', 'connect', 'pool agreed where this runtime cannot watch for it');
+      const exchange = (regions = new RegionExchange(conn, agreed.toClient, agreed.toServer));
+      pool = makePoolLink(
+        agreed.toServer > 0 ? { mapping: () => ownRegionOnDemand(exchange, agreed.toServer, null), poolBytes: agreed.toServer } : null,
+        agreed.toClient > 0 ? { mapping: () => exchange.takePeer(), poolBytes: agreed.toClient } : null,
+        peerUid,
+        poolOptions,
+        lazy,
+      );
     }
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);
-    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool);
+    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool, null, regions);
     pool = null;
     return link;
   } catch (err) {
-    ownRegion?.mapping.close();
     pool?.close();
+    regions?.close();
     endpoint?.close();
     mapping?.unmap();
     fds.forEach(closeQuietly);
@@ -385,9 +467,10 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   checkDirOption(req.dir);
   const allowed = allowedUids(req.allowUid);
   const poolOptions = poolRequest(req.pool);
-  // Our pool region, made before the HELLO that carries it (so the agreed
-  // size can only be smaller: the server maps what it agreed to).
-  let ownRegion: { mapping: PoolMapping; poolBytes: number } | null = null;
+  // Offered with regions on demand (none made before a payload needs it):
+  // where this runtime refuses external buffers, no pool (its receivers
+  // could not watch for the peer's region).
+  const offered = poolOptions.size > 0 && externalBuffersWork() ? poolOptions.size : 0;
   let path = '';
   let conn = -1;
   let waitFd = -1; // our wake-up end until a link owns it
@@ -406,10 +489,7 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
       closeQuietly(conn);
       closeQuietly(waitFd);
       closeQuietly(peerEnd);
-      closeQuietly(regionFd);
-      ownRegion?.mapping.close();
     }
-    ownRegion = null;
     if (err || link) callback(err, link);
   };
   const refused = (code: string) => {
@@ -419,9 +499,8 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
   };
 
   let attempts = 0;
-  // The fds the HELLO carries, ours until sent (closed by finish otherwise).
+  // The fd the HELLO carries, ours until sent (closed by finish otherwise).
   let peerEnd = -1;
-  let regionFd = -1;
   const attempt = () => {
     timer = null;
     if (done) return; // cancelled before the attempt ran
@@ -429,14 +508,7 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
       path ||= socketPath(rendezvousDir(req.dir, 'connect', allowed), port);
       // Made before connecting, so that the HELLO follows the connect at
       // once: the server then usually finds it queued when it accepts.
-      if (waitFd < 0) {
-        [waitFd, peerEnd] = native.wakePair(); // our wake-up end stays with us; the server gets the other one
-        if (poolOptions.size > 0) {
-          const region = createLocalRegion(poolOptions.size);
-          regionFd = region.fd;
-          ownRegion = { mapping: region.mapping, poolBytes: poolOptions.size };
-        }
-      }
+      if (waitFd < 0) [waitFd, peerEnd] = native.wakePair(); // our wake-up end stays with us; the server gets the other one
     } catch (e) {
       finish(e as Error);
       return;
@@ -460,15 +532,14 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
       finish(e as Error);
       return;
     }
-    const hello = buildHello({ order, pid: process.pid, poolSize: poolOptions.size });
+    const hello = buildHello({ order, pid: process.pid, poolSize: offered, lazyRegions: offered > 0 });
     try {
       let sent: number;
       try {
-        sent = native.sendMessage(conn, hello, regionFd >= 0 ? [peerEnd, regionFd] : [peerEnd]);
+        sent = native.sendMessage(conn, hello, [peerEnd]);
       } finally {
         closeQuietly(peerEnd);
-        closeQuietly(regionFd); // the server has its copy, our mapping keeps the pages
-        peerEnd = regionFd = -1;
+        peerEnd = -1;
       }
       // A fresh connection's send buffer is empty: EAGAIN here means the
       // kernel is out of buffers, and a HELLO never sent would only time out.
@@ -504,9 +575,7 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
         try {
           const wait = waitFd;
           waitFd = -1;
-          const own = ownRegion;
-          ownRegion = null; // acceptReply owns it now
-          const link = acceptReply(conn, serverUid, wait, msg, order, own, poolOptions, path, port);
+          const link = acceptReply(conn, serverUid, wait, msg, order, offered, poolOptions, path, port);
           finish(null, link);
         } catch (e) {
           conn = -1; // acceptReply closed it and our wake-up end

@@ -23,6 +23,19 @@
  * field) + u32 pool bytes client->server, u32 pool bytes server->client (0:
  * none that way; neither above the offer); when server->client is
  * non-zero, one more fd: the server's region.
+ *
+ * Regions on demand (issue 14, still version 3, appended again): HELLO +
+ * u32 flags (HELLO_LAZY_SIZE bytes), bit REGIONS_ON_DEMAND: no region fd in
+ * the HELLO. The ACCEPT to it + u32 flags (ACCEPT_LAZY_SIZE bytes), the same
+ * bit: no region fd in it either. Each side then makes its region only when
+ * its sender first needs it, and sends it over the rendezvous socket in a
+ * REGION message (magic "XRR1", version, pool bytes, 0; one fd: a sealed
+ * memfd for exactly the agreed pool bytes that way), before its first
+ * descriptor (lib/pool/lazy_open.ts: before it marks its sender opened). A
+ * connection that never sends by reference makes, passes and maps no
+ * region: most of what a pool added to a new connection (docs/benchmark.md).
+ * A server of this version still serves the older HELLOs (regions in the
+ * handshake); a client of this version needs a server that knows the flag.
  * @internal
  */
 import { systemError } from '../errors';
@@ -31,11 +44,19 @@ import { MAX_LOCAL_RING_SIZE, MIN_RING_SIZE } from '../ring/ring_size';
 
 const HELLO_MAGIC = 0x31485258; // "XRH1"
 const ACCEPT_MAGIC = 0x31415258; // "XRA1"
+const REGION_MAGIC = 0x31525258; // "XRR1"
 export const HANDSHAKE_VERSION = 3;
 const MESSAGE_SIZE = 16;
 /** HELLO with the pool field; ACCEPT with the two pool fields. */
 export const HELLO_POOL_SIZE = MESSAGE_SIZE + 4;
 export const ACCEPT_POOL_SIZE = MESSAGE_SIZE + 8;
+/** ...and with the flags field. */
+export const HELLO_LAZY_SIZE = HELLO_POOL_SIZE + 4;
+export const ACCEPT_LAZY_SIZE = ACCEPT_POOL_SIZE + 4;
+/** Flags bit: regions come later, in REGION messages (no other bit is defined). */
+export const REGIONS_ON_DEMAND = 1;
+/** A REGION message's size; it carries one fd. */
+export const REGION_SIZE = MESSAGE_SIZE;
 export const MIN_ORDER = Math.log2(MIN_RING_SIZE);
 export const MAX_ORDER = Math.log2(MAX_LOCAL_RING_SIZE);
 /** Fds each message must carry, no more and no fewer. */
@@ -50,6 +71,8 @@ export interface Hello {
    * client that sent no pool field. With a size, the HELLO carries the
    * client's region fd after the wake-up end. */
   poolSize?: number | null;
+  /** Regions on demand (REGION messages, no region fd in the HELLO); needs a pool size. */
+  lazyRegions?: boolean;
 }
 
 export interface Accept {
@@ -58,6 +81,8 @@ export interface Accept {
   /** Agreed pool bytes per direction; null: an older server (no pool).
    * With toClient > 0 the ACCEPT carries the server's region fd last. */
   pool?: { toServer: number; toClient: number } | null;
+  /** The reply to a HELLO with regions on demand: no region fd here either; needs `pool`. */
+  lazyRegions?: boolean;
 }
 
 function protocolError(syscall: string, detail: string): NodeJS.ErrnoException {
@@ -95,24 +120,32 @@ export function buildHello(hello: Hello): Buffer {
   const msg = header(HELLO_MAGIC, hello.order, hello.pid >>> 0);
   if (hello.poolSize === null || hello.poolSize === undefined) return msg;
   if (!validPoolSize(hello.poolSize)) throw new RangeError(`bad pool size ${hello.poolSize}`);
-  const pool = Buffer.alloc(4);
+  const pool = Buffer.alloc(hello.lazyRegions ? 8 : 4);
   pool.writeUInt32LE(hello.poolSize, 0);
+  if (hello.lazyRegions) pool.writeUInt32LE(REGIONS_ON_DEMAND, 4);
   return Buffer.concat([msg, pool]);
 }
 
-/** Fds a HELLO carries: the wake-up end, and the client's region when it offers a pool. */
+/** Fds a HELLO carries: the wake-up end, and the client's region when it offers a pool in the handshake. */
 export function helloFds(hello: Hello): number {
-  return HELLO_FDS + (hello.poolSize ? 1 : 0);
+  return HELLO_FDS + (hello.poolSize && !hello.lazyRegions ? 1 : 0);
+}
+
+/** The flags field at `at`: only REGIONS_ON_DEMAND is defined, and it must be set (the field exists for it). */
+function checkFlags(data: Buffer, at: number, syscall: string, what: string): void {
+  if (data.readUInt32LE(at) !== REGIONS_ON_DEMAND) throw protocolError(syscall, `${what} with flags ${data.readUInt32LE(at)}`);
 }
 
 /** Parses a client's HELLO that arrived with `fdCount` fds; throws EPROTO. */
 export function parseHello(data: Buffer, fdCount: number): Hello {
-  checkHeader(data, HELLO_MAGIC, [MESSAGE_SIZE, HELLO_POOL_SIZE], 'accept', 'hello from client');
+  checkHeader(data, HELLO_MAGIC, [MESSAGE_SIZE, HELLO_POOL_SIZE, HELLO_LAZY_SIZE], 'accept', 'hello from client');
   const order = data.readUInt32LE(8);
   if (order !== 0 && !validOrder(order)) throw protocolError('accept', `client asked for ring order ${order}`);
-  const poolSize = data.length === HELLO_POOL_SIZE ? data.readUInt32LE(MESSAGE_SIZE) : null;
+  const poolSize = data.length >= HELLO_POOL_SIZE ? data.readUInt32LE(MESSAGE_SIZE) : null;
   if (poolSize !== null && !validPoolSize(poolSize)) throw protocolError('accept', `client offered a pool of ${poolSize} bytes`);
-  const hello: Hello = { order, pid: data.readUInt32LE(12), poolSize };
+  const lazyRegions = data.length === HELLO_LAZY_SIZE;
+  if (lazyRegions) checkFlags(data, HELLO_POOL_SIZE, 'accept', 'hello from client');
+  const hello: Hello = { order, pid: data.readUInt32LE(12), poolSize, lazyRegions };
   checkFds(fdCount, helloFds(hello), 'accept', 'hello from client');
   return hello;
 }
@@ -131,20 +164,40 @@ export function buildAccept(accept: Accept): Buffer {
   if (!accept.pool) return msg;
   const { toServer, toClient } = accept.pool;
   if (!validPoolSize(toServer) || !validPoolSize(toClient)) throw new RangeError('bad pool size');
-  const pool = Buffer.alloc(8);
+  const pool = Buffer.alloc(accept.lazyRegions ? 12 : 8);
   pool.writeUInt32LE(toServer, 0);
   pool.writeUInt32LE(toClient, 4);
+  if (accept.lazyRegions) pool.writeUInt32LE(REGIONS_ON_DEMAND, 8);
   return Buffer.concat([msg, pool]);
 }
 
-/** Fds an ACCEPT carries: the ring memfd, the wake-up end, and the server's region when it sends by reference. */
+/** Fds an ACCEPT carries: the ring memfd, the wake-up end, and the server's region when it sends by reference and sends it in the handshake. */
 export function acceptFds(accept: Accept): number {
-  return ACCEPT_FDS + (accept.pool?.toClient ? 1 : 0);
+  return ACCEPT_FDS + (accept.pool?.toClient && !accept.lazyRegions ? 1 : 0);
 }
 
 /** Fds an ACCEPT that reads as `data` should carry (before it is checked): to tell a truncated one (EMFILE) from a bad one. */
 export function acceptFdsExpected(data: Buffer): number {
   return ACCEPT_FDS + (data.length === ACCEPT_POOL_SIZE && data.readUInt32LE(MESSAGE_SIZE + 4) > 0 ? 1 : 0);
+}
+
+/** A REGION message: our region for `poolBytes` of pool follows as its one fd. */
+export function buildRegion(poolBytes: number): Buffer {
+  if (!validPoolSize(poolBytes) || poolBytes === 0) throw new RangeError(`bad pool size ${poolBytes}`);
+  return header(REGION_MAGIC, poolBytes, 0);
+}
+
+/**
+ * Checks a REGION message from the peer that arrived with `fdCount` fds: it
+ * must announce exactly the `agreed` pool bytes that way (the fd itself is
+ * checked when mapped); throws EPROTO.
+ */
+export function parseRegion(data: Buffer, fdCount: number, agreed: number, syscall: string): void {
+  checkHeader(data, REGION_MAGIC, [REGION_SIZE], syscall, 'pool region message');
+  if (data.readUInt32LE(8) !== agreed || data.readUInt32LE(12) !== 0 || agreed === 0) {
+    throw protocolError(syscall, `pool region of ${data.readUInt32LE(8)} bytes, agreed ${agreed}`);
+  }
+  checkFds(fdCount, 1, syscall, 'pool region message');
 }
 
 /**
@@ -153,8 +206,11 @@ export function acceptFdsExpected(data: Buffer): number {
  * never more. `poolOffered`: the pool size the HELLO offered (null: none
  * sent, so the reply must not carry pool fields); no direction may get more.
  */
-export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOffered: number | null = null): Accept {
-  checkHeader(data, ACCEPT_MAGIC, poolOffered === null ? [MESSAGE_SIZE] : [MESSAGE_SIZE, ACCEPT_POOL_SIZE], 'connect', 'handshake reply');
+export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOffered: number | null = null, lazyAsked = false): Accept {
+  // A HELLO with regions on demand gets no pool (an ACCEPT without the
+  // fields) or the reply with the flag; never regions in the handshake.
+  const sizes = poolOffered === null ? [MESSAGE_SIZE] : [MESSAGE_SIZE, lazyAsked ? ACCEPT_LAZY_SIZE : ACCEPT_POOL_SIZE];
+  checkHeader(data, ACCEPT_MAGIC, sizes, 'connect', 'handshake reply');
   const leftOrder = data.readUInt32LE(8);
   const rightOrder = data.readUInt32LE(12);
   if (!validOrder(leftOrder) || !validOrder(rightOrder)) throw protocolError('connect', 'bad ring order');
@@ -162,13 +218,15 @@ export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOf
     throw protocolError('connect', `server granted ring order ${Math.max(leftOrder, rightOrder)}, more than the ${asked} asked`);
   }
   let pool: Accept['pool'] = null;
-  if (data.length === ACCEPT_POOL_SIZE) {
+  const lazyRegions = data.length === ACCEPT_LAZY_SIZE;
+  if (lazyRegions) checkFlags(data, ACCEPT_POOL_SIZE, 'connect', 'handshake reply');
+  if (data.length >= ACCEPT_POOL_SIZE) {
     pool = { toServer: data.readUInt32LE(MESSAGE_SIZE), toClient: data.readUInt32LE(MESSAGE_SIZE + 4) };
     for (const size of [pool.toServer, pool.toClient]) {
       if (!validPoolSize(size) || size > (poolOffered ?? 0)) throw protocolError('connect', `server agreed to a pool of ${size} bytes, offered ${poolOffered}`);
     }
   }
-  const accept: Accept = { leftOrder, rightOrder, pool };
+  const accept: Accept = { leftOrder, rightOrder, pool, lazyRegions };
   checkFds(fdCount, acceptFds(accept), 'connect', 'handshake reply');
   return accept;
 }

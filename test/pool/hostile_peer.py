@@ -37,6 +37,7 @@ import threading
 
 HELLO_MAGIC = 0x31485258
 ACCEPT_MAGIC = 0x31415258
+REGION_MAGIC = 0x31525258  # regions on demand (lib/transports/local_regions.ts)
 PAGE = 4096
 SLOTS = 128
 DESC_PROD, DESC_CONS, DESC_ENTRIES = 0, 64, 128
@@ -80,7 +81,101 @@ def wait_for(pred, timeout=5.0):
     return True
 
 
+def sealed_region(size, seals=True):
+    rfd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    os.ftruncate(rfd, PAGE + size)
+    if seals:
+        fcntl.fcntl(rfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    return rfd
+
+
+def regions_client(opts):
+    """Regions on demand (opts["regions"] names what it does): the HELLO with
+    the flags field and no region fd; then, after going live, its region in a
+    REGION message on the rendezvous socket, honest or not:
+      honest       a sealed memfd of the agreed size, then OPENED and one
+                   descriptor of the pattern (opts["length"] bytes)
+      wrong-size   announces and sends half the agreed size
+      twice        two good REGION messages
+      two-fds      the region and a pipe end in one message
+      not-memfd    a pipe end instead of a memfd
+      unsealed     a memfd of the right size without its seals
+      garbage      16 random bytes, no fd
+      opened-without  OPENED and a descriptor's ring bytes, no REGION ever
+    Reports the ACCEPT it got, then holds until stdin closes."""
+    pool = opts["poolSize"]
+    mode = opts["regions"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(opts["path"])
+    _, wake_end = os.pipe2(os.O_NONBLOCK)
+    socket.send_fds(s, [struct.pack("<IIIIII", HELLO_MAGIC, 3, 0, os.getpid(), pool, 1)], [wake_end])
+    s.settimeout(5)
+    data, rfds = socket.recv_fds(s, 4096, 16)[:2]
+    res = {"replyBytes": len(data), "nfds": len(rfds)}
+    if len(data) == 28:
+        res["toServer"], res["toClient"], res["flags"] = struct.unpack_from("<III", data, 16)
+    order = struct.unpack_from("<I", data, 8)[0]
+    ring = mmap.mmap(rfds[0], PAGE + 2 * (1 << order), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    kick_fd = rfds[1]
+
+    def kick():
+        try:
+            os.write(kick_fd, b"k")
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+    ring[CLI_POOL] = POOL_ANNOUNCES
+    ring[CLI_LIVE] = 1
+    kick()
+    size = res.get("toServer", 0)
+    region_msg = struct.pack("<IIII", REGION_MAGIC, 3, size, 0)
+    keep = []
+    if mode in ("honest", "twice", "two-fds"):
+        rfd = sealed_region(size)
+        keep.append(rfd)
+        extra = []
+        if mode == "two-fds":
+            r, w = os.pipe()
+            keep += [r, w]
+            extra = [r]
+        socket.send_fds(s, [region_msg], [rfd] + extra)
+        if mode == "twice":
+            socket.send_fds(s, [region_msg], [sealed_region(size)])
+        region = mmap.mmap(rfd, PAGE + size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        n = opts.get("length", 10000)
+        region[PAGE:PAGE + n] = bytes((i * 7 + 3) % 251 for i in range(n))
+        ring[CLI_POOL] = POOL_ANNOUNCES | POOL_OPENED  # after the REGION, before the descriptor
+        push_descriptor(region, 0, 0, n)
+    elif mode == "wrong-size":
+        rfd = sealed_region(size // 2)
+        keep.append(rfd)
+        socket.send_fds(s, [struct.pack("<IIII", REGION_MAGIC, 3, size // 2, 0)], [rfd])
+    elif mode == "not-memfd":
+        r, w = os.pipe()
+        keep += [r, w]
+        socket.send_fds(s, [region_msg], [r])
+    elif mode == "unsealed":
+        rfd = sealed_region(size, seals=False)
+        keep.append(rfd)
+        socket.send_fds(s, [region_msg], [rfd])
+    elif mode == "garbage":
+        s.send(os.urandom(16))
+    elif mode == "opened-without":
+        ring[CLI_POOL] = POOL_ANNOUNCES | POOL_OPENED
+        ring[PAGE:PAGE + 4] = b"ring"
+        struct.pack_into("<I", ring, 4, 4)  # left prod: ring bytes after a payload that never comes
+    kick()
+    res["regions"] = mode
+    out(res)
+    try:
+        sys.stdin.read()
+    except Exception:
+        pass
+
+
 def client(opts):
+    if opts.get("regions"):
+        return regions_client(opts)
     pool = opts.get("poolSize")  # None: an older client, no pool field
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(opts["path"])

@@ -217,3 +217,46 @@ describe('pool: our client against an older server (Python, 16-byte ACCEPT)', fu
     await once(py, 'exit');
   });
 });
+
+describe('pool: regions on demand from a hostile client (Python, REGION messages)', function () {
+  this.timeout(30000);
+  const POOL = 1 << 20;
+  const want = Buffer.from(Array.from({ length: 10000 }, (_, i) => (i * 7 + 3) % 251));
+
+  it("positive control: a region sent in a REGION message, then a payload in it, arrives as sent", async () => {
+    const { srv, conns, path: p } = await server();
+    const py = await pyClient({ path: p, poolSize: POOL, regions: 'honest', length: want.length });
+    // The ACCEPT to a HELLO with regions on demand: the flags field, no region fd.
+    assert.equal(py.report.replyBytes, 28);
+    assert.equal(py.report.nfds, 2);
+    assert.deepEqual([py.report.toServer, py.report.toClient, py.report.flags], [POOL, POOL, 1]);
+    await until('the payload', () => conns[0] && conns[0].data.reduce((n, d) => n + d.length, 0) >= want.length);
+    assert.ok(Buffer.concat(conns[0].data).equals(want));
+    assert.equal(conns[0].s.poolStats().receivedByRef, 1);
+    assert.equal(conns[0].error, null);
+    await py.end();
+    await conns[0].closed;
+    srv.close();
+  });
+
+  for (const mode of ['wrong-size', 'twice', 'two-fds', 'not-memfd', 'unsealed', 'garbage', 'opened-without']) {
+    it(`a bad REGION (${mode}) fails that connection with EPROTO; the server goes on`, async () => {
+      const { srv, conns, path: p } = await server();
+      const py = await pyClient({ path: p, poolSize: POOL, regions: mode });
+      assert.equal(py.report.replyBytes, 28);
+      await until('the connection to fail', () => conns[0]?.error);
+      assert.equal(conns[0].error.code, 'EPROTO', conns[0].error.message);
+      await conns[0].closed;
+      // ('twice': the first region was good, so its payload may have come first.)
+      const got = Buffer.concat(conns[0].data);
+      assert.ok(got.length === 0 || (mode === 'twice' && got.equals(want)), `${got.length} bytes arrived`);
+      await py.end();
+      // The same server serves an honest client after it.
+      const ok = await pyClient({ path: p, poolSize: POOL, regions: 'honest', length: want.length });
+      await until('the payload', () => conns[1] && conns[1].data.reduce((n, d) => n + d.length, 0) >= want.length);
+      assert.ok(Buffer.concat(conns[1].data).equals(want));
+      await ok.end();
+      srv.close();
+    });
+  }
+});

@@ -143,8 +143,28 @@ describe('pool: small messages on a pool connection', function () {
     const before = poolInodes();
     const { srv, s, server } = await pooledPair();
     await pingPong(s, 50);
+    // Regions on demand: small messages made and mapped none.
+    assert.deepEqual([...poolInodes()].filter((i) => !before.has(i)), [], 'a region made before any payload needed one');
+    // One payload by reference each way (the server echoes a copy): both regions.
+    const big = Buffer.alloc(300_000, 7);
+    const echoed = new Promise((resolve) => {
+      let got = 0;
+      const onData = (d) => {
+        got += d.length;
+        s.release(d); // a view held would keep the server's region mapped
+        if (got === big.length) {
+          s.off('data', onData);
+          resolve();
+        }
+      };
+      s.on('data', onData);
+    });
+    s.write(big);
+    await echoed;
+    assert.equal(s.poolStats().sentByRef, 1);
+    assert.equal(s.poolStats().receivedByRef, 1);
     const ours = [...poolInodes()].filter((i) => !before.has(i));
-    assert.ok(ours.length >= 2, `the pools are mapped while open (new regions: ${ours.length})`);
+    assert.equal(ours.length, 2, `the pools are mapped while open (new regions: ${ours.length})`);
     await endPair(srv, s, server);
     // Both sockets (and so their receivers' views of the peers' indices) are
     // still reachable here: only a view that holds no reference lets go.
