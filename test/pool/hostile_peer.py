@@ -89,6 +89,15 @@ def sealed_region(size, seals=True):
     return rfd
 
 
+def report_and_hold(res):
+    """Reports, then holds the connection until stdin closes."""
+    out(res)
+    try:
+        sys.stdin.read()
+    except Exception:
+        pass
+
+
 def regions_client(opts):
     """Regions on demand (opts["regions"] names what it does): the HELLO with
     the flags field and no region fd; then, after going live, its region in a
@@ -166,11 +175,7 @@ def regions_client(opts):
         struct.pack_into("<I", ring, 4, 4)  # left prod: ring bytes after a payload that never comes
     kick()
     res["regions"] = mode
-    out(res)
-    try:
-        sys.stdin.read()
-    except Exception:
-        pass
+    report_and_hold(res)
 
 
 def client(opts):
@@ -185,9 +190,7 @@ def client(opts):
     if pool is not None:
         msg = struct.pack("<IIIII", HELLO_MAGIC, 3, 0, os.getpid(), pool)
         if pool > 0:
-            rfd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
-            os.ftruncate(rfd, PAGE + pool)
-            fcntl.fcntl(rfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+            rfd = sealed_region(pool)
             region = mmap.mmap(rfd, PAGE + pool, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             fds.append(rfd)
     else:
@@ -277,11 +280,7 @@ def client(opts):
         push_completion(theirs, off, length)
     kick()
     res["scenario"] = scenario
-    out(res)
-    try:
-        sys.stdin.read()
-    except Exception:
-        pass
+    report_and_hold(res)
 
 
 def connect_pool(path, pool):
@@ -289,9 +288,7 @@ def connect_pool(path, pool):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
     _, wake_end = os.pipe2(os.O_NONBLOCK)
-    rfd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
-    os.ftruncate(rfd, PAGE + pool)
-    fcntl.fcntl(rfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    rfd = sealed_region(pool)
     socket.send_fds(s, [struct.pack("<IIIII", HELLO_MAGIC, 3, 0, os.getpid(), pool)], [wake_end, rfd])
     s.settimeout(5)
     data, rfds = socket.recv_fds(s, 4096, 16)[:2]
