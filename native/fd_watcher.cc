@@ -206,7 +206,13 @@ Napi::Value FdWatcher::Unref(const Napi::CallbackInfo& info) {
 
 // The fd itself is not closed: its owner closes it after close().
 Napi::Value FdWatcher::Close(const Napi::CallbackInfo& info) {
-  Stop(info);
+  // uv_close() stops the poll itself: uv_poll_stop() first took the fd out
+  // of epoll once, and uv_close() then tried again (a failing epoll_ctl per
+  // watcher, five per new connection).
+  if (active_) {
+    active_ = false;
+    ObjectWrap::Unref();
+  }
   Release();
   ring_ = nullptr;
   if (!ring_ref_.IsEmpty()) ring_ref_.Reset();
