@@ -89,6 +89,7 @@ class LocalLink implements RingLink {
   release(orderly = false): void {
     if (this.released) return;
     this.released = true;
+    this.regions?.drain();
     this.regions?.close();
     const r = orderly ? this.recyclable : null;
     // A region is worth keeping only once its pages were touched: an

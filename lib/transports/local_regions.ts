@@ -45,18 +45,23 @@ export class RegionExchange {
   }
 
   /**
-   * Reads what the peer sent on the rendezvous socket. True once it hung up
-   * (end of file, an empty record, or an error: as before regions came this
-   * way, the ring's live and fin bytes then say how it left). Throws EPROTO
-   * for anything but its one good REGION message.
+   * Reads what the peer sent on the rendezvous socket, to the end of what is
+   * queued. True once it hung up (end of file, an empty record, or an error
+   * twice: as before regions came this way, the ring's live and fin bytes
+   * then say how it left). Throws EPROTO for anything but its one good
+   * REGION message, EMFILE for one whose fd we had no room for.
    */
   read(): boolean {
+    let errors = 0;
     for (;;) {
       let msg;
       try {
         msg = native.recvMessage(this.conn);
       } catch {
-        return true;
+        // A peer that closed with our own messages unread leaves ECONNRESET
+        // pending here, returned once before what it sent is: read on.
+        if (++errors > 1) return true;
+        continue;
       }
       if (msg === null) return false;
       if (msg.data.length === 0) {
@@ -64,6 +69,8 @@ export class RegionExchange {
         return true;
       }
       try {
+        // The kernel drops a passed fd it cannot install (RLIMIT_NOFILE).
+        if (msg.truncated && msg.fds.length === 0) throw systemError('EMFILE', 'recvmsg', 'no free fd for the peer\'s pool region (too many open files)');
         if (this.peerSent || this.closed) throw systemError('EPROTO', 'recvmsg', 'a second pool region from the peer');
         parseRegion(msg.data, msg.fds.length, this.toUs, 'recvmsg');
         this.peerRegion = mapPeerRegion(msg.fds[0], this.toUs);
@@ -81,6 +88,26 @@ export class RegionExchange {
     if (region === null) throw systemError('EPROTO', 'recvmsg', this.peerSent ? 'pool region taken twice' : 'the peer opened its pool without its region');
     this.peerRegion = null;
     return region;
+  }
+
+  /**
+   * Takes what is still queued without mapping it (its fds closed), up to the
+   * end of file: a region that came as we closed neither stays in flight on a
+   * socket kept for recycling (which would read it as the peer still there)
+   * nor pins the peer's pages.
+   */
+  drain(): void {
+    for (let i = 0; i < 4; i++) {
+      let msg;
+      try {
+        msg = native.recvMessage(this.conn);
+      } catch {
+        continue; // a pending ECONNRESET: what is queued follows
+      }
+      if (msg === null) return;
+      msg.fds.forEach(closeQuietly);
+      if (msg.data.length === 0) return;
+    }
   }
 
   /** The connection is gone: a region read and never taken is unmapped. */

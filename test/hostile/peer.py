@@ -19,6 +19,9 @@ import time
 
 HELLO_MAGIC = 0x31485258
 ACCEPT_MAGIC = 0x31415258
+REGION_MAGIC = 0x31525258  # regions on demand (lib/transports/local_regions.ts)
+SRV_POOL = 3079  # the server's pool byte (lib/pool/lazy_open.ts)
+POOL_ANNOUNCES, POOL_OPENED = 1, 2
 
 
 def out(obj):
@@ -498,7 +501,86 @@ def mode_ring(opts):
     wait_stdin_closed()
 
 
+SENT_INODES = []  # of the region memfds sent, for the test to look for in its mappings
+
+
+def sealed_memfd(size, seals=True):
+    fd = os.memfd_create("xenring-pool-hostile", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+    os.ftruncate(fd, size)
+    if seals:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, RESIZE_SEALS)
+    SENT_INODES.append(os.fstat(fd).st_ino)
+    return fd
+
+
+def mode_regions(opts):
+    """A server with regions on demand (the client's 24-byte HELLO): an
+    honest ring in a 28-byte ACCEPT (the pool agreed both ways), then, once
+    the client is live, its own REGION as opts["region"] says:
+      honest       a sealed memfd of the agreed size, then OPENED (no payload)
+      wrong-size   half the agreed size, announced as such
+      twice        two good REGION messages
+      two-fds      the region and a pipe end in one message
+      not-memfd    a pipe end instead of a memfd
+      unsealed     a memfd of the right size without its seals
+      garbage      16 random bytes, no fd
+      opened-without  OPENED and 4 ring bytes, no REGION ever
+    Each ends with a kick; reports {"helloBytes", "sent", "inodes" (of the
+    memfds it sent)}, holds until stdin closes."""
+    srv = listen(opts["path"], opts)
+    out("ready")
+    conn, _ = srv.accept()
+    data, hfds = recv_reply(conn)
+    res = {"helloBytes": len(data)}
+    pool = struct.unpack_from("<I", data, 16)[0] if len(data) >= 20 else 0
+    order = 12
+    ring_fd, wake = accept_fds(dict(opts, reply="honest", version=3), order)
+    socket.send_fds(conn, [struct.pack("<IIIIIII", ACCEPT_MAGIC, 3, order, order, pool, pool, 1)], [ring_fd, wake])
+    kick_fd = hfds[0]
+    ring = mmap.mmap(ring_fd, 4096 + 2 * (1 << order), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    ring[SRV_POOL] = POOL_ANNOUNCES
+    deadline = time.time() + 5
+    while ring[20] != 1 and time.time() < deadline:  # the client live (1: connected)
+        time.sleep(0.002)
+    mode = opts["region"]
+    msg = struct.pack("<IIII", REGION_MAGIC, 3, pool, 0)
+    if mode in ("honest", "twice", "two-fds"):
+        extra = []
+        if mode == "two-fds":
+            r, w = os.pipe()
+            KEEP.extend([r, w])
+            extra = [r]
+        socket.send_fds(conn, [msg], [sealed_memfd(4096 + pool)] + extra)
+        if mode == "twice":
+            socket.send_fds(conn, [msg], [sealed_memfd(4096 + pool)])
+        ring[SRV_POOL] = POOL_ANNOUNCES | POOL_OPENED
+    elif mode == "wrong-size":
+        socket.send_fds(conn, [struct.pack("<IIII", REGION_MAGIC, 3, pool // 2, 0)], [sealed_memfd(4096 + pool // 2)])
+    elif mode == "not-memfd":
+        r, w = os.pipe()
+        KEEP.extend([r, w])
+        socket.send_fds(conn, [msg], [r])
+    elif mode == "unsealed":
+        socket.send_fds(conn, [msg], [sealed_memfd(4096 + pool, seals=False)])
+    elif mode == "garbage":
+        conn.send(os.urandom(16))
+    elif mode == "opened-without":
+        ring[SRV_POOL] = POOL_ANNOUNCES | POOL_OPENED
+        right = 4096 + (1 << order)  # the server-to-client ring
+        ring[right:right + 4] = b"ring"
+        struct.pack_into("<I", ring, 12, 4)  # its producer index
+    try:
+        os.write(kick_fd, b"k")
+    except OSError:
+        pass
+    res["sent"] = mode
+    res["inodes"] = SENT_INODES
+    out(res)
+    wait_stdin_closed()
+
+
 MODES = {
+    "regions": mode_regions,
     "flood": mode_flood,
     "plant": mode_plant,
     "server": mode_server,

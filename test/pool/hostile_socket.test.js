@@ -260,3 +260,67 @@ describe('pool: regions on demand from a hostile client (Python, REGION messages
     });
   }
 });
+
+describe('pool: regions on demand from a hostile server (Python, REGION messages)', function () {
+  this.timeout(30000);
+  const { poolInodes } = require('../helpers/fixtures');
+  /** Which of the regions the server sent are mapped here (by inode: other tests' regions may come and go). */
+  const mappedOf = (report) => report.inodes.map(String).filter((ino) => poolInodes().has(ino));
+
+  /** Our client against test/hostile/peer.py's `regions` server: { s, report, end() }. */
+  async function againstServer(region) {
+    const port = 40000 + Math.floor(Math.random() * 9000);
+    const file = path.join(process.env.XENRING_DIR, `${port}.sock`);
+    const py = spawn('python3', [path.join(__dirname, '../hostile/peer.py'), 'regions', JSON.stringify({ path: file, region })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // Every line kept: the report may come before we wait for it.
+    const got = [];
+    let wake = () => {};
+    readline.createInterface({ input: py.stdout }).on('line', (l) => {
+      got.push(l);
+      wake();
+    });
+    const exited = once(py, 'exit');
+    const next = async () => {
+      while (got.length === 0) await Promise.race([new Promise((r) => (wake = r)), exited.then(() => { throw new Error('python peer exited'); })]);
+      return got.shift();
+    };
+    await next(); // "ready"
+    const s = xenring.connect({ port });
+    const errored = new Promise((resolve) => s.once('error', resolve));
+    const closed = new Promise((resolve) => s.once('close', resolve));
+    await once(s, 'connect');
+    const report = JSON.parse(await next());
+    return {
+      s,
+      report,
+      errored,
+      closed,
+      async end() {
+        s.destroy();
+        py.stdin.end();
+        await exited;
+      },
+    };
+  }
+
+  it('positive control: the server\'s region, then its pool opened: our client maps it and lives', async () => {
+    const c = await againstServer('honest');
+    assert.equal(c.report.helloBytes, 24, 'our HELLO asks for regions on demand');
+    assert.equal(c.report.inodes.length, 1);
+    await until('the server\'s region mapped', () => mappedOf(c.report).length === 1);
+    const err = await Promise.race([c.errored, new Promise((r) => setTimeout(() => r(null), 200))]);
+    assert.equal(err, null, `the client failed: ${err?.message}`);
+    await c.end();
+  });
+
+  for (const region of ['wrong-size', 'twice', 'two-fds', 'not-memfd', 'unsealed', 'garbage', 'opened-without']) {
+    it(`a bad REGION from the server (${region}): our client fails with EPROTO, nothing left mapped`, async () => {
+      const c = await againstServer(region);
+      const err = await c.errored;
+      assert.equal(err.code, 'EPROTO', err.message);
+      await c.closed;
+      await c.end();
+      assert.deepEqual(mappedOf(c.report), [], 'a region of the server\'s left mapped');
+    });
+  }
+});

@@ -53,7 +53,7 @@ async function server(atOnce = false, replyPlan = PLAN, endAfterReply = true) {
     const checker = new PatternChecker();
     s.on('data', (d) => checker.update(d));
     const reply = () =>
-      writePlan(s, replyPlan).then(
+      writePlan(s, typeof replyPlan === 'function' ? replyPlan(i) : replyPlan).then(
         () => {
           seen[i] = [...ownRegionInodes()];
           if (endAfterReply) s.end();
@@ -158,6 +158,29 @@ describe('pool: a server region recycled for the same client process', function 
     srv.close();
     // Kept regions go after ~2 s unused: nothing left behind.
     await drained();
+    assert.equal(recycle.keptConnections(), 0);
+    assert.equal(ownRegionInodes().size, 0);
+    for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);
+    assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
+  });
+
+  it('a reconnect that never sends by reference leaves the kept region for the next one', async () => {
+    const fdsBefore = countFds();
+    // The server's replies: by reference, then ring bytes only, then by reference again.
+    const SMALL = [[11, 'buf'], [70001, 'buf']];
+    const plans = [PLAN, SMALL, PLAN];
+    const { srv, port, seen } = await server(false, (i) => plans[i]);
+    const p = forkPeer('reuse_client.js', { port, rounds: 3, plan: PLAN });
+    const rs = [];
+    for (let i = 0; i < 3; i++) rs.push(await p.next('round'));
+    await p.next('done');
+    await p.exited;
+    assert.deepEqual(rs.map((r) => r.ok), [true, true, true]);
+    assert.deepEqual(rs.map((r) => r.bytes), [PLAN_BYTES, 70012, PLAN_BYTES]);
+    const first = seen[0][0];
+    assert.deepEqual(seen[1], [first], 'the kept region is held, unused, through the second connection');
+    assert.deepEqual(seen[2], [first], 'the third connection got the first one\'s region');
+    srv.close();
     assert.equal(recycle.keptConnections(), 0);
     assert.equal(ownRegionInodes().size, 0);
     for (let i = 0; i < 50 && countFds() > fdsBefore; i++) await tick(10);

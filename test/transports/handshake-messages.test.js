@@ -2,7 +2,7 @@
 // The local handshake's messages with regions on demand (lib/transports/
 // local_handshake.ts): what a HELLO, an ACCEPT and a REGION carry, and what
 // a parser refuses (EPROTO), without I/O. The end-to-end side is in
-// test/pool/hostile_socket.test.js and test/pool/regions.test.js.
+// test/pool/hostile_socket.test.js and test/pool/reuse.test.js.
 const assert = require('node:assert/strict');
 const hs = require('../../dist/transports/local_handshake');
 
