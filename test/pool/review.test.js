@@ -10,7 +10,7 @@ const xenring = require('../..');
 const { QUEUE_SLOTS } = require('../../dist/pool/layout');
 const { poolNative } = require('../../dist/pool/native_pool');
 const { forkPeer } = require('./peer_process');
-const { PatternChecker } = require('../helpers/pattern');
+const { PatternChecker, slice } = require('../helpers/pattern');
 const { writePlan } = require('./plan');
 
 /** Forks review_peer.js; next(event) resolves with its next message of that kind. */
@@ -144,5 +144,37 @@ describe('pool: review findings (real processes)', function () {
     assert.equal(await result, null);
     await p.exited;
     srv.close();
+  });
+
+  it('a server in such a runtime, with a client that has a pool: payloads by reference arrive as copies, its allocBuffer() falls back, every byte arrives', async () => {
+    const count = 8;
+    const size = 300000; // by reference from a client with a pool
+    const p = peer({ mode: 'server-no-external', count, size });
+    const { port } = await p.next('ready');
+    const s = xenring.connect({ port });
+    await once(s, 'connect');
+    const checker = new PatternChecker();
+    s.on('data', (d) => checker.update(d));
+    const result = outcome(s);
+    let pos = 0;
+    for (let i = 0; i < count; i++) {
+      const buf = s.allocBuffer(size);
+      buf.set(slice(pos, size));
+      pos += size;
+      s.write(buf);
+    }
+    s.end();
+    await once(s, 'end');
+    const served = await p.next('served');
+    assert.equal(await result, null);
+    await p.exited;
+    assert.equal(served.error, null, `the server's connection failed with ${served.error}`);
+    assert.equal(served.received, count * size);
+    assert.ok(served.ok, 'the server read a wrong byte');
+    assert.equal(s.poolStats().sentByRef, count, 'the client sent by reference');
+    assert.equal(served.stats.receivedByRef, count, 'received by reference (copied out: no views)');
+    assert.equal(served.stats.fallbacks, count, 'each allocBuffer() the pool could not serve is a fallback');
+    assert.equal(checker.received, count * size);
+    assert.ok(checker.ok, `wrong byte at ${checker.badOffset}`);
   });
 });

@@ -8,6 +8,11 @@
 //              emulated by making PoolMapping.view throw), writes opts.count
 //              allocBuffer(opts.size) Buffers of the pattern, ends, reports at close
 //              { event: 'wrote', stats, error }
+//   'server-no-external'  the same runtime as a server: takes what its client
+//              sends (payloads by reference it can only copy out), and once
+//              the client ended writes opts.count allocBuffer(opts.size)
+//              Buffers of the pattern back (the pool cannot loan them),
+//              reports at close { event: 'served', stats, received, ok, error }
 // Messages: { event: 'ready', port }, { event: 'accepted' },
 // { event: 'destroyed', stats }, { event: 'error', code }.
 const xenring = require('../..');
@@ -15,9 +20,9 @@ const xenring = require('../..');
 const opts = JSON.parse(process.argv[2] || '{}');
 const send = (m) => process.send(m);
 
-if (opts.mode === 'client-no-external') {
+/** Makes PoolMapping.view throw, as a runtime that refuses external buffers does. */
+function refuseExternalBuffers() {
   const { poolNative } = require('../../dist/pool/native_pool');
-  const { slice } = require('../helpers/pattern');
   // (the native prototype's methods are read-only: each new mapping gets its own view())
   const NativeMapping = poolNative.PoolMapping;
   poolNative.PoolMapping = function PoolMapping(...args) {
@@ -31,6 +36,39 @@ if (opts.mode === 'client-no-external') {
     });
     return m;
   };
+}
+
+if (opts.mode === 'server-no-external') {
+  refuseExternalBuffers();
+  const { slice, PatternChecker } = require('../helpers/pattern');
+  const server = xenring.createServer((s) => {
+    let error = null;
+    const checker = new PatternChecker();
+    s.on('data', (d) => checker.update(d));
+    s.on('error', (err) => (error = err.code || err.message));
+    s.on('end', () => {
+      let pos = 0;
+      for (let i = 0; i < opts.count; i++) {
+        const buf = s.allocBuffer(opts.size);
+        buf.set(slice(pos, opts.size));
+        pos += opts.size;
+        s.write(buf);
+      }
+      s.end();
+    });
+    s.on('close', () => {
+      send({ event: 'served', stats: s.poolStats(), received: checker.received, ok: checker.ok, error });
+      server.close();
+      setTimeout(() => process.exit(0), 20);
+    });
+  });
+  server.listen({ port: 0 }, () => send({ event: 'ready', port: server.address().port }));
+  return;
+}
+
+if (opts.mode === 'client-no-external') {
+  refuseExternalBuffers();
+  const { slice } = require('../helpers/pattern');
   let error = null;
   const s = xenring.connect({ port: opts.port }, () => {
     let pos = 0;
