@@ -38,24 +38,28 @@ function refuseExternalBuffers() {
   };
 }
 
+/** Writes opts.count allocBuffer(opts.size) Buffers of the pattern, then ends. */
+function writeLoans(s) {
+  const { slice } = require('../helpers/pattern');
+  let pos = 0;
+  for (let i = 0; i < opts.count; i++) {
+    const buf = s.allocBuffer(opts.size);
+    buf.set(slice(pos, opts.size));
+    pos += opts.size;
+    s.write(buf);
+  }
+  s.end();
+}
+
 if (opts.mode === 'server-no-external') {
   refuseExternalBuffers();
-  const { slice, PatternChecker } = require('../helpers/pattern');
+  const { PatternChecker } = require('../helpers/pattern');
   const server = xenring.createServer((s) => {
     let error = null;
     const checker = new PatternChecker();
     s.on('data', (d) => checker.update(d));
     s.on('error', (err) => (error = err.code || err.message));
-    s.on('end', () => {
-      let pos = 0;
-      for (let i = 0; i < opts.count; i++) {
-        const buf = s.allocBuffer(opts.size);
-        buf.set(slice(pos, opts.size));
-        pos += opts.size;
-        s.write(buf);
-      }
-      s.end();
-    });
+    s.on('end', () => writeLoans(s));
     s.on('close', () => {
       send({ event: 'served', stats: s.poolStats(), received: checker.received, ok: checker.ok, error });
       server.close();
@@ -68,18 +72,8 @@ if (opts.mode === 'server-no-external') {
 
 if (opts.mode === 'client-no-external') {
   refuseExternalBuffers();
-  const { slice } = require('../helpers/pattern');
   let error = null;
-  const s = xenring.connect({ port: opts.port }, () => {
-    let pos = 0;
-    for (let i = 0; i < opts.count; i++) {
-      const buf = s.allocBuffer(opts.size);
-      buf.set(slice(pos, opts.size));
-      pos += opts.size;
-      s.write(buf);
-    }
-    s.end();
-  });
+  const s = xenring.connect({ port: opts.port }, () => writeLoans(s));
   s.on('error', (err) => (error = err.code || err.message));
   // Reported at close: writes of the pattern may travel as runs (pool
   // extents the reader holds until it drops them), and every loan comes back
