@@ -4,7 +4,7 @@
  * the shared binding file. Nothing here holds policy.
  * @internal
  */
-import { native } from '../native';
+import { closeQuietly, native } from '../native';
 
 /** A pool's pages, mapped once; views keep them mapped after close(). */
 export interface PoolMapping {
@@ -86,7 +86,7 @@ export function externalBuffersWork(): boolean {
     fd = native.memfdCreate('xenring-probe', 4096);
     mapping = new poolNative.PoolMapping(fd, 4096, true);
   } catch {
-    if (fd >= 0) native.closeFd(fd);
+    closeQuietly(fd);
     return false; // out of fds or memory now: asked again next time
   }
   try {
@@ -96,8 +96,8 @@ export function externalBuffersWork(): boolean {
   } catch {
     externalBuffers = false;
   } finally {
-    mapping?.close();
-    if (fd >= 0) native.closeFd(fd);
+    mapping.close();
+    closeQuietly(fd);
   }
   return externalBuffers;
 }

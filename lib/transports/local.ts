@@ -91,26 +91,22 @@ class LocalLink implements RingLink {
     this.released = true;
     this.regions?.drain();
     this.regions?.close();
-    const r = orderly ? this.recyclable : null;
+    // A region kept from an earlier connection that this one never needed
+    // (its sender made none): still ours, untouched since, so it goes on as
+    // a reused region does (kept again, or freed).
+    const rec = this.recyclable;
+    const spare = rec?.spare ?? null;
+    if (spare !== null) {
+      rec!.spare = null;
+      rec!.region = { fd: spare.fd, poolBytes: spare.poolBytes, reused: true };
+    }
+    const r = orderly ? rec : null;
     // A region is worth keeping only once its pages were touched: an
     // untouched one is cheaper to make again (~13 µs) than to keep
     // (docs/pool.md). The ring always is (its control page at least).
     const region = r?.region ?? null;
     const keepOwn = region !== null && (region.reused || this.pool?.sender?.used === true);
-    let own = this.pool?.close(keepOwn) ?? null;
-    // A kept region this connection never needed: kept again as it was.
-    const spare = this.recyclable?.spare ?? null;
-    let spareFd = -1;
-    if (spare !== null) {
-      this.recyclable!.spare = null;
-      if (r !== null && own === null && region === null) {
-        own = { mapping: spare.mapping, settle: () => true };
-        spareFd = spare.fd;
-      } else {
-        spare.mapping.close();
-        closeQuietly(spare.fd);
-      }
-    }
+    const own = this.pool?.close(keepOwn) ?? (spare && { mapping: spare.mapping, settle: () => true });
     this.endpoint.close(); // unpins the mapping: nothing of ours touches the ring after this
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
@@ -121,7 +117,7 @@ class LocalLink implements RingLink {
       keepConnection(
         r.peer,
         { order: r.order, fd: r.ringFd, mapping: this.mapping },
-        own && { poolBytes: spareFd >= 0 ? spare!.poolBytes : region!.poolBytes, mapping: own.mapping, settle: own.settle, fd: spareFd >= 0 ? spareFd : region!.fd },
+        own && { poolBytes: region!.poolBytes, mapping: own.mapping, settle: own.settle, fd: region!.fd },
         this.hangupFd,
       )
     ) {
@@ -132,7 +128,6 @@ class LocalLink implements RingLink {
       own.settle();
       own.mapping.close();
     }
-    closeQuietly(spareFd);
     this.mapping.unmap();
     if (this.recyclable !== null) {
       closeQuietly(this.recyclable.ringFd);
