@@ -146,6 +146,8 @@ export interface FdWatcher {
   ref(): void;
   unref(): void;
   close(): void;
+  /** Later events go to `callback` (a watcher handed to its next owner keeps its poll handle). */
+  setCallback(callback: FdWatcherCallback): void;
 }
 
 export interface ReceivedMessage {
@@ -163,7 +165,8 @@ export interface NativeBinding {
   Notifier: new () => Notifier;
   FdWatcher: new (fd: number, callback: FdWatcherCallback) => FdWatcher;
   memfdCreate(name: string, size: number): number;
-  memfdCheck(fd: number, size: number): void;
+  /** Throws EPROTO unless a sealed memfd of `size` bytes; returns which file it is ("dev:ino:size"). */
+  memfdCheck(fd: number, size: number): string;
   eventfdCreate(): number;
   /** Throws EPROTO unless an eventfd in counter mode; returns its kernel id (-1: unknown). */
   eventfdCheck(fd: number): number;
@@ -185,6 +188,8 @@ export interface NativeBinding {
   socketPeerCred(fd: number): { pid: number; uid: number; gid: number };
   /** A pidfd of the connected peer's process (SO_PEERPIDFD), or -1 where the kernel lacks it; the caller closes it. */
   socketPeerPidfd(fd: number): number;
+  /** The connected peer process's pidfs inode (unique for the system's life), or null where pidfds are not pidfs. */
+  socketPeerProcessId(fd: number): string | null;
   /** Whether the pidfd's process still exists (zombies included). */
   pidfdAlive(pidfd: number): boolean;
   /** Constants of native/vchan_layout.h (checked by ring/vchan_state at load). */

@@ -34,7 +34,8 @@ Napi::Function FdWatcher::Init(Napi::Env env) {
                       InstanceMethod("ref", &FdWatcher::Ref),
                       InstanceMethod("unref", &FdWatcher::Unref),
                       InstanceMethod("close", &FdWatcher::Close),
-                      InstanceMethod("bindRing", &FdWatcher::BindRing)});
+                      InstanceMethod("bindRing", &FdWatcher::BindRing),
+                      InstanceMethod("setCallback", &FdWatcher::SetCallback)});
 }
 
 // new FdWatcher(fd, callback(events: number /* <0: uv error */[, read, error]))
@@ -174,12 +175,25 @@ Napi::Value FdWatcher::BindRing(const Napi::CallbackInfo& info) {
 Napi::Value FdWatcher::Start(const Napi::CallbackInfo& info) {
   if (poll_ == nullptr) ThrowCode(info.Env(), "ERR_SOCKET_CLOSED", "watcher is closed");
   int events = static_cast<int>(IntArg(info, 0, "events", 1, 7));
+  // Already polling for these: uv_poll_start would stop and start again, an
+  // epoll_ctl DEL and ADD for nothing (a watcher handed on: setCallback).
+  // (libuv stops a handle whose poll failed: then it is started again.)
+  if (active_ && events == events_ && uv_is_active(reinterpret_cast<uv_handle_t*>(poll_))) return info.Env().Undefined();
   int rc = uv_poll_start(poll_, events, OnPoll);
   if (rc != 0) ThrowErrno(info.Env(), -rc, "uv_poll_start");
+  events_ = events;
   if (!active_) {
     active_ = true;
     ObjectWrap::Ref();
   }
+  return info.Env().Undefined();
+}
+
+// setCallback(callback): later events go to `callback` (a watcher handed from
+// one owner to the next keeps its poll handle: no new uv_poll_init).
+Napi::Value FdWatcher::SetCallback(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(info.Env(), "The \"callback\" argument must be of type function");
+  callback_ = Napi::Persistent(info[0].As<Napi::Function>());
   return info.Env().Undefined();
 }
 

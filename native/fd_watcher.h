@@ -35,6 +35,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value BindRing(const Napi::CallbackInfo& info);
+  Napi::Value SetCallback(const Napi::CallbackInfo& info);
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
   void Deliver(int value);
@@ -48,6 +49,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   Napi::AsyncContext* context_ = nullptr;
   AddonData* data_ = nullptr;  // set while registered in data_->watchers
   bool active_ = false;   // started: holds a strong reference to the JS object
+  int events_ = 0;        // what it polls for while active_
   bool refed_ = true;
 };
 

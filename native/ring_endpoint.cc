@@ -493,7 +493,7 @@ const volatile uint32_t* RingEndpoint::Watched() {
 }
 
 // waitData(micros, arm = false, watched?) -> readable bytes: spins up to
-// `micros` for data (or a change of the peer's live byte) before the caller
+// `micros` for data (or a change of the peer's live or fin byte) before the caller
 // goes to sleep on the fd. `arm`: if still empty, ask for a wake-up and
 // re-check (what requestData() does), saving the caller a second call.
 // `watched` (a number): the spin also ends once the word bound by
@@ -506,10 +506,14 @@ Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   const volatile uint32_t* w = micros > 0 && info.Length() > 2 && info[2].IsNumber() ? Watched() : nullptr;
   uint32_t seen = w != nullptr ? info[2].As<Napi::Number>().Uint32Value() : 0;
   auto moved = [&] { return w != nullptr && __atomic_load_n(w, __ATOMIC_RELAXED) != seen; };
-  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); }, moved);
-  // A payload ended the spin: the caller takes it, so no wake-up is asked
-  // for (the peer's next write would kick us for nothing).
-  if (n == 0 && info.Length() > 1 && info[1].ToBoolean() && !moved()) {
+  // The peer's fin ends the spin too: nothing more will come, and waiting out
+  // the spin for it cost a short connection's server ~50 us per connection.
+  uint8_t fin = peer_fin_ != nullptr ? __atomic_load_n(peer_fin_, __ATOMIC_RELAXED) : 0;
+  auto finished = [&] { return peer_fin_ != nullptr && __atomic_load_n(peer_fin_, __ATOMIC_RELAXED) != fin; };
+  uint32_t n = SpinFor(micros, 1, [&] { return Available(env); }, [&] { return moved() || finished(); });
+  // A payload or the peer's fin ended the spin: the caller takes it, so no
+  // wake-up is asked for (the peer's next write would kick us for nothing).
+  if (n == 0 && info.Length() > 1 && info[1].ToBoolean() && !moved() && !finished()) {
     RequestNotify(kNotifyWrite);
     n = Available(env);
   }

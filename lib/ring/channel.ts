@@ -93,7 +93,12 @@ export class RingChannel {
     if (this.reader.readsOnWake) this.waitWatcher.bindRing(link.endpoint);
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
-      this.hangupWatcher = new native.FdWatcher(link.hangupFd, (events) => (events < 0 ? this.fail(pollError(events)) : this.onHangup()));
+      const onHangup = (events: number) => (events < 0 ? this.fail(pollError(events)) : this.onHangup());
+      // The transport's handshake watcher on the same fd, if it has one: one
+      // poll handle less to make and close (5 epoll_ctl calls).
+      const handed = link.takeHangupWatcher?.() ?? null;
+      handed?.setCallback(onHangup);
+      this.hangupWatcher = handed ?? new native.FdWatcher(link.hangupFd, onHangup);
       this.hangupWatcher.start(UV_READABLE | UV_DISCONNECT);
     }
   }

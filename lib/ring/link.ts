@@ -5,7 +5,7 @@
  * and every layer above it are shared by all transports. Lives here, not in
  * transports/, so that the ring never imports from the layer above it.
  */
-import type { RingEndpoint } from '../native';
+import type { FdWatcher, RingEndpoint } from '../native';
 import type { PoolLink } from '../pool/pool_link';
 
 /** Where an endpoint is, in the transport's own terms. */
@@ -31,6 +31,13 @@ export interface RingLink {
    * Throws (EPROTO) for a message the peer may not send.
    */
   rendezvousRead?(): boolean;
+  /**
+   * A watcher the transport already has polling hangupFd for readable and
+   * hang-up (its handshake's), for the channel to take over with its own
+   * callback instead of making another; null once taken. release() closes
+   * it if nobody took it.
+   */
+  takeHangupWatcher?(): FdWatcher | null;
   /** Both sides speak xenring's extension (half-close); false for plain vchan peers. */
   readonly ext: boolean;
   readonly local: TransportAddress;

@@ -458,12 +458,13 @@ export class RingReader {
    * Spins up to `micros` for ring bytes or (with a pool) an announced
    * payload, in one native call: the spin watches the peer's descriptor
    * index beside the ring. `arm`: if neither came, asks for a wake-up and
-   * re-checks. True if either arrived.
+   * re-checks. True if either arrived, or the peer finished writing.
    */
   private spinFor(micros: number, arm: boolean): boolean {
     const rx = this.receiver;
     const mark = this.watchMark();
-    if (this.state.endpoint.waitData(micros, arm, mark) > 0 || this.payloadDue()) return true;
+    // The peer's fin (or leaving) ends a spin as bytes do: what it waited for came.
+    if (this.state.endpoint.waitData(micros, arm, mark) > 0 || this.payloadDue() || this.state.peerDoneWriting) return true;
     // A spin ended by a payload's announcement asks for no wake-up (we take
     // the payload instead). But a payload placed after ring bytes the spin
     // did not see yet is not due: without asking now we would sleep with

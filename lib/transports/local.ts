@@ -25,6 +25,7 @@ import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, pa
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import { RegionExchange } from './local_regions';
+import { keepRingMapping, takeRingMapping } from './local_ring_cache';
 import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import type {
   ConnectRequest,
@@ -79,7 +80,24 @@ class LocalLink implements RingLink {
     readonly pool: PoolLink | null = null,
     private readonly recyclable: Recyclable | null = null,
     private readonly regions: RegionExchange | null = null,
+    /** A client's ring memfd identity, when its mapping may be kept at an orderly close (local_ring_cache.ts). */
+    private readonly ringKey: string | null = null,
   ) {}
+
+  /** The client's handshake watcher on the rendezvous socket, until the channel takes it. */
+  private handedWatcher: FdWatcher | null = null;
+
+  /** Keeps the handshake's watcher on hangupFd for the channel; until taken, an event stops it (level-triggered: it fires again once restarted). */
+  handWatcher(watcher: FdWatcher): void {
+    watcher.setCallback(() => watcher.stop());
+    this.handedWatcher = watcher;
+  }
+
+  takeHangupWatcher(): FdWatcher | null {
+    const w = this.handedWatcher;
+    this.handedWatcher = null;
+    return w;
+  }
 
   /** The peer's messages on the rendezvous socket (its pool region): true once it hung up. */
   rendezvousRead(): boolean {
@@ -89,6 +107,8 @@ class LocalLink implements RingLink {
   release(orderly = false): void {
     if (this.released) return;
     this.released = true;
+    this.handedWatcher?.close();
+    this.handedWatcher = null;
     this.regions?.drain();
     this.regions?.close();
     // A region kept from an earlier connection that this one never needed
@@ -128,7 +148,8 @@ class LocalLink implements RingLink {
       own.settle();
       own.mapping.close();
     }
-    this.mapping.unmap();
+    if (orderly && this.ringKey !== null) keepRingMapping(this.ringKey, this.mapping);
+    else this.mapping.unmap();
     if (this.recyclable !== null) {
       closeQuietly(this.recyclable.ringFd);
       if (this.recyclable.region !== null) closeQuietly(this.recyclable.region.fd);
@@ -397,7 +418,7 @@ function acceptReply(
   poolOptions: PoolOptions,
   path: string,
   port: number | string,
-): RingLink {
+): LocalLink {
   const { data, fds } = msg;
   let mapping: SharedMapping | undefined;
   let endpoint: RingEndpoint | undefined;
@@ -410,9 +431,12 @@ function acceptReply(
     const { leftOrder, rightOrder, pool: agreed } = parseAccept(data, fds.length, asked, offered, offered > 0);
     const [memfd, kickFd] = fds;
     const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
-    native.memfdCheck(memfd, size);
+    const ringId = native.memfdCheck(memfd, size);
     checkWakeEnd(kickFd, peerUid, 'connect');
-    mapping = new native.SharedMapping(memfd, size, true);
+    // Only a server of our uid recycles a ring for us (local_recycle.ts):
+    // then the mapping we kept of it saves mapping it again.
+    const ringKey = peerUid === ownUid() ? ringId : null;
+    mapping = (ringKey !== null ? takeRingMapping(ringKey) : null) ?? new native.SharedMapping(memfd, size, true);
     closeQuietly(memfd);
     fds[0] = -1;
     endpoint = new native.RingEndpoint({
@@ -440,7 +464,7 @@ function acceptReply(
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
     // vchan client connect: live, ask for the server's writes, wake the server.
     clientConnect(endpoint);
-    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool, null, regions);
+    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool, null, regions, ringKey);
     pool = null;
     return link;
   } catch (err) {
@@ -572,6 +596,9 @@ function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
           const wait = waitFd;
           waitFd = -1;
           const link = acceptReply(conn, serverUid, wait, msg, order, offered, poolOptions, path, port);
+          // This watcher goes on as the link's hang-up watcher (same fd, same events).
+          link.handWatcher(watcher!);
+          watcher = null;
           finish(null, link);
         } catch (e) {
           conn = -1; // acceptReply closed it and our wake-up end

@@ -144,17 +144,23 @@ export function recyclingEnabled(): boolean {
  * The identity of the client process behind accepted socket `conn` (its
  * SO_PEERCRED `peer`), read at the accept, or null: another uid, ourselves,
  * a process already gone, or a kernel without SO_PEERPIDFD (then nothing is
- * recycled). The start time comes from /proc/<pid>; then the process that
- * connected (its pidfd, the kernel's reference taken at connect()) must
- * still exist: while it does its pid is no other process's, so the /proc
- * entry read was its own. A connector that exited between connect() and
- * this accept may have left its pid to another process, whose kept ring and
- * region would otherwise go to whoever holds the socket.
+ * recycled). Where pidfds are pidfs (Linux 6.9+), the connector's pidfs
+ * inode names it: no later process has it. Elsewhere the start time comes
+ * from /proc/<pid>; then the process that connected (its pidfd, the
+ * kernel's reference taken at connect()) must still exist: while it does its
+ * pid is no other process's, so the /proc entry read was its own. A
+ * connector that exited between connect() and this accept may have left its
+ * pid to another process, whose kept ring and region would otherwise go to
+ * whoever holds the socket.
  */
 export function peerIdentity(peer: { pid: number; uid: number }, conn: number, scope: RecycleScope): PeerIdentity | null {
   if (!recyclingEnabled() || peer.uid !== ownUid() || !(peer.pid > 0) || peer.pid === process.pid) return null;
   let pidfd = -1;
   try {
+    // Linux 6.9+: the connector's pidfs inode names it for good, whatever
+    // became of its pid (one getsockopt and one fstat instead of /proc).
+    const id = native.socketPeerProcessId(conn);
+    if (id !== null) return { key: peerKey(peer.uid, peer.pid, `p${id}`), scope };
     pidfd = native.socketPeerPidfd(conn);
     if (pidfd < 0) return null;
     const startTime = processStartTime(peer.pid);

@@ -31,12 +31,15 @@ function snapshot() {
 /**
  * Lets closes, finalizers and the GC settle, then snapshots. Rings and pool
  * regions a server keeps for a client's next connection
- * (lib/transports/local_recycle.ts) are waited out: they must all be gone
+ * (lib/transports/local_recycle.ts), and the ring mappings a client keeps
+ * for the same (local_ring_cache.ts), are waited out: they must all be gone
  * once unused for RECYCLE_IDLE_MS.
  */
 async function settled() {
   const recycle = require('../../dist/transports/local_recycle');
-  for (let i = 0; i < (recycle.RECYCLE_IDLE_MS + 1000) / 10 && recycle.keptConnections() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const { ringCacheStats } = require('../../dist/transports/local_ring_cache');
+  const kept = () => recycle.keptConnections() > 0 || ringCacheStats().keys.length > 0;
+  for (let i = 0; i < (recycle.RECYCLE_IDLE_MS + 1000) / 10 && kept(); i++) await new Promise((r) => setTimeout(r, 10));
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 30));
     if (global.gc) global.gc();

@@ -132,6 +132,51 @@ describe('pool: a server region recycled for the same client process', function 
     }
   });
 
+  it('a peer process is named by its pidfs inode: the same for two connections of one process, another for another process', async function () {
+    const { native } = require('../../dist/native');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-id-'));
+    const sock = path.join(dir, 's');
+    const listener = native.unixListen(sock, 4);
+    const self = native.unixConnect(sock);
+    const fds = [listener, self];
+    // A real other process: connects twice, then waits for its stdin to close.
+    const child = spawn('python3', ['-c', `
+import socket, sys
+a = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); a.connect(sys.argv[1])
+b = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); b.connect(sys.argv[1])
+print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      await once(child.stdout, 'data');
+      const mine = native.unixAccept(listener);
+      const a = native.unixAccept(listener);
+      const b = native.unixAccept(listener);
+      fds.push(mine, a, b);
+      const ownId = native.socketPeerProcessId(mine);
+      if (ownId === null) {
+        // Before Linux 6.9: the /proc start time names the process instead.
+        this.skip();
+        return;
+      }
+      assert.match(ownId, /^\d+$/);
+      assert.equal(native.socketPeerProcessId(a), native.socketPeerProcessId(b));
+      assert.notEqual(native.socketPeerProcessId(a), ownId);
+      const scope = recycle.openScope();
+      const peer = native.socketPeerCred(a);
+      assert.equal(peer.pid, child.pid);
+      const ka = recycle.peerIdentity(peer, a, scope);
+      const kb = recycle.peerIdentity(native.socketPeerCred(b), b, scope);
+      assert.ok(ka !== null && kb !== null);
+      assert.equal(ka.key, kb.key);
+      assert.ok(ka.key.endsWith(`:p${native.socketPeerProcessId(a)}`), ka.key);
+      recycle.closeScope(scope);
+    } finally {
+      child.stdin.end();
+      await once(child, 'exit');
+      fds.forEach((fd) => native.closeFd(fd));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reconnects from one process reuse the region; every byte checked both ways; a second process gets fresh memory', async () => {
     const fdsBefore = countFds();
     const { srv, port, seen, results } = await server();

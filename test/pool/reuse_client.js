@@ -11,23 +11,27 @@
 //         each is released after checking (s.release(d): the extent goes
 //         back to the server at once, as a reader that is done with it).
 // Messages: { event: 'round', i, sentBytes, ok, bytes, ringInodes }, { event: 'done', heldOk }.
-// ringInodes: the ring memfds this process has mapped while connected (its
-// connections are one after the other: the current one's, the server's memfd).
+// ringInodes: the ring memfds this process has mapped for the connection
+// (its connections are one after the other: the current one's, the server's
+// memfd), not counting the mappings of closed ones it keeps for reuse
+// (lib/transports/local_ring_cache.ts); ringCache: that cache's stats then.
 const fs = require('node:fs');
 const { once } = require('node:events');
 const xenring = require('../..');
+const { ringCacheStats } = require('../../dist/transports/local_ring_cache');
 const { PatternChecker } = require('../helpers/pattern');
 const { writePlan } = require('./plan');
 
 const opts = JSON.parse(process.argv[2]);
 const send = (m) => new Promise((r) => process.send(m, r));
 
-/** Inodes of the ring memfds mapped here (/proc/self/maps: the inode is field 5; pool regions are "xenring-pool"). */
+/** Inodes of the ring memfds mapped here (/proc/self/maps: the inode is field 5; pool regions are "xenring-pool"), but those kept for reuse. */
 function ringInodes() {
+  const kept = new Set(ringCacheStats().keys.map((k) => Number(k.split(':')[1])));
   const out = new Set();
   for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f[5] === '/memfd:xenring') out.add(Number(f[4]));
+    if (f[5] === '/memfd:xenring' && !kept.has(Number(f[4]))) out.add(Number(f[4]));
   }
   return [...out];
 }
@@ -37,6 +41,7 @@ async function round(i, held) {
   const s = xenring.connect({ port: opts.port, ...(ringSize && { ringSize }), ...(opts.pool && { pool: opts.pool }) });
   await once(s, 'connect');
   const rings = ringInodes();
+  const ringCache = ringCacheStats();
   if (opts.waitGo) {
     const go = new Promise((r) => process.once('message', r));
     await send({ event: 'connected', i });
@@ -55,7 +60,7 @@ async function round(i, held) {
   await ended;
   await once(s, 'close');
   held.push(mine);
-  await send({ event: 'round', i, sentBytes, ok: checker.ok, bytes: checker.received, ringInodes: rings });
+  await send({ event: 'round', i, sentBytes, ok: checker.ok, bytes: checker.received, ringInodes: rings, ringCache });
 }
 
 if (opts.stall) {

@@ -41,6 +41,7 @@ async function server() {
 async function runClient(port, rounds, ringSizes, results) {
   const p = forkPeer('reuse_client.js', { port, rounds, plan: PLAN, ringSizes, pool: false });
   const rings = [];
+  const caches = []; // the client's ring mapping cache at each connect
   for (let i = 0; i < rounds; i++) {
     const r = await p.next('round');
     assert.equal(r.sentBytes, PLAN_BYTES);
@@ -48,6 +49,7 @@ async function runClient(port, rounds, ringSizes, results) {
     assert.equal(r.bytes, PLAN_BYTES);
     assert.equal(r.ringInodes.length, 1, `rings mapped in round ${i}: ${r.ringInodes}`);
     rings.push(r.ringInodes[0]);
+    caches.push(r.ringCache);
   }
   await p.next('done');
   await p.exited;
@@ -55,7 +57,7 @@ async function runClient(port, rounds, ringSizes, results) {
     assert.ok(r.ok, 'the server saw a bad byte');
     assert.equal(r.bytes, PLAN_BYTES);
   }
-  return rings;
+  return Object.defineProperty(rings, 'caches', { value: caches }); // not enumerable: the rings still compare as an array
 }
 
 async function drained() {
@@ -76,6 +78,10 @@ describe('ring: a server ring recycled for the same client process', function ()
     const large = a[2];
     assert.notEqual(small, large, 'a different ring size got the same ring');
     assert.deepEqual(a, [small, small, large, small, large, large, small], `rings by round: ${a}`);
+    // The client keeps its mapping of a ring the server handed it before
+    // (local_ring_cache.ts): from each ring's third connection on, it is
+    // not mapped again.
+    assert.deepEqual(a.caches.map((c) => c.reused), [0, 0, 0, 1, 1, 2, 3]);
     // Another process (same uid) while the first's rings are kept: fresh rings, then its own again.
     assert.equal(recycle.keptConnections(), 2);
     const b = await runClient(port, 2, [64 * K], results);
@@ -95,6 +101,7 @@ describe('ring: a server ring recycled for the same client process', function ()
       const { srv, port, results } = await server();
       const a = await runClient(port, 3, [64 * K], results);
       assert.equal(new Set(a).size, 3, `rings: ${a}`);
+      assert.deepEqual(a.caches.map((c) => c.reused + c.keys.length), [0, 0, 0], 'the client kept a ring mapping');
       assert.equal(recycle.keptConnections(), 0);
       srv.close();
     } finally {

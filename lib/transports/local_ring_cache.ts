@@ -1,0 +1,102 @@
+/**
+ * Ring mappings a local client keeps after an orderly close, for the next
+ * connection to which the server hands the same ring memfd (a server keeps a
+ * closed connection's ring for the same client process: local_recycle.ts).
+ * Mapping it again cost an mmap, a munmap (a TLB shootdown on every CPU the
+ * process ran on) and the page faults of the pages the new connection
+ * touches: ~50 µs of a new connection's client CPU here (bench/connect.js).
+ *
+ * Safety (README "The peer is hostile"):
+ * - a kept mapping is inert: its endpoint is closed, so nothing of ours
+ *   reads or writes it (what the server writes there meanwhile is read only
+ *   by a later endpoint, which checks every index as on a fresh mapping);
+ * - it is handed out for a memfd that is the same file: its device, inode
+ *   and size, compared while our mapping holds the file open (its inode
+ *   cannot be another file's meanwhile); then it leaves the cache, so no two
+ *   endpoints ever share a mapping;
+ * - kept only for a server of our own uid (others never recycle for us)
+ *   that has handed us this ring before (one that does not recycle, or
+ *   turned it off, costs no memory: its second connection is mapped afresh,
+ *   and kept from then on), bounded in count, unmapped after
+ *   RECYCLE_IDLE_MS unused by one unref'd timer; main thread only and off
+ *   with XENRING_RECYCLE=0, as the server's.
+ * @internal
+ */
+import type { SharedMapping } from '../native';
+import { RECYCLE_IDLE_MS, recyclingEnabled } from './local_recycle';
+
+/** Mappings kept in all (a client reconnecting to a few servers at once). */
+export const KEPT_RINGS = 4;
+
+interface KeptMapping {
+  /** The memfd's identity: memfdCheck()'s device:inode:size. */
+  key: string;
+  mapping: SharedMapping;
+  /** performance.now() past which it is unmapped. */
+  expires: number;
+}
+
+/** Oldest first (so in order of expiry). */
+const kept: KeptMapping[] = [];
+let sweeper: NodeJS.Timeout | null = null;
+/** Mappings handed out again so far (for tests and benches). */
+let reused = 0;
+/** Identities of the rings closed lately (strings only: nothing held). */
+const seen: string[] = [];
+
+function unmap(entry: KeptMapping): void {
+  try {
+    entry.mapping.unmap();
+  } catch {
+    /* pinned: cannot be, its endpoint closed before it was kept */
+  }
+}
+
+function sweep(): void {
+  sweeper = null;
+  const now = performance.now();
+  while (kept.length > 0 && kept[0].expires <= now) unmap(kept.shift()!);
+  arm();
+}
+
+function arm(): void {
+  if (sweeper !== null || kept.length === 0) return;
+  sweeper = setTimeout(sweep, Math.max(1, kept[0].expires - performance.now()));
+  sweeper.unref(); // never keeps the process alive
+}
+
+/** Our mapping of the memfd `key` names, kept from an earlier connection, or null (map it afresh). */
+export function takeRingMapping(key: string): SharedMapping | null {
+  for (let i = kept.length - 1; i >= 0; i--) {
+    if (kept[i].key !== key) continue;
+    const [entry] = kept.splice(i, 1);
+    reused++;
+    return entry.mapping;
+  }
+  return null;
+}
+
+/**
+ * After an orderly close with a server of our uid: keeps `mapping` (its
+ * endpoint closed) of the ring memfd `key` names if that server handed us
+ * this ring before (it recycles); otherwise unmaps it.
+ */
+export function keepRingMapping(key: string, mapping: SharedMapping): void {
+  const again = seen.includes(key);
+  if (!again) {
+    if (seen.length >= 2 * KEPT_RINGS) seen.shift();
+    seen.push(key);
+  }
+  if (!again || !recyclingEnabled()) {
+    mapping.unmap();
+    return;
+  }
+  if (kept.length >= KEPT_RINGS) unmap(kept.shift()!);
+  kept.push({ key, mapping, expires: performance.now() + RECYCLE_IDLE_MS });
+  arm();
+}
+
+/** What the cache holds now (the memfd identities, device:inode:size) and how many mappings it handed out again (for tests). */
+export function ringCacheStats(): { keys: string[]; reused: number } {
+  return { keys: kept.map((e) => e.key), reused };
+}
