@@ -508,12 +508,16 @@ Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   auto moved = [&] { return w != nullptr && __atomic_load_n(w, __ATOMIC_RELAXED) != seen; };
   // The peer's fin ends the spin too: nothing more will come, and waiting out
   // the spin for it cost a short connection's server ~50 us per connection.
-  uint8_t fin = peer_fin_ != nullptr ? __atomic_load_n(peer_fin_, __ATOMIC_RELAXED) : 0;
-  auto finished = [&] { return peer_fin_ != nullptr && __atomic_load_n(peer_fin_, __ATOMIC_RELAXED) != fin; };
+  // Only with the extension: without it the fin byte's place may be ring data.
+  const volatile uint8_t* pf = ext_ ? peer_fin_ : nullptr;
+  uint8_t fin = pf != nullptr ? __atomic_load_n(pf, __ATOMIC_RELAXED) : 0;
+  auto finished = [&] { return pf != nullptr && __atomic_load_n(pf, __ATOMIC_RELAXED) != fin; };
   uint32_t n = SpinFor(micros, 1, [&] { return Available(env); }, [&] { return moved() || finished(); });
-  // A payload or the peer's fin ended the spin: the caller takes it, so no
-  // wake-up is asked for (the peer's next write would kick us for nothing).
-  if (n == 0 && info.Length() > 1 && info[1].ToBoolean() && !moved() && !finished()) {
+  // A payload or the peer's fin (set, not cleared by a hostile peer) ended
+  // the spin: the caller takes it, so no wake-up is asked for (the peer's
+  // next write would kick us for nothing).
+  bool fin_set = pf != nullptr && __atomic_load_n(pf, __ATOMIC_RELAXED) == 1;
+  if (n == 0 && info.Length() > 1 && info[1].ToBoolean() && !moved() && !fin_set) {
     RequestNotify(kNotifyWrite);
     n = Available(env);
   }

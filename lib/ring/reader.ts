@@ -62,6 +62,27 @@ const TICK_SPINS = 16;
  * loop ran 5 major GCs instead of 0 (test/pool/handoff_gc.test.js). */
 const WAKE_ROUNDS = 1;
 
+/**
+ * The spin chances of readers whose spins never caught the peer yet, shared
+ * by this thread's connections. A new connection's first spins usually wait
+ * for a peer that is still waking up: a 1-byte echo server spent ~90 µs of
+ * CPU per connection spinning for the client's end (bench/connect.js). Once
+ * new connections' spins keep missing, the next ones are skipped as a
+ * reader's own misses skip its spins; a spin that catches the peer resets
+ * this, and its reader goes on with its own backoff, as does a reader once
+ * it was offered FRESH_CHANCES spins (a connection that lives on is not a
+ * short one, and others' misses must not keep it from spinning).
+ */
+const FRESH_CHANCES = 4;
+let freshSpin = new SpinBackoff(1);
+let freshTickSpin = new SpinBackoff();
+
+/** Forgets the shared history of new readers' spins (for tests that count one reader's spins). */
+export function resetFreshSpins(): void {
+  freshSpin = new SpinBackoff(1);
+  freshTickSpin = new SpinBackoff();
+}
+
 export class RingReader {
   private reading = false;
   private stopped = false;
@@ -82,6 +103,13 @@ export class RingReader {
   private pool: ReadPool | null = null;
   /** Its misses mean wake-ups: one miss is forgiven (see SpinBackoff). */
   private readonly spin = new SpinBackoff(1);
+  /** A spin caught the peer once, or FRESH_CHANCES were offered: this reader's own backoffs decide, not the shared fresh ones. */
+  private graduated = false;
+  /** Spin chances offered by the shared fresh backoffs. */
+  private freshChances = 0;
+  /** The pending spin's chance (before sleeping; in the tick) came from the shared backoff: its outcome goes there too. */
+  private sharedSpin = false;
+  private sharedTick = false;
   private readonly turnBytes: number;
   private readonly turnReads: number;
   /** Bytes read so far: out of the ring, or received by reference. */
@@ -146,6 +174,35 @@ export class RingReader {
   /** True while delivering, or waiting for the peer's next bytes. */
   get isReading(): boolean {
     return this.reading;
+  }
+
+  /**
+   * A spin chance (`tick`: in this macrotask; else before sleeping): true if
+   * it spins. Until this reader graduates, the shared fresh backoff decides;
+   * its own follows along, so alone it would decide the same.
+   */
+  private takeChance(tick: boolean): boolean {
+    const own = (tick ? this.tickSpin : this.spin).take();
+    const shared = !this.graduated;
+    if (tick) this.sharedTick = shared;
+    else this.sharedSpin = shared;
+    if (!shared) return own;
+    if (++this.freshChances >= FRESH_CHANCES) this.graduated = true;
+    return (tick ? freshTickSpin : freshSpin).take();
+  }
+
+  /** A spin's outcome, to the backoffs its chance came from. */
+  private spun(tick: boolean, caught: boolean): void {
+    const own = tick ? this.tickSpin : this.spin;
+    const shared = (tick ? this.sharedTick : this.sharedSpin) ? (tick ? freshTickSpin : freshSpin) : null;
+    if (caught) {
+      own.succeeded();
+      shared?.succeeded();
+      this.graduated = true;
+    } else {
+      own.failed();
+      shared?.failed();
+    }
   }
 
   /** Starts (or resumes) delivering; `fresh`: the state array is current. */
@@ -269,7 +326,7 @@ export class RingReader {
             this.host.endOfData();
             return;
           }
-          if (this.spins && this.spin.take()) {
+          if (this.spins && this.takeChance(false)) {
             // Spin later, once this tick's 'data' handlers have run (and
             // perhaps written the message whose reply we are waiting for).
             if (!this.spinScheduled) {
@@ -518,7 +575,7 @@ export class RingReader {
       queueMicrotask(this.afterPromises);
       return;
     }
-    if (this.spins && wrote && this.tickSpins < TICK_SPINS && this.tickSpin.take()) {
+    if (this.spins && wrote && this.tickSpins < TICK_SPINS && this.takeChance(true)) {
       let got: boolean;
       try {
         got = this.spinFor(Math.min(this.options.spinMicros, TICK_SPIN_MICROS), false);
@@ -529,14 +586,14 @@ export class RingReader {
         return;
       }
       if (got) {
-        this.tickSpin.succeeded();
-        this.spin.succeeded();
+        this.spun(true, true);
+        this.spun(false, true);
         this.tickSpins++;
         this.spinScheduled = false;
         this.pump(true, true);
         return;
       }
-      this.tickSpin.failed();
+      this.spun(true, false);
     }
     this.tickSpins = 0;
     setImmediate(this.spinThenSleep);
@@ -558,9 +615,9 @@ export class RingReader {
     try {
       // Spin for data; if none came, ask for a wake-up and re-check (one call).
       if (this.spinFor(this.spins ? this.options.spinMicros : 0, true)) {
-        this.spin.succeeded();
+        if (this.spins) this.spun(false, true);
       } else {
-        this.spin.failed();
+        if (this.spins) this.spun(false, false);
         if (!this.state.peerDoneWriting) {
           this.armWake();
           return; // sleep until woken

@@ -11,9 +11,10 @@
  *   reads or writes it (what the server writes there meanwhile is read only
  *   by a later endpoint, which checks every index as on a fresh mapping);
  * - it is handed out for a memfd that is the same file: its device, inode
- *   and size, compared while our mapping holds the file open (its inode
- *   cannot be another file's meanwhile); then it leaves the cache, so no two
- *   endpoints ever share a mapping;
+ *   and size, compared while our mapping holds the file open (since Linux
+ *   5.9 shmem inode numbers are 64-bit and never given to a second file that
+ *   exists at once; older kernels keep nothing); then it leaves the cache,
+ *   so no two endpoints ever share a mapping;
  * - kept only for a server of our own uid (others never recycle for us)
  *   that has handed us this ring before (one that does not recycle, or
  *   turned it off, costs no memory: its second connection is mapped afresh,
@@ -22,8 +23,12 @@
  *   with XENRING_RECYCLE=0, as the server's.
  * @internal
  */
+import { release } from 'node:os';
 import type { SharedMapping } from '../native';
 import { RECYCLE_IDLE_MS, recyclingEnabled } from './local_recycle';
+
+/** Linux 5.9+: shmem inode numbers name one file at a time (before, a 32-bit counter that wraps). */
+const uniqueInodes = ((m) => m !== null && (Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 9)))(/^(\d+)\.(\d+)/.exec(release()));
 
 /** Mappings kept in all (a client reconnecting to a few servers at once). */
 export const KEPT_RINGS = 4;
@@ -87,7 +92,7 @@ export function keepRingMapping(key: string, mapping: SharedMapping): void {
     if (seen.length >= 2 * KEPT_RINGS) seen.shift();
     seen.push(key);
   }
-  if (!again || !recyclingEnabled()) {
+  if (!again || !uniqueInodes || !recyclingEnabled()) {
     mapping.unmap();
     return;
   }

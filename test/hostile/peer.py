@@ -11,10 +11,12 @@ import fcntl
 import json
 import mmap
 import os
+import random
 import select
 import socket
 import struct
 import sys
+import threading
 import time
 
 HELLO_MAGIC = 0x31485258
@@ -579,7 +581,157 @@ def mode_regions(opts):
     wait_stdin_closed()
 
 
+# --- A server that recycles ring memfds (issue 14: the client's ring cache) ---
+
+RING = 1 << 12  # both rings, order 12
+RING_FILE = 4096 + 2 * RING
+LEFT, RIGHT, CLI_FIN = 4096, 4096 + RING, 3076  # client->server data, server->client data
+OUT_LOCK = threading.Lock()
+
+
+def say(obj):
+    with OUT_LOCK:
+        out(obj)
+
+
+class Ring:
+    """A ring memfd ("memfd:recycler" in the client's maps) and our mapping of it."""
+
+    def __init__(self):
+        self.fd = os.memfd_create("recycler", os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, RING_FILE)
+        fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, RESIZE_SEALS)
+        self.mem = mmap.mmap(self.fd, RING_FILE)
+        self.words = memoryview(self.mem).cast("I")  # aligned u32 stores: no torn index
+
+    def init(self):
+        """As a recycling xenring server: the control page zeroed, then initialised."""
+        os.pwrite(self.fd, bytes(4096), 0)
+        self.header()
+
+    def header(self):
+        struct.pack_into("<HHBBBB", self.mem, 16, 12, 12, 2, 1, 1, 0)  # orders, client waiting, we live
+        struct.pack_into("<II", self.mem, 3072, EXT_MAGIC, 0)  # no fin, no pool bytes
+
+    def scribble(self, how, seed):
+        """Garbage everywhere (seeded: the same bytes on any ring). "page": the
+        whole control page too; otherwise a header that passes the client's
+        first look, with garbage indices: "over" the ring, or "readable"
+        (1000 garbage bytes to read, then our fin). Returns what the client may read."""
+        rnd = random.Random(seed)
+        self.mem[:] = rnd.randbytes(RING_FILE)
+        if how == "page":
+            return b""
+        self.header()
+        w = self.words
+        w[2] = rnd.getrandbits(32)  # right cons (the client's)
+        if how == "over":
+            w[3] = (w[2] + RING + 1) & 0xFFFFFFFF
+            return b""
+        w[3] = (w[2] + 1000) & 0xFFFFFFFF
+        w[0] = w[1]  # left ring: garbage but empty
+        self.mem[SRV_FIN] = 1
+        return bytes(self.mem[RIGHT + ((w[2] + i) & (RING - 1))] for i in range(1000))
+
+    def copy(self, base, at, n):
+        return bytes(self.mem[base + ((at + i) & (RING - 1))] for i in range(n))
+
+    def echo(self, kick, wait, limit):
+        """Echoes the left ring into the right one, `limit` bytes (None: up to
+        the client's fin, then ours). Returns the count, or "bad-index"."""
+        w, total, deadline = self.words, 0, time.monotonic() + 30
+        while (limit is None or total < limit) and time.monotonic() < deadline:
+            try:
+                os.read(wait, 4096)  # the client's kicks: we poll instead
+            except BlockingIOError:
+                pass
+            fin = self.mem[CLI_FIN]
+            cons, prod = w[0], w[1]
+            n = (prod - cons) & 0xFFFFFFFF
+            if n > RING:
+                return "bad-index"
+            n = min(n, RING - ((w[3] - w[2]) & 0xFFFFFFFF))
+            if n == 0:
+                if fin and prod == cons:
+                    break
+                time.sleep(0.0005)
+                continue
+            data = self.copy(LEFT, cons, n)
+            for i, b in enumerate(data):
+                self.mem[RIGHT + ((w[3] + i) & (RING - 1))] = b
+            w[3] = (w[3] + n) & 0xFFFFFFFF
+            w[0] = (cons + n) & 0xFFFFFFFF
+            total += n
+            wake(kick)
+        if limit is None:
+            self.mem[SRV_FIN] = 1
+            wake(kick)
+        return total
+
+
+def wake(fd):
+    try:
+        os.write(fd, b"k")
+    except (BlockingIOError, BrokenPipeError):
+        pass
+
+
+def serve_recycled(srv, rings, cmd, version):
+    """One connection on ring cmd["ring"] (a new memfd if "fresh"): cleared or
+    scribbled, ACCEPTed, echoed; then held, kicking the client every 100 ms
+    (it looks at the ring again), until it hangs up."""
+    conn, _ = srv.accept()
+    _, hfds = recv_reply(conn)
+    if cmd.get("fresh") or cmd["ring"] not in rings:
+        rings[cmd["ring"]] = Ring()  # the old file lives on in our mapping
+    ring = rings[cmd["ring"]]
+    expect = ring.scribble(cmd["scribble"], cmd["seed"]) if "scribble" in cmd else ring.init()
+    ours, theirs = os.pipe2(os.O_NONBLOCK)
+    # "readonly": the ring memfd reopened read-only (through /proc): refused as any bad fd.
+    mfd = os.open("/proc/self/fd/%d" % ring.fd, os.O_RDONLY) if cmd.get("readonly") else ring.fd
+    socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, version, 12, 12)], [mfd, theirs])
+    if mfd != ring.fd:
+        os.close(mfd)
+    os.close(theirs)
+    say({"id": cmd["id"], "event": "accepted", "ino": os.fstat(ring.fd).st_ino, "expect": (expect or b"").hex()})
+    kick = hfds[0]
+    os.set_blocking(kick, False)
+    # (A client refused at connect never writes: nothing to echo.)
+    echoed = ring.echo(kick, ours, cmd.get("echo")) if "scribble" not in cmd and not cmd.get("readonly") else 0
+    conn.settimeout(0.1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the client hangs up, kicking it now and then
+        try:
+            if not conn.recv(4096):
+                break
+        except socket.timeout:
+            wake(kick)
+        except OSError:
+            break
+    conn.close()
+    close_all(hfds + [ours])
+    say({"id": cmd["id"], "event": "closed", "echoed": echoed})
+
+
+def mode_recycle(opts):
+    """A server that serves each {"id", "ring", ...} line on stdin with one
+    connection (serve_recycled, in a thread: connections may overlap)."""
+    srv = listen(opts["path"], opts)
+    rings = {}
+    out("ready")
+
+    def run(cmd):
+        try:
+            serve_recycled(srv, rings, cmd, opts["version"])
+        except Exception as e:  # reported, so that the test fails with it
+            say({"id": cmd["id"], "event": "error", "error": repr(e)})
+
+    for line in sys.stdin:
+        threading.Thread(target=run, args=(json.loads(line),), daemon=True).start()
+
+
 MODES = {
+    "recycle": mode_recycle,
     "regions": mode_regions,
     "flood": mode_flood,
     "plant": mode_plant,

@@ -9,6 +9,7 @@ const path = require('node:path');
 const { forkServer } = require('../helpers/fixtures');
 const { slice } = require('../helpers/pattern');
 const xenring = require('../..');
+const { resetFreshSpins } = require('../../dist/ring/reader');
 
 /**
  * Connects (spinMicros 50), writes `bytes` bytes, ends at once or after the
@@ -57,6 +58,8 @@ describe('ring: no spin once our side has ended', function () {
   });
 
   after(() => server.stop());
+  // Each connection's reader starts with no history of earlier tests' short connections (reader.ts: fresh spins).
+  beforeEach(resetFreshSpins);
 
   it('before end() the reader spins for the late answer', async function () {
     const r = await round(port, 4, false);

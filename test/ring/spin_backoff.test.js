@@ -8,7 +8,7 @@
 // has ended, so every spin misses and every byte arrives by a wake-up.
 const assert = require('node:assert/strict');
 const { native } = require('../../dist/native');
-const { RingReader } = require('../../dist/ring/reader');
+const { RingReader, resetFreshSpins } = require('../../dist/ring/reader');
 const { VchanState } = require('../../dist/ring/vchan_state');
 const { ringPair } = require('./pair');
 
@@ -50,12 +50,23 @@ async function spinsPerWait(count) {
 }
 
 describe('ring: the back-off of the read spin', function () {
+  // New readers share their spin chances until one catches the peer: each test starts with no history.
+  beforeEach(resetFreshSpins);
+
   it('a peer that misses every spin is spun on for exponentially fewer waits', async function () {
     const pattern = await spinsPerWait(80);
     const spins = pattern.map((s, i) => (s ? i : -1)).filter((i) => i >= 0);
     // Waits 0 and 1 spin (one miss is forgiven), then 2, 4, 8, 16, 32
     // chances are skipped between spins: 0, 1, 4, 9, 18, 35, 68.
     assert.deepEqual(spins, [0, 1, 4, 9, 18, 35, 68], `waits that spun: ${spins}`);
+  });
+
+  it("a new reader goes on from the misses of readers before it that never caught the peer (short connections' spins)", async function () {
+    // A short connection's reader: spins at both its waits and misses both
+    // (2 chances to skip), then skips the chance after its last byte (1 left).
+    assert.deepEqual(await spinsPerWait(2), [true, true]);
+    // The next new reader skips its first wait; alone it would spin at 0 and 1.
+    assert.deepEqual(await spinsPerWait(3), [false, true, false]);
   });
 
   it('one miss skips no chance: the next wait spins again', async function () {

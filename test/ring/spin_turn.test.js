@@ -6,7 +6,7 @@
 // rings in one process; the "peer" answers at once from inside the handler,
 // as a peer on the other vCPU would while we spin.
 const assert = require('node:assert/strict');
-const { RingReader } = require('../../dist/ring/reader');
+const { RingReader, resetFreshSpins } = require('../../dist/ring/reader');
 const { VchanState } = require('../../dist/ring/vchan_state');
 const { ringPair } = require('./pair');
 
@@ -51,6 +51,8 @@ function run({ reply, answers, turnReads }) {
 }
 
 describe('ring: the read spin after a reply', function () {
+  beforeEach(resetFreshSpins); // each test's reader starts with no history of other readers' spins
+
   it('takes the answer in the same macrotask, at most 16 in a row, then lets the loop turn', async function () {
     const { perTurn, delivered } = await run({ reply: true, answers: 200 });
     assert.equal(delivered, 201, 'every answer was delivered');
