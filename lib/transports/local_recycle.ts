@@ -10,10 +10,11 @@
  * goes back only to the process that already had it, and only when nothing
  * of the old connection can touch it any more on our side:
  * - identity: the client's pid from SO_PEERCRED (the process that
- *   connected), the same pid in its HELLO, its uid ours, and its start time
- *   (/proc/<pid>/stat field 22) read at the accept: a process that reuses
- *   the pid later has another start time, so another key (an entry kept for
- *   a process gone since is never asked for, and expires);
+ *   connected), the same pid in its HELLO, its uid ours, and its pidfs inode
+ *   (Linux 6.9+) or its start time (/proc/<pid>/stat field 22) read at the
+ *   accept: a process that reuses the pid later has another, so another
+ *   key (an entry kept for a process gone since is never asked for, and
+ *   expires);
  * - kept only after an orderly close, our ring endpoint closed (nothing of
  *   ours reads or writes the ring: no view of ring memory outlives it), and
  *   handed out only once the old peer has closed its end of the rendezvous
@@ -25,8 +26,10 @@
  *   taken and checked then: PoolSender.close(true)) and no view of ours is
  *   left (mapping.holders 0); its queue page is zeroed. Old payload bytes
  *   stay, as ring bytes.
- * Only the server keeps anything: a client's SO_PEERCRED names the process
- * that called listen(), which may not be the one that accepted.
+ * Only the server keeps memory for a peer: a client's SO_PEERCRED names the
+ * process that called listen(), which may not be the one that accepted (a
+ * client keeps only its own mapping of a ring handed to it again:
+ * local_ring_cache.ts).
  * Bounded (per peer, in all), freed after RECYCLE_IDLE_MS unused by one
  * unref'd timer; main thread only (a worker's teardown would leave fds).
  * XENRING_RECYCLE=0 turns it off.
