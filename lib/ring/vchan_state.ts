@@ -156,11 +156,16 @@ export class VchanState {
 // Lifecycle verbs. Each changes our own control bytes in the order the peer
 // relies on, then wakes the peer.
 
-/** Client: announce the connection and ask to hear about the server's data. */
-export function clientConnect(endpoint: RingEndpoint): void {
+/**
+ * Client: announce the connection and ask to hear about the server's data.
+ * `wake`: kick the server too (a vchan server waits for the connection; a
+ * local xenring server serves from the HELLO on and looks at the live byte
+ * when it next looks at the ring: the kick only cost it a wake-up).
+ */
+export function clientConnect(endpoint: RingEndpoint, wake = true): void {
   endpoint.setLive(Live.Connected);
   endpoint.requestData();
-  endpoint.kick();
+  if (wake) endpoint.kick();
 }
 
 /**

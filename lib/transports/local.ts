@@ -462,8 +462,9 @@ function acceptReply(
       );
     }
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
-    // vchan client connect: live, ask for the server's writes, wake the server.
-    clientConnect(endpoint);
+    // vchan client connect: live, ask for the server's writes; no kick (a
+    // server of this version needs none: it served us from the HELLO on).
+    clientConnect(endpoint, false);
     const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool, null, regions, ringKey);
     pool = null;
     return link;
