@@ -313,6 +313,12 @@ def mode_server(opts):
             continue
         order = 12
         socket.send_fds(conn, [struct.pack("<IIII", ACCEPT_MAGIC, opts["version"], order, order)], accept_fds(opts, order))
+        if opts.get("hangupAfterAccept"):
+            # Gone right behind the ACCEPT: the hang-up reaches the client
+            # while its handshake watcher passes to the connection.
+            conn.close()
+            close_all(fds)
+            continue
         conns.append(conn)
         if opts.get("freeze"):
             freeze(opts, fds)
