@@ -473,11 +473,18 @@ uint32_t RingEndpoint::SpinFor(int64_t micros, uint32_t want, Measure measure, S
   uint32_t got = measure();
   if (got >= want || micros == 0 || stop()) return got;
   uint8_t live = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
+  // The peer leaving (or writing a byte that is no state) ends the spin; its
+  // going live does not (nothing came yet: a client that connects and then
+  // writes is what the spin waits for).
+  auto left = [&] {
+    uint8_t now = __atomic_load_n(peer_live_, __ATOMIC_RELAXED);
+    return now != live && now != kLiveConnected;
+  };
   uint64_t deadline = NowNanos() + static_cast<uint64_t>(micros) * 1000;
   for (uint32_t i = 1;; i++) {
     XR_CPU_RELAX();
     got = measure();
-    if (got >= want || __atomic_load_n(peer_live_, __ATOMIC_RELAXED) != live || stop()) return got;
+    if (got >= want || left() || stop()) return got;
     if ((i & 63) == 0 && NowNanos() >= deadline) return got;
   }
 }
@@ -511,6 +518,7 @@ Napi::Value RingEndpoint::WaitData(const Napi::CallbackInfo& info) {
   // Only with the extension: without it the fin byte's place may be ring data.
   const volatile uint8_t* pf = ext_ ? peer_fin_ : nullptr;
   uint8_t fin = pf != nullptr ? __atomic_load_n(pf, __ATOMIC_RELAXED) : 0;
+  if (fin == 1) micros = 0;  // set already: nothing more to wait for
   auto finished = [&] { return pf != nullptr && __atomic_load_n(pf, __ATOMIC_RELAXED) != fin; };
   uint32_t n = SpinFor(micros, 1, [&] { return Available(env); }, [&] { return moved() || finished(); });
   // A payload or the peer's fin (set, not cleared by a hostile peer) ended

@@ -71,16 +71,23 @@ const WAKE_ROUNDS = 1;
  * reader's own misses skip its spins; a spin that catches the peer resets
  * this, and its reader goes on with its own backoff, as does a reader once
  * it was offered FRESH_CHANCES spins (a connection that lives on is not a
- * short one, and others' misses must not keep it from spinning).
+ * short one, and others' misses must not keep it from spinning). The shared
+ * skips double only up to 16 (FRESH_DOUBLINGS): peers that never answer (a
+ * hostile client's connections) can make other new connections skip at
+ * most that many first spins in a row, each a wake-up instead.
  */
 const FRESH_CHANCES = 4;
-let freshSpin = new SpinBackoff(1);
-let freshTickSpin = new SpinBackoff();
+const FRESH_DOUBLINGS = 4; // the shared skips stop at 2^4 = 16
+let freshSpin = new SpinBackoff(1, FRESH_DOUBLINGS);
+let freshTickSpin = new SpinBackoff(0, FRESH_DOUBLINGS);
 
-/** Forgets the shared history of new readers' spins (for tests that count one reader's spins). */
+/**
+ * Forgets the shared history of new readers' spins (for tests that count one reader's spins).
+ * @internal
+ */
 export function resetFreshSpins(): void {
-  freshSpin = new SpinBackoff(1);
-  freshTickSpin = new SpinBackoff();
+  freshSpin = new SpinBackoff(1, FRESH_DOUBLINGS);
+  freshTickSpin = new SpinBackoff(0, FRESH_DOUBLINGS);
 }
 
 export class RingReader {

@@ -17,7 +17,14 @@ export class SpinBackoff {
    * arrivals through a wake-up. A peer starved on our CPU misses every spin,
    * so backing off is only one spin later.
    */
-  constructor(private readonly graceMisses = 0) {}
+  /**
+   * @param maxDoublings the skips double up to 2^maxDoublings chances (1024
+   * by default; the readers' shared fresh backoff stays lower, see reader.ts).
+   */
+  constructor(
+    private readonly graceMisses = 0,
+    private readonly maxDoublings = 10,
+  ) {}
 
   /** True if this chance should spin; false uses up one skipped chance. */
   take(): boolean {
@@ -31,7 +38,7 @@ export class SpinBackoff {
   }
 
   failed(): void {
-    this.failures = Math.min(this.failures + 1, this.graceMisses + 10);
+    this.failures = Math.min(this.failures + 1, this.graceMisses + this.maxDoublings);
     this.skips = this.failures > this.graceMisses ? 1 << (this.failures - this.graceMisses) : 0;
   }
 }

@@ -154,7 +154,8 @@ export class VchanState {
 }
 
 // Lifecycle verbs. Each changes our own control bytes in the order the peer
-// relies on, then wakes the peer.
+// relies on, then wakes the peer (a local client's connect need not: see
+// clientConnect).
 
 /**
  * Client: announce the connection and ask to hear about the server's data.

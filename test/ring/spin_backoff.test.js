@@ -69,6 +69,20 @@ describe('ring: the back-off of the read spin', function () {
     assert.deepEqual(await spinsPerWait(3), [false, true, false]);
   });
 
+  it('peers that never answer make new readers skip at most 16 first spins in a row (a hostile client cannot turn them off)', async function () {
+    // 60 one-wait readers, every spin missed: the shared skips stop doubling at 16.
+    const first = [];
+    for (let i = 0; i < 60; i++) first.push((await spinsPerWait(1))[0]);
+    let run = 0;
+    let longest = 0;
+    for (const spun of first) {
+      run = spun ? 0 : run + 1;
+      longest = Math.max(longest, run);
+    }
+    assert.ok(longest <= 16, `${longest} new readers in a row never spun: ${first.map(Number).join('')}`);
+    assert.ok(first.slice(20).some((x) => x), 'new readers stopped spinning for good');
+  });
+
   it('one miss skips no chance: the next wait spins again', async function () {
     const pattern = await spinsPerWait(2);
     assert.deepEqual(pattern, [true, true], 'the wait after a single missed spin went straight to sleep');
