@@ -41,6 +41,7 @@ import { PAGE_SIZE } from '../constants';
 import { closeQuietly, native, type SharedMapping } from '../native';
 import { POOL_DATA_OFFSET } from '../pool/layout';
 import type { PoolMapping } from '../pool/native_pool';
+import { ExpiringCache } from './expiring_cache';
 import { ownUid } from './local_trust';
 
 /** A kept region unused this long is unmapped and closed. */
@@ -90,14 +91,7 @@ interface Kept {
   region: KeptRegion | null;
   /** The old rendezvous socket: its EOF says the old peer let go. */
   conn: number;
-  /** performance.now() past which it is freed (a monotonic clock: a wall-clock step back would hold it). */
-  expires: number;
 }
-
-/** Oldest first (so in order of expiry). */
-const kept: Kept[] = [];
-/** Frees expired entries; armed while anything is kept (one timer, not one per entry: ~5 µs a connection). */
-let sweeper: NodeJS.Timeout | null = null;
 let queuePageZero: Buffer | null = null;
 let controlPageZero: Buffer | null = null;
 let statBuffer: Buffer | null = null;
@@ -199,10 +193,7 @@ function dispose(entry: Kept): void {
   closeQuietly(entry.conn);
 }
 
-function remove(entry: Kept): void {
-  const i = kept.indexOf(entry);
-  if (i >= 0) kept.splice(i, 1);
-}
+const kept = new ExpiringCache<Kept>(RECYCLE_TOTAL, RECYCLE_IDLE_MS, dispose);
 
 /**
  * The old peer closed its rendezvous socket (EOF); anything it left queued
@@ -234,28 +225,10 @@ export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: 
   // (The start time is not read again here: a process that took the pid
   // since has another key, and this entry just expires; ~25 µs saved.)
   if ((ring === null && region === null) || !recyclingEnabled() || id.scope.closed) return false;
-  const same = kept.filter((e) => e.key === id.key);
-  if (same.length >= RECYCLE_PER_PEER) {
-    remove(same[0]);
-    dispose(same[0]);
-  }
-  if (kept.length >= RECYCLE_TOTAL) dispose(kept.shift()!);
-  kept.push({ key: id.key, scope: id.scope, ring, region, conn, expires: performance.now() + RECYCLE_IDLE_MS });
-  armSweeper();
+  const samePeer = (e: Kept) => e.key === id.key;
+  if (kept.count(samePeer) >= RECYCLE_PER_PEER) kept.dropOldest(samePeer);
+  kept.add({ key: id.key, scope: id.scope, ring, region, conn });
   return true;
-}
-
-function armSweeper(): void {
-  if (sweeper !== null || kept.length === 0) return;
-  sweeper = setTimeout(sweep, Math.max(1, kept[0].expires - performance.now()));
-  sweeper.unref(); // never keeps the process alive
-}
-
-function sweep(): void {
-  sweeper = null;
-  const now = performance.now();
-  while (kept.length > 0 && kept[0].expires <= now) dispose(kept.shift()!);
-  armSweeper();
 }
 
 /** The ring with its control page zeroed (what a fresh memfd reads: the server's init follows), or null (freed). */
@@ -301,12 +274,11 @@ export interface Revived {
  * closed, an extent still out, a view of ours alive), are freed here.
  */
 export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Revived | null {
-  for (let i = kept.length - 1; i >= 0; i--) {
-    const entry = kept[i];
-    const ringFits = entry.ring !== null && entry.ring.order === order;
-    const regionFits = entry.region !== null && poolBytes > 0 && entry.region.poolBytes === poolBytes;
-    if (entry.key !== id.key || (!ringFits && !regionFits)) continue;
-    kept.splice(i, 1);
+  const ringFits = (e: Kept) => e.ring !== null && e.ring.order === order;
+  const regionFits = (e: Kept) => e.region !== null && poolBytes > 0 && e.region.poolBytes === poolBytes;
+  for (;;) {
+    const entry = kept.take((e) => e.key === id.key && (ringFits(e) || regionFits(e)));
+    if (entry === null) return null;
     // First the peer's close: it then touches neither its old ring mapping
     // (an honest peer unmapped it) nor the queues, and no completion follows.
     if (!peerClosed(entry.conn)) {
@@ -314,12 +286,11 @@ export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Re
       continue;
     }
     closeQuietly(entry.conn);
-    const ring = ringFits ? reviveRing(entry.ring!) : (disposeRing(entry.ring), null);
-    const region = regionFits ? reviveRegion(entry.region!) : (disposeRegion(entry.region), null);
+    const ring = ringFits(entry) ? reviveRing(entry.ring!) : (disposeRing(entry.ring), null);
+    const region = regionFits(entry) ? reviveRegion(entry.region!) : (disposeRegion(entry.region), null);
     if (ring === null && region === null) continue;
     return { ring, region };
   }
-  return null;
 }
 
 /** A local listener opened: its connections may be kept for its next ones. */
@@ -331,25 +302,15 @@ export function openScope(): RecycleScope {
 export function closeScope(scope: RecycleScope): void {
   if (scope.closed) return;
   scope.closed = true;
-  for (let i = kept.length - 1; i >= 0; i--) {
-    if (kept[i].scope !== scope) continue;
-    dispose(kept[i]);
-    kept.splice(i, 1);
-  }
-  if (kept.length === 0 && sweeper !== null) {
-    clearTimeout(sweeper);
-    sweeper = null;
-  }
+  kept.drop((e) => e.scope === scope);
 }
 
 /** Connections kept now (tests, leak checks). */
 export function keptConnections(): number {
-  return kept.length;
+  return kept.size;
 }
 
 /** Frees everything kept now. */
 export function dropKept(): void {
-  for (const entry of kept.splice(0)) dispose(entry);
-  if (sweeper !== null) clearTimeout(sweeper);
-  sweeper = null;
+  kept.drop();
 }

@@ -25,6 +25,7 @@
  */
 import { release } from 'node:os';
 import type { SharedMapping } from '../native';
+import { ExpiringCache } from './expiring_cache';
 import { RECYCLE_IDLE_MS, recyclingEnabled } from './local_recycle';
 
 /** Linux 5.9+: shmem inode numbers name one file at a time (before, a 32-bit counter that wraps). */
@@ -37,13 +38,7 @@ interface KeptMapping {
   /** The memfd's identity: memfdCheck()'s device:inode:size. */
   key: string;
   mapping: SharedMapping;
-  /** performance.now() past which it is unmapped. */
-  expires: number;
 }
-
-/** Oldest first (so in order of expiry). */
-const kept: KeptMapping[] = [];
-let sweeper: NodeJS.Timeout | null = null;
 /** Mappings handed out again so far (for tests and benches). */
 let reused = 0;
 /** Identities of the rings closed lately (strings only: nothing held). */
@@ -57,28 +52,14 @@ function unmap(entry: KeptMapping): void {
   }
 }
 
-function sweep(): void {
-  sweeper = null;
-  const now = performance.now();
-  while (kept.length > 0 && kept[0].expires <= now) unmap(kept.shift()!);
-  arm();
-}
-
-function arm(): void {
-  if (sweeper !== null || kept.length === 0) return;
-  sweeper = setTimeout(sweep, Math.max(1, kept[0].expires - performance.now()));
-  sweeper.unref(); // never keeps the process alive
-}
+const kept = new ExpiringCache<KeptMapping>(KEPT_RINGS, RECYCLE_IDLE_MS, unmap);
 
 /** Our mapping of the memfd `key` names, kept from an earlier connection, or null (map it afresh). */
 export function takeRingMapping(key: string): SharedMapping | null {
-  for (let i = kept.length - 1; i >= 0; i--) {
-    if (kept[i].key !== key) continue;
-    const [entry] = kept.splice(i, 1);
-    reused++;
-    return entry.mapping;
-  }
-  return null;
+  const entry = kept.take((e) => e.key === key);
+  if (entry === null) return null;
+  reused++;
+  return entry.mapping;
 }
 
 /**
@@ -96,12 +77,10 @@ export function keepRingMapping(key: string, mapping: SharedMapping): void {
     mapping.unmap();
     return;
   }
-  if (kept.length >= KEPT_RINGS) unmap(kept.shift()!);
-  kept.push({ key, mapping, expires: performance.now() + RECYCLE_IDLE_MS });
-  arm();
+  kept.add({ key, mapping });
 }
 
 /** What the cache holds now (the memfd identities, device:inode:size) and how many mappings it handed out again (for tests). */
 export function ringCacheStats(): { keys: string[]; reused: number } {
-  return { keys: kept.map((e) => e.key), reused };
+  return { keys: kept.values().map((e) => e.key), reused };
 }
