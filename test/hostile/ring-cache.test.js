@@ -124,8 +124,8 @@ describe('hostile peer: a server that recycles ring memfds (the client ring cach
   this.timeout(60000);
 
   before(function () {
-    // Before Linux 5.9 shmem inode numbers wrap: the cache keeps nothing there (local_ring_cache.ts).
     const [major, minor] = os.release().split('.').map(Number);
+    // reason: before Linux 5.9 shmem inode numbers wrap, so the cache keeps nothing there (local_ring_cache.ts)
     if (major < 5 || (major === 5 && minor < 9)) this.skip();
   });
 

@@ -153,8 +153,7 @@ print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'in
       fds.push(mine, a, b);
       const ownId = native.socketPeerProcessId(mine);
       if (ownId === null) {
-        // Before Linux 6.9: the /proc start time names the process instead.
-        this.skip();
+        this.skip(); // reason: before Linux 6.9 pidfds are not pidfs; the /proc start time names the process instead
         return;
       }
       assert.match(ownId, /^\d+$/);
