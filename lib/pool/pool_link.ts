@@ -55,7 +55,7 @@ export function mapPeerRegion(fd: number, poolBytes: number, announcedBytes = po
 
 export interface PoolLinkOptions {
   /** Our region (we send in it) and its pool size; null: no pool this way. */
-  own: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number } | null;
+  own: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number; kept?: PoolMapping | null } | null;
   /** The peer's region (we receive in it); null: no pool that way. Functions: regions on demand (see PoolSender, PoolReceiver). */
   peer: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number } | null;
   /** Whoever created a region zeroes its queues, before the other side maps it. */
@@ -65,6 +65,8 @@ export interface PoolLinkOptions {
   copyThreshold?: number;
   copyMax?: number;
   copyWindow?: number;
+  /** Our region's pages come into being at their first write (PoolSenderOptions.coldPages). */
+  coldPages?: boolean;
   /** A GC-driven completion failed (EPROTO): the connection must fail. */
   onError?: (err: Error) => void;
   /** The pool bytes of the ring's control page (local): the receiver opens once the peer's sender has. Absent: at once. */
@@ -84,7 +86,7 @@ export class PoolLink {
   constructor(private readonly options: PoolLinkOptions) {
     const { own, peer } = options;
     this.sender = own && own.poolBytes > 0
-      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow, lazy: options.lazy })
+      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow, coldPages: options.coldPages, kept: own.kept, lazy: options.lazy })
       : null;
     try {
       this.receiver = peer && peer.poolBytes > 0

@@ -30,8 +30,14 @@ const RUN_FROM = BATCH_BELOW;
  * starts its runs after its first few MiB.
  */
 export const RUNS_AFTER_RING_PASSES = 4;
-/** @internal Read when a writer is made; the runs tests set `ringPasses` to 0 to see runs on a fresh connection. */
-export const runsGate = { ringPasses: RUNS_AFTER_RING_PASSES };
+/**
+ * @internal Read when a writer is made. `ringPasses`: runs open once the
+ * ring was written through this many times; `coldCopyPasses`: an ordinary
+ * Buffer is copied into pool pages never written before only from then on
+ * (PoolSender.send()'s `mayFault`). Tests set them to 0 to see runs and
+ * copies into the pool on a fresh connection.
+ */
+export const runsGate = { ringPasses: RUNS_AFTER_RING_PASSES, coldCopyPasses: RUNS_AFTER_RING_PASSES };
 
 /** An open run's extent (see RingWriter.openRun()). */
 type Run = NonNullable<ReturnType<PoolSender['openRun']>>;
@@ -103,6 +109,8 @@ export class RingWriter {
   private runCount = 0;
   /** Ring bytes written before the first run may open (RUNS_AFTER_RING_PASSES). */
   private readonly runsFrom: number;
+  /** Ring bytes written before an ordinary Buffer may be copied into pool pages never written (runsGate). */
+  private readonly coldCopiesFrom: number;
 
   constructor(
     private readonly state: VchanState,
@@ -114,6 +122,7 @@ export class RingWriter {
   ) {
     this.txSize = state.endpoint.info().txSize;
     this.runsFrom = runsGate.ringPasses * this.txSize;
+    this.coldCopiesFrom = runsGate.coldCopyPasses * this.txSize;
   }
 
   /** A write is waiting for room. */
@@ -445,7 +454,7 @@ export class RingWriter {
       if (sender.goesByReference(c)) {
         if (p.chunks.length > 0) break; // its position is after these ring bytes
         const n = c.length; // send() detaches a loan it sent
-        if (sender.send(c, this.ringWritten)) {
+        if (sender.send(c, this.ringWritten, this.ringWritten >= this.coldCopiesFrom)) {
           p.next++;
           this.bytesWritten += n;
           sent = true;

@@ -39,6 +39,22 @@ export class ExpiringCache<T> {
     return this.entries.reduce((n, e) => n + (match(e.value) ? 1 : 0), 0);
   }
 
+  /** The newest value that matches, left in place, or null. */
+  find(match: (value: T) => boolean): T | null {
+    for (let i = this.entries.length - 1; i >= 0; i--) {
+      if (match(this.entries[i].value)) return this.entries[i].value;
+    }
+    return null;
+  }
+
+  /** Takes `value` out without freeing it (the caller owns it now); false if it is not kept. */
+  remove(value: T): boolean {
+    const i = this.entries.findIndex((e) => e.value === value);
+    if (i < 0) return false;
+    this.entries.splice(i, 1);
+    return true;
+  }
+
   /** The newest value that matches, taken out (the caller owns it now), or null. */
   take(match: (value: T) => boolean): T | null {
     for (let i = this.entries.length - 1; i >= 0; i--) {

@@ -176,7 +176,7 @@ function poolRequest(pool: PoolOptions | undefined): PoolOptions {
  * Owns the mappings: closed here if the link cannot be made.
  */
 function makePoolLink(
-  own: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number } | null,
+  own: { mapping: PoolMapping | (() => PoolMapping); poolBytes: number; kept?: PoolMapping | null } | null,
   peer: { fd: number; poolBytes: number; announced: number } | { mapping: () => PoolMapping; poolBytes: number } | null,
   peerUid: number,
   options: PoolOptions,
@@ -202,6 +202,7 @@ function makePoolLink(
       copyThreshold: DEFAULT_COPY_THRESHOLD,
       copyMax: DEFAULT_COPY_MAX,
       copyWindow: DEFAULT_COPY_WINDOW,
+      coldPages: true, // memfd pages: allocated at their first write
       lazy,
     });
   } catch (err) {
@@ -344,7 +345,7 @@ function serveHello(
         const exchange = (regions = new RegionExchange(conn, size, size));
         const rec = recyclable;
         pool = makePoolLink(
-          { mapping: () => ownRegionOnDemand(exchange, size, rec), poolBytes: size },
+          { mapping: () => ownRegionOnDemand(exchange, size, rec), poolBytes: size, kept: rec?.spare?.mapping ?? null },
           { mapping: () => exchange.takePeer(), poolBytes: size },
           peer.uid,
           poolOptions,

@@ -196,22 +196,24 @@ function dispose(entry: Kept): void {
 const kept = new ExpiringCache<Kept>(RECYCLE_TOTAL, RECYCLE_IDLE_MS, dispose);
 
 /**
- * The old peer closed its rendezvous socket (EOF); anything it left queued
- * there is dropped. On a SEQPACKET socket an empty record reads as EOF does
- * (0 bytes), so EOF is confirmed by a second read: EOF reads 0 again, where
- * an empty record, once taken, leaves nothing (EAGAIN) or the next record.
+ * Whether the old peer closed its rendezvous socket (EOF): 'closed'; 'open'
+ * while it has not (nothing queued); 'bad' when it sent something after its
+ * close or the socket failed (the entry is freed). On a SEQPACKET socket an
+ * empty record reads as EOF does (0 bytes), so EOF is confirmed by a second
+ * read: EOF reads 0 again, where an empty record, once taken, leaves nothing
+ * (EAGAIN) or the next record.
  */
-function peerClosed(conn: number): boolean {
+function peerState(conn: number): 'closed' | 'open' | 'bad' {
   try {
     for (let reads = 0; reads < 2; reads++) {
       const msg = native.recvMessage(conn);
-      if (msg === null) return false;
+      if (msg === null) return reads === 0 ? 'open' : 'bad';
       msg.fds.forEach(closeQuietly);
-      if (msg.data.length !== 0) return false;
+      if (msg.data.length !== 0) return 'bad';
     }
-    return true;
+    return 'closed';
   } catch {
-    return false;
+    return 'bad';
   }
 }
 
@@ -276,12 +278,22 @@ export interface Revived {
 export function takeKept(id: PeerIdentity, order: number, poolBytes: number): Revived | null {
   const ringFits = (e: Kept) => e.ring !== null && e.ring.order === order;
   const regionFits = (e: Kept) => e.region !== null && poolBytes > 0 && e.region.poolBytes === poolBytes;
+  let waiting: Kept[] | null = null;
   for (;;) {
-    const entry = kept.take((e) => e.key === id.key && (ringFits(e) || regionFits(e)));
+    const entry = kept.find((e) => e.key === id.key && (ringFits(e) || regionFits(e)) && !waiting?.includes(e));
     if (entry === null) return null;
     // First the peer's close: it then touches neither its old ring mapping
     // (an honest peer unmapped it) nor the queues, and no completion follows.
-    if (!peerClosed(entry.conn)) {
+    const state = peerState(entry.conn);
+    if (state === 'open') {
+      // A client that connects again before its last connection has closed
+      // on its side (a reconnect right after end()): that entry waits, kept,
+      // for a later connection; 6 of 20 redis reconnects lost it before.
+      (waiting ??= []).push(entry);
+      continue;
+    }
+    kept.remove(entry);
+    if (state === 'bad') {
       dispose(entry);
       continue;
     }

@@ -7,19 +7,18 @@ const { once } = require('node:events');
 const xenring = require('../..');
 const { PatternChecker } = require('../helpers/pattern');
 const { listenOnce } = require('../helpers/fixtures');
+const { gatesOpen } = require('./gates');
 
 const RING = 64 * 1024;
 
 /**
  * Mocha hooks for a describe() whose cases need runs on a fresh connection:
- * a writer made meanwhile in this process may open runs from its first
- * write (by default only after its ring has been written through
- * RUNS_AFTER_RING_PASSES times). A forked peer's writers keep the default.
+ * a writer made meanwhile in this process may open runs (and copy ordinary
+ * Buffers into the pool) from its first write (gates.js). A forked peer's
+ * writers keep the default.
  */
 function runsFromTheStart() {
-  const { runsGate, RUNS_AFTER_RING_PASSES } = require('../../dist/ring/writer');
-  before(() => (runsGate.ringPasses = 0));
-  after(() => (runsGate.ringPasses = RUNS_AFTER_RING_PASSES));
+  gatesOpen();
 }
 
 async function localPair({ hold = false } = {}) {

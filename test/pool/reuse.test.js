@@ -18,6 +18,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 const { forkPeer } = require('./peer_process');
+const { withGatesOpen } = require('./gates');
 const { writePlan } = require('./plan');
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +48,7 @@ function ownRegionInodes() {
 async function server(atOnce = false, replyPlan = PLAN, endAfterReply = true) {
   const seen = [];
   const results = [];
+  const sentByRef = []; // per connection, once its reply is written
   const srv = xenring.createServer((s) => {
     const i = seen.length;
     seen.push(null);
@@ -56,6 +58,7 @@ async function server(atOnce = false, replyPlan = PLAN, endAfterReply = true) {
       writePlan(s, typeof replyPlan === 'function' ? replyPlan(i) : replyPlan).then(
         () => {
           seen[i] = [...ownRegionInodes()];
+          sentByRef[i] = s.poolStats().sentByRef;
           if (endAfterReply) s.end();
         },
         () => {},
@@ -69,7 +72,7 @@ async function server(atOnce = false, replyPlan = PLAN, endAfterReply = true) {
   });
   srv.listen({ port: 0 });
   await once(srv, 'listening');
-  return { srv, port: srv.address().port, seen, results };
+  return { srv, port: srv.address().port, seen, results, sentByRef };
 }
 
 async function runClient(port, rounds, extra = {}) {
@@ -231,6 +234,29 @@ print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'in
     assert.ok(countFds() <= fdsBefore, `fds ${fdsBefore} -> ${countFds()}`);
   });
 
+  it('a reused region keeps its written pages: an ordinary Buffer goes by reference from the first write, where a fresh region sends it through the ring', async () => {
+    // A fresh region's pages are allocated at their first write (~1 ms per
+    // MiB here): an ordinary Buffer on a new connection takes the warm ring
+    // instead. The pages a reused region's last connection wrote are warm.
+    const MIB = [[1 << 20, 'buf']];
+    const plans = [MIB, [[1 << 20, 'alloc']], MIB];
+    const { srv, port, seen, sentByRef } = await server(false, (i) => plans[i]);
+    const p = forkPeer('reuse_client.js', { port, rounds: 3, plan: [[11, 'buf']] });
+    const rs = [];
+    for (let i = 0; i < 3; i++) rs.push(await p.next('round'));
+    await p.next('done');
+    await p.exited;
+    assert.deepEqual(rs.map((r) => r.ok), [true, true, true]);
+    assert.deepEqual(rs.map((r) => r.bytes), [1 << 20, 1 << 20, 1 << 20]);
+    assert.equal(sentByRef[0], 0, 'a fresh region: the MiB went through the ring');
+    assert.deepEqual(seen[0], [], 'a region was made for a payload the ring carried');
+    assert.equal(sentByRef[1], 1, 'a loan goes by reference');
+    assert.equal(sentByRef[2], 1, 'the reused region: the MiB went by reference');
+    assert.deepEqual(seen[2], seen[1], "the third connection got the second one's region");
+    srv.close();
+    await drained();
+  });
+
   it('a client that keeps its views: the region is not reused, and its views stay unchanged', async () => {
     const { srv, port, seen, results } = await server();
     const rounds = 4;
@@ -244,7 +270,8 @@ print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'in
     await drained();
   });
 
-  it('hostile: a peer that returns everything, closes, keeps the old ring and region and scribbles on them reaches only memory it had; another process gets fresh memory', async () => {
+  it('hostile: a peer that returns everything, closes, keeps the old ring and region and scribbles on them reaches only memory it had; another process gets fresh memory', () => withGatesOpen(async () => {
+    // ordinary Buffers copied into the pool from the first write (gates.js): this case is about what the pool then holds
     // One payload by reference, no ring byte: the Python peer need not read the ring for the server to close in order.
     const ONE = [[300007, 'buf']];
     const { srv, port, seen } = await server(true, ONE);
@@ -308,9 +335,10 @@ print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'in
     assert.ok(c.rs[0].ok);
     srv.close();
     await drained();
-  });
+  }));
 
-  it('an old client that sends an empty record instead of closing its rendezvous socket gets fresh memory', async () => {
+  it('an old client that sends an empty record instead of closing its rendezvous socket gets fresh memory', () => withGatesOpen(async () => {
+    // ordinary Buffers copied into the pool from the first write (gates.js): this case is about what the pool then holds
     // On a SEQPACKET socket an empty record reads as EOF does: the server must
     // see that the socket is still open, so the old mappings are not "let go".
     const { srv } = await server(true, [[300007, 'buf']]);
@@ -333,7 +361,7 @@ print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'in
     }
     srv.close();
     await drained();
-  });
+  }));
 
   it("a listener closing drops what its connections left at once, and only that; nothing more is kept for it", async () => {
     const fdsBefore = countFds();

@@ -95,6 +95,40 @@ describe('ring: a server ring recycled for the same client process', function ()
     assert.ok(cmp.ok, cmp.text);
   });
 
+  it('a client that connects again before its last connection closed on its side gets that ring once it has', async () => {
+    // A reconnect right after end() (a pool, a client library's reconnect)
+    // reaches the server before the client has read the server's end of the
+    // old connection: its ring is kept, not freed, for a later connection.
+    const keptAtConnection = [];
+    const srv = xenring.createServer((s) => {
+      keptAtConnection.push(recycle.keptConnections());
+      s.resume();
+      s.on('error', () => {});
+    });
+    srv.listen({ port: 0 });
+    await once(srv, 'listening');
+    const p = forkPeer('overlap_client.js', { port: srv.address().port });
+    const a = await p.next('a');
+    assert.ok(a.ring !== null, `rings mapped for A: ${a.mapped}`);
+    // The server has closed A (A's end read, its own sent) and kept its ring.
+    for (let i = 0; i < 500 && recycle.keptConnections() < 1; i++) await new Promise((r) => setTimeout(r, 4));
+    assert.equal(recycle.keptConnections(), 1, 'A was not kept');
+    p.child.send('go');
+    const b = await p.next('b');
+    assert.equal(b.aClosed, false, 'A closed on the client before B connected: this case tests nothing');
+    assert.ok(b.ring !== null && b.ring !== a.ring, `B got ${b.ring} (A had ${a.ring}) while A was still open on the client`);
+    assert.equal(keptAtConnection[1], 1, "A's kept ring was freed when B found A still open");
+    await p.next('a-closed');
+    p.child.send('go');
+    const c = await p.next('c');
+    assert.equal(c.ring, a.ring, "C did not get A's ring");
+    await p.next('done');
+    await p.exited;
+    srv.close();
+    await drained();
+    assert.equal(recycle.keptConnections(), 0);
+  });
+
   it('XENRING_RECYCLE=0: a fresh ring for every connection', async () => {
     process.env.XENRING_RECYCLE = '0';
     try {

@@ -151,7 +151,7 @@ describe('pool: the page-reference path through connect/createServer (real proce
     await tick(10);
     const before = { fds: countFds(), maps: poolMaps(), regions: poolNative.poolRegionsAlive() };
     const back = [[300007, 'buf'], [11, 'buf'], [500009, 'alloc'], [70001, 'buf']];
-    const p = peer({ receive: 'release', plan: back });
+    const p = peer({ receive: 'release', plan: back, gatesOpen: true }); // the 300007-byte Buffer by reference too
     const { port } = await p.next('ready');
     let s = xenring.connect({ port });
     await once(s, 'connect');

@@ -9,6 +9,7 @@
 //               | 'drop' (check, then drop: a plain 'data' listener)
 //   plan        after 'end', write this plan back ([size, 'alloc'|'buf'] ...) then end()
 //   endAfterAlloc  client: write one allocBuffer of this size, then end() at once
+//   gatesOpen   copy ordinary Buffers into the pool from the first write (gates.js)
 //   allowHalfOpen  server: keep writing the plan after 'end' however long it takes
 //               (without it, net's default ends our side at 'end': a plan that
 //               waits for 'drain' would be cut short)
@@ -19,6 +20,7 @@ const { PatternChecker } = require('../helpers/pattern');
 const { writePlan } = require('./plan');
 
 const opts = JSON.parse(process.argv[2] || '{}');
+if (opts.gatesOpen) require('./gates').openGates();
 const send = (m) => process.send(m);
 
 function receive(s, onDone) {

@@ -13,6 +13,7 @@ const { RingChannel } = require('../../dist/ring/channel');
 const { ringPair } = require('./pair');
 const { W, arm, countWokenReads } = require('../helpers/wake_read');
 const xenring = require('../..');
+const { withGatesOpen } = require('../pool/gates');
 
 const LEFT_PROD = native.layout.leftProd; // the server's rx ring: the client's producer index
 
@@ -342,8 +343,12 @@ describe('ring: wake-up reads across processes (spinMicros 0)', function () {
 
   it("every byte of small and pool-sized messages, interleaved, comes back through 'data'; the wake-ups read natively", async function () {
     const peer = await echoPeer();
-    const socket = xenring.connect({ port: peer.port, spinMicros: 0 });
-    await once(socket, 'connect');
+    // Pool-sized messages go by reference from the first (test/pool/gates.js; the echo peer opens its own).
+    const socket = await withGatesOpen(async () => {
+      const s = xenring.connect({ port: peer.port, spinMicros: 0 });
+      await once(s, 'connect');
+      return s;
+    });
     const sizes = [];
     for (let i = 0; i < 400; i++) sizes.push(i % 50 === 7 ? 300 * 1024 + i : 1 + ((i * 37) % 3000));
     await pingPong(socket, sizes);
