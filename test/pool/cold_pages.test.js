@@ -1,16 +1,19 @@
 'use strict';
-// Ordinary Buffers and pool pages never written (lib/pool/pool_sender.ts
-// send()'s `mayFault`). A fresh memfd page costs a page fault of several µs
+// When an ordinary Buffer of the copy threshold or more is copied into the
+// pool rather than written through the ring (lib/pool/pool_sender.ts
+// send()). Pages never written (`mayFault`): A fresh memfd page costs a page fault of several µs
 // at its first write, ~1 ms per MiB on this host, more than the ring takes
 // to carry the MiB: on a connection that has carried little, an ordinary
 // Buffer of 256 KiB or more is copied into the pool only where its pages
 // were written before (a loan or a payload of this region), else it takes
-// the ring. Between real processes, every byte checked by the peer.
+// the ring. A reader that copies payloads out (`onread`): the ring, always.
+// Between real processes, every byte checked by the peer.
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
 const xenring = require('../..');
 const { forkPeer } = require('./peer_process');
 const { writePlan } = require('./plan');
+const { withGatesOpen } = require('./gates');
 
 const MIB = 1 << 20;
 const tick = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -77,4 +80,24 @@ describe('pool: ordinary Buffers and pages never written', function () {
     assert.equal(s.poolStats().sentByRef, 1, 'the MiB still took the ring');
     await finish(p, s, pos);
   });
+
+  it('an onread reader: after its first payload says it copies, ordinary Buffers take the ring', () => withGatesOpen(async () => {
+    // Gates open: pages never written would not stop the copies; only the reader's word does.
+    const srv = xenring.createServer();
+    srv.listen({ port: 0 });
+    await once(srv, 'listening');
+    const p = forkPeer('socket_peer.js', { role: 'client', port: srv.address().port, receive: 'onread', onreadSize: 256 * 1024 });
+    const [s] = await once(srv, 'connection');
+    let pos = await writePlan(s, [[MIB, 'buf']]);
+    assert.equal(s.poolStats().sentByRef, 1, 'before the reader said anything, the MiB goes by reference');
+    await allReturned(s); // copied out into its buffer: it has said so by now
+    pos = await writePlan(s, Array.from({ length: 7 }, () => [MIB, 'buf']), pos);
+    assert.equal(s.poolStats().sentByRef, 1, 'an ordinary Buffer went into the pool for a reader that copies');
+    s.end();
+    const r = await p.next('received');
+    assert.ok(r.ok, `the peer saw a bad byte at ${r.badOffset}`);
+    assert.equal(r.bytes, pos);
+    await p.exited;
+    srv.close();
+  }));
 });
