@@ -8,11 +8,15 @@
 // connections only). Medians and ranges over the rounds.
 //
 //   node bench/connect.js [--conns 1000] [--warmup 200] [--rounds 5]
-//        [--transports xenring,uds,tcp] [--strace] [--ring-size N] [--reply BYTES] [--json FILE]
+//        [--transports xenring,uds,tcp] [--strace] [--ring-size N] [--reply BYTES] [--request BYTES] [--json FILE]
 // --reply: the server also writes BYTES (one Buffer, the i % 251 pattern) before
 // the echo; the client checks them and hands each xenring Buffer back at once
 // (socket.release): a connection whose pool is used, as a reader that is done
 // with its data (lib/transports/local_recycle.ts recycles only then).
+// --request: the client first writes BYTES (one new ordinary Buffer, the same
+// pattern), which the server checks (releasing each xenring Buffer), before
+// the byte it echoes: a request larger than a socket buffer on a new
+// connection (a redis SET, an upload).
 //   XENRING_BENCH_BEFORE=/work/wt/before node bench/connect.js --transports xenring,xenring-before,uds,tcp
 
 const { fork, spawn } = require('node:child_process');
@@ -31,6 +35,7 @@ function usage(status) {
                      xenring-before needs XENRING_BENCH_BEFORE=<built checkout>)
   --ring-size N      ringSize for the xenring rows (default: the library's)
   --reply BYTES      the server writes BYTES back before the echo (checked, released by the client)
+  --request BYTES    the client writes BYTES before the echoed byte (checked, released by the server)
   --strace           also count syscalls of both processes (strace -c -f), measured connections only
   --json FILE        write one JSON line per transport and round
 `);
@@ -38,7 +43,7 @@ function usage(status) {
 }
 
 function parseArgs(argv) {
-  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, ringSize: undefined, reply: 0, json: null };
+  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, ringSize: undefined, reply: 0, request: 0, json: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -51,6 +56,7 @@ function parseArgs(argv) {
     else if (a === '--transports') o.transports = next().split(',').filter(Boolean);
     else if (a === '--ring-size') o.ringSize = parseSize(next());
     else if (a === '--reply') o.reply = parseSize(next());
+    else if (a === '--request') o.request = parseSize(next());
     else if (a === '--strace') o.strace = true;
     else if (a === '--json') o.json = next();
     else if (a === '--help' || a === '-h') usage(0);
@@ -76,10 +82,21 @@ function pattern(n) {
   return b;
 }
 
-async function child(name, ringSize, reply) {
+async function child(name, ringSize, reply, request) {
   const replyBytes = reply > 0 ? pattern(reply) : null;
+  const requestBytes = request > 0 ? pattern(request) : null;
   const ready = await listen(name, { ringSize, echo: true }, (sock) => {
+    let at = 0; // request bytes checked so far
     sock.on('data', (d) => {
+      if (requestBytes !== null && at < request) {
+        const n = Math.min(d.length, request - at);
+        if (!d.subarray(0, n).equals(requestBytes.subarray(at, at + n))) process.send({ error: `request: wrong bytes at ${at}` });
+        at += n;
+        const rest = n < d.length ? Buffer.from(d.subarray(n)) : null;
+        if (typeof sock.release === 'function') sock.release(d);
+        if (rest === null) return;
+        d = rest;
+      }
       if (replyBytes !== null) sock.write(Buffer.from(replyBytes)); // a new Buffer each time, as a server's answer
       sock.write(d);
     });
@@ -112,6 +129,7 @@ function ask(cp, what) {
 }
 
 let replyPattern = null;
+let requestPattern = null;
 /** One connection: connect, send one byte, wait for it back (after --reply bytes), end, wait for 'close'. */
 async function oneConnection(name, ready, opts, byte) {
   const sock = await connect(name, ready, { ringSize: opts.ringSize, echo: true });
@@ -135,6 +153,7 @@ async function oneConnection(name, ready, opts, byte) {
       sock.end();
     });
     sock.on('close', () => (got === byte ? resolve() : reject(new Error('closed before the echo'))));
+    if (opts.request > 0) sock.write(Buffer.from((requestPattern ??= pattern(opts.request)))); // a new Buffer, as a client's request
     sock.write(Buffer.from([byte]));
   });
 }
@@ -176,7 +195,7 @@ function startStrace(pids) {
 }
 
 async function round(name, opts, log) {
-  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0), String(opts.reply)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0), String(opts.reply), String(opts.request)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const ready = await Promise.race([
       ask(cp, 'ready'),
@@ -251,7 +270,11 @@ async function main() {
   }
   if (json !== null) fs.closeSync(json);
   const secs = ((Date.now() - started) / 1000).toFixed(0);
-  const what = opts.reply > 0 ? `${opts.reply}-byte reply (released) + 1-byte echo` : '1-byte echo';
+  const what = [
+    opts.request > 0 ? `${opts.request}-byte request (released)` : null,
+    opts.reply > 0 ? `${opts.reply}-byte reply (released)` : null,
+    '1-byte echo',
+  ].filter(Boolean).join(' + ');
   console.log(`### New connections: connect + ${what} + end + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
   console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection${opts.ringSize ? `, ringSize ${opts.ringSize}` : ''}\n`);
   const ref = results.tcp ? 'tcp' : null;
@@ -267,7 +290,7 @@ async function main() {
 }
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3], Number(process.argv[4]) || undefined, Number(process.argv[5]) || 0).catch((err) => {
+  child(process.argv[3], Number(process.argv[4]) || undefined, Number(process.argv[5]) || 0, Number(process.argv[6]) || 0).catch((err) => {
     process.send({ error: err.message });
     process.exit(1);
   });
