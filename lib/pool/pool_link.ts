@@ -67,6 +67,8 @@ export interface PoolLinkOptions {
   copyWindow?: number;
   /** Our region's pages come into being at their first write (PoolSenderOptions.coldPages). */
   coldPages?: boolean;
+  /** A reader that copies payloads gets ordinary Buffers through the ring (PoolSenderOptions.ringForCopyingReaders). */
+  ringForCopyingReaders?: boolean;
   /** A GC-driven completion failed (EPROTO): the connection must fail. */
   onError?: (err: Error) => void;
   /** The pool bytes of the ring's control page (local): the receiver opens once the peer's sender has. Absent: at once. */
@@ -86,7 +88,7 @@ export class PoolLink {
   constructor(private readonly options: PoolLinkOptions) {
     const { own, peer } = options;
     this.sender = own && own.poolBytes > 0
-      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow, coldPages: options.coldPages, kept: own.kept, lazy: options.lazy })
+      ? new PoolSender({ mapping: own.mapping, poolBytes: own.poolBytes, init: options.createdOwn, copyThreshold: options.copyThreshold, copyMax: options.copyMax, copyWindow: options.copyWindow, coldPages: options.coldPages, ringForCopyingReaders: options.ringForCopyingReaders, kept: own.kept, lazy: options.lazy })
       : null;
     try {
       this.receiver = peer && peer.poolBytes > 0

@@ -67,6 +67,13 @@ export interface PoolSenderOptions {
    */
   coldPages?: boolean;
   /**
+   * An ordinary Buffer is not copied into the pool for a reader that copies
+   * payloads out (readerMode()): locally, where the ring is large (2 MiB by
+   * default) and warm. Not on Xen: its 64 KiB ring would carry a MiB in 16
+   * fills and wake-ups, where the pool takes one descriptor. Default: false.
+   */
+  ringForCopyingReaders?: boolean;
+  /**
    * The region `mapping` (a function) hands back when it is one kept from an
    * earlier connection (a server's, local_recycle.ts): the pages it wrote
    * count before it is made.
@@ -251,8 +258,9 @@ export class PoolSender {
     if (this.readerCopies) return 'copies';
     this.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
     const flags = this.readerFlags[0];
-    if ((flags & READER_FLAGS_SET) === 0) return 'unknown';
+    // Bit 0 alone: views (an older receiver writes no bit 1).
     if ((flags & READER_TAKES_VIEWS) !== 0) return 'views';
+    if ((flags & READER_FLAGS_SET) === 0) return 'unknown';
     this.readerCopies = true;
     return 'copies';
   }
@@ -308,7 +316,7 @@ export class PoolSender {
       if (cold && buf.length > this.writtenBytes()) return false;
       if (!this.hasRegion()) return false;
       this.reclaimBeforeSend();
-      if (!this.table.canSend() || this.readerMode() === 'copies') return false;
+      if (!this.table.canSend() || (this.options.ringForCopyingReaders === true && this.readerMode() === 'copies')) return false;
       if (this.copyWindow !== Infinity && this.untakenBytes() + buf.length > this.copyWindow) return false;
       const copy = this.table.loan(buf.length);
       if (copy === null) return false; // an ordinary Buffer: the ring is its usual path, no fallback

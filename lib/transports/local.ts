@@ -203,6 +203,7 @@ function makePoolLink(
       copyMax: DEFAULT_COPY_MAX,
       copyWindow: DEFAULT_COPY_WINDOW,
       coldPages: true, // memfd pages: allocated at their first write
+      ringForCopyingReaders: true, // the ring is large and warm here
       lazy,
     });
   } catch (err) {

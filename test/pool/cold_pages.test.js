@@ -68,6 +68,7 @@ describe('pool: ordinary Buffers and pages never written', function () {
     ({ p, s } = await connectToPeer('hold'));
     pos = await writePlan(s, [[MIB, 'alloc'], [MIB, 'buf']]);
     assert.equal(s.poolStats().sentByRef, 1, 'the MiB went into fresh pool pages');
+    assert.equal(s.poolStats().inUse, MIB, 'the extent the MiB was refused is still taken');
     await finish(p, s, pos);
   });
 
