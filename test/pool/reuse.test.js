@@ -257,6 +257,36 @@ print('ok', flush=True); sys.stdin.read()`, sock], { stdio: ['pipe', 'pipe', 'in
     await drained();
   });
 
+  it('a client that connects again before its last connection closed on its side gets that region once it has', async () => {
+    // As the ring case in ring_reuse.test.js, with the server's region: A's
+    // region (its payload not yet read: A is paused) waits while A is open
+    // on the client; B gets a fresh one; A then reads and releases its
+    // payload and closes; C gets A's region.
+    const ONE = [[300007, 'alloc']];
+    const { srv, port, seen } = await server(true, ONE, false); // ends at the client's end (net's default)
+    const p = forkPeer('overlap_client.js', { port, pool: {}, expect: 300007 });
+    const a = await p.next('a');
+    for (let i = 0; i < 500 && recycle.keptConnections() < 1; i++) await tick(4);
+    assert.equal(recycle.keptConnections(), 1, 'A was not kept');
+    const regionA = seen[0][0];
+    p.child.send('go');
+    const b = await p.next('b');
+    assert.ok(b.ok, 'B: a bad byte');
+    assert.equal(b.aClosed, false, 'A closed on the client before B connected: this case tests nothing');
+    assert.equal(seen[1].length, 2, `own regions at B: ${seen[1]}`);
+    assert.ok(seen[1].includes(regionA), "A's kept region was freed when B found A still open");
+    assert.ok((await p.next('a-closed')).ok, 'A: a bad byte');
+    p.child.send('go');
+    const c = await p.next('c');
+    assert.ok(c.ok, 'C: a bad byte');
+    assert.deepEqual([...seen[2]].sort(), [...seen[1]].sort(), "C did not get A's region");
+    assert.equal(c.ring, a.ring, "C did not get A's ring");
+    await p.next('done');
+    await p.exited;
+    srv.close();
+    await drained();
+  });
+
   it('a client that keeps its views: the region is not reused, and its views stay unchanged', async () => {
     const { srv, port, seen, results } = await server();
     const rounds = 4;
