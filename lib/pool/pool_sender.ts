@@ -14,6 +14,7 @@ import {
   COMPLETION_WORDS,
   DESCRIPTOR_WORDS,
   POOL_DATA_OFFSET,
+  POOL_PAGE,
   QUEUE_SLOTS,
   READER_FLAGS_OFFSET,
   READER_FLAGS_SET,
@@ -383,7 +384,7 @@ export class PoolSender {
   /** Publishes one descriptor: `loan`'s first `length` bytes at ring position `position`. */
   private announce(loan: Loan, length: number, position: number): void {
     this.table.send(loan, length);
-    const end = loan.offset + loan.bytes;
+    const end = loan.offset + Math.ceil(length / POOL_PAGE) * POOL_PAGE; // the pages the announced bytes fill
     if (end > (warmBytes.get(this.mapping) ?? 0)) warmBytes.set(this.mapping, end);
     const d = this.descriptor;
     d[0] = position % HI;
