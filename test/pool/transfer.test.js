@@ -50,17 +50,27 @@ function forkReader(shared, opts) {
 /**
  * Writes `plan` ([size, 'pool'|'ring'|'copy'] ...) as one pattern stream;
  * resolves with the writer, or early when the reader stopped (a bad byte).
+ * `waitForPoolMs`: a 'pool' message that finds the pool full waits up to that
+ * long for the reader to return pages (a busy host may hold a reader's GC
+ * back) before it goes as an ordinary Buffer; 0: at once.
  */
-async function writePlan(ep, sender, plan, reader) {
+async function writePlan(ep, sender, plan, reader, waitForPoolMs = 0) {
   const writer = new MixedWriter(ep, sender);
   let pos = 0;
   let i = 0;
+  let fullSince = -1;
   await pump(
     () => {
       // Queue a few messages at a time so the pool can fill and drain.
       while (i < plan.length && writer.queue.length < 4) {
-        const [size, how] = plan[i++];
+        const [size, how] = plan[i];
         let buf = how === 'pool' ? sender.allocBuffer(size) : null;
+        if (buf === null && how === 'pool' && waitForPoolMs > 0) {
+          if (fullSince < 0) fullSince = performance.now();
+          if (performance.now() - fullSince < waitForPoolMs) break; // again at the next step
+        }
+        fullSince = -1;
+        i++;
         if (buf === null) buf = Buffer.allocUnsafe(size);
         buf.set(slice(pos, size));
         pos += size;
@@ -98,7 +108,8 @@ describe('pool: two processes, one ordered stream', function () {
       const { mapping, ep } = attachRing(shared.ringFd, shared, 'server');
       const sender = attachPool(shared.poolFd, shared, 'sender');
       const reader = forkReader(shared, { total, release });
-      const { writer, total: written } = await writePlan(ep, sender, plan, reader);
+      // The pool is reused only as fast as the reader returns pages: wait for them (up to 2 s a message).
+      const { writer, total: written } = await writePlan(ep, sender, plan, reader, 2000);
       const done = await reader.next('done');
       assert.equal(done.ok, true, `first bad byte at ${done.badOffset}`);
       assert.equal(written, total);
