@@ -343,8 +343,11 @@ export class PoolSender {
    * (full, too many in flight, or the reader has not taken what we sent).
    * Nothing is announced until sendRun().
    */
-  openRun(): Loan | null {
+  openRun(mayFault = true): Loan | null {
     if (this.closed || this.readerCopies || this.copyThreshold === Infinity || this.options.poolBytes < RUN_MIN_POOL) return null;
+    // Pages never written (as send()'s `mayFault`): not before the connection has carried more.
+    const cold = !mayFault && this.options.coldPages === true;
+    if (cold && RUN_BYTES > this.writtenBytes()) return null;
     if (!this.hasRegion()) return null;
     this.reclaimBeforeSend();
     // Runs take at most half the pool (RUN_WINDOW of the default):
@@ -358,6 +361,10 @@ export class PoolSender {
     const mode = this.readerMode();
     if (mode === 'copies' || (mode === 'unknown' && this.options.lazy?.peerAnnounces() !== true)) return null;
     const run = this.table.loan(RUN_BYTES);
+    if (run !== null && cold && run.offset + run.bytes > this.writtenBytes()) {
+      this.table.discard(run);
+      return null;
+    }
     this.stats.inUse = this.table.inUse;
     return run;
   }

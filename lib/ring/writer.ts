@@ -31,13 +31,24 @@ const RUN_FROM = BATCH_BELOW;
  */
 export const RUNS_AFTER_RING_PASSES = 4;
 /**
+ * A run takes pool pages never written only once the ring has been written
+ * through this many times (32 MiB with the default ring): before, runs use
+ * pages written before, or none. A reply of a MiB to a reader that holds
+ * its views until a GC (a redis client) otherwise faulted in a fresh MiB
+ * per reply for the pool's first RUN_WINDOW (~1 ms per MiB here): 4 × 1 MiB
+ * redis GETs through `xenring proxy` on a warm connection 0.73-0.75x the TCP
+ * relay in three runs, 0.91x with this gate at 16 (`node bench/real.js
+ * --only ioredis`). A bulk stream starts its runs after its first 32 MiB.
+ */
+export const COLD_RUNS_AFTER_RING_PASSES = 16;
+/**
  * @internal Read when a writer is made. `ringPasses`: runs open once the
  * ring was written through this many times; `coldCopyPasses`: an ordinary
  * Buffer is copied into pool pages never written before only from then on
  * (PoolSender.send()'s `mayFault`). Tests set them to 0 to see runs and
  * copies into the pool on a fresh connection.
  */
-export const runsGate = { ringPasses: RUNS_AFTER_RING_PASSES, coldCopyPasses: RUNS_AFTER_RING_PASSES };
+export const runsGate = { ringPasses: RUNS_AFTER_RING_PASSES, coldCopyPasses: RUNS_AFTER_RING_PASSES, coldRunPasses: COLD_RUNS_AFTER_RING_PASSES };
 
 /** An open run's extent (see RingWriter.openRun()). */
 type Run = NonNullable<ReturnType<PoolSender['openRun']>>;
@@ -111,6 +122,8 @@ export class RingWriter {
   private readonly runsFrom: number;
   /** Ring bytes written before an ordinary Buffer may be copied into pool pages never written (runsGate). */
   private readonly coldCopiesFrom: number;
+  /** Ring bytes written before a run may take pool pages never written (runsGate). */
+  private readonly coldRunsFrom: number;
 
   constructor(
     private readonly state: VchanState,
@@ -123,6 +136,7 @@ export class RingWriter {
     this.txSize = state.endpoint.info().txSize;
     this.runsFrom = runsGate.ringPasses * this.txSize;
     this.coldCopiesFrom = runsGate.coldCopyPasses * this.txSize;
+    this.coldRunsFrom = runsGate.coldRunPasses * this.txSize;
   }
 
   /** A write is waiting for room. */
@@ -364,7 +378,7 @@ export class RingWriter {
     if (total < RUN_FROM || this.ringWritten < this.runsFrom || this.host.peerGone || this.byReference(chunks)) return false;
     // An empty ring as last published first (no call); ask the ring only when that says otherwise.
     if (this.state.writable >= this.txSize || this.state.endpoint.writable() >= this.txSize) return false;
-    const run = this.sender!.openRun();
+    const run = this.sender!.openRun(this.ringWritten >= this.coldRunsFrom);
     if (run === null) return false;
     if (total > run.bytes) {
       this.sender!.dropRun(run);
