@@ -272,6 +272,21 @@ export class PoolSender {
     return region === null ? 0 : (warmBytes.get(region) ?? 0);
   }
 
+  /**
+   * An extent for an ordinary Buffer or a run, or null; `cold` (send()'s
+   * `mayFault` false): only one inside pages this side wrote before (a full
+   * pool and unwritten pages both send the bytes through the ring, no
+   * fallback counted).
+   */
+  private loanFor(bytes: number, cold: boolean): Loan | null {
+    const loan = this.table.loan(bytes);
+    if (loan !== null && cold && loan.offset + loan.bytes > this.writtenBytes()) {
+      this.table.discard(loan);
+      return null;
+    }
+    return loan;
+  }
+
   /** About to send: the queues open, and the peer's completions (a forged one among them) are checked first, as ever. */
   private reclaimBeforeSend(): void {
     void this.queues;
@@ -319,12 +334,8 @@ export class PoolSender {
       this.reclaimBeforeSend();
       if (!this.table.canSend() || (this.options.ringForCopyingReaders === true && this.readerMode() === 'copies')) return false;
       if (this.copyWindow !== Infinity && this.untakenBytes() + buf.length > this.copyWindow) return false;
-      const copy = this.table.loan(buf.length);
+      const copy = this.loanFor(buf.length, cold);
       if (copy === null) return false; // an ordinary Buffer: the ring is its usual path, no fallback
-      if (cold && copy.offset + copy.bytes > this.writtenBytes()) {
-        this.table.discard(copy);
-        return false; // the ring, no fallback counted: unwritten pages are not a full pool
-      }
       this.mapping.write(POOL_DATA_OFFSET + copy.offset, buf);
       loan = copied = copy;
     }
@@ -360,11 +371,7 @@ export class PoolSender {
     // A lazy receiver writes its word when it opens, at our first descriptor: until then, gather.
     const mode = this.readerMode();
     if (mode === 'copies' || (mode === 'unknown' && this.options.lazy?.peerAnnounces() !== true)) return null;
-    const run = this.table.loan(RUN_BYTES);
-    if (run !== null && cold && run.offset + run.bytes > this.writtenBytes()) {
-      this.table.discard(run);
-      return null;
-    }
+    const run = this.loanFor(RUN_BYTES, cold);
     this.stats.inUse = this.table.inUse;
     return run;
   }

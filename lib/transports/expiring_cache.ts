@@ -57,10 +57,9 @@ export class ExpiringCache<T> {
 
   /** The newest value that matches, taken out (the caller owns it now), or null. */
   take(match: (value: T) => boolean): T | null {
-    for (let i = this.entries.length - 1; i >= 0; i--) {
-      if (match(this.entries[i].value)) return this.entries.splice(i, 1)[0].value;
-    }
-    return null;
+    const value = this.find(match);
+    if (value !== null) this.remove(value);
+    return value;
   }
 
   /** Frees the oldest value that matches. */
