@@ -22,7 +22,7 @@
  * listen on 127.0.0.1 on free ports and are stopped after. The helpers here
  * are also used by test/cli/real-programs.test.js and test/clients.
  *
- * `--only NAME,...` runs some rows: redis, postgres, undici, autocannon,
+ * `--only NAME,...` runs some rows: redis, postgres, undici, http, autocannon,
  * http2, ws, tls, pg, ioredis.
  */
 const { spawn, execFile, execFileSync } = require('node:child_process');
@@ -469,6 +469,32 @@ async function undiciSession(to, { pipelining = 8 } = {}) {
 const undiciRequests = oneRound(undiciSession);
 
 /**
+ * node:http with keep-alive off: `requests` GETs of `size` bytes one after
+ * another, each on its own new connection (connect, request, response, close;
+ * what an HTTP/1.0-style client or `Connection: close` does), verified.
+ */
+async function httpPerConnection(to, { requests = 500, size = 1024 } = {}) {
+  const http = require('node:http');
+  const agent = new http.Agent({ keepAlive: false });
+  agent.createConnection = dialer(to);
+  const want = patternBytes(size);
+  const t0 = performance.now();
+  for (let i = 0; i < requests; i++) {
+    const got = await new Promise((resolve, reject) => {
+      const req = http.get({ host: 'ring', path: `/bytes/${size}`, agent }, (res) => {
+        const parts = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts) }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+    check(got.status === 200 && got.body.equals(want), `http status ${got.status}, ${got.body.length} bytes`);
+  }
+  return { rps: (requests * 1000) / (performance.now() - t0) };
+}
+
+/**
  * One http2 session over dial(); `streams` concurrent GETs of `size` bytes
  * each, verified. `window`: the client's receive window in bytes, for the
  * session and for each stream (default: http2's 64 KiB, one round trip per
@@ -851,7 +877,7 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
       for (const session of sessions.values()) await session.close();
     }
   };
-  const kinds = { http: want('undici') || want('autocannon'), h2: want('http2'), ws: want('ws'), tls: want('tls') };
+  const kinds = { http: want('undici') || want('http') || want('autocannon'), h2: want('http2'), ws: want('ws'), tls: want('tls') };
   const keyPair = kinds.tls ? tlsKeyPair() : null;
   if (kinds.tls && keyPair === null) {
     note.push('tls: skipped, openssl not installed (it makes the test certificate)');
@@ -867,6 +893,10 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
           const options = { requests: 2000, size: 4096 };
           await compare('undici Client', `${load}; ${FRESH}`, server.tcp, server.ring, (to) => undiciRequests(to, options), [['rps', 'requests/s']]);
           await compareWarm('undici Client', `${load}; ${WARM}`, server.tcp, server.ring, undiciSession, options, [['rps', 'requests/s']]);
+        }
+        if (want('http')) {
+          // A new connection per request: what the rows above amortize over 2,000 requests.
+          await compare('node:http, keep-alive off', '500 GETs of 1 KiB in turn, a new connection each', server.tcp, server.ring, (to) => httpPerConnection(to, { requests: 500, size: 1024 }), [['rps', 'requests/s']]);
         }
         if (!want('autocannon')) continue;
         const bridge = await startTcpBridge(server.ring);
@@ -932,7 +962,7 @@ function cli(argv) {
 
 module.exports = {
   main: cli, unavailable, cpuSeconds, startRedis, startPostgres, startProxy, startProxyChain, redisBenchmark, pgbench,
-  startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
+  startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, httpPerConnection, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
   undiciSession, pgSession, ioredisSession,
 };
 
