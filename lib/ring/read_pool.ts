@@ -76,7 +76,15 @@ function recyclerFor(size: number): Recycler {
   return r;
 }
 
-/** The first slab of a connection (see ReadPool's constructor). */
+/**
+ * A connection's first room: a slice of Node's own small-buffer pool
+ * (Buffer.allocUnsafe below 4 KiB), no slab. Most short connections (a
+ * request, its response) never read more; taking a slab for them cost each
+ * side ~20-30 µs per connection (an external buffer, its finalizer, and the
+ * GCs that V8's external-memory count starts).
+ */
+const FIRST_ROOM = 4032;
+/** The slab after the first room (see ReadPool's constructor). */
 const FIRST_SLAB = 64 * 1024;
 
 export class ReadPool {
@@ -86,21 +94,28 @@ export class ReadPool {
 
   constructor(private readonly slabSize: number) {
     this.recycler = recyclerFor(slabSize);
-    // A connection's first slab is small: V8 counts every slab handed out as
-    // external memory until a GC, so a full one per short connection (a
-    // request or two) started a major GC every ~64 connections.
-    this.slab = slabSize > FIRST_SLAB ? recyclerFor(FIRST_SLAB).take() : this.recycler.take();
+    this.slab = Buffer.allocUnsafe(Math.min(FIRST_ROOM, slabSize));
   }
 
   /** Room for up to `want` bytes (at least 1): fill it, then call take(n). */
   space(want: number): { buffer: Buffer; offset: number; length: number } {
-    // The first slab is used up to its last KiB: a short connection needs no second one.
+    // The first room and slab are used up to their last KiB: a short connection needs no next one.
     const minRoom = this.slab.length < this.slabSize ? 1024 : 64 * 1024;
     if (this.slab.length - this.used < Math.min(want, minRoom) || this.used === this.slab.length) {
-      this.slab = want > this.slabSize ? Buffer.allocUnsafeSlow(want) : this.recycler.take();
+      this.slab = want > this.slabSize ? Buffer.allocUnsafeSlow(want) : this.nextSlab();
       this.used = 0;
     }
     return { buffer: this.slab, offset: this.used, length: Math.min(want, this.slab.length - this.used) };
+  }
+
+  /**
+   * After the first room a small slab, then full ones: V8 counts every slab
+   * handed out as external memory until a GC, so a full one per short
+   * connection started a major GC every ~64 connections.
+   */
+  private nextSlab(): Buffer {
+    if (this.slab.length < FIRST_SLAB && this.slabSize > FIRST_SLAB) return recyclerFor(FIRST_SLAB).take();
+    return this.recycler.take();
   }
 
   /** Hands out the `n` bytes just filled. Keeps 64-byte alignment for the next chunk (whole cache lines for the copy). */
