@@ -36,6 +36,8 @@ describe('ring/read_pool: the first room', function () {
   this.timeout(60000);
   let p;
   let port;
+  const socks = [];
+  afterEach(() => socks.splice(0).forEach((s) => s.destroy()));
   const serverSlabs = async () => {
     p.child.send('slabs');
     return (await p.next('slabs')).taken;
@@ -46,13 +48,14 @@ describe('ring/read_pool: the first room', function () {
     ({ port } = await p.next('ready'));
   });
   after(async () => {
-    p.child.disconnect();
+    p.child.disconnect(); // the server closes once its connections have
+    const t = setTimeout(() => p.child.kill(), 5000);
     await p.exited;
+    clearTimeout(t);
   });
 
   it('idle connections and short exchanges take no receive slab on either side', async () => {
     const before = { client: slabsTaken(), server: await serverSlabs() };
-    const socks = [];
     for (let i = 0; i < 40; i++) {
       const s = xenring.connect({ port });
       await once(s, 'connect');
@@ -63,12 +66,12 @@ describe('ring/read_pool: the first room', function () {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(slabsTaken() - before.client, 0, 'a client connection took a receive slab');
     assert.equal((await serverSlabs()) - before.server, 0, 'a server connection took a receive slab');
-    for (const s of socks) s.destroy();
   });
 
   it('past the first room the reads go on into slabs, every byte in order', async () => {
     const before = slabsTaken();
     const s = xenring.connect({ port });
+    socks.push(s);
     await once(s, 'connect');
     // Sizes around the first room's end and across slabs; each echoed whole before the next.
     for (const n of [4000, 40, 9000, 70 * 1024, 3 << 20]) {
