@@ -58,13 +58,13 @@ const HI = 0x100000000;
  */
 const COUNTED_VIEW_MAX = 4 << 20;
 
-export class PoolReceiver {
-  readonly stats: PoolStats;
-  private readonly table: ReceiveTable;
+/** What receiving by reference needs (PoolReceiver.st). */
+interface ReceiveState {
+  readonly table: ReceiveTable;
   /** The view's id (see ViewReturns), for release(). */
-  private readonly viewIds = new WeakMap<ArrayBuffer, number>();
+  readonly viewIds: WeakMap<ArrayBuffer, number>;
   /** Views delivered and not yet returned, by id. */
-  private readonly live = new Map<number, Extent>();
+  readonly live: Map<number, Extent>;
   /**
    * Released views, for take() to deliver again for the same extent
    * (spare_views.ts): a released Buffer may show a later payload, so reading
@@ -72,13 +72,32 @@ export class PoolReceiver {
    * delivered one must stay collectable, for a reader that drops it without
    * release(). A view not kept forgets its id.
    */
-  private readonly spare = new SpareViews((ab) => this.viewIds.delete(ab));
+  readonly spare: SpareViews;
+  readonly collectedIds: Uint32Array;
+  readonly descriptors: Uint32Array;
+  readonly completion: Uint32Array;
+}
+
+function newReceiveState(poolBytes: number): ReceiveState {
+  const viewIds = new WeakMap<ArrayBuffer, number>();
+  return {
+    table: new ReceiveTable(poolBytes, QUEUE_SLOTS),
+    viewIds,
+    live: new Map<number, Extent>(),
+    spare: new SpareViews((ab) => viewIds.delete(ab)),
+    collectedIds: new Uint32Array(QUEUE_SLOTS),
+    descriptors: new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS),
+    completion: new Uint32Array(COMPLETION_WORDS),
+  };
+}
+
+export class PoolReceiver {
+  readonly stats: PoolStats;
+  /** Made when the queues open (a connection that never receives a payload makes none of it: ~6 KiB). */
+  private st: ReceiveState | null = null;
   /** Made at open() (a native object: nothing to return before a payload). */
   private returns: InstanceType<typeof returnedBuffers.ViewReturns> | null = null;
-  private readonly collectedIds = new Uint32Array(QUEUE_SLOTS);
   private nextId = 0;
-  private readonly descriptors = new Uint32Array(QUEUE_SLOTS * DESCRIPTOR_WORDS);
-  private readonly completion = new Uint32Array(COMPLETION_WORDS);
   private closed = false;
   /** copyInto() delivered a payload (an onread reader): the sender was told. */
   private copies = false;
@@ -106,7 +125,6 @@ export class PoolReceiver {
 
   constructor(private readonly options: PoolReceiverOptions) {
     this.made = typeof options.mapping === 'function' ? null : options.mapping;
-    this.table = new ReceiveTable(options.poolBytes, QUEUE_SLOTS);
     this.stats = emptyPoolStats(options.poolBytes);
     if (options.lazy) this.lazyMark = options.lazy.word[0];
     else this.open();
@@ -117,6 +135,7 @@ export class PoolReceiver {
     this.made ??= (this.options.mapping as () => PoolMapping)();
     const queues = openQueues(this.made, this.options.poolBytes, 'receiver', this.options.init);
     this.queues = queues;
+    this.st = newReceiveState(this.options.poolBytes);
     this.returns = new returnedBuffers.ViewReturns(() => this.onCollected());
     this.descriptorWord = peerWord(queues.descriptors);
     this.descriptorsTaken = queues.descriptors.index;
@@ -133,6 +152,11 @@ export class PoolReceiver {
     const value = lazy.word[0];
     if (value !== undefined) this.lazyMark = value;
     return lazy.peerOpened(value) ? this.open() : null;
+  }
+
+  /** What open() made (used only once open). */
+  private get s(): ReceiveState {
+    return this.st!;
   }
 
   /** The peer's region (mapped by open(): used only once open). */
@@ -160,8 +184,8 @@ export class PoolReceiver {
     if (this.closed) return;
     const queues = this.opened();
     if (queues === null) return;
-    if (this.live.size > 0) this.returnCollected();
-    const d = this.descriptors;
+    if (this.s.live.size > 0) this.returnCollected();
+    const d = this.s.descriptors;
     const n = queues.descriptors.pop(d, QUEUE_SLOTS);
     if (n === 0) return;
     this.descriptorsTaken = (this.descriptorsTaken + n) >>> 0;
@@ -171,14 +195,15 @@ export class PoolReceiver {
     const unreturned = this.unreturned();
     for (let i = 0; i < n; i++) {
       const at = i * DESCRIPTOR_WORDS;
-      this.table.accept(d[at] + d[at + 1] * HI, d[at + 2], d[at + 3], consumed, unreturned);
+      this.s.table.accept(d[at] + d[at + 1] * HI, d[at + 2], d[at + 3], consumed, unreturned);
     }
   }
 
   /** Ring bytes that may be read from `consumed` on before the next payload (Infinity: no payload announced). */
   allowance(consumed: number): number {
     if (this.partial !== null) return 0;
-    const next = this.table.nextPosition();
+    if (this.st === null) return Infinity; // not open: nothing announced
+    const next = this.st.table.nextPosition();
     return next < 0 ? Infinity : next - consumed;
   }
 
@@ -191,7 +216,7 @@ export class PoolReceiver {
   copyInto(consumed: number, target: Uint8Array, offset: number, max: number): number {
     if (this.closed || max <= 0) return 0;
     if (this.partial === null) {
-      if (this.table.nextPosition() !== consumed) return 0;
+      if (this.st === null || this.st.table.nextPosition() !== consumed) return 0;
       if (this.options.views && !this.copies) {
         this.copies = true;
         this.tellSender(false); // an onread reader copies payloads: no runs for it
@@ -222,14 +247,14 @@ export class PoolReceiver {
       this.copyInto(consumed, rest, 0, rest.length);
       return rest;
     }
-    if (this.table.nextPosition() !== consumed) return null;
+    if (this.st === null || this.st.table.nextPosition() !== consumed) return null;
     const extent = this.deliverOne();
-    const spare = this.spare.take(extent.offset, extent.length);
+    const spare = this.s.spare.take(extent.offset, extent.length);
     this.copiedLast = false;
     if (spare !== null) {
       // Its id (viewIds) stays the ArrayBuffer's: a collection still names this extent.
-      this.live.set(this.viewIds.get(spare.buffer as ArrayBuffer)!, extent);
-      this.stats.held = this.table.heldBytes;
+      this.s.live.set(this.s.viewIds.get(spare.buffer as ArrayBuffer)!, extent);
+      this.stats.held = this.s.table.heldBytes;
       return spare;
     }
     let view: Buffer | null = null;
@@ -252,9 +277,9 @@ export class PoolReceiver {
       return copy;
     }
     // Keyed by the ArrayBuffer: subarrays the user keeps hold it alive.
-    this.viewIds.set(view.buffer as ArrayBuffer, id);
-    this.live.set(id, extent);
-    this.stats.held = this.table.heldBytes;
+    this.s.viewIds.set(view.buffer as ArrayBuffer, id);
+    this.s.live.set(id, extent);
+    this.stats.held = this.s.table.heldBytes;
     return view;
   }
 
@@ -263,12 +288,13 @@ export class PoolReceiver {
    * extent again (see spare). False when `buf` is not a view we hold.
    */
   release(buf: Uint8Array): boolean {
+    if (this.st === null) return false; // not open: no view of ours exists
     const ab = buf.buffer as ArrayBuffer;
-    const id = this.viewIds.get(ab);
-    const extent = id === undefined ? undefined : this.live.get(id);
-    if (extent === undefined || this.closed || !this.table.holds(extent)) return false;
-    this.live.delete(id!);
-    this.spare.keep(extent.offset, buf);
+    const id = this.s.viewIds.get(ab);
+    const extent = id === undefined ? undefined : this.s.live.get(id);
+    if (extent === undefined || this.closed || !this.s.table.holds(extent)) return false;
+    this.s.live.delete(id!);
+    this.s.spare.keep(extent.offset, buf);
     this.giveBack(extent);
     this.stats.released++;
     return true;
@@ -286,14 +312,14 @@ export class PoolReceiver {
 
   /** Gives back the extents of views V8 collected (ids of released ones are stale: skipped). */
   private returnCollected(): void {
-    const ids = this.collectedIds;
+    const ids = this.s.collectedIds;
     for (;;) {
       const n = this.returns!.drain(ids);
       for (let i = 0; i < n; i++) {
-        const extent = this.live.get(ids[i]);
+        const extent = this.s.live.get(ids[i]);
         if (extent === undefined) continue;
-        this.live.delete(ids[i]);
-        if (!this.table.holds(extent)) continue;
+        this.s.live.delete(ids[i]);
+        if (!this.s.table.holds(extent)) continue;
         this.giveBack(extent);
         this.stats.releasedByGC++;
       }
@@ -303,14 +329,14 @@ export class PoolReceiver {
 
   /** Payloads announced but not yet taken. */
   get pending(): number {
-    return this.table.pendingCount;
+    return this.st?.table.pendingCount ?? 0;
   }
 
   /** Whether the peer announced payloads we have not delivered (a close then resets, as unread ring bytes do). */
   hasUnread(): boolean {
     if (this.closed) return false;
     const queues = this.opened();
-    return queues !== null && (this.partial !== null || this.table.pendingCount > 0 || queues.descriptors.pending() > 0);
+    return queues !== null && (this.partial !== null || this.s.table.pendingCount > 0 || queues.descriptors.pending() > 0);
   }
 
   /** The connection is gone: every held extent counts as returned; views the user holds stay readable. */
@@ -318,30 +344,31 @@ export class PoolReceiver {
     if (this.closed) return;
     this.closed = true;
     this.partial = null;
-    this.live.clear();
+    const st = this.st;
+    st?.live.clear();
     // Released views are not the user's: they let go of the peer's region now.
-    this.spare.clear();
+    st?.spare.clear();
     this.returns?.close();
-    this.stats.releasedAtClose += this.table.releaseAll();
+    if (st !== null) this.stats.releasedAtClose += st.table.releaseAll();
     this.stats.held = 0;
     if (this.queues !== null) this.queues.close();
     else this.made?.close(); // what closing the queues does to it
   }
 
   private deliverOne(): Extent {
-    const extent = this.table.deliver();
+    const extent = this.s.table.deliver();
     this.stats.receivedByRef++;
     this.stats.bytesReceivedByRef += extent.length;
     return extent;
   }
 
   private giveBack(extent: Extent): void {
-    this.table.release(extent);
-    this.stats.held = this.table.heldBytes;
-    this.completion[0] = extent.offset;
-    this.completion[1] = extent.length;
+    this.s.table.release(extent);
+    this.stats.held = this.s.table.heldBytes;
+    this.s.completion[0] = extent.offset;
+    this.s.completion[1] = extent.length;
     // The in-flight bound leaves room; a full queue means the peer rewound our index.
-    if (this.queues!.completions.push(this.completion, 1) !== 1) throw poolProtocolError('completion queue index rewound');
+    if (this.queues!.completions.push(this.s.completion, 1) !== 1) throw poolProtocolError('completion queue index rewound');
     this.completionsPushed = (this.completionsPushed + 1) >>> 0;
   }
 

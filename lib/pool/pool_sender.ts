@@ -91,48 +91,48 @@ export interface PoolSenderOptions {
 const warmBytes = new WeakMap<PoolMapping, number>();
 
 const HI = 0x100000000;
-/** A view's current loan (mutable: see PoolSender.loans). */
+/** What sending by reference needs (PoolSender.st). */
+interface SendState {
+  readonly table: SendTable;
+  /** Each view's current loan (a view handed out again gets the new one). */
+  readonly loans: WeakMap<ArrayBuffer, ViewLoan>;
+  readonly unsent: FinalizationRegistry<ViewLoan>;
+  readonly descriptor: Uint32Array;
+  readonly completions: Uint32Array;
+  readonly readerFlags: Uint8Array;
+  /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
+  readonly announced: number[];
+  /**
+   * Views of loans sent by reference, for allocBuffer() to hand out again
+   * (spare_views.ts): a Buffer written by reference may come back from a
+   * later allocBuffer(), so writing into it after write() is a bug (README).
+   */
+  readonly spare: SpareViews;
+}
+
+/** A view's current loan (mutable: see SendState.loans). */
 interface ViewLoan {
   loan: Loan;
 }
 
 export class PoolSender {
   readonly stats: PoolStats;
-  private readonly table: SendTable;
+  /** Made with the region (a connection that never sends a payload makes none of it: ~4 KiB). */
+  private st: SendState | null = null;
   /**
    * Opened at the first descriptor (see queues): most connections never send
    * one, and opening them (two native queues, the first touch of the queue
    * page: a page fault) was ~30-40 µs of every new connection. Null until then.
    */
   private opened: DirectionQueues | null = null;
-  /** Each view's current loan (a view handed out again gets the new one). */
-  private readonly loans = new WeakMap<ArrayBuffer, ViewLoan>();
-  // A loan dropped unsent (never written) goes back to the pool when its
-  // Buffer is collected; the pool never *waits* for this. Registered once
-  // per view: discard() ignores a loan that was sent, or is already free.
-  private readonly unsent = new FinalizationRegistry<ViewLoan>((held) => {
-    if (!this.closed) this.table.discard(held.loan);
-    this.stats.inUse = this.table.inUse;
-  });
-  private readonly descriptor = new Uint32Array(DESCRIPTOR_WORDS);
-  private readonly completions = new Uint32Array(QUEUE_SLOTS * COMPLETION_WORDS);
   private readonly copyThreshold: number;
   private readonly copyMax: number;
   private readonly copyWindow: number;
   private readonly runWindow: number;
-  private readonly readerFlags = new Uint8Array(4);
   /** The reader said it copies payloads (READER_FLAGS_OFFSET): no more runs. */
   private readerCopies = false;
-  /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
-  private readonly announced: number[] = [];
   private announcedHead = 0;
   private announcedBytes = 0;
-  /**
-   * Views of loans sent by reference, for allocBuffer() to hand out again
-   * (spare_views.ts): a Buffer written by reference may come back from a
-   * later allocBuffer(), so writing into it after write() is a bug (README).
-   */
-  private readonly spare = new SpareViews();
   private closed = false;
   /** The region, once there is one (see options.mapping). */
   private made: PoolMapping | null;
@@ -140,8 +140,8 @@ export class PoolSender {
   private unavailable = false;
 
   constructor(private readonly options: PoolSenderOptions) {
-    this.table = new SendTable(options.poolBytes, QUEUE_SLOTS);
     this.made = typeof options.mapping === 'function' ? null : options.mapping;
+    if (this.made !== null) this.st = this.newState();
     // Indices to zero: before the peer maps the region, so now.
     if (options.init) this.opened = openQueues(this.mapping, options.poolBytes, 'sender', true);
     this.stats = emptyPoolStats(options.poolBytes);
@@ -149,6 +149,31 @@ export class PoolSender {
     this.copyMax = options.copyMax ?? Infinity;
     this.copyWindow = options.copyWindow ?? Infinity;
     this.runWindow = Math.min(RUN_WINDOW, options.poolBytes / 2);
+  }
+
+  /** What the region came with (callers made sure there is one: a loan, or hasRegion()). */
+  private get s(): SendState {
+    return this.st!;
+  }
+
+  private newState(): SendState {
+    const table = new SendTable(this.options.poolBytes, QUEUE_SLOTS);
+    return {
+      table,
+      loans: new WeakMap<ArrayBuffer, ViewLoan>(),
+      // A loan dropped unsent (never written) goes back to the pool when its
+      // Buffer is collected; the pool never *waits* for this. Registered once
+      // per view: discard() ignores a loan that was sent, or is already free.
+      unsent: new FinalizationRegistry<ViewLoan>((held) => {
+        if (!this.closed) table.discard(held.loan);
+        this.stats.inUse = table.inUse;
+      }),
+      descriptor: new Uint32Array(DESCRIPTOR_WORDS),
+      completions: new Uint32Array(QUEUE_SLOTS * COMPLETION_WORDS),
+      readerFlags: new Uint8Array(4),
+      announced: [],
+      spare: new SpareViews(),
+    };
   }
 
   /** The region (callers made sure there is one: a loan, or hasRegion()). */
@@ -167,6 +192,7 @@ export class PoolSender {
     if (this.unavailable || this.closed) return false;
     try {
       this.made = (this.options.mapping as () => PoolMapping)();
+      this.st = this.newState();
       return true;
     } catch {
       this.unavailable = true; // out of fds or memory, or the peer is gone: the ring still works
@@ -178,15 +204,15 @@ export class PoolSender {
   allocBuffer(size: number): Buffer | null {
     if (this.closed || !this.hasRegion()) return null;
     this.reclaim();
-    const loan = this.table.loan(size);
+    const loan = this.s.table.loan(size);
     if (loan === null) {
       this.stats.fallbacks++;
       return null;
     }
-    const spare = this.spare.take(loan.offset, size);
+    const spare = this.s.spare.take(loan.offset, size);
     if (spare !== null) {
-      this.loans.get(spare.buffer as ArrayBuffer)!.loan = loan;
-      this.stats.inUse = this.table.inUse;
+      this.s.loans.get(spare.buffer as ArrayBuffer)!.loan = loan;
+      this.stats.inUse = this.s.table.inUse;
       return spare;
     }
     let buf: Buffer;
@@ -194,25 +220,25 @@ export class PoolSender {
       buf = this.mapping.view(POOL_DATA_OFFSET + loan.offset, size);
     } catch {
       // A runtime without external buffers (as PoolReceiver.take()): an ordinary Buffer, the loan back.
-      this.table.discard(loan);
+      this.s.table.discard(loan);
       this.stats.fallbacks++;
       return null;
     }
     const held: ViewLoan = { loan };
-    this.loans.set(buf.buffer as ArrayBuffer, held);
-    this.unsent.register(buf.buffer, held);
-    this.stats.inUse = this.table.inUse;
+    this.s.loans.set(buf.buffer as ArrayBuffer, held);
+    this.s.unsent.register(buf.buffer, held);
+    this.stats.inUse = this.s.table.inUse;
     return buf;
   }
 
   /** Whether `buf` views this pool (a loan, sent or not): one look, for the writer's small-chunk path. */
   isPoolView(buf: Uint8Array): boolean {
-    return this.loans.has(buf.buffer as ArrayBuffer);
+    return this.st?.loans.has(buf.buffer as ArrayBuffer) === true;
   }
 
   /** Whether `buf` views an extent loaned by this pool (and not yet sent). */
   isLoaned(buf: Uint8Array): boolean {
-    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    const held = this.st?.loans.get(buf.buffer as ArrayBuffer);
     return held !== undefined && held.loan.state === 'loaned';
   }
 
@@ -221,7 +247,7 @@ export class PoolSender {
    * again by allocBuffer()): its bytes are now the receiver's, or free.
    */
   wasSent(buf: Uint8Array): boolean {
-    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    const held = this.st?.loans.get(buf.buffer as ArrayBuffer);
     // sentLength: announced (a loan that fell back to the ring never was, and may be written again).
     return held !== undefined && held.loan.state !== 'loaned' && held.loan.sentLength > 0;
   }
@@ -257,8 +283,8 @@ export class PoolSender {
    */
   private readerMode(): 'views' | 'copies' | 'unknown' {
     if (this.readerCopies) return 'copies';
-    this.mapping.read(READER_FLAGS_OFFSET, this.readerFlags, 0, 4);
-    const flags = this.readerFlags[0];
+    this.mapping.read(READER_FLAGS_OFFSET, this.s.readerFlags, 0, 4);
+    const flags = this.s.readerFlags[0];
     // Bit 0 alone: views (an older receiver writes no bit 1).
     if ((flags & READER_TAKES_VIEWS) !== 0) return 'views';
     if ((flags & READER_FLAGS_SET) === 0) return 'unknown';
@@ -279,9 +305,9 @@ export class PoolSender {
    * fallback counted).
    */
   private loanFor(bytes: number, cold: boolean): Loan | null {
-    const loan = this.table.loan(bytes);
+    const loan = this.s.table.loan(bytes);
     if (loan !== null && cold && loan.offset + loan.bytes > this.writtenBytes()) {
-      this.table.discard(loan);
+      this.s.table.discard(loan);
       return null;
     }
     return loan;
@@ -298,9 +324,9 @@ export class PoolSender {
     if (this.opened === null) return 0; // nothing announced yet
     const untaken = this.queues.descriptors.pending();
     // Everything older than the last `untaken` descriptors was taken.
-    while (this.announced.length - this.announcedHead > untaken) this.announcedBytes -= this.announced[this.announcedHead++];
-    if (this.announcedHead > 64 && this.announcedHead * 2 > this.announced.length) {
-      this.announced.splice(0, this.announcedHead);
+    while (this.s.announced.length - this.announcedHead > untaken) this.announcedBytes -= this.s.announced[this.announcedHead++];
+    if (this.announcedHead > 64 && this.announcedHead * 2 > this.s.announced.length) {
+      this.s.announced.splice(0, this.announcedHead);
       this.announcedHead = 0;
     }
     return this.announcedBytes;
@@ -319,12 +345,12 @@ export class PoolSender {
    */
   send(buf: Uint8Array, position: number, mayFault = true): boolean {
     if (this.closed || buf.length === 0) return false;
-    let loan = this.loans.get(buf.buffer as ArrayBuffer)?.loan;
+    let loan = this.st?.loans.get(buf.buffer as ArrayBuffer)?.loan;
     let copied: Loan | null = null;
     if (loan !== undefined) {
       this.reclaimBeforeSend(); // (a loan's region exists)
       // Only a loan still unsent, written from its first byte, travels by reference.
-      if (loan.state !== 'loaned' || buf.byteOffset !== 0 || !this.table.canSend()) return this.fellBack();
+      if (loan.state !== 'loaned' || buf.byteOffset !== 0 || !this.s.table.canSend()) return this.fellBack();
     } else {
       if (buf.length < this.copyThreshold || buf.length > this.copyMax) return false;
       const cold = !mayFault && this.options.coldPages === true;
@@ -332,7 +358,7 @@ export class PoolSender {
       if (cold && buf.length > this.writtenBytes()) return false;
       if (!this.hasRegion()) return false;
       this.reclaimBeforeSend();
-      if (!this.table.canSend() || (this.options.ringForCopyingReaders === true && this.readerMode() === 'copies')) return false;
+      if (!this.s.table.canSend() || (this.options.ringForCopyingReaders === true && this.readerMode() === 'copies')) return false;
       if (this.copyWindow !== Infinity && this.untakenBytes() + buf.length > this.copyWindow) return false;
       const copy = this.loanFor(buf.length, cold);
       if (copy === null) return false; // an ordinary Buffer: the ring is its usual path, no fallback
@@ -343,7 +369,7 @@ export class PoolSender {
     // The loan's view is kept for the next loan of this extent: detaching it
     // cost a wake-up of our loop for its finalizer, and leaving it for a GC
     // swings V8's external-memory count (docs/benchmark.md).
-    if (copied === null) this.spare.keep(loan.offset, buf);
+    if (copied === null) this.s.spare.keep(loan.offset, buf);
     return true;
   }
 
@@ -365,14 +391,14 @@ export class PoolSender {
     // allocBuffer() and large writes keep the rest, and the reader, which
     // returns views when it collects garbage, is not handed a whole pool of
     // pages to cycle through (each one a page fault on its first use).
-    if (!this.table.canSend() || this.table.inUse + RUN_BYTES > this.runWindow) return null;
+    if (!this.s.table.canSend() || this.s.table.inUse + RUN_BYTES > this.runWindow) return null;
     if (this.copyWindow !== Infinity && this.untakenBytes() + RUN_BYTES > this.copyWindow) return null;
     // Last: a native read, and the checks above turn most refusals away first.
     // A lazy receiver writes its word when it opens, at our first descriptor: until then, gather.
     const mode = this.readerMode();
     if (mode === 'copies' || (mode === 'unknown' && this.options.lazy?.peerAnnounces() !== true)) return null;
     const run = this.loanFor(RUN_BYTES, cold);
-    this.stats.inUse = this.table.inUse;
+    this.stats.inUse = this.s.table.inUse;
     return run;
   }
 
@@ -384,23 +410,23 @@ export class PoolSender {
   /** Announces the run's first `length` bytes at ring position `position` (same contract as send()). */
   sendRun(run: Loan, length: number, position: number): void {
     if (this.closed) return;
-    this.table.trim(run, length);
+    this.s.table.trim(run, length);
     this.announce(run, length, position);
   }
 
   /** A run that will not be sent (nothing was gathered, or the connection reset): its extent is free again. */
   dropRun(run: Loan): void {
     if (this.closed) return;
-    this.table.discard(run);
-    this.stats.inUse = this.table.inUse;
+    this.s.table.discard(run);
+    this.stats.inUse = this.s.table.inUse;
   }
 
   /** Publishes one descriptor: `loan`'s first `length` bytes at ring position `position`. */
   private announce(loan: Loan, length: number, position: number): void {
-    this.table.send(loan, length);
+    this.s.table.send(loan, length);
     const end = loan.offset + Math.ceil(length / POOL_PAGE) * POOL_PAGE; // the pages the announced bytes fill
     if (end > (warmBytes.get(this.mapping) ?? 0)) warmBytes.set(this.mapping, end);
-    const d = this.descriptor;
+    const d = this.s.descriptor;
     d[0] = position % HI;
     d[1] = Math.floor(position / HI);
     d[2] = loan.offset;
@@ -408,30 +434,30 @@ export class PoolSender {
     // Space is guaranteed by the in-flight bound; a full queue means the peer
     // rewound our consumer index.
     if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
-    this.announced.push(length);
+    this.s.announced.push(length);
     this.announcedBytes += length;
     // Forget the ones the receiver took, or the record grows by one per payload
     // when nothing else asks (untakenBytes() runs only for copied-in Buffers).
-    if (this.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
+    if (this.s.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
     this.stats.sentByRef++;
     this.stats.bytesSentByRef += length;
-    this.stats.inUse = this.table.inUse;
+    this.stats.inUse = this.s.table.inUse;
   }
 
   /** After a loaned Buffer went through the ring: its extent is free again. */
   recycle(buf: Uint8Array): void {
-    const held = this.loans.get(buf.buffer as ArrayBuffer);
+    const held = this.st?.loans.get(buf.buffer as ArrayBuffer);
     if (held === undefined || this.closed) return;
-    this.table.discard(held.loan);
-    this.stats.inUse = this.table.inUse;
+    this.s.table.discard(held.loan);
+    this.stats.inUse = this.s.table.inUse;
   }
 
   /** Takes the peer's completions; EPROTO for any that does not name an extent in flight. */
   reclaim(): number {
     if (this.closed || this.opened === null) return 0; // nothing sent: nothing to take back
-    const total = this.takeCompletions(this.queues, this.table);
+    const total = this.takeCompletions(this.queues, this.s.table);
     this.stats.returned += total;
-    this.stats.inUse = this.table.inUse;
+    this.stats.inUse = this.s.table.inUse;
     return total;
   }
 
@@ -442,7 +468,7 @@ export class PoolSender {
 
   /** Extents sent and not yet returned. */
   get inFlight(): number {
-    return this.table.inFlight;
+    return this.st?.table.inFlight ?? 0;
   }
 
   /**
@@ -459,17 +485,18 @@ export class PoolSender {
     if (this.closed) return null;
     this.closed = true;
     this.stats.inUse = 0;
+    const st = this.st;
     // Sent loans are not the user's: their views let go of the region now.
-    this.spare.clear();
-    const table = this.table;
+    st?.spare.clear();
+    const table = st?.table ?? null;
     const queues = this.opened;
     if (!keepRegion) {
-      table.closeAll();
+      table?.closeAll();
       if (queues !== null) queues.close();
       else this.made?.close(); // what closing the queues does to it
       return null;
     }
-    if (this.made === null) return null; // never made: nothing to keep
+    if (this.made === null || table === null) return null; // never made: nothing to keep
     return () => {
       let idle = true;
       if (queues !== null) {
@@ -488,7 +515,7 @@ export class PoolSender {
 
   /** Pops every queued completion, each checked against the in-flight table (EPROTO otherwise). */
   private takeCompletions(queues: DirectionQueues, table: SendTable): number {
-    const c = this.completions;
+    const c = this.s.completions;
     let total = 0;
     for (;;) {
       const n = queues.completions.pop(c, QUEUE_SLOTS);

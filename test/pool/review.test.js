@@ -67,7 +67,7 @@ describe('pool: review findings (real processes)', function () {
     assert.ok(s.poolStats().sentByRef > N / 2, `sentByRef ${s.poolStats().sentByRef}`);
     // One entry per payload still in the descriptor queue, not one per payload ever sent.
     const sender = s.link.pool.sender;
-    assert.ok(sender.announced.length <= 2 * QUEUE_SLOTS + 64, `announced kept ${sender.announced.length} entries after ${N} sends`);
+    assert.ok(sender.st.announced.length <= 2 * QUEUE_SLOTS + 64, `announced kept ${sender.st.announced.length} entries after ${N} sends`);
     s.end();
     assert.equal(await result, null);
     await p.exited;
