@@ -11,6 +11,7 @@ import { DEFAULT_LOCAL_POOL, DEFAULT_XEN_POOL, parsePoolOptions, type PoolOption
 import { emptyPoolStats, type PoolStats } from './pool/pool_stats';
 import { DEFAULT_SPIN_MICROS, RingChannel, STAGE_MAX, type ChannelOwner } from './ring/channel';
 import type { Server } from './server';
+import { Cancel, type CancelSignal } from './transports/cancel';
 import { resolveTransport } from './transports/registry';
 import type { RingLink } from './transports/transport';
 import { validatePort } from './validators';
@@ -111,7 +112,7 @@ export const kAttach = Symbol('xenring.attach');
 /** @internal Connects through any link-producing function (vchan endpoints). */
 export const kConnectWith = Symbol('xenring.connectWith');
 /** @internal Starts making a link; aborting `signal` gives it up (and frees what it took). */
-export type LinkStarter = (signal: AbortSignal) => Promise<RingLink>;
+export type LinkStarter = (signal: CancelSignal) => Promise<RingLink>;
 
 type WriteCb = (err?: Error | null) => void;
 
@@ -134,7 +135,7 @@ export class Socket extends Duplex {
 
   private channel: RingChannel | null = null;
   /** Aborts the connect in progress (destroy, connect timeout); null when none. */
-  private connectAbort: AbortController | null = null;
+  private connectAbort: Cancel | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private wantRead = false;
@@ -250,12 +251,12 @@ export class Socket extends Duplex {
    * again.
    */
   private reconnectLive(cb?: () => void): this {
-    const ac = new AbortController();
+    const ac = new Cancel();
     this.connectAbort = ac;
     this.connecting = true;
     if (cb) this.once('connect', cb);
     setImmediate(() => {
-      if (ac.signal.aborted || this.connectAbort !== ac || this.destroyed) return;
+      if (ac.aborted || this.connectAbort !== ac || this.destroyed) return;
       this.connectAbort = null;
       this.connecting = false;
       this.emit('connect');
@@ -266,7 +267,7 @@ export class Socket extends Duplex {
 
   /** @internal */
   [kConnectWith](start: LinkStarter, cb?: () => void, connectTimeout?: number): this {
-    const ac = new AbortController();
+    const ac = new Cancel();
     // A start that throws (bad arguments) leaves the socket as it was, not "connecting".
     const linked = start(ac.signal);
     this.connectAbort = ac;
@@ -290,8 +291,8 @@ export class Socket extends Duplex {
     return this;
   }
 
-  private afterConnect(ac: AbortController, err: Error | null, link?: RingLink): void {
-    if (ac.signal.aborted || this.connectAbort !== ac) {
+  private afterConnect(ac: Cancel, err: Error | null, link?: RingLink): void {
+    if (ac.aborted || this.connectAbort !== ac) {
       link?.release(); // given up (destroyed, timed out): nobody wants it
       return;
     }

@@ -26,6 +26,7 @@ import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
 import { RegionExchange } from './local_regions';
 import { keepRingMapping, takeRingMapping } from './local_ring_cache';
+import type { CancelSignal } from './cancel';
 import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import type {
   ConnectRequest,
@@ -482,7 +483,7 @@ function acceptReply(
   }
 }
 
-function connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
+function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
   let callback!: (err: Error | null, link?: RingLink) => void;
   const result = new Promise<RingLink>((resolve, reject) => (callback = (err, link) => (err ? reject(err) : resolve(link!))));
   const port = normalizePort(req.port);

@@ -4,6 +4,7 @@
  * event channel + xenstore on Xen) and hands back a {@link RingLink}. Every
  * layer above (channel, Socket, Server) is shared by all transports.
  */
+import type { CancelSignal } from './cancel';
 import type { PoolOptions } from '../pool/layout';
 import type { RingLink, TransportAddress } from '../ring/link';
 
@@ -53,7 +54,8 @@ export interface Listener {
 export type PendingListener = Promise<Listener> & { address?: () => TransportAddress | null };
 
 /**
- * One cancellation idiom for every wait: an AbortSignal. Aborting gives up
+ * One cancellation idiom for every wait: an AbortSignal (a connect's is a
+ * CancelSignal, its cheaper subset: cancel.ts). Aborting gives up
  * the operation, frees whatever it took (a link made meanwhile is released,
  * a listener that came up is closed) and rejects with the signal's reason.
  */
@@ -63,7 +65,7 @@ export interface Transport {
    * Connects: resolves with a link, or rejects with a Node-style coded error
    * (ECONNREFUSED, ETIMEDOUT, ...). Invalid arguments throw synchronously.
    */
-  connect(req: ConnectRequest, signal: AbortSignal): Promise<RingLink>;
+  connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink>;
   /**
    * Starts listening and calls `onLink` for each accepted peer. Returns the
    * listener at once when it is bound synchronously (as net's, so that

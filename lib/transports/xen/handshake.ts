@@ -10,6 +10,7 @@
  * value read from the peer (xenstore strings, orders, grant list, live bytes)
  * is validated before use.
  */
+import type { CancelSignal } from '../cancel';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../constants';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
 import { UV_READABLE, type FdWatcher, type RingEndpoint, type SharedMapping } from '../../native';
@@ -377,7 +378,7 @@ export interface VchanClientOptions {
   /** @internal the accept protocol's request node: a refusal is written there. */
   request?: string;
   /** Aborting it gives the connect up (with the signal's reason) and frees what it took. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   /**
    * @internal the pool this xenring client offered in its request (xen_pool.ts
    * offerPool): the server's answer is read beside ring-ref. The offer's
@@ -550,7 +551,7 @@ export async function vchanClient(options: VchanClientOptions, b: XenBindings = 
  * watcher on the event channel is gone when this settles, so the stream
  * layer can poll the same fd.
  */
-export async function waitForClient(link: XenLink, timeout: number, signal?: AbortSignal, b: XenBindings = addonBindings): Promise<void> {
+export async function waitForClient(link: XenLink, timeout: number, signal?: CancelSignal, b: XenBindings = addonBindings): Promise<void> {
   const wait = deadline(signal, timeout, () => systemError('ETIMEDOUT', 'accept'));
   const kicked = new Wakeup();
   const watcher: FdWatcher = new b.FdWatcher(link.waitFd, () => kicked.set());

@@ -19,6 +19,7 @@
  * The request is the client's "still waiting": when it disappears the server
  * drops the offer and frees its grants at once.
  */
+import type { CancelSignal } from '../cancel';
 import { randomBytes } from 'node:crypto';
 import { MAX_DOMID, MAX_PORT } from '../../constants';
 import { codedError, invalidArgType, outOfRange, systemError } from '../../errors';
@@ -127,7 +128,7 @@ export function requestTrusted(perms: XsPerm[], client: number, server: number):
   return perms.slice(1).every((p) => p.perm === 'n' || p.perm === 'r' || p.domid === server || p.domid === client);
 }
 
-function connect(b: XenBindings, req: ConnectRequest, signal: AbortSignal): Promise<RingLink> {
+function connect(b: XenBindings, req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
   const run = async () => {
     const server = checkDomid(req.domid);
     const port = normalizeXenPort(req.port, false);

@@ -5,8 +5,9 @@
  * a wake-up that an event source (a xenstore watch, an event channel) sets.
  * @internal
  */
+import type { CancelSignal } from '../cancel';
 
-/** A signal aborted by `parent` or, after `ms` (0 = never), with `onTimeout()`. */
+/** A signal aborted by `parent` (an AbortSignal or a connect's CancelSignal) or, after `ms` (0 = never), with `onTimeout()`. */
 export interface Deadline {
   readonly signal: AbortSignal;
   /** Ends the wait early with `reason` (e.g. the event source died). */
@@ -15,7 +16,7 @@ export interface Deadline {
   dispose(): void;
 }
 
-export function deadline(parent: AbortSignal | undefined, ms: number, onTimeout: () => Error): Deadline {
+export function deadline(parent: CancelSignal | undefined, ms: number, onTimeout: () => Error): Deadline {
   const ac = new AbortController();
   const onParent = () => ac.abort(parent!.reason);
   if (parent?.aborted) onParent();
