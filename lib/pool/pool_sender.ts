@@ -100,8 +100,10 @@ interface SendState {
   readonly descriptor: Uint32Array;
   readonly completions: Uint32Array;
   readonly readerFlags: Uint8Array;
-  /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()). */
+  /** Lengths of the descriptors pushed, oldest first, until the receiver takes them (see untakenBytes()): from announcedHead on, summing to announcedBytes. */
   readonly announced: number[];
+  announcedHead: number;
+  announcedBytes: number;
   /**
    * Views of loans sent by reference, for allocBuffer() to hand out again
    * (spare_views.ts): a Buffer written by reference may come back from a
@@ -131,8 +133,6 @@ export class PoolSender {
   private readonly runWindow: number;
   /** The reader said it copies payloads (READER_FLAGS_OFFSET): no more runs. */
   private readerCopies = false;
-  private announcedHead = 0;
-  private announcedBytes = 0;
   private closed = false;
   /** The region, once there is one (see options.mapping). */
   private made: PoolMapping | null;
@@ -172,6 +172,8 @@ export class PoolSender {
       completions: new Uint32Array(QUEUE_SLOTS * COMPLETION_WORDS),
       readerFlags: new Uint8Array(4),
       announced: [],
+      announcedHead: 0,
+      announcedBytes: 0,
       spare: new SpareViews(),
     };
   }
@@ -323,13 +325,14 @@ export class PoolSender {
   untakenBytes(): number {
     if (this.opened === null) return 0; // nothing announced yet
     const untaken = this.queues.descriptors.pending();
+    const s = this.s;
     // Everything older than the last `untaken` descriptors was taken.
-    while (this.s.announced.length - this.announcedHead > untaken) this.announcedBytes -= this.s.announced[this.announcedHead++];
-    if (this.announcedHead > 64 && this.announcedHead * 2 > this.s.announced.length) {
-      this.s.announced.splice(0, this.announcedHead);
-      this.announcedHead = 0;
+    while (s.announced.length - s.announcedHead > untaken) s.announcedBytes -= s.announced[s.announcedHead++];
+    if (s.announcedHead > 64 && s.announcedHead * 2 > s.announced.length) {
+      s.announced.splice(0, s.announcedHead);
+      s.announcedHead = 0;
     }
-    return this.announcedBytes;
+    return s.announcedBytes;
   }
 
   /**
@@ -435,10 +438,10 @@ export class PoolSender {
     // rewound our consumer index.
     if (this.queues.descriptors.push(d, 1) !== 1) throw poolProtocolError('descriptor queue index rewound');
     this.s.announced.push(length);
-    this.announcedBytes += length;
+    this.s.announcedBytes += length;
     // Forget the ones the receiver took, or the record grows by one per payload
     // when nothing else asks (untakenBytes() runs only for copied-in Buffers).
-    if (this.s.announced.length - this.announcedHead > QUEUE_SLOTS) this.untakenBytes();
+    if (this.s.announced.length - this.s.announcedHead > QUEUE_SLOTS) this.untakenBytes();
     this.stats.sentByRef++;
     this.stats.bytesSentByRef += length;
     this.stats.inUse = this.s.table.inUse;
