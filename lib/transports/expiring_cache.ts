@@ -55,6 +55,12 @@ export class ExpiringCache<T> {
     return true;
   }
 
+  /** The oldest value that matches, taken out (the caller owns it now), or null. */
+  takeOldest(match: (value: T) => boolean): T | null {
+    const i = this.entries.findIndex((e) => match(e.value));
+    return i < 0 ? null : this.entries.splice(i, 1)[0].value;
+  }
+
   /** The newest value that matches, taken out (the caller owns it now), or null. */
   take(match: (value: T) => boolean): T | null {
     const value = this.find(match);

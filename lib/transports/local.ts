@@ -21,13 +21,40 @@ import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed
 import { LazyOpen } from '../pool/lazy_open';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
 import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
-import { acceptFdsExpected, buildAccept, buildHello, grantOrder, parseAccept, parseHello, type Accept } from './local_handshake';
+import {
+  acceptFdsExpected,
+  buildAccept,
+  buildHello,
+  buildReopen,
+  buildReopened,
+  grantOrder,
+  isReopen,
+  parseAccept,
+  parseHello,
+  parseReopen,
+  parseReopened,
+  type Accept,
+} from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
-import { checkDirOption, normalizePort, rendezvousDir, socketPath } from './local_dir';
+import { checkDirOption, normalizePort, rendezvousDir, rendezvousPath, socketPath } from './local_dir';
 import { RegionExchange } from './local_regions';
 import { keepRingMapping, takeRingMapping } from './local_ring_cache';
 import type { CancelSignal } from './cancel';
-import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
+import { closeScope, keepConnection, openScope, peerIdentity, takeKept, zeroControlPage, type PeerIdentity, type Revived } from './local_recycle';
+import {
+  clientKey,
+  disposeKept,
+  dropParked,
+  keepClientLink,
+  parkServerLink,
+  reuseEnabled,
+  takeClientLink,
+  unpark,
+  REUSE_WAIT_MS,
+  type AgreedPool,
+  type KeptLink,
+  type ServerParked,
+} from './local_reuse';
 import type {
   ConnectRequest,
   ListenRequest,
@@ -66,10 +93,25 @@ interface Recyclable {
   spare: { fd: number; mapping: PoolMapping; poolBytes: number } | null;
 }
 
+/** How a link is kept after an orderly close for the client's next connection (local_reuse.ts). */
+interface LinkReuse {
+  role: 'client' | 'server';
+  leftOrder: number;
+  rightOrder: number;
+  pool: AgreedPool | null;
+  peerUid: number;
+  /** The server's ring memfd, kept open to zero the control page through; -1 on a client. */
+  ringFd: number;
+  /** Keeps the link; false: not kept (the link frees it). `reopen`: its REOPEN already came (server). */
+  keep(kept: KeptLink, reopen: boolean): boolean;
+}
+
 /** A connected local ring and the fds/pages behind it. */
 class LocalLink implements RingLink {
   readonly ext = true;
   private released = false;
+  /** The client's REOPEN came while this (server) connection was still open: answered once it closes. */
+  private reopenPending = false;
   constructor(
     readonly endpoint: RingEndpoint,
     private readonly mapping: SharedMapping,
@@ -83,6 +125,8 @@ class LocalLink implements RingLink {
     private readonly regions: RegionExchange | null = null,
     /** A client's ring memfd identity, when its mapping may be kept at an orderly close (local_ring_cache.ts). */
     private readonly ringKey: string | null = null,
+    /** Set when both sides agreed to keep the link after an orderly close. */
+    private readonly reuse: LinkReuse | null = null,
   ) {}
 
   /** The client's handshake watcher on the rendezvous socket, until the channel takes it. */
@@ -100,9 +144,77 @@ class LocalLink implements RingLink {
     return w;
   }
 
-  /** The peer's messages on the rendezvous socket (its pool region): true once it hung up. */
+  /** The peer's messages on the rendezvous socket (its pool region; a client's REOPEN): true once it hung up. */
   rendezvousRead(): boolean {
-    return this.regions === null || this.regions.read();
+    if (this.reuse === null) return this.regions === null || this.regions.read();
+    let errors = 0;
+    for (;;) {
+      let msg;
+      try {
+        msg = native.recvMessage(this.hangupFd);
+      } catch {
+        if (++errors > 1) return true; // as RegionExchange.read: a pending ECONNRESET first
+        continue;
+      }
+      if (msg === null) return false;
+      if (msg.data.length === 0) {
+        msg.fds.forEach(closeQuietly);
+        return true;
+      }
+      if (this.reuse.role === 'server' && isReopen(msg.data)) {
+        msg.fds.forEach(closeQuietly);
+        parseReopen(msg.data, msg.fds.length);
+        if (this.reopenPending) throw systemError('EPROTO', 'recvmsg', 'a second reopen from the client');
+        this.reopenPending = true; // the client closed its side: answered when ours closes
+        continue;
+      }
+      if (this.regions === null) {
+        msg.fds.forEach(closeQuietly);
+        throw systemError('EPROTO', 'recvmsg', 'a message the peer may not send on the rendezvous socket');
+      }
+      this.regions.handle(msg);
+    }
+  }
+
+  /** Whether this link may be kept: the peer still there, nothing unexpected queued, no pool region passed either way. */
+  private quietForReuse(): boolean {
+    try {
+      if (this.rendezvousRead()) return false;
+    } catch {
+      return false;
+    }
+    return this.regions === null || this.regions.untouched;
+  }
+
+  /** Hands the link's fds and mapping to the reuse cache (its endpoint closed); false: the link frees them. */
+  private keepForReuse(): boolean {
+    const r = this.reuse!;
+    let watcher: FdWatcher;
+    try {
+      watcher = new native.FdWatcher(this.hangupFd, () => {});
+    } catch {
+      return false;
+    }
+    const kept: KeptLink = {
+      conn: this.hangupFd,
+      waitFd: this.waitFd,
+      kickFd: this.kickFd,
+      mapping: this.mapping,
+      ringFd: r.ringFd,
+      leftOrder: r.leftOrder,
+      rightOrder: r.rightOrder,
+      pool: r.pool,
+      peerUid: r.peerUid,
+      local: this.local,
+      remote: this.remote,
+      watcher,
+    };
+    if (!r.keep(kept, this.reopenPending)) {
+      watcher.close();
+      return false;
+    }
+    watcher.start(UV_READABLE | UV_DISCONNECT);
+    return true;
   }
 
   release(orderly = false): void {
@@ -110,7 +222,8 @@ class LocalLink implements RingLink {
     this.released = true;
     this.handedWatcher?.close();
     this.handedWatcher = null;
-    this.regions?.drain();
+    const reusable = orderly && this.reuse !== null && this.quietForReuse();
+    if (!reusable) this.regions?.drain();
     this.regions?.close();
     // A region kept from an earlier connection that this one never needed
     // (its sender made none): still ours, untouched since, so it goes on as
@@ -129,8 +242,16 @@ class LocalLink implements RingLink {
     const keepOwn = region !== null && (region.reused || this.pool?.sender?.used === true);
     const own = this.pool?.close(keepOwn) ?? (spare && { mapping: spare.mapping, settle: () => true });
     this.endpoint.close(); // unpins the mapping: nothing of ours touches the ring after this
+    if (reusable && this.keepForReuse()) {
+      if (own !== null) {
+        own.settle();
+        own.mapping.close();
+      }
+      return;
+    }
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
+    if (this.reuse !== null) closeQuietly(this.reuse.ringFd);
     // Kept: the cache owns the ring, the region, their memfds and the
     // rendezvous socket (whose EOF tells it the peer closed too).
     if (
@@ -286,6 +407,7 @@ function serveHello(
   poolOptions: PoolOptions,
   path: string,
   port: number | string,
+  park: LinkReuse['keep'] | null = null,
 ): RingLink {
   const owned = [...fds];
   let memfd = -1;
@@ -327,8 +449,12 @@ function serveHello(
       right: { mapping, offset: rightOffset, order },
     });
     let agreed: Accept['pool'] = null;
-    if (identity !== null) recyclable = { peer: identity, ringFd: memfd, order, region: null, spare: null };
     const lazyRegions = hello.lazyRegions === true;
+    // Kept for the client's next connection (local_reuse.ts) when it asks
+    // and no region crosses in the handshake; such a link is kept whole, so
+    // not recycled by parts.
+    const reusable = hello.reusable === true && park !== null && offered !== null && (lazyRegions || offered === 0) && reuseEnabled();
+    if (identity !== null && !reusable) recyclable = { peer: identity, ringFd: memfd, order, region: null, spare: null };
     if (offered !== null && lazyRegions) {
       // Regions on demand (local_regions.ts): each side's comes when its
       // sender first needs it; the client's receiver and ours open on the
@@ -374,7 +500,7 @@ function serveHello(
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
     endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
-    const reply = buildAccept({ leftOrder: order, rightOrder: order, pool: agreed, lazyRegions: lazyRegions && agreed !== null });
+    const reply = buildAccept({ leftOrder: order, rightOrder: order, pool: agreed, lazyRegions: lazyRegions && agreed !== null, reusable });
     if (native.sendMessage(conn, reply, poolFd >= 0 ? [memfd, peerEnd, poolFd] : [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
     }
@@ -383,13 +509,16 @@ function serveHello(
       closeQuietly(clientRegion); // mapped (or refused) above
       owned.splice(owned.indexOf(clientRegion), 1);
     }
+    const reuse: LinkReuse | null = reusable
+      ? { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid: peer.uid, ringFd: memfd, keep: park! }
+      : null;
     const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
       address: `pid:${peer.pid}`,
       family: 'local',
       port,
-    }, pool, recyclable, regions);
+    }, pool, recyclable, regions, null, reuse);
     pool = null;
-    if (recyclable !== null) memfd = poolFd = -1; // the link keeps them
+    if (recyclable !== null || reuse !== null) memfd = poolFd = -1; // the link keeps them
     return link;
   } catch (err) {
     pool?.close();
@@ -410,38 +539,32 @@ function serveHello(
   }
 }
 
-/** Client side: validate the server's reply and map the ring. Owns `waitFd` and the reply's fds. */
-function acceptReply(
-  conn: number,
-  peerUid: number,
-  waitFd: number,
-  msg: { data: Buffer; fds: number[]; truncated?: boolean },
-  asked: number,
-  offered: number,
-  poolOptions: PoolOptions,
-  path: string,
-  port: number | string,
-): LocalLink {
-  const { data, fds } = msg;
-  let mapping: SharedMapping | undefined;
+/** A client's ring, mapped, with what the handshake agreed. */
+interface ClientRing {
+  conn: number;
+  waitFd: number;
+  kickFd: number;
+  mapping: SharedMapping;
+  leftOrder: number;
+  rightOrder: number;
+  pool: AgreedPool | null;
+  peerUid: number;
+  local: TransportAddress;
+  remote: TransportAddress;
+}
+
+/**
+ * The client's link over a ring it mapped (fresh, or kept: local_reuse.ts):
+ * endpoint, pool, wake-ups, then live. If it throws it has freed what it
+ * made; the fds and the mapping stay the caller's.
+ */
+function clientLink(ring: ClientRing, poolOptions: PoolOptions, ringKey: string | null, reuse: LinkReuse | null): LocalLink {
+  const { conn, mapping, leftOrder, rightOrder, pool: agreed, peerUid } = ring;
+  const { leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
   let regions: RegionExchange | null = null;
   try {
-    // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
-    if (msg.truncated && fds.length < acceptFdsExpected(data)) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
-    // Our HELLO asked for regions on demand whenever it offered a pool.
-    const { leftOrder, rightOrder, pool: agreed } = parseAccept(data, fds.length, asked, offered, offered > 0);
-    const [memfd, kickFd] = fds;
-    const { size, leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
-    const ringId = native.memfdCheck(memfd, size);
-    checkWakeEnd(kickFd, peerUid, 'connect');
-    // Only a server of our uid recycles a ring for us (local_recycle.ts):
-    // then the mapping we kept of it saves mapping it again.
-    const ringKey = peerUid === ownUid() ? ringId : null;
-    mapping = (ringKey !== null ? takeRingMapping(ringKey) : null) ?? new native.SharedMapping(memfd, size, true);
-    closeQuietly(memfd);
-    fds[0] = -1;
     endpoint = new native.RingEndpoint({
       role: 'client',
       init: false,
@@ -464,21 +587,143 @@ function acceptReply(
         lazy,
       );
     }
-    endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
+    endpoint.setNotifier(native.pipeNotifier(ring.kickFd, ring.waitFd));
     // vchan client connect: live, ask for the server's writes; no kick (a
     // server of this version needs none: it served us from the HELLO on).
     clientConnect(endpoint, false);
-    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, { address: `pid:${process.pid}`, family: 'local', port }, address(path, port), pool, null, regions, ringKey);
+    const link = new LocalLink(endpoint, mapping, ring.waitFd, ring.kickFd, conn, ring.local, ring.remote, pool, null, regions, ringKey, reuse);
     pool = null;
     return link;
   } catch (err) {
     pool?.close();
     regions?.close();
     endpoint?.close();
+    throw err;
+  }
+}
+
+/** What a client link needs to be kept under `key` (local_reuse.ts). */
+function clientReuse(key: string, ring: ClientRing): LinkReuse {
+  return { role: 'client', leftOrder: ring.leftOrder, rightOrder: ring.rightOrder, pool: ring.pool, peerUid: ring.peerUid, ringFd: -1, keep: (kept) => keepClientLink(key, kept) };
+}
+
+/**
+ * Client side: validate the server's reply and map the ring. Owns `waitFd`
+ * and the reply's fds. `reuseKey`: our HELLO asked to keep the link (under
+ * that key), null if it did not.
+ */
+function acceptReply(
+  conn: number,
+  peerUid: number,
+  waitFd: number,
+  msg: { data: Buffer; fds: number[]; truncated?: boolean },
+  asked: number,
+  offered: number,
+  poolOptions: PoolOptions,
+  path: string,
+  port: number | string,
+  reuseKey: string | null,
+): LocalLink {
+  const { data, fds } = msg;
+  let mapping: SharedMapping | undefined;
+  try {
+    // The kernel drops passed fds it cannot install (RLIMIT_NOFILE): say so.
+    if (msg.truncated && fds.length < acceptFdsExpected(data)) throw systemError('EMFILE', 'connect', 'no free fd for the ring (too many open files)');
+    // Our HELLO asked for regions on demand whenever it offered a pool.
+    const accept = parseAccept(data, fds.length, asked, offered, offered > 0, reuseKey !== null);
+    const { leftOrder, rightOrder } = accept;
+    const [memfd, kickFd] = fds;
+    const { size } = ringLayout(leftOrder, rightOrder);
+    const ringId = native.memfdCheck(memfd, size);
+    checkWakeEnd(kickFd, peerUid, 'connect');
+    // Only a server of our uid recycles a ring for us (local_recycle.ts):
+    // then the mapping we kept of it saves mapping it again.
+    const ringKey = peerUid === ownUid() ? ringId : null;
+    mapping = (ringKey !== null ? takeRingMapping(ringKey) : null) ?? new native.SharedMapping(memfd, size, true);
+    closeQuietly(memfd);
+    fds[0] = -1;
+    const ring: ClientRing = {
+      conn,
+      waitFd,
+      kickFd,
+      mapping,
+      leftOrder,
+      rightOrder,
+      pool: accept.pool ?? null,
+      peerUid,
+      local: { address: `pid:${process.pid}`, family: 'local', port },
+      remote: address(path, port),
+    };
+    return clientLink(ring, poolOptions, ringKey, accept.reusable && reuseKey !== null ? clientReuse(reuseKey, ring) : null);
+  } catch (err) {
     mapping?.unmap();
     fds.forEach(closeQuietly);
     closeQuietly(waitFd);
     closeQuietly(conn);
+    throw err;
+  }
+}
+
+/**
+ * Client side of a kept link's REOPEN answered: the same ring, a new
+ * endpoint on it. If it throws, `kept` is still the caller's (not freed).
+ */
+function reopenClient(kept: KeptLink, reuseKey: string, poolOptions: PoolOptions): LocalLink {
+  const ring: ClientRing = kept;
+  const link = clientLink(ring, poolOptions, null, clientReuse(reuseKey, ring));
+  kept.watcher.ref();
+  link.handWatcher(kept.watcher);
+  return link;
+}
+
+/**
+ * Server side of a parked link's REOPEN: the control page zeroed (as a fresh
+ * memfd reads), the ring initialised again, REOPENED sent. If it throws,
+ * `entry` is still the caller's (not freed).
+ */
+function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkReuse['keep']): LocalLink {
+  const { conn, mapping, leftOrder: order, pool: agreed, peerUid } = entry;
+  const { leftOffset, rightOffset } = ringLayout(order, order);
+  let endpoint: RingEndpoint | undefined;
+  let pool: PoolLink | null = null;
+  let regions: RegionExchange | null = null;
+  try {
+    zeroControlPage(entry.ringFd);
+    endpoint = new native.RingEndpoint({
+      role: 'server',
+      init: true,
+      ext: true,
+      control: mapping,
+      controlOffset: 0,
+      left: { mapping, offset: leftOffset, order },
+      right: { mapping, offset: rightOffset, order },
+    });
+    const size = agreed?.toServer ?? 0; // both ways the same (regions on demand)
+    if (size > 0) {
+      const lazy = lazyOpen(endpoint, 'server', true);
+      if (lazy === null) throw systemError('EPROTO', 'accept', 'pool agreed where this runtime cannot watch for it');
+      const exchange = (regions = new RegionExchange(conn, size, size));
+      pool = makePoolLink(
+        { mapping: () => ownRegionOnDemand(exchange, size, null), poolBytes: size },
+        { mapping: () => exchange.takePeer(), poolBytes: size },
+        peerUid,
+        poolOptions,
+        lazy,
+      );
+    }
+    endpoint.setNotifier(native.pipeNotifier(entry.kickFd, entry.waitFd));
+    const reply = buildReopened(order, order);
+    if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
+    const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, ringFd: entry.ringFd, keep };
+    const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
+    pool = null;
+    entry.watcher.ref();
+    link.handWatcher(entry.watcher);
+    return link;
+  } catch (err) {
+    pool?.close();
+    regions?.close();
+    endpoint?.close();
     throw err;
   }
 }
@@ -495,18 +740,29 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
   // where this runtime refuses external buffers, no pool (its receivers
   // could not watch for the peer's region).
   const offered = poolOptions.size > 0 && externalBuffersWork() ? poolOptions.size : 0;
+  // A link kept from an earlier connection to this port with the same asks
+  // goes first (local_reuse.ts); the HELLO asks to keep this one.
+  const reuseKey = reuseEnabled() ? clientKey(socketPath(rendezvousPath(req.dir), port), order, offered) : null;
   let path = '';
   let conn = -1;
   let waitFd = -1; // our wake-up end until a link owns it
   let watcher: FdWatcher | null = null;
   let timer: NodeJS.Timeout | null = null;
   let done = false;
+  /** The kept link whose REOPEN is unanswered: ours to free if this connect ends without it. */
+  let reusing: KeptLink | null = null;
+  /** A REOPEN was sent once: a connect waits for at most one answer, then connects afresh. */
+  let reopened = false;
 
   const finish = (err: Error | null, link?: RingLink) => {
     if (done) return;
     done = true;
     if (timer) clearTimeout(timer);
     watcher?.close();
+    if (reusing !== null) {
+      disposeKept(reusing); // the server sees the close and frees its side
+      reusing = null;
+    }
     // Without a link (error or cancel) the rendezvous socket is ours to close:
     // the server then sees the hang-up and drops its half of the handshake.
     if (!link) {
@@ -525,9 +781,75 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
   let attempts = 0;
   // The fd the HELLO carries, ours until sent (closed by finish otherwise).
   let peerEnd = -1;
+
+  /** The kept link did not come back (the server closed it, or did not answer in time): connect afresh. */
+  const afresh = (kept: KeptLink) => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    watcher = null;
+    reusing = null;
+    disposeKept(kept);
+    attempt();
+  };
+  /** Asks the server for a kept link's next connection; false if the REOPEN could not be sent (the link is freed). */
+  const reopen = (kept: KeptLink, key: string): boolean => {
+    const msg = buildReopen();
+    let sent = -1;
+    try {
+      sent = native.sendMessage(kept.conn, msg, []);
+    } catch {
+      /* the server closed it */
+    }
+    if (sent !== msg.length) {
+      disposeKept(kept);
+      return false;
+    }
+    reopened = true;
+    reusing = kept;
+    watcher = kept.watcher;
+    kept.watcher.ref(); // a connect in progress keeps the process alive, as the handshake's watcher does
+    kept.watcher.setCallback((events) => {
+      if (done) return;
+      let msg;
+      try {
+        msg = events < 0 ? undefined : native.recvMessage(kept.conn);
+      } catch {
+        msg = undefined;
+      }
+      if (msg === null) return; // spurious wake-up
+      msg?.fds.forEach(closeQuietly);
+      if (msg === undefined || msg.data.length === 0) {
+        afresh(kept); // the server freed it (idle, closed): its close is all it says
+        return;
+      }
+      let link: LocalLink;
+      try {
+        parseReopened(msg.data, msg.fds.length, kept.leftOrder, kept.rightOrder);
+        link = reopenClient(kept, key, poolOptions);
+      } catch (e) {
+        finish(e as Error); // frees the kept link
+        return;
+      }
+      reusing = null;
+      watcher = null; // the link's channel takes it
+      finish(null, link);
+    });
+    timer = setTimeout(() => afresh(kept), REUSE_WAIT_MS);
+    return true;
+  };
+
   const attempt = () => {
     timer = null;
     if (done) return; // cancelled before the attempt ran
+    if (reuseKey !== null && !reopened && attempts === 0 && path === '') {
+      // A kept link needs no rendezvous directory: the socket it holds was
+      // made through a checked one, to a server whose uid we checked then.
+      for (;;) {
+        const kept = takeClientLink(reuseKey, (uid) => uid === ownUid() || allowed.includes(uid));
+        if (kept === null) break;
+        if (reopen(kept, reuseKey)) return;
+      }
+    }
     try {
       path ||= socketPath(rendezvousDir(req.dir, 'connect', allowed), port);
       // Made before connecting, so that the HELLO follows the connect at
@@ -556,7 +878,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       finish(e as Error);
       return;
     }
-    const hello = buildHello({ order, pid: process.pid, poolSize: offered, lazyRegions: offered > 0 });
+    const hello = buildHello({ order, pid: process.pid, poolSize: offered, lazyRegions: offered > 0, reusable: reuseKey !== null });
     try {
       let sent: number;
       try {
@@ -599,7 +921,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
         try {
           const wait = waitFd;
           waitFd = -1;
-          const link = acceptReply(conn, serverUid, wait, msg, order, offered, poolOptions, path, port);
+          const link = acceptReply(conn, serverUid, wait, msg, order, offered, poolOptions, path, port, reuseKey);
           // This watcher goes on as the link's hang-up watcher (same fd, same events).
           link.handWatcher(watcher!);
           watcher = null;
@@ -763,13 +1085,68 @@ class LocalListener implements Listener {
     let link: RingLink;
     try {
       // serveHello keeps the one fd a HELLO carries, or closes them all.
-      link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.poolOptions, this.path, this.port);
+      link = serveHello(conn, peer, msg.data, msg.fds, this.order, this.poolOptions, this.path, this.port, (kept, reopen) => this.park(kept, peer, reopen));
     } catch {
       closeQuietly(conn); // the client sees ECONNREFUSED / EPROTO
       return true;
     }
     this.onLink(link);
     return true;
+  }
+
+  /**
+   * Parks a link that closed in order until its client sends REOPEN
+   * (local_reuse.ts); `reopen`: it already did. False: not parked.
+   */
+  private park(kept: KeptLink, peer: AcceptedPeer, reopen: boolean): boolean {
+    if (this.closed) return false;
+    const entry: ServerParked = Object.assign(kept, { peer: `${peer.uid}:${peer.pid}`, scope: this.recycleScope });
+    entry.watcher.setCallback((events) => this.parkedEvent(entry, peer, events));
+    if (!parkServerLink(entry)) return false;
+    if (reopen) process.nextTick(() => this.reopen(entry, peer));
+    return true;
+  }
+
+  /** A parked link's socket: a REOPEN is answered; anything else (its close, a message it may not send) frees it. */
+  private parkedEvent(entry: ServerParked, peer: AcceptedPeer, events: number): void {
+    let msg;
+    try {
+      msg = events < 0 ? undefined : native.recvMessage(entry.conn);
+    } catch {
+      msg = undefined;
+    }
+    if (msg === null) return; // spurious wake-up
+    msg?.fds.forEach(closeQuietly);
+    let asked = false;
+    if (msg !== undefined && isReopen(msg.data)) {
+      try {
+        parseReopen(msg.data, msg.fds.length);
+        asked = true;
+      } catch {
+        /* a bad REOPEN: freed below, the client sees the close */
+      }
+    }
+    if (!unpark(entry)) return;
+    if (asked) this.reopened(entry, peer);
+    else disposeKept(entry);
+  }
+
+  /** A REOPEN that came before the link was parked. */
+  private reopen(entry: ServerParked, peer: AcceptedPeer): void {
+    if (unpark(entry)) this.reopened(entry, peer);
+  }
+
+  /** The parked link's next connection (the entry is ours now). */
+  private reopened(entry: ServerParked, peer: AcceptedPeer): void {
+    let link: RingLink;
+    try {
+      if (this.closed) throw new Error('closed');
+      link = reopenServer(entry, this.poolOptions, (kept, reopen) => this.park(kept, peer, reopen));
+    } catch {
+      disposeKept(entry); // the client sees the close and connects afresh
+      return;
+    }
+    this.onLink(link);
   }
 
   address(): TransportAddress {
@@ -780,6 +1157,7 @@ class LocalListener implements Listener {
     if (this.closed) return;
     this.closed = true;
     closeScope(this.recycleScope);
+    dropParked(this.recycleScope);
     this.watcher.close();
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {

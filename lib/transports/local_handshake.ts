@@ -36,6 +36,17 @@
  * region: most of what a pool added to a new connection (docs/benchmark.md).
  * A server of this version still serves the older HELLOs (regions in the
  * handshake); a client of this version needs a server that knows the flag.
+ *
+ * Kept links (issue 14, still version 3): flags bit REUSABLE in the HELLO
+ * (the flags field then comes whatever the pool size, 0 included) asks to
+ * keep the link (rendezvous socket, wake-up pipes, ring) after an orderly
+ * close for the client's next connection to the same port; the same bit in
+ * the ACCEPT agrees (never unasked). Then, instead of a new rendezvous
+ * connection, the client sends REOPEN (magic "XRO1", version, 0, 0; no fd)
+ * on the kept socket, and the server, once its side of the last connection
+ * is closed, zeroes the control page, initialises the ring again and
+ * answers REOPENED ("XRK1", version, left order, right order; no fd):
+ * local_reuse.ts.
  * @internal
  */
 import { systemError } from '../errors';
@@ -45,6 +56,8 @@ import { MAX_LOCAL_RING_SIZE, MIN_RING_SIZE } from '../ring/ring_size';
 const HELLO_MAGIC = 0x31485258; // "XRH1"
 const ACCEPT_MAGIC = 0x31415258; // "XRA1"
 const REGION_MAGIC = 0x31525258; // "XRR1"
+const REOPEN_MAGIC = 0x314f5258; // "XRO1"
+const REOPENED_MAGIC = 0x314b5258; // "XRK1"
 export const HANDSHAKE_VERSION = 3;
 const MESSAGE_SIZE = 16;
 /** HELLO with the pool field; ACCEPT with the two pool fields. */
@@ -53,8 +66,13 @@ export const ACCEPT_POOL_SIZE = MESSAGE_SIZE + 8;
 /** ...and with the flags field. */
 export const HELLO_LAZY_SIZE = HELLO_POOL_SIZE + 4;
 export const ACCEPT_LAZY_SIZE = ACCEPT_POOL_SIZE + 4;
-/** Flags bit: regions come later, in REGION messages (no other bit is defined). */
+/** Flags bit: regions come later, in REGION messages. */
 export const REGIONS_ON_DEMAND = 1;
+/** Flags bit: the link is kept after an orderly close, for a REOPEN. */
+export const REUSABLE = 2;
+const KNOWN_FLAGS = REGIONS_ON_DEMAND | REUSABLE;
+/** REOPEN's and REOPENED's size; they carry no fd. */
+export const REOPEN_SIZE = MESSAGE_SIZE;
 /** A REGION message's size; it carries one fd. */
 export const REGION_SIZE = MESSAGE_SIZE;
 export const MIN_ORDER = Math.log2(MIN_RING_SIZE);
@@ -73,6 +91,8 @@ export interface Hello {
   poolSize?: number | null;
   /** Regions on demand (REGION messages, no region fd in the HELLO); needs a pool size. */
   lazyRegions?: boolean;
+  /** Keep the link for a REOPEN after an orderly close; needs a pool size (0 is one). */
+  reusable?: boolean;
 }
 
 export interface Accept {
@@ -83,6 +103,8 @@ export interface Accept {
   pool?: { toServer: number; toClient: number } | null;
   /** The reply to a HELLO with regions on demand: no region fd here either; needs `pool`. */
   lazyRegions?: boolean;
+  /** Agreed to keep the link (only when asked); needs `pool`. */
+  reusable?: boolean;
 }
 
 function protocolError(syscall: string, detail: string): NodeJS.ErrnoException {
@@ -120,9 +142,10 @@ export function buildHello(hello: Hello): Buffer {
   const msg = header(HELLO_MAGIC, hello.order, hello.pid >>> 0);
   if (hello.poolSize === null || hello.poolSize === undefined) return msg;
   if (!validPoolSize(hello.poolSize)) throw new RangeError(`bad pool size ${hello.poolSize}`);
-  const pool = Buffer.alloc(hello.lazyRegions ? 8 : 4);
+  const flags = (hello.lazyRegions ? REGIONS_ON_DEMAND : 0) | (hello.reusable ? REUSABLE : 0);
+  const pool = Buffer.alloc(flags !== 0 ? 8 : 4);
   pool.writeUInt32LE(hello.poolSize, 0);
-  if (hello.lazyRegions) pool.writeUInt32LE(REGIONS_ON_DEMAND, 4);
+  if (flags !== 0) pool.writeUInt32LE(flags, 4);
   return Buffer.concat([msg, pool]);
 }
 
@@ -131,9 +154,11 @@ export function helloFds(hello: Hello): number {
   return HELLO_FDS + (hello.poolSize && !hello.lazyRegions ? 1 : 0);
 }
 
-/** The flags field at `at`: only REGIONS_ON_DEMAND is defined, and it must be set (the field exists for it). */
-function checkFlags(data: Buffer, at: number, syscall: string, what: string): void {
-  if (data.readUInt32LE(at) !== REGIONS_ON_DEMAND) throw protocolError(syscall, `${what} with flags ${data.readUInt32LE(at)}`);
+/** The flags field at `at`: known bits only, at least one (the field exists for them). */
+function readFlags(data: Buffer, at: number, syscall: string, what: string): number {
+  const flags = data.readUInt32LE(at);
+  if (flags === 0 || (flags & ~KNOWN_FLAGS) !== 0) throw protocolError(syscall, `${what} with flags ${flags}`);
+  return flags;
 }
 
 /** Parses a client's HELLO that arrived with `fdCount` fds; throws EPROTO. */
@@ -143,9 +168,10 @@ export function parseHello(data: Buffer, fdCount: number): Hello {
   if (order !== 0 && !validOrder(order)) throw protocolError('accept', `client asked for ring order ${order}`);
   const poolSize = data.length >= HELLO_POOL_SIZE ? data.readUInt32LE(MESSAGE_SIZE) : null;
   if (poolSize !== null && !validPoolSize(poolSize)) throw protocolError('accept', `client offered a pool of ${poolSize} bytes`);
-  const lazyRegions = data.length === HELLO_LAZY_SIZE;
-  if (lazyRegions) checkFlags(data, HELLO_POOL_SIZE, 'accept', 'hello from client');
+  const flags = data.length === HELLO_LAZY_SIZE ? readFlags(data, HELLO_POOL_SIZE, 'accept', 'hello from client') : 0;
+  const lazyRegions = (flags & REGIONS_ON_DEMAND) !== 0;
   const hello: Hello = { order, pid: data.readUInt32LE(12), poolSize, lazyRegions };
+  if ((flags & REUSABLE) !== 0) hello.reusable = true;
   checkFds(fdCount, helloFds(hello), 'accept', 'hello from client');
   return hello;
 }
@@ -164,10 +190,11 @@ export function buildAccept(accept: Accept): Buffer {
   if (!accept.pool) return msg;
   const { toServer, toClient } = accept.pool;
   if (!validPoolSize(toServer) || !validPoolSize(toClient)) throw new RangeError('bad pool size');
-  const pool = Buffer.alloc(accept.lazyRegions ? 12 : 8);
+  const flags = (accept.lazyRegions ? REGIONS_ON_DEMAND : 0) | (accept.reusable ? REUSABLE : 0);
+  const pool = Buffer.alloc(flags !== 0 ? 12 : 8);
   pool.writeUInt32LE(toServer, 0);
   pool.writeUInt32LE(toClient, 4);
-  if (accept.lazyRegions) pool.writeUInt32LE(REGIONS_ON_DEMAND, 8);
+  if (flags !== 0) pool.writeUInt32LE(flags, 8);
   return Buffer.concat([msg, pool]);
 }
 
@@ -205,11 +232,13 @@ export function parseRegion(data: Buffer, fdCount: number, agreed: number, sysca
  * `asked` is the order the client sent (0: any); a server may grant less,
  * never more. `poolOffered`: the pool size the HELLO offered (null: none
  * sent, so the reply must not carry pool fields); no direction may get more.
+ * `lazyAsked`, `reuseAsked`: the HELLO's flags; the reply may agree to
+ * those, never to a flag not asked.
  */
-export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOffered: number | null = null, lazyAsked = false): Accept {
+export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOffered: number | null = null, lazyAsked = false, reuseAsked = false): Accept {
   // A HELLO with regions on demand gets no pool (an ACCEPT without the
   // fields) or the reply with the flag; never regions in the handshake.
-  const sizes = poolOffered === null ? [MESSAGE_SIZE] : [MESSAGE_SIZE, lazyAsked ? ACCEPT_LAZY_SIZE : ACCEPT_POOL_SIZE];
+  const sizes = poolOffered === null ? [MESSAGE_SIZE] : [MESSAGE_SIZE, lazyAsked || reuseAsked ? ACCEPT_LAZY_SIZE : ACCEPT_POOL_SIZE];
   checkHeader(data, ACCEPT_MAGIC, sizes, 'connect', 'handshake reply');
   const leftOrder = data.readUInt32LE(8);
   const rightOrder = data.readUInt32LE(12);
@@ -218,15 +247,53 @@ export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOf
     throw protocolError('connect', `server granted ring order ${Math.max(leftOrder, rightOrder)}, more than the ${asked} asked`);
   }
   let pool: Accept['pool'] = null;
-  const lazyRegions = data.length === ACCEPT_LAZY_SIZE;
-  if (lazyRegions) checkFlags(data, ACCEPT_POOL_SIZE, 'connect', 'handshake reply');
+  const flags = data.length === ACCEPT_LAZY_SIZE ? readFlags(data, ACCEPT_POOL_SIZE, 'connect', 'handshake reply') : 0;
+  const lazyRegions = (flags & REGIONS_ON_DEMAND) !== 0;
+  const reusable = (flags & REUSABLE) !== 0;
+  if ((lazyRegions && !lazyAsked) || (reusable && !reuseAsked)) throw protocolError('connect', `handshake reply with flags ${flags}, not asked`);
   if (data.length >= ACCEPT_POOL_SIZE) {
     pool = { toServer: data.readUInt32LE(MESSAGE_SIZE), toClient: data.readUInt32LE(MESSAGE_SIZE + 4) };
     for (const size of [pool.toServer, pool.toClient]) {
       if (!validPoolSize(size) || size > (poolOffered ?? 0)) throw protocolError('connect', `server agreed to a pool of ${size} bytes, offered ${poolOffered}`);
     }
   }
+  // Regions on demand asked and a pool agreed: without the flag the regions
+  // would be in this reply, which a client of this version never takes.
+  if (lazyAsked && !lazyRegions && pool !== null && (pool.toServer > 0 || pool.toClient > 0)) {
+    throw protocolError('connect', 'handshake reply with regions in it, regions on demand asked');
+  }
   const accept: Accept = { leftOrder, rightOrder, pool, lazyRegions };
+  if (reusable) accept.reusable = true;
   checkFds(fdCount, acceptFds(accept), 'connect', 'handshake reply');
   return accept;
+}
+
+/** REOPEN: the client asks for the kept link's next connection. */
+export function buildReopen(): Buffer {
+  return header(REOPEN_MAGIC, 0, 0);
+}
+
+/** Checks a REOPEN that arrived with `fdCount` fds; throws EPROTO. */
+export function parseReopen(data: Buffer, fdCount: number): void {
+  checkHeader(data, REOPEN_MAGIC, [REOPEN_SIZE], 'accept', 'reopen from client');
+  if (data.readUInt32LE(8) !== 0 || data.readUInt32LE(12) !== 0) throw protocolError('accept', 'bad reopen from client');
+  checkFds(fdCount, 0, 'accept', 'reopen from client');
+}
+
+/** True if `data` reads as a REOPEN (to tell it from other messages; parseReopen checks it). */
+export function isReopen(data: Buffer): boolean {
+  return data.length >= 4 && data.readUInt32LE(0) === REOPEN_MAGIC;
+}
+
+/** REOPENED: the server's ring is initialised again, with the kept link's orders. */
+export function buildReopened(leftOrder: number, rightOrder: number): Buffer {
+  if (!validOrder(leftOrder) || !validOrder(rightOrder)) throw new RangeError('bad ring order');
+  return header(REOPENED_MAGIC, leftOrder, rightOrder);
+}
+
+/** Checks the server's REOPENED: the kept link's orders, no fd; throws EPROTO. */
+export function parseReopened(data: Buffer, fdCount: number, leftOrder: number, rightOrder: number): void {
+  checkHeader(data, REOPENED_MAGIC, [REOPEN_SIZE], 'connect', 'reopen reply');
+  if (data.readUInt32LE(8) !== leftOrder || data.readUInt32LE(12) !== rightOrder) throw protocolError('connect', 'reopen reply with other ring orders');
+  checkFds(fdCount, 0, 'connect', 'reopen reply');
 }

@@ -68,17 +68,27 @@ export class RegionExchange {
         msg.fds.forEach(closeQuietly);
         return true;
       }
-      try {
-        // The kernel drops a passed fd it cannot install (RLIMIT_NOFILE).
-        if (msg.truncated && msg.fds.length === 0) throw systemError('EMFILE', 'recvmsg', 'no free fd for the peer\'s pool region (too many open files)');
-        if (this.peerSent || this.closed) throw systemError('EPROTO', 'recvmsg', 'a second pool region from the peer');
-        parseRegion(msg.data, msg.fds.length, this.toUs, 'recvmsg');
-        this.peerRegion = mapPeerRegion(msg.fds[0], this.toUs);
-        this.peerSent = true;
-      } finally {
-        msg.fds.forEach(closeQuietly); // mapped (or refused): the mapping keeps the pages
-      }
+      this.handle(msg);
     }
+  }
+
+  /** One message the peer sent on the rendezvous socket (not end of file): its REGION, or EPROTO. Closes its fds. */
+  handle(msg: { data: Buffer; fds: number[]; truncated?: boolean }): void {
+    try {
+      // The kernel drops a passed fd it cannot install (RLIMIT_NOFILE).
+      if (msg.truncated && msg.fds.length === 0) throw systemError('EMFILE', 'recvmsg', 'no free fd for the peer\'s pool region (too many open files)');
+      if (this.peerSent || this.closed) throw systemError('EPROTO', 'recvmsg', 'a second pool region from the peer');
+      parseRegion(msg.data, msg.fds.length, this.toUs, 'recvmsg');
+      this.peerRegion = mapPeerRegion(msg.fds[0], this.toUs);
+      this.peerSent = true;
+    } finally {
+      msg.fds.forEach(closeQuietly); // mapped (or refused): the mapping keeps the pages
+    }
+  }
+
+  /** No region crossed either way (a link kept for another connection must not carry one: local_reuse.ts). */
+  get untouched(): boolean {
+    return !this.sent && !this.peerSent;
   }
 
   /** The peer's region, for our receiver as it opens: read now if still queued; EPROTO if the peer never sent it. */
