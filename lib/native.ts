@@ -11,6 +11,8 @@ export interface SharedMapping {
   readonly length: number;
   /** Throws ERR_INVALID_STATE while a ring endpoint still uses it. */
   unmap(): void;
+  /** The byte at `offset`, read once (a kept ring's live bytes: lib/transports/local_reuse.ts). */
+  readByte(offset: number): number;
 }
 
 /** Placement of one ring inside a mapping. */

@@ -20,7 +20,8 @@ const napi_type_tag kSharedMappingTag = {0x78656e72696e6773ull, 0x686d617070696e
 Napi::Function SharedMapping::Init(Napi::Env env, Napi::FunctionReference* ctor) {
   Napi::Function f = DefineClass(env, "SharedMapping",
                                  {InstanceAccessor("length", &SharedMapping::Length, nullptr),
-                                  InstanceMethod("unmap", &SharedMapping::Unmap)});
+                                  InstanceMethod("unmap", &SharedMapping::Unmap),
+                                  InstanceMethod("readByte", &SharedMapping::ReadByte)});
   *ctor = Napi::Persistent(f);
   return f;
 }
@@ -51,6 +52,17 @@ SharedMapping::SharedMapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
 }
 
 SharedMapping::~SharedMapping() { Release(); }
+
+// readByte(offset) -> the byte there, read once (the peer may be writing it).
+// A kept ring's live bytes (lib/transports/local_reuse.ts): whether the peer
+// closed its side. Nothing else of the pages reaches JS.
+Napi::Value SharedMapping::ReadByte(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t offset = IntArg(info, 0, "offset", 0, int64_t(1) << 50);
+  if (base_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "mapping is unmapped");
+  if (static_cast<uint64_t>(offset) >= length_) ThrowRange(env, "The value of \"offset\" is out of range");
+  return Napi::Number::New(env, __atomic_load_n(base_ + offset, __ATOMIC_ACQUIRE));
+}
 
 void SharedMapping::Track(AddonData* owner) {
   try {

@@ -50,6 +50,7 @@ import {
   reuseEnabled,
   takeClientLink,
   unpark,
+  reuseStats,
   REUSE_WAIT_MS,
   type AgreedPool,
   type KeptLink,
@@ -784,6 +785,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
 
   /** The kept link did not come back (the server closed it, or did not answer in time): connect afresh. */
   const afresh = (kept: KeptLink) => {
+    reuseStats.afresh++;
     if (timer) clearTimeout(timer);
     timer = null;
     watcher = null;
@@ -832,6 +834,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       }
       reusing = null;
       watcher = null; // the link's channel takes it
+      reuseStats.reopened++;
       finish(null, link);
     });
     timer = setTimeout(() => afresh(kept), REUSE_WAIT_MS);
@@ -1146,6 +1149,7 @@ class LocalListener implements Listener {
       disposeKept(entry); // the client sees the close and connects afresh
       return;
     }
+    reuseStats.answered++;
     this.onLink(link);
   }
 

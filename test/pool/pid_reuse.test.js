@@ -109,6 +109,20 @@ async function attack(test, { beforeAccept }) {
 }
 
 describe('pool: recycling and pid reuse', function () {
+  // Reconnects from one process take their kept link (lib/transports/
+  // local_reuse.ts, test/transports/kept-links.test.js) when they can; this
+  // file tests what a connection made afresh does, so it turns that off
+  // here and in the processes it starts.
+  let keptLinks;
+  before(() => {
+    keptLinks = process.env.XENRING_REUSE;
+    process.env.XENRING_REUSE = '0';
+  });
+  after(() => {
+    if (keptLinks === undefined) delete process.env.XENRING_REUSE;
+    else process.env.XENRING_REUSE = keptLinks;
+  });
+
   this.timeout(30000);
 
   it("a HELLO in the name of a pid that a later process took gets none of that process's ring", async function () {

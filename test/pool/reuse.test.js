@@ -105,6 +105,20 @@ async function drained() {
 }
 
 describe('pool: a server region recycled for the same client process', function () {
+  // Reconnects from one process take their kept link (lib/transports/
+  // local_reuse.ts, test/transports/kept-links.test.js) when they can; this
+  // file tests what a connection made afresh does, so it turns that off
+  // here and in the processes it starts.
+  let keptLinks;
+  before(() => {
+    keptLinks = process.env.XENRING_REUSE;
+    process.env.XENRING_REUSE = '0';
+  });
+  after(() => {
+    if (keptLinks === undefined) delete process.env.XENRING_REUSE;
+    else process.env.XENRING_REUSE = keptLinks;
+  });
+
   this.timeout(60000);
   beforeEach(drained); // regions kept by an earlier test are not this one's
 

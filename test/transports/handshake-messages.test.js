@@ -22,7 +22,7 @@ describe('local handshake: regions on demand', function () {
   });
 
   it('refuses unknown flags', () => {
-    for (const flags of [0, 2, 3, 0xffffffff]) {
+    for (const flags of [0, 4, 5, 0xffffffff]) {
       const msg = hs.buildHello({ order: 0, pid: 1, poolSize: MiB, lazyRegions: true });
       msg.writeUInt32LE(flags, hs.HELLO_POOL_SIZE);
       assert.throws(() => hs.parseHello(msg, 1), eproto, `hello flags ${flags}`);
@@ -47,6 +47,43 @@ describe('local handshake: regions on demand', function () {
     // Never more than offered.
     const more = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: 2 * MiB, toClient: MiB }, lazyRegions: true });
     assert.throws(() => hs.parseAccept(more, 2, 0, MiB, true), eproto);
+  });
+
+  it('REUSABLE: asked in a HELLO of any pool size (0 too), agreed only when asked', () => {
+    const none = hs.buildHello({ order: 0, pid: 7, poolSize: 0, reusable: true });
+    assert.equal(none.length, hs.HELLO_LAZY_SIZE);
+    assert.deepEqual(hs.parseHello(none, 1), { order: 0, pid: 7, poolSize: 0, lazyRegions: false, reusable: true });
+    const both = hs.buildHello({ order: 0, pid: 7, poolSize: MiB, lazyRegions: true, reusable: true });
+    assert.deepEqual(hs.parseHello(both, 1), { order: 0, pid: 7, poolSize: MiB, lazyRegions: true, reusable: true });
+    assert.throws(() => hs.parseHello(both, 2), eproto, 'a region fd with regions on demand');
+    const agreed = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: 0, toClient: 0 }, reusable: true });
+    assert.equal(agreed.length, hs.ACCEPT_LAZY_SIZE);
+    assert.deepEqual(hs.parseAccept(agreed, 2, 0, 0, false, true), { leftOrder: 16, rightOrder: 16, pool: { toServer: 0, toClient: 0 }, lazyRegions: false, reusable: true });
+    assert.throws(() => hs.parseAccept(agreed, 2, 0, 0, false, false), eproto, 'agreed, not asked');
+    // Asked but not agreed: the reply still has the flags field (a server of this version), or none (no pool fields at all).
+    const declined = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: MiB, toClient: MiB }, lazyRegions: true });
+    assert.equal(hs.parseAccept(declined, 2, 0, MiB, true, true).reusable, undefined);
+    // Regions on demand asked, a pool agreed, the flag missing: regions would be in the reply.
+    const eager = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: MiB, toClient: MiB }, reusable: true });
+    assert.throws(() => hs.parseAccept(eager, 2, 0, MiB, true, true), eproto);
+  });
+
+  it('REOPEN and REOPENED: 16 bytes, no fd, the kept orders', () => {
+    const reopen = hs.buildReopen();
+    assert.equal(reopen.length, hs.REOPEN_SIZE);
+    assert.equal(hs.isReopen(reopen), true);
+    hs.parseReopen(reopen, 0);
+    assert.throws(() => hs.parseReopen(reopen, 1), eproto, 'an fd with it');
+    const bad = Buffer.from(reopen);
+    bad.writeUInt32LE(1, 8);
+    assert.throws(() => hs.parseReopen(bad, 0), eproto, 'a non-zero field');
+    assert.throws(() => hs.parseReopen(Buffer.concat([reopen, Buffer.alloc(4)]), 0), eproto, 'longer');
+    const reply = hs.buildReopened(16, 14);
+    assert.equal(hs.isReopen(reply), false);
+    hs.parseReopened(reply, 0, 16, 14);
+    assert.throws(() => hs.parseReopened(reply, 0, 16, 16), eproto, 'other orders');
+    assert.throws(() => hs.parseReopened(reply, 1, 16, 14), eproto, 'an fd with it');
+    assert.throws(() => hs.parseReopened(reopen, 0, 16, 14), eproto, 'a REOPEN for a reply');
   });
 
   it('a REGION names exactly the agreed size and carries one fd', () => {
