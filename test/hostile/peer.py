@@ -736,7 +736,165 @@ def mode_recycle(opts):
         threading.Thread(target=run, args=(json.loads(line),), daemon=True).start()
 
 
+REOPEN_MAGIC = 0x314F5258  # kept links (lib/transports/local_reuse.ts)
+REOPENED_MAGIC = 0x314B5258
+REUSABLE = 2
+SRV_LIVE, CLI_LIVE = 21, 20
+
+
+def reopened_reply(how, version):
+    """What a hostile server answers a REOPEN with: (bytes, fds)."""
+    if how == "garbage":
+        return b"garbage-garbage!", []
+    if how == "orders":
+        return struct.pack("<IIII", REOPENED_MAGIC, version, 13, 12), []
+    if how == "fds":
+        r, w = os.pipe()
+        os.close(w)
+        return struct.pack("<IIII", REOPENED_MAGIC, version, 12, 12), [r]
+    return struct.pack("<IIII", REOPENED_MAGIC, version, 12, 12), []
+
+
+def serve_kept(conn, opts, n):
+    """One client's rendezvous connection, kept: ACCEPTed as reusable, echoed
+    to its fin; then each REOPEN answered as opts["reopen"] says ("honest":
+    the control page zeroed, the ring initialised again, echoed again)."""
+    version = opts["version"]
+    _, hfds = recv_reply(conn)
+    kick = hfds[0]
+    os.set_blocking(kick, False)
+    ring = Ring()
+    ring.init()
+    ours, theirs = os.pipe2(os.O_NONBLOCK)
+    # Pool fields (none agreed) and flags: REUSABLE only.
+    accept = struct.pack("<IIIIIII", ACCEPT_MAGIC, version, 12, 12, 0, 0, REUSABLE)
+    socket.send_fds(conn, [accept], [ring.fd, theirs])
+    os.close(theirs)
+    conn.settimeout(None)
+    rounds = 0
+    while True:
+        echoed = ring.echo(kick, ours, None)  # to the client's fin, then ours
+        ring.mem[SRV_LIVE] = 0  # our side closed: the client may ask for the link again
+        wake(kick)
+        say({"event": "served", "conn": n, "round": rounds, "echoed": echoed})
+        rounds += 1
+        try:
+            data, fds = socket.recv_fds(conn, 4096, 4)[:2]
+        except OSError:
+            data, fds = b"", []
+        close_all(fds)
+        if not data:
+            say({"event": "closed", "conn": n})
+            break
+        how = opts.get("reopen", "honest")
+        magic = struct.unpack_from("<I", data)[0] if len(data) >= 4 else 0
+        say({"event": "reopen", "conn": n, "ok": magic == REOPEN_MAGIC and len(data) == 16})
+        if how == "close":
+            break
+        if how == "silent":
+            conn.recv(4096)  # until the client gives up on it and closes
+            say({"event": "closed", "conn": n})
+            break
+        if how == "honest":
+            ring.init()
+        msg, rfds = reopened_reply(how, version)
+        socket.send_fds(conn, [msg], rfds)
+        close_all(rfds)
+        if how != "honest":
+            conn.recv(4096)
+            say({"event": "closed", "conn": n})
+            break
+    conn.close()
+    close_all(hfds + [ours])
+
+
+def mode_reuse_server(opts):
+    """A server that agrees to keep links, serving every connection (fresh
+    ones too) in its own thread: serve_kept."""
+    srv = listen(opts["path"], opts)
+    out("ready")
+    n = 0
+    while True:
+        conn, _ = srv.accept()
+
+        def run(c, i):
+            try:
+                serve_kept(c, opts, i)
+            except Exception as e:  # reported, so that the test fails with it
+                say({"event": "error", "error": repr(e)})
+
+        threading.Thread(target=run, args=(conn, n), daemon=True).start()
+        n += 1
+
+
+def mode_reuse_client(opts):
+    """A client that asks to keep its link, closes its one connection in
+    order, waits until the server closed its side, then attacks the kept
+    socket as opts["attack"] says and reports what came back."""
+    version = opts["version"]
+    s = seqpacket()
+    s.connect(opts["path"])
+    ours, theirs = os.pipe2(os.O_NONBLOCK)
+    hello = struct.pack("<IIIIII", HELLO_MAGIC, version, 0, os.getpid(), 0, REUSABLE)
+    reopen = struct.pack("<IIII", REOPEN_MAGIC, version, 0, 0)
+    attack = opts["attack"]
+    socket.send_fds(s, [hello], [theirs])
+    os.close(theirs)
+    data, fds = recv_reply(s)
+    flags = struct.unpack_from("<I", data, 24)[0] if len(data) == 28 else 0
+    memfd, kick = fds[0], fds[1]
+    os.set_blocking(kick, False)
+    order = struct.unpack_from("<I", data, 8)[0]
+    size = 4096 + 2 * (1 << order)
+    mem = mmap.mmap(memfd, size)
+    mem[CLI_LIVE] = 1
+    if attack == "live":
+        s.send(reopen)  # before our side closed
+    mem[CLI_FIN] = 1  # we write nothing: fin, then gone
+    mem[CLI_LIVE] = 0
+    wake(kick)
+    deadline = time.monotonic() + 10
+    # ("live": the server answers our early REOPEN as soon as it closed, and
+    # its next connection makes it live again: nothing to wait for.)
+    while attack != "live" and mem[SRV_LIVE] != 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    out({"event": "server-closed", "agreed": bool(flags & REUSABLE), "closed": mem[SRV_LIVE] == 0})
+    if attack == "fds":
+        r, w = os.pipe()
+        socket.send_fds(s, [reopen], [r, w])
+        os.close(r)
+        os.close(w)
+    elif attack == "garbage":
+        s.send(b"garbage-garbage!")
+    elif attack == "flood":
+        for _ in range(5):
+            s.send(reopen)
+    elif attack == "reopen":
+        s.send(reopen)
+    replies = []
+    s.settimeout(2.0)
+    while True:
+        try:
+            d = s.recv(4096)
+        except socket.timeout:
+            break
+        except OSError:
+            d = b""
+        if not d:
+            replies.append("closed")
+            break
+        magic = struct.unpack_from("<I", d)[0] if len(d) >= 4 else 0
+        replies.append("reopened" if magic == REOPENED_MAGIC else d.hex())
+        if attack in ("live", "reopen"):
+            break
+    out({"event": "replies", "replies": replies})
+    wait_stdin_closed()
+    close_all([memfd, kick, ours])
+
+
 MODES = {
+    "reuse-server": mode_reuse_server,
+    "reuse-client": mode_reuse_client,
     "recycle": mode_recycle,
     "regions": mode_regions,
     "flood": mode_flood,
