@@ -3,8 +3,12 @@
  * Target `local_messages`: the local handshake's message parsers as pure
  * functions (lib/transports/local_handshake.ts), each against an oracle:
  *   - parseHello(data, fdCount): accepted iff 16 bytes (or 20 with a pool
- *     size: whole pages up to 1 GiB), magic "XRH1", HANDSHAKE_VERSION,
- *     HELLO_FDS fds (+1 for a non-zero pool), asked order 0 or 12..26; fields as sent;
+ *     size: whole pages up to 1 GiB; or 24 with flags too: bits 1 and 2
+ *     only, at least one), magic "XRH1", HANDSHAKE_VERSION, HELLO_FDS fds
+ *     (+1 for a non-zero pool without flag 1), asked order 0 or 12..26;
+ *     fields as sent;
+ *   - parseReopen(data, fdCount): accepted iff 16 bytes, "XRO1",
+ *     HANDSHAKE_VERSION, two zero words, no fd;
  *   - parseAccept(data, fdCount, asked, offered): accepted iff 16 bytes (or 24
  *     when a pool was offered: two sizes, whole pages, none above the offer),
  *     "XRA1", HANDSHAKE_VERSION, ACCEPT_FDS fds (+1 for a pool to the client),
@@ -17,6 +21,7 @@ const { check, expectCoded } = require('../runner');
 const hs = require('../../../dist/transports/local_handshake');
 
 const HELLO = 0x31485258;
+const REOPEN = 0x314f5258;
 const ACCEPT = 0x31415258;
 const EPROTO = new Set(['EPROTO']);
 const orderOk = (o) => o >= 12 && o <= 26;
@@ -41,12 +46,20 @@ function run(input) {
   const u32 = (at) => (data.length >= at + 4 ? data.readUInt32LE(at) : -1);
   if (kind === 0) {
     const r = attempt(() => hs.parseHello(data, fdCount), 'parseHello');
-    const pool = data.length === 20 ? u32(16) : null;
+    const pool = data.length === 20 || data.length === 24 ? u32(16) : null;
+    const flags = data.length === 24 ? u32(20) : 0;
+    const flagsOk = data.length !== 24 || (flags !== 0 && (flags & ~3) === 0);
     const shape = (data.length === 16 && fdCount === hs.HELLO_FDS) ||
-      (pool !== null && poolOk(pool, MAX_POOL) && fdCount === hs.HELLO_FDS + (pool > 0 ? 1 : 0));
+      (pool !== null && flagsOk && poolOk(pool, MAX_POOL) && fdCount === hs.HELLO_FDS + (pool > 0 && !(flags & 1) ? 1 : 0));
     const valid = shape && u32(0) === HELLO && u32(4) === hs.HANDSHAKE_VERSION && (u32(8) === 0 || orderOk(u32(8)));
     check(valid === !r.err, `parseHello(${data.toString('hex')}, ${fdCount}) ${r.err ? 'refused' : 'accepted'} it`);
-    if (valid) check(r.value.order === u32(8) && r.value.pid === u32(12), 'parseHello fields differ from the message');
+    if (valid) {
+      check(r.value.order === u32(8) && r.value.pid === u32(12), 'parseHello fields differ from the message');
+      check(Boolean(r.value.lazyRegions) === Boolean(flags & 1) && Boolean(r.value.reusable) === Boolean(flags & 2), 'parseHello flags differ from the message');
+    }
+    const ro = attempt(() => hs.parseReopen(data, fdCount), 'parseReopen');
+    const reopenValid = data.length === 16 && u32(0) === REOPEN && u32(4) === hs.HANDSHAKE_VERSION && u32(8) === 0 && u32(12) === 0 && fdCount === 0;
+    check(reopenValid === !ro.err, `parseReopen(${data.toString('hex')}, ${fdCount}) ${ro.err ? 'refused' : 'accepted'} it`);
   } else if (kind === 1) {
     const offered = input.length > 1 && input[1] >= 0x80 ? 1 << 26 : null;
     const r = attempt(() => hs.parseAccept(data, fdCount, asked, offered), 'parseAccept');
