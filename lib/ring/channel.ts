@@ -13,7 +13,7 @@
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { codedError, systemError } from '../errors';
-import { native, FdWatcher, UV_DISCONNECT, UV_READABLE } from '../native';
+import { native, FdWatcher, UV_DISCONNECT, UV_READABLE, type FdWatcherCallback } from '../native';
 import { Lifecycle } from './lifecycle';
 import type { RingLink } from './link';
 import { RingReader, type ReadSink } from './reader';
@@ -88,7 +88,11 @@ export class RingChannel {
     );
     // A completion sent from a GC callback failed: the peer broke the pool protocol.
     if (pool) pool.onError = (err) => this.fail(err);
-    this.waitWatcher = new native.FdWatcher(link.waitFd, (events, read, error, round) => this.onWake(events, read, error, round));
+    const onWake: FdWatcherCallback = (events, read, error, round) => this.onWake(events, read, error, round);
+    // A kept link's watcher from its connection before, if it has one: no new poll handle.
+    const handedWait = link.takeWaitWatcher?.() ?? null;
+    handedWait?.setCallback(onWake);
+    this.waitWatcher = handedWait ?? new native.FdWatcher(link.waitFd, onWake);
     // A wake-up then reads natively what the sleeping reader armed (one crossing).
     if (this.reader.readsOnWake) this.waitWatcher.bindRing(link.endpoint);
     this.waitWatcher.start(UV_READABLE);
@@ -197,8 +201,12 @@ export class RingChannel {
       /* endpoint already closed, or the last wake-up failed: nothing to tell */
       orderly = false;
     }
-    this.waitWatcher.close();
-    this.hangupWatcher?.close();
+    // A link that may be kept for another connection takes our watchers
+    // (its next channel's need no new poll handles); otherwise they close.
+    if (!(this.link.adoptWatchers?.(this.waitWatcher, this.hangupWatcher) ?? false)) {
+      this.waitWatcher.close();
+      this.hangupWatcher?.close();
+    }
     this.hangupWatcher = null;
     // A close after a failure still tells the peer in order (as net's FIN
     // after destroy(err)), but the connection did not end in order.
@@ -216,11 +224,13 @@ export class RingChannel {
   }
 
   ref(): void {
+    if (this.life.closed) return; // its watchers are closed, or a kept link's now
     this.waitWatcher.ref();
     this.hangupWatcher?.ref();
   }
 
   unref(): void {
+    if (this.life.closed) return;
     this.waitWatcher.unref();
     this.hangupWatcher?.unref();
   }

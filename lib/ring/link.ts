@@ -38,6 +38,19 @@ export interface RingLink {
    * it if nobody took it.
    */
   takeHangupWatcher?(): FdWatcher | null;
+  /**
+   * A watcher the transport already has on waitFd (a kept link's, from the
+   * connection before), stopped, for the channel to take with its own
+   * callback instead of making one; null once taken or if there is none.
+   */
+  takeWaitWatcher?(): FdWatcher | null;
+  /**
+   * At close, before release(): offers the channel's watchers (on waitFd
+   * and hangupFd) to a link that may keep them for its next connection.
+   * True: the link owns them now (it closes them if it does not keep
+   * them); false: the channel closes them.
+   */
+  adoptWatchers?(wait: FdWatcher, hangup: FdWatcher | null): boolean;
   /** Both sides speak xenring's extension (half-close); false for plain vchan peers. */
   readonly ext: boolean;
   readonly local: TransportAddress;

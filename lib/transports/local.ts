@@ -132,6 +132,10 @@ class LocalLink implements RingLink {
 
   /** The client's handshake watcher on the rendezvous socket, until the channel takes it. */
   private handedWatcher: FdWatcher | null = null;
+  /** A kept link's watcher on waitFd, until the channel takes it. */
+  private handedWait: FdWatcher | null = null;
+  /** The closing channel's watchers, offered for keeping (adoptWatchers). */
+  private adopted: { wait: FdWatcher; hangup: FdWatcher | null } | null = null;
 
   /** Keeps the handshake's watcher on hangupFd for the channel; until taken, an event stops it (level-triggered: it fires again once restarted). */
   handWatcher(watcher: FdWatcher): void {
@@ -143,6 +147,30 @@ class LocalLink implements RingLink {
     const w = this.handedWatcher;
     this.handedWatcher = null;
     return w;
+  }
+
+  /** A kept link's stopped watcher on waitFd, for the channel (it sets its callback and starts it). */
+  handWaitWatcher(watcher: FdWatcher | null): void {
+    this.handedWait = watcher;
+  }
+
+  takeWaitWatcher(): FdWatcher | null {
+    const w = this.handedWait;
+    this.handedWait = null;
+    w?.ref(); // kept unref'd: as a new watcher, it keeps the loop alive until the socket says otherwise
+    return w;
+  }
+
+  /** A link that may be kept takes the closing channel's watchers (stopped, callbacks dropped). */
+  adoptWatchers(wait: FdWatcher, hangup: FdWatcher | null): boolean {
+    if (this.reuse === null || this.released) return false;
+    const idle = () => {};
+    wait.stop();
+    wait.bindRing(null);
+    wait.setCallback(idle);
+    hangup?.setCallback(idle);
+    this.adopted = { wait, hangup };
+    return true;
   }
 
   /** The peer's messages on the rendezvous socket (its pool region; a client's REOPEN): true once it hung up. */
@@ -190,10 +218,13 @@ class LocalLink implements RingLink {
   /** Hands the link's fds and mapping to the reuse cache (its endpoint closed); false: the link frees them. */
   private keepForReuse(): boolean {
     const r = this.reuse!;
+    const adopted = this.adopted;
+    this.adopted = null;
     let watcher: FdWatcher;
     try {
-      watcher = new native.FdWatcher(this.hangupFd, () => {});
+      watcher = adopted?.hangup ?? new native.FdWatcher(this.hangupFd, () => {});
     } catch {
+      adopted?.wait.close();
       return false;
     }
     const kept: KeptLink = {
@@ -209,9 +240,11 @@ class LocalLink implements RingLink {
       local: this.local,
       remote: this.remote,
       watcher,
+      waitWatcher: adopted?.wait ?? null,
     };
     if (!r.keep(kept, this.reopenPending)) {
       watcher.close();
+      adopted?.wait.close();
       return false;
     }
     watcher.start(UV_READABLE | UV_DISCONNECT);
@@ -223,7 +256,14 @@ class LocalLink implements RingLink {
     this.released = true;
     this.handedWatcher?.close();
     this.handedWatcher = null;
+    this.handedWait?.close();
+    this.handedWait = null;
     const reusable = orderly && this.reuse !== null && this.quietForReuse();
+    if (!reusable && this.adopted !== null) {
+      this.adopted.wait.close();
+      this.adopted.hangup?.close();
+      this.adopted = null;
+    }
     if (!reusable) this.regions?.drain();
     this.regions?.close();
     // A region kept from an earlier connection that this one never needed
@@ -674,6 +714,7 @@ function reopenClient(kept: KeptLink, reuseKey: string, poolOptions: PoolOptions
   const link = clientLink(ring, poolOptions, null, clientReuse(reuseKey, ring));
   kept.watcher.ref();
   link.handWatcher(kept.watcher);
+  link.handWaitWatcher(kept.waitWatcher);
   return link;
 }
 
@@ -720,6 +761,7 @@ function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkR
     pool = null;
     entry.watcher.ref();
     link.handWatcher(entry.watcher);
+    link.handWaitWatcher(entry.waitWatcher);
     return link;
   } catch (err) {
     pool?.close();

@@ -88,11 +88,14 @@ export interface KeptLink {
   remote: TransportAddress;
   /** Polls `conn` while kept; handed to the next connection's channel. */
   watcher: FdWatcher;
+  /** The last channel's watcher on `waitFd`, stopped; handed to the next one (null: it makes one). */
+  waitWatcher: FdWatcher | null;
 }
 
 /** Frees everything a kept link holds. */
 export function disposeKept(k: KeptLink): void {
   k.watcher.close();
+  k.waitWatcher?.close();
   closeQuietly(k.conn);
   closeQuietly(k.waitFd);
   closeQuietly(k.kickFd);
