@@ -46,6 +46,7 @@ import {
   disposeKept,
   dropParked,
   keepClientLink,
+  keptMessage,
   parkServerLink,
   reuseEnabled,
   takeClientLink,
@@ -580,19 +581,8 @@ function serveHello(
   }
 }
 
-/** A client's ring, mapped, with what the handshake agreed. */
-interface ClientRing {
-  conn: number;
-  waitFd: number;
-  kickFd: number;
-  mapping: SharedMapping;
-  leftOrder: number;
-  rightOrder: number;
-  pool: AgreedPool | null;
-  peerUid: number;
-  local: TransportAddress;
-  remote: TransportAddress;
-}
+/** A client's ring, mapped, with what the handshake agreed (a kept link's parts, or a fresh one's). */
+type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'leftOrder' | 'rightOrder' | 'pool' | 'peerUid' | 'local' | 'remote'>;
 
 /**
  * The client's link over a ring it mapped (fresh, or kept: local_reuse.ts):
@@ -854,21 +844,15 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
     kept.watcher.ref(); // a connect in progress keeps the process alive, as the handshake's watcher does
     kept.watcher.setCallback((events) => {
       if (done) return;
-      let msg;
-      try {
-        msg = events < 0 ? undefined : native.recvMessage(kept.conn);
-      } catch {
-        msg = undefined;
-      }
+      const msg = keptMessage(kept.conn, events);
       if (msg === null) return; // spurious wake-up
-      msg?.fds.forEach(closeQuietly);
-      if (msg === undefined || msg.data.length === 0) {
+      if (msg === undefined) {
         afresh(kept); // the server freed it (idle, closed): its close is all it says
         return;
       }
       let link: LocalLink;
       try {
-        parseReopened(msg.data, msg.fds.length, kept.leftOrder, kept.rightOrder);
+        parseReopened(msg.data, msg.fdCount, kept.leftOrder, kept.rightOrder);
         link = reopenClient(kept, key, poolOptions);
       } catch (e) {
         finish(e as Error); // frees the kept link
@@ -1154,18 +1138,12 @@ class LocalListener implements Listener {
 
   /** A parked link's socket: a REOPEN is answered; anything else (its close, a message it may not send) frees it. */
   private parkedEvent(entry: ServerParked, peer: AcceptedPeer, events: number): void {
-    let msg;
-    try {
-      msg = events < 0 ? undefined : native.recvMessage(entry.conn);
-    } catch {
-      msg = undefined;
-    }
+    const msg = keptMessage(entry.conn, events);
     if (msg === null) return; // spurious wake-up
-    msg?.fds.forEach(closeQuietly);
     let asked = false;
     if (msg !== undefined && isReopen(msg.data)) {
       try {
-        parseReopen(msg.data, msg.fds.length);
+        parseReopen(msg.data, msg.fdCount);
         asked = true;
       } catch {
         /* a bad REOPEN: freed below, the client sees the close */

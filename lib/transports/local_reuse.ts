@@ -28,7 +28,7 @@
  * or XENRING_REUSE=0.
  * @internal
  */
-import { closeQuietly, type FdWatcher, type SharedMapping } from '../native';
+import { closeQuietly, native, type FdWatcher, type SharedMapping } from '../native';
 import type { TransportAddress } from '../ring/link';
 import { CONTROL, Live } from '../ring/vchan_state';
 import { ExpiringCache } from './expiring_cache';
@@ -90,6 +90,23 @@ export interface KeptLink {
   watcher: FdWatcher;
   /** The last channel's watcher on `waitFd`, stopped; handed to the next one (null: it makes one). */
   waitWatcher: FdWatcher | null;
+}
+
+/**
+ * What a poll event on a kept socket brought: a message (its fds already
+ * closed: none is ever expected there), null when nothing is queued (a
+ * spurious wake-up), undefined when the socket failed or the peer closed it.
+ */
+export function keptMessage(conn: number, events: number): { data: Buffer; fdCount: number } | null | undefined {
+  let msg;
+  try {
+    msg = events < 0 ? undefined : native.recvMessage(conn);
+  } catch {
+    msg = undefined;
+  }
+  if (msg === null || msg === undefined) return msg;
+  msg.fds.forEach(closeQuietly);
+  return msg.data.length === 0 ? undefined : { data: msg.data, fdCount: msg.fds.length };
 }
 
 /** Frees everything a kept link holds. */

@@ -122,4 +122,21 @@ async function endPair(server, a, b) {
   server.close();
 }
 
-module.exports = { forkPeer, forkServer, listenOnce, countFds, countMaps, poolInodes, closed, endPair, children };
+/**
+ * For a describe() whose tests are about connections made afresh: turns kept
+ * links (lib/transports/local_reuse.ts) off here and in the processes it
+ * starts (XENRING_REUSE=0), for its tests only.
+ */
+function withoutKeptLinks() {
+  let saved;
+  before(() => {
+    saved = process.env.XENRING_REUSE;
+    process.env.XENRING_REUSE = '0';
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.XENRING_REUSE;
+    else process.env.XENRING_REUSE = saved;
+  });
+}
+
+module.exports = { forkPeer, forkServer, listenOnce, countFds, countMaps, poolInodes, closed, endPair, children, withoutKeptLinks };

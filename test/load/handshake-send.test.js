@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { once } = require('node:events');
-require('../helpers/fixtures');
+const { withoutKeptLinks } = require('../helpers/fixtures');
 const xenring = require('../..');
 const { native } = require('../../dist/native');
 
@@ -39,19 +39,8 @@ function echo(port) {
 }
 
 describe('faults: a handshake send the kernel refuses (EAGAIN)', function () {
-  // Reconnects from one process take their kept link (lib/transports/
-  // local_reuse.ts, test/transports/kept-links.test.js) when they can; this
-  // file tests what a connection made afresh does, so it turns that off
-  // here and in the processes it starts.
-  let keptLinks;
-  before(() => {
-    keptLinks = process.env.XENRING_REUSE;
-    process.env.XENRING_REUSE = '0';
-  });
-  after(() => {
-    if (keptLinks === undefined) delete process.env.XENRING_REUSE;
-    else process.env.XENRING_REUSE = keptLinks;
-  });
+  // About connections made afresh: a reconnect would take its kept link.
+  withoutKeptLinks();
 
   this.timeout(60000);
 

@@ -15,7 +15,7 @@ const { once } = require('node:events');
 const xenring = require('../..');
 
 const recycle = require('../../dist/transports/local_recycle');
-const { children } = require('../helpers/fixtures');
+const { children, withoutKeptLinks } = require('../helpers/fixtures');
 
 const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
@@ -109,19 +109,8 @@ async function attack(test, { beforeAccept }) {
 }
 
 describe('pool: recycling and pid reuse', function () {
-  // Reconnects from one process take their kept link (lib/transports/
-  // local_reuse.ts, test/transports/kept-links.test.js) when they can; this
-  // file tests what a connection made afresh does, so it turns that off
-  // here and in the processes it starts.
-  let keptLinks;
-  before(() => {
-    keptLinks = process.env.XENRING_REUSE;
-    process.env.XENRING_REUSE = '0';
-  });
-  after(() => {
-    if (keptLinks === undefined) delete process.env.XENRING_REUSE;
-    else process.env.XENRING_REUSE = keptLinks;
-  });
+  // About connections made afresh: a reconnect would take its kept link.
+  withoutKeptLinks();
 
   this.timeout(30000);
 

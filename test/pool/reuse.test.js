@@ -13,7 +13,7 @@ const xenring = require('../..');
 
 const recycle = require('../../dist/transports/local_recycle');
 const { PatternChecker } = require('../helpers/pattern');
-const { countFds } = require('../helpers/fixtures');
+const { countFds, withoutKeptLinks } = require('../helpers/fixtures');
 const path = require('node:path');
 const readline = require('node:readline');
 const { spawn } = require('node:child_process');
@@ -105,19 +105,8 @@ async function drained() {
 }
 
 describe('pool: a server region recycled for the same client process', function () {
-  // Reconnects from one process take their kept link (lib/transports/
-  // local_reuse.ts, test/transports/kept-links.test.js) when they can; this
-  // file tests what a connection made afresh does, so it turns that off
-  // here and in the processes it starts.
-  let keptLinks;
-  before(() => {
-    keptLinks = process.env.XENRING_REUSE;
-    process.env.XENRING_REUSE = '0';
-  });
-  after(() => {
-    if (keptLinks === undefined) delete process.env.XENRING_REUSE;
-    else process.env.XENRING_REUSE = keptLinks;
-  });
+  // About connections made afresh: a reconnect would take its kept link.
+  withoutKeptLinks();
 
   this.timeout(60000);
   beforeEach(drained); // regions kept by an earlier test are not this one's

@@ -12,6 +12,7 @@ const xenring = require('../..');
 const recycle = require('../../dist/transports/local_recycle');
 const { PatternChecker } = require('../helpers/pattern');
 const { settled, compare } = require('../load/resources');
+const { withoutKeptLinks } = require('../helpers/fixtures');
 const { forkPeer } = require('./peer_process');
 const { writePlan } = require('./plan');
 
@@ -65,19 +66,8 @@ async function drained() {
 }
 
 describe('ring: a server ring recycled for the same client process', function () {
-  // Reconnects from one process take their kept link (lib/transports/
-  // local_reuse.ts, test/transports/kept-links.test.js) when they can; this
-  // file tests what a connection made afresh does, so it turns that off
-  // here and in the processes it starts.
-  let keptLinks;
-  before(() => {
-    keptLinks = process.env.XENRING_REUSE;
-    process.env.XENRING_REUSE = '0';
-  });
-  after(() => {
-    if (keptLinks === undefined) delete process.env.XENRING_REUSE;
-    else process.env.XENRING_REUSE = keptLinks;
-  });
+  // About connections made afresh: a reconnect would take its kept link.
+  withoutKeptLinks();
 
   this.timeout(60000);
   beforeEach(drained); // connections kept by an earlier test are not this one's
