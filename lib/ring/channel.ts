@@ -39,6 +39,9 @@ export interface ChannelOptions {
 export const DEFAULT_SPIN_MICROS = 50;
 export { STAGE_MAX };
 
+/** libuv's status for POLLERR. */
+const UV_EBADF = -9;
+
 /** A failed poll (libuv's negative errno) as a system error: the channel can never wake again. */
 function pollError(status: number): Error {
   const name = getSystemErrorName(status);
@@ -97,7 +100,11 @@ export class RingChannel {
     if (this.reader.readsOnWake) this.waitWatcher.bindRing(link.endpoint);
     this.waitWatcher.start(UV_READABLE);
     if (link.hangupFd !== null) {
-      const onHangup = (events: number) => (events < 0 ? this.fail(pollError(events)) : this.onHangup());
+      // libuv reports POLLERR as EBADF: on the rendezvous socket, the peer
+      // closed it with our messages unread (a reset). That is a hang-up: the
+      // socket's pending error is read there, and the live and fin bytes say
+      // how the peer left (ECONNRESET without its fin).
+      const onHangup = (events: number) => (events < 0 && events !== UV_EBADF ? this.fail(pollError(events)) : this.onHangup());
       // The transport's handshake watcher on the same fd, if it has one: one
       // poll handle less to make and close (5 epoll_ctl calls).
       const handed = link.takeHangupWatcher?.() ?? null;

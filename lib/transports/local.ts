@@ -842,10 +842,8 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
     reusing = kept;
     watcher = kept.watcher;
     kept.watcher.ref(); // a connect in progress keeps the process alive, as the handshake's watcher does
-    kept.watcher.setCallback((events) => {
-      if (done) return;
-      const msg = keptMessage(kept.conn, events);
-      if (msg === null) return; // spurious wake-up
+    /** The server's answer (undefined: it closed the link, or none came in time). */
+    const answered = (msg: { data: Buffer; fdCount: number } | undefined) => {
       if (msg === undefined) {
         afresh(kept); // the server freed it (idle, closed): its close is all it says
         return;
@@ -862,8 +860,20 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       watcher = null; // the link's channel takes it
       reuseStats.reopened++;
       finish(null, link);
+    };
+    kept.watcher.setCallback((events) => {
+      if (done) return;
+      const msg = keptMessage(kept.conn, events);
+      if (msg !== null) answered(msg); // null: a spurious wake-up
     });
-    timer = setTimeout(() => afresh(kept), REUSE_WAIT_MS);
+    timer = setTimeout(() => {
+      timer = null;
+      if (done) return;
+      // libuv runs timers before polling: a busy loop may find the answer
+      // queued but not yet seen. Taken, it is not a phantom connection on
+      // the server.
+      answered(keptMessage(kept.conn, UV_READABLE) ?? undefined);
+    }, REUSE_WAIT_MS);
     return true;
   };
 
@@ -1132,7 +1142,9 @@ class LocalListener implements Listener {
     const entry: ServerParked = Object.assign(kept, { peer: `${peer.uid}:${peer.pid}`, scope: this.recycleScope });
     entry.watcher.setCallback((events) => this.parkedEvent(entry, peer, events));
     if (!parkServerLink(entry)) return false;
-    if (reopen) process.nextTick(() => this.reopen(entry, peer));
+    // Later, not inside the old channel's close (it may run in a callback of
+    // the very watchers the next channel takes over).
+    if (reopen) setImmediate(() => this.reopen(entry, peer));
     return true;
   }
 

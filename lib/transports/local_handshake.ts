@@ -238,7 +238,16 @@ export function parseRegion(data: Buffer, fdCount: number, agreed: number, sysca
 export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOffered: number | null = null, lazyAsked = false, reuseAsked = false): Accept {
   // A HELLO with regions on demand gets no pool (an ACCEPT without the
   // fields) or the reply with the flag; never regions in the handshake.
-  const sizes = poolOffered === null ? [MESSAGE_SIZE] : [MESSAGE_SIZE, lazyAsked || reuseAsked ? ACCEPT_LAZY_SIZE : ACCEPT_POOL_SIZE];
+  // Reuse asked alone: a server that declines it has no flag to set, so its
+  // reply has the pool fields only (a flags field is never 0).
+  const sizes =
+    poolOffered === null
+      ? [MESSAGE_SIZE]
+      : lazyAsked
+        ? [MESSAGE_SIZE, ACCEPT_LAZY_SIZE]
+        : reuseAsked
+          ? [MESSAGE_SIZE, ACCEPT_POOL_SIZE, ACCEPT_LAZY_SIZE]
+          : [MESSAGE_SIZE, ACCEPT_POOL_SIZE];
   checkHeader(data, ACCEPT_MAGIC, sizes, 'connect', 'handshake reply');
   const leftOrder = data.readUInt32LE(8);
   const rightOrder = data.readUInt32LE(12);

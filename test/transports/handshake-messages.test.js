@@ -63,6 +63,10 @@ describe('local handshake: regions on demand', function () {
     // Asked but not agreed: the reply still has the flags field (a server of this version), or none (no pool fields at all).
     const declined = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: MiB, toClient: MiB }, lazyRegions: true });
     assert.equal(hs.parseAccept(declined, 2, 0, MiB, true, true).reusable, undefined);
+    // Reuse asked alone (no pool offered) and declined: the pool fields and no flags field (a flags field is never 0).
+    const plain = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: 0, toClient: 0 } });
+    assert.equal(plain.length, hs.ACCEPT_POOL_SIZE);
+    assert.equal(hs.parseAccept(plain, 2, 0, 0, false, true).reusable, undefined);
     // Regions on demand asked, a pool agreed, the flag missing: regions would be in the reply.
     const eager = hs.buildAccept({ leftOrder: 16, rightOrder: 16, pool: { toServer: MiB, toClient: MiB }, reusable: true });
     assert.throws(() => hs.parseAccept(eager, 2, 0, MiB, true, true), eproto);

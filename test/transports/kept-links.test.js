@@ -29,8 +29,8 @@ function within(promise, ms, what) {
 }
 
 /** The kept_server fixture in its own process, on `port` (a fresh named port by default). */
-async function keptServer(port = `kept-${process.pid}-${serial++}`) {
-  const child = fork(path.join(__dirname, 'fixtures', 'kept_server.js'), [String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function keptServer(port = `kept-${process.pid}-${serial++}`, env = process.env) {
+  const child = fork(path.join(__dirname, 'fixtures', 'kept_server.js'), [String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
   children.add(child);
   once(child, 'exit').then(() => children.delete(child));
   const [m] = await once(child, 'message');
@@ -79,6 +79,11 @@ function echo(port, n, seed, options = {}) {
 }
 
 const stats = () => ({ ...reuse.reuseStats });
+/** Until the server has parked `n` links (its side of the connections before closed). */
+async function parked(srv, n) {
+  for (let i = 0; i < 200 && (await srv.stats()).parked < n; i++) await tick(10);
+  assert.ok((await srv.stats()).parked >= n, `the server parked fewer than ${n} links`);
+}
 const delta = (before, key) => reuse.reuseStats[key] - before[key];
 
 describe('transports: kept links (a reconnect reuses the last connection of the same process)', function () {
@@ -211,9 +216,11 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
     const srv = await keptServer();
     try {
       assert.deepEqual(await echo(srv.port, 1000, 10), { echoed: true, code: undefined });
+      await parked(srv, 1);
       const s0 = stats();
       assert.deepEqual(await echo(srv.port, 100000, 11, { ringSize: 16384 }), { echoed: true, code: undefined });
       assert.equal(delta(s0, 'reopened'), 0);
+      await parked(srv, 2);
       assert.deepEqual(await echo(srv.port, 100000, 12, { ringSize: 16384 }), { echoed: true, code: undefined });
       assert.deepEqual(await echo(srv.port, 1000, 13), { echoed: true, code: undefined });
       assert.equal(delta(s0, 'reopened'), 2);
@@ -247,7 +254,8 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
         const x = require(${JSON.stringify(path.join(__dirname, '..', '..'))});
         const r = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'transports', 'local_reuse'))});
         const one = () => new Promise((res) => { const s = x.connect(${JSON.stringify(srv.port)}, () => s.end('ping')); s.resume(); s.on('close', res); });
-        one().then(one).then(() => console.log(JSON.stringify({ kept: r.keptClientLinks(), reopened: r.reuseStats.reopened })));`;
+        const pause = () => new Promise((res) => setTimeout(res, 100)); // the server's side of the first one closes meanwhile
+        one().then(pause).then(one).then(() => console.log(JSON.stringify({ kept: r.keptClientLinks(), reopened: r.reuseStats.reopened })));`;
       const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.add(child);
       let out = '';
@@ -257,6 +265,49 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
       const r = JSON.parse(out);
       assert.equal(r.kept, 1, 'it held a kept link when it finished');
       assert.equal(r.reopened, 1);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('a client busy past the wait when the answer comes takes it (no phantom connection on the server)', async () => {
+    const srv = await keptServer();
+    try {
+      assert.deepEqual(await echo(srv.port, 1000, 14), { echoed: true, code: undefined });
+      await parked(srv, 1);
+      const s0 = stats();
+      const data = Buffer.from(slice(15, 1000));
+      const result = within(
+        new Promise((resolve) => {
+          const got = [];
+          const s = xenring.connect({ port: srv.port }, () => s.end(data));
+          s.on('data', (d) => got.push(Buffer.from(d)));
+          s.on('close', () => resolve(Buffer.concat(got).equals(data)));
+        }),
+        20000,
+        'busy connect',
+      );
+      const until = Date.now() + 3 * reuse.REUSE_WAIT_MS; // the REOPEN goes out on the next tick; then we are busy
+      await new Promise((r) => setImmediate(r));
+      while (Date.now() < until);
+      assert.equal(await result, true);
+      assert.equal(delta(s0, 'reopened'), 1);
+      assert.equal(delta(s0, 'afresh'), 0);
+      const st = await srv.stats();
+      assert.equal(st.connections, 2, 'a connection the client never took');
+      assert.deepEqual(st.errors, []);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('a client that asks to keep its link and offers no pool (pool: false) meets a server that keeps none', async () => {
+    const srv = await keptServer(undefined, { ...process.env, XENRING_REUSE: '0' });
+    try {
+      const s0 = stats();
+      for (let i = 0; i < 3; i++) assert.deepEqual(await echo(srv.port, 1000, 16 + i, { pool: false }), { echoed: true, code: undefined });
+      assert.equal(delta(s0, 'reopened'), 0);
+      assert.equal(reuse.keptClientLinks(), 0, 'kept though the server did not agree');
     } finally {
       await srv.stop();
     }
