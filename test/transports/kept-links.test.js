@@ -178,14 +178,16 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
     }
   });
 
-  it('a REOPEN sent just as the listener closes: served (it came first, as a connect would be) or refused; no hang, no fd left', async () => {
+  it('a REOPEN sent just as the listener closes: served (it came first), refused or reset; no hang, no fd left', async () => {
     const srv = await keptServer();
     try {
       const before = countFds();
       assert.deepEqual(await echo(srv.port, 1000, 6), { echoed: true, code: undefined });
       srv.child.send('close'); // not awaited: the REOPEN races the close
+      // Served; refused; or, made afresh into the backlog of the closing
+      // listener, reset (as a TCP connect racing a listener's close).
       const raced = await echo(srv.port, 10, 7);
-      assert.ok(raced.echoed ? raced.code === undefined : raced.code === 'ECONNREFUSED', JSON.stringify(raced));
+      assert.ok(raced.echoed ? raced.code === undefined : ['ECONNREFUSED', 'ECONNRESET'].includes(raced.code), JSON.stringify(raced));
       assert.deepEqual(await echo(srv.port, 10, 8), { echoed: false, code: 'ECONNREFUSED' });
       for (let i = 0; i < 100 && reuse.keptClientLinks() > 0; i++) await tick(10);
       assert.equal(reuse.keptClientLinks(), 0);
@@ -475,12 +477,20 @@ describe('hostile: a client that abuses its kept socket', function () {
     });
   }
 
-  it('a flood of REOPENs: the first is answered, the third fails that new connection with EPROTO; the server stays up', async () => {
+  it('a flood of REOPENs: refused with the link, or the first answered and that new connection failed with EPROTO; the server stays up', async () => {
     const a = await attack('flood');
-    assert.equal(a.replies[0], 'reopened');
-    assert.equal(a.connections(), 2);
-    for (let i = 0; i < 100 && !a.errors.includes('EPROTO'); i++) await tick(10);
-    assert.deepEqual(a.errors, ['EPROTO']);
+    assert.equal(a.replies.at(-1), 'closed', `replies: ${a.replies}`);
+    if (a.connections() === 2) {
+      // Parked before the flood came: the first answered, the third fails the new connection.
+      assert.equal(a.replies[0], 'reopened');
+      for (let i = 0; i < 100 && !a.errors.includes('EPROTO'); i++) await tick(10);
+      assert.deepEqual(a.errors, ['EPROTO']);
+    } else {
+      // The flood came as the server closed its side: two REOPENs queued, the link not kept.
+      assert.equal(a.connections(), 1);
+      assert.deepEqual(a.replies, ['closed']);
+      assert.deepEqual(a.errors, []);
+    }
     await stillServes(a);
   });
 });
