@@ -112,6 +112,34 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
     }
   });
 
+  it('8 connection loops at once from one process (more than the 2 links kept per port): 400 connections, every byte checked, nothing left after expiry', async () => {
+    const srv = await keptServer();
+    try {
+      const before = countFds();
+      const s0 = stats();
+      const results = await Promise.all(
+        Array.from({ length: 8 }, async (_, loop) => {
+          const out = [];
+          for (let i = 0; i < 50; i++) out.push(await echo(srv.port, 4000 + loop * 100 + i, loop * 1000 + i));
+          return out;
+        }),
+      );
+      for (const r of results.flat()) assert.deepEqual(r, { echoed: true, code: undefined });
+      assert.ok(delta(s0, 'reopened') > 0, 'no connection went through a kept link');
+      assert.ok(reuse.keptClientLinks() <= reuse.REUSE_PER_PEER);
+      const st = await srv.stats();
+      assert.equal(st.connections, 400);
+      assert.deepEqual(st.errors, []);
+      await tick(reuse.REUSE_CLIENT_IDLE_MS + 300);
+      assert.equal(reuse.keptClientLinks(), 0);
+      assert.equal(countFds(), before);
+      for (let i = 0; i < 100 && (await srv.stats()).parked > 0; i++) await tick(10);
+      assert.equal((await srv.stats()).parked, 0);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('a connection that sent by reference (a pool region crossed) is not kept: the next one is made afresh', async () => {
     const srv = await keptServer();
     try {
