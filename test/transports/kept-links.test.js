@@ -86,6 +86,19 @@ async function parked(srv, n) {
 }
 const delta = (before, key) => reuse.reuseStats[key] - before[key];
 
+/**
+ * After the client's idle time: it keeps no link and holds the fds it held
+ * at `before`; the server's parked links went with the client's closes (at
+ * once: not at their own expiry).
+ */
+async function expired(srv, before) {
+  await tick(reuse.REUSE_CLIENT_IDLE_MS + 300);
+  assert.equal(reuse.keptClientLinks(), 0);
+  assert.equal(countFds(), before);
+  for (let i = 0; i < 100 && (await srv.stats()).parked > 0; i++) await tick(10);
+  assert.equal((await srv.stats()).parked, 0);
+}
+
 describe('transports: kept links (a reconnect reuses the last connection of the same process)', function () {
   this.timeout(60000);
   afterEach(() => reuse.dropKeptLinks());
@@ -130,11 +143,7 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
       const st = await srv.stats();
       assert.equal(st.connections, 400);
       assert.deepEqual(st.errors, []);
-      await tick(reuse.REUSE_CLIENT_IDLE_MS + 300);
-      assert.equal(reuse.keptClientLinks(), 0);
-      assert.equal(countFds(), before);
-      for (let i = 0; i < 100 && (await srv.stats()).parked > 0; i++) await tick(10);
-      assert.equal((await srv.stats()).parked, 0);
+      await expired(srv, before);
     } finally {
       await srv.stop();
     }
@@ -266,12 +275,7 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
       for (let i = 0; i < 3; i++) assert.deepEqual(await echo(srv.port, 1000, 20 + i), { echoed: true, code: undefined });
       assert.ok(reuse.keptClientLinks() >= 1);
       assert.ok((await srv.stats()).parked >= 1);
-      await tick(reuse.REUSE_CLIENT_IDLE_MS + 300);
-      assert.equal(reuse.keptClientLinks(), 0);
-      assert.equal(countFds(), before);
-      // The client's close ends the server's parked link at once (it need not wait for its own expiry).
-      for (let i = 0; i < 100 && (await srv.stats()).parked > 0; i++) await tick(10);
-      assert.equal((await srv.stats()).parked, 0);
+      await expired(srv, before);
     } finally {
       await srv.stop();
     }
