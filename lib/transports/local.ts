@@ -7,8 +7,11 @@
  * socket `<dir>/<port>.sock` that passes the fds with SCM_RIGHTS, standing in
  * for xenstore + grant references. The connection socket stays open for the
  * life of the ring: when the peer process dies the kernel closes it, which is
- * our analogue of Xen's unmap-notify. The peer is hostile: every message and
- * fd it sends is checked (local_handshake.ts, local_trust.ts, local_dir.ts).
+ * our analogue of Xen's unmap-notify. After an orderly close both sides may
+ * keep the whole link for the client's next connection to the same port
+ * (REOPEN on the same socket: local_reuse.ts). The peer is hostile: every
+ * message and fd it sends is checked (local_handshake.ts, local_trust.ts,
+ * local_dir.ts).
  */
 import * as fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
