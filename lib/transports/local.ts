@@ -43,7 +43,7 @@ import { checkDirOption, normalizePort, rendezvousDir, rendezvousPath, socketPat
 import { RegionExchange } from './local_regions';
 import { keepRingMapping, takeRingMapping } from './local_ring_cache';
 import type { CancelSignal } from './cancel';
-import { closeScope, keepConnection, openScope, peerIdentity, takeKept, zeroControlPage, type PeerIdentity, type Revived } from './local_recycle';
+import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
 import {
   clientKey,
   disposeKept,
@@ -105,8 +105,6 @@ interface LinkReuse {
   rightOrder: number;
   pool: AgreedPool | null;
   peerUid: number;
-  /** The server's ring memfd, kept open to zero the control page through; -1 on a client. */
-  ringFd: number;
   /** Keeps the link; false: not kept (the link frees it). `reopen`: its REOPEN already came (server). */
   keep(kept: KeptLink, reopen: boolean): boolean;
 }
@@ -236,7 +234,6 @@ class LocalLink implements RingLink {
       waitFd: this.waitFd,
       kickFd: this.kickFd,
       mapping: this.mapping,
-      ringFd: r.ringFd,
       leftOrder: r.leftOrder,
       rightOrder: r.rightOrder,
       pool: r.pool,
@@ -296,7 +293,6 @@ class LocalLink implements RingLink {
     }
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
-    if (this.reuse !== null) closeQuietly(this.reuse.ringFd);
     // Kept: the cache owns the ring, the region, their memfds and the
     // rendezvous socket (whose EOF tells it the peer closed too).
     if (
@@ -555,7 +551,7 @@ function serveHello(
       owned.splice(owned.indexOf(clientRegion), 1);
     }
     const reuse: LinkReuse | null = reusable
-      ? { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid: peer.uid, ringFd: memfd, keep: park! }
+      ? { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid: peer.uid, keep: park! }
       : null;
     const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
       address: `pid:${peer.pid}`,
@@ -563,7 +559,7 @@ function serveHello(
       port,
     }, pool, recyclable, regions, null, reuse);
     pool = null;
-    if (recyclable !== null || reuse !== null) memfd = poolFd = -1; // the link keeps them
+    if (recyclable !== null) memfd = poolFd = -1; // the link keeps them (a kept link needs only the mapping)
     return link;
   } catch (err) {
     pool?.close();
@@ -638,7 +634,7 @@ function clientLink(ring: ClientRing, poolOptions: PoolOptions, ringKey: string 
 
 /** What a client link needs to be kept under `key` (local_reuse.ts). */
 function clientReuse(key: string, ring: ClientRing): LinkReuse {
-  return { role: 'client', leftOrder: ring.leftOrder, rightOrder: ring.rightOrder, pool: ring.pool, peerUid: ring.peerUid, ringFd: -1, keep: (kept) => keepClientLink(key, kept) };
+  return { role: 'client', leftOrder: ring.leftOrder, rightOrder: ring.rightOrder, pool: ring.pool, peerUid: ring.peerUid, keep: (kept) => keepClientLink(key, kept) };
 }
 
 /**
@@ -712,9 +708,10 @@ function reopenClient(kept: KeptLink, reuseKey: string, poolOptions: PoolOptions
 }
 
 /**
- * Server side of a parked link's REOPEN: the control page zeroed (as a fresh
- * memfd reads), the ring initialised again, REOPENED sent. If it throws,
- * `entry` is still the caller's (not freed).
+ * Server side of a parked link's REOPEN: the control page initialised again
+ * (the endpoint's init rewrites the header and the extension, all that
+ * either side reads there), REOPENED sent. If it throws, `entry` is still
+ * the caller's (not freed).
  */
 function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkReuse['keep']): LocalLink {
   const { conn, mapping, leftOrder: order, pool: agreed, peerUid } = entry;
@@ -723,7 +720,6 @@ function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkR
   let pool: PoolLink | null = null;
   let regions: RegionExchange | null = null;
   try {
-    zeroControlPage(entry.ringFd);
     endpoint = new native.RingEndpoint({
       role: 'server',
       init: true,
@@ -749,7 +745,7 @@ function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkR
     endpoint.setNotifier(native.pipeNotifier(entry.kickFd, entry.waitFd));
     const reply = buildReopened(order, order);
     if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
-    const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, ringFd: entry.ringFd, keep };
+    const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, keep };
     const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
     pool = null;
     entry.watcher.ref();

@@ -44,8 +44,7 @@
  * the ACCEPT agrees (never unasked). Then, instead of a new rendezvous
  * connection, the client sends REOPEN (magic "XRO1", version, 0, 0; no fd)
  * on the kept socket, and the server, once its side of the last connection
- * is closed, zeroes the control page, initialises the ring again and
- * answers REOPENED ("XRK1", version, left order, right order; no fd):
+ * is closed, initialises the control page again and answers REOPENED ("XRK1", version, left order, right order; no fd):
  * local_reuse.ts.
  * @internal
  */

@@ -7,19 +7,20 @@
  * checked, watchers and, on the server, a wake-up by connect(); a TCP
  * connection on loopback costs less than that (docs/benchmark.md).
  *
- * Kept: the rendezvous socket, both wake-up pipe ends, the ring mapping (and
- * on the server its memfd, to zero the control page through), the orders
- * and pool sizes agreed, and a watcher on the socket. Only links whose pool
+ * Kept: the rendezvous socket, both wake-up pipe ends, the ring mapping, the
+ * orders and pool sizes agreed, and the watchers on the socket and the
+ * wake-up pipe. Only links whose pool
  * made no region (regions on demand: none passed) are kept; a pool region
  * is never handed on.
  *
  * Safety (README "The peer is hostile"): a kept link goes back only to the
  * process at the other end of the same socket, which already had it; each
  * side's endpoint is closed before it is kept (nothing of ours touches the
- * ring until a REOPEN is answered), and the server zeroes the control page
- * and initialises the ring again only when the client asks (it sends REOPEN
- * after its own endpoint closed). Every index is checked by the new
- * endpoints as on a fresh ring. A kept socket that reads anything but a
+ * ring until a REOPEN is answered), and the server initialises the control
+ * page again (indices, orders, live and notify bytes, the extension: all a
+ * side reads there) only when the client asks (it sends REOPEN after its own
+ * endpoint closed). Every index is checked by the new endpoints as on a
+ * fresh ring. A kept socket that reads anything but a
  * REOPEN (server) or is closed by the peer is freed. Bounded per peer and in
  * all, freed after an idle time by one unref'd timer (the client's shorter
  * than the server's, so that a client rarely asks for a link the server is
@@ -78,8 +79,6 @@ export interface KeptLink {
   waitFd: number;
   kickFd: number;
   mapping: SharedMapping;
-  /** The server's ring memfd (the control page is zeroed through it); -1 on a client. */
-  ringFd: number;
   leftOrder: number;
   rightOrder: number;
   pool: AgreedPool | null;
@@ -116,7 +115,6 @@ export function disposeKept(k: KeptLink): void {
   closeQuietly(k.conn);
   closeQuietly(k.waitFd);
   closeQuietly(k.kickFd);
-  closeQuietly(k.ringFd);
   try {
     k.mapping.unmap();
   } catch {
