@@ -40,7 +40,7 @@ import {
 } from './local_handshake';
 import { allowedUids, ownUid, trustedPeer } from './local_trust';
 import { checkDirOption, normalizePort, rendezvousDir, rendezvousPath, socketPath } from './local_dir';
-import { RegionExchange } from './local_regions';
+import { readRendezvous, RegionExchange } from './local_regions';
 import { keepRingMapping, takeRingMapping } from './local_ring_cache';
 import type { CancelSignal } from './cancel';
 import { closeScope, keepConnection, openScope, peerIdentity, takeKept, type PeerIdentity, type Revived } from './local_recycle';
@@ -151,15 +151,18 @@ class LocalLink implements RingLink {
     return w;
   }
 
-  /** A kept link's stopped watcher on waitFd, for the channel (it sets its callback and starts it). */
-  handWaitWatcher(watcher: FdWatcher | null): void {
-    this.handedWait = watcher;
+  /** A kept link's watchers (its socket's, and its stopped one on waitFd), for the channel to take over. */
+  handKeptWatchers(kept: KeptLink): void {
+    // Kept unref'd: as new watchers, they keep the loop alive until the socket says otherwise.
+    kept.watcher.ref();
+    kept.waitWatcher?.ref();
+    this.handWatcher(kept.watcher);
+    this.handedWait = kept.waitWatcher;
   }
 
   takeWaitWatcher(): FdWatcher | null {
     const w = this.handedWait;
     this.handedWait = null;
-    w?.ref(); // kept unref'd: as a new watcher, it keeps the loop alive until the socket says otherwise
     return w;
   }
 
@@ -178,33 +181,20 @@ class LocalLink implements RingLink {
   /** The peer's messages on the rendezvous socket (its pool region; a client's REOPEN): true once it hung up. */
   rendezvousRead(): boolean {
     if (this.reuse === null) return this.regions === null || this.regions.read();
-    let errors = 0;
-    for (;;) {
-      let msg;
-      try {
-        msg = native.recvMessage(this.hangupFd);
-      } catch {
-        if (++errors > 1) return true; // as RegionExchange.read: a pending ECONNRESET first
-        continue;
-      }
-      if (msg === null) return false;
-      if (msg.data.length === 0) {
-        msg.fds.forEach(closeQuietly);
-        return true;
-      }
-      if (this.reuse.role === 'server' && isReopen(msg.data)) {
+    const server = this.reuse.role === 'server';
+    return readRendezvous(this.hangupFd, (msg) => {
+      if (server && isReopen(msg.data)) {
         msg.fds.forEach(closeQuietly);
         parseReopen(msg.data, msg.fds.length);
         if (this.reopenPending) throw systemError('EPROTO', 'recvmsg', 'a second reopen from the client');
         this.reopenPending = true; // the client closed its side: answered when ours closes
-        continue;
-      }
-      if (this.regions === null) {
+      } else if (this.regions !== null) {
+        this.regions.handle(msg);
+      } else {
         msg.fds.forEach(closeQuietly);
         throw systemError('EPROTO', 'recvmsg', 'a message the peer may not send on the rendezvous socket');
       }
-      this.regions.handle(msg);
-    }
+    });
   }
 
   /** Whether this link may be kept: the peer still there, nothing unexpected queued, no pool region passed either way. */
@@ -325,6 +315,20 @@ function ringLayout(leftOrder: number, rightOrder: number) {
   const left = 2 ** leftOrder;
   const right = 2 ** rightOrder;
   return { size: PAGE_SIZE + left + right, leftOffset: PAGE_SIZE, rightOffset: PAGE_SIZE + left };
+}
+
+/** Our endpoint on a local ring (ringLayout in one mapping); a server's initialises the control page. */
+function ringEndpoint(mapping: SharedMapping, role: 'client' | 'server', leftOrder: number, rightOrder: number): RingEndpoint {
+  const { leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
+  return new native.RingEndpoint({
+    role,
+    init: role === 'server',
+    ext: true,
+    control: mapping,
+    controlOffset: 0,
+    left: { mapping, offset: leftOffset, order: leftOrder },
+    right: { mapping, offset: rightOffset, order: rightOrder },
+  });
 }
 
 /** The pool a connect/listen request asks for: local's default when it names none. */
@@ -471,7 +475,7 @@ function serveHello(
     // way they read as a fresh memfd does where anyone looks.
     const identity = hello.pid === peer.pid ? peer.identity : null;
     kept = identity && takeKept(identity, order, poolSize);
-    const { size, leftOffset, rightOffset } = ringLayout(order, order);
+    const { size } = ringLayout(order, order);
     if (kept?.ring) {
       memfd = kept.ring.fd;
       mapping = kept.ring.mapping;
@@ -480,15 +484,7 @@ function serveHello(
       memfd = native.memfdCreate('xenring', size);
       mapping = new native.SharedMapping(memfd, size, true);
     }
-    endpoint = new native.RingEndpoint({
-      role: 'server',
-      init: true,
-      ext: true,
-      control: mapping,
-      controlOffset: 0,
-      left: { mapping, offset: leftOffset, order },
-      right: { mapping, offset: rightOffset, order },
-    });
+    endpoint = ringEndpoint(mapping, 'server', order, order);
     let agreed: Accept['pool'] = null;
     const lazyRegions = hello.lazyRegions === true;
     // Kept for the client's next connection (local_reuse.ts) when it asks
@@ -580,6 +576,35 @@ function serveHello(
   }
 }
 
+/**
+ * The pool of a link whose regions come on demand (local_regions.ts), as
+ * `agreed` (null or nothing either way: none). Our pool byte is announced
+ * on `endpoint`'s control page here, before the peer may look. Throws EPROTO
+ * where this runtime cannot watch for the peer's region.
+ */
+function poolOnDemand(
+  endpoint: RingEndpoint,
+  role: 'client' | 'server',
+  conn: number,
+  agreed: AgreedPool | null,
+  peerUid: number,
+  poolOptions: PoolOptions,
+): { pool: PoolLink | null; regions: RegionExchange | null } {
+  if (agreed === null || (agreed.toClient === 0 && agreed.toServer === 0)) return { pool: null, regions: null };
+  const lazy = lazyOpen(endpoint, role, true);
+  if (lazy === null) throw systemError('EPROTO', role === 'client' ? 'connect' : 'accept', 'pool agreed where this runtime cannot watch for it');
+  const [toUs, toPeer] = role === 'client' ? [agreed.toClient, agreed.toServer] : [agreed.toServer, agreed.toClient];
+  const exchange = new RegionExchange(conn, toUs, toPeer);
+  const pool = makePoolLink(
+    toPeer > 0 ? { mapping: () => ownRegionOnDemand(exchange, toPeer, null), poolBytes: toPeer } : null,
+    toUs > 0 ? { mapping: () => exchange.takePeer(), poolBytes: toUs } : null,
+    peerUid,
+    poolOptions,
+    lazy,
+  );
+  return { pool, regions: exchange };
+}
+
 /** A client's ring, mapped, with what the handshake agreed (a kept link's parts, or a fresh one's). */
 type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'leftOrder' | 'rightOrder' | 'pool' | 'peerUid' | 'local' | 'remote'>;
 
@@ -589,34 +614,14 @@ type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'lef
  * made; the fds and the mapping stay the caller's.
  */
 function clientLink(ring: ClientRing, poolOptions: PoolOptions, ringKey: string | null, reuse: LinkReuse | null): LocalLink {
-  const { conn, mapping, leftOrder, rightOrder, pool: agreed, peerUid } = ring;
-  const { leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
+  const { conn, mapping } = ring;
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
   let regions: RegionExchange | null = null;
   try {
-    endpoint = new native.RingEndpoint({
-      role: 'client',
-      init: false,
-      ext: true,
-      control: mapping,
-      controlOffset: 0,
-      left: { mapping, offset: leftOffset, order: leftOrder },
-      right: { mapping, offset: rightOffset, order: rightOrder },
-    });
-    // A server that agreed no pool (or an older one, no pool fields): none.
-    if (agreed && (agreed.toClient > 0 || agreed.toServer > 0)) {
-      const lazy = lazyOpen(endpoint, 'client', true); // before we go live (clientConnect)
-      if (lazy === null) throw systemError('EPROTO', 'connect', 'pool agreed where this runtime cannot watch for it');
-      const exchange = (regions = new RegionExchange(conn, agreed.toClient, agreed.toServer));
-      pool = makePoolLink(
-        agreed.toServer > 0 ? { mapping: () => ownRegionOnDemand(exchange, agreed.toServer, null), poolBytes: agreed.toServer } : null,
-        agreed.toClient > 0 ? { mapping: () => exchange.takePeer(), poolBytes: agreed.toClient } : null,
-        peerUid,
-        poolOptions,
-        lazy,
-      );
-    }
+    endpoint = ringEndpoint(mapping, 'client', ring.leftOrder, ring.rightOrder);
+    // Before we go live (clientConnect): the server reads our pool byte then.
+    ({ pool, regions } = poolOnDemand(endpoint, 'client', conn, ring.pool, ring.peerUid, poolOptions));
     endpoint.setNotifier(native.pipeNotifier(ring.kickFd, ring.waitFd));
     // vchan client connect: live, ask for the server's writes; no kick (a
     // server of this version needs none: it served us from the HELLO on).
@@ -701,9 +706,7 @@ function acceptReply(
 function reopenClient(kept: KeptLink, reuseKey: string, poolOptions: PoolOptions): LocalLink {
   const ring: ClientRing = kept;
   const link = clientLink(ring, poolOptions, null, clientReuse(reuseKey, ring));
-  kept.watcher.ref();
-  link.handWatcher(kept.watcher);
-  link.handWaitWatcher(kept.waitWatcher);
+  link.handKeptWatchers(kept);
   return link;
 }
 
@@ -715,42 +718,20 @@ function reopenClient(kept: KeptLink, reuseKey: string, poolOptions: PoolOptions
  */
 function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkReuse['keep']): LocalLink {
   const { conn, mapping, leftOrder: order, pool: agreed, peerUid } = entry;
-  const { leftOffset, rightOffset } = ringLayout(order, order);
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
   let regions: RegionExchange | null = null;
   try {
-    endpoint = new native.RingEndpoint({
-      role: 'server',
-      init: true,
-      ext: true,
-      control: mapping,
-      controlOffset: 0,
-      left: { mapping, offset: leftOffset, order },
-      right: { mapping, offset: rightOffset, order },
-    });
-    const size = agreed?.toServer ?? 0; // both ways the same (regions on demand)
-    if (size > 0) {
-      const lazy = lazyOpen(endpoint, 'server', true);
-      if (lazy === null) throw systemError('EPROTO', 'accept', 'pool agreed where this runtime cannot watch for it');
-      const exchange = (regions = new RegionExchange(conn, size, size));
-      pool = makePoolLink(
-        { mapping: () => ownRegionOnDemand(exchange, size, null), poolBytes: size },
-        { mapping: () => exchange.takePeer(), poolBytes: size },
-        peerUid,
-        poolOptions,
-        lazy,
-      );
-    }
+    endpoint = ringEndpoint(mapping, 'server', order, order);
+    // Before REOPENED: the client reads our pool byte once it has it.
+    ({ pool, regions } = poolOnDemand(endpoint, 'server', conn, agreed, peerUid, poolOptions));
     endpoint.setNotifier(native.pipeNotifier(entry.kickFd, entry.waitFd));
     const reply = buildReopened(order, order);
     if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
     const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, keep };
     const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
     pool = null;
-    entry.watcher.ref();
-    link.handWatcher(entry.watcher);
-    link.handWaitWatcher(entry.waitWatcher);
+    link.handKeptWatchers(entry);
     return link;
   } catch (err) {
     pool?.close();

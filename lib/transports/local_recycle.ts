@@ -233,20 +233,12 @@ export function keepConnection(id: PeerIdentity, ring: KeptRing | null, region: 
   return true;
 }
 
-/**
- * Zeroes a ring memfd's control page, as a fresh memfd reads (the server's
- * init follows). Through the memfd, the page our mapping shows: ring memory
- * never reaches JS. Throws if it could not.
- */
-export function zeroControlPage(ringFd: number): void {
-  controlPageZero ??= Buffer.alloc(PAGE_SIZE);
-  if (fs.writeSync(ringFd, controlPageZero, 0, PAGE_SIZE, 0) !== PAGE_SIZE) throw new Error('short write');
-}
-
 /** The ring with its control page zeroed (what a fresh memfd reads: the server's init follows), or null (freed). */
 function reviveRing(ring: KeptRing): { fd: number; mapping: SharedMapping } | null {
   try {
-    zeroControlPage(ring.fd);
+    // Through the memfd, the page our mapping shows: ring memory never reaches JS.
+    controlPageZero ??= Buffer.alloc(PAGE_SIZE);
+    if (fs.writeSync(ring.fd, controlPageZero, 0, PAGE_SIZE, 0) !== PAGE_SIZE) throw new Error('short write');
   } catch {
     disposeRing(ring);
     return null;

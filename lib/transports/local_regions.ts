@@ -18,6 +18,40 @@ import type { PoolMapping } from '../pool/native_pool';
 import { mapPeerRegion } from '../pool/pool_link';
 import { buildRegion, parseRegion } from './local_handshake';
 
+/** A message read from a rendezvous socket. */
+export interface RendezvousMessage {
+  data: Buffer;
+  fds: number[];
+  truncated?: boolean;
+}
+
+/**
+ * Reads what the peer sent on rendezvous socket `conn`, to the end of what
+ * is queued, each message (not end of file) to `onMessage`, which owns its
+ * fds. True once the peer hung up (end of file, an empty record, or an
+ * error twice: the ring's live and fin bytes then say how it left).
+ */
+export function readRendezvous(conn: number, onMessage: (msg: RendezvousMessage) => void): boolean {
+  let errors = 0;
+  for (;;) {
+    let msg;
+    try {
+      msg = native.recvMessage(conn);
+    } catch {
+      // A peer that closed with our own messages unread leaves ECONNRESET
+      // pending here, returned once before what it sent is: read on.
+      if (++errors > 1) return true;
+      continue;
+    }
+    if (msg === null) return false;
+    if (msg.data.length === 0) {
+      msg.fds.forEach(closeQuietly);
+      return true;
+    }
+    onMessage(msg);
+  }
+}
+
 export class RegionExchange {
   /** The peer's region, mapped when its message was read, until our receiver takes it. */
   private peerRegion: PoolMapping | null = null;
@@ -45,35 +79,16 @@ export class RegionExchange {
   }
 
   /**
-   * Reads what the peer sent on the rendezvous socket, to the end of what is
-   * queued. True once it hung up (end of file, an empty record, or an error
-   * twice: as before regions came this way, the ring's live and fin bytes
-   * then say how it left). Throws EPROTO for anything but its one good
-   * REGION message, EMFILE for one whose fd we had no room for.
+   * Reads what the peer sent on the rendezvous socket (readRendezvous): true
+   * once it hung up. Throws EPROTO for anything but its one good REGION
+   * message, EMFILE for one whose fd we had no room for.
    */
   read(): boolean {
-    let errors = 0;
-    for (;;) {
-      let msg;
-      try {
-        msg = native.recvMessage(this.conn);
-      } catch {
-        // A peer that closed with our own messages unread leaves ECONNRESET
-        // pending here, returned once before what it sent is: read on.
-        if (++errors > 1) return true;
-        continue;
-      }
-      if (msg === null) return false;
-      if (msg.data.length === 0) {
-        msg.fds.forEach(closeQuietly);
-        return true;
-      }
-      this.handle(msg);
-    }
+    return readRendezvous(this.conn, this.handle);
   }
 
   /** One message the peer sent on the rendezvous socket (not end of file): its REGION, or EPROTO. Closes its fds. */
-  handle(msg: { data: Buffer; fds: number[]; truncated?: boolean }): void {
+  readonly handle = (msg: RendezvousMessage): void => {
     try {
       // The kernel drops a passed fd it cannot install (RLIMIT_NOFILE).
       if (msg.truncated && msg.fds.length === 0) throw systemError('EMFILE', 'recvmsg', 'no free fd for the peer\'s pool region (too many open files)');
@@ -84,7 +99,7 @@ export class RegionExchange {
     } finally {
       msg.fds.forEach(closeQuietly); // mapped (or refused): the mapping keeps the pages
     }
-  }
+  };
 
   /** No region crossed either way (a link kept for another connection must not carry one: local_reuse.ts). */
   get untouched(): boolean {
