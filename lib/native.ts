@@ -13,6 +13,8 @@ export interface SharedMapping {
   unmap(): void;
   /** The byte at `offset`, read once (a kept ring's live bytes: lib/transports/local_reuse.ts). */
   readByte(offset: number): number;
+  /** Compare-and-swap of the byte at `offset` (seq_cst): the byte before; swapped iff it was `expected` (local_reuse.ts). */
+  casByte(offset: number, expected: number, desired: number): number;
 }
 
 /** Placement of one ring inside a mapping. */

@@ -21,7 +21,8 @@ Napi::Function SharedMapping::Init(Napi::Env env, Napi::FunctionReference* ctor)
   Napi::Function f = DefineClass(env, "SharedMapping",
                                  {InstanceAccessor("length", &SharedMapping::Length, nullptr),
                                   InstanceMethod("unmap", &SharedMapping::Unmap),
-                                  InstanceMethod("readByte", &SharedMapping::ReadByte)});
+                                  InstanceMethod("readByte", &SharedMapping::ReadByte),
+                                  InstanceMethod("casByte", &SharedMapping::CasByte)});
   *ctor = Napi::Persistent(f);
   return f;
 }
@@ -62,6 +63,22 @@ Napi::Value SharedMapping::ReadByte(const Napi::CallbackInfo& info) {
   if (base_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "mapping is unmapped");
   if (static_cast<uint64_t>(offset) >= length_) ThrowRange(env, "The value of \"offset\" is out of range");
   return Napi::Number::New(env, __atomic_load_n(base_ + offset, __ATOMIC_ACQUIRE));
+}
+
+// casByte(offset, expected, desired) -> the byte before: swapped iff it was
+// `expected`. One atomic compare-and-swap (seq_cst): a byte both processes
+// may write decides who goes on (local_reuse.ts, the kept link's reuse byte).
+Napi::Value SharedMapping::CasByte(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t offset = IntArg(info, 0, "offset", 0, int64_t(1) << 50);
+  uint8_t expected = static_cast<uint8_t>(IntArg(info, 1, "expected", 0, 255));
+  uint8_t desired = static_cast<uint8_t>(IntArg(info, 2, "desired", 0, 255));
+  if (base_ == nullptr) ThrowCode(env, "ERR_INVALID_STATE", "mapping is unmapped");
+  if (!writable_) ThrowCode(env, "ERR_INVALID_STATE", "mapping is read-only");
+  if (static_cast<uint64_t>(offset) >= length_) ThrowRange(env, "The value of \"offset\" is out of range");
+  uint8_t seen = expected;
+  __atomic_compare_exchange_n(base_ + offset, &seen, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  return Napi::Number::New(env, seen);
 }
 
 void SharedMapping::Track(AddonData* owner) {

@@ -36,6 +36,7 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value Unmap(const Napi::CallbackInfo& info);
   Napi::Value ReadByte(const Napi::CallbackInfo& info);
+  Napi::Value CasByte(const Napi::CallbackInfo& info);
   // Takes base_..base_ + length_ into the environment's list (addon_data.h).
   void Track(AddonData* owner);
 

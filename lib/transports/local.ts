@@ -53,6 +53,12 @@ import {
   parkServerLink,
   reuseEnabled,
   takeClientLink,
+  takeLate,
+  claimKept,
+  clearReuse,
+  dropReuse,
+  isClaimed,
+  prepareKept,
   unpark,
   reuseStats,
   REUSE_WAIT_MS,
@@ -185,7 +191,8 @@ class LocalLink implements RingLink {
     return readRendezvous(this.hangupFd, (msg) => {
       if (server && isReopen(msg.data)) {
         msg.fds.forEach(closeQuietly);
-        parseReopen(msg.data, msg.fds.length);
+        // A claimed one cannot come now: a ring is prepared only after a close.
+        if (parseReopen(msg.data, msg.fds.length)) throw systemError('EPROTO', 'recvmsg', 'a claimed reopen during a connection');
         if (this.reopenPending) throw systemError('EPROTO', 'recvmsg', 'a second reopen from the client');
         this.reopenPending = true; // the client closed its side: answered when ours closes
       } else if (this.regions !== null) {
@@ -239,6 +246,9 @@ class LocalLink implements RingLink {
       return false;
     }
     watcher.start(UV_READABLE | UV_DISCONNECT);
+    // The side that closed last initialises the ring for the next
+    // connection (a REOPEN already here: the server initialises it then).
+    if (!this.reopenPending) prepareKept(this.mapping, r.role, () => ringEndpoint(this.mapping, 'server', r.leftOrder, r.rightOrder).close());
     return true;
   }
 
@@ -281,6 +291,8 @@ class LocalLink implements RingLink {
       }
       return;
     }
+    // A server's link not kept: no client may take its ring now.
+    if (this.reuse?.role === 'server') dropReuse(this.mapping);
     closeQuietly(this.waitFd);
     closeQuietly(this.kickFd);
     // Kept: the cache owns the ring, the region, their memfds and the
@@ -318,11 +330,11 @@ function ringLayout(leftOrder: number, rightOrder: number) {
 }
 
 /** Our endpoint on a local ring (ringLayout in one mapping); a server's initialises the control page. */
-function ringEndpoint(mapping: SharedMapping, role: 'client' | 'server', leftOrder: number, rightOrder: number): RingEndpoint {
+function ringEndpoint(mapping: SharedMapping, role: 'client' | 'server', leftOrder: number, rightOrder: number, init = role === 'server'): RingEndpoint {
   const { leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
   return new native.RingEndpoint({
     role,
-    init: role === 'server',
+    init,
     ext: true,
     control: mapping,
     controlOffset: 0,
@@ -713,21 +725,25 @@ function reopenClient(kept: KeptLink, reuseKey: string, poolOptions: PoolOptions
 /**
  * Server side of a parked link's REOPEN: the control page initialised again
  * (the endpoint's init rewrites the header and the extension, all that
- * either side reads there), REOPENED sent. If it throws, `entry` is still
- * the caller's (not freed).
+ * either side reads there), REOPENED sent. `claimed`: the ring was
+ * initialised when the last connection closed and the client is on it
+ * already: we attach to it as it is, and answer nothing. If it throws,
+ * `entry` is still the caller's (not freed).
  */
-function reopenServer(entry: ServerParked, poolOptions: PoolOptions, keep: LinkReuse['keep']): LocalLink {
+function reopenServer(entry: ServerParked, claimed: boolean, poolOptions: PoolOptions, keep: LinkReuse['keep']): LocalLink {
   const { conn, mapping, leftOrder: order, pool: agreed, peerUid } = entry;
   let endpoint: RingEndpoint | undefined;
   let pool: PoolLink | null = null;
   let regions: RegionExchange | null = null;
   try {
-    endpoint = ringEndpoint(mapping, 'server', order, order);
+    if (claimed && !isClaimed(mapping)) throw systemError('EPROTO', 'accept', 'a claimed reopen of a ring the client did not claim');
+    endpoint = ringEndpoint(mapping, 'server', order, order, !claimed);
+    clearReuse(mapping); // a connection is on the ring: whoever closes last prepares it again
     // Before REOPENED: the client reads our pool byte once it has it.
     ({ pool, regions } = poolOnDemand(endpoint, 'server', conn, agreed, peerUid, poolOptions));
     endpoint.setNotifier(native.pipeNotifier(entry.kickFd, entry.waitFd));
     const reply = buildReopened(order, order);
-    if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
+    if (!claimed && native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
     const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, keep };
     const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
     pool = null;
@@ -857,6 +873,37 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
     return true;
   };
 
+  /**
+   * A kept link whose ring was prepared, claimed: we go on it at once and
+   * tell the server (claimed REOPEN), as TCP's connect completes without
+   * waiting for the server. False: the server is gone (nothing was sent).
+   */
+  const reopenClaimed = (kept: KeptLink, key: string): boolean => {
+    let link: LocalLink;
+    try {
+      link = reopenClient(kept, key, poolOptions);
+    } catch (e) {
+      disposeKept(kept); // a ring the server broke: the server sees the close
+      finish(e as Error);
+      return true;
+    }
+    const msg = buildReopen(true);
+    let sent = -1;
+    try {
+      sent = native.sendMessage(kept.conn, msg, []);
+    } catch {
+      /* the server closed it */
+    }
+    if (sent !== msg.length) {
+      link.release();
+      return false;
+    }
+    reuseStats.reopened++;
+    reuseStats.claimed++;
+    finish(null, link);
+    return true;
+  };
+
   const attempt = () => {
     timer = null;
     if (done) return; // cancelled before the attempt ran
@@ -866,7 +913,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       for (;;) {
         const kept = takeClientLink(reuseKey, (uid) => uid === ownUid() || allowed.includes(uid));
         if (kept === null) break;
-        if (reopen(kept, reuseKey)) return;
+        if (claimKept(kept) ? reopenClaimed(kept, reuseKey) : reopen(kept, reuseKey)) return;
       }
     }
     try {
@@ -1119,7 +1166,12 @@ class LocalListener implements Listener {
    */
   private park(kept: KeptLink, peer: AcceptedPeer, reopen: boolean): boolean {
     if (this.closed) return false;
-    const entry: ServerParked = Object.assign(kept, { peer: `${peer.uid}:${peer.pid}`, scope: this.recycleScope });
+    const entry: ServerParked = Object.assign(kept, {
+      peer: `${peer.uid}:${peer.pid}`,
+      scope: this.recycleScope,
+      late: null,
+      claimed: () => this.claimedLate(entry),
+    });
     entry.watcher.setCallback((events) => this.parkedEvent(entry, peer, events));
     if (!parkServerLink(entry)) return false;
     // Later, not inside the old channel's close (it may run in a callback of
@@ -1132,31 +1184,51 @@ class LocalListener implements Listener {
   private parkedEvent(entry: ServerParked, peer: AcceptedPeer, events: number): void {
     const msg = keptMessage(entry.conn, events);
     if (msg === null) return; // spurious wake-up
-    let asked = false;
+    let asked: boolean | null = null;
     if (msg !== undefined && isReopen(msg.data)) {
       try {
-        parseReopen(msg.data, msg.fdCount);
-        asked = true;
+        asked = parseReopen(msg.data, msg.fdCount);
       } catch {
         /* a bad REOPEN: freed below, the client sees the close */
       }
     }
-    if (!unpark(entry)) return;
-    if (asked) this.reopened(entry, peer);
+    if (!unpark(entry) && !takeLate(entry)) return;
+    if (asked !== null) this.reopened(entry, peer, asked);
     else disposeKept(entry);
+  }
+
+  /**
+   * A parked link freed from the cache (idle, over the bound, listener
+   * closed) whose ring the client had claimed: its REOPEN is queued or on
+   * its way, and the client is on the ring already. Served when it comes
+   * (parkedEvent), unless the listener closed (the client's connection then
+   * resets, as a TCP connection does that was queued when its listener
+   * closed); a client that never sends it has the link freed after the
+   * handshake timeout.
+   */
+  private claimedLate(entry: ServerParked): void {
+    if (this.closed) {
+      disposeKept(entry);
+      return;
+    }
+    entry.late = setTimeout(() => {
+      entry.late = null;
+      disposeKept(entry);
+    }, HANDSHAKE_TIMEOUT_MS);
+    entry.late.unref();
   }
 
   /** A REOPEN that came before the link was parked. */
   private reopen(entry: ServerParked, peer: AcceptedPeer): void {
-    if (unpark(entry)) this.reopened(entry, peer);
+    if (unpark(entry)) this.reopened(entry, peer, false);
   }
 
-  /** The parked link's next connection (the entry is ours now). */
-  private reopened(entry: ServerParked, peer: AcceptedPeer): void {
+  /** The parked link's next connection (the entry is ours now); `claimed`: see reopenServer. */
+  private reopened(entry: ServerParked, peer: AcceptedPeer, claimed: boolean): void {
     let link: RingLink;
     try {
       if (this.closed) throw new Error('closed');
-      link = reopenServer(entry, this.poolOptions, (kept, reopen) => this.park(kept, peer, reopen));
+      link = reopenServer(entry, claimed, this.poolOptions, (kept, reopen) => this.park(kept, peer, reopen));
     } catch {
       disposeKept(entry); // the client sees the close and connects afresh
       return;

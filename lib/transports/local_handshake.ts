@@ -45,7 +45,10 @@
  * connection, the client sends REOPEN (magic "XRO1", version, 0, 0; no fd)
  * on the kept socket, and the server, once its side of the last connection
  * is closed, initialises the control page again and answers REOPENED ("XRK1", version, left order, right order; no fd):
- * local_reuse.ts.
+ * local_reuse.ts. When the side that closed last already initialised the
+ * ring and the client claimed it (the reuse byte, local_reuse.ts), the
+ * REOPEN says so (magic, version, 1, 0): the client is on the ring already,
+ * the server attaches to it as it is and answers nothing.
  * @internal
  */
 import { systemError } from '../errors';
@@ -70,6 +73,8 @@ export const REGIONS_ON_DEMAND = 1;
 /** Flags bit: the link is kept after an orderly close, for a REOPEN. */
 export const REUSABLE = 2;
 const KNOWN_FLAGS = REGIONS_ON_DEMAND | REUSABLE;
+/** REOPEN's flag: the client claimed a ring prepared for it. */
+const REOPEN_CLAIMED = 1;
 /** REOPEN's and REOPENED's size; they carry no fd. */
 export const REOPEN_SIZE = MESSAGE_SIZE;
 /** A REGION message's size; it carries one fd. */
@@ -276,16 +281,22 @@ export function parseAccept(data: Buffer, fdCount: number, asked: number, poolOf
   return accept;
 }
 
-/** REOPEN: the client asks for the kept link's next connection. */
-export function buildReopen(): Buffer {
-  return header(REOPEN_MAGIC, 0, 0);
+/**
+ * REOPEN: the client asks for the kept link's next connection. `claimed`:
+ * it took a ring prepared for it (local_reuse.ts, the reuse byte) and is
+ * already on it: the server attaches and answers nothing.
+ */
+export function buildReopen(claimed = false): Buffer {
+  return header(REOPEN_MAGIC, claimed ? REOPEN_CLAIMED : 0, 0);
 }
 
-/** Checks a REOPEN that arrived with `fdCount` fds; throws EPROTO. */
-export function parseReopen(data: Buffer, fdCount: number): void {
+/** Checks a REOPEN that arrived with `fdCount` fds (throws EPROTO): whether it is a claimed one. */
+export function parseReopen(data: Buffer, fdCount: number): boolean {
   checkHeader(data, REOPEN_MAGIC, [REOPEN_SIZE], 'accept', 'reopen from client');
-  if (data.readUInt32LE(8) !== 0 || data.readUInt32LE(12) !== 0) throw protocolError('accept', 'bad reopen from client');
+  const flags = data.readUInt32LE(8);
+  if ((flags !== 0 && flags !== REOPEN_CLAIMED) || data.readUInt32LE(12) !== 0) throw protocolError('accept', 'bad reopen from client');
   checkFds(fdCount, 0, 'accept', 'reopen from client');
+  return flags === REOPEN_CLAIMED;
 }
 
 /** True if `data` reads as a REOPEN (to tell it from other messages; parseReopen checks it). */

@@ -50,14 +50,42 @@ export const REUSE_TOTAL = 16;
  */
 export const REUSE_WAIT_MS = 50;
 
+/**
+ * The kept link's reuse byte on the ring's control page: past xenring's
+ * extension (native/vchan_layout.h kExtEnd), on a page a local ring never
+ * shares with ring data. Both sides write it, only by compare-and-swap
+ * (SharedMapping.casByte): it decides who initialises a kept ring for its
+ * next connection, and whether the client took it or the server freed it.
+ * A new ring's page is zero (None), as is a recycled one's.
+ */
+export const REUSE_BYTE = 3080;
+
+/** Values of the reuse byte. */
+export const enum Reuse {
+  /** A connection is on the ring, or nobody prepared it for the next one. */
+  None = 0,
+  /** A side that closed last is initialising the ring for the next connection. */
+  Initialising = 1,
+  /** Initialised for the next connection: the client may take it without waiting for the server. */
+  Ready = 2,
+  /** The client took it (its REOPEN says so); the server attaches to the ring as it is. */
+  Claimed = 3,
+  /** The server freed its side: nobody takes it. */
+  Dropped = 4,
+}
+
 /** What kept links did in this process so far (tests, benches). */
 export const reuseStats = {
-  /** Client connects served by a kept link. */
+  /** Client connects served by a kept link (claimed ones too). */
   reopened: 0,
+  /** Of those, connects that took a ready link without waiting for the server (CLAIMED REOPEN). */
+  claimed: 0,
   /** Client connects that sent REOPEN and then connected afresh (the server closed the link, or did not answer in time). */
   afresh: 0,
-  /** REOPENs a server answered. */
+  /** REOPENs a server answered (REOPENED), or attached to (claimed). */
   answered: 0,
+  /** Kept rings this process initialised for their next connection (it closed last). */
+  prepared: 0,
 };
 
 /** Off with XENRING_REUSE=0 (and with recycling: XENRING_RECYCLE=0, worker threads). */
@@ -106,6 +134,75 @@ export function keptMessage(conn: number, events: number): { data: Buffer; fdCou
   if (msg === null || msg === undefined) return msg;
   msg.fds.forEach(closeQuietly);
   return msg.data.length === 0 ? undefined : { data: msg.data, fdCount: msg.fds.length };
+}
+
+/**
+ * Prepares a kept ring for its next connection once both sides' endpoints
+ * are closed (this side's already is): the side that closes last finds the
+ * peer's live byte gone, initialises the control page as a server does
+ * (`init`), and marks it Ready, so that the client's next connect need not
+ * wait for the server to do it (one message, no answer: TCP's connect
+ * costs the client no wait either). Two sides closing at once elect one by
+ * the reuse byte; a side that finds the peer still open leaves it to the
+ * peer. Safe against a hostile peer: it initialises only memory both
+ * already share and every index is checked by the next endpoints.
+ */
+export function prepareKept(mapping: SharedMapping, role: 'client' | 'server', init: () => void): void {
+  if (process.env.XENRING_REUSE_PREPARE === '0') return; // every reopen asks the server (A/Bs, tests of that path)
+  try {
+    if (mapping.readByte(role === 'client' ? CONTROL.srvLive : CONTROL.cliLive) !== Live.Gone) return;
+    if (mapping.casByte(REUSE_BYTE, Reuse.None, Reuse.Initialising) !== Reuse.None) return;
+    init();
+    // Fails only if the server freed it meanwhile (Dropped): then nobody takes it.
+    if (mapping.casByte(REUSE_BYTE, Reuse.Initialising, Reuse.Ready) === Reuse.Initialising) reuseStats.prepared++;
+  } catch {
+    /* left Initialising: the next connect asks the server (REOPEN) */
+  }
+}
+
+/** The client takes a Ready kept ring for its next connection: true if it did (the server cannot free it now). */
+export function claimKept(k: KeptLink): boolean {
+  try {
+    return k.mapping.casByte(REUSE_BYTE, Reuse.Ready, Reuse.Claimed) === Reuse.Ready;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the client claimed the ring (the server's check of a claimed REOPEN). */
+export function isClaimed(mapping: SharedMapping): boolean {
+  try {
+    return mapping.readByte(REUSE_BYTE) === Reuse.Claimed;
+  } catch {
+    return false;
+  }
+}
+
+/** The reuse byte back to None, whatever it was (the server, as a connection starts on the ring). */
+export function clearReuse(mapping: SharedMapping): void {
+  for (let i = 0; i < 8; i++) {
+    const v = mapping.readByte(REUSE_BYTE);
+    if (v === Reuse.None || mapping.casByte(REUSE_BYTE, v, Reuse.None) === v) return;
+  }
+  // A peer that keeps rewriting it: the next connection's ring may not be prepared, nothing worse.
+}
+
+/**
+ * The server frees its side: the reuse byte to Dropped unless the client
+ * claimed the ring (then its REOPEN is coming: false, not freed).
+ */
+function markDropped(mapping: SharedMapping): boolean {
+  for (let i = 0; i < 8; i++) {
+    let v: number;
+    try {
+      v = mapping.readByte(REUSE_BYTE);
+      if (v === Reuse.Claimed) return false;
+      if (v === Reuse.Dropped || mapping.casByte(REUSE_BYTE, v, Reuse.Dropped) === v) return true;
+    } catch {
+      return true;
+    }
+  }
+  return true; // a peer that keeps rewriting it is no client about to connect
 }
 
 /** Frees everything a kept link holds. */
@@ -174,7 +271,16 @@ function serverClosed(e: KeptLink): boolean {
  * owns it), or null. The others stay kept for a later connect.
  */
 export function takeClientLink(key: string, trusted: (uid: number) => boolean): KeptLink | null {
-  return clientKept.takeOldest((e) => e.key === key && trusted(e.peerUid) && serverClosed(e));
+  return clientKept.takeOldest((e) => e.key === key && trusted(e.peerUid) && (ready(e) || serverClosed(e)));
+}
+
+/** Whether a kept ring is initialised for its next connection (claimKept may take it). */
+function ready(e: KeptLink): boolean {
+  try {
+    return e.mapping.readByte(REUSE_BYTE) === Reuse.Ready;
+  } catch {
+    return false;
+  }
 }
 
 /** Links a client keeps now (tests, leak checks). */
@@ -189,9 +295,19 @@ export interface ServerParked extends KeptLink {
   peer: string;
   /** The listener that accepted it: its close frees what it parked. */
   scope: RecycleScope;
+  /** Freed from the cache while the client had claimed it: waits for its REOPEN until this timer frees it. */
+  late: NodeJS.Timeout | null;
+  /** Freeing found the ring claimed: the listener waits for its REOPEN (or frees it, if closed). */
+  claimed(): void;
 }
 
-const parked = new ExpiringCache<ServerParked>(REUSE_TOTAL, REUSE_SERVER_IDLE_MS, disposeKept);
+/** Frees a parked link, or, if the client claimed its ring, leaves it to the listener (its REOPEN is coming). */
+function dropParkedLink(e: ServerParked): void {
+  if (markDropped(e.mapping)) disposeKept(e);
+  else e.claimed();
+}
+
+const parked = new ExpiringCache<ServerParked>(REUSE_TOTAL, REUSE_SERVER_IDLE_MS, dropParkedLink);
 
 /** Parks a server's link until its client sends REOPEN (the caller set the watcher's callback). False: not parked. */
 export function parkServerLink(entry: ServerParked): boolean {
@@ -206,6 +322,19 @@ export function parkServerLink(entry: ServerParked): boolean {
 /** Takes a parked link out (the caller owns it now); false if it was freed meanwhile. */
 export function unpark(entry: ServerParked): boolean {
   return parked.remove(entry);
+}
+
+/** Takes a link freed while claimed (ServerParked.late) for its REOPEN; false if it is no such link. */
+export function takeLate(entry: ServerParked): boolean {
+  if (entry.late === null) return false;
+  clearTimeout(entry.late);
+  entry.late = null;
+  return true;
+}
+
+/** A server's link freed without being kept: no client may take its ring now (see markDropped). */
+export function dropReuse(mapping: SharedMapping): void {
+  markDropped(mapping);
 }
 
 /** A listener closed: its parked links go (their clients see the close). */

@@ -740,6 +740,10 @@ REOPEN_MAGIC = 0x314F5258  # kept links (lib/transports/local_reuse.ts)
 REOPENED_MAGIC = 0x314B5258
 REUSABLE = 2
 SRV_LIVE, CLI_LIVE = 21, 20
+# The kept link's reuse byte and its values (lib/transports/local_reuse.ts).
+REUSE_BYTE = 3080
+REUSE_INITIALISING, REUSE_READY, REUSE_CLAIMED = 1, 2, 3
+REOPEN_CLAIMED = 1
 
 
 def reopened_reply(how, version):
@@ -758,7 +762,11 @@ def reopened_reply(how, version):
 def serve_kept(conn, opts, n):
     """One client's rendezvous connection, kept: ACCEPTed as reusable, echoed
     to its fin; then each REOPEN answered as opts["reopen"] says ("honest":
-    the control page zeroed, the ring initialised again, echoed again)."""
+    the control page zeroed, the ring initialised again, echoed again; a
+    claimed REOPEN: the ring the client prepared and claimed, echoed as it
+    is, no answer). The other ways hold the reuse byte at "initialising", so
+    that the client never prepares the ring and always asks; "ready-garbage"
+    instead scribbles over the page and marks it ready for the client to take."""
     version = opts["version"]
     _, hfds = recv_reply(conn)
     kick = hfds[0]
@@ -772,9 +780,16 @@ def serve_kept(conn, opts, n):
     os.close(theirs)
     conn.settimeout(None)
     rounds = 0
+    how = opts.get("reopen", "honest")
     while True:
         echoed = ring.echo(kick, ours, None)  # to the client's fin, then ours
+        if how not in ("honest", "ready-garbage"):
+            ring.mem[REUSE_BYTE] = REUSE_INITIALISING
         ring.mem[SRV_LIVE] = 0  # our side closed: the client may ask for the link again
+        if how == "ready-garbage":
+            time.sleep(0.05)  # the client closed too (and may have prepared the ring): now ours
+            ring.scribble("over", n)
+            ring.mem[REUSE_BYTE] = REUSE_READY
         wake(kick)
         say({"event": "served", "conn": n, "round": rounds, "echoed": echoed})
         rounds += 1
@@ -786,11 +801,20 @@ def serve_kept(conn, opts, n):
         if not data:
             say({"event": "closed", "conn": n})
             break
-        how = opts.get("reopen", "honest")
-        magic = struct.unpack_from("<I", data)[0] if len(data) >= 4 else 0
-        say({"event": "reopen", "conn": n, "ok": magic == REOPEN_MAGIC and len(data) == 16})
+        magic, _, flags = struct.unpack_from("<III", data) if len(data) >= 12 else (0, 0, 0)
+        claimed = flags == REOPEN_CLAIMED
+        say({"event": "reopen", "conn": n, "ok": magic == REOPEN_MAGIC and len(data) == 16, "claimed": claimed})
+        if how == "ready-garbage":
+            conn.recv(4096)  # until the client gives up on the ring and closes
+            say({"event": "closed", "conn": n})
+            break
         if how == "close":
             break
+        if how == "honest" and claimed:
+            if ring.mem[REUSE_BYTE] != REUSE_CLAIMED:
+                raise RuntimeError("a claimed REOPEN of a ring not claimed")
+            ring.mem[REUSE_BYTE] = 0  # we are on it: the next close prepares it again
+            continue
         if how == "silent":
             conn.recv(4096)  # until the client gives up on it and closes
             say({"event": "closed", "conn": n})
@@ -856,9 +880,13 @@ def mode_reuse_client(opts):
     deadline = time.monotonic() + 10
     # ("live": the server answers our early REOPEN as soon as it closed, and
     # its next connection makes it live again: nothing to wait for.)
-    while attack != "live" and mem[SRV_LIVE] != 0 and time.monotonic() < deadline:
+    # Closed: its live byte gone, or (it closed last) the ring already
+    # prepared for our next connection, which makes it live again.
+    while attack != "live" and mem[SRV_LIVE] != 0 and mem[REUSE_BYTE] != REUSE_READY and time.monotonic() < deadline:
         time.sleep(0.001)
-    out({"event": "server-closed", "agreed": bool(flags & REUSABLE), "closed": mem[SRV_LIVE] == 0})
+    out({"event": "server-closed", "agreed": bool(flags & REUSABLE), "closed": mem[SRV_LIVE] == 0 or mem[REUSE_BYTE] == REUSE_READY})
+    claimed = struct.pack("<IIII", REOPEN_MAGIC, version, REOPEN_CLAIMED, 0)
+    ready = mem[REUSE_BYTE] == REUSE_READY
     try:
         if attack == "fds":
             r, w = os.pipe()
@@ -872,6 +900,19 @@ def mode_reuse_client(opts):
                 s.send(reopen)
         elif attack == "reopen":
             s.send(reopen)
+        elif attack == "claim":
+            # Takes the ring as prepared (a plain store: we are its only
+            # other user) and says so: the server attaches, answers nothing.
+            mem[REUSE_BYTE] = REUSE_CLAIMED
+            s.send(claimed)
+        elif attack == "claim-late":
+            # Claims, then sends the REOPEN only after the server's idle
+            # time: its cache frees the link meanwhile, and must not.
+            mem[REUSE_BYTE] = REUSE_CLAIMED
+            time.sleep(opts["late"])
+            s.send(claimed)
+        elif attack == "claim-unclaimed":
+            s.send(claimed)  # a claim the reuse byte does not show
     except OSError:
         pass  # the server closed the socket on us meanwhile: read what it said
     replies = []
@@ -896,7 +937,7 @@ def mode_reuse_client(opts):
         replies.append("reopened" if magic == REOPENED_MAGIC else d.hex())
         if attack in ("live", "reopen"):
             break
-    out({"event": "replies", "replies": replies})
+    out({"event": "replies", "replies": replies, "ready": ready})
     wait_stdin_closed()
     close_all([memfd, kick, ours])
 

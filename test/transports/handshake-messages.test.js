@@ -72,15 +72,21 @@ describe('local handshake: regions on demand', function () {
     assert.throws(() => hs.parseAccept(eager, 2, 0, MiB, true, true), eproto);
   });
 
-  it('REOPEN and REOPENED: 16 bytes, no fd, the kept orders', () => {
+  it('REOPEN (asking, or claimed) and REOPENED: 16 bytes, no fd, the kept orders', () => {
     const reopen = hs.buildReopen();
     assert.equal(reopen.length, hs.REOPEN_SIZE);
     assert.equal(hs.isReopen(reopen), true);
-    hs.parseReopen(reopen, 0);
+    assert.equal(hs.parseReopen(reopen, 0), false);
     assert.throws(() => hs.parseReopen(reopen, 1), eproto, 'an fd with it');
-    const bad = Buffer.from(reopen);
-    bad.writeUInt32LE(1, 8);
-    assert.throws(() => hs.parseReopen(bad, 0), eproto, 'a non-zero field');
+    const claimed = hs.buildReopen(true);
+    assert.equal(claimed.length, hs.REOPEN_SIZE);
+    assert.equal(hs.parseReopen(claimed, 0), true);
+    assert.throws(() => hs.parseReopen(claimed, 1), eproto, 'a claimed one with an fd');
+    for (const [at, v] of [[8, 2], [8, 0x80000001], [12, 1]]) {
+      const bad = Buffer.from(reopen);
+      bad.writeUInt32LE(v, at);
+      assert.throws(() => hs.parseReopen(bad, 0), eproto, `field at ${at} = ${v}`);
+    }
     assert.throws(() => hs.parseReopen(Buffer.concat([reopen, Buffer.alloc(4)]), 0), eproto, 'longer');
     const reply = hs.buildReopened(16, 14);
     assert.equal(hs.isReopen(reply), false);

@@ -50,6 +50,7 @@ async function keptServer(port = `kept-${process.pid}-${serial++}`, env = proces
     port: m.port,
     stats: () => ask('stats', 'stats'),
     hold: (ms) => ask({ hold: ms }, 'held'),
+    endsFirst: (on) => ask({ endsFirst: on }, 'endsFirst'),
     close: () => ask('close', 'closed'),
     stop: () => {
       if (child.connected) child.disconnect();
@@ -75,6 +76,28 @@ function echo(port, n, seed, options = {}) {
     }),
     20000,
     `echo on ${port}`,
+  );
+}
+
+/**
+ * One request: writes `n` pattern bytes and waits for the server's end (an
+ * endsFirst server answers and ends: the client's end comes after, so the
+ * server closes last). Resolves with { echoed, code }.
+ */
+function request(port, n, seed) {
+  const data = Buffer.from(slice(seed, n));
+  return within(
+    new Promise((resolve) => {
+      const got = [];
+      let code;
+      const s = xenring.connect({ port });
+      s.write(data);
+      s.on('data', (d) => got.push(Buffer.from(d)));
+      s.on('error', (e) => (code = e.code));
+      s.on('close', () => resolve({ echoed: Buffer.concat(got).equals(data), code }));
+    }),
+    20000,
+    `request on ${port}`,
   );
 }
 
@@ -124,6 +147,34 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
       await srv.stop();
     }
   });
+
+  for (const last of ['client', 'server']) {
+    it(`the ${last} closes last and prepares the ring: the next connect claims it and goes on without waiting (no REOPENED), bytes checked`, async () => {
+      const srv = await keptServer();
+      try {
+        if (last === 'server') await srv.endsFirst(true);
+        const run = (i) => (last === 'server' ? request(srv.port, 3000 + i, i * 31) : echo(srv.port, 3000 + i, i * 31));
+        assert.deepEqual(await run(0), { echoed: true, code: undefined });
+        const s0 = stats();
+        const p0 = (await srv.stats()).prepared;
+        for (let i = 1; i <= 30; i++) assert.deepEqual(await run(i), { echoed: true, code: undefined }, `connection ${i}`);
+        const claimed = delta(s0, 'claimed');
+        // A reconnect may still ask (REOPEN) when the last connection's two
+        // sides closed at once and neither saw the other gone.
+        assert.ok(claimed >= 20, `only ${claimed} of 30 reconnects claimed a prepared ring`);
+        // Mostly the side that ends last; the other when it closed after all.
+        const byServer = (await srv.stats()).prepared - p0;
+        const byClient = delta(s0, 'prepared');
+        assert.ok(byClient + byServer >= claimed, `prepared ${byClient} + ${byServer} rings, ${claimed} were claimed`);
+        if (last === 'server') assert.ok(byServer >= claimed / 2, `the server prepared ${byServer} of ${claimed}`);
+        const st = await srv.stats();
+        assert.equal(st.connections, 31);
+        assert.deepEqual(st.errors, []);
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
 
   it('8 connection loops at once from one process (more than the 2 links kept per port): 400 connections, every byte checked, nothing left after expiry', async () => {
     const srv = await keptServer();
@@ -305,7 +356,9 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
   });
 
   it('a client busy past the wait when the answer comes takes it (no phantom connection on the server)', async () => {
-    const srv = await keptServer();
+    // Rings not prepared (XENRING_REUSE_PREPARE=0, both sides): the reconnect asks and waits.
+    const srv = await keptServer(undefined, { ...process.env, XENRING_REUSE_PREPARE: '0' });
+    process.env.XENRING_REUSE_PREPARE = '0';
     try {
       assert.deepEqual(await echo(srv.port, 1000, 14), { echoed: true, code: undefined });
       await parked(srv, 1);
@@ -331,6 +384,7 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
       assert.equal(st.connections, 2, 'a connection the client never took');
       assert.deepEqual(st.errors, []);
     } finally {
+      delete process.env.XENRING_REUSE_PREPARE;
       await srv.stop();
     }
   });
@@ -343,6 +397,24 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
       assert.equal(delta(s0, 'reopened'), 0);
       assert.equal(reuse.keptClientLinks(), 0, 'kept though the server did not agree');
     } finally {
+      await srv.stop();
+    }
+  });
+
+  it('XENRING_REUSE_PREPARE=0 (both sides): links are kept, no ring prepared, every reconnect asks (REOPEN, REOPENED)', async () => {
+    const srv = await keptServer(undefined, { ...process.env, XENRING_REUSE_PREPARE: '0' });
+    process.env.XENRING_REUSE_PREPARE = '0';
+    try {
+      const s0 = stats();
+      for (let i = 0; i < 10; i++) assert.deepEqual(await echo(srv.port, 2000, 40 + i), { echoed: true, code: undefined });
+      assert.ok(delta(s0, 'reopened') >= 7, `${delta(s0, 'reopened')} of 9 reconnects reopened`);
+      assert.equal(delta(s0, 'claimed'), 0);
+      assert.equal(delta(s0, 'prepared'), 0);
+      const st = await srv.stats();
+      assert.equal(st.prepared, 0);
+      assert.equal(st.answered, delta(s0, 'reopened'), 'each REOPEN answered with REOPENED');
+    } finally {
+      delete process.env.XENRING_REUSE_PREPARE;
       await srv.stop();
     }
   });
@@ -433,6 +505,28 @@ describe('hostile: kept links against a hostile peer', function () {
     });
   }
 
+  it('a server that marks a garbage ring ready: the connect that claims it fails with EPROTO, nothing crashes, the link is freed, no fd left', async () => {
+    const srv = await hostileServer('ready-garbage');
+    try {
+      assert.deepEqual(await echo(srv.port, 1000, 55), { echoed: true, code: undefined });
+      await srv.event('served');
+      for (let i = 0; i < 100 && reuse.keptClientLinks() === 0; i++) await tick(10);
+      await tick(100); // the peer's scribble (50 ms after its close)
+      const before = countFds() - 3; // the kept link's socket and pipe ends
+      const s0 = stats();
+      const r = await echo(srv.port, 1000, 56);
+      // Claimed, then refused by the checks of the new endpoint on that page
+      // (before any REOPEN went out): the server sees the link closed.
+      assert.deepEqual(r, { echoed: false, code: 'EPROTO' });
+      assert.equal(delta(s0, 'claimed'), 0);
+      await srv.event('closed');
+      assert.equal(reuse.keptClientLinks(), 0);
+      assert.equal(countFds(), before);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   for (const how of ['silent', 'close']) {
     it(`a REOPEN ${how === 'silent' ? 'never answered' : 'answered by closing the socket'}: the client connects afresh, bytes checked`, async () => {
       const srv = await hostileServer(how);
@@ -456,7 +550,7 @@ describe('hostile: a client that abuses its kept socket', function () {
   this.timeout(60000);
 
   /** A xenring echo server here, and peer.py "reuse-client" attacking it. */
-  async function attack(how) {
+  async function attack(how, extra = {}) {
     const errors = [];
     let connections = 0;
     const server = xenring.createServer((s) => {
@@ -467,10 +561,10 @@ describe('hostile: a client that abuses its kept socket', function () {
     server.listen({ port: 0 });
     await once(server, 'listening');
     const before = countFds();
-    const peer = hostilePeer('reuse-client', { path: server.address().address, attack: how });
+    const peer = hostilePeer('reuse-client', { path: server.address().address, attack: how, ...extra });
     const closed = await within(peer.line(), 15000, 'server-closed');
     const replies = await within(peer.line(), 15000, 'replies');
-    return { server, peer, closed, replies: replies.replies, errors, before, connections: () => connections };
+    return { server, peer, closed, replies: replies.replies, ready: replies.ready, errors, before, connections: () => connections };
   }
 
   /** An honest client still gets served afterwards, and once the peer is gone nothing is left. */
@@ -489,6 +583,33 @@ describe('hostile: a client that abuses its kept socket', function () {
     assert.deepEqual(a.closed, { event: 'server-closed', agreed: true, closed: true });
     assert.deepEqual(a.replies, ['reopened']);
     assert.equal(a.connections(), 2);
+    await stillServes(a);
+  });
+
+  it('a claimed REOPEN from another implementation (Python) of the ring the server prepared: a new connection, no answer', async () => {
+    const a = await attack('claim');
+    assert.equal(a.closed.closed, true);
+    assert.deepEqual(a.replies, []);
+    assert.equal(a.ready, true, 'the server prepared the ring (it closed last)');
+    for (let i = 0; i < 100 && a.connections() < 2; i++) await tick(10);
+    assert.equal(a.connections(), 2);
+    await stillServes(a);
+  });
+
+  it('a claimed REOPEN that comes after the server\'s idle time: the link was not freed under the claim, the REOPEN is served', async () => {
+    const a = await attack('claim-late', { late: (reuse.REUSE_SERVER_IDLE_MS + 500) / 1000 });
+    assert.deepEqual(a.replies, []);
+    for (let i = 0; i < 100 && a.connections() < 2; i++) await tick(10);
+    assert.equal(a.connections(), 2);
+    assert.equal(reuse.parkedLinks(), 0);
+    await stillServes(a);
+  });
+
+  it('a claimed REOPEN without the claim on the page: refused (the link freed), no connection', async () => {
+    const a = await attack('claim-unclaimed');
+    assert.deepEqual(a.replies, ['closed']);
+    assert.equal(a.connections(), 1);
+    assert.equal(reuse.parkedLinks(), 0);
     await stillServes(a);
   });
 

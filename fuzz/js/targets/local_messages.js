@@ -8,7 +8,8 @@
  *     (+1 for a non-zero pool without flag 1), asked order 0 or 12..26;
  *     fields as sent;
  *   - parseReopen(data, fdCount): accepted iff 16 bytes, "XRO1",
- *     HANDSHAKE_VERSION, two zero words, no fd;
+ *     HANDSHAKE_VERSION, a word 0 (asks) or 1 (claimed: what it returns),
+ *     a zero word, no fd;
  *   - parseAccept(data, fdCount, asked, offered): accepted iff 16 bytes (or 24
  *     when a pool was offered: two sizes, whole pages, none above the offer),
  *     "XRA1", HANDSHAKE_VERSION, ACCEPT_FDS fds (+1 for a pool to the client),
@@ -58,8 +59,9 @@ function run(input) {
       check(Boolean(r.value.lazyRegions) === Boolean(flags & 1) && Boolean(r.value.reusable) === Boolean(flags & 2), 'parseHello flags differ from the message');
     }
     const ro = attempt(() => hs.parseReopen(data, fdCount), 'parseReopen');
-    const reopenValid = data.length === 16 && u32(0) === REOPEN && u32(4) === hs.HANDSHAKE_VERSION && u32(8) === 0 && u32(12) === 0 && fdCount === 0;
+    const reopenValid = data.length === 16 && u32(0) === REOPEN && u32(4) === hs.HANDSHAKE_VERSION && (u32(8) === 0 || u32(8) === 1) && u32(12) === 0 && fdCount === 0;
     check(reopenValid === !ro.err, `parseReopen(${data.toString('hex')}, ${fdCount}) ${ro.err ? 'refused' : 'accepted'} it`);
+    if (!ro.err) check(ro.value === (u32(8) === 1), `parseReopen(${data.toString('hex')}) says claimed ${ro.value}`);
   } else if (kind === 1) {
     const offered = input.length > 1 && input[1] >= 0x80 ? 1 << 26 : null;
     const r = attempt(() => hs.parseAccept(data, fdCount, asked, offered), 'parseAccept');
