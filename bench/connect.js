@@ -17,13 +17,17 @@
 // pattern), which the server checks (releasing each xenring Buffer), before
 // the byte it echoes: a request larger than a socket buffer on a new
 // connection (a redis SET, an upload).
+// --http: each connection is instead one node:http GET of --reply bytes
+// (default 1 KiB, checked) with keep-alive off: the server answers and ends
+// first (`Connection: close`), the client's socket comes from the transport
+// (agent.createConnection), as an HTTP/1.0-style client does.
 //   XENRING_BENCH_BEFORE=/work/wt/before node bench/connect.js --transports xenring,xenring-before,uds,tcp
 
 const { fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { TRANSPORTS, listen, connect, removeSocketFile } = require('./transports');
+const { TRANSPORTS, listen, connect, dial, removeSocketFile } = require('./transports');
 const { parseSize } = require('./common');
 
 function usage(status) {
@@ -36,6 +40,7 @@ function usage(status) {
   --ring-size N      ringSize for the xenring rows (default: the library's)
   --reply BYTES      the server writes BYTES back before the echo (checked, released by the client)
   --request BYTES    the client writes BYTES before the echoed byte (checked, released by the server)
+  --http             each connection is a node:http GET of --reply bytes (default 1024), keep-alive off
   --strace           also count syscalls of both processes (strace -c -f), measured connections only
   --json FILE        write one JSON line per transport and round
 `);
@@ -43,7 +48,7 @@ function usage(status) {
 }
 
 function parseArgs(argv) {
-  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, ringSize: undefined, reply: 0, request: 0, json: null };
+  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, http: false, ringSize: undefined, reply: 0, request: 0, json: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -58,12 +63,15 @@ function parseArgs(argv) {
     else if (a === '--reply') o.reply = parseSize(next());
     else if (a === '--request') o.request = parseSize(next());
     else if (a === '--strace') o.strace = true;
+    else if (a === '--http') o.http = true;
     else if (a === '--json') o.json = next();
     else if (a === '--help' || a === '-h') usage(0);
     else usage(2);
   }
   for (const t of o.transports) if (!TRANSPORTS[t]) throw new Error(`unknown transport ${t}`);
   if (!(o.conns > 0) || !(o.warmup >= 0) || !(o.rounds > 0)) usage(2);
+  if (o.http && o.reply === 0) o.reply = 1024;
+  if (o.http && o.request > 0) usage(2);
   return o;
 }
 
@@ -82,10 +90,15 @@ function pattern(n) {
   return b;
 }
 
-async function child(name, ringSize, reply, request) {
+async function child(name, ringSize, reply, request, http) {
   const replyBytes = reply > 0 ? pattern(reply) : null;
   const requestBytes = request > 0 ? pattern(request) : null;
-  const ready = await listen(name, { ringSize, echo: true }, (sock) => {
+  const httpServer = http ? require('node:http').createServer((req, res) => res.end(replyBytes)) : null;
+  const ready = await listen(name, { ringSize, echo: !http }, (sock) => {
+    if (httpServer !== null) {
+      httpServer.emit('connection', sock);
+      return;
+    }
     let at = 0; // request bytes checked so far
     sock.on('data', (d) => {
       if (requestBytes !== null && at < request) {
@@ -130,8 +143,29 @@ function ask(cp, what) {
 
 let replyPattern = null;
 let requestPattern = null;
+const httpAgents = new Map();
+/** --http: one GET on a new connection (keep-alive off), its body checked. */
+function oneRequest(name, ready, opts) {
+  let agent = httpAgents.get(name);
+  if (!agent) {
+    agent = new (require('node:http').Agent)({ keepAlive: false });
+    agent.createConnection = () => dial(name, ready, { ringSize: opts.ringSize });
+    httpAgents.set(name, agent);
+  }
+  const want = (replyPattern ??= pattern(opts.reply));
+  return new Promise((resolve, reject) => {
+    const req = require('node:http').get({ host: 'bench', path: '/', agent }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => (Buffer.concat(parts).equals(want) ? resolve() : reject(new Error(`http: ${res.statusCode}, wrong body`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
 /** One connection: connect, send one byte, wait for it back (after --reply bytes), end, wait for 'close'. */
 async function oneConnection(name, ready, opts, byte) {
+  if (opts.http) return oneRequest(name, ready, opts);
   const sock = await connect(name, ready, { ringSize: opts.ringSize, echo: true });
   const expect = opts.reply > 0 ? (replyPattern ??= pattern(opts.reply)) : null;
   await new Promise((resolve, reject) => {
@@ -195,7 +229,7 @@ function startStrace(pids) {
 }
 
 async function round(name, opts, log) {
-  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0), String(opts.reply), String(opts.request)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const cp = fork(__filename, ['--child', name, String(opts.ringSize || 0), String(opts.reply), String(opts.request), opts.http ? 'http' : ''], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const ready = await Promise.race([
       ask(cp, 'ready'),
@@ -270,12 +304,10 @@ async function main() {
   }
   if (json !== null) fs.closeSync(json);
   const secs = ((Date.now() - started) / 1000).toFixed(0);
-  const what = [
-    opts.request > 0 ? `${opts.request}-byte request (released)` : null,
-    opts.reply > 0 ? `${opts.reply}-byte reply (released)` : null,
-    '1-byte echo',
-  ].filter(Boolean).join(' + ');
-  console.log(`### New connections: connect + ${what} + end + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
+  const what = opts.http
+    ? `a node:http GET of ${opts.reply} bytes, keep-alive off (the server ends first)`
+    : [opts.request > 0 ? `${opts.request}-byte request (released)` : null, opts.reply > 0 ? `${opts.reply}-byte reply (released)` : null, '1-byte echo'].filter(Boolean).join(' + ') + ' + end';
+  console.log(`### New connections: connect + ${what} + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
   console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection${opts.ringSize ? `, ringSize ${opts.ringSize}` : ''}\n`);
   const ref = results.tcp ? 'tcp' : null;
   console.log(`| transport | wall µs | client CPU µs (sys) | server CPU µs (sys) | client faults | server faults | syscalls (both) |${ref ? ' CPU both ÷ TCP |' : ''}`);
@@ -290,7 +322,7 @@ async function main() {
 }
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3], Number(process.argv[4]) || undefined, Number(process.argv[5]) || 0, Number(process.argv[6]) || 0).catch((err) => {
+  child(process.argv[3], Number(process.argv[4]) || undefined, Number(process.argv[5]) || 0, Number(process.argv[6]) || 0, process.argv[7] === 'http').catch((err) => {
     process.send({ error: err.message });
     process.exit(1);
   });

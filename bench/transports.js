@@ -101,24 +101,27 @@ function listen(name, opts, onConnection) {
   });
 }
 
+/** Parent side: a socket connecting to what listen() reported (not yet connected). */
+function dial(name, ready, opts) {
+  const spec = TRANSPORTS[name];
+  if (spec.xr) {
+    const co = { port: ready.port, transport: spec.xr.transport };
+    if (spec.xr.spinMicros !== undefined) co.spinMicros = spec.xr.spinMicros;
+    if (spec.xr.pool !== undefined) co.pool = spec.xr.pool;
+    if (opts.ringSize) co.ringSize = opts.ringSize;
+    if (spec.xr.transport === 'xen' && opts.xenDomid !== undefined) co.domid = opts.xenDomid;
+    if (opts.onread) co.onread = opts.onread;
+    return xenring(name).connect(co);
+  }
+  if (spec.net === 'tcp') return net.connect({ host: '127.0.0.1', port: ready.port, onread: opts.onread });
+  return net.connect({ path: ready.path, onread: opts.onread });
+}
+
 /** Parent side: connect to what listen() reported; resolves with the connected socket. */
 function connect(name, ready, opts) {
   const spec = TRANSPORTS[name];
   return new Promise((resolve, reject) => {
-    let sock;
-    if (spec.xr) {
-      const co = { port: ready.port, transport: spec.xr.transport };
-      if (spec.xr.spinMicros !== undefined) co.spinMicros = spec.xr.spinMicros;
-      if (spec.xr.pool !== undefined) co.pool = spec.xr.pool;
-      if (opts.ringSize) co.ringSize = opts.ringSize;
-      if (spec.xr.transport === 'xen' && opts.xenDomid !== undefined) co.domid = opts.xenDomid;
-      if (opts.onread) co.onread = opts.onread;
-      sock = xenring(name).connect(co);
-    } else if (spec.net === 'tcp') {
-      sock = net.connect({ host: '127.0.0.1', port: ready.port, onread: opts.onread });
-    } else {
-      sock = net.connect({ path: ready.path, onread: opts.onread });
-    }
+    const sock = dial(name, ready, opts);
     const onErr = (e) => reject(e);
     sock.once('error', onErr);
     sock.once('connect', () => {
@@ -133,4 +136,4 @@ function removeSocketFile(p) {
   if (p) try { fs.rmSync(p, { force: true }); } catch { /* gone */ }
 }
 
-module.exports = { TRANSPORTS, SPIN_US, ONREAD_BUFFER, usesOnread, isXenring, listen, connect, effectiveOptions, removeSocketFile, xenring };
+module.exports = { TRANSPORTS, SPIN_US, ONREAD_BUFFER, usesOnread, isXenring, listen, connect, dial, effectiveOptions, removeSocketFile, xenring };

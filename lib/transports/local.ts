@@ -23,7 +23,7 @@ import { externalBuffersWork, type PoolMapping } from '../pool/native_pool';
 import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from '../pool/pool_link';
 import { LazyOpen } from '../pool/lazy_open';
 import { MAX_LOCAL_RING_SIZE, ringOrder } from '../ring/ring_size';
-import { clientConnect, decodePeerState, Live } from '../ring/vchan_state';
+import { clientConnect, CONTROL, decodePeerState, Live } from '../ring/vchan_state';
 import {
   acceptFdsExpected,
   buildAccept,
@@ -104,6 +104,9 @@ interface Recyclable {
   spare: { fd: number; mapping: PoolMapping; poolBytes: number } | null;
 }
 
+/** A REOPEN that came before the server's link was parked: asking, or claimed (see reopenServer). */
+type PendingReopen = 'ask' | 'claimed';
+
 /** How a link is kept after an orderly close for the client's next connection (local_reuse.ts). */
 interface LinkReuse {
   role: 'client' | 'server';
@@ -111,8 +114,8 @@ interface LinkReuse {
   rightOrder: number;
   pool: AgreedPool | null;
   peerUid: number;
-  /** Keeps the link; false: not kept (the link frees it). `reopen`: its REOPEN already came (server). */
-  keep(kept: KeptLink, reopen: boolean): boolean;
+  /** Keeps the link; false: not kept (the link frees it). `reopen`: its REOPEN already came, claimed or asking (server). */
+  keep(kept: KeptLink, reopen: PendingReopen | null): boolean;
 }
 
 /** A connected local ring and the fds/pages behind it. */
@@ -120,7 +123,7 @@ class LocalLink implements RingLink {
   readonly ext = true;
   private released = false;
   /** The client's REOPEN came while this (server) connection was still open: answered once it closes. */
-  private reopenPending = false;
+  private reopenPending: PendingReopen | null = null;
   constructor(
     readonly endpoint: RingEndpoint,
     private readonly mapping: SharedMapping,
@@ -191,10 +194,12 @@ class LocalLink implements RingLink {
     return readRendezvous(this.hangupFd, (msg) => {
       if (server && isReopen(msg.data)) {
         msg.fds.forEach(closeQuietly);
-        // A claimed one cannot come now: a ring is prepared only after a close.
-        if (parseReopen(msg.data, msg.fds.length)) throw systemError('EPROTO', 'recvmsg', 'a claimed reopen during a connection');
-        if (this.reopenPending) throw systemError('EPROTO', 'recvmsg', 'a second reopen from the client');
-        this.reopenPending = true; // the client closed its side: answered when ours closes
+        const claimed = parseReopen(msg.data, msg.fds.length);
+        if (this.reopenPending !== null) throw systemError('EPROTO', 'recvmsg', 'a second reopen from the client');
+        // The client closed its side: answered when ours closes. A claimed
+        // one: the client prepared the ring after our live byte went (it
+        // closed last) and is on it, while we are still closing.
+        this.reopenPending = claimed ? 'claimed' : 'ask';
       } else if (this.regions !== null) {
         this.regions.handle(msg);
       } else {
@@ -736,7 +741,11 @@ function reopenServer(entry: ServerParked, claimed: boolean, poolOptions: PoolOp
   let pool: PoolLink | null = null;
   let regions: RegionExchange | null = null;
   try {
-    if (claimed && !isClaimed(mapping)) throw systemError('EPROTO', 'accept', 'a claimed reopen of a ring the client did not claim');
+    // Claimed: the ring must be one prepared for us (our live byte up, no
+    // fin of ours: as its init leaves them) and claimed by the client.
+    if (claimed && !(isClaimed(mapping) && mapping.readByte(CONTROL.srvLive) === Live.Connected && mapping.readByte(CONTROL.extSrvFin) === 0)) {
+      throw systemError('EPROTO', 'accept', 'a claimed reopen of a ring not prepared and claimed');
+    }
     endpoint = ringEndpoint(mapping, 'server', order, order, !claimed);
     clearReuse(mapping); // a connection is on the ring: whoever closes last prepares it again
     // Before REOPENED: the client reads our pool byte once it has it.
@@ -1164,7 +1173,7 @@ class LocalListener implements Listener {
    * Parks a link that closed in order until its client sends REOPEN
    * (local_reuse.ts); `reopen`: it already did. False: not parked.
    */
-  private park(kept: KeptLink, peer: AcceptedPeer, reopen: boolean): boolean {
+  private park(kept: KeptLink, peer: AcceptedPeer, reopen: PendingReopen | null): boolean {
     if (this.closed) return false;
     const entry: ServerParked = Object.assign(kept, {
       peer: `${peer.uid}:${peer.pid}`,
@@ -1176,7 +1185,7 @@ class LocalListener implements Listener {
     if (!parkServerLink(entry)) return false;
     // Later, not inside the old channel's close (it may run in a callback of
     // the very watchers the next channel takes over).
-    if (reopen) setImmediate(() => this.reopen(entry, peer));
+    if (reopen !== null) setImmediate(() => this.reopen(entry, peer, reopen === 'claimed'));
     return true;
   }
 
@@ -1219,8 +1228,8 @@ class LocalListener implements Listener {
   }
 
   /** A REOPEN that came before the link was parked. */
-  private reopen(entry: ServerParked, peer: AcceptedPeer): void {
-    if (unpark(entry)) this.reopened(entry, peer, false);
+  private reopen(entry: ServerParked, peer: AcceptedPeer, claimed: boolean): void {
+    if (unpark(entry) || takeLate(entry)) this.reopened(entry, peer, claimed);
   }
 
   /** The parked link's next connection (the entry is ours now); `claimed`: see reopenServer. */

@@ -7,6 +7,17 @@
  * checked, watchers and, on the server, a wake-up by connect(); a TCP
  * connection on loopback costs less than that (docs/benchmark.md).
  *
+ * Prepared rings: the side that closes last (it finds the peer's live byte
+ * gone) initialises the ring for the next connection at once and marks it
+ * Ready in the reuse byte (REUSE_BYTE); the client's next connect then
+ * claims it (compare-and-swap), goes on it and sends a claimed REOPEN,
+ * answered by nothing: like TCP's connect, it waits for no reply, and the
+ * server attaches to the ring as it finds it. A ring nobody prepared (the
+ * two sides closed at once and neither saw the other gone) is asked for as
+ * before: REOPEN, the server initialises it, REOPENED. The server frees a
+ * parked link only by moving the reuse byte to Dropped, which a claim
+ * forbids: a claimed link freed from the cache waits for its REOPEN.
+ *
  * Kept: the rendezvous socket, both wake-up pipe ends, the ring mapping, the
  * orders and pool sizes agreed, and the watchers on the socket and the
  * wake-up pipe. Only links whose pool
@@ -16,11 +27,15 @@
  * Safety (README "The peer is hostile"): a kept link goes back only to the
  * process at the other end of the same socket, which already had it; each
  * side's endpoint is closed before it is kept (nothing of ours touches the
- * ring until a REOPEN is answered), and the server initialises the control
- * page again (indices, orders, live and notify bytes, the extension: all a
- * side reads there) only when the client asks (it sends REOPEN after its own
- * endpoint closed). Every index is checked by the new endpoints as on a
- * fresh ring. A kept socket that reads anything but a
+ * ring until a REOPEN is answered or a prepared ring claimed), and the
+ * control page is initialised again (indices, orders, live and notify
+ * bytes, the extension: all a side reads there) only once both endpoints
+ * closed: by the side that closed last, or by the server when the client
+ * asks (it sends REOPEN after its own endpoint closed). Every index is
+ * checked by the new endpoints as on a fresh ring, whoever initialised it:
+ * a peer that marks garbage Ready only breaks its own next connection
+ * (EPROTO); one that claims and never sends its REOPEN holds the link until
+ * the handshake timeout. A kept socket that reads anything but a
  * REOPEN (server) or is closed by the peer is freed. Bounded per peer and in
  * all, freed after an idle time by one unref'd timer (the client's shorter
  * than the server's, so that a client rarely asks for a link the server is

@@ -872,8 +872,16 @@ def mode_reuse_client(opts):
     size = 4096 + 2 * (1 << order)
     mem = mmap.mmap(memfd, size)
     mem[CLI_LIVE] = 1
+    claimed = struct.pack("<IIII", REOPEN_MAGIC, version, REOPEN_CLAIMED, 0)
     if attack == "live":
         s.send(reopen)  # before our side closed
+    elif attack == "claim-live":
+        # A claimed REOPEN before the server's side closed (an honest client
+        # that closes last, prepares the ring and claims it may send one
+        # while the server is still closing): held for the server's close,
+        # where this ring, which nobody prepared, is refused.
+        mem[REUSE_BYTE] = REUSE_CLAIMED
+        s.send(claimed)
     mem[CLI_FIN] = 1  # we write nothing: fin, then gone
     mem[CLI_LIVE] = 0
     wake(kick)
@@ -882,10 +890,9 @@ def mode_reuse_client(opts):
     # its next connection makes it live again: nothing to wait for.)
     # Closed: its live byte gone, or (it closed last) the ring already
     # prepared for our next connection, which makes it live again.
-    while attack != "live" and mem[SRV_LIVE] != 0 and mem[REUSE_BYTE] != REUSE_READY and time.monotonic() < deadline:
+    while attack not in ("live", "claim-live") and mem[SRV_LIVE] != 0 and mem[REUSE_BYTE] != REUSE_READY and time.monotonic() < deadline:
         time.sleep(0.001)
     out({"event": "server-closed", "agreed": bool(flags & REUSABLE), "closed": mem[SRV_LIVE] == 0 or mem[REUSE_BYTE] == REUSE_READY})
-    claimed = struct.pack("<IIII", REOPEN_MAGIC, version, REOPEN_CLAIMED, 0)
     ready = mem[REUSE_BYTE] == REUSE_READY
     try:
         if attack == "fds":

@@ -605,6 +605,14 @@ describe('hostile: a client that abuses its kept socket', function () {
     await stillServes(a);
   });
 
+  it('a claimed REOPEN that comes while the server is still open, of a ring nobody prepared: held until the server closed, then refused (the link freed)', async () => {
+    const a = await attack('claim-live');
+    assert.deepEqual(a.replies, ['closed']);
+    assert.equal(a.connections(), 1);
+    assert.equal(reuse.parkedLinks(), 0);
+    await stillServes(a);
+  });
+
   it('a claimed REOPEN without the claim on the page: refused (the link freed), no connection', async () => {
     const a = await attack('claim-unclaimed');
     assert.deepEqual(a.replies, ['closed']);
