@@ -143,14 +143,15 @@ function ask(cp, what) {
 
 let replyPattern = null;
 let requestPattern = null;
-const httpAgents = new Map();
+/** --http: an agent per round's server (its `ready`). */
+const httpAgents = new WeakMap();
 /** --http: one GET on a new connection (keep-alive off), its body checked. */
 function oneRequest(name, ready, opts) {
-  let agent = httpAgents.get(name);
+  let agent = httpAgents.get(ready);
   if (!agent) {
     agent = new (require('node:http').Agent)({ keepAlive: false });
     agent.createConnection = () => dial(name, ready, { ringSize: opts.ringSize });
-    httpAgents.set(name, agent);
+    httpAgents.set(ready, agent);
   }
   const want = (replyPattern ??= pattern(opts.reply));
   return new Promise((resolve, reject) => {
