@@ -162,11 +162,11 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
         // A reconnect may still ask (REOPEN) when the last connection's two
         // sides closed at once and neither saw the other gone.
         assert.ok(claimed >= 20, `only ${claimed} of 30 reconnects claimed a prepared ring`);
-        // Mostly the side that ends last; the other when it closed after all.
+        // By whichever side closed last: the one that ends last, unless the
+        // other's close took longer (both happen, in either order).
         const byServer = (await srv.stats()).prepared - p0;
         const byClient = delta(s0, 'prepared');
         assert.ok(byClient + byServer >= claimed, `prepared ${byClient} + ${byServer} rings, ${claimed} were claimed`);
-        if (last === 'server') assert.ok(byServer >= claimed / 2, `the server prepared ${byServer} of ${claimed}`);
         const st = await srv.stats();
         assert.equal(st.connections, 31);
         assert.deepEqual(st.errors, []);
