@@ -246,6 +246,26 @@ describe('xen (fake host): accept protocol', function () {
     assert.deepStrictEqual(host.held(), NOTHING_HELD);
   });
 
+  it('a client that maps, connects and deletes its request before the listener has its own publish answered: the accept completes', async () => {
+    const { host, t0, t5 } = env;
+    const l = await listen(t0, { port: 'quick' });
+    // The listener's last publish (event-channel) is done at once, so the
+    // client maps and connects, but its reply reaches the listener late: the
+    // client's request is gone before the listener knows its vchan is up.
+    host.xs.inject({ op: 'write', path: /\/event-channel$/, domid: 0, replyDelay: 300 });
+    const c = await connect(t5, { port: 'quick', domid: 0 });
+    await until(() => !host.xs.get(listenPath(0, 'quick')).children.length, 2000, 'request deleted by the client');
+    const s = await l.nextLink();
+    const [rc, rs] = await Promise.all([pump(c, { send: 256 << 10, recv: 256 << 10 }), pump(s, { send: 256 << 10, recv: 256 << 10 })]);
+    assert.deepStrictEqual([rc, rs], [{ sent: 256 << 10, recv: 256 << 10 }, { sent: 256 << 10, recv: 256 << 10 }]);
+    c.release();
+    await until(() => (s.endpoint.peerState() & 0xff) === 0, 2000, 'peer death seen by the server');
+    s.release();
+    l.close();
+    await until(() => !host.xs.get(listenPath(0, 'quick')), 2000, 'listener node removed');
+    assert.deepStrictEqual(host.held(), NOTHING_HELD);
+  });
+
   it('accept timeout: a client that never maps its vchan loses it (grants, channel, nodes freed)', async () => {
     const { host, t0 } = env;
     const l = await listen(t0, { port: 'slow', timeout: 150 });

@@ -71,7 +71,12 @@ class FakeXenstored {
     return native.unixConnect(this.sock);
   }
 
-  /** The next request matching {op, path (RegExp), domid} gets `code`, no reply (code null) or a reply `delay` ms late. */
+  /**
+   * The next request matching {op, path (RegExp), domid} gets `code`, no
+   * reply (code null), or is processed `delay` ms late; with `replyDelay` it
+   * is processed now (its effect seen by others and their watches) and only
+   * its reply comes that late.
+   */
   inject(fault) {
     this.faults.push({ times: 1, ...fault });
   }
@@ -246,6 +251,16 @@ class FakeXenstored {
       if (fault.delay) {
         // A slow reply: processed (and answered) later.
         setTimeout(() => this.conns.has(conn) && this.process(conn, type, req, txId, args, body, abs), fault.delay).unref();
+        return;
+      }
+      if (fault.replyDelay) {
+        const send = this.send;
+        this.send = (...a) => setTimeout(() => this.conns.has(conn) && send.apply(this, a), fault.replyDelay).unref();
+        try {
+          this.process(conn, type, req, txId, args, body, abs);
+        } finally {
+          this.send = send;
+        }
         return;
       }
       if (fault.code === null) return; // a reply that never comes
