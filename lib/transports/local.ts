@@ -1193,16 +1193,17 @@ class LocalListener implements Listener {
   private parkedEvent(entry: ServerParked, peer: AcceptedPeer, events: number): void {
     const msg = keptMessage(entry.conn, events);
     if (msg === null) return; // spurious wake-up
-    let asked: boolean | null = null;
+    /** A good REOPEN came: whether it is a claimed one (null: none, or a bad one). */
+    let claimed: boolean | null = null;
     if (msg !== undefined && isReopen(msg.data)) {
       try {
-        asked = parseReopen(msg.data, msg.fdCount);
+        claimed = parseReopen(msg.data, msg.fdCount);
       } catch {
         /* a bad REOPEN: freed below, the client sees the close */
       }
     }
     if (!unpark(entry) && !takeLate(entry)) return;
-    if (asked !== null) this.reopened(entry, peer, asked);
+    if (claimed !== null) this.reopened(entry, peer, claimed);
     else disposeKept(entry);
   }
 
