@@ -751,8 +751,10 @@ function reopenServer(entry: ServerParked, claimed: boolean, poolOptions: PoolOp
     // Before REOPENED: the client reads our pool byte once it has it.
     ({ pool, regions } = poolOnDemand(endpoint, 'server', conn, agreed, peerUid, poolOptions));
     endpoint.setNotifier(native.pipeNotifier(entry.kickFd, entry.waitFd));
-    const reply = buildReopened(order, order);
-    if (!claimed && native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
+    if (!claimed) {
+      const reply = buildReopened(order, order);
+      if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
+    }
     const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, keep };
     const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
     pool = null;
@@ -763,6 +765,16 @@ function reopenServer(entry: ServerParked, claimed: boolean, poolOptions: PoolOp
     regions?.close();
     endpoint?.close();
     throw err;
+  }
+}
+
+/** Sends REOPEN (`claimed` or asking) on a kept socket: false if it did not go (the server closed the socket). */
+function sendReopen(conn: number, claimed: boolean): boolean {
+  const msg = buildReopen(claimed);
+  try {
+    return native.sendMessage(conn, msg, []) === msg.length;
+  } catch {
+    return false;
   }
 }
 
@@ -832,14 +844,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
   };
   /** Asks the server for a kept link's next connection; false if the REOPEN could not be sent (the link is freed). */
   const reopen = (kept: KeptLink, key: string): boolean => {
-    const msg = buildReopen();
-    let sent = -1;
-    try {
-      sent = native.sendMessage(kept.conn, msg, []);
-    } catch {
-      /* the server closed it */
-    }
-    if (sent !== msg.length) {
+    if (!sendReopen(kept.conn, false)) {
       disposeKept(kept);
       return false;
     }
@@ -896,14 +901,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       finish(e as Error);
       return true;
     }
-    const msg = buildReopen(true);
-    let sent = -1;
-    try {
-      sent = native.sendMessage(kept.conn, msg, []);
-    } catch {
-      /* the server closed it */
-    }
-    if (sent !== msg.length) {
+    if (!sendReopen(kept.conn, true)) {
       link.release();
       return false;
     }

@@ -184,40 +184,50 @@ export function claimKept(k: KeptLink): boolean {
   }
 }
 
-/** Whether the client claimed the ring (the server's check of a claimed REOPEN). */
-export function isClaimed(mapping: SharedMapping): boolean {
+/** Whether the byte at `offset` of a kept ring's control page reads `value` (false if it cannot be read). */
+function byteIs(mapping: SharedMapping, offset: number, value: number): boolean {
   try {
-    return mapping.readByte(REUSE_BYTE) === Reuse.Claimed;
+    return mapping.readByte(offset) === value;
   } catch {
     return false;
   }
 }
 
-/** The reuse byte back to None, whatever it was (the server, as a connection starts on the ring). */
-export function clearReuse(mapping: SharedMapping): void {
-  for (let i = 0; i < 8; i++) {
-    const v = mapping.readByte(REUSE_BYTE);
-    if (v === Reuse.None || mapping.casByte(REUSE_BYTE, v, Reuse.None) === v) return;
-  }
-  // A peer that keeps rewriting it: the next connection's ring may not be prepared, nothing worse.
+/** Whether the client claimed the ring (the server's check of a claimed REOPEN). */
+export function isClaimed(mapping: SharedMapping): boolean {
+  return byteIs(mapping, REUSE_BYTE, Reuse.Claimed);
 }
 
 /**
- * The server frees its side: the reuse byte to Dropped unless the client
- * claimed the ring (then its REOPEN is coming: false, not freed).
+ * Moves the reuse byte to `to` from whatever it holds, unless it holds
+ * `unless` (false then, nothing written). A peer that keeps rewriting it
+ * gets up to 8 tries: then it is taken as moved (nothing worse follows).
  */
-function markDropped(mapping: SharedMapping): boolean {
+function setReuse(mapping: SharedMapping, to: Reuse, unless: Reuse | null = null): boolean {
   for (let i = 0; i < 8; i++) {
-    let v: number;
-    try {
-      v = mapping.readByte(REUSE_BYTE);
-      if (v === Reuse.Claimed) return false;
-      if (v === Reuse.Dropped || mapping.casByte(REUSE_BYTE, v, Reuse.Dropped) === v) return true;
-    } catch {
-      return true;
-    }
+    const v = mapping.readByte(REUSE_BYTE);
+    if (v === unless) return false;
+    if (v === to || mapping.casByte(REUSE_BYTE, v, to) === v) return true;
   }
-  return true; // a peer that keeps rewriting it is no client about to connect
+  return true;
+}
+
+/** The reuse byte back to None, whatever it was (the server, as a connection starts on the ring). */
+export function clearReuse(mapping: SharedMapping): void {
+  setReuse(mapping, Reuse.None);
+}
+
+/**
+ * The server frees its side (a parked link, or one it does not keep): the
+ * reuse byte to Dropped unless the client claimed the ring (then its REOPEN
+ * is coming: false, not freed). A mapping that cannot be read: freed.
+ */
+export function dropReuse(mapping: SharedMapping): boolean {
+  try {
+    return setReuse(mapping, Reuse.Dropped, Reuse.Claimed);
+  } catch {
+    return true;
+  }
 }
 
 /** Frees everything a kept link holds. */
@@ -273,11 +283,7 @@ export function keepClientLink(key: string, link: KeptLink): boolean {
  * never reads that connection's end makes forever.
  */
 function serverClosed(e: KeptLink): boolean {
-  try {
-    return e.mapping.readByte(CONTROL.srvLive) === Live.Gone;
-  } catch {
-    return false;
-  }
+  return byteIs(e.mapping, CONTROL.srvLive, Live.Gone);
 }
 
 /**
@@ -291,11 +297,7 @@ export function takeClientLink(key: string, trusted: (uid: number) => boolean): 
 
 /** Whether a kept ring is initialised for its next connection (claimKept may take it). */
 function ready(e: KeptLink): boolean {
-  try {
-    return e.mapping.readByte(REUSE_BYTE) === Reuse.Ready;
-  } catch {
-    return false;
-  }
+  return byteIs(e.mapping, REUSE_BYTE, Reuse.Ready);
 }
 
 /** Links a client keeps now (tests, leak checks). */
@@ -318,7 +320,7 @@ export interface ServerParked extends KeptLink {
 
 /** Frees a parked link, or, if the client claimed its ring, leaves it to the listener (its REOPEN is coming). */
 function dropParkedLink(e: ServerParked): void {
-  if (markDropped(e.mapping)) disposeKept(e);
+  if (dropReuse(e.mapping)) disposeKept(e);
   else e.claimed();
 }
 
@@ -345,11 +347,6 @@ export function takeLate(entry: ServerParked): boolean {
   clearTimeout(entry.late);
   entry.late = null;
   return true;
-}
-
-/** A server's link freed without being kept: no client may take its ring now (see markDropped). */
-export function dropReuse(mapping: SharedMapping): void {
-  markDropped(mapping);
 }
 
 /** A listener closed: its parked links go (their clients see the close). */
