@@ -75,15 +75,23 @@ export interface PoolLinkOptions {
   lazy?: LazyOpen | null;
 }
 
+/** What fails a connection for its pool's errors (the channel driving the link). */
+export interface PoolErrorSink {
+  poolFailed(err: Error): void;
+}
+
 export class PoolLink {
   readonly sender: PoolSender | null;
   readonly receiver: PoolReceiver | null;
   /**
    * Told of an error found outside any stream call (a completion from a GC
-   * callback failed): the channel that drives this link sets it and fails
-   * the connection. Falls back to options.onError.
+   * callback failed): the channel that drives this link sets itself here and
+   * fails the connection. Falls back to options.onError. An object with a
+   * method, not a callback: a closure assigned where it was made stays
+   * reachable through V8's young-generation GCs until the next full one, and
+   * with it the whole connection (docs/benchmark.md, "Young garbage").
    */
-  onError: ((err: Error) => void) | null = null;
+  errorSink: PoolErrorSink | null = null;
 
   constructor(private readonly options: PoolLinkOptions) {
     const { own, peer } = options;
@@ -138,7 +146,7 @@ export class PoolLink {
   }
 
   private failed(err: Error): void {
-    if (this.onError) this.onError(err);
+    if (this.errorSink) this.errorSink.poolFailed(err);
     else if (this.options.onError) this.options.onError(err);
     else throw err;
   }

@@ -17,7 +17,7 @@ import { native, FdWatcher, UV_DISCONNECT, UV_READABLE, type FdWatcherCallback }
 import { Lifecycle } from './lifecycle';
 import type { RingLink } from './link';
 import { RingReader, type ReadSink } from './reader';
-import { RingWriter, STAGE_MAX } from './writer';
+import { RingWriter, STAGE_MAX, type WriterHost } from './writer';
 import { Live, VchanState, closeOrderly, finish, readPeerState, reset } from './vchan_state';
 
 /** What a channel tells the stream that owns it. */
@@ -48,6 +48,33 @@ function pollError(status: number): Error {
   return systemError(name in constants.errno ? name : 'EIO', 'poll');
 }
 
+/**
+ * The writer's view of its channel's lifecycle. A class, not an object
+ * literal with getters: V8 keeps every such literal's getters, and all their
+ * closures captured (the whole connection), alive through young-generation
+ * GCs until the next full one (a new connection per request promoted its
+ * whole graph to the old generation: 7x TCP's scavenge time).
+ */
+class ChannelWriterHost implements WriterHost {
+  constructor(
+    private readonly life: Lifecycle,
+    readonly fail: (err: Error) => void,
+    readonly activity: () => void,
+  ) {}
+
+  get closed(): boolean {
+    return this.life.closed;
+  }
+
+  get peerGone(): boolean {
+    return this.life.peerGone;
+  }
+
+  notePeerGone(): void {
+    this.life.on('peerGone');
+  }
+}
+
 export class RingChannel {
   private readonly waitWatcher: FdWatcher;
   private hangupWatcher: FdWatcher | null = null;
@@ -72,25 +99,18 @@ export class RingChannel {
     };
     const pool = link.pool ?? null;
     this.reader = new RingReader(this.state, owner, host, { maxChunk: options.maxChunk ?? 512 * 1024, spinMicros }, pool?.receiver ?? null);
-    const life = this.life;
     this.writer = new RingWriter(
       this.state,
-      {
-        get closed() {
-          return life.closed;
-        },
-        get peerGone() {
-          return life.peerGone;
-        },
-        notePeerGone: () => this.life.on('peerGone'),
-        fail: (err) => this.fail(err),
-        activity: () => owner.channelActivity(),
-      },
+      new ChannelWriterHost(
+        this.life,
+        (err) => this.fail(err),
+        () => owner.channelActivity(),
+      ),
       spinMicros,
       pool?.sender ?? null,
     );
     // A completion sent from a GC callback failed: the peer broke the pool protocol.
-    if (pool) pool.onError = (err) => this.fail(err);
+    if (pool) pool.errorSink = this;
     const onWake: FdWatcherCallback = (events, read, error, round) => this.onWake(events, read, error, round);
     // A kept link's watcher from its connection before, if it has one: no new poll handle.
     const handedWait = link.takeWaitWatcher?.() ?? null;
@@ -314,6 +334,11 @@ export class RingChannel {
   }
 
   /** The ring is empty and the peer writes no more: end of data, or a reset. */
+  /** The link's pool found the peer broke its protocol outside any stream call (a completion from a GC callback). */
+  poolFailed(err: Error): void {
+    this.fail(err);
+  }
+
   private onEndOfData(): void {
     if (this.state.peerGone) this.life.on('peerGone');
     if (this.life.ended) return;
