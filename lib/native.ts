@@ -111,6 +111,12 @@ export interface RingEndpoint {
   kick(): void;
   /** Wakes the peer only if it asked to hear of our writes (write()'s notify check, without bytes). */
   signalWrite(): void;
+  /**
+   * After our live byte changed (close, reset): wakes a xenring peer only if
+   * it asked to hear of our writes or reads (it re-checks fin and live before
+   * sleeping), a plain vchan peer always.
+   */
+  signalGone(): void;
   /** Consumes pending wake-ups; returns how many. */
   ack(): number;
   close(): void;

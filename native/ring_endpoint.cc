@@ -105,6 +105,7 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
                       InstanceMethod("setNotifier", &RingEndpoint::SetNotifier),
                       InstanceMethod("kick", &RingEndpoint::Kick),
                       InstanceMethod("signalWrite", &RingEndpoint::SignalWrite),
+                      InstanceMethod("signalGone", &RingEndpoint::SignalGone),
                       InstanceMethod("ack", &RingEndpoint::Ack),
                       InstanceMethod("close", &RingEndpoint::Close),
                       InstanceMethod("bindState", &RingEndpoint::BindState),
@@ -352,6 +353,20 @@ Napi::Value RingEndpoint::SignalWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   if (int err = SendNotify(kNotifyWrite)) ThrowErrno(env, err, "kick");
+  return env.Undefined();
+}
+
+// signalGone(): after our live byte changed (close, reset), wakes the peer.
+// A xenring peer only if it asked to hear of our writes or reads: it
+// re-checks our fin and live bytes after asking, before it sleeps, so a
+// peer that asked for nothing is awake and will see them (a kick per close
+// was two wake-ups a short connection did not need). A plain vchan peer
+// always, as libxenvchan's close does.
+Napi::Value RingEndpoint::SignalGone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  int err = ext_ ? SendNotify(kNotifyWrite | kNotifyRead) : DoKick();
+  if (err) ThrowErrno(env, err, "kick");
   return env.Undefined();
 }
 

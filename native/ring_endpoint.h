@@ -94,6 +94,7 @@ class RingEndpoint : public Napi::ObjectWrap<RingEndpoint> {
   Napi::Value SetNotifier(const Napi::CallbackInfo& info);
   Napi::Value Kick(const Napi::CallbackInfo& info);
   Napi::Value SignalWrite(const Napi::CallbackInfo& info);
+  Napi::Value SignalGone(const Napi::CallbackInfo& info);
   Napi::Value Ack(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value BindState(const Napi::CallbackInfo& info);

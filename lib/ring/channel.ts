@@ -191,7 +191,8 @@ export class RingChannel {
     if (!this.life.draining) return;
     let drained: boolean;
     try {
-      drained = this.state.peerGone || this.writer.drained();
+      // drained() asks for a wake-up and publishes the peer's state: peerGone after it is current.
+      drained = this.writer.drained() || this.state.peerGone;
     } catch (err) {
       this.fail(err as Error);
       return;

@@ -154,8 +154,10 @@ export class VchanState {
 }
 
 // Lifecycle verbs. Each changes our own control bytes in the order the peer
-// relies on, then wakes the peer (a local client's connect need not: see
-// clientConnect).
+// relies on, then wakes the peer if it may be asleep waiting for them: a
+// xenring peer asks for a wake-up and then re-checks our bytes before it
+// sleeps (so only one that asked is woken), a plain vchan peer always (a
+// local client's connect need not: see clientConnect).
 
 /**
  * Client: announce the connection and ask to hear about the server's data.
@@ -175,7 +177,9 @@ export function clientConnect(endpoint: RingEndpoint, wake = true): void {
  */
 export function finish(endpoint: RingEndpoint): boolean {
   if (!endpoint.setFin()) return false;
-  endpoint.kick();
+  // Only the peer's reader waits for our fin, and it re-checks fin after
+  // asking for a wake-up: one that did not ask is awake and will see it.
+  endpoint.signalWrite();
   return true;
 }
 
@@ -183,13 +187,13 @@ export function finish(endpoint: RingEndpoint): boolean {
 export function closeOrderly(endpoint: RingEndpoint): void {
   endpoint.setFin();
   endpoint.setLive(Live.Gone);
-  endpoint.kick();
+  endpoint.signalGone();
 }
 
 /** Reset: gone without fin, so a xenring peer sees ECONNRESET (a TCP RST). */
 export function reset(endpoint: RingEndpoint): void {
   endpoint.setLive(Live.Gone);
-  endpoint.kick();
+  endpoint.signalGone();
 }
 
 /** A server turning away an accepted link (e.g. maxConnections): an orderly close. */

@@ -315,6 +315,10 @@ export class RingWriter {
     this.state.used();
     try {
       for (;;) {
+        // The peer's live byte as the last call published it: a peer that
+        // left while we were not waiting for it woke nobody (signalGone), so
+        // a write finds out here, as a TCP write after the peer closed.
+        if (!this.host.peerGone && this.state.peerGone) this.host.notePeerGone();
         if (this.host.peerGone) {
           this.pending = null;
           // A peer that reset (closed with our bytes unread) is ECONNRESET, as after a TCP RST.
@@ -342,7 +346,10 @@ export class RingWriter {
             continue;
           }
           if (this.spinForSpace(p.total - p.offset)) continue;
-          if (ep.requestSpace() === 0) return; // sleep until the peer reads
+          // Sleep until the peer reads, unless it left meanwhile: its close
+          // wakes only a writer that had asked (signalGone), so the state
+          // published with the request is the last look.
+          if (ep.requestSpace() === 0 && !this.state.peerGone) return;
         }
       }
     } catch (err) {
