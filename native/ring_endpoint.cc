@@ -640,15 +640,21 @@ Napi::Value RingEndpoint::BindWatch(const Napi::CallbackInfo& info) {
 }
 
 // poolWord() -> Uint32Array(1) over the extension's u32 at kExtPoolWord
-// (bytes: client fin, server fin, client pool, server pool), the same one on
-// every call; null without the extension. JS writes only its own pool byte
-// (through a Uint8Array of the same buffer) and reads the peer's as a hint
-// (lib/pool/lazy_open.ts). Detached at close. Throws where the runtime
-// refuses external buffers.
+// (bytes: client fin, server fin, client pool, server pool); null without
+// the extension. JS writes only its own pool byte (through a Uint8Array of
+// the same buffer) and reads the peer's as a hint (lib/pool/lazy_open.ts).
+// The buffer is the control mapping's (SharedMapping::FirstPageWord), which
+// outlives this endpoint when a kept link reuses the ring: JS forgets its
+// view at close (LazyOpen.close()); the buffer is detached before the pages
+// are unmapped. Throws where the runtime refuses external buffers.
 Napi::Value RingEndpoint::PoolWord(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   if (!ext_) return env.Null();
+  // The control mapping's first-page view when the control page is there
+  // (always, locally and on Xen): no external buffer per endpoint.
+  Napi::Value shared = mappings_[0]->FirstPageWord(env, static_cast<size_t>(ctrl_ - mappings_[0]->base()) + kExtPoolWord);
+  if (!shared.IsUndefined()) return shared;
   if (pool_word_ref_.IsEmpty()) {
     // No finalizer: the buffer owns nothing; ReleaseAll() detaches it.
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, ctrl_ + kExtPoolWord, sizeof(uint32_t));

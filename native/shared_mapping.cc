@@ -6,6 +6,7 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "shared_view.h"
 
 namespace xenring {
 
@@ -91,11 +92,24 @@ void SharedMapping::Track(AddonData* owner) {
 }
 
 void SharedMapping::Release() {
+  // No JS reads the pages once they may go. At environment teardown no JS
+  // runs any more (and no handle may be made): the view is left as it is.
+  if (base_ != nullptr && (owner_ == nullptr || !owner_->tearing_down)) DetachSharedView(first_page_);
   if (base_ != nullptr) munmap(base_, length_);
   base_ = nullptr;
   length_ = 0;
   if (owner_ != nullptr) owner_->mappings.erase(this);
   owner_ = nullptr;
+}
+
+Napi::Value SharedMapping::FirstPageWord(Napi::Env env, size_t offset) {
+  size_t page = length_ < 4096 ? length_ : 4096;
+  if (base_ == nullptr || offset % 4 != 0 || offset + sizeof(uint32_t) > page) return env.Undefined();
+  if (first_page_.IsEmpty()) {
+    // No finalizer: the buffer owns nothing; Release() detaches it.
+    first_page_.Reset(Napi::ArrayBuffer::New(env, base_, page), 1);
+  }
+  return Napi::Uint32Array::New(env, 1, first_page_.Value(), offset);
 }
 
 Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable) {

@@ -29,8 +29,15 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   void Pin() { pins_++; }
   void Unpin() { if (pins_ > 0) pins_--; }
   // munmap now (unmap(), the finalizer, or environment teardown in addon.cc,
-  // pinned or not). Idempotent.
+  // pinned or not). Idempotent. Detaches the first page's view first.
   void Release();
+  // A Uint32Array(1) over the word at `offset` of the first page, on one
+  // external ArrayBuffer per mapping made at the first call, or
+  // undefined when the word is not in the first page (or nothing is mapped).
+  // Node frees every external buffer through a thread-safe immediate (an
+  // event-loop wake-up): made per ring endpoint, that was one per connection
+  // and side. Views stay valid until Release() detaches the buffer.
+  Napi::Value FirstPageWord(Napi::Env env, size_t offset);
 
  private:
   Napi::Value Length(const Napi::CallbackInfo& info);
@@ -45,6 +52,7 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   bool writable_ = false;
   int pins_ = 0;
   AddonData* owner_ = nullptr;  // while mapped
+  Napi::Reference<Napi::ArrayBuffer> first_page_;  // FirstPageWord()'s buffer, once made
 };
 
 }  // namespace xenring

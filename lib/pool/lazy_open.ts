@@ -31,13 +31,18 @@ export const POOL_OPENED = 2;
 /** Byte of each side's pool byte within the control page word poolWord() views (fin, fin, client pool, server pool). */
 const POOL_BYTE = { client: 2, server: 3 } as const;
 
+/** What a closed LazyOpen reads (undefined) and writes (nothing) through. */
+const NO_WORD = new Uint32Array(0);
+const NO_BYTES = new Uint8Array(0);
+
 export class LazyOpen {
-  private readonly bytes: Uint8Array;
+  private view: Uint32Array;
+  private bytes: Uint8Array;
   private readonly own: number;
   private readonly peer: number;
 
   /**
-   * @param word the endpoint's poolWord() view (detached at close: reads undefined)
+   * @param word the endpoint's poolWord() view (after close(): reads undefined)
    * @param role our side of the ring
    * @param peerStarted the peer, if it does not announce, has started (its
    *   descriptors may come): a client's server always has; a server's
@@ -50,14 +55,31 @@ export class LazyOpen {
    *   handshake, but here before the peer's region came.)
    */
   constructor(
-    readonly word: Uint32Array,
+    word: Uint32Array,
     role: 'client' | 'server',
     private readonly peerStarted: () => boolean,
     private readonly openedOnly = false,
   ) {
+    this.view = word;
     this.bytes = new Uint8Array(word.buffer, word.byteOffset, 4);
     this.own = POOL_BYTE[role];
     this.peer = POOL_BYTE[role === 'client' ? 'server' : 'client'];
+  }
+
+  /** The pool word (empty after close()). */
+  get word(): Uint32Array {
+    return this.view;
+  }
+
+  /**
+   * The connection is over: its view goes. The control page may serve the
+   * next connection on a kept link (the buffer behind the view is the
+   * mapping's, not detached at the endpoint's close), so nothing of this one
+   * may read or write it any more.
+   */
+  close(): void {
+    this.view = NO_WORD;
+    this.bytes = NO_BYTES;
   }
 
   /** We announce our opening (before the peer may look: the ACCEPT, or going live). */

@@ -159,6 +159,7 @@ export class PoolLink {
   close(keepOwn = false): { mapping: PoolMapping; settle: () => boolean } | null {
     const settle = this.sender?.close(keepOwn) ?? null;
     this.receiver?.close();
+    this.options.lazy?.close(); // its view is of a control page a kept link reuses
     return settle !== null ? { mapping: this.sender!.region!, settle } : null;
   }
 }

@@ -36,6 +36,10 @@ void SharedMapping::Release() {
   length_ = 0;
 }
 
+// No shared first-page view here: each endpoint makes its own pool word
+// view (RingEndpoint::PoolWord's fallback), over the harness's block.
+Napi::Value SharedMapping::FirstPageWord(Napi::Env env, size_t offset) { return env.Undefined(); }
+
 SharedMapping* SharedMapping::Unwrap(Napi::Value v) {
   if (!v.IsObject()) return nullptr;
   Napi::Object o = v.As<Napi::Object>();
