@@ -94,7 +94,10 @@ void SharedMapping::Track(AddonData* owner) {
 void SharedMapping::Release() {
   // No JS reads the pages once they may go. At environment teardown no JS
   // runs any more (and no handle may be made): the view is left as it is.
-  if (base_ != nullptr && (owner_ == nullptr || !owner_->tearing_down)) DetachSharedView(first_page_);
+  if (base_ != nullptr && (owner_ == nullptr || !owner_->tearing_down)) {
+    DetachSharedView(first_page_);
+    if (!first_word_.IsEmpty()) first_word_.Reset();
+  }
   if (base_ != nullptr) munmap(base_, length_);
   base_ = nullptr;
   length_ = 0;
@@ -109,7 +112,15 @@ Napi::Value SharedMapping::FirstPageWord(Napi::Env env, size_t offset) {
     // No finalizer: the buffer owns nothing; Release() detaches it.
     first_page_.Reset(Napi::ArrayBuffer::New(env, base_, page), 1);
   }
-  return Napi::Uint32Array::New(env, 1, first_page_.Value(), offset);
+  // One ring endpoint after another asks for the same word (a kept link's
+  // connections): the same view, not a new one each time.
+  if (!first_word_.IsEmpty() && first_word_offset_ == offset) return first_word_.Value();
+  Napi::Uint32Array view = Napi::Uint32Array::New(env, 1, first_page_.Value(), offset);
+  if (first_word_.IsEmpty()) {
+    first_word_.Reset(view, 1);
+    first_word_offset_ = offset;
+  }
+  return view;
 }
 
 Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable) {

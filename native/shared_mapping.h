@@ -32,7 +32,8 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   // pinned or not). Idempotent. Detaches the first page's view first.
   void Release();
   // A Uint32Array(1) over the word at `offset` of the first page, on one
-  // external ArrayBuffer per mapping made at the first call, or
+  // external ArrayBuffer per mapping made at the first call (the view of
+  // the first offset asked for is kept and given again), or
   // undefined when the word is not in the first page (or nothing is mapped).
   // Node frees every external buffer through a thread-safe immediate (an
   // event-loop wake-up): made per ring endpoint, that was one per connection
@@ -53,6 +54,8 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   int pins_ = 0;
   AddonData* owner_ = nullptr;  // while mapped
   Napi::Reference<Napi::ArrayBuffer> first_page_;  // FirstPageWord()'s buffer, once made
+  Napi::Reference<Napi::Uint32Array> first_word_;  // its view of the word first asked for
+  size_t first_word_offset_ = 0;
 };
 
 }  // namespace xenring
