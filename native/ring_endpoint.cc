@@ -651,8 +651,8 @@ Napi::Value RingEndpoint::PoolWord(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   if (!ext_) return env.Null();
-  // The control mapping's first-page view when the control page is there
-  // (always, locally and on Xen): no external buffer per endpoint.
+  // The control mapping's view of the word when the control page is in its
+  // first page (always, locally and on Xen): no external buffer per endpoint.
   Napi::Value shared = mappings_[0]->FirstPageWord(env, static_cast<size_t>(ctrl_ - mappings_[0]->base()) + kExtPoolWord);
   if (!shared.IsUndefined()) return shared;
   if (pool_word_ref_.IsEmpty()) {

@@ -95,8 +95,10 @@ void SharedMapping::Release() {
   // No JS reads the pages once they may go. At environment teardown no JS
   // runs any more (and no handle may be made): the view is left as it is.
   if (base_ != nullptr && (owner_ == nullptr || !owner_->tearing_down)) {
-    DetachSharedView(first_page_);
-    if (!first_word_.IsEmpty()) first_word_.Reset();
+    if (!word_view_.IsEmpty()) word_view_.Reset();
+    // A view that could not be detached may still be read: the pages stay
+    // mapped (a leak, never a read of unmapped memory).
+    if (!DetachSharedView(word_buffer_)) base_ = nullptr;
   }
   if (base_ != nullptr) munmap(base_, length_);
   base_ = nullptr;
@@ -108,19 +110,16 @@ void SharedMapping::Release() {
 Napi::Value SharedMapping::FirstPageWord(Napi::Env env, size_t offset) {
   size_t page = length_ < 4096 ? length_ : 4096;
   if (base_ == nullptr || offset % 4 != 0 || offset + sizeof(uint32_t) > page) return env.Undefined();
-  if (first_page_.IsEmpty()) {
-    // No finalizer: the buffer owns nothing; Release() detaches it.
-    first_page_.Reset(Napi::ArrayBuffer::New(env, base_, page), 1);
+  if (word_buffer_.IsEmpty()) {
+    // No finalizer: the buffer owns nothing; Release() detaches it. Just the
+    // word: nothing else of the pages reaches JS through it.
+    word_buffer_.Reset(Napi::ArrayBuffer::New(env, base_ + offset, sizeof(uint32_t)), 1);
+    word_view_.Reset(Napi::Uint32Array::New(env, 1, word_buffer_.Value(), 0), 1);
+    word_offset_ = offset;
   }
-  // One ring endpoint after another asks for the same word (a kept link's
-  // connections): the same view, not a new one each time.
-  if (!first_word_.IsEmpty() && first_word_offset_ == offset) return first_word_.Value();
-  Napi::Uint32Array view = Napi::Uint32Array::New(env, 1, first_page_.Value(), offset);
-  if (first_word_.IsEmpty()) {
-    first_word_.Reset(view, 1);
-    first_word_offset_ = offset;
-  }
-  return view;
+  if (offset != word_offset_) return env.Undefined();
+  // One ring endpoint after another asks for it (a kept link's connections): the same view.
+  return word_view_.Value();
 }
 
 Napi::Object SharedMapping::Adopt(Napi::Env env, uint8_t* base, size_t length, bool writable) {

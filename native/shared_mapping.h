@@ -1,6 +1,7 @@
 // SharedMapping: pages mapped MAP_SHARED from an fd (memfd locally; gntalloc
-// or gntdev on Xen). The memory is never exposed to JS: ring endpoints pin a
-// mapping while they use it, and unmap() refuses while it is pinned.
+// or gntdev on Xen). Of the memory, JS sees only one word (FirstPageWord: the
+// ring's pool word) and single bytes (readByte, casByte): ring endpoints pin
+// a mapping while they use it, and unmap() refuses while it is pinned.
 #pragma once
 #include <napi.h>
 
@@ -31,13 +32,12 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   // munmap now (unmap(), the finalizer, or environment teardown in addon.cc,
   // pinned or not). Idempotent. Detaches the first page's view first.
   void Release();
-  // A Uint32Array(1) over the word at `offset` of the first page, on one
-  // external ArrayBuffer per mapping made at the first call (the view of
-  // the first offset asked for is kept and given again), or
-  // undefined when the word is not in the first page (or nothing is mapped).
-  // Node frees every external buffer through a thread-safe immediate (an
-  // event-loop wake-up): made per ring endpoint, that was one per connection
-  // and side. Views stay valid until Release() detaches the buffer.
+  // A Uint32Array(1) over the 4-byte word at `offset` of the first page,
+  // on one external ArrayBuffer of just that word, made at the first call
+  // and given again for the same offset (undefined for any other offset, or
+  // once nothing is mapped). Node frees every external buffer through a
+  // thread-safe immediate (an event-loop wake-up): made per ring endpoint,
+  // that was one per connection and side. Valid until Release() detaches it.
   Napi::Value FirstPageWord(Napi::Env env, size_t offset);
 
  private:
@@ -53,9 +53,9 @@ class SharedMapping : public Napi::ObjectWrap<SharedMapping> {
   bool writable_ = false;
   int pins_ = 0;
   AddonData* owner_ = nullptr;  // while mapped
-  Napi::Reference<Napi::ArrayBuffer> first_page_;  // FirstPageWord()'s buffer, once made
-  Napi::Reference<Napi::Uint32Array> first_word_;  // its view of the word first asked for
-  size_t first_word_offset_ = 0;
+  Napi::Reference<Napi::ArrayBuffer> word_buffer_;  // FirstPageWord()'s 4 bytes, once made
+  Napi::Reference<Napi::Uint32Array> word_view_;    // its view
+  size_t word_offset_ = 0;
 };
 
 }  // namespace xenring

@@ -5,16 +5,20 @@
 
 namespace xenring {
 
-// Detaches and forgets such a view: no JS reads the memory through it after this.
-inline void DetachSharedView(Napi::Reference<Napi::ArrayBuffer>& ref) {
-  if (ref.IsEmpty()) return;
+// Detaches and forgets such a view: no JS reads the memory through it after
+// this. False if it could not be detached (only while the environment is
+// being torn down, when no JS runs any more).
+inline bool DetachSharedView(Napi::Reference<Napi::ArrayBuffer>& ref) {
+  if (ref.IsEmpty()) return true;
+  bool detached = false;
   try {
     Napi::ArrayBuffer ab = ref.Value();
     if (!ab.IsDetached()) ab.Detach();
+    detached = true;
   } catch (...) {
-    // Only when the environment is being torn down: no JS runs after that.
   }
   ref.Reset();
+  return detached;
 }
 
 }  // namespace xenring

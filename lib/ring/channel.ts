@@ -191,8 +191,9 @@ export class RingChannel {
     if (!this.life.draining) return;
     let drained: boolean;
     try {
-      // drained() asks for a wake-up and publishes the peer's state: peerGone after it is current.
-      drained = this.writer.drained() || this.state.peerGone;
+      // drained() asks for a wake-up and publishes the peer's state: peerGone
+      // after it is current (a peer known gone is not asked again).
+      drained = this.state.peerGone || this.writer.drained() || this.state.peerGone;
     } catch (err) {
       this.fail(err as Error);
       return;
@@ -334,12 +335,12 @@ export class RingChannel {
     this.onWake(0);
   }
 
-  /** The ring is empty and the peer writes no more: end of data, or a reset. */
   /** The link's pool found the peer broke its protocol outside any stream call (a completion from a GC callback). */
   poolFailed(err: Error): void {
     this.fail(err);
   }
 
+  /** The ring is empty and the peer writes no more: end of data, or a reset. */
   private onEndOfData(): void {
     if (this.state.peerGone) this.life.on('peerGone');
     if (this.life.ended) return;

@@ -59,7 +59,7 @@ export interface WriterHost {
   readonly closed: boolean;
   /** The peer reads no more: writes fail with EPIPE. */
   readonly peerGone: boolean;
-  /** The writer saw the peer's live byte at 0 while facing a full ring. */
+  /** The writer saw the peer's live byte at 0 (in the state a call published). */
   notePeerGone(): void;
   /** A protocol error while flushing staged bytes: fail the channel. */
   fail(err: Error): void;

@@ -46,11 +46,14 @@ describe('ring: the pool word view', () => {
     assert.equal(b[0], undefined);
   });
 
-  it('the word is at the extension\'s pool word offset of the control page', () => {
+  it('the view is the extension\'s pool word of the control page, and only that word', () => {
     const { m, endpoint } = ring();
     const ep = endpoint('server', true);
     const w = ep.poolWord();
-    assert.equal(w.byteOffset, POOL_WORD_OFFSET);
+    assert.equal(w.buffer.byteLength, 4, 'nothing else of the pages reaches JS through it');
+    new Uint8Array(w.buffer)[2] = 0x5a; // the client's pool byte
+    assert.equal(m.readByte(POOL_WORD_OFFSET + 2), 0x5a);
+    assert.equal(ep.poolWord(), w, 'the same view again');
     ep.close();
     m.unmap();
   });
