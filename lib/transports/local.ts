@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { PAGE_SIZE } from '../constants';
 import { systemError } from '../errors';
-import { closeQuietly, native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT } from '../native';
+import { closeQuietly, native, FdWatcher, SharedMapping, RingEndpoint, UV_READABLE, UV_DISCONNECT, type Notifier } from '../native';
 import { DEFAULT_COPY_MAX, DEFAULT_COPY_THRESHOLD, DEFAULT_COPY_WINDOW, DEFAULT_LOCAL_POOL, type PoolOptions } from '../pool/layout';
 import { externalBuffersWork, type PoolMapping } from '../pool/native_pool';
 import { agreePoolSize, createLocalRegion, mapPeerRegion, PoolLink, viewsAllowed } from '../pool/pool_link';
@@ -118,6 +118,31 @@ interface LinkReuse {
   keep(kept: KeptLink, reopen: PendingReopen | null): boolean;
 }
 
+/** A watcher callback that does nothing. */
+const idle = () => {};
+
+/** A kept link's wait watcher's callback: takes any wake-up off the pipe (level-triggered: it would fire again), stops on a poll error. */
+function consumeWakeups(wait: FdWatcher, notifier: Notifier): (events: number) => void {
+  return (events) => {
+    try {
+      if (events >= 0) {
+        notifier.ack();
+        return;
+      }
+    } catch {
+      /* the pipe failed: poll it no more */
+    }
+    wait.stop();
+  };
+}
+
+/** Our endpoint wakes its peer through `kept` (a kept link's), or a new seam over the pipe ends. */
+function wakeThrough(endpoint: RingEndpoint, kickFd: number, waitFd: number, kept: Notifier | null = null): Notifier {
+  const notifier = kept ?? native.pipeNotifier(kickFd, waitFd);
+  endpoint.setNotifier(notifier);
+  return notifier;
+}
+
 /** A connected local ring and the fds/pages behind it. */
 class LocalLink implements RingLink {
   readonly ext = true;
@@ -147,6 +172,8 @@ class LocalLink implements RingLink {
   private handedWait: FdWatcher | null = null;
   /** The closing channel's watchers, offered for keeping (adoptWatchers). */
   private adopted: { wait: FdWatcher; hangup: FdWatcher | null } | null = null;
+  /** The endpoint's wake-up seam (set by whoever made the link), kept with a kept link. */
+  notifier: Notifier | null = null;
 
   /** Keeps the handshake's watcher on hangupFd for the channel; until taken, an event stops it (level-triggered: it fires again once restarted). */
   handWatcher(watcher: FdWatcher): void {
@@ -175,13 +202,21 @@ class LocalLink implements RingLink {
     return w;
   }
 
-  /** A link that may be kept takes the closing channel's watchers (stopped, callbacks dropped). */
+  /**
+   * A link that may be kept takes the closing channel's watchers, their
+   * callbacks dropped. The one on waitFd goes on polling (see KeptLink), now
+   * only consuming wake-ups; without the notifier to consume them it stops.
+   */
   adoptWatchers(wait: FdWatcher, hangup: FdWatcher | null): boolean {
     if (this.reuse === null || this.released) return false;
-    const idle = () => {};
-    wait.stop();
     wait.bindRing(null);
-    wait.setCallback(idle);
+    const notifier = this.notifier;
+    if (notifier === null) {
+      wait.stop();
+      wait.setCallback(idle);
+    } else {
+      wait.setCallback(consumeWakeups(wait, notifier));
+    }
     hangup?.setCallback(idle);
     this.adopted = { wait, hangup };
     return true;
@@ -244,6 +279,7 @@ class LocalLink implements RingLink {
       remote: this.remote,
       watcher,
       waitWatcher: adopted?.wait ?? null,
+      notifier: adopted !== null ? this.notifier : null,
     };
     if (!r.keep(kept, this.reopenPending)) {
       watcher.close();
@@ -553,7 +589,7 @@ function serveHello(
     }
     const [waitFd, peerEnd] = native.wakePair();
     owned.push(waitFd, peerEnd);
-    endpoint.setNotifier(native.pipeNotifier(kickFd, waitFd));
+    const notifier = wakeThrough(endpoint, kickFd, waitFd);
     const reply = buildAccept({ leftOrder: order, rightOrder: order, pool: agreed, lazyRegions: lazyRegions && agreed !== null, reusable });
     if (native.sendMessage(conn, reply, poolFd >= 0 ? [memfd, peerEnd, poolFd] : [memfd, peerEnd]) !== reply.length) {
       throw systemError('EAGAIN', 'sendmsg', 'handshake reply did not fit');
@@ -571,6 +607,7 @@ function serveHello(
       family: 'local',
       port,
     }, pool, recyclable, regions, null, reuse);
+    link.notifier = notifier;
     pool = null;
     if (recyclable !== null) memfd = poolFd = -1; // the link keeps them (a kept link needs only the mapping)
     return link;
@@ -623,7 +660,7 @@ function poolOnDemand(
 }
 
 /** A client's ring, mapped, with what the handshake agreed (a kept link's parts, or a fresh one's). */
-type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'leftOrder' | 'rightOrder' | 'pool' | 'peerUid' | 'local' | 'remote'>;
+type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'leftOrder' | 'rightOrder' | 'pool' | 'peerUid' | 'local' | 'remote'> & { notifier?: Notifier | null };
 
 /**
  * The client's link over a ring it mapped (fresh, or kept: local_reuse.ts):
@@ -639,11 +676,12 @@ function clientLink(ring: ClientRing, poolOptions: PoolOptions, ringKey: string 
     endpoint = ringEndpoint(mapping, 'client', ring.leftOrder, ring.rightOrder);
     // Before we go live (clientConnect): the server reads our pool byte then.
     ({ pool, regions } = poolOnDemand(endpoint, 'client', conn, ring.pool, ring.peerUid, poolOptions));
-    endpoint.setNotifier(native.pipeNotifier(ring.kickFd, ring.waitFd));
+    const notifier = wakeThrough(endpoint, ring.kickFd, ring.waitFd, ring.notifier);
     // vchan client connect: live, ask for the server's writes; no kick (a
     // server of this version needs none: it served us from the HELLO on).
     clientConnect(endpoint, false);
     const link = new LocalLink(endpoint, mapping, ring.waitFd, ring.kickFd, conn, ring.local, ring.remote, pool, null, regions, ringKey, reuse);
+    link.notifier = notifier;
     pool = null;
     return link;
   } catch (err) {
@@ -750,13 +788,14 @@ function reopenServer(entry: ServerParked, claimed: boolean, poolOptions: PoolOp
     clearReuse(mapping); // a connection is on the ring: whoever closes last prepares it again
     // Before REOPENED: the client reads our pool byte once it has it.
     ({ pool, regions } = poolOnDemand(endpoint, 'server', conn, agreed, peerUid, poolOptions));
-    endpoint.setNotifier(native.pipeNotifier(entry.kickFd, entry.waitFd));
+    const notifier = wakeThrough(endpoint, entry.kickFd, entry.waitFd, entry.notifier);
     if (!claimed) {
       const reply = buildReopened(order, order);
       if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
     }
     const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, keep };
     const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
+    link.notifier = notifier;
     pool = null;
     link.handKeptWatchers(entry);
     return link;

@@ -44,7 +44,7 @@
  * or XENRING_REUSE=0.
  * @internal
  */
-import { closeQuietly, native, type FdWatcher, type SharedMapping } from '../native';
+import { closeQuietly, native, type FdWatcher, type Notifier, type SharedMapping } from '../native';
 import type { TransportAddress } from '../ring/link';
 import { CONTROL, Live } from '../ring/vchan_state';
 import { ExpiringCache } from './expiring_cache';
@@ -130,8 +130,17 @@ export interface KeptLink {
   remote: TransportAddress;
   /** Polls `conn` while kept; handed to the next connection's channel. */
   watcher: FdWatcher;
-  /** The last channel's watcher on `waitFd`, stopped; handed to the next one (null: it makes one). */
+  /**
+   * The last channel's watcher on `waitFd`, handed to the next one (null: it
+   * makes one). It goes on polling while kept, consuming any wake-up with
+   * `notifier` (a peer's late kick): started and stopped per connection it
+   * cost two failing epoll_ctl calls a connection (libuv's uv_poll_start
+   * stops the handle first, and a connection that lives within one loop
+   * turn never got it into epoll).
+   */
   waitWatcher: FdWatcher | null;
+  /** The last connection's wake-up seam over `kickFd`/`waitFd`, for the next endpoint (null: it makes one). */
+  notifier: Notifier | null;
 }
 
 /**
@@ -168,6 +177,10 @@ export function prepareKept(mapping: SharedMapping, role: 'client' | 'server', i
     if (mapping.readByte(role === 'client' ? CONTROL.srvLive : CONTROL.cliLive) !== Live.Gone) return;
     if (mapping.casByte(REUSE_BYTE, Reuse.None, Reuse.Initialising) !== Reuse.None) return;
     init();
+    // The init asks for a kick at the client's first write; the server of a
+    // prepared ring learns of it from the claimed REOPEN instead (and asks
+    // once its reader sleeps): the client's kick would only wake it twice.
+    mapping.casByte(CONTROL.cliNotify, NOTIFY_WRITE, 0);
     // Fails only if the server freed it meanwhile (Dropped): then nobody takes it.
     if (mapping.casByte(REUSE_BYTE, Reuse.Initialising, Reuse.Ready) === Reuse.Initialising) reuseStats.prepared++;
   } catch {
@@ -230,6 +243,9 @@ export function dropReuse(mapping: SharedMapping): boolean {
   }
 }
 
+/** vchan's notify bit "tell me when you produce data" (native/vchan_layout.h kNotifyWrite). */
+const NOTIFY_WRITE = 1;
+
 /** Frees everything a kept link holds. */
 export function disposeKept(k: KeptLink): void {
   k.watcher.close();
@@ -272,6 +288,7 @@ export function keepClientLink(key: string, link: KeptLink): boolean {
     if (clientKept.remove(entry)) disposeKept(entry);
   });
   entry.watcher.unref();
+  entry.waitWatcher?.unref();
   clientKept.add(entry);
   return true;
 }
@@ -332,6 +349,7 @@ export function parkServerLink(entry: ServerParked): boolean {
   const same = (e: ServerParked) => e.peer === entry.peer;
   if (parked.count(same) >= REUSE_PER_PEER) parked.dropOldest(same);
   entry.watcher.unref();
+  entry.waitWatcher?.unref();
   parked.add(entry);
   return true;
 }
