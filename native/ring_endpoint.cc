@@ -356,7 +356,8 @@ Napi::Value RingEndpoint::SignalWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// signalGone(): after our live byte changed (close, reset), wakes the peer.
+// signalGone(): after our live byte went (close, reset): withdraws our own
+// requests for wake-ups, then wakes the peer.
 // A xenring peer only if it asked to hear of our writes or reads: it
 // re-checks our fin and live bytes after asking, before it sleeps, so a
 // peer that asked for nothing is awake and will see them (a kick per close
@@ -365,6 +366,10 @@ Napi::Value RingEndpoint::SignalWrite(const Napi::CallbackInfo& info) {
 Napi::Value RingEndpoint::SignalGone(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
+  // Gone, we want no more wake-ups: the requests our reader or writer left
+  // would have the peer's close kick a pipe nobody reads for this
+  // connection (a wake-up of our kept link's watcher for nothing).
+  __atomic_store_n(peer_notify_, static_cast<uint8_t>(0), __ATOMIC_SEQ_CST);
   int err = ext_ ? SendNotify(kNotifyWrite | kNotifyRead) : DoKick();
   if (err) ThrowErrno(env, err, "kick");
   return env.Undefined();
