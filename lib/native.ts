@@ -168,7 +168,23 @@ export interface ReceivedMessage {
 
 export interface NativeBinding {
   SharedMapping: new (fd: number, length: number, writable: boolean, offset?: number) => SharedMapping;
-  RingEndpoint: new (options: RingEndpointOptions) => RingEndpoint;
+  RingEndpoint: {
+    new (options: RingEndpointOptions): RingEndpoint;
+    /** The same, positional (no named property read: the transports' own calls). */
+    new (
+      server: boolean,
+      init: boolean,
+      ext: boolean,
+      control: SharedMapping,
+      controlOffset: number,
+      leftMapping: SharedMapping,
+      leftOffset: number,
+      leftOrder: number,
+      rightMapping: SharedMapping,
+      rightOffset: number,
+      rightOrder: number,
+    ): RingEndpoint;
+  };
   /** Makes `endpoint`'s read, write, waitData and service own properties bound to it (no napi_unwrap per call); any own property already there is kept. False (nothing done) if it is not a native RingEndpoint. */
   bindRingMethods(endpoint: RingEndpoint): boolean;
   /** Not constructible with a use from JS: transports make Notifiers. */

@@ -59,18 +59,10 @@ Napi::Uint32Array WordsArg(const Napi::CallbackInfo& info, size_t min, const cha
   return a;
 }
 
-RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
-  Napi::Value v = opts.Get(name);
-  if (!v.IsObject()) ThrowType(env, (std::string("options.") + name + " must be an object").c_str());
-  Napi::Object o = v.As<Napi::Object>();
-  // Read once: the object checked is the one the endpoint keeps alive (a
-  // getter could return another one on a second read, and the mapping in
-  // use would then be collected and unmapped under the ring).
-  Napi::Value mapping = o.Get("mapping");
+RingSpec ParseRing(Napi::Env env, Napi::Value mapping, Napi::Value off, Napi::Value ord, const char* name) {
   SharedMapping* m = SharedMapping::Unwrap(mapping);
   if (m == nullptr || m->base() == nullptr)
     ThrowType(env, (std::string("options.") + name + ".mapping must be a live SharedMapping").c_str());
-  Napi::Value off = o.Get("offset"), ord = o.Get("order");
   if (!off.IsNumber() || !ord.IsNumber())
     ThrowType(env, (std::string("options.") + name + ".offset and .order must be numbers").c_str());
   double offset = off.As<Napi::Number>().DoubleValue();
@@ -83,6 +75,17 @@ RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
       uint64_t(offset) + size > m->length())
     ThrowRange(env, (std::string("options.") + name + " does not fit inside its mapping").c_str());
   return RingSpec{m, mapping.As<Napi::Object>(), m->base() + uint64_t(offset), uint32_t(size)};
+}
+
+RingSpec ParseRing(Napi::Env env, Napi::Object opts, const char* name) {
+  Napi::Value v = opts.Get(name);
+  if (!v.IsObject()) ThrowType(env, (std::string("options.") + name + " must be an object").c_str());
+  Napi::Object o = v.As<Napi::Object>();
+  // Read once: the object checked is the one the endpoint keeps alive (a
+  // getter could return another one on a second read, and the mapping in
+  // use would then be collected and unmapped under the ring).
+  Napi::Value mapping = o.Get("mapping");
+  return ParseRing(env, mapping, o.Get("offset"), o.Get("order"), name);
 }
 
 }  // namespace
@@ -118,32 +121,47 @@ Napi::Function RingEndpoint::Init(Napi::Env env) {
 }
 
 // new RingEndpoint({ role, init, ext, control, controlOffset, left, right })
+// new RingEndpoint(server, init, ext, control, controlOffset,
+//                  leftMapping, leftOffset, leftOrder, rightMapping, rightOffset, rightOrder)
+// The second form, for the transports' own calls (three endpoints per
+// reconnect: the server's, the client's, and the one that prepares the
+// ring), reads no named property: each one read made its key string anew.
 RingEndpoint::RingEndpoint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingEndpoint>(info) {
   GuardConstructor(info.Env(), [&] {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "The \"options\" argument must be of type object");
-    Napi::Object opts = info[0].As<Napi::Object>();
-    Napi::Value role = opts.Get("role");
-    if (!role.IsString()) ThrowType(env, "options.role must be 'server' or 'client'");
-    std::string r = role.As<Napi::String>().Utf8Value();
-    if (r != "server" && r != "client") ThrowType(env, "options.role must be 'server' or 'client'");
-    server_ = r == "server";
-    ext_ = opts.Get("ext").ToBoolean();
-    bool init = opts.Get("init").ToBoolean();
+    bool positional = info.Length() >= 11 && info[0].IsBoolean();
+    if (!positional && (info.Length() < 1 || !info[0].IsObject()))
+      ThrowType(env, "The \"options\" argument must be of type object");
+    // (In the second form `opts` is never read.)
+    Napi::Object opts = (positional ? info.This() : info[0]).As<Napi::Object>();
+    bool init;
+    if (positional) {
+      server_ = info[0].ToBoolean();
+      init = info[1].ToBoolean();
+      ext_ = info[2].ToBoolean();
+    } else {
+      Napi::Value role = opts.Get("role");
+      if (!role.IsString()) ThrowType(env, "options.role must be 'server' or 'client'");
+      std::string r = role.As<Napi::String>().Utf8Value();
+      if (r != "server" && r != "client") ThrowType(env, "options.role must be 'server' or 'client'");
+      server_ = r == "server";
+      ext_ = opts.Get("ext").ToBoolean();
+      init = opts.Get("init").ToBoolean();
+    }
 
-    Napi::Value control = opts.Get("control");  // read once, as ParseRing's mappings
+    Napi::Value control = positional ? info[3] : opts.Get("control");  // read once, as ParseRing's mappings
     SharedMapping* cm = SharedMapping::Unwrap(control);
     if (cm == nullptr || cm->base() == nullptr || !cm->writable())
       ThrowType(env, "options.control must be a live, writable SharedMapping");
-    Napi::Value co = opts.Get("controlOffset");
+    Napi::Value co = positional ? info[4] : opts.Get("controlOffset");
     double coff = co.IsNumber() ? co.As<Napi::Number>().DoubleValue() : 0;
     if (!(coff >= 0) || coff >= 9007199254740992.0 || coff != double(uint64_t(coff)) || uint64_t(coff) % 8 != 0 ||
         uint64_t(coff) + kPageSize > cm->length())
       ThrowRange(env, "options.controlOffset does not leave a whole control page inside the mapping");
     ctrl_ = cm->base() + uint64_t(coff);
 
-    RingSpec left = ParseRing(env, opts, "left");
-    RingSpec right = ParseRing(env, opts, "right");
+    RingSpec left = positional ? ParseRing(env, info[5], info[6], info[7], "left") : ParseRing(env, opts, "left");
+    RingSpec right = positional ? ParseRing(env, info[8], info[9], info[10], "right") : ParseRing(env, opts, "right");
     RingSpec& rx = server_ ? left : right;
     RingSpec& tx = server_ ? right : left;
     if (!tx.mapping->writable()) ThrowType(env, "the ring this side writes must be mapped writable");

@@ -373,15 +373,8 @@ function ringLayout(leftOrder: number, rightOrder: number) {
 /** Our endpoint on a local ring (ringLayout in one mapping); a server's initialises the control page. */
 function ringEndpoint(mapping: SharedMapping, role: 'client' | 'server', leftOrder: number, rightOrder: number, init = role === 'server'): RingEndpoint {
   const { leftOffset, rightOffset } = ringLayout(leftOrder, rightOrder);
-  return new native.RingEndpoint({
-    role,
-    init,
-    ext: true,
-    control: mapping,
-    controlOffset: 0,
-    left: { mapping, offset: leftOffset, order: leftOrder },
-    right: { mapping, offset: rightOffset, order: rightOrder },
-  });
+  // Positional: the options form reads 12 named properties, each key made anew.
+  return new native.RingEndpoint(role === 'server', init, true, mapping, 0, mapping, leftOffset, leftOrder, mapping, rightOffset, rightOrder);
 }
 
 /** The pool a connect/listen request asks for: local's default when it names none. */
