@@ -340,11 +340,9 @@ export class RingWriter {
         }
         if (n === 0) {
           // Ring full: is anyone still reading it? (the write just published
-          // the peer's state; checked here, not per write)
-          if (this.state.peerGone) {
-            this.host.notePeerGone();
-            continue;
-          }
+          // the peer's state; if not, the loop's first look fails the write,
+          // with no spin for space first)
+          if (this.state.peerGone) continue;
           if (this.spinForSpace(p.total - p.offset)) continue;
           // Sleep until the peer reads, unless it left meanwhile: its close
           // wakes only a writer that had asked (signalGone), so the state

@@ -137,7 +137,7 @@ function consumeWakeups(wait: FdWatcher, notifier: Notifier): (events: number) =
 }
 
 /** Our endpoint wakes its peer through `kept` (a kept link's), or a new seam over the pipe ends. */
-function wakeThrough(endpoint: RingEndpoint, kickFd: number, waitFd: number, kept: Notifier | null = null): Notifier {
+function wakeThrough(endpoint: RingEndpoint, kickFd: number, waitFd: number, kept?: Notifier): Notifier {
   const notifier = kept ?? native.pipeNotifier(kickFd, waitFd);
   endpoint.setNotifier(notifier);
   return notifier;
@@ -151,6 +151,8 @@ class LocalLink implements RingLink {
   private reopenPending: PendingReopen | null = null;
   constructor(
     readonly endpoint: RingEndpoint,
+    /** The endpoint's wake-up seam, kept with a kept link. */
+    private readonly notifier: Notifier,
     private readonly mapping: SharedMapping,
     readonly waitFd: number,
     private readonly kickFd: number,
@@ -172,8 +174,6 @@ class LocalLink implements RingLink {
   private handedWait: FdWatcher | null = null;
   /** The closing channel's watchers, offered for keeping (adoptWatchers). */
   private adopted: { wait: FdWatcher; hangup: FdWatcher | null } | null = null;
-  /** The endpoint's wake-up seam (set by whoever made the link), kept with a kept link. */
-  notifier: Notifier | null = null;
 
   /** Keeps the handshake's watcher on hangupFd for the channel; until taken, an event stops it (level-triggered: it fires again once restarted). */
   handWatcher(watcher: FdWatcher): void {
@@ -205,18 +205,12 @@ class LocalLink implements RingLink {
   /**
    * A link that may be kept takes the closing channel's watchers, their
    * callbacks dropped. The one on waitFd goes on polling (see KeptLink), now
-   * only consuming wake-ups; without the notifier to consume them it stops.
+   * only consuming wake-ups.
    */
   adoptWatchers(wait: FdWatcher, hangup: FdWatcher | null): boolean {
     if (this.reuse === null || this.released) return false;
     wait.bindRing(null);
-    const notifier = this.notifier;
-    if (notifier === null) {
-      wait.stop();
-      wait.setCallback(idle);
-    } else {
-      wait.setCallback(consumeWakeups(wait, notifier));
-    }
+    wait.setCallback(consumeWakeups(wait, this.notifier));
     hangup?.setCallback(idle);
     this.adopted = { wait, hangup };
     return true;
@@ -279,7 +273,7 @@ class LocalLink implements RingLink {
       remote: this.remote,
       watcher,
       waitWatcher: adopted?.wait ?? null,
-      notifier: adopted !== null ? this.notifier : null,
+      notifier: this.notifier,
     };
     if (!r.keep(kept, this.reopenPending)) {
       watcher.close();
@@ -595,12 +589,11 @@ function serveHello(
     const reuse: LinkReuse | null = reusable
       ? { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid: peer.uid, keep: park! }
       : null;
-    const link = new LocalLink(endpoint, mapping, waitFd, kickFd, conn, address(path, port), {
+    const link = new LocalLink(endpoint, notifier, mapping, waitFd, kickFd, conn, address(path, port), {
       address: `pid:${peer.pid}`,
       family: 'local',
       port,
     }, pool, recyclable, regions, null, reuse);
-    link.notifier = notifier;
     pool = null;
     if (recyclable !== null) memfd = poolFd = -1; // the link keeps them (a kept link needs only the mapping)
     return link;
@@ -653,7 +646,7 @@ function poolOnDemand(
 }
 
 /** A client's ring, mapped, with what the handshake agreed (a kept link's parts, or a fresh one's). */
-type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'leftOrder' | 'rightOrder' | 'pool' | 'peerUid' | 'local' | 'remote'> & { notifier?: Notifier | null };
+type ClientRing = Pick<KeptLink, 'conn' | 'waitFd' | 'kickFd' | 'mapping' | 'leftOrder' | 'rightOrder' | 'pool' | 'peerUid' | 'local' | 'remote'> & { notifier?: Notifier };
 
 /**
  * The client's link over a ring it mapped (fresh, or kept: local_reuse.ts):
@@ -673,8 +666,7 @@ function clientLink(ring: ClientRing, poolOptions: PoolOptions, ringKey: string 
     // vchan client connect: live, ask for the server's writes; no kick (a
     // server of this version needs none: it served us from the HELLO on).
     clientConnect(endpoint, false);
-    const link = new LocalLink(endpoint, mapping, ring.waitFd, ring.kickFd, conn, ring.local, ring.remote, pool, null, regions, ringKey, reuse);
-    link.notifier = notifier;
+    const link = new LocalLink(endpoint, notifier, mapping, ring.waitFd, ring.kickFd, conn, ring.local, ring.remote, pool, null, regions, ringKey, reuse);
     pool = null;
     return link;
   } catch (err) {
@@ -787,8 +779,7 @@ function reopenServer(entry: ServerParked, claimed: boolean, poolOptions: PoolOp
       if (native.sendMessage(conn, reply, []) !== reply.length) throw systemError('EAGAIN', 'sendmsg', 'reopen reply did not fit');
     }
     const reuse: LinkReuse = { role: 'server', leftOrder: order, rightOrder: order, pool: agreed, peerUid, keep };
-    const link = new LocalLink(endpoint, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
-    link.notifier = notifier;
+    const link = new LocalLink(endpoint, notifier, mapping, entry.waitFd, entry.kickFd, conn, entry.local, entry.remote, pool, null, regions, null, reuse);
     pool = null;
     link.handKeptWatchers(entry);
     return link;

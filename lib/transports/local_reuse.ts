@@ -46,7 +46,7 @@
  */
 import { closeQuietly, native, type FdWatcher, type Notifier, type SharedMapping } from '../native';
 import type { TransportAddress } from '../ring/link';
-import { CONTROL, Live } from '../ring/vchan_state';
+import { CONTROL, Live, NOTIFY } from '../ring/vchan_state';
 import { ExpiringCache } from './expiring_cache';
 import { recyclingEnabled, type RecycleScope } from './local_recycle';
 
@@ -139,8 +139,8 @@ export interface KeptLink {
    * turn never got it into epoll).
    */
   waitWatcher: FdWatcher | null;
-  /** The last connection's wake-up seam over `kickFd`/`waitFd`, for the next endpoint (null: it makes one). */
-  notifier: Notifier | null;
+  /** The last connection's wake-up seam over `kickFd`/`waitFd`, for the next endpoint. */
+  notifier: Notifier;
 }
 
 /**
@@ -180,7 +180,7 @@ export function prepareKept(mapping: SharedMapping, role: 'client' | 'server', i
     // The init asks for a kick at the client's first write; the server of a
     // prepared ring learns of it from the claimed REOPEN instead (and asks
     // once its reader sleeps): the client's kick would only wake it twice.
-    mapping.casByte(CONTROL.cliNotify, NOTIFY_WRITE, 0);
+    mapping.casByte(CONTROL.cliNotify, NOTIFY.write, 0);
     // Fails only if the server freed it meanwhile (Dropped): then nobody takes it.
     if (mapping.casByte(REUSE_BYTE, Reuse.Initialising, Reuse.Ready) === Reuse.Initialising) reuseStats.prepared++;
   } catch {
@@ -242,9 +242,6 @@ export function dropReuse(mapping: SharedMapping): boolean {
     return true;
   }
 }
-
-/** vchan's notify bit "tell me when you produce data" (native/vchan_layout.h kNotifyWrite). */
-const NOTIFY_WRITE = 1;
 
 /** Frees everything a kept link holds. */
 export function disposeKept(k: KeptLink): void {
