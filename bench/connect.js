@@ -17,6 +17,14 @@
 // pattern), which the server checks (releasing each xenring Buffer), before
 // the byte it echoes: a request larger than a socket buffer on a new
 // connection (a redis SET, an upload).
+// Warm-up: V8 optimizes a function only after it has run a while, so a fresh
+// process runs its per-connection path unoptimized (interpreted, then
+// baseline code) for its first ~1,500 connections; on this 2-vCPU VM that
+// doubles the CPU a connection costs, on both sides and on every transport
+// (2026-12-05: a node:http server 330-390 µs per connection before, 110-140
+// after). The default warm-up is past that; --curve shows it: fresh client
+// and server processes every round, the costs per window of connection
+// numbers, e.g. --curve 250,500,1000,1500,2000,3000.
 // --http: each connection is instead one node:http GET of --reply bytes
 // (default 1 KiB, checked) with keep-alive off: the server answers and ends
 // first (`Connection: close`), the client's socket comes from the transport
@@ -33,7 +41,7 @@ const { parseSize } = require('./common');
 function usage(status) {
   process.stdout.write(`usage: node bench/connect.js [options]
   --conns N          measured connections per round (default 1000)
-  --warmup N         unmeasured connections first, in each round (default 200)
+  --warmup N         unmeasured connections first, in each round (default 3000: past V8's tier-up)
   --rounds N         rounds; each runs every transport once, order alternating (default 5)
   --transports LIST  from: ${Object.keys(TRANSPORTS).filter((n) => !TRANSPORTS[n].onread && !/xen-/.test(n)).join(', ')} (default xenring,uds,tcp;
                      xenring-before needs XENRING_BENCH_BEFORE=<built checkout>)
@@ -41,6 +49,8 @@ function usage(status) {
   --reply BYTES      the server writes BYTES back before the echo (checked, released by the client)
   --request BYTES    the client writes BYTES before the echoed byte (checked, released by the server)
   --http             each connection is a node:http GET of --reply bytes (default 1024), keep-alive off
+  --curve LIST       costs per window of connection numbers from fresh processes (each round
+                     forks a new client too), e.g. 250,500,1000,1500,2000,3000; replaces --conns/--warmup
   --strace           also count syscalls of both processes (strace -c -f), measured connections only
   --json FILE        write one JSON line per transport and round
 `);
@@ -48,7 +58,7 @@ function usage(status) {
 }
 
 function parseArgs(argv) {
-  const o = { conns: 1000, warmup: 200, rounds: 5, transports: ['xenring', 'uds', 'tcp'], strace: false, http: false, ringSize: undefined, reply: 0, request: 0, json: null };
+  const o = { conns: 1000, warmup: 3000, rounds: 5, curve: null, transports: ['xenring', 'uds', 'tcp'], strace: false, http: false, ringSize: undefined, reply: 0, request: 0, json: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -65,11 +75,14 @@ function parseArgs(argv) {
     else if (a === '--strace') o.strace = true;
     else if (a === '--http') o.http = true;
     else if (a === '--json') o.json = next();
+    else if (a === '--curve') o.curve = next().split(',').map(Number);
     else if (a === '--help' || a === '-h') usage(0);
     else usage(2);
   }
   for (const t of o.transports) if (!TRANSPORTS[t]) throw new Error(`unknown transport ${t}`);
   if (!(o.conns > 0) || !(o.warmup >= 0) || !(o.rounds > 0)) usage(2);
+  if (o.curve && !o.curve.every((n, i) => Number.isInteger(n) && n > (i === 0 ? 0 : o.curve[i - 1]))) usage(2);
+  if (o.curve && o.strace) usage(2);
   if (o.http && o.reply === 0) o.reply = 1024;
   if (o.http && o.request > 0) usage(2);
   return o;
@@ -236,6 +249,7 @@ async function round(name, opts, log) {
       ask(cp, 'ready'),
       new Promise((_, reject) => cp.once('exit', (code) => reject(new Error(`${name} server exited (${code})`)))),
     ]);
+    if (opts.curve) return await curve(name, cp, ready, opts);
     for (let i = 0; i < opts.warmup; i++) await oneConnection(name, ready, opts, (i * 7 + 1) & 0xff);
     if (global.gc) global.gc();
     let strace = null;
@@ -276,6 +290,43 @@ async function round(name, opts, log) {
   }
 }
 
+/** --curve: the costs per connection in each window of connection numbers, counted from the processes' start. */
+async function curve(name, cp, ready, opts) {
+  const windows = [];
+  let done = 0;
+  let s0 = await ask(cp, 'counters');
+  let c0 = counters();
+  let t0 = process.hrtime.bigint();
+  for (const end of opts.curve) {
+    const from = done;
+    for (; done < end; done++) await oneConnection(name, ready, opts, (done * 13 + 5) & 0xff);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    const c1 = counters();
+    const s1 = await ask(cp, 'counters');
+    const c = diff(c0, c1);
+    const s = diff(s0, s1);
+    const n = end - from;
+    windows.push({ transport: name, from, to: end, wallUs: wall / n, clientCpuUs: (c.user + c.system) / n, serverCpuUs: (s.user + s.system) / n });
+    s0 = s1;
+    c0 = c1;
+    t0 = process.hrtime.bigint();
+  }
+  return windows;
+}
+
+/** --curve: one round in a new client process (this file with --round), so that neither side has warmed up. */
+function freshRound(name, opts) {
+  return new Promise((resolve, reject) => {
+    const cp = fork(__filename, ['--round', name, JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let result = null;
+    cp.on('message', (m) => {
+      if (m && m.result) result = m.result;
+      else if (m && m.error) reject(new Error(m.error));
+    });
+    cp.on('exit', (code) => (result ? resolve(result) : reject(new Error(`round client exited (${code})`))));
+  });
+}
+
 function median(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -297,6 +348,13 @@ async function main() {
   for (let r = 0; r < opts.rounds; r++) {
     const order = r % 2 === 0 ? opts.transports : [...opts.transports].reverse();
     for (const t of order) {
+      if (opts.curve) {
+        const ws = await freshRound(t, opts);
+        process.stderr.write(`round ${r + 1} ${t}: ${ws.map((w) => `${w.to}: ${w.serverCpuUs.toFixed(0)}/${w.clientCpuUs.toFixed(0)}`).join(', ')} (server/client CPU µs)\n`);
+        results[t].push(ws);
+        if (json !== null) fs.writeSync(json, JSON.stringify({ tool: 'xenring-bench-connect-curve', round: r + 1, windows: ws }) + '\n');
+        continue;
+      }
       const res = await round(t, opts, (x) => process.stderr.write(`round ${r + 1} ${t}: ${x.wallUs.toFixed(0)} µs/conn, client ${x.clientCpuUs.toFixed(0)} µs, server ${x.serverCpuUs.toFixed(0)} µs, load ${x.load.toFixed(2)}\n`));
       results[t].push(res);
       loads.push(os.loadavg()[0]);
@@ -305,10 +363,11 @@ async function main() {
   }
   if (json !== null) fs.closeSync(json);
   const secs = ((Date.now() - started) / 1000).toFixed(0);
-  const what = opts.http
-    ? `a node:http GET of ${opts.reply} bytes, keep-alive off (the server ends first)`
-    : [opts.request > 0 ? `${opts.request}-byte request (released)` : null, opts.reply > 0 ? `${opts.reply}-byte reply (released)` : null, '1-byte echo'].filter(Boolean).join(' + ') + ' + end';
-  console.log(`### New connections: connect + ${what} + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
+  if (opts.curve) {
+    printCurve(opts, results, started, secs, loads);
+    return;
+  }
+  console.log(`### New connections: connect + ${describe(opts)} + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
   console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection${opts.ringSize ? `, ringSize ${opts.ringSize}` : ''}\n`);
   const ref = results.tcp ? 'tcp' : null;
   console.log(`| transport | wall µs | client CPU µs (sys) | server CPU µs (sys) | client faults | server faults | syscalls (both) |${ref ? ' CPU both ÷ TCP |' : ''}`);
@@ -322,7 +381,36 @@ async function main() {
   }
 }
 
-if (process.argv[2] === '--child') {
+function describe(opts) {
+  return opts.http
+    ? `a node:http GET of ${opts.reply} bytes, keep-alive off (the server ends first)`
+    : [opts.request > 0 ? `${opts.request}-byte request (released)` : null, opts.reply > 0 ? `${opts.reply}-byte reply (released)` : null, '1-byte echo'].filter(Boolean).join(' + ') + ' + end';
+}
+
+function printCurve(opts, results, started, secs, loads) {
+  console.log(`### Warm-up: connect + ${describe(opts)} + close, by connection number from fresh client and server processes (${opts.rounds} rounds)\n`);
+  console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection in each window\n`);
+  const ref = results.tcp ? 'tcp' : null;
+  console.log(`| transport | connections | wall µs | client CPU µs | server CPU µs |${ref ? ' CPU both ÷ TCP |' : ''}`);
+  console.log(`|:---|:---|---:|---:|---:|${ref ? '---:|' : ''}`);
+  const both = (ws) => median(ws.map((w) => w.clientCpuUs + w.serverCpuUs));
+  for (const t of opts.transports) {
+    opts.curve.forEach((end, i) => {
+      const ws = results[t].map((round) => round[i]);
+      const col = (k) => cell(ws.map((w) => w[k]));
+      const ratio = ref ? ` ${(both(ws) / both(results[ref].map((round) => round[i]))).toFixed(2)}× |` : '';
+      console.log(`| ${t} | ${i === 0 ? 0 : opts.curve[i - 1]}–${end} | ${col('wallUs')} | ${col('clientCpuUs')} | ${col('serverCpuUs')} |${ratio}`);
+    });
+  }
+}
+
+if (process.argv[2] === '--round') {
+  const opts = JSON.parse(process.argv[4]);
+  round(process.argv[3], opts, () => {}).then(
+    (result) => process.send({ result }, () => process.exit(0)),
+    (err) => process.send({ error: err.message }, () => process.exit(1)),
+  );
+} else if (process.argv[2] === '--child') {
   child(process.argv[3], Number(process.argv[4]) || undefined, Number(process.argv[5]) || 0, Number(process.argv[6]) || 0, process.argv[7] === 'http').catch((err) => {
     process.send({ error: err.message });
     process.exit(1);
