@@ -4,13 +4,8 @@
  * {@link Socket} that emits 'connect' once the peer is there.
  */
 import { kConnectWith, Socket, type SocketOptions } from './socket';
-import {
-  vchanClient as openClient,
-  vchanServer as openServer,
-  waitForClient,
-  type VchanClientOptions,
-  type VchanServerOptions,
-} from './transports/xen';
+import type { VchanClientOptions, VchanServerOptions } from './transports/xen';
+import { xenModule } from './transports/xen_module';
 
 /** Options of {@link vchanServer}. */
 export interface VchanServerSocketOptions extends SocketOptions {
@@ -50,10 +45,11 @@ export function vchanServer(options: VchanServerSocketOptions): Socket {
     writeSize: options.writeSize,
   };
   return socket[kConnectWith](async (signal) => {
-    const link = await openServer(serverOptions);
+    const xen = xenModule();
+    const link = await xen.vchanServer(serverOptions);
     try {
       signal.throwIfAborted();
-      await waitForClient(link, 0, signal);
+      await xen.waitForClient(link, 0, signal);
       signal.throwIfAborted();
       return link;
     } catch (err) {
@@ -73,7 +69,7 @@ export function vchanClient(options: VchanClientSocketOptions): Socket {
       timeout: options.connectTimeout,
       signal,
     };
-    const link = await openClient(clientOptions);
+    const link = await xenModule().vchanClient(clientOptions);
     if (!signal.aborted) return link;
     link.release(); // made while we were giving up
     throw signal.reason;

@@ -6,7 +6,8 @@
 import { invalidArgValue } from '../errors';
 import { localTransport } from './local';
 import type { Transport } from './transport';
-import { xenAvailable, xenTransport } from './xen';
+import { devicesUsable } from './xen/native_xen';
+import { xenModule } from './xen_module';
 
 const transports = new Map<string, Transport>([['local', localTransport]]);
 const defaultProbes: Array<() => string | null> = [];
@@ -17,9 +18,15 @@ export function registerTransport(t: Transport, isDefault?: () => boolean): void
   if (isDefault) defaultProbes.push(() => (isDefault() ? t.name : null));
 }
 
-// 'xen' is the default where its devices are usable (probed once per process).
+// 'xen' is the default where its devices are usable (probed once per
+// process, without loading the transport: see xen_module.ts).
 let xenUsable: boolean | undefined;
-registerTransport(xenTransport, () => (xenUsable ??= xenAvailable()));
+const xenOnDemand: Transport = {
+  name: 'xen',
+  connect: (req, signal) => xenModule().xenTransport.connect(req, signal),
+  listen: (req, onLink, signal, onError) => xenModule().xenTransport.listen(req, onLink, signal, onError),
+};
+registerTransport(xenOnDemand, () => (xenUsable ??= devicesUsable()));
 
 export function resolveTransport(name: unknown): Transport {
   if (name === undefined || name === null) {

@@ -17,6 +17,7 @@ import { UV_READABLE, type FdWatcher, type RingEndpoint, type SharedMapping } fr
 import { CONTROL, Live, clientConnect, readPeerState } from '../../ring/vchan_state';
 import type { RingLink, TransportAddress } from '../../ring/link';
 import { addonBindings, type XenBindings } from './bindings';
+import { devicesUsable } from './native_xen';
 import { validateDomid } from '../../validators';
 import { deadline, Wakeup } from './wait';
 import { parseDecimal, xenStoreFor, type XenStore, type XsPerm, type XsWatch } from './xenstore';
@@ -572,10 +573,5 @@ export async function waitForClient(link: XenLink, timeout: number, signal?: Can
 
 /** True when the four Xen devices exist and are usable by this process. */
 export function xenAvailable(b: XenBindings = addonBindings): boolean {
-  try {
-    const d = b.xen.devicesAccessible();
-    return d.gntalloc && d.gntdev && d.evtchn && d.xenbus;
-  } catch {
-    return false;
-  }
+  return devicesUsable(b.xen);
 }

@@ -53,3 +53,13 @@ export interface NativeXen {
 }
 
 export const xen = native.xen as unknown as NativeXen;
+
+/** True when the four Xen devices exist and are usable by this process (never throws). */
+export function devicesUsable(x: Pick<NativeXen, 'devicesAccessible'> = xen): boolean {
+  try {
+    const d = x.devicesAccessible();
+    return d.gntalloc && d.gntdev && d.evtchn && d.xenbus;
+  } catch {
+    return false;
+  }
+}
