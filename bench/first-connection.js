@@ -8,17 +8,20 @@
 // (rounds alternate the transports; the first round is not recorded).
 //
 //   node bench/first-connection.js [--samples 15] [--transports xenring,uds,tcp] [--json FILE]
+//   XENRING_BENCH_BEFORE=/path/to/built/checkout node bench/first-connection.js --transports xenring,xenring-before,tcp
 
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
+const path = require('node:path');
 const { TRANSPORTS, listen, removeSocketFile } = require('./transports');
 const { LIB_PATH, optionValue } = require('./common');
 
 function usage(status) {
   process.stdout.write(`usage: node bench/first-connection.js [--samples N] [--transports LIST] [--json FILE]
   --samples N        fresh client processes per transport (default 15)
-  --transports LIST  from: xenring, uds, tcp (default xenring,uds,tcp)
+  --transports LIST  from: xenring, uds, tcp, xenring-before (default xenring,uds,tcp;
+                     xenring-before: the build in $XENRING_BENCH_BEFORE)
   --json FILE        append one JSON line per sample
 `);
   process.exit(status);
@@ -45,7 +48,7 @@ async function serve(name) {
 function client(name, ready) {
   const spec = TRANSPORTS[name];
   const t0 = process.hrtime.bigint();
-  const lib = spec.xr ? require(LIB_PATH) : require('node:net');
+  const lib = spec.xr ? require(spec.before ? path.resolve(process.env.XENRING_BENCH_BEFORE) : LIB_PATH) : require('node:net');
   const t1 = process.hrtime.bigint();
   let sock;
   if (spec.xr) sock = lib.connect({ port: ready.port, transport: spec.xr.transport });
@@ -103,7 +106,7 @@ async function main(argv) {
   const samples = Number(optionValue(argv, 'samples', 15));
   const transports = String(optionValue(argv, 'transports', 'xenring,uds,tcp')).split(',').filter(Boolean);
   const jsonFile = optionValue(argv, 'json', null);
-  if (!(samples > 0) || transports.some((t) => !TRANSPORTS[t] || !['xenring', 'uds', 'tcp'].includes(t))) usage(2);
+  if (!(samples > 0) || transports.some((t) => !TRANSPORTS[t] || !['xenring', 'xenring-before', 'uds', 'tcp'].includes(t))) usage(2);
   const started = new Date();
   const servers = {};
   for (const t of transports) servers[t] = await startServer(t);
