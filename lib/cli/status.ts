@@ -12,8 +12,7 @@ import * as path from 'node:path';
 import { native } from '../native';
 import { ensureRendezvousDir } from '../transports/local_dir';
 import { resolveTransport } from '../transports/registry';
-import { listenPath } from '../transports/xen/transport';
-import { xenStore } from '../transports/xen/xenstore';
+import { xenModule } from '../transports/xen_module';
 import { describeError, EXIT_FAILURE, EXIT_OK, parseArgs } from './options';
 
 export const STATUS_HELP = `Usage: xenring status [--json] [--dir DIR]
@@ -127,9 +126,10 @@ async function xenstoreStatus(usable: boolean): Promise<Status['xenstore']> {
   if (!usable) return { reachable: false, detail: '/dev/xen/xenbus not usable' };
   const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref());
   try {
-    const xs = xenStore();
+    const xen = xenModule(); // only where the devices are usable
+    const xs = xen.xenStore();
     const domid = await Promise.race([xs.ownDomid(), timeout]);
-    const base = listenPath(domid, '').replace(/\/$/, '');
+    const base = xen.listenPath(domid, '').replace(/\/$/, '');
     let ports: string[] = [];
     try {
       ports = await Promise.race([xs.directory(base), timeout]);

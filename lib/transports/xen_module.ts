@@ -9,7 +9,7 @@ import type * as XenModule from './xen';
 
 let loaded: typeof XenModule | null = null;
 
-/** lib/transports/xen, required the first time it is asked for. */
+/** lib/transports/xen, required the first time it is asked for. @internal */
 export function xenModule(): typeof XenModule {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   return (loaded ??= require('./xen') as typeof XenModule);

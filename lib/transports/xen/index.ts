@@ -6,5 +6,6 @@ export { vchanServer, vchanClient, xenAvailable, waitForClient, XenLink, chooseO
 export type { VchanServerOptions, VchanClientOptions } from './handshake';
 export { xenTransport, createXenTransport, XEN_DEFAULT_RING_SIZE, listenPath, vchanPath, normalizeXenPort } from './transport';
 export { addonBindings } from './bindings';
+export { xenStore } from './xenstore';
 export type { XenBindings } from './bindings';
 export type { XenConnectRequest, XenListenRequest } from './transport';
