@@ -35,7 +35,7 @@ const { fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { TRANSPORTS, listen, connect, dial, removeSocketFile } = require('./transports');
+const { TRANSPORTS, listen, connect, dial, removeSocketFile, isXenring, xenring } = require('./transports');
 const { parseSize } = require('./common');
 
 function usage(status) {
@@ -406,6 +406,8 @@ function printCurve(opts, results, started, secs, loads) {
 
 if (process.argv[2] === '--round') {
   const opts = JSON.parse(process.argv[4]);
+  // Loaded before the first window, as the server's side is (by listen()): loading is not a connection's cost (bench/first-connection.js has it).
+  if (isXenring(process.argv[3])) xenring(process.argv[3]);
   round(process.argv[3], opts, () => {}).then(
     (result) => process.send({ result }, () => process.exit(0)),
     (err) => process.send({ error: err.message }, () => process.exit(1)),
