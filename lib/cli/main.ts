@@ -4,11 +4,11 @@
  * unexpected failure into one line on stderr and an exit code.
  * @internal
  */
-import { bench } from './bench';
-import { cat, listen } from './cat';
+import type * as BenchModule from './bench';
+import type * as CatModule from './cat';
 import { describeError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './options';
-import { proxy } from './proxy';
-import { status } from './status';
+import type * as ProxyModule from './proxy';
+import type * as StatusModule from './status';
 
 export const MAIN_HELP = `Usage: xenring <command> [options]
 
@@ -26,7 +26,20 @@ Commands:
 operation failed (refused, reset, cannot listen), 2 bad usage.`;
 
 type Command = (argv: string[], exit: (code: number) => void) => void;
-const COMMANDS: Record<string, Command> = { proxy, cat, listen, status, bench };
+/*
+ * Each command's module is loaded when that command runs: a one-shot
+ * `xenring cat` does not load the benchmark's or status's code, `--help`
+ * not even the library (a command's start-up is most of a short run's time).
+ */
+/* eslint-disable @typescript-eslint/no-var-requires */
+const COMMANDS: Record<string, () => Command> = {
+  proxy: () => (require('./proxy') as typeof ProxyModule).proxy,
+  cat: () => (require('./cat') as typeof CatModule).cat,
+  listen: () => (require('./cat') as typeof CatModule).listen,
+  status: () => (require('./status') as typeof StatusModule).status,
+  bench: () => (require('./bench') as typeof BenchModule).bench,
+};
+/* eslint-enable @typescript-eslint/no-var-requires */
 
 /** Runs the command line `argv` (without node and the script). */
 export function main(argv: string[], exit: (code: number) => void = defaultExit): void {
@@ -39,7 +52,7 @@ export function main(argv: string[], exit: (code: number) => void = defaultExit)
     process.stdout.write(`${require('../../package.json').version}\n`);
     return exit(EXIT_OK);
   }
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name]() : undefined;
   try {
     if (!command) throw new UsageError(`unknown command '${name}'`);
     command(rest, exit);

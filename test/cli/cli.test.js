@@ -81,6 +81,32 @@ describe('xenring command', function () {
       });
     }
 
+    it('a command loads its own code only: --help nothing of the library, cat neither bench nor status', function () {
+      // A fresh process runs main() and reports which of our compiled modules it loaded.
+      const loadedBy = (args) => {
+        const root = path.join(__dirname, '..', '..');
+        const script = `
+          const path = require('node:path');
+          let code = null;
+          process.stdout.write = () => true; process.stderr.write = () => true;
+          require(${JSON.stringify(path.join(root, 'dist', 'cli', 'main.js'))}).main(${JSON.stringify(args)}, (c) => { code = c; });
+          const files = Object.keys(require.cache).map((k) => path.relative(${JSON.stringify(root)}, k)).filter((k) => k.startsWith('dist/'));
+          require('node:fs').writeSync(1, JSON.stringify({ code, files }));
+        `;
+        return JSON.parse(require('node:child_process').execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30000 }));
+      };
+      const help = loadedBy(['--help']);
+      assert.equal(help.code, 0);
+      assert.deepEqual(help.files.filter((f) => f !== 'dist/cli/main.js' && f !== 'dist/cli/options.js'), []);
+      const cat = loadedBy(['cat', '--no-such-option']);
+      assert.equal(cat.code, 2);
+      assert.ok(cat.files.includes('dist/cli/cat.js'), 'cat itself');
+      assert.ok(!cat.files.includes('dist/cli/bench.js') && !cat.files.includes('dist/cli/status.js') && !cat.files.includes('dist/cli/proxy.js'), cat.files.join(' '));
+      const status = loadedBy(['status', '--no-such-option']);
+      assert.equal(status.code, 2);
+      assert.ok(status.files.includes('dist/cli/status.js') && !status.files.includes('dist/cli/cat.js'), status.files.join(' '));
+    });
+
     it('no command prints the command list and exits 2; --help exits 0', async function () {
       const r = await runCli([]);
       assert.equal(r.code, 2);
