@@ -49,6 +49,9 @@ function usage(status) {
   --reply BYTES      the server writes BYTES back before the echo (checked, released by the client)
   --request BYTES    the client writes BYTES before the echoed byte (checked, released by the server)
   --http             each connection is a node:http GET of --reply bytes (default 1024), keep-alive off
+  --idle MS          pause MS before each measured connection (a client that connects every few
+                     seconds; wall time excludes the pauses, CPU includes what the processes
+                     do while idle, e.g. V8's garbage collection)
   --curve LIST       costs per window of connection numbers from fresh processes (each round
                      forks a new client too), e.g. 250,500,1000,1500,2000,3000; replaces --conns/--warmup
   --strace           also count syscalls of both processes (strace -c -f), measured connections only
@@ -58,7 +61,7 @@ function usage(status) {
 }
 
 function parseArgs(argv) {
-  const o = { conns: 1000, warmup: 3000, rounds: 5, curve: null, transports: ['xenring', 'uds', 'tcp'], strace: false, http: false, ringSize: undefined, reply: 0, request: 0, json: null };
+  const o = { conns: 1000, warmup: 3000, rounds: 5, curve: null, idle: 0, transports: ['xenring', 'uds', 'tcp'], strace: false, http: false, ringSize: undefined, reply: 0, request: 0, json: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -76,6 +79,7 @@ function parseArgs(argv) {
     else if (a === '--http') o.http = true;
     else if (a === '--json') o.json = next();
     else if (a === '--curve') o.curve = next().split(',').map(Number);
+    else if (a === '--idle') o.idle = Number(next());
     else if (a === '--help' || a === '-h') usage(0);
     else usage(2);
   }
@@ -83,6 +87,7 @@ function parseArgs(argv) {
   if (!(o.conns > 0) || !(o.warmup >= 0) || !(o.rounds > 0)) usage(2);
   if (o.curve && !o.curve.every((n, i) => Number.isInteger(n) && n > (i === 0 ? 0 : o.curve[i - 1]))) usage(2);
   if (o.curve && o.strace) usage(2);
+  if (!(o.idle >= 0) || (o.idle > 0 && o.curve)) usage(2);
   if (o.http && o.reply === 0) o.reply = 1024;
   if (o.http && o.request > 0) usage(2);
   return o;
@@ -260,8 +265,17 @@ async function round(name, opts, log) {
     const s0 = await ask(cp, 'counters');
     const c0 = counters();
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < opts.conns; i++) await oneConnection(name, ready, opts, (i * 13 + 5) & 0xff);
-    const wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    let idled = 0n;
+    for (let i = 0; i < opts.conns; i++) {
+      if (opts.idle > 0) {
+        // --idle: a client that connects now and then; the pause is not the connection's time.
+        const p0 = process.hrtime.bigint();
+        await new Promise((resolve) => setTimeout(resolve, opts.idle));
+        idled += process.hrtime.bigint() - p0;
+      }
+      await oneConnection(name, ready, opts, (i * 13 + 5) & 0xff);
+    }
+    const wall = Number(process.hrtime.bigint() - t0 - idled) / 1e3;
     const c1 = counters();
     const s1 = await ask(cp, 'counters');
     const syscalls = strace ? await strace.stop() : NaN;
@@ -367,7 +381,7 @@ async function main() {
     printCurve(opts, results, started, secs, loads);
     return;
   }
-  console.log(`### New connections: connect + ${describe(opts)} + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds)\n`);
+  console.log(`### New connections: connect + ${describe(opts)} + close (${opts.conns} per round after ${opts.warmup} warm-up, ${opts.rounds} rounds${opts.idle > 0 ? `, ${opts.idle} ms idle before each` : ''})\n`);
   console.log(`${started.toISOString()}, ${secs} s, load ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median (range) per connection${opts.ringSize ? `, ringSize ${opts.ringSize}` : ''}\n`);
   const ref = results.tcp ? 'tcp' : null;
   console.log(`| transport | wall µs | client CPU µs (sys) | server CPU µs (sys) | client faults | server faults | syscalls (both) |${ref ? ' CPU both ÷ TCP |' : ''}`);
