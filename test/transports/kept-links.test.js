@@ -176,6 +176,31 @@ describe('transports: kept links (a reconnect reuses the last connection of the 
     });
   }
 
+  it('a client that reconnects every 2.5 s finds its link still kept each time (prepared, claimed), bytes checked', async () => {
+    // A poll or a health check: without its kept link a connect waits for
+    // the server process to answer (docs/benchmark.md, "A client that
+    // connects every few seconds").
+    const srv = await keptServer();
+    try {
+      assert.deepEqual(await echo(srv.port, 3000, 17), { echoed: true, code: undefined });
+      const s0 = stats();
+      for (let i = 1; i <= 3; i++) {
+        await tick(2500);
+        assert.equal(reuse.keptClientLinks(), 1, `the link was freed within ${i * 2.5} s`);
+        assert.deepEqual(await echo(srv.port, 3000 + i, 17 * i), { echoed: true, code: undefined }, `connection ${i}`);
+      }
+      assert.equal(delta(s0, 'reopened'), 3, 'a reconnect after 2.5 s idle was made afresh');
+      // Idle that long, the side that closed last has prepared the ring: each connect claimed it without waiting.
+      assert.equal(delta(s0, 'claimed'), 3);
+      assert.equal(delta(s0, 'afresh'), 0);
+      const st = await srv.stats();
+      assert.equal(st.connections, 4);
+      assert.deepEqual(st.errors, []);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('8 connection loops at once from one process (more than the 2 links kept per port): 400 connections, every byte checked, nothing left after expiry', async () => {
     const srv = await keptServer();
     try {
