@@ -54,6 +54,8 @@ import {
   reuseEnabled,
   takeClientLink,
   takeLate,
+  REUSE_PER_PEER,
+  REUSE_TOTAL,
   claimKept,
   clearReuse,
   dropReuse,
@@ -1200,7 +1202,7 @@ class LocalListener implements Listener {
       peer: `${peer.uid}:${peer.pid}`,
       scope: this.recycleScope,
       late: null,
-      claimed: () => this.claimedLate(entry),
+      claimed: () => this.claimedLate(entry, peer),
     });
     entry.watcher.setCallback((events) => this.parkedEvent(entry, peer, events));
     if (!parkServerLink(entry)) return false;
@@ -1223,7 +1225,7 @@ class LocalListener implements Listener {
         /* a bad REOPEN: freed below, the client sees the close */
       }
     }
-    if (!unpark(entry) && !takeLate(entry)) return;
+    if (!unpark(entry) && !this.takeLate(entry)) return;
     if (claimed !== null) this.reopened(entry, peer, claimed);
     else disposeKept(entry);
   }
@@ -1237,21 +1239,63 @@ class LocalListener implements Listener {
    * closed); a client that never sends it has the link freed after the
    * handshake timeout.
    */
-  private claimedLate(entry: ServerParked): void {
+  private claimedLate(entry: ServerParked, peer: AcceptedPeer): void {
     if (this.closed) {
       disposeKept(entry);
       return;
     }
+    this.late.set(entry, peer);
     entry.late = setTimeout(() => {
       entry.late = null;
+      this.late.delete(entry);
       disposeKept(entry);
     }, HANDSHAKE_TIMEOUT_MS);
     entry.late.unref();
+    if (this.late.size > REUSE_TOTAL || this.lateOf(entry.peer) > REUSE_PER_PEER) {
+      const check = setTimeout(() => this.boundLate(), REUSE_WAIT_MS);
+      check.unref();
+    }
+  }
+
+  /** Links freed from the cache while claimed, waiting for their REOPEN (claimedLate), and their peers. */
+  private readonly late = new Map<ServerParked, AcceptedPeer>();
+
+  private lateOf(peer: string): number {
+    let n = 0;
+    for (const e of this.late.keys()) if (e.peer === peer) n++;
+    return n;
+  }
+
+  /**
+   * Bounds the links that wait for a REOPEN as the parked ones are
+   * (REUSE_PER_PEER, REUSE_TOTAL): a client that claims and never sends it
+   * would otherwise grow them by its connect rate times the timeout, an fd
+   * and a ring mapping each. A REOPEN already queued is served first (an
+   * honest client sends it with its claim, and its watcher may not have run
+   * yet); then the oldest over a bound go (their clients see a reset).
+   */
+  private boundLate(): void {
+    for (const [e, peer] of [...this.late]) this.parkedEvent(e, peer, UV_READABLE);
+    let total = this.late.size;
+    for (const e of [...this.late.keys()]) {
+      if (total <= REUSE_TOTAL && this.lateOf(e.peer) <= REUSE_PER_PEER) continue;
+      if (this.takeLate(e)) {
+        disposeKept(e);
+        total--;
+      }
+    }
+  }
+
+  /** Takes a link that waits for its REOPEN (claimedLate); false if it is no such link. */
+  private takeLate(entry: ServerParked): boolean {
+    if (!takeLate(entry)) return false;
+    this.late.delete(entry);
+    return true;
   }
 
   /** A REOPEN that came before the link was parked. */
   private reopen(entry: ServerParked, peer: AcceptedPeer, claimed: boolean): void {
-    if (unpark(entry) || takeLate(entry)) this.reopened(entry, peer, claimed);
+    if (unpark(entry) || this.takeLate(entry)) this.reopened(entry, peer, claimed);
   }
 
   /** The parked link's next connection (the entry is ours now); `claimed`: see reopenServer. */
@@ -1277,6 +1321,9 @@ class LocalListener implements Listener {
     this.closed = true;
     closeScope(this.recycleScope);
     dropParked(this.recycleScope);
+    // Those waiting for a REOPEN go too (their clients' connections reset, as
+    // TCP connections queued on a listener that closed).
+    for (const e of [...this.late.keys()]) if (this.takeLate(e)) disposeKept(e);
     this.watcher.close();
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {

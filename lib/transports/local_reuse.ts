@@ -57,7 +57,8 @@ import { recyclingEnabled, type RecycleScope } from './local_recycle';
  * server process to answer, which after a second of idleness took 1-3 ms
  * here against TCP's 0.3-0.4 (the kernel completes a TCP connect without the
  * server process); with it, 0.2-0.3 ms. A kept link holds no pool region:
- * its ring mapping and a few fds, and the peer's close frees it at once.
+ * its ring (the pages it touched: up to twice the ring size, 4 MiB with the
+ * default 2 MiB rings) and a few fds; the peer's close frees it at once.
  */
 export const REUSE_CLIENT_IDLE_MS = 10_000;
 /** A server's parked link unused this long is freed. */

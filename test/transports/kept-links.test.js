@@ -588,7 +588,8 @@ describe('hostile: a client that abuses its kept socket', function () {
     const before = countFds();
     const peer = hostilePeer('reuse-client', { path: server.address().address, attack: how, ...extra });
     const closed = await within(peer.line(), 15000, 'server-closed');
-    const replies = await within(peer.line(), 15000, 'replies');
+    // A late claim sleeps `late` s before its REOPEN, then reads for 2 s.
+    const replies = await within(peer.line(), 15000 + 1000 * (extra.late ?? 0), 'replies');
     return { server, peer, closed, replies: replies.replies, ready: replies.ready, errors, before, connections: () => connections };
   }
 
@@ -628,6 +629,35 @@ describe('hostile: a client that abuses its kept socket', function () {
     assert.equal(a.connections(), 2);
     assert.equal(reuse.parkedLinks(), 0);
     await stillServes(a);
+  });
+
+  it('clients that claim their prepared ring and never send the REOPEN: what the server holds stays within the bounds, and it still serves', async () => {
+    // The peers' connections end abruptly (reset): their errors are theirs.
+    const server = xenring.createServer((s) => s.on('error', () => {}).pipe(s));
+    server.listen({ port: 0 });
+    await once(server, 'listening');
+    const rings = () => require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('memfd:xenring')).length;
+    const before = rings();
+    const peers = [];
+    const wave = async (n) => {
+      const w = Array.from({ length: n }, () => hostilePeer('reuse-client', { path: server.address().address, attack: 'claim-late', late: 6 }));
+      peers.push(...w);
+      for (const p of w) await within(p.line(), 20000, 'server-closed');
+      await tick(300); // each has claimed its ring by now, and sleeps
+    };
+    try {
+      // 16 parked and claimed; 24 more evict them one by one (the cache's bound), each claimed, so each waits for a REOPEN.
+      await wave(reuse.REUSE_TOTAL);
+      await wave(24);
+      const held = rings() - before;
+      assert.ok(reuse.parkedLinks() <= reuse.REUSE_TOTAL);
+      assert.ok(held <= 2 * reuse.REUSE_TOTAL, `${held} rings held for ${peers.length} clients that claimed (parked ${reuse.parkedLinks()})`);
+      assert.deepEqual(await echo(server.address().port, 5000, 71), { echoed: true, code: undefined });
+    } finally {
+      await Promise.all(peers.map((p) => p.end()));
+      server.close();
+      reuse.dropKeptLinks();
+    }
   });
 
   it('a claimed REOPEN that comes while the server is still open, of a ring nobody prepared: held until the server closed, then refused (the link freed)', async () => {
