@@ -1276,14 +1276,14 @@ class LocalListener implements Listener {
    */
   private boundLate(): void {
     for (const [e, peer] of [...this.late]) this.parkedEvent(e, peer, UV_READABLE);
-    let total = this.late.size;
     for (const e of [...this.late.keys()]) {
-      if (total <= REUSE_TOTAL && this.lateOf(e.peer) <= REUSE_PER_PEER) continue;
-      if (this.takeLate(e)) {
-        disposeKept(e);
-        total--;
-      }
+      if (this.late.size > REUSE_TOTAL || this.lateOf(e.peer) > REUSE_PER_PEER) this.dropLate(e);
     }
+  }
+
+  /** Frees a link that waits for its REOPEN (its client's connection resets). */
+  private dropLate(entry: ServerParked): void {
+    if (this.takeLate(entry)) disposeKept(entry);
   }
 
   /** Takes a link that waits for its REOPEN (claimedLate); false if it is no such link. */
@@ -1323,7 +1323,7 @@ class LocalListener implements Listener {
     dropParked(this.recycleScope);
     // Those waiting for a REOPEN go too (their clients' connections reset, as
     // TCP connections queued on a listener that closed).
-    for (const e of [...this.late.keys()]) if (this.takeLate(e)) disposeKept(e);
+    for (const e of [...this.late.keys()]) this.dropLate(e);
     this.watcher.close();
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {
