@@ -24,7 +24,8 @@
  * their threads, /proc/PID/task/N/schedstat, to the ns). `--window`: the
  * client's receive window (session and streams; default http2's 64 KiB);
  * a path may carry its own (`--paths ring,tcp,ring@16777216,tcp@16777216`:
- * both windows in one run).
+ * both windows in one run), and a ring path its ring size after `~`
+ * (`ring~8388608@16777216`: 8 MiB rings, a 16 MiB window).
  *
  *   node bench/http2-profile.js --trace [--streams 200] [--size 262144]
  *
@@ -123,7 +124,9 @@ async function ab() {
   const defaultWindow = process.argv.includes('--window') ? Number(arg('--window')) : undefined;
   // A path may name its own window: ring@16777216.
   const windowOf = (p) => (p.includes('@') ? Number(p.split('@')[1]) : defaultWindow);
-  const kindOf = (p) => p.split('@')[0];
+  // ...and its ring size: ring~8388608 (default: the server's, 2 MiB).
+  const ringSizeOf = (p) => (p.split('@')[0].includes('~') ? Number(p.split('@')[0].split('~')[1]) : undefined);
+  const kindOf = (p) => p.split('@')[0].split('~')[0];
   const before = arg('--before', '/work/wt/before');
   const real = require('./real');
   const windows = (streams * size) / 65536;
@@ -149,7 +152,7 @@ async function ab() {
   const run = (p) => {
     if (kindOf(p) === 'ring-before') process.env.XENRING_BENCH_LIB = before; // read by real.js's dialer at dial time
     try {
-      return real.h2Streams(targets[p], { streams, size, window: windowOf(p) });
+      return real.h2Streams(targets[p], { streams, size, window: windowOf(p), ringSize: ringSizeOf(p) });
     } finally {
       delete process.env.XENRING_BENCH_LIB;
     }

@@ -397,11 +397,11 @@ function inJsDuplex(socket) {
  * A stream factory: a xenring socket to ring port `ring`, (given a number) TCP
  * to 127.0.0.1, or (given { wrapped: port }) that TCP inside a JS Duplex.
  */
-function dialer(to) {
+function dialer(to, ringSize) {
   if (typeof to === 'number') return () => net.connect(to, '127.0.0.1');
   if (typeof to === 'object') return () => inJsDuplex(net.connect(to.wrapped, '127.0.0.1'));
   const xenring = xenringLib();
-  return () => xenring.connect({ port: to });
+  return () => xenring.connect({ port: to, ringSize });
 }
 
 /** The two ways the Node-client rows use a connection (labels of their load column). */
@@ -498,11 +498,12 @@ async function httpPerConnection(to, { requests = 500, size = 1024 } = {}) {
  * One http2 session over dial(); `streams` concurrent GETs of `size` bytes
  * each, verified. `window`: the client's receive window in bytes, for the
  * session and for each stream (default: http2's 64 KiB, one round trip per
- * 64 KiB whatever the transport).
+ * 64 KiB whatever the transport). `ringSize`: the ring path's ring size
+ * (default: the server's, 2 MiB).
  */
-async function h2Streams(to, { streams = 200, size = 64 << 10, window } = {}) {
+async function h2Streams(to, { streams = 200, size = 64 << 10, window, ringSize } = {}) {
   const http2 = require('node:http2');
-  const dial = dialer(to);
+  const dial = dialer(to, ringSize);
   const options = { createConnection: () => dial(), maxSessionMemory: 256 };
   if (window !== undefined) options.settings = { initialWindowSize: Math.min(window, 2 ** 31 - 1) };
   const session = http2.connect('http://ring', options);
