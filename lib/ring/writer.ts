@@ -124,6 +124,8 @@ export class RingWriter {
   private readonly coldCopiesFrom: number;
   /** Ring bytes written before a run may take pool pages never written (runsGate). */
   private readonly coldRunsFrom: number;
+  /** A write was taken after the peer left in order (see flush()): the next one fails. */
+  private tookAfterGone = false;
 
   constructor(
     private readonly state: VchanState,
@@ -321,6 +323,19 @@ export class RingWriter {
         if (!this.host.peerGone && this.state.peerGone) this.host.notePeerGone();
         if (this.host.peerGone) {
           this.pending = null;
+          // A peer that closed in order (it had read all we wrote): the first
+          // write that would fit the ring is taken and its bytes dropped, as
+          // TCP sends a write that fits its buffer to a closed peer and only
+          // the next one fails, once the peer's RST is back. A server that
+          // answers after the client's end (allowHalfOpen) with one write and
+          // end() then finishes quietly, as over net, whose peer closed
+          // before reading the answer.
+          if (!this.state.peerReset && !this.tookAfterGone && p.offset === 0 && p.total <= this.txSize) {
+            this.tookAfterGone = true;
+            this.bytesWritten += p.total;
+            p.callback();
+            return;
+          }
           // A peer that reset (closed with our bytes unread) is ECONNRESET, as after a TCP RST.
           p.callback(systemError(this.state.peerReset ? 'ECONNRESET' : 'EPIPE', 'write'));
           return;

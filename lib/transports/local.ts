@@ -51,6 +51,7 @@ import {
   keepClientLink,
   keptMessage,
   parkServerLink,
+  parkedIn,
   reuseEnabled,
   takeClientLink,
   takeLate,
@@ -1206,6 +1207,7 @@ class LocalListener implements Listener {
     });
     entry.watcher.setCallback((events) => this.parkedEvent(entry, peer, events));
     if (!parkServerLink(entry)) return false;
+    this.peerOf.set(entry, peer);
     // Later, not inside the old channel's close (it may run in a callback of
     // the very watchers the next channel takes over).
     if (reopen !== null) setImmediate(() => this.reopen(entry, peer, reopen === 'claimed'));
@@ -1259,6 +1261,10 @@ class LocalListener implements Listener {
 
   /** Links freed from the cache while claimed, waiting for their REOPEN (claimedLate), and their peers. */
   private readonly late = new Map<ServerParked, AcceptedPeer>();
+  /** The client of each link this listener parked (weak: a freed link is forgotten). */
+  private readonly peerOf = new WeakMap<ServerParked, AcceptedPeer>();
+  /** Inside close(): only claimed REOPENs already queued are still served (see close()). */
+  private closing = false;
 
   private lateOf(peer: string): number {
     let n = 0;
@@ -1302,7 +1308,7 @@ class LocalListener implements Listener {
   private reopened(entry: ServerParked, peer: AcceptedPeer, claimed: boolean): void {
     let link: RingLink;
     try {
-      if (this.closed) throw new Error('closed');
+      if (this.closed || (this.closing && !claimed)) throw new Error('closed');
       link = reopenServer(entry, claimed, this.poolOptions, (kept, reopen) => this.park(kept, peer, reopen));
     } catch {
       disposeKept(entry); // the client sees the close and connects afresh
@@ -1318,6 +1324,18 @@ class LocalListener implements Listener {
 
   close(): void {
     if (this.closed) return;
+    // REOPENs already queued on our kept links first. A claimed one's client
+    // is on its ring already ('connect' came with the claim), like a TCP
+    // connection the kernel completed and the server accepted before it
+    // closed: served, not reset (reset, it lost the request it had written:
+    // close() right after a reconnect from the same process, found by a new
+    // user's walkthrough). An asking one is refused as before: its client
+    // connects afresh and finds the port closed (ECONNREFUSED, no 'connect').
+    this.closing = true;
+    for (const e of [...parkedIn(this.recycleScope), ...this.late.keys()]) {
+      const peer = this.late.get(e) ?? this.peerOf.get(e);
+      if (peer !== undefined) this.parkedEvent(e, peer, UV_READABLE);
+    }
     this.closed = true;
     closeScope(this.recycleScope);
     dropParked(this.recycleScope);

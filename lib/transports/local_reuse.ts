@@ -373,6 +373,11 @@ export function takeLate(entry: ServerParked): boolean {
   return true;
 }
 
+/** The links a listener has parked now, oldest first (its close looks for queued REOPENs first). */
+export function parkedIn(scope: RecycleScope): ServerParked[] {
+  return parked.values().filter((e) => e.scope === scope);
+}
+
 /** A listener closed: its parked links go (their clients see the close). */
 export function dropParked(scope: RecycleScope): void {
   parked.drop((e) => e.scope === scope);

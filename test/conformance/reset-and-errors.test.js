@@ -140,6 +140,28 @@ describeBoth('socket: one error for a writer whose peer goes away', (impl) => {
     await assertOneWriteError(s, log, server);
   });
 
+  // A request/response server that answers on 'end' (allowHalfOpen) while
+  // its client wrote its request and destroyed the socket at once: over TCP
+  // the answer goes to a closed peer and nothing fails (the peer's RST only
+  // fails a later write); xenring raised EPIPE here, an unhandled 'error'
+  // that crashed such a server (found by a new user's walkthrough).
+  it("allowHalfOpen server answering a client that wrote and destroyed: end(reply) on 'end' finishes, no 'error', close(false)", async () => {
+    const { server, port } = await startServer(impl, { allowHalfOpen: true });
+    const accepted = once(server, 'connection');
+    const client = impl.connect(port);
+    await once(client, 'connect');
+    const s = await accepted;
+    const log = trackSocket(s, ['data', 'end', 'finish', 'error', 'close']);
+    s.on('end', () => s.end('bye\n'));
+    client.write('request');
+    client.destroy();
+    assert.strictEqual(await log.closed, false);
+    await delay(20);
+    assert.deepStrictEqual(log.now(), ['data:7', 'end:destroyed=false:writable=true', 'finish', 'close:false']);
+    assert.strictEqual(s.bytesWritten, 4);
+    await closeServer(server);
+  });
+
   // Node: test/parallel/test-net-stream.js (server side). The peer closes
   // with our bytes unread, which TCP answers with an RST: net's writer gets
   // ECONNRESET (from its read, or its write when it is not reading), never
