@@ -38,8 +38,8 @@
  *             of ring. UDS for reference.
  *
  * Output: progress on stderr, markdown tables on stdout. --json FILE writes
- * one JSON line per repetition in the schema of the recorded baselines
- * (tool 'node-baseline'; /work/shared/baselines/aggregate.mjs pools them),
+ * one JSON line per repetition (tool 'node-baseline': the schema of the
+ * IPC baselines this project measured its ceilings with, docs/benchmark.md),
  * plus one 'xenring-bench-mem' line.
  *
  * Options (--name value or --name=value):

@@ -26,10 +26,15 @@ export function validatePort(port: unknown, name = 'options.port', allowZero = t
     return port;
   }
   if (typeof port === 'string') {
-    if (!PORT_NAME.test(port)) {
-      throw invalidArgValue(name, port, 'must be a port number or a service name (a letter or digit, then letters, digits, "_" or "-"; up to 64 characters)');
+    if (PORT_NAME.test(port)) return port;
+    // Not a name, but what net reads as a number ('-1', '1.5', ' 80', ''):
+    // net's answer, a port or ERR_SOCKET_BAD_PORT.
+    const n = Number(port);
+    if (port.trim() === '' || !Number.isNaN(n)) {
+      if (port.trim() !== '' && Number.isInteger(n) && n >= (allowZero ? 0 : 1) && n <= MAX_PORT) return n;
+      throw socketBadPort(name, port, allowZero);
     }
-    return port;
+    throw invalidArgValue(name, port, 'must be a port number or a service name (a letter or digit, then letters, digits, "_" or "-"; up to 64 characters)');
   }
   throw invalidArgType(name, 'of type number or string', port);
 }

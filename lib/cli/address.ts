@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connect as ringConnect, createServer as ringCreateServer } from '../index';
 import { UsageError } from './options';
@@ -23,7 +24,8 @@ export interface RingOptions {
   spinMicros?: number;
 }
 
-const RING_PORT_RE = /^(?:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
+/** A port number, or a service name as the library takes it (lib/validators.ts: no '.', which xenstore paths lack). */
+const RING_PORT_RE = /^(?:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9_-]{0,63})$/;
 
 /** Parses an address; `what` names it in errors ("--listen", "address"). */
 export function parseAddress(text: string, what: string): Address {
@@ -45,7 +47,7 @@ export function parseAddress(text: string, what: string): Address {
       return { kind: 'unix', path: rest };
     case 'ring': {
       const m = /^(?:([0-9]{1,5})\/)?(.+)$/.exec(rest);
-      if (!m || !RING_PORT_RE.test(m[2])) throw bad('expected ring:[DOMID/]PORT (a number or a service name of letters, digits, ".", "_", "-")');
+      if (!m || !RING_PORT_RE.test(m[2])) throw bad('expected ring:[DOMID/]PORT (a number, or a service name: a letter or digit, then letters, digits, "_" or "-", up to 64)');
       const port = /^[0-9]+$/.test(m[2]) ? Number(m[2]) : m[2];
       if (typeof port === 'number' && port > 65535) throw bad('port must be 0..65535');
       const domid = m[1] === undefined ? undefined : Number(m[1]);
@@ -160,6 +162,10 @@ function replaceStaleUnixSocket(path: string, callback: (replaced: boolean) => v
     return callback(true);
   }
   if (!isSocket) return callback(false); // never delete a file that is not a socket
+  // A live listener accepts the probe as a client: `xenring listen` serves
+  // one peer, took the probe for it and exited, and a proxy forwarded it.
+  // Ask the kernel's table first; probe only a path it does not list.
+  if (listensOn(path)) return callback(false);
   const probe = net.connect({ path });
   probe.once('connect', () => {
     probe.destroy();
@@ -171,6 +177,29 @@ function replaceStaleUnixSocket(path: string, callback: (replaced: boolean) => v
     callback(true);
   });
 }
+
+/**
+ * Whether a socket of this network namespace listens on `path`, from
+ * /proc/net/unix (the listening flag, and the path as it was bound, as given
+ * or made absolute); false also when that cannot be read (the probe decides).
+ */
+function listensOn(path: string): boolean {
+  let table: string;
+  try {
+    table = fs.readFileSync('/proc/net/unix', 'latin1');
+  } catch {
+    return false;
+  }
+  const want = new Set([path, resolvePath(path)]);
+  for (const line of table.split('\n')) {
+    // Num RefCount Protocol Flags Type St Inode Path
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && (parseInt(f[3], 16) & SO_ACCEPTCON) !== 0 && want.has(f.slice(7).join(' '))) return true;
+  }
+  return false;
+}
+/** /proc/net/unix's flag of a listening socket (__SO_ACCEPTCON). */
+const SO_ACCEPTCON = 0x10000;
 
 /** `--transport` and `--dir`, checked. */
 export function ringOptions(options: Record<string, string | true | undefined>): RingOptions {

@@ -79,6 +79,15 @@ export function listen(argv: string[], exit: (code: number) => void): void {
   const arg = positionals[0];
   const address: Address = arg.includes(':') ? parseAddress(arg, 'address') : parseAddress(`ring:${arg}`, 'port');
   let accepted = false;
+  // Stopped while still waiting for its peer: close the listener first, so
+  // that its socket file does not stay behind (a ring port's would be
+  // listed as stale by `xenring status`; a unix: path would stay bound).
+  const stop = (signal: NodeJS.Signals) => {
+    server.close();
+    exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   const server = listenOn(
     address,
     ringOptions(options),
@@ -86,6 +95,9 @@ export function listen(argv: string[], exit: (code: number) => void): void {
       if (accepted) return void socket.destroy();
       accepted = true;
       server.close();
+      // Connected: a signal stops the transfer as it always did.
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
       attachStdio(socket, 'xenring listen', Boolean(options.progress), exit);
     },
     (err, bound) => {

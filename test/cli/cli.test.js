@@ -119,6 +119,8 @@ describe('xenring command', function () {
       [['proxy', '--listen', 'tcp:127.0.0.1:0'], /^xenring proxy: --connect ADDR is required/],
       [['proxy', '--listen', 'udp:1', '--connect', 'ring:1'], /^xenring proxy: --listen 'udp:1': expected tcp:HOST:PORT, unix:PATH or ring:\[DOMID\/\]PORT/],
       [['cat', 'ring:bad/name'], /^xenring cat: address 'ring:bad\/name': expected ring:\[DOMID\/\]PORT/],
+      // As the library: no '.' in a service name (bad usage, not a failed connect).
+      [['cat', 'ring:a.b'], /^xenring cat: address 'ring:a\.b': expected ring:\[DOMID\/\]PORT/],
       [['cat', 'tcp:host:99999'], /^xenring cat: address 'tcp:host:99999': port must be 0\.\.65535/],
       [['cat'], /^xenring cat: missing the address/],
       [['listen', '--bogus', '1'], /^xenring listen: unknown option '--bogus'/],
@@ -172,6 +174,40 @@ describe('xenring command', function () {
       assert.equal(lr.code, 0, lr.stderr);
       assert.ok(c.stdout.equals(toCat), `cat got ${c.stdout.length} bytes`);
       assert.ok(lr.stdout.equals(toListener), `listen got ${lr.stdout.length} bytes`);
+    });
+
+    it('a second listen on the same unix: path fails with EADDRINUSE and leaves the first one serving its peer', async function () {
+      // Its stale-socket check connected to the live socket: the first
+      // listen took that probe for its one peer and exited with nothing,
+      // and the real sender then found no socket (a new user's walkthrough).
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-cli-'));
+      const sock = path.join(dir, 'l.sock');
+      const data = crypto.randomBytes(64 << 10);
+      const first = startCli(['listen', `unix:${sock}`]);
+      await first.waitStderr(/listening on unix:/);
+      first.child.stdin.end();
+      const second = await runCli(['listen', `unix:${sock}`]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /EADDRINUSE/);
+      const c = await runCli(['cat', `unix:${sock}`], { input: data });
+      assert.equal(c.code, 0, c.stderr);
+      const r = await first.exited;
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.equals(data), `the first listen got ${r.stdout.length} bytes`);
+    });
+
+    it('SIGINT while listen waits for its peer: exit 130, its socket file removed (ring port and unix: path)', async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-cli-'));
+      const port = uniq('sig');
+      for (const [addr, file] of [[port, path.join(dir, `${port}.sock`)], [`unix:${path.join(dir, 'u.sock')}`, path.join(dir, 'u.sock')]]) {
+        const l = startCli(['listen', '--dir', dir, addr]);
+        await l.waitStderr(/listening on/);
+        assert.ok(fs.existsSync(file), `${file} while listening`);
+        l.child.kill('SIGINT');
+        const r = await l.exited;
+        assert.equal(r.code, 130, r.stderr);
+        assert.ok(!fs.existsSync(file), `${file} left behind`);
+      }
     });
 
     it('--progress reports on stderr while stdout carries only the data', async function () {

@@ -197,6 +197,8 @@ describeBoth('net parity: argument errors', (impl) => {
     ['connect(-1)', (lib) => lib.connect(-1), 'ERR_SOCKET_BAD_PORT', RangeError],
     ['connect(65536)', (lib) => lib.connect(65536), 'ERR_SOCKET_BAD_PORT', RangeError],
     ['connect({ port: 1.5 })', (lib) => lib.connect({ port: 1.5 }), 'ERR_SOCKET_BAD_PORT', RangeError],
+    // Strings net reads as numbers (xenring also takes names: these are none).
+    ...['-1', '1.5', '', ' ', '65536'].map((p) => [`connect({ port: '${p}' })`, (lib) => lib.connect({ port: p }), 'ERR_SOCKET_BAD_PORT', RangeError]),
     ['connect({ port: true })', (lib) => lib.connect({ port: true }), 'ERR_INVALID_ARG_TYPE', TypeError],
     ['connect({ port: null })', (lib) => lib.connect({ port: null }), 'ERR_INVALID_ARG_TYPE', TypeError],
     ['new Socket({ objectMode })', (lib) => new lib.Socket({ objectMode: true }), 'ERR_INVALID_ARG_VALUE', TypeError],
