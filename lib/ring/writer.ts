@@ -323,14 +323,16 @@ export class RingWriter {
         if (!this.host.peerGone && this.state.peerGone) this.host.notePeerGone();
         if (this.host.peerGone) {
           this.pending = null;
-          // A peer that closed in order (it had read all we wrote): the first
-          // write that would fit the ring is taken and its bytes dropped, as
-          // TCP sends a write that fits its buffer to a closed peer and only
-          // the next one fails, once the peer's RST is back. A server that
-          // answers after the client's end (allowHalfOpen) with one write and
-          // end() then finishes quietly, as over net, whose peer closed
-          // before reading the answer.
-          if (!this.state.peerReset && !this.tookAfterGone && p.offset === 0 && p.total <= this.txSize) {
+          // A peer that closed in order and had read all we wrote (the ring
+          // is empty: a peer killed after its end, or a plain vchan peer,
+          // may have left bytes of ours unread): the first write that would
+          // fit the ring is taken and its bytes dropped, as TCP sends a write
+          // that fits its buffer to a closed peer and only the next one
+          // fails, once the peer's RST is back. A server that answers after
+          // the client's end (allowHalfOpen) with one write and end() then
+          // finishes quietly, as over net. Ring writes only: one that goes
+          // by reference (p.all) fails as before, whatever its size.
+          if (!this.state.peerReset && !this.tookAfterGone && p.all === null && p.offset === 0 && p.total <= this.txSize && ep.writable() === this.txSize) {
             this.tookAfterGone = true;
             this.bytesWritten += p.total;
             p.callback();

@@ -1209,8 +1209,14 @@ class LocalListener implements Listener {
     if (!parkServerLink(entry)) return false;
     this.peerOf.set(entry, peer);
     // Later, not inside the old channel's close (it may run in a callback of
-    // the very watchers the next channel takes over).
-    if (reopen !== null) setImmediate(() => this.reopen(entry, peer, reopen === 'claimed'));
+    // the very watchers the next channel takes over); close() serves it
+    // first if it comes before that.
+    if (reopen !== null) {
+      this.deferred.set(entry, reopen === 'claimed');
+      setImmediate(() => {
+        if (this.deferred.delete(entry)) this.reopen(entry, peer, reopen === 'claimed');
+      });
+    }
     return true;
   }
 
@@ -1265,6 +1271,8 @@ class LocalListener implements Listener {
   private readonly peerOf = new WeakMap<ServerParked, AcceptedPeer>();
   /** Inside close(): only claimed REOPENs already queued are still served (see close()). */
   private closing = false;
+  /** Parked links whose REOPEN came before they were parked, served on the next turn (see park()): claimed or not. */
+  private readonly deferred = new Map<ServerParked, boolean>();
 
   private lateOf(peer: string): number {
     let n = 0;
@@ -1323,7 +1331,8 @@ class LocalListener implements Listener {
   }
 
   close(): void {
-    if (this.closed) return;
+    // closing: a 'connection' handler of a link served below may close the server again.
+    if (this.closed || this.closing) return;
     // REOPENs already queued on our kept links first. A claimed one's client
     // is on its ring already ('connect' came with the claim), like a TCP
     // connection the kernel completed and the server accepted before it
@@ -1332,6 +1341,11 @@ class LocalListener implements Listener {
     // user's walkthrough). An asking one is refused as before: its client
     // connects afresh and finds the port closed (ECONNREFUSED, no 'connect').
     this.closing = true;
+    for (const [e, claimed] of [...this.deferred]) {
+      this.deferred.delete(e);
+      const peer = this.peerOf.get(e);
+      if (peer !== undefined) this.reopen(e, peer, claimed);
+    }
     for (const e of [...parkedIn(this.recycleScope), ...this.late.keys()]) {
       const peer = this.late.get(e) ?? this.peerOf.get(e);
       if (peer !== undefined) this.parkedEvent(e, peer, UV_READABLE);
