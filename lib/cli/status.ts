@@ -15,7 +15,7 @@ import { resolveTransport } from '../transports/registry';
 import { xenModule } from '../transports/xen_module';
 import { describeError, EXIT_FAILURE, EXIT_OK, parseArgs } from './options';
 
-export const STATUS_HELP = `Usage: xenring status [--json] [--dir DIR]
+export const STATUS_HELP = `Usage: xenring status [--json] [--dir DIR] [--clean]
 
 Prints which transports are usable here and why not (Xen devices, kernel
 modules, permissions, xenstore), the local rendezvous directory and whether
@@ -26,6 +26,8 @@ xenstore).
 Options:
   --json        one JSON object on stdout instead of text
   --dir DIR     the local rendezvous directory to inspect
+  --clean       remove the stale socket files found there (yours, nothing
+                accepting on them: left by servers that were killed)
   -h, --help    this help
 
 Exit status: 0 if at least one transport is usable, 1 if none, 2 bad usage.`;
@@ -39,7 +41,7 @@ interface Check {
 interface Status {
   transports: { name: string; usable: boolean; reasons: string[]; checks: Check[] }[];
   default: string;
-  rendezvous: { dir: string; safe: boolean; problems: string[]; ports: { port: string; listening: boolean; detail: string }[] };
+  rendezvous: { dir: string; safe: boolean; problems: string[]; ports: { port: string; listening: boolean; stale: boolean; detail: string }[]; removed?: string[] };
   xenstore: { reachable: boolean; detail: string; domid?: number; ports?: string[] };
 }
 
@@ -97,18 +99,18 @@ function xenChecks(): Check[] {
 }
 
 /** Does a local rendezvous socket accept? A stream connect to a seqpacket listener fails with EPROTOTYPE without disturbing it. */
-function probeSocket(p: string): Promise<{ listening: boolean; detail: string }> {
+function probeSocket(p: string): Promise<{ listening: boolean; stale: boolean; detail: string }> {
   return new Promise((resolve) => {
     const s = net.connect({ path: p });
-    const done = (listening: boolean, detail: string) => {
+    const done = (listening: boolean, detail: string, stale = false) => {
       s.destroy();
-      resolve({ listening, detail });
+      resolve({ listening, stale, detail });
     };
     s.setTimeout(1000, () => done(false, 'no answer within 1 s'));
     s.once('connect', () => done(true, 'accepts (stream socket: not a xenring rendezvous?)'));
     s.once('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EPROTOTYPE') done(true, 'listening');
-      else if (e.code === 'ECONNREFUSED') done(false, 'stale: nothing accepts (replaced by the next listen)');
+      else if (e.code === 'ECONNREFUSED') done(false, 'stale: nothing accepts (replaced by the next listen)', true);
       else if (e.code === 'EACCES') done(false, 'not ours to connect to (EACCES)');
       else done(false, describeError(e));
     });
@@ -148,7 +150,7 @@ async function xenstoreStatus(usable: boolean): Promise<Status['xenstore']> {
   }
 }
 
-export async function collectStatus(dirOption?: string): Promise<Status> {
+export async function collectStatus(dirOption?: string, clean = false): Promise<Status> {
   const local = localChecks();
   const xen = xenChecks();
   const transports = [
@@ -158,15 +160,34 @@ export async function collectStatus(dirOption?: string): Promise<Status> {
   const dir = ensureRendezvousDir(dirOption);
   const { safe, problems } = inspectDir(dir);
   const ports: Status['rendezvous']['ports'] = [];
+  const removed: string[] = [];
   for (const name of fs.readdirSync(dir).sort()) {
     if (!name.endsWith('.sock')) continue;
-    ports.push({ port: name.slice(0, -5), ...(await probeSocket(path.join(dir, name))) });
+    const file = path.join(dir, name);
+    const before = inodeOf(file);
+    if (before !== null && !before.socket) {
+      ports.push({ port: name.slice(0, -5), listening: false, stale: false, detail: 'not a socket (left alone)' });
+      continue;
+    }
+    const probe = await probeSocket(file);
+    // Only a file of ours that is still the one probed: a server that
+    // replaced it meanwhile has a new one (its listen unlinked ours first).
+    if (clean && probe.stale && before !== null && before.uid === process.getuid?.() && inodeOf(file)?.ino === before.ino) {
+      try {
+        fs.unlinkSync(file);
+        removed.push(name.slice(0, -5));
+        continue;
+      } catch {
+        /* gone already, or not ours to remove: listed as it is */
+      }
+    }
+    ports.push({ port: name.slice(0, -5), ...probe });
   }
   const xenbusOk = xen.find((c) => c.what === 'xenbus')!.ok;
   return {
     transports,
     default: resolveTransport(undefined).name,
-    rendezvous: { dir, safe, problems, ports },
+    rendezvous: { dir, safe, problems, ports, ...(clean ? { removed } : {}) },
     xenstore: await xenstoreStatus(xenbusOk),
   };
 }
@@ -181,19 +202,39 @@ function render(s: Status): string {
   out.push(s.rendezvous.safe ? '  safe: yours, mode 0700 (only you can connect; servers also check the peer uid)' : `  UNSAFE: ${s.rendezvous.problems.join('; ')}`);
   const live = s.rendezvous.ports.filter((p) => p.listening);
   out.push(`  listening ports: ${live.length ? live.map((p) => p.port).join(', ') : '(none)'}`);
-  for (const p of s.rendezvous.ports.filter((q) => !q.listening)) out.push(`  ${p.port}: ${p.detail}`);
+  if (s.rendezvous.removed) out.push(`  removed ${s.rendezvous.removed.length} stale socket file(s)${s.rendezvous.removed.length ? `: ${s.rendezvous.removed.join(', ')}` : ''}`);
+  // Stale files in one line (a shared directory collects hundreds); anything else wrong, a line each.
+  const stale = s.rendezvous.ports.filter((q) => q.stale);
+  if (stale.length > 0) {
+    const shown = stale.slice(0, STALE_SHOWN).map((p) => p.port).join(', ') + (stale.length > STALE_SHOWN ? `, and ${stale.length - STALE_SHOWN} more` : '');
+    out.push(`  stale (nothing accepts; the next listen on a port replaces its file; --clean removes them): ${shown}`);
+  }
+  for (const p of s.rendezvous.ports.filter((q) => !q.listening && !q.stale)) out.push(`  ${p.port}: ${p.detail}`);
   out.push(`xenstore: ${s.xenstore.reachable ? `reachable, ${s.xenstore.detail}` : `not reachable: ${s.xenstore.detail}`}`);
   if (s.xenstore.ports) out.push(`  xenring ports published: ${s.xenstore.ports.length ? s.xenstore.ports.join(', ') : '(none)'}`);
   return out.join('\n');
 }
 
+/** Stale ports named in the text output; the rest counted. */
+const STALE_SHOWN = 8;
+
+/** Owner, inode and kind of a file, or null. */
+function inodeOf(file: string): { uid: number; ino: number; socket: boolean } | null {
+  try {
+    const st = fs.lstatSync(file);
+    return { uid: st.uid, ino: st.ino, socket: st.isSocket() };
+  } catch {
+    return null;
+  }
+}
+
 export function status(argv: string[], exit: (code: number) => void): void {
-  const { options } = parseArgs(argv, { json: 'flag', dir: 'value' }, 0);
+  const { options } = parseArgs(argv, { json: 'flag', dir: 'value', clean: 'flag' }, 0);
   if (options.help) {
     process.stdout.write(STATUS_HELP + '\n');
     return exit(EXIT_OK);
   }
-  collectStatus(options.dir as string | undefined).then(
+  collectStatus(options.dir as string | undefined, Boolean(options.clean)).then(
     (s) => {
       process.stdout.write((options.json ? JSON.stringify(s, null, 2) : render(s)) + '\n');
       exit(s.transports.some((t) => t.usable) ? EXIT_OK : EXIT_FAILURE);

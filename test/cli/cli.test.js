@@ -409,7 +409,33 @@ describe('xenring command', function () {
       const r = await runCli(['status', '--dir', dir]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(String(r.stdout), /UNSAFE: mode 777: others can create or replace sockets in it/);
-      assert.match(String(r.stdout), /4242: stale: nothing accepts/);
+      assert.match(String(r.stdout), /stale \(nothing accepts; .*--clean removes them\): 4242$/m);
+    });
+
+    it('stale files on one line however many; --clean removes them and nothing else (a live port and a file not a socket stay)', async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenring-status-'));
+      fs.chmodSync(dir, 0o700);
+      const { spawnSync } = require('node:child_process');
+      // Twelve servers killed outright, as in a shared directory after many runs.
+      spawnSync(process.execPath, ['-e', `const net = require('net'); let n = 0; for (let i = 0; i < 12; i++) net.createServer().listen(process.argv[1] + '/dead' + i + '.sock', () => { if (++n === 12) process.kill(process.pid, 'SIGKILL'); });`, dir]);
+      const server = xenring.createServer(() => {}).listen({ port: 'alive', dir });
+      await once(server, 'listening');
+      fs.writeFileSync(path.join(dir, 'notasocket.sock'), '');
+      try {
+        const r = await runCli(['status', '--dir', dir]);
+        assert.equal(r.code, 0, r.stderr);
+        const lines = String(r.stdout).split('\n');
+        assert.equal(lines.filter((l) => /dead[0-9]+/.test(l)).length, 1, String(r.stdout));
+        assert.match(String(r.stdout), /stale \(.*\): dead0, dead1, .*, and 4 more$/m);
+        const c = await runCli(['status', '--json', '--clean', '--dir', dir]);
+        assert.equal(c.code, 0, c.stderr);
+        const s = JSON.parse(String(c.stdout));
+        assert.equal(s.rendezvous.removed.length, 12);
+        assert.deepEqual(fs.readdirSync(dir).sort(), ['alive.sock', 'notasocket.sock']);
+        assert.equal(await new Promise((res) => server.getConnections((e, n) => res(n))), 0, 'the live server was disturbed');
+      } finally {
+        server.close();
+      }
     });
   });
 
