@@ -76,6 +76,8 @@ export class Server extends EventEmitter {
   pauseOnConnect: boolean;
   private readonly socketOptions: SocketOptions;
   private listener: Listener | null = null;
+  /** Inside close()'s listener.close(): connections handed over then are announced on the next tick. */
+  private closingListener = false;
   /** Aborts a listen() that is not up yet (close() before 'listening'); null when none. */
   private starting: AbortController | null = null;
   /** The address a listen() that is not up yet has bound (Xen: before xenstore is set up). */
@@ -242,6 +244,14 @@ export class Server extends EventEmitter {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
     });
+    if (this.closingListener) {
+      process.nextTick(() => this.emitConnection(socket));
+      return;
+    }
+    this.emitConnection(socket);
+  }
+
+  private emitConnection(socket: Socket): void {
     try {
       this.emit('connection', socket);
     } catch (err) {
@@ -269,7 +279,15 @@ export class Server extends EventEmitter {
     }
     closeTcp(this);
     if (this.listener) {
-      this.listener.close();
+      // The transport may still hand over connections it had accepted
+      // (local: reconnects already on their rings): their 'connection'
+      // comes after close() returns, as net's never comes from inside it.
+      this.closingListener = true;
+      try {
+        this.listener.close();
+      } finally {
+        this.closingListener = false;
+      }
       this.listener = null;
     }
     if (this.starting) {
