@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
-import { kAttach, Socket, transportPoolOptions, validateSocketOptions, type PoolOption, type SocketOptions } from './socket';
+import { kAttach, kReleased, Socket, transportPoolOptions, validateSocketOptions, type PoolOption, type SocketOptions } from './socket';
 import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
@@ -160,7 +160,7 @@ export class Server extends EventEmitter {
       // Out of the promise chain: an 'error' nobody listens for must throw (uncaught), as net's.
       started.then(
         (listener) => process.nextTick(() => this.onListening(ac, listener)),
-        (err: Error) => process.nextTick(() => this.onListenError(ac, err)),
+        (err: Error) => process.nextTick(() => this.onListenError(ac, addressInUse(err, req.port))),
       );
     } else {
       this.onListening(ac, started);
@@ -240,10 +240,14 @@ export class Server extends EventEmitter {
     socket.server = this;
     socket._server = this;
     this.connections.add(socket);
-    socket.once('close', () => {
+    const release = () => {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
-    });
+    };
+    // A ring socket at its destroy, not its 'close': the server's 'close'
+    // then comes first, as net's. A TCP one (listen({ tcp })) at its 'close'.
+    if (socket instanceof Socket) socket[kReleased] = release;
+    else (socket as NodeJS.EventEmitter).once('close', release);
     if (this.closingListener) {
       process.nextTick(() => this.emitConnection(socket));
       return;
@@ -423,4 +427,19 @@ export interface Server {
   emit(event: 'error', err: Error): boolean;
   emit(event: 'listening'): boolean;
   emit(event: string | symbol, ...args: any[]): boolean;
+}
+
+/**
+ * EADDRINUSE as net words it (uvExceptionWithHostPort): what is in use in
+ * the message, and the port on the error (`address`: the transport's own
+ * name for it, a rendezvous socket path or a xenstore key, when it gave one).
+ */
+function addressInUse(err: Error, port: number | string | undefined): Error {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number | string };
+  if (e.code !== 'EADDRINUSE' || e.syscall !== 'listen' || port === undefined || port === 0) return err;
+  e.port ??= port;
+  const message = `listen EADDRINUSE: address already in use ${e.address ?? String(port)}`;
+  if (e.stack?.startsWith(`${e.name}: ${e.message}`)) e.stack = `${e.name}: ${message}${e.stack.slice(e.name.length + 2 + e.message.length)}`;
+  e.message = message;
+  return err;
 }

@@ -111,6 +111,12 @@ export interface SocketAddress {
 export const kAttach = Symbol('xenring.attach');
 /** @internal Connects through any link-producing function (vchan endpoints). */
 export const kConnectWith = Symbol('xenring.connectWith');
+/**
+ * @internal Called once when an accepted socket is destroyed: its Server
+ * stops counting it then, before its 'close' (net's _destroy does the same,
+ * so the server's 'close' comes before the last connection's).
+ */
+export const kReleased = Symbol('xenring.released');
 /** @internal Starts making a link; aborting `signal` gives it up (and frees what it took). */
 export type LinkStarter = (signal: CancelSignal) => Promise<RingLink>;
 
@@ -137,6 +143,8 @@ export class Socket extends Duplex {
   /** Aborts the connect in progress (destroy, connect timeout); null when none. */
   private connectAbort: Cancel | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
+  /** @internal See kReleased. */
+  [kReleased]: (() => void) | undefined = undefined;
   private idleTimer: NodeJS.Timeout | null = null;
   private wantRead = false;
   private refed = true;
@@ -524,6 +532,9 @@ export class Socket extends Duplex {
       this.channel.close();
       this.channel = null;
     }
+    const released = this[kReleased];
+    this[kReleased] = undefined;
+    released?.();
     callback(err);
     // Why setImmediate: net emits 'close' from the handle's close callback, a
     // loop turn later, so callbacks of writes refused in the same tick

@@ -1426,7 +1426,7 @@ function bindListener(path: string, backlog: number, shared: boolean): number {
   } finally {
     closeQuietly(probe);
   }
-  throw systemError('EADDRINUSE', 'listen', path);
+  throw Object.assign(systemError('EADDRINUSE', 'listen', path), { address: path });
 }
 
 function listen(req: ListenRequest, onLink: (link: RingLink) => void, _signal: AbortSignal): Listener | Promise<Listener> {

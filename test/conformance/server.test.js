@@ -60,6 +60,28 @@ describeBoth('server: listen/close lifecycle', (impl) => {
     assert.deepStrictEqual(order, ['close cb', 'close event']);
   });
 
+  // net's Socket._destroy stops counting the connection, so the server's
+  // close(cb) and 'close' come before the last connection's own 'close'
+  // (xenring counted it until that 'close'; found by a differential probe).
+  it("close(cb) with one open connection: the server's close callback and 'close' come before that connection's 'close'", async () => {
+    const { server, port } = await startServer(impl);
+    const accepted = once(server, 'connection');
+    const c = impl.connect(port);
+    await once(c, 'connect');
+    const s = await accepted;
+    const order = [];
+    server.close(() => order.push('server close cb'));
+    server.on('close', () => order.push('server close'));
+    s.on('close', (hadError) => order.push(`socket close:${hadError}`));
+    const clientClosed = closed(c);
+    c.resume();
+    s.resume();
+    s.end();
+    await clientClosed;
+    await delay(30);
+    assert.deepStrictEqual(order, ['server close cb', 'server close', 'socket close:false']);
+  });
+
   // Node: test/parallel/test-net-listening.js, test-net-server-listen-remove-callback.js
   it('listening false -> true -> false; address() null before listen and after close', async () => {
     const server = impl.createServer();
@@ -105,6 +127,9 @@ describeBoth('server: listen/close lifecycle', (impl) => {
     const err = await once(server, 'error');
     assert.strictEqual(err.code, 'EADDRINUSE');
     assert.strictEqual(err.syscall, 'listen');
+    // As net's: the message says what is in use, and the port is on the error.
+    assert.match(err.message, /^listen EADDRINUSE: address already in use /);
+    assert.strictEqual(err.port, msg.port);
     assert.strictEqual(server.listening, false);
     assert.deepStrictEqual(listening, []);
     // SIGKILL: a crashed holder must leave nothing behind that blocks the port.
