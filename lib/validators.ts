@@ -21,20 +21,23 @@ const PORT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
  */
 export function validatePort(port: unknown, name = 'options.port', allowZero = true): number | string {
   if (typeof port === 'string' && /^[0-9]+$/.test(port)) port = Number(port);
+  /** What an ERR_SOCKET_BAD_PORT shows as received. */
+  let received = port;
+  // Not a name, but what net reads as a number ('-1', '1.5', ' 80', ''):
+  // checked as that number, and shown as given, as net does.
+  if (typeof port === 'string' && !PORT_NAME.test(port) && (port.trim() === '' || !Number.isNaN(Number(port)))) {
+    received = port;
+    port = port.trim() === '' ? NaN : Number(port);
+  }
   if (typeof port === 'number') {
-    if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > MAX_PORT) throw socketBadPort(name, port, allowZero);
+    if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > MAX_PORT) throw socketBadPort(name, received, allowZero);
     return port;
   }
   if (typeof port === 'string') {
-    if (PORT_NAME.test(port)) return port;
-    // Not a name, but what net reads as a number ('-1', '1.5', ' 80', ''):
-    // net's answer, a port or ERR_SOCKET_BAD_PORT.
-    const n = Number(port);
-    if (port.trim() === '' || !Number.isNaN(n)) {
-      if (port.trim() !== '' && Number.isInteger(n) && n >= (allowZero ? 0 : 1) && n <= MAX_PORT) return n;
-      throw socketBadPort(name, port, allowZero);
+    if (!PORT_NAME.test(port)) {
+      throw invalidArgValue(name, port, 'must be a port number or a service name (a letter or digit, then letters, digits, "_" or "-"; up to 64 characters)');
     }
-    throw invalidArgValue(name, port, 'must be a port number or a service name (a letter or digit, then letters, digits, "_" or "-"; up to 64 characters)');
+    return port;
   }
   throw invalidArgType(name, 'of type number or string', port);
 }

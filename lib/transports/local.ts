@@ -1203,11 +1203,11 @@ class LocalListener implements Listener {
       peer: `${peer.uid}:${peer.pid}`,
       scope: this.recycleScope,
       late: null,
-      claimed: () => this.claimedLate(entry, peer),
+      claimed: () => this.claimedLate(entry),
     });
+    this.peerOf.set(entry, peer);
     entry.watcher.setCallback((events) => this.parkedEvent(entry, peer, events));
     if (!parkServerLink(entry)) return false;
-    this.peerOf.set(entry, peer);
     // Later, not inside the old channel's close (it may run in a callback of
     // the very watchers the next channel takes over); close() serves it
     // first if it comes before that.
@@ -1247,12 +1247,12 @@ class LocalListener implements Listener {
    * closed); a client that never sends it has the link freed after the
    * handshake timeout.
    */
-  private claimedLate(entry: ServerParked, peer: AcceptedPeer): void {
+  private claimedLate(entry: ServerParked): void {
     if (this.closed) {
       disposeKept(entry);
       return;
     }
-    this.late.set(entry, peer);
+    this.late.add(entry);
     entry.late = setTimeout(() => {
       entry.late = null;
       this.late.delete(entry);
@@ -1265,8 +1265,8 @@ class LocalListener implements Listener {
     }
   }
 
-  /** Links freed from the cache while claimed, waiting for their REOPEN (claimedLate), and their peers. */
-  private readonly late = new Map<ServerParked, AcceptedPeer>();
+  /** Links freed from the cache while claimed, waiting for their REOPEN (claimedLate). */
+  private readonly late = new Set<ServerParked>();
   /** The client of each link this listener parked (weak: a freed link is forgotten). */
   private readonly peerOf = new WeakMap<ServerParked, AcceptedPeer>();
   /** Inside close(): only claimed REOPENs already queued are still served (see close()). */
@@ -1276,7 +1276,7 @@ class LocalListener implements Listener {
 
   private lateOf(peer: string): number {
     let n = 0;
-    for (const e of this.late.keys()) if (e.peer === peer) n++;
+    for (const e of this.late) if (e.peer === peer) n++;
     return n;
   }
 
@@ -1289,8 +1289,8 @@ class LocalListener implements Listener {
    * yet); then the oldest over a bound go (their clients see a reset).
    */
   private boundLate(): void {
-    for (const [e, peer] of [...this.late]) this.parkedEvent(e, peer, UV_READABLE);
-    for (const e of [...this.late.keys()]) {
+    for (const e of [...this.late]) this.parkedEvent(e, this.peerOf.get(e)!, UV_READABLE);
+    for (const e of [...this.late]) {
       if (this.late.size > REUSE_TOTAL || this.lateOf(e.peer) > REUSE_PER_PEER) this.dropLate(e);
     }
   }
@@ -1346,8 +1346,8 @@ class LocalListener implements Listener {
       const peer = this.peerOf.get(e);
       if (peer !== undefined) this.reopen(e, peer, claimed);
     }
-    for (const e of [...parkedIn(this.recycleScope), ...this.late.keys()]) {
-      const peer = this.late.get(e) ?? this.peerOf.get(e);
+    for (const e of [...parkedIn(this.recycleScope), ...this.late]) {
+      const peer = this.peerOf.get(e);
       if (peer !== undefined) this.parkedEvent(e, peer, UV_READABLE);
     }
     this.closed = true;
@@ -1355,7 +1355,7 @@ class LocalListener implements Listener {
     dropParked(this.recycleScope);
     // Those waiting for a REOPEN go too (their clients' connections reset, as
     // TCP connections queued on a listener that closed).
-    for (const e of [...this.late.keys()]) this.dropLate(e);
+    for (const e of [...this.late]) this.dropLate(e);
     this.watcher.close();
     if (this.acceptTimer) clearTimeout(this.acceptTimer);
     for (const [conn, p] of this.pending) {
