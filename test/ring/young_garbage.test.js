@@ -9,12 +9,10 @@
 // spent 3x TCP's time in scavenges and page-faulted in old-space pages.
 // This measures the growth of the old generation across young GCs only.
 const assert = require('node:assert/strict');
-const net = require('node:net');
 const path = require('node:path');
 const v8 = require('node:v8');
-const { fork } = require('node:child_process');
-const { once } = require('node:events');
-const xenring = require('../..');
+const { execFile } = require('node:child_process');
+const { promisify } = require('node:util');
 const { native } = require('../../dist/native');
 const { RingChannel } = require('../../dist/ring/channel');
 
@@ -31,66 +29,11 @@ function oldAfterYoungGCs() {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-function startServer(kind) {
-  const child = fork(path.join(__dirname, 'fixtures', 'young_garbage_server.js'), [kind], {
-    execArgv: ['--expose-gc'],
-    env: process.env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const ask = async (msg, event) => {
-    const reply = new Promise((resolve) => {
-      const on = (m) => {
-        if (m.event === event) {
-          child.off('message', on);
-          resolve(m);
-        }
-      };
-      child.on('message', on);
-    });
-    if (msg) child.send(msg);
-    return reply;
-  };
-  return { child, ask };
-}
-
-/** One connection: a byte each way, the server ends, we end, both close. */
-function exchange(connect) {
-  return new Promise((resolve, reject) => {
-    const s = connect();
-    let got = 0;
-    s.on('connect', () => s.write('x'));
-    s.on('data', (d) => (got += d.length));
-    s.on('end', () => s.end());
-    s.on('error', reject);
-    s.on('close', () => (got === 1 ? resolve() : reject(new Error(`echoed ${got} bytes`))));
-  });
-}
-
-/** Old-generation growth per connection on the server's side and on ours (medians of ROUNDS). */
+/** Old-generation growth per connection on the server's side and the client's, each round, both measured in fresh processes (fixtures/young_garbage_measure.js). */
 async function measure(kind) {
-  const { child, ask } = startServer(kind);
-  try {
-    const { port } = await ask(null, 'listening');
-    const connect = kind === 'tcp' ? () => net.connect(port, '127.0.0.1') : () => xenring.connect({ port, transport: 'local' });
-    // Warm: code compiled, caches and kept links made.
-    for (let i = 0; i < 100; i++) await exchange(connect);
-    const server = [];
-    const client = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      await ask({ cmd: 'mark' }, 'marked');
-      await new Promise((resolve) => setImmediate(resolve));
-      const base = oldAfterYoungGCs();
-      for (let i = 0; i < CONNECTIONS; i++) await exchange(connect);
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setImmediate(resolve));
-      client.push((oldAfterYoungGCs() - base) / CONNECTIONS);
-      server.push((await ask({ cmd: 'measure', connections: CONNECTIONS }, 'grown')).bytes / CONNECTIONS);
-    }
-    return { server: median(server), client: median(client) };
-  } finally {
-    child.disconnect();
-    await once(child, 'exit');
-  }
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', path.join(__dirname, 'fixtures', 'young_garbage_measure.js'), kind], { timeout: 60000 });
+  const rounds = JSON.parse(stdout);
+  return { server: median(rounds.server), client: median(rounds.client), rounds };
 }
 
 describe('ring: a closed connection is young garbage', function () {
@@ -101,7 +44,7 @@ describe('ring: a closed connection is young garbage', function () {
   it('a new connection per exchange leaves (almost) nothing in the old generation of either side, as TCP', async function () {
     const tcp = await measure('tcp');
     const ring = await measure('xenring');
-    const say = `per connection, bytes: xenring server ${ring.server} client ${ring.client}; TCP server ${tcp.server} client ${tcp.client}`;
+    const say = `per connection, bytes (medians): xenring server ${ring.server} client ${ring.client}; TCP server ${tcp.server} client ${tcp.client}; xenring rounds ${JSON.stringify(ring.rounds)}`;
     assert.ok(ring.server <= PER_CONNECTION_MAX, `the server's connections outlive young GCs: ${say}`);
     assert.ok(ring.client <= PER_CONNECTION_MAX, `the client's connections outlive young GCs: ${say}`);
   });
