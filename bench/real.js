@@ -313,7 +313,9 @@ async function serve(kind) {
   await new Promise((resolve) => target.listen(0, '127.0.0.1', resolve));
   const ring = `clients-${process.pid}-${kind}`;
   const ringServer = xenring.createServer((socket) => target.emit('connection', socket));
-  await new Promise((resolve) => ringServer.listen(ring, resolve));
+  // A ring size is the listener's ceiling (a client may ask for less, never more): raised only on request.
+  const ceiling = process.env.XENRING_BENCH_RING_CEILING;
+  await new Promise((resolve) => ringServer.listen(ceiling ? { port: ring, ringSize: Number(ceiling) } : ring, resolve));
   // The control for Node's stream wrapper: TCP connections handed over inside a JS Duplex.
   const wrappedServer = net.createServer((socket) => target.emit('connection', inJsDuplex(socket)));
   await new Promise((resolve) => wrappedServer.listen(0, '127.0.0.1', resolve));

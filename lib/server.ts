@@ -17,6 +17,8 @@ export interface ServerOptions extends SocketOptions {
   pauseOnConnect?: boolean;
   /** Page-reference pool offered to each client (see {@link PoolOption}); listen()'s `pool` overrides it. */
   pool?: PoolOption | false;
+  /** Bytes per direction for accepted connections, as listen()'s `ringSize` (which overrides it). */
+  ringSize?: number;
 }
 
 /** Options of `server.listen()`. */
@@ -27,7 +29,11 @@ export interface ListenOptions {
   transport?: 'local' | 'xen';
   /** Xen: the only domain allowed to connect (default: any). */
   domid?: number;
-  /** Bytes per direction for accepted connections (power of two, default 2 MiB locally, 64 KiB on Xen). */
+  /**
+   * Bytes per direction for accepted connections (power of two, default
+   * createServer()'s, else 2 MiB locally, 64 KiB on Xen): the most a client
+   * gets; one may ask for less, never more.
+   */
   ringSize?: number;
   /** Local transport: rendezvous directory. */
   dir?: string;
@@ -133,7 +139,7 @@ export class Server extends EventEmitter {
     const req = {
       port: options.port!,
       domid: options.domid,
-      ringSize: options.ringSize,
+      ringSize: options.ringSize !== undefined ? options.ringSize : (this.socketOptions as ServerOptions).ringSize,
       dir: options.dir,
       backlog: options.backlog,
       allowUid: options.allowUid,

@@ -80,7 +80,7 @@ export interface SocketConnectOptions extends SocketOptions {
   transport?: 'local' | 'xen';
   /** Xen: the server's domain id. */
   domid?: number;
-  /** Bytes per direction, a power of two (default 2 MiB locally, 64 KiB on Xen). */
+  /** Bytes per direction asked for, a power of two (default: the listener's); the listener's `ringSize` caps it. */
   ringSize?: number;
   /** Local transport: rendezvous directory (default $XENRING_DIR or a per-user directory). */
   dir?: string;
