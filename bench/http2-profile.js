@@ -25,9 +25,8 @@
  * client's receive window (session and streams; default http2's 64 KiB);
  * a path may carry its own (`--paths ring,tcp,ring@16777216,tcp@16777216`:
  * both windows in one run), and a ring path its ring size after `~`
- * (`ring~8388608@16777216`: 8 MiB rings, a 16 MiB window; the server then
- * listens with the largest size named, its ceiling, and plain ring paths
- * ask for the default 2 MiB).
+ * (`ring~8388608@16777216`: 8 MiB rings, a 16 MiB window; plain ring paths
+ * ask for the default 2 MiB, and the server offers the largest size named).
  *
  *   node bench/http2-profile.js --trace [--streams 200] [--size 262144]
  *
@@ -126,12 +125,11 @@ async function ab() {
   const defaultWindow = process.argv.includes('--window') ? Number(arg('--window')) : undefined;
   // A path may name its own window: ring@16777216.
   const windowOf = (p) => (p.includes('@') ? Number(p.split('@')[1]) : defaultWindow);
-  // ...and its ring size: ring~8388608.
-  // The listener's size is the ceiling a client's ask is capped by: with any ring~SIZE path the
-  // server listens with the largest, and the other ring paths ask for the default themselves.
+  // ...and its ring size: ring~8388608 (others ask for the default 2 MiB). The listener's size caps
+  // a client's ask: the server listens with the largest named, at least real.js's 16 MiB.
   const sizes = paths.filter((p) => p.split('@')[0].includes('~')).map((p) => Number(p.split('@')[0].split('~')[1]));
-  if (sizes.length) process.env.XENRING_BENCH_RING_CEILING = String(Math.max(...sizes));
-  const ringSizeOf = (p) => (p.split('@')[0].includes('~') ? Number(p.split('@')[0].split('~')[1]) : sizes.length ? 2 << 20 : undefined);
+  if (sizes.length) process.env.XENRING_BENCH_RING_CEILING = String(Math.max(16 << 20, ...sizes));
+  const ringSizeOf = (p) => (p.split('@')[0].includes('~') ? Number(p.split('@')[0].split('~')[1]) : undefined);
   const kindOf = (p) => p.split('@')[0].split('~')[0];
   const before = arg('--before', '/work/wt/before');
   const real = require('./real');

@@ -313,8 +313,9 @@ async function serve(kind) {
   await new Promise((resolve) => target.listen(0, '127.0.0.1', resolve));
   const ring = `clients-${process.pid}-${kind}`;
   const ringServer = xenring.createServer((socket) => target.emit('connection', socket));
-  // A ring size is the listener's ceiling (a client may ask for less, never more): raised only on request.
-  const ceiling = process.env.XENRING_BENCH_RING_CEILING;
+  // A listener's ring size is the most a client gets (it may ask for less): the http2 server offers
+  // 16 MiB for the row that asks for it, every other client asks for the default 2 MiB (dialer()).
+  const ceiling = process.env.XENRING_BENCH_RING_CEILING || (kind === 'h2' ? String(16 << 20) : '');
   await new Promise((resolve) => ringServer.listen(ceiling ? { port: ring, ringSize: Number(ceiling) } : ring, resolve));
   // The control for Node's stream wrapper: TCP connections handed over inside a JS Duplex.
   const wrappedServer = net.createServer((socket) => target.emit('connection', inJsDuplex(socket)));
@@ -403,8 +404,11 @@ function dialer(to, ringSize) {
   if (typeof to === 'number') return () => net.connect(to, '127.0.0.1');
   if (typeof to === 'object') return () => inJsDuplex(net.connect(to.wrapped, '127.0.0.1'));
   const xenring = xenringLib();
-  return () => xenring.connect({ port: to, ringSize });
+  return () => xenring.connect({ port: to, ringSize: ringSize ?? DEFAULT_RING });
 }
+
+/** The ring size a client asks for unless a row names one: xenring's default, whatever the server offers. */
+const DEFAULT_RING = 2 << 20;
 
 /** The two ways the Node-client rows use a connection (labels of their load column). */
 const FRESH = 'new connection per round';
@@ -534,9 +538,9 @@ async function h2Streams(to, { streams = 200, size = 64 << 10, window, ringSize 
 }
 
 /** ws over dial(): `messages` small messages echoed in order, then one `big` message echoed intact. */
-async function wsEcho(to, { messages = 10000, big = 16 << 20 } = {}) {
+async function wsEcho(to, { messages = 10000, big = 16 << 20, ringSize } = {}) {
   const { WebSocket } = require('ws');
-  const dial = dialer(to);
+  const dial = dialer(to, ringSize);
   const ws = new WebSocket('ws://ring/', { createConnection: () => dial(), maxPayload: 64 << 20 });
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const replies = [];
@@ -570,9 +574,9 @@ async function wsEcho(to, { messages = 10000, big = 16 << 20 } = {}) {
  * Over TCP TLS runs on the socket's libuv handle; over a ring (or TCP in a
  * JS Duplex) Node wraps the stream in its JS stream wrapper first.
  */
-async function tlsEcho(to, { bytes = 64 << 20, ca } = {}) {
+async function tlsEcho(to, { bytes = 64 << 20, ca, ringSize } = {}) {
   const tls = require('node:tls');
-  const dial = dialer(to);
+  const dial = dialer(to, ringSize);
   const socket = tls.connect({ socket: dial(), ca, servername: 'localhost' });
   await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
   const chunk = patternBytes(1 << 20); // every chunk the same: byte p of the stream is (p mod 1 MiB) mod 251
@@ -922,6 +926,9 @@ async function nodeClientRows({ seconds, rounds, want = () => true }, note) {
         // The same with a 16 MiB receive window (session and streams): http2's default of 64 KiB makes
         // the row above one round trip per 64 KiB; this one is bound by the bytes (see README, http2).
         await compare('http2', '200 concurrent streams of 256 KiB, 16 MiB window', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10, window: 16 << 20 }), [['mibps', 'MiB/s']], { wrapped: server.wrapped });
+        // The same over 16 MiB rings (listen's and connect's ringSize): Node's wrapper writes its next batch only
+        // once the last one is in the ring, so the ring is the connection's whole buffer (README, http2).
+        await compare('http2', '200 concurrent streams of 256 KiB, 16 MiB window, 16 MiB rings', server.tcp, server.ring, (to) => h2Streams(to, { streams: 200, size: 256 << 10, window: 16 << 20, ringSize: 16 << 20 }), [['mibps', 'MiB/s']], { wrapped: server.wrapped });
       } else if (kind === 'tls') {
         // Control: TCP inside a JS Duplex on both sides, wrapped by Node as a xenring socket is.
         const ca = fs.readFileSync(keyPair.cert);
@@ -971,7 +978,7 @@ function cli(argv) {
 module.exports = {
   main: cli, unavailable, cpuSeconds, startRedis, startPostgres, startProxy, startProxyChain, redisBenchmark, pgbench,
   startNodeServer, startRingBridge, startTcpBridge, startTcpRelay, undiciRequests, httpPerConnection, h2Streams, wsEcho, pgQueries, ioredisOps, autocannonLoad,
-  undiciSession, pgSession, ioredisSession,
+  undiciSession, pgSession, ioredisSession, tlsEcho, tlsKeyPair,
 };
 
 if (require.main === module) {
