@@ -14,15 +14,16 @@
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import { invalidArgType, outOfRange } from './errors';
-import type { ListenOptions, Server } from './server';
+import type { Server } from './server';
 import { Socket, type SocketConnectOptions } from './socket';
+import { validateTcpPort } from './validators';
 
 /** Where to go when the ring is not reachable. */
 export interface FallbackTarget {
   /** TCP host (default 'localhost'). */
   host?: string;
-  /** TCP port. */
-  port: number;
+  /** TCP port (a number, or a string of digits, as net takes). */
+  port: number | string;
   /** ms to wait for the ring before trying TCP (default 1000). */
   timeout?: number;
 }
@@ -36,15 +37,18 @@ export interface FallbackConnectOptions extends SocketConnectOptions {
 export interface TcpListenOptions {
   /** Address to bind (default '127.0.0.1'; '::' or '0.0.0.0' for every interface). */
   host?: string;
-  /** TCP port (0 = any free one; see `tcpAddress(server)`). */
-  port: number;
+  /** TCP port (0 or none = any free one; see `tcpAddress(server)`). */
+  port?: number | string;
 }
 
 type Inner = Duplex & {
   setTimeout?(ms: number, cb?: () => void): unknown;
+  setNoDelay?(noDelay?: boolean): unknown;
+  setKeepAlive?(enable?: boolean, initialDelay?: number): unknown;
   resetAndDestroy?(): unknown;
   ref?(): unknown;
   unref?(): unknown;
+  address?(): unknown;
   bytesRead?: number;
   bytesWritten?: number;
   remoteAddress?: string;
@@ -60,17 +64,25 @@ const DEFAULT_RING_WAIT_MS = 1000;
 function validateTarget(t: unknown): FallbackTarget {
   if (t === null || typeof t !== 'object') throw invalidArgType('options.fallback', 'of type object', t);
   const f = t as FallbackTarget;
-  if (!Number.isInteger(f.port) || f.port < 0 || f.port > 65535) throw outOfRange('options.fallback.port', '>= 0 and <= 65535', f.port);
+  validateTcpPort(f.port, 'options.fallback.port', true);
   if (f.host !== undefined && typeof f.host !== 'string') throw invalidArgType('options.fallback.host', 'of type string', f.host);
-  if (f.timeout !== undefined && (!Number.isFinite(f.timeout) || f.timeout <= 0)) throw outOfRange('options.fallback.timeout', 'a positive number', f.timeout);
+  if (f.timeout !== undefined && (typeof f.timeout !== 'number' || !Number.isFinite(f.timeout) || f.timeout <= 0)) {
+    throw outOfRange('options.fallback.timeout', 'a positive number', f.timeout);
+  }
   return f;
+}
+
+/** An abort of the caller's `signal`: the connect is given up, not moved to TCP. */
+function isAbort(err: Error): boolean {
+  return err.name === 'AbortError' || (err as NodeJS.ErrnoException).code === 'ABORT_ERR';
 }
 
 /**
  * A stream over a ring or, failing that, TCP, with net.Socket's events
  * ('connect', 'ready', 'data', 'end', 'error', 'timeout', 'close(hadError)')
  * and error codes (those of whichever transport is in use; when both fail,
- * the TCP error, e.g. ECONNREFUSED).
+ * the TCP error, e.g. ECONNREFUSED). Options given to connect() (`timeout`,
+ * `signal`, `noDelay`, `keepAlive`) apply to whichever is chosen.
  */
 export class FallbackSocket extends Duplex {
   /** 'local' or 'xen' when the ring was reached, 'tcp' when not; null while connecting. */
@@ -84,6 +96,15 @@ export class FallbackSocket extends Duplex {
   private pendingWrite: { chunk: Buffer; cb: (err?: Error | null) => void } | null = null;
   private pendingFinal: ((err?: Error | null) => void) | null = null;
   private timeoutMs = 0;
+  /** setNoDelay()/setKeepAlive() before 'connect': applied once a transport is chosen. */
+  private noDelay: boolean | undefined;
+  private keepAlive: [boolean, number] | undefined;
+  private refed = true;
+  /** The chosen transport's stream ended (its bytes are in ours, for the user to read). */
+  private innerEnded = false;
+  private innerClosed = false;
+  /** Bytes of the write handed to the inner stream and not yet completed (counted there already). */
+  private inFlight = 0;
 
   constructor(options: FallbackConnectOptions, connectListener?: () => void) {
     super({ allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true });
@@ -91,14 +112,28 @@ export class FallbackSocket extends Duplex {
     if (connectListener) this.once('connect', connectListener);
     const { fallback: _unused, ...ringOptions } = options;
     void _unused;
+    if (options.timeout) this.timeoutMs = options.timeout;
     const ring = new Socket(ringOptions).connect({ ...ringOptions, connectTimeout: options.connectTimeout ?? target.timeout ?? DEFAULT_RING_WAIT_MS });
     this.attempt = ring;
     ring.once('connect', () => this.adopt(ring, ring.remoteFamily === 'xen' ? 'xen' : 'local'));
     ring.once('error', (err) => {
       if (this.inner || this.destroyed) return;
+      // The caller's abort ends the connect: it is no reason to try TCP.
+      if (isAbort(err) || options.signal?.aborted) return void this.destroy(err);
       this.ringError = err;
-      const tcp: Inner = net.connect({ host: target.host ?? 'localhost', port: target.port, allowHalfOpen: Boolean(options.allowHalfOpen) });
+      const tcp: Inner = net.connect({
+        host: target.host ?? 'localhost',
+        port: validateTcpPort(target.port, 'options.fallback.port', true),
+        allowHalfOpen: Boolean(options.allowHalfOpen),
+        signal: options.signal,
+        timeout: options.timeout,
+        noDelay: options.noDelay,
+        keepAlive: options.keepAlive,
+        keepAliveInitialDelay: options.keepAliveInitialDelay,
+      });
       this.attempt = tcp;
+      if (!this.refed) tcp.unref?.();
+      tcp.on('lookup', (...args: unknown[]) => this.emit('lookup', ...args));
       tcp.once('connect', () => this.adopt(tcp, 'tcp'));
       tcp.once('error', (e) => {
         if (!this.inner) this.destroy(e);
@@ -115,17 +150,33 @@ export class FallbackSocket extends Duplex {
     inner.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) inner.pause();
     });
-    inner.on('end', () => this.push(null));
+    inner.on('end', () => {
+      this.innerEnded = true;
+      this.push(null);
+      // As net on EOF: 'end' comes once the buffer is empty, read or not.
+      this.read(0);
+    });
     inner.on('error', (err) => this.destroy(err));
     inner.on('timeout', () => this.emit('timeout'));
-    inner.on('close', () => {
-      if (!this.destroyed && this.readableEnded && this.writableFinished) this.destroy();
-      else if (!this.destroyed) this.destroy();
+    inner.on('close', (hadError?: boolean) => {
+      this.innerClosed = true;
+      if (this.destroyed) return;
+      // Closed in order after its end: what it delivered waits in our
+      // buffer for the user (net delivers a closed socket's data and 'end'
+      // all the same); we close once that is read and our side finished.
+      if (hadError !== true && this.innerEnded) {
+        if (this.readableEnded && this.writableFinished) this.destroy();
+        return;
+      }
+      this.destroy();
     });
     if (this.timeoutMs && inner.setTimeout) inner.setTimeout(this.timeoutMs);
+    if (this.noDelay !== undefined) inner.setNoDelay?.(this.noDelay);
+    if (this.keepAlive !== undefined) inner.setKeepAlive?.(...this.keepAlive);
+    if (!this.refed) inner.unref?.();
     const w = this.pendingWrite;
     this.pendingWrite = null;
-    if (w) inner.write(w.chunk, w.cb);
+    if (w) this.writeInner(w.chunk, w.cb);
     const f = this.pendingFinal;
     this.pendingFinal = null;
     if (f) this._final(f);
@@ -133,18 +184,29 @@ export class FallbackSocket extends Duplex {
     this.emit('ready');
   }
 
+  private writeInner(chunk: Buffer, cb: (err?: Error | null) => void): void {
+    this.inFlight = chunk.length;
+    this.inner!.write(chunk, (err?: Error | null) => {
+      this.inFlight = 0;
+      cb(err);
+    });
+  }
+
   override _read(): void {
     this.inner?.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.inner) this.inner.write(chunk, cb);
+    if (this.inner) this.writeInner(chunk, cb);
     else this.pendingWrite = { chunk, cb };
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (!this.inner) return void (this.pendingFinal = cb);
-    this.inner.end(() => cb());
+    const inner = this.inner;
+    if (!inner) return void (this.pendingFinal = cb);
+    // Already ended or closed (allowHalfOpen false ends it after the peer's end): nothing left to end.
+    if (this.innerClosed || inner.destroyed || inner.writableEnded) return void cb();
+    inner.end(() => cb());
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
@@ -157,10 +219,15 @@ export class FallbackSocket extends Duplex {
     process.nextTick(() => this.emit('close', Boolean(err)));
   }
 
-  /** As socket.setTimeout(): 'timeout' after `ms` idle, does not close. */
+  /** As socket.setTimeout(): 'timeout' after `ms` idle, does not close; 0 turns it off (and removes `callback`). */
   setTimeout(ms: number, callback?: () => void): this {
+    if (typeof ms !== 'number') throw invalidArgType('msecs', 'of type number', ms);
+    if (!Number.isFinite(ms) || ms < 0) throw outOfRange('msecs', 'a non-negative finite number', ms);
     this.timeoutMs = ms;
-    if (callback) this.once('timeout', callback);
+    if (callback) {
+      if (ms === 0) this.removeListener('timeout', callback);
+      else this.once('timeout', callback);
+    }
     this.inner?.setTimeout?.(ms);
     return this;
   }
@@ -178,30 +245,69 @@ export class FallbackSocket extends Duplex {
     return this;
   }
 
-  setNoDelay(): this {
-    (this.inner as net.Socket | null)?.setNoDelay?.(true);
+  /** As net's: ends the writable side, then destroys once it finished. */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  /** Nagle's algorithm off (true, the default) or on, on TCP; nothing to do on a ring. */
+  setNoDelay(noDelay = true): this {
+    this.noDelay = noDelay;
+    this.inner?.setNoDelay?.(noDelay);
     return this;
   }
 
-  setKeepAlive(): this {
+  /** TCP keep-alive probes, as net's; nothing to do on a ring. */
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.keepAlive = [enable, initialDelay];
+    this.inner?.setKeepAlive?.(enable, initialDelay);
     return this;
   }
 
   ref(): this {
-    this.inner?.ref?.();
+    this.refed = true;
+    (this.inner ?? this.attempt)?.ref?.();
     return this;
   }
 
   unref(): this {
-    this.inner?.unref?.();
+    this.refed = false;
+    (this.inner ?? this.attempt)?.unref?.();
     return this;
+  }
+
+  /** The chosen transport's local address (as its socket.address()), `{}` before 'connect'. */
+  address(): unknown {
+    return this.inner?.address?.() ?? {};
+  }
+
+  /** As net's: 'opening', 'open', 'readOnly', 'writeOnly' or 'closed'. */
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  /** True until connected, as net's. */
+  get pending(): boolean {
+    return this.inner === null || this.connecting;
+  }
+
+  /** Bytes written and not yet handed on (net's bufferSize); undefined before 'connect'. */
+  get bufferSize(): number | undefined {
+    return this.inner ? this.writableLength - this.inFlight : undefined;
   }
 
   get bytesRead(): number {
     return this.inner?.bytesRead ?? 0;
   }
+  /** As net's: bytes handed to the transport, and those still queued. */
   get bytesWritten(): number {
-    return this.inner?.bytesWritten ?? 0;
+    return (this.inner?.bytesWritten ?? 0) + this.writableLength - (this.inner ? this.inFlight : 0);
   }
   get remoteAddress(): string | undefined {
     return this.inner?.remoteAddress;
@@ -223,41 +329,46 @@ export class FallbackSocket extends Duplex {
   }
 }
 
-const kTcp = Symbol('xenring.tcpServer');
-type WithTcp = Server & { [kTcp]?: net.Server };
-
-/** @internal The hook of server.listen(): listens on TCP first, then on the ring; 'listening' once both are up. */
-export function listenWithTcp(server: Server, options: ListenOptions, cb: (() => void) | undefined, adopt: (socket: net.Socket) => void): void {
-  const tcpOptions = options.tcp!;
-  if (tcpOptions === null || typeof tcpOptions !== 'object') throw invalidArgType('options.tcp', 'of type object', tcpOptions);
-  if (!Number.isInteger(tcpOptions.port) || tcpOptions.port < 0 || tcpOptions.port > 65535) {
-    throw outOfRange('options.tcp.port', '>= 0 and <= 65535', tcpOptions.port);
-  }
-  const tcp = net.createServer({ allowHalfOpen: server.allowHalfOpen, pauseOnConnect: server.pauseOnConnect }, adopt);
-  (server as WithTcp)[kTcp] = tcp;
-  tcp.once('error', (err) => {
-    (server as WithTcp)[kTcp] = undefined;
-    server.emit('error', err);
-  });
-  tcp.listen({ host: tcpOptions.host ?? '127.0.0.1', port: tcpOptions.port }, () => {
-    const onError = () => tcp.close();
-    server.once('error', onError);
-    server.listen({ ...options, tcp: undefined }, () => {
-      server.off('error', onError);
-      cb?.();
-    });
-  });
+/** @internal `listen()`'s `tcp`, checked: the address to bind. */
+export function validateTcpListen(t: unknown): { host: string; port: number } {
+  if (t === null || typeof t !== 'object') throw invalidArgType('options.tcp', 'of type object', t);
+  const o = t as TcpListenOptions;
+  if (o.host !== undefined && typeof o.host !== 'string') throw invalidArgType('options.tcp.host', 'of type string', o.host);
+  return { host: o.host ?? '127.0.0.1', port: validateTcpPort(o.port, 'options.tcp.port', false) };
 }
 
-/** @internal The hook of server.close(): stops the TCP listener too. */
-export function closeTcp(server: Server): void {
-  const tcp = (server as WithTcp)[kTcp];
-  (server as WithTcp)[kTcp] = undefined;
-  tcp?.close();
+/**
+ * @internal The TCP side of `server.listen({ port, tcp })`: a net.Server
+ * whose sockets go to `onSocket`. Closed before it listened, it closes once
+ * it does, and its errors are no longer reported.
+ */
+export class TcpListener {
+  readonly server: net.Server;
+  listening = false;
+  private closed = false;
+
+  constructor(address: { host: string; port: number }, options: net.ServerOpts, onSocket: (socket: net.Socket) => void, onListening: () => void, onError: (err: Error) => void) {
+    this.server = net.createServer(options, onSocket);
+    this.server.on('error', (err) => {
+      if (!this.closed) onError(err);
+    });
+    this.server.listen(address, () => {
+      this.listening = true;
+      if (this.closed) this.server.close();
+      else onListening();
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.listening) this.server.close();
+  }
 }
 
 /** The TCP address of a server listening with `tcp` (e.g. the port picked for port 0), else null. */
 export function tcpAddress(server: Server): net.AddressInfo | null {
-  const a = (server as WithTcp)[kTcp]?.address();
+  const tcp = (server as unknown as { tcp: TcpListener | null }).tcp;
+  const a = tcp?.listening ? tcp.server.address() : null;
   return a && typeof a === 'object' ? a : null;
 }

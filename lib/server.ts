@@ -5,7 +5,8 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
 import { kAttach, kReleased, Socket, transportPoolOptions, validateSocketOptions, type PoolOption, type SocketOptions } from './socket';
-import { closeTcp, listenWithTcp, type TcpListenOptions } from './fallback';
+import { TcpListener, validateTcpListen, type TcpListenOptions } from './fallback';
+import type * as net from 'node:net';
 import { refuse } from './ring/vchan_state';
 import { resolveTransport } from './transports/registry';
 import { validatePort } from './validators';
@@ -19,6 +20,12 @@ export interface ServerOptions extends SocketOptions {
   pool?: PoolOption | false;
   /** Bytes per direction for accepted connections, as listen()'s `ringSize` (which overrides it). */
   ringSize?: number;
+  /** As net's, for the TCP clients of listen({ tcp }) (nothing to do on a ring). */
+  noDelay?: boolean;
+  /** As net's, for the TCP clients of listen({ tcp }) (nothing to do on a ring). */
+  keepAlive?: boolean;
+  /** As net's, for the TCP clients of listen({ tcp }). */
+  keepAliveInitialDelay?: number;
 }
 
 /** Options of `server.listen()`. */
@@ -90,6 +97,8 @@ export class Server extends EventEmitter {
   private bindingAddress: (() => TransportAddress | null) | null = null;
   private connections = new Set<Socket>();
   private refed = true;
+  /** listen({ tcp })'s TCP listener (lib/fallback.ts), from listen() until close(). */
+  private tcp: TcpListener | null = null;
 
   /**
    * `new Server([options][, connectionListener])`: options apply to every
@@ -113,9 +122,9 @@ export class Server extends EventEmitter {
     if (connectionListener) this.on('connection', connectionListener);
   }
 
-  /** True while accepting connections. */
+  /** True while accepting connections (with `tcp`: on both listeners). */
   get listening(): boolean {
-    return this.listener !== null;
+    return this.listener !== null && (this.tcp === null || this.tcp.listening);
   }
 
   /**
@@ -128,8 +137,9 @@ export class Server extends EventEmitter {
    */
   listen(...args: unknown[]): this {
     const [options, cb] = normalizeListenArgs(args);
-    if (this.listener || this.starting) throw codedError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
-    if (options.tcp !== undefined) return listenWithTcp(this, options, cb, (s) => this.adopt(s as unknown as Socket)), this;
+    if (this.listener || this.starting || this.tcp) throw codedError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
+    // Checked before anything listens, as the ring's own options are below.
+    const tcpAddress = options.tcp !== undefined ? validateTcpListen(options.tcp) : null;
     const { signal } = options;
     if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
       throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
@@ -148,6 +158,8 @@ export class Server extends EventEmitter {
     // A listen() that throws (bad dir, bad ring size) leaves the server as it was.
     const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));
     this.starting = ac;
+    // With `tcp`, also on TCP (lib/fallback.ts): 'listening' once both are up, and an error of either closes the other.
+    if (tcpAddress) this.tcp = this.listenTcp(ac, tcpAddress);
     if (cb) {
       this.listeningCallback = cb;
       this.once('listening', cb);
@@ -186,7 +198,13 @@ export class Server extends EventEmitter {
     this.bindingAddress = null;
     this.listener = listener;
     if (!this.refed) listener.unref();
-    // As net's emitListeningNT: later, and only if still listening.
+    this.emitListeningSoon();
+  }
+
+  /** 'listening' once every listener is up: as net's emitListeningNT, later, and only if still listening. */
+  private emitListeningSoon(): void {
+    const listener = this.listener;
+    if (listener === null || (this.tcp !== null && !this.tcp.listening)) return;
     process.nextTick(() => {
       if (this.listener !== listener) return;
       this.listeningCallback = null;
@@ -198,8 +216,57 @@ export class Server extends EventEmitter {
     if (ac.signal.aborted) return;
     this.starting = null;
     this.bindingAddress = null;
+    this.tcp?.close();
+    this.tcp = null;
     this.dropListeningCallback();
     this.emit('error', err);
+  }
+
+  /** listen({ tcp })'s TCP side: its sockets join this server's; its failure undoes the listen (ring included). */
+  private listenTcp(ac: AbortController, address: { host: string; port: number }): TcpListener {
+    const o = this.socketOptions as ServerOptions;
+    const options: net.ServerOpts = { allowHalfOpen: this.allowHalfOpen, pauseOnConnect: this.pauseOnConnect, noDelay: o.noDelay, keepAlive: o.keepAlive, keepAliveInitialDelay: o.keepAliveInitialDelay };
+    const tcp = new TcpListener(
+      address,
+      options,
+      (socket) => this.onTcpSocket(socket),
+      () => this.emitListeningSoon(),
+      (err) => {
+        if (this.tcp !== tcp) return;
+        this.tcp = null;
+        if (this.listener) {
+          this.listener.close();
+          this.listener = null;
+        }
+        if (this.starting === ac) {
+          ac.abort(err);
+          this.starting = null;
+          this.bindingAddress = null;
+        }
+        this.dropListeningCallback();
+        this.emit('error', err);
+      },
+    );
+    if (!this.refed) tcp.server.unref();
+    return tcp;
+  }
+
+  /** A TCP client of listen({ tcp }): counted with the ring's, refused over maxConnections as they are. */
+  private onTcpSocket(socket: net.Socket): void {
+    if (this.maxConnections !== undefined && this.connections.size >= this.maxConnections) {
+      const drop: DropInfo = {
+        localAddress: socket.localAddress,
+        localPort: socket.localPort,
+        localFamily: socket.localFamily,
+        remoteAddress: socket.remoteAddress,
+        remotePort: socket.remotePort,
+        remoteFamily: socket.remoteFamily,
+      };
+      socket.destroy();
+      this.emit('drop', drop);
+      return;
+    }
+    this.adopt(socket as unknown as Socket);
   }
 
   private dropListeningCallback(): void {
@@ -250,10 +317,17 @@ export class Server extends EventEmitter {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
     };
-    // A ring socket at its destroy, not its 'close': the server's 'close'
-    // then comes first, as net's. A TCP one (listen({ tcp })) at its 'close'.
+    // At its destroy, not its 'close': the server's 'close' then comes
+    // first, as net's. A TCP one (listen({ tcp })) through its _destroy.
     if (socket instanceof Socket) socket[kReleased] = release;
-    else (socket as NodeJS.EventEmitter).once('close', release);
+    else {
+      const tcp = socket as unknown as net.Socket;
+      const destroyImpl = tcp._destroy;
+      tcp._destroy = function (this: net.Socket, err, cb) {
+        release();
+        destroyImpl.call(this, err, cb);
+      };
+    }
     if (this.closingListener) {
       process.nextTick(() => this.emitConnection(socket));
       return;
@@ -287,7 +361,8 @@ export class Server extends EventEmitter {
         this.once('close', cb);
       }
     }
-    closeTcp(this);
+    this.tcp?.close();
+    this.tcp = null;
     if (this.listener) {
       // The transport may still hand over connections it had accepted
       // (local: reconnects already on their rings): their 'connection'
@@ -338,6 +413,7 @@ export class Server extends EventEmitter {
   unref(): this {
     this.refed = false;
     this.listener?.unref();
+    this.tcp?.server.unref();
     return this;
   }
 
@@ -345,6 +421,7 @@ export class Server extends EventEmitter {
   ref(): this {
     this.refed = true;
     this.listener?.ref();
+    this.tcp?.server.ref();
     return this;
   }
 

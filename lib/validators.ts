@@ -48,3 +48,29 @@ export function validateDomid(domid: unknown, name = 'options.domid'): number {
   if (!Number.isInteger(domid) || domid < 0 || domid > MAX_DOMID) throw outOfRange(name, `>= 0 and <= ${MAX_DOMID}`, domid);
   return domid;
 }
+
+/**
+ * A TCP port as net takes one: a number or a string of digits, 0..65535
+ * (ERR_SOCKET_BAD_PORT otherwise, a non-numeric string included); another
+ * type is ERR_INVALID_ARG_TYPE. `required` (a connect's): undefined is
+ * ERR_MISSING_ARGS; otherwise (a listen's) undefined and null mean 0.
+ */
+export function validateTcpPort(port: unknown, name: string, required: boolean): number {
+  if (port === undefined || port === null) {
+    if (!required) return 0;
+    if (port === undefined) return missingArgs(name);
+  }
+  if (typeof port === 'string') {
+    if (!/^[0-9]+$/.test(port)) throw socketBadPort(name, port);
+    port = Number(port);
+  }
+  if (typeof port !== 'number') throw invalidArgType(name, 'of type number or string', port);
+  if (!Number.isInteger(port) || port < 0 || port > MAX_PORT) throw socketBadPort(name, port);
+  return port;
+}
+
+function missingArgs(name: string): never {
+  const err = new TypeError(`The "${name}" argument must be specified`) as TypeError & { code: string };
+  err.code = 'ERR_MISSING_ARGS';
+  throw err;
+}

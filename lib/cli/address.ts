@@ -24,6 +24,9 @@ export interface RingOptions {
   spinMicros?: number;
 }
 
+/** Bytes of a UNIX socket path, without its NUL (Linux's sun_path is 108). */
+const UNIX_PATH_MAX = 107;
+
 /** A port number, or a service name as the library takes it (lib/validators.ts: no '.', which xenstore paths lack). */
 const RING_PORT_RE = /^(?:[0-9]{1,5}|[A-Za-z0-9][A-Za-z0-9_-]{0,63})$/;
 
@@ -44,6 +47,8 @@ export function parseAddress(text: string, what: string): Address {
     }
     case 'unix':
       if (!rest) throw bad('expected unix:PATH');
+      // sun_path holds 108 bytes with its NUL: a longer path was cut short by the bind, and the file left behind.
+      if (Buffer.byteLength(rest) > UNIX_PATH_MAX) throw bad(`path longer than ${UNIX_PATH_MAX} bytes (the limit of a UNIX socket's address)`);
       return { kind: 'unix', path: rest };
     case 'ring': {
       const m = /^(?:([0-9]{1,5})\/)?(.+)$/.exec(rest);

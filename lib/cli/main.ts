@@ -45,7 +45,8 @@ const COMMANDS: Record<string, () => Command> = {
 export function main(argv: string[], exit: (code: number) => void = defaultExit): void {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(MAIN_HELP + '\n');
+    // Asked for: on stdout. Without a command it is a usage error: on stderr.
+    (name === undefined ? process.stderr : process.stdout).write(MAIN_HELP + '\n');
     return exit(name === undefined ? EXIT_USAGE : EXIT_OK);
   }
   if (name === '--version' || name === '-V') {

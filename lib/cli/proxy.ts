@@ -15,7 +15,8 @@ export const PROXY_HELP = `Usage: xenring proxy --listen ADDR --connect ADDR [op
 Accepts connections on --listen and forwards each one to --connect, both
 ways, with backpressure and half-close; any number of connections at once.
 SIGINT/SIGTERM: stop accepting, let open connections finish, exit 0 (a
-second signal closes them at once and exits 130).
+second signal resets them at once, so that no peer takes a cut transfer for
+a complete one, and exits 128 + the signal: 130 for SIGINT, 143 for SIGTERM).
 
 Options:
   --listen ADDR     where to accept (port 0 = any free one; the bound address
@@ -103,7 +104,8 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
 
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      for (const c of open) c.inbound.destroy(), c.outbound.destroy();
+      // Reset, not closed in order: a peer must not read a cut transfer as a complete one (an orderly close is an end of stream).
+      for (const c of open) resetOrDestroy(c.inbound), resetOrDestroy(c.outbound);
       meter.stop();
       return exit(128 + (signal === 'SIGINT' ? 2 : 15));
     }

@@ -145,9 +145,19 @@ describe('TCP fallback', function () {
     assert.deepEqual(events, ['error ECONNREFUSED', 'close true']);
   });
 
-  it('validates the fallback target', function () {
-    assert.throws(() => xenring.connect({ port: 1, fallback: { port: 70000 } }), { code: 'ERR_OUT_OF_RANGE' });
+  it("validates the fallback target and listen's tcp as net validates a port", function () {
+    for (const port of [70000, -1, 1.5, 'abc']) {
+      assert.throws(() => xenring.connect({ port: 1, fallback: { port } }), { code: 'ERR_SOCKET_BAD_PORT' }, String(port));
+      assert.throws(() => net.connect({ port, host: '127.0.0.1' }), { code: 'ERR_SOCKET_BAD_PORT' }, `net ${port}`);
+      assert.throws(() => xenring.createServer().listen({ port: 1, tcp: { port } }), { code: 'ERR_SOCKET_BAD_PORT' }, String(port));
+    }
+    assert.throws(() => xenring.connect({ port: 1, fallback: { port: null } }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => xenring.connect({ port: 1, fallback: {} }), { code: 'ERR_MISSING_ARGS' });
     assert.throws(() => xenring.connect({ port: 1, fallback: 'tcp' }), { code: 'ERR_INVALID_ARG_TYPE' });
-    assert.throws(() => xenring.createServer().listen({ port: 1, tcp: { port: -1 } }), { code: 'ERR_OUT_OF_RANGE' });
+    // A bad ring option with tcp: thrown at once, nothing left listening (it was an uncaught error later).
+    const server = xenring.createServer();
+    assert.throws(() => server.listen({ port: `bad-${process.pid}`, ringSize: 3, tcp: { port: 0 } }), { code: 'ERR_OUT_OF_RANGE' });
+    assert.equal(server.listening, false);
+    assert.equal(xenring.tcpAddress(server), null);
   });
 });

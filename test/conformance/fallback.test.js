@@ -1,0 +1,237 @@
+'use strict';
+/**
+ * The TCP fallback against node:net: connect({ fallback }) over its ring and
+ * over its TCP path, and a Server listening with `tcp`, each next to the
+ * same scenario on net (the reference). Servers run in a child process
+ * (fixtures/fallback_server.js); clients here. Found by a differential
+ * probe: each of these failed before lib/fallback.ts was reworked.
+ */
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const path = require('node:path');
+const { fork, spawn } = require('node:child_process');
+const { once } = require('node:events');
+require('./harness'); // private XENRING_DIR, inherited by the children
+const xenring = require('../..');
+
+const FIXTURE = path.join(__dirname, 'fixtures', 'fallback_server.js');
+let seq = 0;
+
+/** A server child: { child, tcpPort, ring, events (every IPC event), next(event) }. */
+async function startServer(kind, config = {}) {
+  const ring = `fallback-conf-${process.pid}-${++seq}`;
+  const child = fork(FIXTURE, [kind, JSON.stringify({ ring, ...config })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const events = [];
+  /** Messages not yet taken by next(), and next()s waiting for one. */
+  const unread = [];
+  const waiters = [];
+  child.on('message', (m) => {
+    events.push(m.event);
+    const i = waiters.findIndex((w) => w.event === m.event);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+    else unread.push(m);
+  });
+  /** The first `event` not taken yet, come or to come. */
+  const next = (event) => {
+    const i = unread.findIndex((m) => m.event === event);
+    if (i >= 0) return Promise.resolve(unread.splice(i, 1)[0]);
+    return new Promise((resolve) => waiters.push({ event, resolve }));
+  };
+  const { tcpPort } = await next('listening');
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    if (child.connected) child.disconnect();
+    else child.kill();
+    await exited;
+  };
+  return { child, tcpPort, ring, events, next, stop };
+}
+
+/** The three ways to reach a server: net straight to its TCP port, and xenring.connect with a fallback, over the ring or (no ring port) TCP. */
+const PATHS = {
+  net: (srv, opts = {}) => net.connect({ port: srv.tcpPort, host: '127.0.0.1', ...opts }),
+  ring: (srv, opts = {}) => xenring.connect({ port: srv.ring, transport: 'local', fallback: { host: '127.0.0.1', port: srv.tcpPort }, ...opts }),
+  tcp: (srv, opts = {}) => xenring.connect({ port: `${srv.ring}-none`, transport: 'local', fallback: { host: '127.0.0.1', port: srv.tcpPort }, ...opts }),
+};
+const serverKind = (p) => (p === 'net' ? 'net' : 'xenring');
+
+/** Records a socket's events in order: connect, data(text), end, finish, error(code), close(hadError). */
+function record(s) {
+  const log = [];
+  s.on('connect', () => log.push('connect'));
+  s.on('data', (d) => log.push(`data(${d})`));
+  s.on('end', () => log.push('end'));
+  s.on('finish', () => log.push('finish'));
+  s.on('error', (e) => log.push(`error(${e.code})`));
+  const closed = new Promise((resolve) => s.on('close', (hadError) => resolve(log.push(`close(${Boolean(hadError)})`))));
+  return { log, closed };
+}
+
+describe('TCP fallback against net', function () {
+  for (const p of ['net', 'ring', 'tcp']) {
+    it(`[${p}] a client that reads late still gets the server's bytes and 'end'`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'hello-end' });
+      try {
+        const s = PATHS[p](srv);
+        s.pause();
+        const { log, closed } = record(s);
+        await new Promise((r) => setTimeout(r, 300)); // the server's end and close are long done
+        s.resume();
+        await closed;
+        assert.deepEqual(log, ['connect', 'data(hello)', 'end', 'finish', 'close(false)']);
+        if (p !== 'net') assert.equal(s.transport, p === 'ring' ? 'local' : 'tcp');
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] an aborted signal ends the connect with ABORT_ERR (no fallback)`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'echo' });
+      try {
+        // net (Node 20) emits 'close' twice for a signal aborted before connect(): its reference is the other case.
+        for (const when of p === 'net' ? ['at once'] : ['before', 'at once']) {
+          const ac = new AbortController();
+          if (when === 'before') ac.abort();
+          const s = PATHS[p](srv, { signal: ac.signal });
+          if (when === 'at once') ac.abort();
+          const { log, closed } = record(s);
+          await closed;
+          assert.deepEqual(log, ['error(ABORT_ERR)', 'close(true)'], when);
+          if (p !== 'net') assert.equal(s.transport, null, when);
+        }
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] the timeout option: 'timeout' on an idle connection`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = PATHS[p](srv, { timeout: 150 });
+        s.on('error', () => {});
+        await once(s, 'timeout');
+        assert.equal(s.destroyed, false, "'timeout' does not close");
+        s.destroy();
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] net's socket API: destroySoon, address, readyState, pending, bufferSize, setTimeout(0, cb), bytesWritten of queued writes`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'echo' });
+      try {
+        const s = PATHS[p](srv);
+        assert.equal(s.pending, true);
+        assert.equal(s.readyState, 'opening');
+        const cb = () => {};
+        s.setTimeout(1000, cb);
+        s.setTimeout(0, cb);
+        assert.equal(s.listenerCount('timeout'), 0, 'setTimeout(0, cb) removes cb');
+        await once(s, 'connect');
+        assert.equal(s.pending, false);
+        assert.equal(s.readyState, 'open');
+        assert.equal(s.bufferSize, 0);
+        assert.equal(typeof s.address(), 'object');
+        const chunk = Buffer.alloc(1 << 20, 7);
+        for (let i = 0; i < 10; i++) s.write(chunk);
+        assert.ok(s.bytesWritten >= 10 << 20, `bytesWritten counts queued writes: ${s.bytesWritten}`);
+        let echoed = 0;
+        s.on('data', (d) => {
+          echoed += d.length;
+          if (echoed === 10 << 20) s.destroySoon();
+        });
+        const { closed } = record(s);
+        await closed;
+        assert.equal(echoed, 10 << 20);
+        assert.equal(s.readyState, 'closed');
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+});
+
+describe('a Server listening with tcp, against net', function () {
+  for (const p of ['net', 'tcp', 'ring']) {
+    it(`[${p}] maxConnections counts and refuses (with 'drop') clients of either kind`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle', maxConnections: 1 });
+      try {
+        const a = PATHS[p](srv);
+        await once(a, 'connect');
+        await srv.next('connection');
+        const b = PATHS[p](srv);
+        b.on('error', () => {});
+        const bGone = new Promise((resolve) => (b.once('end', resolve), b.once('close', resolve)));
+        await srv.next('drop');
+        await bGone; // refused: closed by the server
+        a.destroy();
+        b.destroy();
+        assert.deepEqual(srv.events.filter((e) => e === 'connection' || e === 'drop'), ['connection', 'drop']);
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] close(): the server's 'close' and callback before its last connection's 'close'`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = PATHS[p](srv);
+        await once(s, 'connect');
+        await srv.next('connection');
+        srv.child.send({ cmd: 'close' });
+        s.end(); // the server's socket ends too (allowHalfOpen false) and closes
+        await srv.next('conn-close');
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(srv.events.filter((e) => ['server-close', 'close-cb', 'conn-close'].includes(e)), ['server-close', 'close-cb', 'conn-close']);
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+
+  it('unref() lets the process exit with both listeners open', async function () {
+    const srv = await startServer('xenring', { handler: 'idle', unref: true });
+    const [code] = await Promise.race([once(srv.child, 'exit'), new Promise((r) => setTimeout(r, 5000, ['still running']))]);
+    if (code === 'still running') srv.child.kill();
+    assert.equal(code, 0);
+  });
+
+  it('a second listen() while the TCP side is binding throws, and leaves no TCP listener behind', async function () {
+    const server = xenring.createServer();
+    server.listen({ port: `fallback-conf-twice-${process.pid}`, transport: 'local', tcp: { port: 0 } });
+    assert.throws(() => server.listen({ port: `fallback-conf-twice2-${process.pid}`, transport: 'local', tcp: { port: 0 } }), { code: 'ERR_SERVER_ALREADY_LISTEN' });
+    await once(server, 'listening');
+    assert.equal(server.listening, true);
+    const { port } = xenring.tcpAddress(server);
+    await new Promise((r) => server.close(r));
+    const c = net.connect(port, '127.0.0.1');
+    const [err] = await once(c, 'error');
+    assert.equal(err.code, 'ECONNREFUSED', 'the TCP port is closed');
+  });
+
+  it("EADDRINUSE on the ring port is the server's 'error' (uncaught without a listener, as net's), the TCP listener closed", async function () {
+    const port = `fallback-conf-inuse-${process.pid}`;
+    const first = xenring.createServer().listen({ port, transport: 'local' });
+    await once(first, 'listening');
+    try {
+      const second = xenring.createServer();
+      second.listen({ port, transport: 'local', tcp: { port: 0 } });
+      const [err] = await once(second, 'error');
+      assert.equal(err.code, 'EADDRINUSE');
+      assert.equal(second.listening, false);
+      assert.equal(xenring.tcpAddress(second), null);
+      // No 'error' listener: the process dies of it (it was swallowed, the process left running).
+      const code = `require(${JSON.stringify(require.resolve('../..'))}).createServer().listen({ port: ${JSON.stringify(port)}, transport: 'local', tcp: { port: 0 } })`;
+      const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const [exitCode] = await Promise.race([once(child, 'exit'), new Promise((r) => setTimeout(r, 10000, ['still running']))]);
+      if (exitCode === 'still running') child.kill();
+      assert.equal(exitCode, 1, stderr);
+      assert.match(stderr, /EADDRINUSE/);
+    } finally {
+      await new Promise((r) => first.close(r));
+    }
+  });
+});
