@@ -73,9 +73,11 @@ function defaultExit(code: number): void {
 }
 
 /** Anything thrown later, from a callback, still ends in one line and exit 1 (not a stack trace). */
-export function installLastResort(): void {
+export function installLastResort(argv: string[] = process.argv.slice(2)): void {
+  // Named as the command's own errors are (`xenring cat: write EPIPE` when stdout closed early).
+  const who = Object.hasOwn(COMMANDS, argv[0] ?? '') ? `xenring ${argv[0]}` : 'xenring';
   process.on('uncaughtException', (err) => {
-    process.stderr.write(`xenring: ${describeError(err)}\n`);
+    process.stderr.write(`${who}: ${describeError(err)}\n`);
     process.exit(EXIT_FAILURE);
   });
 }

@@ -181,6 +181,20 @@ describe('xenring command', function () {
       assert.ok(lr.stdout.equals(toListener), `listen got ${lr.stdout.length} bytes`);
     });
 
+    it("stdout closed early (| head): one line naming the command, exit 1", async function () {
+      const port = uniq('head');
+      const l = startCli(['listen', port]);
+      await l.waitStderr(/listening on ring:\S+/);
+      l.child.stdin.end();
+      l.child.stdout.destroy(); // the reader is gone: the next write to the pipe is EPIPE
+      const c = await runCli(['cat', `ring:${port}`], { input: crypto.randomBytes(8 << 20) });
+      const r = await l.exited;
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stderr.trimEnd().split('\n').filter((line) => !/listening on/.test(line));
+      assert.deepEqual(lines, ['xenring listen: write EPIPE'], r.stderr);
+      assert.ok(c.code === 0 || c.code === 1, `cat: ${c.code} ${c.stderr}`);
+    });
+
     it('a second listen on the same unix: path fails with EADDRINUSE and leaves the first one serving its peer', async function () {
       // Its stale-socket check connected to the live socket: the first
       // listen took that probe for its one peer and exited with nothing,
