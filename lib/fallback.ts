@@ -13,7 +13,7 @@
  */
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
-import { invalidArgType, outOfRange } from './errors';
+import { codedError, invalidArgType, outOfRange } from './errors';
 import type { Server } from './server';
 import { Socket, type SocketConnectOptions } from './socket';
 import { validateTcpPort } from './validators';
@@ -110,11 +110,15 @@ export class FallbackSocket extends Duplex {
     super({ allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true });
     const target = validateTarget(options.fallback);
     if (connectListener) this.once('connect', connectListener);
-    const { fallback: _unused, ...ringOptions } = options;
+    // The transports below are half-open: this stream decides when its side
+    // ends (allowHalfOpen false: once the user has read the peer's end), so
+    // writes queued here still go out after the peer's end, as net's do.
+    const { fallback: _unused, ...ringOptions } = { ...options, allowHalfOpen: true };
     void _unused;
     if (options.timeout) this.timeoutMs = options.timeout;
     const ring = new Socket(ringOptions).connect({ ...ringOptions, connectTimeout: options.connectTimeout ?? target.timeout ?? DEFAULT_RING_WAIT_MS });
     this.attempt = ring;
+    ring.on('timeout', this.forwardTimeout(ring));
     ring.once('connect', () => this.adopt(ring, ring.remoteFamily === 'xen' ? 'xen' : 'local'));
     ring.once('error', (err) => {
       if (this.inner || this.destroyed) return;
@@ -124,7 +128,7 @@ export class FallbackSocket extends Duplex {
       const tcp: Inner = net.connect({
         host: target.host ?? 'localhost',
         port: validateTcpPort(target.port, 'options.fallback.port', true),
-        allowHalfOpen: Boolean(options.allowHalfOpen),
+        allowHalfOpen: true,
         signal: options.signal,
         timeout: options.timeout,
         noDelay: options.noDelay,
@@ -132,6 +136,8 @@ export class FallbackSocket extends Duplex {
         keepAliveInitialDelay: options.keepAliveInitialDelay,
       });
       this.attempt = tcp;
+      tcp.on('timeout', this.forwardTimeout(tcp));
+      if (this.timeoutMs) tcp.setTimeout?.(this.timeoutMs);
       if (!this.refed) tcp.unref?.();
       tcp.on('lookup', (...args: unknown[]) => this.emit('lookup', ...args));
       tcp.once('connect', () => this.adopt(tcp, 'tcp'));
@@ -157,7 +163,6 @@ export class FallbackSocket extends Duplex {
       this.read(0);
     });
     inner.on('error', (err) => this.destroy(err));
-    inner.on('timeout', () => this.emit('timeout'));
     inner.on('close', (hadError?: boolean) => {
       this.innerClosed = true;
       if (this.destroyed) return;
@@ -182,6 +187,13 @@ export class FallbackSocket extends Duplex {
     if (f) this._final(f);
     this.emit('connect');
     this.emit('ready');
+  }
+
+  /** 'timeout' of a transport (connecting or chosen) as ours, while it is the one in use. */
+  private forwardTimeout(from: Inner): () => void {
+    return () => {
+      if ((this.inner ?? this.attempt) === from) this.emit('timeout');
+    };
   }
 
   private writeInner(chunk: Buffer, cb: (err?: Error | null) => void): void {
@@ -210,6 +222,14 @@ export class FallbackSocket extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    // Writes and an end() made before 'connect' fail, as net's (their callbacks would never run).
+    const closedEarly = () => codedError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established');
+    const w = this.pendingWrite;
+    const f = this.pendingFinal;
+    this.pendingWrite = null;
+    this.pendingFinal = null;
+    if (w) w.cb(closedEarly());
+    if (f) f(closedEarly());
     this.inner?.destroy();
     this.attempt?.destroy();
     this.attempt = null;
@@ -228,7 +248,7 @@ export class FallbackSocket extends Duplex {
       if (ms === 0) this.removeListener('timeout', callback);
       else this.once('timeout', callback);
     }
-    this.inner?.setTimeout?.(ms);
+    (this.inner ?? this.attempt)?.setTimeout?.(ms);
     return this;
   }
 
@@ -292,14 +312,14 @@ export class FallbackSocket extends Duplex {
     return 'closed';
   }
 
-  /** True until connected, as net's. */
+  /** True until connected, and again once destroyed, as net's. */
   get pending(): boolean {
-    return this.inner === null || this.connecting;
+    return this.inner === null || this.connecting || this.destroyed;
   }
 
-  /** Bytes written and not yet handed on (net's bufferSize); undefined before 'connect'. */
-  get bufferSize(): number | undefined {
-    return this.inner ? this.writableLength - this.inFlight : undefined;
+  /** Bytes written and not yet sent (net's bufferSize: its writableLength). */
+  get bufferSize(): number {
+    return this.writableLength;
   }
 
   get bytesRead(): number {
@@ -340,29 +360,64 @@ export function validateTcpListen(t: unknown): { host: string; port: number } {
 /**
  * @internal The TCP side of `server.listen({ port, tcp })`: a net.Server
  * whose sockets go to `onSocket`. Closed before it listened, it closes once
- * it does, and its errors are no longer reported.
+ * it does, and its errors are no longer reported. `after`: the listener a
+ * close() just ended, still binding (net looks the host up first): this one
+ * binds once that one has let its address go, so listen(); close();
+ * listen() on one address works as it does without `tcp`.
  */
 export class TcpListener {
   readonly server: net.Server;
   listening = false;
   private closed = false;
+  /** Holds no address any more (closed, or never bound), and who waits for that. */
+  private released = false;
+  private onReleased: (() => void)[] = [];
 
-  constructor(address: { host: string; port: number }, options: net.ServerOpts, onSocket: (socket: net.Socket) => void, onListening: () => void, onError: (err: Error) => void) {
+  constructor(
+    address: { host: string; port: number },
+    options: net.ServerOpts,
+    onSocket: (socket: net.Socket) => void,
+    onListening: () => void,
+    onError: (err: Error) => void,
+    after: TcpListener | null = null,
+  ) {
     this.server = net.createServer(options, onSocket);
     this.server.on('error', (err) => {
+      this.release(); // a failed bind holds nothing
       if (!this.closed) onError(err);
     });
-    this.server.listen(address, () => {
-      this.listening = true;
-      if (this.closed) this.server.close();
-      else onListening();
-    });
+    const bind = () => {
+      if (this.closed) return this.release();
+      this.server.listen(address, () => {
+        this.listening = true;
+        if (!this.closed) return onListening();
+        this.server.close();
+        this.release();
+      });
+    };
+    if (after !== null) after.whenReleased(bind);
+    else bind();
   }
 
+  /** Stops listening: at once if bound, else once bound (or never, if it had not started). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.listening) this.server.close();
+    if (this.listening || this.server.listening) {
+      this.server.close();
+      this.release();
+    }
+  }
+
+  private whenReleased(cb: () => void): void {
+    if (this.released) cb();
+    else this.onReleased.push(cb);
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const cb of this.onReleased.splice(0)) cb();
   }
 }
 

@@ -99,6 +99,12 @@ export class Server extends EventEmitter {
   private refed = true;
   /** listen({ tcp })'s TCP listener (lib/fallback.ts), from listen() until close(). */
   private tcp: TcpListener | null = null;
+  /** The last one closed: a new listen()'s TCP side binds once it let its address go. */
+  private closedTcp: TcpListener | null = null;
+  /** 'listening' was emitted (until close()): connections are announced from then on. */
+  private announced = false;
+  /** Connections that came before 'listening' (one listener of two up): handed over right after it; dropped by close(). */
+  private held: { run: () => void; drop: () => void }[] = [];
 
   /**
    * `new Server([options][, connectionListener])`: options apply to every
@@ -208,7 +214,9 @@ export class Server extends EventEmitter {
     process.nextTick(() => {
       if (this.listener !== listener) return;
       this.listeningCallback = null;
+      this.announced = true;
       this.emit('listening');
+      for (const h of this.held.splice(0)) h.run();
     });
   }
 
@@ -216,8 +224,8 @@ export class Server extends EventEmitter {
     if (ac.signal.aborted) return;
     this.starting = null;
     this.bindingAddress = null;
-    this.tcp?.close();
-    this.tcp = null;
+    this.closeTcp();
+    this.dropHeld();
     this.dropListeningCallback();
     this.emit('error', err);
   }
@@ -233,7 +241,8 @@ export class Server extends EventEmitter {
       () => this.emitListeningSoon(),
       (err) => {
         if (this.tcp !== tcp) return;
-        this.tcp = null;
+        this.closeTcp();
+        this.dropHeld();
         if (this.listener) {
           this.listener.close();
           this.listener = null;
@@ -246,13 +255,25 @@ export class Server extends EventEmitter {
         this.dropListeningCallback();
         this.emit('error', err);
       },
+      this.closedTcp,
     );
     if (!this.refed) tcp.server.unref();
     return tcp;
   }
 
+  private closeTcp(): void {
+    if (this.tcp === null) return;
+    this.tcp.close();
+    this.closedTcp = this.tcp;
+    this.tcp = null;
+  }
+
   /** A TCP client of listen({ tcp }): counted with the ring's, refused over maxConnections as they are. */
   private onTcpSocket(socket: net.Socket): void {
+    if (!this.announced) {
+      this.held.push({ run: () => this.onTcpSocket(socket), drop: () => socket.destroy() });
+      return;
+    }
     if (this.maxConnections !== undefined && this.connections.size >= this.maxConnections) {
       const drop: DropInfo = {
         localAddress: socket.localAddress,
@@ -277,6 +298,11 @@ export class Server extends EventEmitter {
   private onLink(link: RingLink): void {
     if (!this.listener) {
       link.release();
+      return;
+    }
+    // As net's: no 'connection' before 'listening' (with tcp, the ring may be up before TCP is).
+    if (!this.announced) {
+      this.held.push({ run: () => this.onLink(link), drop: () => link.release() });
       return;
     }
     if (this.maxConnections !== undefined && this.connections.size >= this.maxConnections) {
@@ -311,7 +337,8 @@ export class Server extends EventEmitter {
   /** Tracks an accepted socket (ring, or TCP with listen({ tcp })) and hands it to 'connection'. */
   private adopt(socket: Socket): void {
     socket.server = this;
-    socket._server = this;
+    // A TCP socket keeps its net.Server as _server: net's own bookkeeping (its count, at destroy) is on it.
+    if (socket instanceof Socket) socket._server = this;
     this.connections.add(socket);
     const release = () => {
       this.connections.delete(socket);
@@ -361,8 +388,7 @@ export class Server extends EventEmitter {
         this.once('close', cb);
       }
     }
-    this.tcp?.close();
-    this.tcp = null;
+    this.closeTcp();
     if (this.listener) {
       // The transport may still hand over connections it had accepted
       // (local: reconnects already on their rings): their 'connection'
@@ -375,6 +401,9 @@ export class Server extends EventEmitter {
       }
       this.listener = null;
     }
+    // After the listener's close, which may hand over connections it had accepted.
+    this.announced = false;
+    this.dropHeld();
     if (this.starting) {
       this.starting.abort(codedError('ABORT_ERR', 'The server was closed before it listened'));
       this.starting = null;
@@ -383,6 +412,10 @@ export class Server extends EventEmitter {
     this.dropListeningCallback();
     this.emitCloseIfDrained();
     return this;
+  }
+
+  private dropHeld(): void {
+    for (const h of this.held.splice(0)) h.drop();
   }
 
   private emitCloseIfDrained(): void {

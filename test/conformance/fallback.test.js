@@ -86,6 +86,59 @@ describe('TCP fallback against net', function () {
       }
     });
 
+    it(`[${p}] the peer ends first: writes still queued here reach it, then both close in order`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'bye-count' });
+      try {
+        const s = PATHS[p](srv);
+        const chunk = Buffer.alloc(64 << 10, 97);
+        for (let i = 0; i < 400; i++) s.write(chunk);
+        s.end();
+        s.resume();
+        const { log, closed } = record(s);
+        const received = srv.next('received');
+        await closed;
+        assert.equal((await received).bytes, 400 * chunk.length);
+        const events = log.filter((e) => !e.startsWith('data') && e !== 'connect');
+        assert.deepEqual([...events].sort(), ['close(false)', 'end', 'finish'], events.join(' '));
+        assert.equal(events[events.length - 1], 'close(false)');
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] destroyed before 'connect': write and end callbacks get ERR_SOCKET_CLOSED_BEFORE_CONNECTION`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = PATHS[p](srv);
+        const codes = [];
+        s.write('a', (err) => codes.push(`write ${err?.code}`));
+        s.end('b', (err) => codes.push(`end ${err?.code}`));
+        s.on('error', () => {});
+        s.destroy();
+        await once(s, 'close');
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(codes.sort(), ['end ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'write ERR_SOCKET_CLOSED_BEFORE_CONNECTION']);
+        assert.equal(s.pending, true);
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] bufferSize is what is not sent yet, as net's (a peer that does not read)`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = PATHS[p](srv);
+        s.write(Buffer.alloc(32 << 20));
+        assert.equal(s.bufferSize, 32 << 20, 'while connecting');
+        await once(s, 'connect');
+        await new Promise((r) => setTimeout(r, 300));
+        assert.ok(s.bufferSize > 0 && s.bufferSize === s.writableLength, `bufferSize ${s.bufferSize}, writableLength ${s.writableLength}`);
+        s.destroy();
+      } finally {
+        await srv.stop();
+      }
+    });
+
     it(`[${p}] an aborted signal ends the connect with ABORT_ERR (no fallback)`, async function () {
       const srv = await startServer(serverKind(p), { handler: 'echo' });
       try {
@@ -189,6 +242,47 @@ describe('a Server listening with tcp, against net', function () {
       }
     });
   }
+
+  it("no 'connection' before 'listening', also when the ring is up before TCP (a slow host lookup)", async function () {
+    // libuv's threads busy: the TCP side's lookup of 'localhost' waits, the ring accepts at once.
+    const crypto = require('node:crypto');
+    for (let i = 0; i < 4; i++) crypto.pbkdf2('x', 'y', 200000, 64, 'sha512', () => {});
+    const port = `fallback-conf-early-${process.pid}`;
+    const order = [];
+    const server = xenring.createServer((s) => {
+      order.push(`connection(listening=${server.listening})`);
+      s.destroy();
+    });
+    server.on('listening', () => order.push('listening'));
+    server.listen({ port, transport: 'local', tcp: { host: 'localhost', port: 0 } });
+    const c = xenring.connect({ port, transport: 'local' });
+    c.on('error', () => {});
+    await once(c, 'close');
+    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => server.close(r));
+    assert.deepEqual(order, ['listening', 'connection(listening=true)']);
+  });
+
+  it('listen(); close(); listen() on the same TCP port at once: the second one listens', async function () {
+    const probe = net.createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const tcpPort = probe.address().port;
+    await new Promise((r) => probe.close(r));
+    const server = xenring.createServer();
+    const errors = [];
+    server.on('error', (e) => errors.push(e.code));
+    const opts = { port: `fallback-conf-again-${process.pid}`, transport: 'local', tcp: { port: tcpPort } };
+    server.listen(opts);
+    server.close();
+    server.listen(opts);
+    await once(server, 'listening');
+    assert.deepEqual(errors, []);
+    assert.equal(xenring.tcpAddress(server).port, tcpPort);
+    const c = net.connect(tcpPort, '127.0.0.1');
+    await once(c, 'connect');
+    c.destroy();
+    await new Promise((r) => server.close(r));
+  });
 
   it('unref() lets the process exit with both listeners open', async function () {
     const srv = await startServer('xenring', { handler: 'idle', unref: true });
