@@ -19,7 +19,8 @@ Commands:
                                        answer to stdout
   listen PORT                          like nc -l: wait for one connection on a
                                        ring port
-  status                               which transports work here, and why not
+  status [--clean]                     which transports work here, and why not
+                                       (--clean: remove stale socket files)
   bench [options]                      the benchmark (as npm run bench)
 
 'xenring <command> --help' describes each. Exit status: 0 success, 1 the
