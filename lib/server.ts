@@ -287,6 +287,8 @@ export class Server extends EventEmitter {
       this.emit('drop', drop);
       return;
     }
+    // Says which, as a ring socket's `transport` does ('local' or 'xen').
+    Object.defineProperty(socket, 'transport', { value: 'tcp', enumerable: true, configurable: true });
     this.adopt(socket as unknown as Socket);
   }
 

@@ -648,6 +648,10 @@ export class Socket extends Duplex {
   get remoteAddress(): string | undefined {
     return this.channel ? this.link?.remote.address : undefined;
   }
+  /** 'local' or 'xen' while connected, else null: as a FallbackSocket's (and a listen({ tcp }) server's TCP sockets say 'tcp'). */
+  get transport(): 'local' | 'xen' | null {
+    return this.channel ? ((this.link?.remote.family as 'local' | 'xen' | undefined) ?? null) : null;
+  }
   /** 'local' or 'xen' while connected. */
   get remoteFamily(): string | undefined {
     return this.channel ? this.link?.remote.family : undefined;

@@ -207,12 +207,14 @@ describe('TCP fallback against net', function () {
 
 describe('a Server listening with tcp, against net', function () {
   for (const p of ['net', 'tcp', 'ring']) {
-    it(`[${p}] maxConnections counts and refuses (with 'drop') clients of either kind`, async function () {
+    it(`[${p}] maxConnections counts and refuses (with 'drop') clients of either kind; socket.transport says which`, async function () {
       const srv = await startServer(serverKind(p), { handler: 'idle', maxConnections: 1 });
       try {
         const a = PATHS[p](srv);
         await once(a, 'connect');
-        await srv.next('connection');
+        const accepted = await srv.next('connection');
+        if (p !== 'net') assert.equal(accepted.transport, p === 'ring' ? 'local' : 'tcp');
+        if (p !== 'net') assert.equal(a.transport, p === 'ring' ? 'local' : 'tcp');
         const b = PATHS[p](srv);
         b.on('error', () => {});
         const bGone = new Promise((resolve) => (b.once('end', resolve), b.once('close', resolve)));
