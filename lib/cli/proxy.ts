@@ -14,7 +14,8 @@ export const PROXY_HELP = `Usage: xenring proxy --listen ADDR --connect ADDR [op
 
 Accepts connections on --listen and forwards each one to --connect, both
 ways, with backpressure and half-close; any number of connections at once.
-SIGINT/SIGTERM: stop accepting, let open connections finish, exit 0 (a
+SIGINT/SIGTERM: stop accepting, give up connections whose target has not
+answered yet, let the others finish, exit 0 (a
 second signal resets them at once, so that no peer takes a cut transfer for
 a complete one, and exits 128 + the signal: 130 for SIGINT, 143 for SIGTERM).
 
@@ -48,7 +49,7 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
   const ring = ringOptions(options);
   const verbose = Boolean(options.verbose);
 
-  const open = new Set<{ inbound: AnySocket; outbound: AnySocket }>();
+  const open = new Set<{ inbound: AnySocket; outbound: AnySocket; connected: boolean }>();
   let connections = 0;
   let stopping = false;
   let listening = false;
@@ -65,13 +66,12 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
     if (stopping) return void inbound.destroy();
     const id = ++connections;
     const outbound = connectTo(target, ring, pooledOnRead);
-    const conn = { inbound, outbound };
+    const conn = { inbound, outbound, connected: false };
     open.add(conn);
-    let connected = false;
     let closed = 0;
     const failWith = (other: AnySocket) => (err: Error) => {
       // A failed connect is always worth a line; a reset mid-stream only with --verbose.
-      if (!connected) process.stderr.write(`xenring proxy: #${id}: cannot reach ${formatAddress(target)}: ${describeError(err)}\n`);
+      if (!conn.connected) process.stderr.write(`xenring proxy: #${id}: cannot reach ${formatAddress(target)}: ${describeError(err)}\n`);
       else if (verbose) process.stderr.write(`xenring proxy: #${id}: ${describeError(err)}\n`);
       resetOrDestroy(other);
     };
@@ -86,7 +86,7 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
     inbound.once('close', onClose);
     outbound.once('close', onClose);
     outbound.once('connect', () => {
-      connected = true;
+      conn.connected = true;
       if (verbose) process.stderr.write(`xenring proxy: #${id} connected to ${formatAddress(target)}\n`);
       forward(inbound, outbound, (n) => (meter.out += n));
       forward(outbound, inbound, (n) => (meter.in += n));
@@ -111,6 +111,10 @@ export function proxy(argv: string[], exit: (code: number) => void): void {
     }
     stopping = true;
     if (listening) server.close();
+    // A connection whose target has not answered carries no transfer to
+    // finish: given up (reset), or a target that never answers would hold
+    // the stop until the kernel's connect timeout (minutes).
+    for (const c of open) if (!c.connected) resetOrDestroy(c.inbound), c.outbound.destroy();
     // Printed once the listener is closed: a connection attempted after this line is refused.
     process.stderr.write(`xenring proxy: ${signal}: not accepting; waiting for ${open.size} connection(s) to finish (signal again to close them now)\n`);
     finishIfIdle();

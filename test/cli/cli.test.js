@@ -412,6 +412,30 @@ describe('xenring command', function () {
       }
     });
 
+    it('SIGTERM gives up a connection whose target never answers, and exits 0 at once', async function () {
+      // A ring server stopped with SIGSTOP: the proxy's connect to it waits for an answer that never comes.
+      const ringPort = uniq('stopped');
+      const lib = JSON.stringify(require.resolve('../..'));
+      const target = require('node:child_process').spawn(process.execPath, ['-e', `require(${lib}).createServer(() => {}).listen(${JSON.stringify(ringPort)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await once(target.stdout, 'data');
+        target.kill('SIGSTOP');
+        const p = startCli(['proxy', '--listen', 'tcp:127.0.0.1:0', '--connect', `ring:${ringPort}`]);
+        const port = Number((await p.waitStderr(/listening on tcp:127\.0\.0\.1:([0-9]+)/))[1]);
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        const clientClosed = new Promise((resolve) => s.once('close', resolve)); // reset: ECONNRESET, then 'close'
+        await once(s, 'connect');
+        await new Promise((r) => setTimeout(r, 300)); // the proxy's connect to the stopped server is pending
+        p.child.kill('SIGTERM');
+        const r = await Promise.race([p.exited, new Promise((resolve) => setTimeout(resolve, 5000, { code: 'still running' }))]);
+        assert.equal(r.code, 0, r.stderr);
+        await clientClosed;
+      } finally {
+        target.kill('SIGKILL');
+      }
+    });
+
     it('SIGTERM: stops accepting, lets an open transfer finish, then exits 0', async function () {
       const { front, back, tcpPort } = await chain();
       const first = crypto.randomBytes(256 << 10);
