@@ -61,15 +61,16 @@ type Inner = Duplex & {
 
 const DEFAULT_RING_WAIT_MS = 1000;
 
-function validateTarget(t: unknown): FallbackTarget {
+/** `options.fallback`, checked; its port as a number. */
+function validateTarget(t: unknown): FallbackTarget & { port: number } {
   if (t === null || typeof t !== 'object') throw invalidArgType('options.fallback', 'of type object', t);
   const f = t as FallbackTarget;
-  validateTcpPort(f.port, 'options.fallback.port', true);
+  const port = validateTcpPort(f.port, 'options.fallback.port', true);
   if (f.host !== undefined && typeof f.host !== 'string') throw invalidArgType('options.fallback.host', 'of type string', f.host);
   if (f.timeout !== undefined && (typeof f.timeout !== 'number' || !Number.isFinite(f.timeout) || f.timeout <= 0)) {
     throw outOfRange('options.fallback.timeout', 'a positive number', f.timeout);
   }
-  return f;
+  return { ...f, port };
 }
 
 /** An abort of the caller's `signal`: the connect is given up, not moved to TCP. */
@@ -102,7 +103,6 @@ export class FallbackSocket extends Duplex {
   private refed = true;
   /** The chosen transport's stream ended (its bytes are in ours, for the user to read). */
   private innerEnded = false;
-  private innerClosed = false;
   /** Bytes of the write handed to the inner stream and not yet completed (counted there already). */
   private inFlight = 0;
 
@@ -127,16 +127,16 @@ export class FallbackSocket extends Duplex {
       this.ringError = err;
       const tcp: Inner = net.connect({
         host: target.host ?? 'localhost',
-        port: validateTcpPort(target.port, 'options.fallback.port', true),
+        port: target.port,
         allowHalfOpen: true,
         signal: options.signal,
-        timeout: options.timeout,
         noDelay: options.noDelay,
         keepAlive: options.keepAlive,
         keepAliveInitialDelay: options.keepAliveInitialDelay,
       });
       this.attempt = tcp;
       tcp.on('timeout', this.forwardTimeout(tcp));
+      // options.timeout, or what setTimeout() made of it since.
       if (this.timeoutMs) tcp.setTimeout?.(this.timeoutMs);
       if (!this.refed) tcp.unref?.();
       tcp.on('lookup', (...args: unknown[]) => this.emit('lookup', ...args));
@@ -164,7 +164,6 @@ export class FallbackSocket extends Duplex {
     });
     inner.on('error', (err) => this.destroy(err));
     inner.on('close', (hadError?: boolean) => {
-      this.innerClosed = true;
       if (this.destroyed) return;
       // Closed in order after its end: what it delivered waits in our
       // buffer for the user (net delivers a closed socket's data and 'end'
@@ -217,7 +216,7 @@ export class FallbackSocket extends Duplex {
     const inner = this.inner;
     if (!inner) return void (this.pendingFinal = cb);
     // Already ended or closed (allowHalfOpen false ends it after the peer's end): nothing left to end.
-    if (this.innerClosed || inner.destroyed || inner.writableEnded) return void cb();
+    if (inner.destroyed || inner.writableEnded) return void cb();
     inner.end(() => cb());
   }
 

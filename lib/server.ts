@@ -165,7 +165,7 @@ export class Server extends EventEmitter {
     const started = transport.listen(req, (link) => this.onLink(link), ac.signal, (err) => this.emit('error', err));
     this.starting = ac;
     // With `tcp`, also on TCP (lib/fallback.ts): 'listening' once both are up, and an error of either closes the other.
-    if (tcpAddress) this.tcp = this.listenTcp(ac, tcpAddress);
+    if (tcpAddress) this.tcp = this.listenTcp(tcpAddress);
     if (cb) {
       this.listeningCallback = cb;
       this.once('listening', cb);
@@ -222,16 +222,28 @@ export class Server extends EventEmitter {
 
   private onListenError(ac: AbortController, err: Error): void {
     if (ac.signal.aborted) return;
-    this.starting = null;
-    this.bindingAddress = null;
-    this.closeTcp();
-    this.dropHeld();
-    this.dropListeningCallback();
+    this.undoListen(null);
     this.emit('error', err);
   }
 
+  /** A listen() that failed (either listener): what it started is closed, the other listener included; `abort`: aborts the transport's listen still in progress with it. */
+  private undoListen(abort: Error | null): void {
+    this.closeTcp();
+    this.dropHeld();
+    if (this.listener) {
+      this.listener.close();
+      this.listener = null;
+    }
+    if (this.starting) {
+      if (abort) this.starting.abort(abort);
+      this.starting = null;
+      this.bindingAddress = null;
+    }
+    this.dropListeningCallback();
+  }
+
   /** listen({ tcp })'s TCP side: its sockets join this server's; its failure undoes the listen (ring included). */
-  private listenTcp(ac: AbortController, address: { host: string; port: number }): TcpListener {
+  private listenTcp(address: { host: string; port: number }): TcpListener {
     const o = this.socketOptions as ServerOptions;
     const options: net.ServerOpts = { allowHalfOpen: this.allowHalfOpen, pauseOnConnect: this.pauseOnConnect, noDelay: o.noDelay, keepAlive: o.keepAlive, keepAliveInitialDelay: o.keepAliveInitialDelay };
     const tcp = new TcpListener(
@@ -240,19 +252,8 @@ export class Server extends EventEmitter {
       (socket) => this.onTcpSocket(socket),
       () => this.emitListeningSoon(),
       (err) => {
-        if (this.tcp !== tcp) return;
-        this.closeTcp();
-        this.dropHeld();
-        if (this.listener) {
-          this.listener.close();
-          this.listener = null;
-        }
-        if (this.starting === ac) {
-          ac.abort(err);
-          this.starting = null;
-          this.bindingAddress = null;
-        }
-        this.dropListeningCallback();
+        if (this.tcp !== tcp) return; // closed, or another listen() since
+        this.undoListen(err);
         this.emit('error', err);
       },
       this.closedTcp,
@@ -339,17 +340,19 @@ export class Server extends EventEmitter {
   /** Tracks an accepted socket (ring, or TCP with listen({ tcp })) and hands it to 'connection'. */
   private adopt(socket: Socket): void {
     socket.server = this;
-    // A TCP socket keeps its net.Server as _server: net's own bookkeeping (its count, at destroy) is on it.
-    if (socket instanceof Socket) socket._server = this;
     this.connections.add(socket);
     const release = () => {
       this.connections.delete(socket);
       this.emitCloseIfDrained();
     };
-    // At its destroy, not its 'close': the server's 'close' then comes
-    // first, as net's. A TCP one (listen({ tcp })) through its _destroy.
-    if (socket instanceof Socket) socket[kReleased] = release;
-    else {
+    // Released at its destroy, not its 'close': the server's 'close' then
+    // comes first, as net's. A TCP one (listen({ tcp })) through its
+    // _destroy, and it keeps its net.Server as _server: net's own
+    // bookkeeping (its count, at destroy) is on it.
+    if (socket instanceof Socket) {
+      socket._server = this;
+      socket[kReleased] = release;
+    } else {
       const tcp = socket as unknown as net.Socket;
       const destroyImpl = tcp._destroy;
       tcp._destroy = function (this: net.Socket, err, cb) {
