@@ -13,17 +13,17 @@
  */
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
-import { codedError, invalidArgType, outOfRange } from './errors';
+import { codedError, invalidArgType, outOfRange, systemError } from './errors';
 import type { Server } from './server';
-import { Socket, type SocketConnectOptions } from './socket';
+import { Socket, normalizeConnectArgs, type SocketConnectOptions } from './socket';
 import { validateTcpPort } from './validators';
 
 /** Where to go when the ring is not reachable. */
 export interface FallbackTarget {
-  /** TCP host (default 'localhost'). */
+  /** TCP host (default: the host connect() is given, else 'localhost'). */
   host?: string;
-  /** TCP port (a number, or a string of digits, as net takes). */
-  port: number | string;
+  /** TCP port, a number or a string of digits, as net takes (default: the port connect() is given). */
+  port?: number | string;
   /** ms to wait for the ring before trying TCP (default 1000). */
   timeout?: number;
 }
@@ -31,6 +31,16 @@ export interface FallbackTarget {
 /** Options of `connect()` with a TCP fallback. */
 export interface FallbackConnectOptions extends SocketConnectOptions {
   fallback: FallbackTarget;
+}
+
+/**
+ * Options of `new FallbackSocket()`: a ring socket's (its `port` is the ring
+ * port connect() uses whatever port it is then given, as `new Socket({ port })`),
+ * and where TCP goes (`fallback`; what it leaves out comes from connect()'s
+ * arguments: `connect(5432, 'db.example')` falls back to db.example:5432).
+ */
+export interface FallbackSocketOptions extends Partial<SocketConnectOptions> {
+  fallback?: FallbackTarget;
 }
 
 /** The TCP side of `server.listen({ port, tcp })`. */
@@ -61,16 +71,34 @@ type Inner = Duplex & {
 
 const DEFAULT_RING_WAIT_MS = 1000;
 
-/** `options.fallback`, checked; its port as a number. */
-function validateTarget(t: unknown): FallbackTarget & { port: number } {
+/** `options.fallback`, checked (undefined: an empty one). */
+function validateFallback(t: unknown): FallbackTarget {
+  if (t === undefined) return {};
   if (t === null || typeof t !== 'object') throw invalidArgType('options.fallback', 'of type object', t);
   const f = t as FallbackTarget;
-  const port = validateTcpPort(f.port, 'options.fallback.port', true);
   if (f.host !== undefined && typeof f.host !== 'string') throw invalidArgType('options.fallback.host', 'of type string', f.host);
   if (f.timeout !== undefined && (typeof f.timeout !== 'number' || !Number.isFinite(f.timeout) || f.timeout <= 0)) {
     throw outOfRange('options.fallback.timeout', 'a positive number', f.timeout);
   }
-  return { ...f, port };
+  return f;
+}
+
+/** connect()'s arguments: `(options[, cb])`, `(port[, host][, cb])` or `([cb])`. */
+function connectArgs(args: unknown[]): { given: FallbackSocketOptions; host: string | undefined; cb: (() => void) | undefined } {
+  const cb = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as () => void) : undefined;
+  const first = args[0];
+  if (first !== null && typeof first === 'object') {
+    const given = first as FallbackSocketOptions & { host?: unknown };
+    return { given, host: typeof given.host === 'string' ? given.host : undefined, cb };
+  }
+  if (typeof first === 'number' || typeof first === 'string') {
+    const host = typeof args[1] === 'string' ? args[1] : undefined;
+    // As the ring socket's connect(port, host): a host of digits is a Xen domid.
+    const domid = host !== undefined && /^[0-9]+$/.test(host) ? Number(host) : typeof args[1] === 'number' ? args[1] : undefined;
+    return { given: domid === undefined ? { port: first } : { port: first, domid }, host, cb };
+  }
+  if (first !== undefined && typeof first !== 'function') throw invalidArgType('options', 'of type object', first);
+  return { given: {}, host: undefined, cb };
 }
 
 /** An abort of the caller's `signal`: the connect is given up, not moved to TCP. */
@@ -88,8 +116,8 @@ function isAbort(err: Error): boolean {
 export class FallbackSocket extends Duplex {
   /** 'local' or 'xen' when the ring was reached, 'tcp' when not; null while connecting. */
   transport: 'local' | 'xen' | 'tcp' | null = null;
-  /** True until 'connect'. */
-  connecting = true;
+  /** True from connect() until 'connect'. */
+  connecting = false;
   /** Why the ring was not used (its connect error), when transport is 'tcp'. */
   ringError: Error | null = null;
   private inner: Inner | null = null;
@@ -106,33 +134,80 @@ export class FallbackSocket extends Duplex {
   /** Bytes of the write handed to the inner stream and not yet completed (counted there already). */
   private inFlight = 0;
 
-  constructor(options: FallbackConnectOptions, connectListener?: () => void) {
+  /** The constructor's options (their `port`: the ring port every connect() uses). */
+  private readonly preset: FallbackSocketOptions;
+
+  /**
+   * An unconnected socket, as `new net.Socket()`: connect() starts it. For
+   * clients that connect the stream they are given themselves (pg's
+   * `stream` option calls `connect(port, host)`): the ring port comes from
+   * `options.port`, TCP goes to `options.fallback`, else to that port and host.
+   */
+  constructor(options: FallbackSocketOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
     super({ allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true });
-    const target = validateTarget(options.fallback);
-    if (connectListener) this.once('connect', connectListener);
+    validateFallback(options.fallback);
+    this.preset = options;
+    if (options.timeout) this.timeoutMs = options.timeout;
+  }
+
+  /**
+   * Connects: the ring first (bounded by `fallback.timeout`), TCP if the ring
+   * cannot be reached. `connect(options[, cb])`, `connect(port[, host][, cb])`
+   * or `connect([cb])` (the constructor's options alone). As net: a socket
+   * that closed connects again; connect() while connecting fails with EALREADY.
+   */
+  connect(options: FallbackSocketOptions, connectListener?: () => void): this;
+  connect(port: number | string, host?: string, connectListener?: () => void): this;
+  connect(port: number | string, connectListener?: () => void): this;
+  connect(connectListener?: () => void): this;
+  connect(...args: unknown[]): this {
+    const { given, host, cb } = connectArgs(args);
+    const o: FallbackSocketOptions = { ...this.preset, ...given };
+    const fallback = { ...validateFallback(this.preset.fallback), ...validateFallback(given.fallback) };
+    // TCP: where fallback says, else the port (and host) connect() was given.
+    const tcpPort = validateTcpPort(fallback.port !== undefined ? fallback.port : given.port, 'options.fallback.port', true);
+    const tcpHost = fallback.host ?? (host !== undefined && !/^[0-9]+$/.test(host) ? host : 'localhost');
     // The transports below are half-open: this stream decides when its side
     // ends (allowHalfOpen false: once the user has read the peer's end), so
     // writes queued here still go out after the peer's end, as net's do.
-    const { fallback: _unused, ...ringOptions } = { ...options, allowHalfOpen: true };
-    void _unused;
-    if (options.timeout) this.timeoutMs = options.timeout;
-    const ring = new Socket(ringOptions).connect({ ...ringOptions, connectTimeout: options.connectTimeout ?? target.timeout ?? DEFAULT_RING_WAIT_MS });
+    const { fallback: _f, host: _h, ...rest } = { ...o, host: undefined, port: this.preset.port ?? given.port, allowHalfOpen: true };
+    void _f, _h;
+    const [ringOptions] = normalizeConnectArgs([rest]); // checks the ring port before anything starts
+    if (this.connecting) {
+      // As net (the OS's EALREADY on a connecting handle): destroyed with it.
+      this.destroy(systemError('EALREADY', 'connect'));
+      return this;
+    }
+    if (this.inner !== null && !this.destroyed) return this.reconnectLive(cb);
+    if (this.destroyed) {
+      (this as unknown as { _undestroy(): void })._undestroy();
+      this.transport = null;
+      this.ringError = null;
+      this.inner = null;
+      this.innerEnded = false;
+      this.inFlight = 0;
+    }
+    if (cb) this.once('connect', cb);
+    if (given.timeout) this.timeoutMs = given.timeout;
+    this.connecting = true;
+    const ring = new Socket(ringOptions).connect({ ...ringOptions, connectTimeout: o.connectTimeout ?? fallback.timeout ?? DEFAULT_RING_WAIT_MS });
     this.attempt = ring;
     ring.on('timeout', this.forwardTimeout(ring));
     ring.once('connect', () => this.adopt(ring, ring.remoteFamily === 'xen' ? 'xen' : 'local'));
     ring.once('error', (err) => {
-      if (this.inner || this.destroyed) return;
+      if (this.attempt !== ring) return;
       // The caller's abort ends the connect: it is no reason to try TCP.
-      if (isAbort(err) || options.signal?.aborted) return void this.destroy(err);
+      if (isAbort(err) || o.signal?.aborted) return void this.destroy(err);
       this.ringError = err;
       const tcp: Inner = net.connect({
-        host: target.host ?? 'localhost',
-        port: target.port,
+        host: tcpHost,
+        port: tcpPort,
         allowHalfOpen: true,
-        signal: options.signal,
-        noDelay: options.noDelay,
-        keepAlive: options.keepAlive,
-        keepAliveInitialDelay: options.keepAliveInitialDelay,
+        signal: o.signal,
+        noDelay: o.noDelay,
+        keepAlive: o.keepAlive,
+        keepAliveInitialDelay: o.keepAliveInitialDelay,
       });
       this.attempt = tcp;
       tcp.on('timeout', this.forwardTimeout(tcp));
@@ -142,29 +217,48 @@ export class FallbackSocket extends Duplex {
       tcp.on('lookup', (...args: unknown[]) => this.emit('lookup', ...args));
       tcp.once('connect', () => this.adopt(tcp, 'tcp'));
       tcp.once('error', (e) => {
-        if (!this.inner) this.destroy(e);
+        if (this.attempt === tcp) this.destroy(e);
       });
     });
+    return this;
+  }
+
+  /** connect() on a connected socket, as net's in Node 20: the connection is kept, 'connect' and 'ready' come again a turn later. */
+  private reconnectLive(cb?: () => void): this {
+    const inner = this.inner;
+    this.connecting = true;
+    if (cb) this.once('connect', cb);
+    setImmediate(() => {
+      if (this.inner !== inner || this.destroyed) return;
+      this.connecting = false;
+      this.emit('connect');
+      this.emit('ready');
+    });
+    return this;
   }
 
   private adopt(inner: Inner, transport: 'local' | 'xen' | 'tcp'): void {
-    if (this.destroyed) return void inner.destroy();
+    if (this.destroyed || this.attempt !== inner) return void inner.destroy();
     this.inner = inner;
     this.attempt = null;
     this.transport = transport;
     this.connecting = false;
+    // Each handler is for this connection only: after a reconnect, the last one's late events are not ours.
     inner.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) inner.pause();
+      if (this.inner === inner && !this.push(chunk)) inner.pause();
     });
     inner.on('end', () => {
+      if (this.inner !== inner) return;
       this.innerEnded = true;
       this.push(null);
       // As net on EOF: 'end' comes once the buffer is empty, read or not.
       this.read(0);
     });
-    inner.on('error', (err) => this.destroy(err));
+    inner.on('error', (err) => {
+      if (this.inner === inner) this.destroy(err);
+    });
     inner.on('close', (hadError?: boolean) => {
-      if (this.destroyed) return;
+      if (this.destroyed || this.inner !== inner) return;
       // Closed in order after its end: what it delivered waits in our
       // buffer for the user (net delivers a closed socket's data and 'end'
       // all the same); we close once that is read and our side finished.
@@ -209,7 +303,8 @@ export class FallbackSocket extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.inner) this.writeInner(chunk, cb);
-    else this.pendingWrite = { chunk, cb };
+    else if (this.connecting) this.pendingWrite = { chunk, cb };
+    else cb(codedError('ERR_SOCKET_CLOSED', 'Socket is closed')); // never connected: as net's
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -229,13 +324,15 @@ export class FallbackSocket extends Duplex {
     this.pendingFinal = null;
     if (w) w.cb(closedEarly());
     if (f) f(closedEarly());
+    // Never connected (no transport tried): net's 'close' then has no hadError argument.
+    const neverOpened = this.inner === null && this.attempt === null;
     this.inner?.destroy();
     this.attempt?.destroy();
     this.attempt = null;
     this.connecting = false;
     cb(err);
     // As net: 'close' last, with hadError.
-    process.nextTick(() => this.emit('close', Boolean(err)));
+    process.nextTick(() => (neverOpened ? this.emit('close') : this.emit('close', Boolean(err))));
   }
 
   /** As socket.setTimeout(): 'timeout' after `ms` idle, does not close; 0 turns it off (and removes `callback`). */

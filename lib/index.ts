@@ -33,7 +33,7 @@ export type Socket = SocketClass;
 export const Server = callable<typeof ServerClass, [options?: ServerOptions | ((socket: SocketClass) => void), connectionListener?: (socket: SocketClass) => void]>(ServerClass);
 export type Server = ServerClass;
 export { FallbackSocket, tcpAddress } from './fallback';
-export type { FallbackConnectOptions, FallbackTarget, TcpListenOptions } from './fallback';
+export type { FallbackConnectOptions, FallbackSocketOptions, FallbackTarget, TcpListenOptions } from './fallback';
 export { vchanServer, vchanClient } from './vchan_sockets';
 export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
 export type { ListenOptions, ServerOptions, DropInfo } from './server';
@@ -61,7 +61,10 @@ export function connect(port: number | string, host?: string | number, connectLi
 export function connect(port: number | string, connectListener?: () => void): Socket;
 export function connect(...args: unknown[]): Socket | FallbackSocket {
   const first = args[0] as { fallback?: unknown } | null;
-  if (first !== null && typeof first === 'object' && first.fallback !== undefined) return new FallbackSocket(first as FallbackConnectOptions, args[1] as () => void);
+  if (first !== null && typeof first === 'object' && first.fallback !== undefined) {
+    const options = first as FallbackConnectOptions;
+    return new FallbackSocket(options).connect(options, typeof args[1] === 'function' ? (args[1] as () => void) : undefined);
+  }
   const [options] = normalizeConnectArgs([...args]);
   const socket = new SocketClass(options);
   return socket.connect(...args);

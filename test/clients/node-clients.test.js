@@ -145,6 +145,28 @@ describe('Node clients over xenring sockets', function () {
       await assertOneConnection(() => real.pgSession(ctx.front.ring), (s) => s.backendPid(), { queries: 200, bytea: 1 << 20 });
     });
 
+    it("pg with stream: () => new xenring.FallbackSocket({ port: NAME }): the ring while the bridge listens, else TCP to pg's own host and port; queries intact both ways", async function () {
+      const pg = require('pg');
+      /** One pg session through a FallbackSocket on ring port `ring`: its transport and a query's answer. */
+      const session = async (ring) => {
+        let socket = null;
+        const stream = () => (socket = new xenring.FallbackSocket({ port: ring, fallback: { timeout: 2000 } }));
+        const client = new pg.Client({ user: 'postgres', database: 'postgres', host: '127.0.0.1', port: ctx.server.port, stream });
+        await client.connect();
+        try {
+          const { rows } = await client.query("SELECT repeat('x', 100000) AS s, 7 AS n");
+          assert.equal(rows[0].s, 'x'.repeat(100000));
+          assert.equal(rows[0].n, 7);
+          return socket.transport;
+        } finally {
+          await client.end();
+        }
+      };
+      assert.equal(await session(ctx.front.ring), 'local');
+      // Nothing listens on this ring port: pg's connect(port, host) is where TCP goes (PostgreSQL itself).
+      assert.equal(await session(`${ctx.front.ring}-nobody`), 'tcp');
+    });
+
     it('a pg error arrives as pg reports it over TCP (syntax error, the connection stays usable)', async function () {
       const pg = require('pg');
       const client = new pg.Client({ user: 'postgres', database: 'postgres', stream: () => new xenring.Socket({ port: ctx.front.ring }) });

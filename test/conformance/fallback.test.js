@@ -331,3 +331,83 @@ describe('a Server listening with tcp, against net', function () {
     }
   });
 });
+
+describe('new FallbackSocket() and connect(), against new net.Socket() and connect()', function () {
+  /** An unconnected socket of each path; `connect(srv, s)` connects it the way pg does: connect(port, host). */
+  const UNCONNECTED = {
+    net: () => new net.Socket(),
+    ring: (srv) => new xenring.FallbackSocket({ port: srv.ring, transport: 'local' }),
+    tcp: (srv) => new xenring.FallbackSocket({ port: `${srv.ring}-none`, transport: 'local' }),
+  };
+  const dial = (srv, s) => s.connect(srv.tcpPort, '127.0.0.1');
+  const EVENTS = ['connect', 'ready', 'data', 'end', 'finish', 'error', 'close'];
+  /** Every event of `s` in order, with its argument where it says something. */
+  function events(s) {
+    const log = [];
+    for (const ev of EVENTS) {
+      s.on(ev, (x) => log.push(ev === 'data' ? `data(${x})` : ev === 'error' ? `error(${x.code})` : ev === 'close' ? `close(${x})` : ev));
+    }
+    return log;
+  }
+
+  for (const p of ['net', 'ring', 'tcp']) {
+    it(`[${p}] connect(port, host) as pg calls it: the ring port from the constructor, TCP from the arguments; a closed socket connects again`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'hello-end' });
+      try {
+        const s = UNCONNECTED[p](srv);
+        assert.equal(s.connecting, false);
+        assert.equal(s.pending, true);
+        const log = events(s);
+        dial(srv, s);
+        assert.equal(s.connecting, true);
+        await once(s, 'close');
+        if (p !== 'net') assert.equal(s.transport, p === 'ring' ? 'local' : 'tcp');
+        log.push(`bytesRead ${s.bytesRead}`, '--');
+        dial(srv, s);
+        await once(s, 'close');
+        log.push(`bytesRead ${s.bytesRead}`);
+        if (p !== 'net') assert.equal(s.transport, p === 'ring' ? 'local' : 'tcp');
+        const once1 = ['connect', 'ready', 'data(hello)', 'end', 'finish', 'close(false)', 'bytesRead 5'];
+        assert.deepEqual(log, [...once1, '--', ...once1]);
+        // The server saw both connections (its reports may trail our 'close').
+        await srv.next('connection');
+        await srv.next('connection');
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] a write before connect() fails with ERR_SOCKET_CLOSED; connect() while connecting fails with EALREADY, then close(true)`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'hello-end' });
+      try {
+        const early = UNCONNECTED[p](srv);
+        const log = events(early);
+        const closed = new Promise((r) => early.once('close', r)); // events.once() would reject on 'error'
+        early.write('x', (err) => log.push(`cb(${err?.code})`));
+        await closed;
+        // net's 'close' of a socket that never had a handle carries no hadError.
+        assert.deepEqual(log, ['cb(ERR_SOCKET_CLOSED)', 'error(ERR_SOCKET_CLOSED)', 'close(undefined)']);
+
+        const twice = UNCONNECTED[p](srv);
+        const log2 = events(twice);
+        const closed2 = new Promise((r) => twice.once('close', r));
+        dial(srv, twice);
+        dial(srv, twice);
+        await closed2;
+        assert.deepEqual(log2, ['error(EALREADY)', 'close(true)']);
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+
+  it('connect() without a TCP port anywhere is ERR_MISSING_ARGS; a bad one ERR_SOCKET_BAD_PORT, both before anything starts', function () {
+    assert.throws(() => new xenring.FallbackSocket({ port: 'named' }).connect(), { code: 'ERR_MISSING_ARGS' });
+    const s = new xenring.FallbackSocket({ port: 'named' });
+    assert.throws(() => s.connect('named'), { code: 'ERR_SOCKET_BAD_PORT' });
+    assert.equal(s.connecting, false);
+    assert.throws(() => s.connect(70000), { code: 'ERR_SOCKET_BAD_PORT' });
+    assert.throws(() => new xenring.FallbackSocket({ port: 1, fallback: 'tcp' }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => new xenring.FallbackSocket('tcp'), { code: 'ERR_INVALID_ARG_TYPE' });
+  });
+});

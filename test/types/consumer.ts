@@ -87,3 +87,14 @@ const serverViaCall: Server = xenring.Server(() => {});
 serverViaCall.listen({ port: 0, signal: ac.signal, backlog: 16 });
 ac.abort();
 viaCall.destroy();
+// TCP fallback: connect({ fallback }) and an unconnected FallbackSocket that a client connects itself.
+const viaFallback: xenring.FallbackSocket = connect({ port: 7000, fallback: { host: 'db.example' } });
+viaFallback.on('connect', () => {
+  const t: 'local' | 'xen' | 'tcp' | null = viaFallback.transport;
+  console.log(t);
+});
+const fallbackOptions: xenring.FallbackSocketOptions = { port: 'pg', fallback: { timeout: 500 } };
+const unconnected = new xenring.FallbackSocket(fallbackOptions);
+const connected: xenring.FallbackSocket = unconnected.connect(5432, 'db.example', () => unconnected.end());
+connected.destroy();
+server.listen({ port: 7001, tcp: { host: '0.0.0.0', port: 7001 } });
