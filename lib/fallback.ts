@@ -89,7 +89,8 @@ function connectArgs(args: unknown[]): { given: FallbackSocketOptions; host: str
   const first = args[0];
   if (first !== null && typeof first === 'object') {
     const given = first as FallbackSocketOptions & { host?: unknown };
-    return { given, host: typeof given.host === 'string' ? given.host : undefined, cb };
+    if (given.host !== undefined && typeof given.host !== 'string') throw invalidArgType('options.host', 'of type string', given.host);
+    return { given, host: given.host, cb };
   }
   if (typeof first === 'number' || typeof first === 'string') {
     const host = typeof args[1] === 'string' ? args[1] : undefined;
@@ -164,6 +165,10 @@ export class FallbackSocket extends Duplex {
   connect(...args: unknown[]): this {
     const { given, host, cb } = connectArgs(args);
     const o: FallbackSocketOptions = { ...this.preset, ...given };
+    // What net.connect() would throw for, thrown here, before anything starts (not later, from the ring's error).
+    if (o.keepAliveInitialDelay !== undefined && typeof o.keepAliveInitialDelay !== 'number') {
+      throw invalidArgType('options.keepAliveInitialDelay', 'of type number', o.keepAliveInitialDelay);
+    }
     const fallback = { ...validateFallback(this.preset.fallback), ...validateFallback(given.fallback) };
     // TCP: where fallback says, else the port (and host) connect() was given.
     const tcpPort = validateTcpPort(fallback.port !== undefined ? fallback.port : given.port, 'options.fallback.port', true);
@@ -171,7 +176,8 @@ export class FallbackSocket extends Duplex {
     // The transports below are half-open: this stream decides when its side
     // ends (allowHalfOpen false: once the user has read the peer's end), so
     // writes queued here still go out after the peer's end, as net's do.
-    const { fallback: _f, host: _h, ...rest } = { ...o, host: undefined, port: this.preset.port ?? given.port, allowHalfOpen: true };
+    // The idle timeout is this socket's (setTimeout() may have changed it since the options): armed on each attempt below.
+    const { fallback: _f, host: _h, ...rest } = { ...o, host: undefined, timeout: undefined, port: this.preset.port ?? given.port, allowHalfOpen: true };
     void _f, _h;
     const [ringOptions] = normalizeConnectArgs([rest]); // checks the ring port before anything starts
     if (this.connecting) {
@@ -193,6 +199,8 @@ export class FallbackSocket extends Duplex {
     this.connecting = true;
     const ring = new Socket(ringOptions).connect({ ...ringOptions, connectTimeout: o.connectTimeout ?? fallback.timeout ?? DEFAULT_RING_WAIT_MS });
     this.attempt = ring;
+    if (this.timeoutMs) ring.setTimeout(this.timeoutMs);
+    if (!this.refed) ring.unref();
     ring.on('timeout', this.forwardTimeout(ring));
     ring.once('connect', () => this.adopt(ring, ring.remoteFamily === 'xen' ? 'xen' : 'local'));
     ring.once('error', (err) => {
@@ -200,15 +208,21 @@ export class FallbackSocket extends Duplex {
       // The caller's abort ends the connect: it is no reason to try TCP.
       if (isAbort(err) || o.signal?.aborted) return void this.destroy(err);
       this.ringError = err;
-      const tcp: Inner = net.connect({
-        host: tcpHost,
-        port: tcpPort,
-        allowHalfOpen: true,
-        signal: o.signal,
-        noDelay: o.noDelay,
-        keepAlive: o.keepAlive,
-        keepAliveInitialDelay: o.keepAliveInitialDelay,
-      });
+      let tcp: Inner;
+      try {
+        tcp = net.connect({
+          host: tcpHost,
+          port: tcpPort,
+          allowHalfOpen: true,
+          signal: o.signal,
+          noDelay: o.noDelay,
+          keepAlive: o.keepAlive,
+          keepAliveInitialDelay: o.keepAliveInitialDelay,
+        });
+      } catch (e) {
+        // Anything net refuses that was not checked above: this socket's error, never an uncaught one.
+        return void this.destroy(e as Error);
+      }
       this.attempt = tcp;
       tcp.on('timeout', this.forwardTimeout(tcp));
       // options.timeout, or what setTimeout() made of it since.
@@ -326,6 +340,7 @@ export class FallbackSocket extends Duplex {
     if (f) f(closedEarly());
     // Never connected (no transport tried): net's 'close' then has no hadError argument.
     const neverOpened = this.inner === null && this.attempt === null;
+    this.timeoutMs = 0; // as net's destroy(): a later connect() starts without one
     this.inner?.destroy();
     this.attempt?.destroy();
     this.attempt = null;
@@ -350,6 +365,9 @@ export class FallbackSocket extends Duplex {
 
   /** Ends with a reset where the transport has one (TCP RST, ring reset). */
   resetAndDestroy(): this {
+    // As net's: while connecting, once connected; never connected, ERR_SOCKET_CLOSED.
+    if (this.connecting && this.inner === null) return this.once('connect', () => this.resetAndDestroy());
+    if (this.inner === null) return this.destroy(codedError('ERR_SOCKET_CLOSED', 'Socket is closed'));
     if (this.inner?.resetAndDestroy) {
       try {
         this.inner.resetAndDestroy();

@@ -401,6 +401,79 @@ describe('new FallbackSocket() and connect(), against new net.Socket() and conne
     });
   }
 
+  for (const p of ['net', 'ring', 'tcp']) {
+    it(`[${p}] an idle timeout set before connect() fires on the connection; destroy() clears it, a reconnected socket has none`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = UNCONNECTED[p](srv);
+        s.on('error', () => {});
+        s.setTimeout(150);
+        const t0 = Date.now();
+        dial(srv, s);
+        await once(s, 'timeout');
+        assert.ok(Date.now() - t0 >= 140, `'timeout' after ${Date.now() - t0} ms`);
+        s.destroy();
+        await once(s, 'close');
+        let late = 0;
+        s.on('timeout', () => late++);
+        dial(srv, s);
+        await once(s, 'connect');
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(late, 0, "no 'timeout' on the reconnected socket");
+        s.destroy();
+      } finally {
+        await srv.stop();
+      }
+    });
+
+    it(`[${p}] resetAndDestroy() before connect() is an ERR_SOCKET_CLOSED error, as net's`, async function () {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = UNCONNECTED[p](srv);
+        const log = events(s);
+        const closed = new Promise((r) => s.once('close', r));
+        s.resetAndDestroy();
+        await closed;
+        assert.deepEqual(log, ['error(ERR_SOCKET_CLOSED)', 'close(undefined)']);
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+
+  it("setTimeout() before connect() also times the ring's attempt: 'timeout' while a stopped ring server holds the connect", async function () {
+    const srv = await startServer('xenring', { handler: 'idle' });
+    srv.child.kill('SIGSTOP');
+    try {
+      const s = new xenring.FallbackSocket({ port: srv.ring, transport: 'local', fallback: { timeout: 3000 } });
+      s.on('error', () => {});
+      s.setTimeout(200);
+      const t0 = Date.now();
+      s.connect(srv.tcpPort, '127.0.0.1');
+      await once(s, 'timeout');
+      assert.equal(s.connecting, true, `'timeout' after ${Date.now() - t0} ms, still connecting`);
+      assert.ok(Date.now() - t0 < 2000, `'timeout' after ${Date.now() - t0} ms (the ring wait is 3000)`);
+      s.destroy();
+    } finally {
+      srv.child.kill('SIGCONT');
+      await srv.stop();
+    }
+  });
+
+  it("options net.connect() refuses are thrown by connect() (a bad keepAliveInitialDelay was an uncaught error once the ring failed), as net's", function () {
+    const srvless = { ring: `fallback-conf-none-${process.pid}`, tcpPort: 1 };
+    for (const p of ['net', 'ring', 'tcp']) {
+      const s = UNCONNECTED[p](srvless);
+      assert.throws(() => s.connect({ port: 1, host: 5 }), { code: 'ERR_INVALID_ARG_TYPE' }, p);
+      if (p !== 'net') assert.equal(s.connecting, false, `${p}: nothing started`); // net has set its flag by then
+      s.destroy();
+    }
+    assert.throws(() => net.connect({ port: 1, keepAliveInitialDelay: '1000' }), { code: 'ERR_INVALID_ARG_TYPE' });
+    for (const port of [srvless.ring, `${srvless.ring}-none`]) {
+      assert.throws(() => xenring.connect({ port, transport: 'local', keepAliveInitialDelay: '1000', fallback: { port: 1 } }), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+  });
+
   it('connect() without a TCP port anywhere is ERR_MISSING_ARGS; a bad one ERR_SOCKET_BAD_PORT, both before anything starts', function () {
     assert.throws(() => new xenring.FallbackSocket({ port: 'named' }).connect(), { code: 'ERR_MISSING_ARGS' });
     const s = new xenring.FallbackSocket({ port: 'named' });
