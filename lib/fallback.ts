@@ -29,7 +29,7 @@ export interface FallbackTarget {
 }
 
 /** Options of `connect()` with a TCP fallback. */
-export interface FallbackConnectOptions extends SocketConnectOptions {
+export interface FallbackConnectOptions extends SocketConnectOptions, TcpOnlyOptions {
   fallback: FallbackTarget;
 }
 
@@ -39,9 +39,21 @@ export interface FallbackConnectOptions extends SocketConnectOptions {
  * and where TCP goes (`fallback`; what it leaves out comes from connect()'s
  * arguments: `connect(5432, 'db.example')` falls back to db.example:5432).
  */
-export interface FallbackSocketOptions extends Partial<SocketConnectOptions> {
+export interface FallbackSocketOptions extends Partial<SocketConnectOptions>, TcpOnlyOptions {
   fallback?: FallbackTarget;
 }
+
+/** net.connect()'s options that only the TCP path has: passed to it as given (the ring ignores them). */
+export interface TcpOnlyOptions {
+  family?: number;
+  hints?: number;
+  localAddress?: string;
+  localPort?: number;
+  lookup?: net.LookupFunction;
+  autoSelectFamily?: boolean;
+  autoSelectFamilyAttemptTimeout?: number;
+}
+const TCP_ONLY: readonly (keyof TcpOnlyOptions)[] = ['family', 'hints', 'localAddress', 'localPort', 'lookup', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout'];
 
 /** The TCP side of `server.listen({ port, tcp })`. */
 export interface TcpListenOptions {
@@ -176,9 +188,12 @@ export class FallbackSocket extends Duplex {
     // The transports below are half-open: this stream decides when its side
     // ends (allowHalfOpen false: once the user has read the peer's end), so
     // writes queued here still go out after the peer's end, as net's do.
+    const tcpOnly: Record<string, unknown> = {};
+    for (const k of TCP_ONLY) if (o[k] !== undefined) tcpOnly[k] = o[k];
     // The idle timeout is this socket's (setTimeout() may have changed it since the options): armed on each attempt below.
     const { fallback: _f, host: _h, ...rest } = { ...o, host: undefined, timeout: undefined, port: this.preset.port ?? given.port, allowHalfOpen: true };
     void _f, _h;
+    for (const k of TCP_ONLY) delete (rest as Record<string, unknown>)[k];
     const [ringOptions] = normalizeConnectArgs([rest]); // checks the ring port before anything starts
     if (this.connecting) {
       // As net (the OS's EALREADY on a connecting handle): destroyed with it.
@@ -218,6 +233,7 @@ export class FallbackSocket extends Duplex {
           noDelay: o.noDelay,
           keepAlive: o.keepAlive,
           keepAliveInitialDelay: o.keepAliveInitialDelay,
+          ...tcpOnly,
         });
       } catch (e) {
         // Anything net refuses that was not checked above: this socket's error, never an uncaught one.

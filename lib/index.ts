@@ -33,7 +33,7 @@ export type Socket = SocketClass;
 export const Server = callable<typeof ServerClass, [options?: ServerOptions | ((socket: SocketClass) => void), connectionListener?: (socket: SocketClass) => void]>(ServerClass);
 export type Server = ServerClass;
 export { FallbackSocket, tcpAddress } from './fallback';
-export type { FallbackConnectOptions, FallbackSocketOptions, FallbackTarget, TcpListenOptions } from './fallback';
+export type { FallbackConnectOptions, FallbackSocketOptions, FallbackTarget, TcpListenOptions, TcpOnlyOptions } from './fallback';
 export { vchanServer, vchanClient } from './vchan_sockets';
 export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
 export type { ListenOptions, ServerOptions, DropInfo } from './server';

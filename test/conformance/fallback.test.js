@@ -460,6 +460,27 @@ describe('new FallbackSocket() and connect(), against new net.Socket() and conne
     }
   });
 
+  it("net's TCP-only options (localAddress, family, lookup) reach the TCP path, as they would reach net.connect()", async function () {
+    const srv = await startServer('xenring', { handler: 'hello-end' });
+    try {
+      for (const p of ['net', 'tcp']) {
+        const looked = [];
+        const lookup = (host, opts, cb) => {
+          looked.push(`${host}/${opts.family}`);
+          cb(null, '127.0.0.1', 4);
+        };
+        const opts = { localAddress: '127.0.0.2', family: 4, lookup };
+        const s = p === 'net' ? net.connect({ port: srv.tcpPort, host: 'ring.test', ...opts }) : xenring.connect({ port: `${srv.ring}-none`, transport: 'local', fallback: { host: 'ring.test', port: srv.tcpPort }, ...opts });
+        await once(s, 'connect');
+        assert.equal(s.localAddress, '127.0.0.2', p);
+        assert.deepEqual(looked, ['ring.test/4'], p);
+        s.destroy();
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it("options net.connect() refuses are thrown by connect() (a bad keepAliveInitialDelay was an uncaught error once the ring failed), as net's", function () {
     const srvless = { ring: `fallback-conf-none-${process.pid}`, tcpPort: 1 };
     for (const p of ['net', 'ring', 'tcp']) {

@@ -88,7 +88,7 @@ serverViaCall.listen({ port: 0, signal: ac.signal, backlog: 16 });
 ac.abort();
 viaCall.destroy();
 // TCP fallback: connect({ fallback }) and an unconnected FallbackSocket that a client connects itself.
-const viaFallback: xenring.FallbackSocket = connect({ port: 7000, fallback: { host: 'db.example' } });
+const viaFallback: xenring.FallbackSocket = connect({ port: 7000, family: 4, localAddress: '127.0.0.1', fallback: { host: 'db.example' } });
 viaFallback.on('connect', () => {
   const t: 'local' | 'xen' | 'tcp' | null = viaFallback.transport;
   console.log(t);
