@@ -185,12 +185,13 @@ export class FallbackSocket extends Duplex {
     // TCP: where fallback says, else the port (and host) connect() was given.
     const tcpPort = validateTcpPort(fallback.port !== undefined ? fallback.port : given.port, 'options.fallback.port', true);
     const tcpHost = fallback.host ?? (host !== undefined && !/^[0-9]+$/.test(host) ? host : 'localhost');
-    // The transports below are half-open: this stream decides when its side
-    // ends (allowHalfOpen false: once the user has read the peer's end), so
-    // writes queued here still go out after the peer's end, as net's do.
     const tcpOnly: Record<string, unknown> = {};
     for (const k of TCP_ONLY) if (o[k] !== undefined) tcpOnly[k] = o[k];
-    // The idle timeout is this socket's (setTimeout() may have changed it since the options): armed on each attempt below.
+    // The transports below are half-open: this stream decides when its side
+    // ends (allowHalfOpen false: once the user has read the peer's end), so
+    // writes queued here still go out after the peer's end, as net's do. The
+    // idle timeout is this socket's (setTimeout() may have changed it since
+    // the options): armed on each attempt below.
     const { fallback: _f, host: _h, ...rest } = { ...o, host: undefined, timeout: undefined, port: this.preset.port ?? given.port, allowHalfOpen: true };
     void _f, _h;
     for (const k of TCP_ONLY) delete (rest as Record<string, unknown>)[k];
@@ -223,34 +224,39 @@ export class FallbackSocket extends Duplex {
       // The caller's abort ends the connect: it is no reason to try TCP.
       if (isAbort(err) || o.signal?.aborted) return void this.destroy(err);
       this.ringError = err;
-      let tcp: Inner;
-      try {
-        tcp = net.connect({
-          host: tcpHost,
-          port: tcpPort,
-          allowHalfOpen: true,
-          signal: o.signal,
-          noDelay: o.noDelay,
-          keepAlive: o.keepAlive,
-          keepAliveInitialDelay: o.keepAliveInitialDelay,
-          ...tcpOnly,
-        });
-      } catch (e) {
-        // Anything net refuses that was not checked above: this socket's error, never an uncaught one.
-        return void this.destroy(e as Error);
-      }
-      this.attempt = tcp;
-      tcp.on('timeout', this.forwardTimeout(tcp));
-      // options.timeout, or what setTimeout() made of it since.
-      if (this.timeoutMs) tcp.setTimeout?.(this.timeoutMs);
-      if (!this.refed) tcp.unref?.();
-      tcp.on('lookup', (...args: unknown[]) => this.emit('lookup', ...args));
-      tcp.once('connect', () => this.adopt(tcp, 'tcp'));
-      tcp.once('error', (e) => {
-        if (this.attempt === tcp) this.destroy(e);
+      this.tryTcp({
+        host: tcpHost,
+        port: tcpPort,
+        allowHalfOpen: true,
+        signal: o.signal,
+        noDelay: o.noDelay,
+        keepAlive: o.keepAlive,
+        keepAliveInitialDelay: o.keepAliveInitialDelay,
+        ...tcpOnly,
       });
     });
     return this;
+  }
+
+  /** The TCP attempt, once the ring failed. */
+  private tryTcp(options: net.TcpNetConnectOpts): void {
+    let tcp: Inner;
+    try {
+      tcp = net.connect(options);
+    } catch (e) {
+      // Anything net refuses that connect() did not check: this socket's error, never an uncaught one.
+      return void this.destroy(e as Error);
+    }
+    this.attempt = tcp;
+    tcp.on('timeout', this.forwardTimeout(tcp));
+    // options.timeout, or what setTimeout() made of it since.
+    if (this.timeoutMs) tcp.setTimeout?.(this.timeoutMs);
+    if (!this.refed) tcp.unref?.();
+    tcp.on('lookup', (...args: unknown[]) => this.emit('lookup', ...args));
+    tcp.once('connect', () => this.adopt(tcp, 'tcp'));
+    tcp.once('error', (e) => {
+      if (this.attempt === tcp) this.destroy(e);
+    });
   }
 
   /** connect() on a connected socket, as net's in Node 20: the connection is kept, 'connect' and 'ready' come again a turn later. */
