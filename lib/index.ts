@@ -10,7 +10,7 @@
  */
 import { Server as ServerClass, type ServerOptions } from './server';
 import { Socket as SocketClass, normalizeConnectArgs, type SocketConnectOptions, type SocketOptions } from './socket';
-import { FallbackSocket, type FallbackConnectOptions } from './fallback';
+import { FallbackSocket as FallbackSocketClass, type FallbackConnectOptions, type FallbackSocketOptions } from './fallback';
 
 /**
  * Makes a class callable without `new`, as net's Socket and Server are (instanceof still works).
@@ -32,7 +32,10 @@ export type Socket = SocketClass;
 /** Accepts xenring connections, shaped like net.Server; `Server()` without `new` works too. */
 export const Server = callable<typeof ServerClass, [options?: ServerOptions | ((socket: SocketClass) => void), connectionListener?: (socket: SocketClass) => void]>(ServerClass);
 export type Server = ServerClass;
-export { FallbackSocket, tcpAddress } from './fallback';
+/** A stream over a ring or, failing that, TCP (see {@link connect}); unconnected until connect(), as net.Socket; `FallbackSocket()` without `new` works too. */
+export const FallbackSocket = callable<typeof FallbackSocketClass, [options?: FallbackSocketOptions]>(FallbackSocketClass);
+export type FallbackSocket = FallbackSocketClass;
+export { tcpAddress } from './fallback';
 export type { FallbackConnectOptions, FallbackSocketOptions, FallbackTarget, TcpListenOptions, TcpOnlyOptions } from './fallback';
 export { vchanServer, vchanClient } from './vchan_sockets';
 export type { VchanServerSocketOptions, VchanClientSocketOptions } from './vchan_sockets';
@@ -63,7 +66,7 @@ export function connect(...args: unknown[]): Socket | FallbackSocket {
   const first = args[0] as { fallback?: unknown } | null;
   if (first !== null && typeof first === 'object' && first.fallback !== undefined) {
     const options = first as FallbackConnectOptions;
-    return new FallbackSocket(options).connect(options, typeof args[1] === 'function' ? (args[1] as () => void) : undefined);
+    return new FallbackSocketClass(options).connect(options, typeof args[1] === 'function' ? (args[1] as () => void) : undefined);
   }
   const [options] = normalizeConnectArgs([...args]);
   const socket = new SocketClass(options);

@@ -503,5 +503,9 @@ describe('new FallbackSocket() and connect(), against new net.Socket() and conne
     assert.throws(() => s.connect(70000), { code: 'ERR_SOCKET_BAD_PORT' });
     assert.throws(() => new xenring.FallbackSocket({ port: 1, fallback: 'tcp' }), { code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => new xenring.FallbackSocket('tcp'), { code: 'ERR_INVALID_ARG_TYPE' });
+    // Callable without new, as net.Socket (and xenring.Socket).
+    const called = xenring.FallbackSocket({ port: 'named' });
+    assert.ok(called instanceof xenring.FallbackSocket);
+    assert.equal(called.connecting, false);
   });
 });

@@ -97,4 +97,6 @@ const fallbackOptions: xenring.FallbackSocketOptions = { port: 'pg', fallback: {
 const unconnected = new xenring.FallbackSocket(fallbackOptions);
 const connected: xenring.FallbackSocket = unconnected.connect(5432, 'db.example', () => unconnected.end());
 connected.destroy();
+const withoutNew: xenring.FallbackSocket = xenring.FallbackSocket({ port: 7000 });
+withoutNew.destroy();
 server.listen({ port: 7001, tcp: { host: '0.0.0.0', port: 7001 } });
