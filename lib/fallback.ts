@@ -20,9 +20,9 @@ import { validateTcpPort } from './validators';
 
 /** Where to go when the ring is not reachable. */
 export interface FallbackTarget {
-  /** TCP host (default: the host connect() is given, else 'localhost'). */
+  /** TCP host (default: the host connect() is given or the options' `host`, else 'localhost'). */
   host?: string;
-  /** TCP port, a number or a string of digits, as net takes (default: the port connect() is given). */
+  /** TCP port, a number or a string of digits, as net takes (default: the port connect() is given, else the constructor's). */
   port?: number | string;
   /** ms to wait for the ring before trying TCP (default 1000). */
   timeout?: number;
@@ -31,6 +31,8 @@ export interface FallbackTarget {
 /** Options of `connect()` with a TCP fallback. */
 export interface FallbackConnectOptions extends SocketConnectOptions, TcpOnlyOptions {
   fallback: FallbackTarget;
+  /** TCP host where `fallback.host` is not given (default 'localhost'). */
+  host?: string;
 }
 
 /**
@@ -41,6 +43,8 @@ export interface FallbackConnectOptions extends SocketConnectOptions, TcpOnlyOpt
  */
 export interface FallbackSocketOptions extends Partial<SocketConnectOptions>, TcpOnlyOptions {
   fallback?: FallbackTarget;
+  /** TCP host where `fallback.host` is not given (default 'localhost'). */
+  host?: string;
 }
 
 /** net.connect()'s options that only the TCP path has: passed to it as given (the ring ignores them). */
@@ -160,6 +164,7 @@ export class FallbackSocket extends Duplex {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
     super({ allowHalfOpen: Boolean(options.allowHalfOpen), emitClose: false, autoDestroy: true });
     validateFallback(options.fallback);
+    if (options.host !== undefined && typeof options.host !== 'string') throw invalidArgType('options.host', 'of type string', options.host);
     this.preset = options;
     if (options.timeout) this.timeoutMs = options.timeout;
   }
@@ -171,7 +176,7 @@ export class FallbackSocket extends Duplex {
    * that closed connects again; connect() while connecting fails with EALREADY.
    */
   connect(options: FallbackSocketOptions, connectListener?: () => void): this;
-  connect(port: number | string, host?: string, connectListener?: () => void): this;
+  connect(port: number | string, host?: string | number, connectListener?: () => void): this;
   connect(port: number | string, connectListener?: () => void): this;
   connect(connectListener?: () => void): this;
   connect(...args: unknown[]): this {
@@ -182,9 +187,9 @@ export class FallbackSocket extends Duplex {
       throw invalidArgType('options.keepAliveInitialDelay', 'of type number', o.keepAliveInitialDelay);
     }
     const fallback = { ...validateFallback(this.preset.fallback), ...validateFallback(given.fallback) };
-    // TCP: where fallback says, else the port (and host) connect() was given.
-    const tcpPort = validateTcpPort(fallback.port !== undefined ? fallback.port : given.port, 'options.fallback.port', true);
-    const tcpHost = fallback.host ?? (host !== undefined && !/^[0-9]+$/.test(host) ? host : 'localhost');
+    // TCP: where fallback says, else the port (and host) connect() was given, else the constructor's.
+    const tcpPort = validateTcpPort(fallback.port !== undefined ? fallback.port : (given.port ?? this.preset.port), 'options.fallback.port', true);
+    const tcpHost = fallback.host ?? (host !== undefined && !/^[0-9]+$/.test(host) ? host : (this.preset.host ?? 'localhost'));
     const tcpOnly: Record<string, unknown> = {};
     for (const k of TCP_ONLY) if (o[k] !== undefined) tcpOnly[k] = o[k];
     // The transports below are half-open: this stream decides when its side

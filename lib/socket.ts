@@ -276,6 +276,7 @@ export class Socket extends Duplex {
   /** @internal */
   [kConnectWith](start: LinkStarter, cb?: () => void, connectTimeout?: number): this {
     const ac = new Cancel();
+    if (!this.refed) ac.setRefed(false);
     // A start that throws (bad arguments) leaves the socket as it was, not "connecting".
     const linked = start(ac.signal);
     this.connectAbort = ac;
@@ -605,6 +606,7 @@ export class Socket extends Duplex {
     this.refed = false;
     this.updateActive();
     this.connectTimer?.unref();
+    this.connectAbort?.setRefed(false); // the transport's handshake, as net's connecting handle
     return this;
   }
 
@@ -613,6 +615,7 @@ export class Socket extends Duplex {
     this.refed = true;
     this.updateActive();
     this.connectTimer?.ref();
+    this.connectAbort?.setRefed(true);
     return this;
   }
 

@@ -48,11 +48,8 @@ export class LazyOpen {
    *   descriptors may come): a client's server always has; a server's
    *   client once its live byte left "waiting"
    * @param openedOnly regions on demand (transports/local_regions.ts): both
-   *   sides are this version, so the receiver opens on OPENED alone. (The
-   *   "does not announce" rule reads the byte before the live byte: a peer
-   *   that announced and went live in between would read as one that never
-   *   announces, an early open, harmless when the region was mapped at the
-   *   handshake, but here before the peer's region came.)
+   *   sides are this version, so the receiver opens on OPENED alone (the
+   *   "does not announce" rule could open before the peer's region came).
    */
   constructor(
     word: Uint32Array,
@@ -106,6 +103,15 @@ export class LazyOpen {
     if (value === undefined) return false;
     const b = (value >>> (8 * this.peer)) & 0xff;
     if ((b & POOL_OPENED) !== 0) return true;
-    return !this.openedOnly && (b & POOL_ANNOUNCES) === 0 && this.peerStarted();
+    if (this.openedOnly || (b & POOL_ANNOUNCES) !== 0 || !this.peerStarted()) return false;
+    // The byte again, read after the live byte: a peer sets its byte before
+    // it goes live, so one that announced and went live since `value` was
+    // read shows it now (taken from `value` alone, it looked like a peer
+    // that never announces: an early open, seen by a hostile-peer test
+    // under load as a touched page of the peer's region).
+    const now = this.view[0];
+    if (now === undefined) return false;
+    const again = (now >>> (8 * this.peer)) & 0xff;
+    return (again & POOL_OPENED) !== 0 || (again & POOL_ANNOUNCES) === 0;
   }
 }

@@ -13,13 +13,30 @@ export interface CancelSignal {
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   removeEventListener(type: 'abort', listener: () => void): void;
   throwIfAborted(): void;
+  /** False while the socket is unref()'d: the connect's own handles must not hold the process (absent: true). */
+  readonly refed?: boolean;
+  /** `listener` runs whenever `refed` changes (one listener: the connect in progress). */
+  onRefChange?(listener: () => void): void;
 }
 
 /** @internal A CancelSignal and its abort(), as AbortController is an AbortSignal's. */
 export class Cancel implements CancelSignal {
   aborted = false;
   reason: unknown = undefined;
+  refed = true;
   private listeners: Array<() => void> | null = null;
+  private refListener: (() => void) | null = null;
+
+  /** unref()/ref() of the socket while it connects, as net's handle: passed on to the transport's handles. */
+  setRefed(refed: boolean): void {
+    if (this.refed === refed) return;
+    this.refed = refed;
+    this.refListener?.();
+  }
+
+  onRefChange(listener: () => void): void {
+    this.refListener = listener;
+  }
 
   /** The side transports see (this object), as AbortController's signal. */
   get signal(): CancelSignal {

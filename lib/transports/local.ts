@@ -857,6 +857,19 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
   let attempts = 0;
   // The fd the HELLO carries, ours until sent (closed by finish otherwise).
   let peerEnd = -1;
+  // unref() while connecting (net's handle then stops holding the process):
+  // the handshake's watcher and timer follow the socket's ref state; a
+  // watcher handed to the link goes back ref'd (its channel sets its own).
+  const applyRef = () => {
+    if (signal.refed !== false) {
+      watcher?.ref();
+      timer?.ref();
+    } else {
+      watcher?.unref();
+      timer?.unref();
+    }
+  };
+  signal.onRefChange?.(applyRef);
 
   /** The kept link did not come back (the server closed it, or did not answer in time): connect afresh. */
   const afresh = (kept: KeptLink) => {
@@ -893,6 +906,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
         return;
       }
       reusing = null;
+      kept.watcher.ref();
       watcher = null; // the link's channel takes it
       reuseStats.reopened++;
       finish(null, link);
@@ -910,6 +924,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       // the server.
       answered(keptMessage(kept.conn, UV_READABLE) ?? undefined);
     }, REUSE_WAIT_MS);
+    applyRef();
     return true;
   };
 
@@ -965,6 +980,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       // EAGAIN: the listener's backlog is full; it is alive, so retry briefly.
       if (code === 'EAGAIN' && attempts++ < 200) {
         timer = setTimeout(attempt, Math.min(50, 1 + attempts));
+        applyRef();
         return;
       }
       finish(refused(code));
@@ -1022,6 +1038,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
           waitFd = -1;
           const link = acceptReply(conn, serverUid, wait, msg, order, offered, poolOptions, path, port, reuseKey);
           // This watcher goes on as the link's hang-up watcher (same fd, same events).
+          watcher!.ref();
           link.handWatcher(watcher!);
           watcher = null;
           finish(null, link);
@@ -1032,6 +1049,7 @@ function connect(req: ConnectRequest, signal: CancelSignal): Promise<RingLink> {
       });
       watcher.start(UV_READABLE | UV_DISCONNECT);
       timer = setTimeout(() => finish(systemError('ETIMEDOUT', 'connect', path)), HANDSHAKE_TIMEOUT_MS);
+      applyRef();
     } catch (e) {
       finish(e as Error);
     }

@@ -481,7 +481,85 @@ describe('new FallbackSocket() and connect(), against new net.Socket() and conne
     }
   });
 
-  it("options net.connect() refuses are thrown by connect() (a bad keepAliveInitialDelay was an uncaught error once the ring failed), as net's", function () {
+  for (const p of ['ring', 'tcp']) {
+    it(`[${p}] a socket from xenring.connect({ port, fallback: { host } }) connects again with plain connect(): the same ring port, TCP on that port`, async function () {
+      const srv = await startServer('xenring', { handler: 'hello-end' });
+      try {
+        // [tcp]: the ring port is the TCP port's number (no ring listens there) and fallback names no port: TCP to that port.
+        const s = p === 'ring' ? xenring.connect({ port: srv.ring, transport: 'local', fallback: { host: '127.0.0.1', port: srv.tcpPort } }) : xenring.connect({ port: srv.tcpPort, host: '127.0.0.1', transport: 'local', fallback: {} });
+        for (let round = 0; round < 2; round++) {
+          const chunks = [];
+          s.on('data', (d) => chunks.push(d));
+          await once(s, 'close');
+          s.removeAllListeners('data');
+          assert.equal(Buffer.concat(chunks).toString(), 'hello', `round ${round}`);
+          assert.equal(s.transport, p === 'ring' ? 'local' : 'tcp');
+          if (round === 0) s.connect();
+        }
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+
+  it("resetAndDestroy() while connecting: connected, then reset (the server's side sees it), the same events as net's", async function () {
+    const logs = {};
+    for (const p of ['net', 'ring', 'tcp']) {
+      const srv = await startServer(serverKind(p), { handler: 'idle' });
+      try {
+        const s = UNCONNECTED[p](srv);
+        const log = events(s);
+        const closed = new Promise((r) => s.once('close', r));
+        dial(srv, s);
+        s.resetAndDestroy();
+        await closed;
+        await srv.next('conn-close'); // the server's connection ended too (reset, not left open)
+        logs[p] = log;
+      } finally {
+        await srv.stop();
+      }
+    }
+    assert.deepEqual(logs.ring, logs.net);
+    assert.deepEqual(logs.tcp, logs.net);
+    assert.equal(logs.net[0], 'connect');
+  });
+
+  it("unref() before or while connecting, as net's handle: a stopped ring server's unanswered handshake does not hold the process (xenring.connect and FallbackSocket); ref() again does", async function () {
+    const srv = await startServer('xenring', { handler: 'idle' });
+    srv.child.kill('SIGSTOP');
+    const lib = JSON.stringify(require.resolve('../..'));
+    const ring = JSON.stringify(srv.ring);
+    const cases = {
+      'xenring.connect().unref()': `xenring.connect({ port: ${ring}, transport: 'local' }).unref().on('error', () => {});`,
+      'FallbackSocket unref() before connect()': `const s = new xenring.FallbackSocket({ port: ${ring}, transport: 'local', fallback: { timeout: 8000 } });
+        s.unref(); s.on('error', () => {}); s.connect(${srv.tcpPort}, '127.0.0.1');`,
+      // The control: ref'd again, the handshake holds the process until it times out (the test stops waiting first).
+      'unref() then ref()': `xenring.connect({ port: ${ring}, transport: 'local' }).unref().ref().on('error', () => {});`,
+    };
+    try {
+      for (const [name, body] of Object.entries(cases)) {
+        const t0 = Date.now();
+        const child = spawn(process.execPath, ['-e', `const xenring = require(${lib}); ${body}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+        const [exitCode] = await Promise.race([once(child, 'exit'), new Promise((r) => setTimeout(r, 3000, ['still running']))]);
+        if (exitCode === 'still running') child.kill();
+        // Before: the handshake's watcher stayed ref'd and held the process until its 10 s timeout.
+        if (name === 'unref() then ref()') assert.equal(exitCode, 'still running', name);
+        else assert.equal(exitCode, 0, `${name}: ${exitCode} after ${Date.now() - t0} ms`);
+      }
+    } finally {
+      srv.child.kill('SIGCONT');
+      await srv.stop();
+    }
+  });
+
+  it("a TCP-only option net refuses (localAddress 'not-an-ip'): the socket's 'error' once the ring failed, never an uncaught one", async function () {
+    const s = xenring.connect({ port: `fallback-conf-none-${process.pid}`, transport: 'local', localAddress: 'not-an-ip', fallback: { port: 1 } });
+    const log = events(s);
+    await new Promise((r) => s.once('close', r));
+    assert.deepEqual(log, ['error(ERR_INVALID_IP_ADDRESS)', 'close(true)']);
+  });
+
+  it("options net.connect() refuses that connect() checks at once (keepAliveInitialDelay, host), as net's", function () {
     const srvless = { ring: `fallback-conf-none-${process.pid}`, tcpPort: 1 };
     for (const p of ['net', 'ring', 'tcp']) {
       const s = UNCONNECTED[p](srvless);
@@ -490,13 +568,15 @@ describe('new FallbackSocket() and connect(), against new net.Socket() and conne
       s.destroy();
     }
     assert.throws(() => net.connect({ port: 1, keepAliveInitialDelay: '1000' }), { code: 'ERR_INVALID_ARG_TYPE' });
-    for (const port of [srvless.ring, `${srvless.ring}-none`]) {
-      assert.throws(() => xenring.connect({ port, transport: 'local', keepAliveInitialDelay: '1000', fallback: { port: 1 } }), { code: 'ERR_INVALID_ARG_TYPE' });
-    }
+    // Before, the ring's failure led to net.connect() throwing inside its 'error' handler: an uncaught error.
+    assert.throws(() => xenring.connect({ port: srvless.ring, transport: 'local', keepAliveInitialDelay: '1000', fallback: { port: 1 } }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => new xenring.FallbackSocket({ host: 5 }), { code: 'ERR_INVALID_ARG_TYPE' });
   });
 
   it('connect() without a TCP port anywhere is ERR_MISSING_ARGS; a bad one ERR_SOCKET_BAD_PORT, both before anything starts', function () {
-    assert.throws(() => new xenring.FallbackSocket({ port: 'named' }).connect(), { code: 'ERR_MISSING_ARGS' });
+    assert.throws(() => new xenring.FallbackSocket({ fallback: {} }).connect(), { code: 'ERR_MISSING_ARGS' });
+    // No TCP port given: the constructor's, here a name, which TCP cannot use.
+    assert.throws(() => new xenring.FallbackSocket({ port: 'named' }).connect(), { code: 'ERR_SOCKET_BAD_PORT' });
     const s = new xenring.FallbackSocket({ port: 'named' });
     assert.throws(() => s.connect('named'), { code: 'ERR_SOCKET_BAD_PORT' });
     assert.equal(s.connecting, false);

@@ -58,6 +58,34 @@ describe('ring: the pool word view', () => {
     m.unmap();
   });
 
+  it("a client that announces and goes live between the server's read of its pool byte and of its live byte: no early open (a hostile-peer test saw one under load)", () => {
+    const { m, endpoint } = ring();
+    const ep = endpoint('server', true);
+    const word = ep.poolWord();
+    const clientByte = new Uint8Array(word.buffer, word.byteOffset, 4);
+    // The client's order: its pool byte (ANNOUNCES), then live. The server's
+    // look: word[0] first, then the live byte (peerStarted) — the client acts
+    // in between.
+    let live = false;
+    const lazy = new LazyOpen(word, 'server', () => {
+      clientByte[2] |= POOL_ANNOUNCES;
+      live = true;
+      return live;
+    });
+    const before = word[0];
+    assert.equal(lazy.peerOpened(before), false, 'a peer that announces opens on OPENED only');
+    clientByte[2] |= POOL_OPENED;
+    assert.equal(lazy.peerOpened(word[0]), true);
+    // Control: a peer that never announces and is live: opened at once.
+    clientByte[2] = 0;
+    const plain = new LazyOpen(word, 'server', () => true);
+    assert.equal(plain.peerOpened(word[0]), true);
+    lazy.close();
+    plain.close();
+    ep.close();
+    m.unmap();
+  });
+
   it('a closed LazyOpen reads undefined and writes nothing, though the buffer lives on for the next connection', () => {
     const { m, endpoint } = ring();
     const ep = endpoint('server', true);
