@@ -17,10 +17,11 @@
  *   pushed, so a reader that saw ring bytes past that descriptor (acquire on
  *   the ring index) also sees OPENED, then the descriptor.
  *
- * The byte is a hint, read once per look: a peer that never sets OPENED
- * only hides its own payloads (and the ring bytes after them wait for
- * them, as for any descriptor it withholds); one that sets it early only
- * makes us open early. Nothing here is an index.
+ * The byte is a hint, read once per look (twice when the peer seems not
+ * to announce: again after its live byte, see peerOpened()): a peer that
+ * never sets OPENED only hides its own payloads (and the ring bytes after
+ * them wait for them, as for any descriptor it withholds); one that sets it
+ * early only makes us open early. Nothing here is an index.
  * @internal
  */
 
