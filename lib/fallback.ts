@@ -7,6 +7,9 @@
  *   devices, peer domain not here: all fail fast), then TCP. The returned
  *   {@link FallbackSocket} is one stream over whichever was chosen;
  *   `socket.transport` says which ('local', 'xen' or 'tcp').
+ * - `new FallbackSocket({ port })` is the same, unconnected, for clients
+ *   that connect the stream themselves (pg's `stream`: `connect(port, host)`
+ *   gives the TCP target).
  * - `server.listen({ port, tcp: { host, port } })` accepts ring and TCP
  *   clients on one Server: TCP sockets reach the same 'connection' handler,
  *   count in getConnections(), and close() stops both listeners.
@@ -128,7 +131,8 @@ function isAbort(err: Error): boolean {
  * ('connect', 'ready', 'data', 'end', 'error', 'timeout', 'close(hadError)')
  * and error codes (those of whichever transport is in use; when both fail,
  * the TCP error, e.g. ECONNREFUSED). Options given to connect() (`timeout`,
- * `signal`, `noDelay`, `keepAlive`) apply to whichever is chosen.
+ * `signal`, `noDelay`, `keepAlive`) apply to whichever is chosen, net's
+ * TCP-only ones to TCP. Unconnected until connect(), as net.Socket.
  */
 export class FallbackSocket extends Duplex {
   /** 'local' or 'xen' when the ring was reached, 'tcp' when not; null while connecting. */
