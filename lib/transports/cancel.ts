@@ -15,8 +15,9 @@ export interface CancelSignal {
   throwIfAborted(): void;
   /** False while the socket is unref()'d: the connect's own handles must not hold the process (absent: true). */
   readonly refed?: boolean;
-  /** `listener` runs whenever `refed` changes (one listener: the connect in progress). */
+  /** `listener` runs whenever `refed` changes, until offRefChange(). */
   onRefChange?(listener: () => void): void;
+  offRefChange?(listener: () => void): void;
 }
 
 /** @internal A CancelSignal and its abort(), as AbortController is an AbortSignal's. */
@@ -25,17 +26,22 @@ export class Cancel implements CancelSignal {
   reason: unknown = undefined;
   refed = true;
   private listeners: Array<() => void> | null = null;
-  private refListener: (() => void) | null = null;
+  private refListeners: Array<() => void> | null = null;
 
   /** unref()/ref() of the socket while it connects, as net's handle: passed on to the transport's handles. */
   setRefed(refed: boolean): void {
     if (this.refed === refed) return;
     this.refed = refed;
-    this.refListener?.();
+    for (const listener of this.refListeners ?? []) listener();
   }
 
   onRefChange(listener: () => void): void {
-    this.refListener = listener;
+    (this.refListeners ??= []).push(listener);
+  }
+
+  offRefChange(listener: () => void): void {
+    const i = this.refListeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.refListeners!.splice(i, 1);
   }
 
   /** The side transports see (this object), as AbortController's signal. */

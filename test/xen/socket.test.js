@@ -178,6 +178,28 @@ describe("xen lab: Socket/Server over transport 'xen' within one domain", functi
     await withTimeout(closeServer(server), 20000, 'server.close');
   });
 
+  it("unref() while connecting: a listener that never answers does not hold the process, as net's connecting handle; ref'd, it does", async () => {
+    const { listenPath } = require(path.join(root, 'dist', 'transports', 'xen', 'transport.js'));
+    const xs = xenStore();
+    const port = `ghost-unref-${process.pid}`;
+    await xs.write(listenPath(self, port), '1'); // a listener node nobody serves: the connect waits for its whole timeout
+    try {
+      for (const unref of [true, false]) {
+        const code = `require(${JSON.stringify(path.join(root, 'dist', 'index.js'))})
+          .connect({ port: ${JSON.stringify(port)}, transport: 'xen', domid: ${self}, connectTimeout: 30000 })${unref ? '.unref()' : ''}.on('error', () => {});`;
+        const t0 = Date.now();
+        const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'inherit', 'inherit'] });
+        const [exitCode] = await Promise.race([new Promise((r) => child.once('exit', (c) => r([c]))), new Promise((r) => setTimeout(r, 12000, ['still running']))]);
+        if (exitCode === 'still running') child.kill();
+        // Before: the handshake's deadline timer held the process for the whole 30 s.
+        if (unref) assert.strictEqual(exitCode, 0, `unref'd: ${exitCode} after ${Date.now() - t0} ms`);
+        else assert.strictEqual(exitCode, 'still running', 'the control: a ref\'d connect holds the process');
+      }
+    } finally {
+      await xs.rm(listenPath(self, port));
+    }
+  });
+
   it('half-close: the client ends, the server keeps sending, the client gets every byte then end', async () => {
     const up = 256 * 1024;
     const down = 8 * MiB;

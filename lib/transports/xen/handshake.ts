@@ -424,13 +424,25 @@ async function waitForNodes(xs: XenStore, path: string, timeout: number, opts: V
   const { signal } = wait;
   const changed = new Wakeup();
   const watches: XsWatch[] = [];
+  // The wait holds the event loop (a connect in progress), unless the socket
+  // was unref()'d meanwhile: then, as net's connecting handle, it does not.
+  let held = false;
+  const follow = () => {
+    const want = opts.signal?.refed !== false;
+    if (want === held) return;
+    held = want;
+    if (want) xs.hold();
+    else xs.release();
+  };
+  follow();
+  opts.signal?.onRefChange?.(follow);
   try {
     if (timeout > 0) {
       // Each watch fires once when registered: the first check needs no other start.
       // event-channel only, not the whole directory: the server writes it last
       // (or in one transaction with ring-ref), and its other writes need no look.
       const paths = opts.request ? [`${path}/event-channel`, opts.request] : [`${path}/event-channel`];
-      const made = await Promise.allSettled(paths.map((p) => xs.watch(p, () => changed.set(), true, (err) => wait.abort(err))));
+      const made = await Promise.allSettled(paths.map((p) => xs.watch(p, () => changed.set(), false, (err) => wait.abort(err))));
       for (const m of made) if (m.status === 'fulfilled') watches.push(m.value);
       for (const m of made) if (m.status === 'rejected') throw m.reason;
     } else {
@@ -454,6 +466,8 @@ async function waitForNodes(xs: XenStore, path: string, timeout: number, opts: V
   } finally {
     wait.dispose();
     for (const w of watches) w.close();
+    opts.signal?.offRefChange?.(follow);
+    if (held) xs.release();
   }
 }
 

@@ -21,14 +21,25 @@ export function deadline(parent: CancelSignal | undefined, ms: number, onTimeout
   const onParent = () => ac.abort(parent!.reason);
   if (parent?.aborted) onParent();
   else parent?.addEventListener('abort', onParent, { once: true });
-  // Not unref'd: a handshake in progress keeps the process alive, as a pending connect does.
+  // Not unref'd: a handshake in progress keeps the process alive, as a
+  // pending connect does; unless the socket was unref()'d (then as net's
+  // connecting handle), which the parent's ref state says.
   const timer = ms > 0 ? setTimeout(() => ac.abort(onTimeout()), ms) : null;
+  const applyRef = () => {
+    if (parent?.refed === false) timer?.unref();
+    else timer?.ref();
+  };
+  if (timer) {
+    applyRef();
+    parent?.onRefChange?.(applyRef);
+  }
   return {
     signal: ac.signal,
     abort: (reason) => ac.abort(reason),
     dispose: () => {
       if (timer) clearTimeout(timer);
       parent?.removeEventListener('abort', onParent);
+      parent?.offRefChange?.(applyRef);
     },
   };
 }
