@@ -18,8 +18,8 @@ import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import { codedError, invalidArgType, outOfRange, systemError } from './errors';
 import type { Server } from './server';
-import { Socket, normalizeConnectArgs, type SocketConnectOptions } from './socket';
-import { validateTcpPort } from './validators';
+import { Socket, hostDomid, normalizeConnectArgs, type SocketConnectOptions } from './socket';
+import { validateMsecs, validateTcpPort } from './validators';
 
 /** Where to go when the ring is not reachable. */
 export interface FallbackTarget {
@@ -109,13 +109,13 @@ function connectArgs(args: unknown[]): { given: FallbackSocketOptions; host: str
   if (first !== null && typeof first === 'object') {
     const given = first as FallbackSocketOptions & { host?: unknown };
     if (given.host !== undefined && typeof given.host !== 'string') throw invalidArgType('options.host', 'of type string', given.host);
-    return { given, host: given.host, cb };
+    return { given, host: hostDomid(given.host) === undefined ? given.host : undefined, cb };
   }
   if (typeof first === 'number' || typeof first === 'string') {
-    const host = typeof args[1] === 'string' ? args[1] : undefined;
-    // As the ring socket's connect(port, host): a host of digits is a Xen domid.
-    const domid = host !== undefined && /^[0-9]+$/.test(host) ? Number(host) : typeof args[1] === 'number' ? args[1] : undefined;
-    return { given: domid === undefined ? { port: first } : { port: first, domid }, host, cb };
+    // As the ring socket's connect(port, host): a host of digits is a Xen domid (and no TCP host).
+    const domid = hostDomid(args[1]);
+    if (domid !== undefined) return { given: { port: first, domid }, host: undefined, cb };
+    return { given: { port: first }, host: typeof args[1] === 'string' ? args[1] : undefined, cb };
   }
   if (first !== undefined && typeof first !== 'function') throw invalidArgType('options', 'of type object', first);
   return { given: {}, host: undefined, cb };
@@ -190,21 +190,26 @@ export class FallbackSocket extends Duplex {
     if (o.keepAliveInitialDelay !== undefined && typeof o.keepAliveInitialDelay !== 'number') {
       throw invalidArgType('options.keepAliveInitialDelay', 'of type number', o.keepAliveInitialDelay);
     }
-    const fallback = { ...validateFallback(this.preset.fallback), ...validateFallback(given.fallback) };
+    // The constructor's fallback was checked there.
+    const fallback = { ...this.preset.fallback, ...validateFallback(given.fallback) };
     // TCP: where fallback says, else the port (and host) connect() was given, else the constructor's.
     const tcpPort = validateTcpPort(fallback.port !== undefined ? fallback.port : (given.port ?? this.preset.port), 'options.fallback.port', true);
-    const tcpHost = fallback.host ?? (host !== undefined && !/^[0-9]+$/.test(host) ? host : (this.preset.host ?? 'localhost'));
+    const tcpHost = fallback.host ?? host ?? this.preset.host ?? 'localhost';
+    // The ring gets the rest, less what only TCP takes. The idle timeout is
+    // this socket's (setTimeout() may have changed it since the options):
+    // armed on each attempt below.
+    const { fallback: _f, host: _h, timeout: _t, ...forRing } = o as FallbackSocketOptions & Record<string, unknown>;
+    void _f, _h, _t;
     const tcpOnly: Record<string, unknown> = {};
-    for (const k of TCP_ONLY) if (o[k] !== undefined) tcpOnly[k] = o[k];
+    for (const k of TCP_ONLY) {
+      if (forRing[k] !== undefined) tcpOnly[k] = forRing[k];
+      delete forRing[k];
+    }
     // The transports below are half-open: this stream decides when its side
     // ends (allowHalfOpen false: once the user has read the peer's end), so
-    // writes queued here still go out after the peer's end, as net's do. The
-    // idle timeout is this socket's (setTimeout() may have changed it since
-    // the options): armed on each attempt below.
-    const { fallback: _f, host: _h, ...rest } = { ...o, host: undefined, timeout: undefined, port: this.preset.port ?? given.port, allowHalfOpen: true };
-    void _f, _h;
-    for (const k of TCP_ONLY) delete (rest as Record<string, unknown>)[k];
-    const [ringOptions] = normalizeConnectArgs([rest]); // checks the ring port before anything starts
+    // writes queued here still go out after the peer's end, as net's do.
+    // normalizeConnectArgs checks the ring port before anything starts.
+    const [ringOptions] = normalizeConnectArgs([{ ...forRing, port: this.preset.port ?? given.port, allowHalfOpen: true }]);
     if (this.connecting) {
       // As net (the OS's EALREADY on a connecting handle): destroyed with it.
       this.destroy(systemError('EALREADY', 'connect'));
@@ -383,8 +388,7 @@ export class FallbackSocket extends Duplex {
 
   /** As socket.setTimeout(): 'timeout' after `ms` idle, does not close; 0 turns it off (and removes `callback`). */
   setTimeout(ms: number, callback?: () => void): this {
-    if (typeof ms !== 'number') throw invalidArgType('msecs', 'of type number', ms);
-    if (!Number.isFinite(ms) || ms < 0) throw outOfRange('msecs', 'a non-negative finite number', ms);
+    validateMsecs(ms, 'msecs');
     this.timeoutMs = ms;
     if (callback) {
       if (ms === 0) this.removeListener('timeout', callback);

@@ -14,7 +14,7 @@ import type { Server } from './server';
 import { Cancel, type CancelSignal } from './transports/cancel';
 import { resolveTransport } from './transports/registry';
 import type { RingLink } from './transports/transport';
-import { validatePort } from './validators';
+import { validateMsecs, validatePort } from './validators';
 import { UserBuffer, type OnReadOptions } from './user_buffer';
 
 /** Options of `new Socket()`. */
@@ -839,11 +839,6 @@ function writeAfterFIN(this: Socket, chunk: unknown, encoding?: unknown, cb?: un
   return false;
 }
 
-function validateMsecs(msecs: unknown, name: string): asserts msecs is number {
-  if (typeof msecs !== 'number') throw invalidArgType(name, 'of type number', msecs);
-  if (!Number.isFinite(msecs) || msecs < 0) throw outOfRange(name, 'a non-negative finite number', msecs);
-}
-
 /** @internal Checks the options every Socket takes (a Server checks them up front). */
 export function validateSocketOptions(options: SocketOptions): void {
   validateSpin(options.spinMicros);
@@ -867,8 +862,8 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, ((
     options = { ...(first as SocketConnectOptions) };
   } else if (typeof first === 'number' || typeof first === 'string') {
     options = { port: first };
-    const host = args[1];
-    if (typeof host === 'number' || (typeof host === 'string' && /^[0-9]+$/.test(host))) options.domid = Number(host);
+    const domid = hostDomid(args[1]);
+    if (domid !== undefined) options.domid = domid;
   } else {
     options = {} as SocketConnectOptions;
   }
@@ -879,6 +874,11 @@ export function normalizeConnectArgs(args: unknown[]): [SocketConnectOptions, ((
   // Numbers as net ('Port should be >= 0 and < 65536'); names checked the same way.
   validatePort(options.port, 'Port');
   return [options, cb];
+}
+
+/** @internal connect(port, host)'s `host` as a Xen domid (a number, or a string of digits), else undefined (locally a host name means nothing). */
+export function hostDomid(host: unknown): number | undefined {
+  return typeof host === 'number' || (typeof host === 'string' && /^[0-9]+$/.test(host)) ? Number(host) : undefined;
 }
 
 /** connect()'s arguments with the port replaced by `port` (the constructor's `port` option). */

@@ -74,3 +74,9 @@ function missingArgs(name: string): never {
   err.code = 'ERR_MISSING_ARGS';
   throw err;
 }
+
+/** A timeout in ms, as net checks one: a finite number >= 0 (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE). */
+export function validateMsecs(msecs: unknown, name: string): asserts msecs is number {
+  if (typeof msecs !== 'number') throw invalidArgType(name, 'of type number', msecs);
+  if (!Number.isFinite(msecs) || msecs < 0) throw outOfRange(name, 'a non-negative finite number', msecs);
+}
